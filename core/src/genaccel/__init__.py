@@ -1,0 +1,39 @@
+"""genaccel: characterize and accelerate inference of generative models.
+
+The public API that plugins use; everything else is internal.
+"""
+
+from .errors import GenaccelError
+from .hf import HFCausalLM
+from .hookspecs import hookimpl
+from .registry import STAGES, DecoderSpec, OptimizationSpec, Registry, Stack, WorkloadSpec
+from .workload import (
+    BuildOptions,
+    CausalLMWorkload,
+    LengthDistribution,
+    TextSample,
+    check_checkpoint_dir,
+    code_corpus,
+    init_random_weights,
+    train_bpe_tokenizer,
+)
+
+__all__ = [
+    "STAGES",
+    "BuildOptions",
+    "CausalLMWorkload",
+    "DecoderSpec",
+    "GenaccelError",
+    "HFCausalLM",
+    "LengthDistribution",
+    "OptimizationSpec",
+    "Registry",
+    "Stack",
+    "TextSample",
+    "WorkloadSpec",
+    "check_checkpoint_dir",
+    "code_corpus",
+    "hookimpl",
+    "init_random_weights",
+    "train_bpe_tokenizer",
+]

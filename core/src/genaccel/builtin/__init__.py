@@ -1,0 +1,1 @@
+"""Decoders and optimizations that are not model-specific; registered like any plugin."""

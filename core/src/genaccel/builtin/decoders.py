@@ -1,0 +1,121 @@
+"""Built-in decoders: greedy, top-p, and transformers' own generate as a reference."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from ..decoding import BatchResult, generate, greedy_pick, pad_left, top_p_pick
+from ..hookspecs import hookimpl
+from ..registry import DecoderSpec
+
+
+class Greedy:
+    def __init__(self, **options):
+        self.options = options
+
+    def picker(self, ctx):
+        return greedy_pick
+
+    def run(self, ctx, batch) -> BatchResult:
+        inst = ctx.instance
+        return generate(
+            inst.model,
+            batch,
+            self.picker(ctx),
+            device=ctx.device,
+            pad_id=inst.pad_token_id,
+            max_seq_len=ctx.max_seq_len,
+            eos_id=None if inst.random_weights else inst.eos_token_id,
+        )
+
+
+class TopP(Greedy):
+    def __init__(self, temperature: float = 0.6, top_p: float = 0.9, **options):
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if not 0 < top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        super().__init__(**options)
+        self.temperature, self.top_p = temperature, top_p
+        self._generator = None
+
+    def picker(self, ctx):
+        if self._generator is None:
+            self._generator = torch.Generator(device=ctx.device).manual_seed(ctx.seed)
+        return top_p_pick(self.temperature, self.top_p, self._generator)
+
+
+class HFGenerate:
+    """transformers' ``generate`` (greedy, its default attention and dynamic cache): the
+    reference that genaccel's own loop is measured against, on the same weights."""
+
+    def __init__(self, **options):
+        self.options = options
+
+    @torch.no_grad()
+    def run(self, ctx, batch) -> BatchResult:
+        from transformers import GenerationConfig
+
+        inst = ctx.instance
+        hf = inst.model.hf
+        ids, valid = pad_left(batch, inst.pad_token_id, ctx.device)
+        steps = max(s.max_new_tokens for s in batch)
+        eos = None if inst.random_weights else inst.eos_token_id
+        config = GenerationConfig(
+            max_new_tokens=steps, do_sample=False, eos_token_id=eos, pad_token_id=inst.pad_token_id
+        )
+        if ctx.device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        out = hf.generate(input_ids=ids, attention_mask=valid.long(), generation_config=config)
+        if ctx.device == "cuda":
+            torch.cuda.synchronize()
+        latency = time.perf_counter() - t0
+        length = ids.shape[1]
+        outputs, records = [], []
+        for row, sample in enumerate(batch):
+            toks = out[row, length:].tolist()[: sample.max_new_tokens]
+            if eos is not None and eos in toks:
+                toks = toks[: toks.index(eos) + 1]
+            outputs.append(toks)
+            records.append(
+                {
+                    "id": sample.id,
+                    "input_tokens": len(sample.input_ids),
+                    "output_tokens": len(toks),
+                    "latency_s": latency,
+                    "ttft_s": None,
+                    "tpot_s": None,
+                }
+            )
+        ran = out.shape[1] - length
+        return BatchResult(
+            records=records,
+            outputs=outputs,
+            latency_s=latency,
+            decode_steps=max(ran - 1, 0),
+            kv_tokens_read=len(batch) * sum(length + i for i in range(1, ran)),
+        )
+
+
+@hookimpl
+def genaccel_register_decoders(register):
+    register(DecoderSpec(name="greedy", description="argmax at every step", factory=Greedy, requires="autoregressive"))
+    register(
+        DecoderSpec(
+            name="top-p",
+            description="temperature + nucleus sampling on the device, seeded",
+            factory=TopP,
+            requires="autoregressive",
+        )
+    )
+    register(
+        DecoderSpec(
+            name="hf-generate",
+            description="transformers' generate (greedy), the reference implementation",
+            factory=HFGenerate,
+            requires="hf-generate",
+        )
+    )

@@ -1,0 +1,265 @@
+"""The ``genaccel`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+from .errors import GenaccelError
+from .registry import STAGES
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def _add_run_options(p: argparse.ArgumentParser, *, steps: bool = False) -> None:
+    p.add_argument("workload", help="family/task, e.g. llama/t-t (see `genaccel list`)")
+    model = p.add_mutually_exclusive_group()
+    model.add_argument("--preset", help="random-weight model size (default: the workload's)")
+    model.add_argument("--checkpoint", help="local Hugging Face checkpoint directory")
+    p.add_argument("--data", help="directory of the user's own inputs")
+    p.add_argument("--decoder", help="decoding strategy (default: the workload's)")
+    if steps:
+        p.add_argument("--steps", type=_csv, required=True, help="optimizations added one at a time: A,B,C")
+        p.add_argument("--no-reference", action="store_true", help="skip transformers' generate as a reference")
+    else:
+        p.add_argument("--opt", type=_csv, default=(), help="optimization stack, any order: A,B,...")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--samples", type=int, default=4, help="samples to time (rounded up to whole batches)")
+    p.add_argument("--max-new-tokens", type=int, help="new tokens per sample (default: the paper's distribution)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--warmup", type=int, default=None, help="warm-up generations (default 1, 2 with compile)")
+    p.add_argument("--cache-len", type=int, help="KV cache positions (default: fit the samples)")
+    p.add_argument("--temperature", type=float, default=0.6)
+    p.add_argument("--top-p", type=float, default=0.9)
+    p.add_argument("--out", type=Path, help="output directory")
+
+
+def _config(args, optimizations=(), decoder=None):
+    from .runner import RunConfig
+
+    warmup = args.warmup
+    if warmup is None:
+        warmup = 2 if {"compile", "cuda-graph"} & set(optimizations) else 1
+    try:
+        return RunConfig(
+            workload=args.workload, preset=args.preset, checkpoint=args.checkpoint, data=args.data,
+            decoder=decoder or args.decoder, optimizations=optimizations, batch_size=args.batch_size,
+            samples=args.samples, max_new_tokens=args.max_new_tokens, device=args.device, dtype=args.dtype,
+            seed=args.seed, warmup=warmup, cache_len=args.cache_len, temperature=args.temperature, top_p=args.top_p,
+        )
+    except (ValueError, TypeError) as e:
+        raise GenaccelError(f"bad option: {e}") from None
+
+
+def _out_dir(args, kind: str) -> Path:
+    if args.out:
+        return Path(args.out)
+    return Path("runs") / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _environment(device: str) -> dict:
+    from .measure import environment, measure_bandwidth
+
+    return environment(device, measure_bandwidth(device))
+
+
+def _print_cases(cases):
+    from .report import CASE_HEADER, case_row, table
+
+    print(table(CASE_HEADER, [case_row(c) for c in cases]))
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+def cmd_list(args, registry) -> int:
+    data = {
+        "workloads": [
+            {"name": w.name, "plugin": w.plugin, "presets": list(w.presets), "default_preset": w.default_preset,
+             "default_decoder": w.default_decoder, "capabilities": sorted(w.capabilities), "description": w.description}
+            for w in registry.workloads.values()
+        ],
+        "decoders": [
+            {"name": d.name, "plugin": d.plugin, "requires": sorted(d.requires), "description": d.description}
+            for d in registry.decoders.values()
+        ],
+        "optimizations": [
+            {"name": o.name, "plugin": o.plugin, "stage": o.stage, "devices": sorted(o.devices), "lossless": o.lossless,
+             "requires": sorted(o.requires), "needs": sorted(o.needs), "description": o.description}
+            for o in registry.optimizations.values()
+        ],
+    }
+    if args.json:
+        print(json.dumps(data, indent=1))
+        return 0
+    from .report import table
+
+    print("Workloads")
+    print(table(["name", "presets", "default decoder", "capabilities", "plugin"], [
+        [w["name"], ", ".join(w["presets"]), w["default_decoder"], ", ".join(w["capabilities"]), w["plugin"]]
+        for w in data["workloads"]]) if data["workloads"] else "  (none: install a model plugin, e.g. genaccel-llama)")
+    print("\nDecoders")
+    print(table(["name", "needs", "plugin", "description"],
+                [[d["name"], ", ".join(d["requires"]), d["plugin"], d["description"]] for d in data["decoders"]]))
+    print(f"\nOptimizations (applied in stage order: {' → '.join(STAGES)})")
+    print(table(["name", "stage", "devices", "lossless", "needs", "plugin"], [
+        [o["name"], o["stage"], ", ".join(o["devices"]), "yes" if o["lossless"] else "no (lossy)",
+         ", ".join(o["requires"] + o["needs"]), o["plugin"]] for o in data["optimizations"]]))
+    return 0
+
+
+def cmd_run(args, registry) -> int:
+    from .report import SCHEMA_VERSION, render, write_json
+    from .runner import run_case
+
+    config = _config(args, args.opt)
+    out = _out_dir(args, "run")
+    env = _environment(config.device)
+    case = run_case(registry, config)
+    doc = {"schema_version": SCHEMA_VERSION, "kind": "run", "environment": env, **case}
+    write_json(out / "report.json", doc)
+    render(doc, out)
+    _print_cases([case])
+    for s in case["skipped_optimizations"]:
+        print(f"skipped {s['name']}: {s['reason']}")
+    print(f"\nreport: {out / 'report.json'}, {out / 'report.md'}")
+    return 0
+
+
+def _run_cases(registry, configs, report, *, strict: bool):
+    from .runner import run_case_safe
+
+    for i, config in enumerate(configs, start=1):
+        print(f"[{i}/{len(configs)}] {config.workload} {config.preset or config.checkpoint or ''} "
+              f"bs{config.batch_size} {config.label}", file=sys.stderr, flush=True)
+        case = run_case_safe(registry, config, strict=strict)
+        report.add(case)
+
+
+def cmd_ablate(args, registry) -> int:
+    from .report import Report, render, speedup_rows, table
+
+    spec = registry.workload(args.workload)
+    configs = []
+    if not args.no_reference and "hf-generate" in spec.capabilities and not args.decoder:
+        configs.append(_config(args, (), decoder="hf-generate"))
+    for i in range(len(args.steps) + 1):
+        configs.append(_config(args, args.steps[:i]))
+    for c in configs:  # fail fast on names and impossible stacks, before hours of measuring
+        registry.resolve_stack(spec, c.optimizations, c.device)
+        registry.check_decoder(spec, c.decoder or spec.default_decoder)
+    out = _out_dir(args, "ablate")
+    report = Report(out, "ablate", _environment(args.device), {"steps": list(args.steps), **configs[-1].to_dict()})
+    _run_cases(registry, configs, report, strict=True)
+    render(report.doc, out)
+    _print_cases(report.doc["cases"])
+    print()
+    print(table(["stack", "tok/s", "× baseline", "× previous step"], speedup_rows(report.doc["cases"])))
+    print(f"\nreport: {out / 'report.json'}, {out / 'report.md'}")
+    return 0
+
+
+def cmd_bench(args, registry) -> int:
+    from .config import BenchConfig
+    from .report import Report, render
+
+    bench = BenchConfig.from_toml(args.config)
+    families = {w.split("/")[0] for w in registry.workloads}
+    configs, skipped = [], []
+    for case in bench.cases:
+        if case.workload.split("/")[0] not in families:
+            skipped.append(case)
+            continue
+        registry.workload(case.workload)  # a misspelt task of an installed family is an error
+        configs += case.configs()
+    out = Path(args.out) if args.out else Path("reports") / time.strftime("%Y%m%d-%H%M%S")
+    device = configs[0].device if configs else "cpu"
+    report = Report(out, "bench", _environment(device), {"path": str(bench.path)})
+    for case in skipped:
+        report.add({"label": "-", "status": "skipped", "workload": case.workload, "batch_size": 0, "device": "-",
+                    "dtype": "-", "error": f"no installed plugin provides {case.workload.split('/')[0]}/*", "samples": []})
+        print(f"skipped {case.workload}: its plugin is not installed", file=sys.stderr)
+    _run_cases(registry, configs, report, strict=False)
+    md = render(report.doc, out)
+    _print_cases([c for c in report.doc["cases"] if c["status"] != "skipped"])
+    print(f"\nreport: {out / 'report.json'}, {md}")
+    return 0
+
+
+def cmd_compare(args, registry) -> int:
+    from .report import compare, load
+
+    print(compare(load(args.a), load(args.b)))
+    return 0
+
+
+def cmd_generate(args, registry) -> int:
+    from .runner import _fit_cache, prepare
+    from .workload import TextSample
+
+    config = _config(args, args.opt)
+    ctx = prepare(registry, config)
+    inst = ctx.instance
+    if not args.prompt.strip():
+        raise GenaccelError("--prompt is empty; give the text to continue")
+    sample = TextSample(id="prompt", input_ids=inst.encode(args.prompt), max_new_tokens=args.max_new_tokens or 64)
+    ctx.max_seq_len = _fit_cache(config, [sample])
+    result = ctx.decoder.run(ctx, [sample])
+    print(args.prompt + inst.decode(result.outputs[0]))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="genaccel", description="Characterize and accelerate generative inference.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("list", help="installed workloads, decoders and optimizations")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_list)
+    p = sub.add_parser("run", help="measure one workload with one optimization stack")
+    _add_run_options(p)
+    p.set_defaults(fn=cmd_run)
+    p = sub.add_parser("ablate", help="baseline, then each cumulative stack, with speedups")
+    _add_run_options(p, steps=True)
+    p.set_defaults(fn=cmd_ablate)
+    p = sub.add_parser("bench", help="the matrix of a bench TOML over every installed plugin")
+    p.add_argument("config", nargs="?", default="bench.toml")
+    p.add_argument("--out", type=Path)
+    p.set_defaults(fn=cmd_bench)
+    p = sub.add_parser("compare", help="per-case deltas between two report.json files")
+    p.add_argument("a", type=Path)
+    p.add_argument("b", type=Path)
+    p.set_defaults(fn=cmd_compare)
+    p = sub.add_parser("generate", help="generate text from a prompt")
+    _add_run_options(p)
+    p.add_argument("--prompt", required=True)
+    p.set_defaults(fn=cmd_generate)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        from .plugins import default_registry
+
+        return args.fn(args, default_registry())
+    except GenaccelError as e:
+        print(f"genaccel: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("genaccel: interrupted; finished cases are in the report", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["main", "build_parser"]

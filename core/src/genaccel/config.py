@@ -1,0 +1,133 @@
+"""The bench configuration: a TOML file of defaults and cases, validated with line numbers."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import sys
+from pathlib import Path
+
+import attrs
+
+from .errors import GenaccelError
+from .runner import RunConfig
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+RUN_KEYS = {f.name for f in attrs.fields(RunConfig)} - {"workload", "optimizations", "batch_size"}
+CASE_KEYS = RUN_KEYS | {"workload", "stacks", "batch_sizes", "reference"}
+TOP_KEYS = {"defaults", "cases"}
+
+
+@attrs.frozen(kw_only=True)
+class BenchCase:
+    workload: str
+    stacks: tuple[tuple[str, ...], ...]
+    batch_sizes: tuple[int, ...]
+    reference: bool
+    options: dict = attrs.field(factory=dict, hash=False)
+
+    def configs(self) -> list[RunConfig]:
+        """Reference first (when asked), then every stack at every batch size."""
+        out = []
+        for bs in self.batch_sizes:
+            if self.reference:
+                out.append(RunConfig(workload=self.workload, batch_size=bs, decoder="hf-generate", **self.options))
+            out += [RunConfig(workload=self.workload, batch_size=bs, optimizations=s, **self.options) for s in self.stacks]
+        return out
+
+
+@attrs.frozen(kw_only=True)
+class BenchConfig:
+    path: Path
+    cases: tuple[BenchCase, ...]
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> BenchConfig:
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise GenaccelError(f"bench config {str(path)!r} does not exist") from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise GenaccelError(f"{path}: malformed TOML: {e}") from None
+        return cls.from_dict(data, path=path, text=text)
+
+    @classmethod
+    def from_dict(cls, data: dict, *, path: Path, text: str = "") -> BenchConfig:
+        finder = _LineFinder(path, text)
+        for key in data:
+            if key not in TOP_KEYS:
+                raise finder.error(key, None, f"unknown table {key!r}", TOP_KEYS)
+        defaults = data.get("defaults", {})
+        if not isinstance(defaults, dict):
+            raise finder.error("defaults", None, "[defaults] must be a table")
+        for key in defaults:
+            if key not in RUN_KEYS:
+                raise finder.error(key, "defaults", f"unknown key {key!r} in [defaults]", RUN_KEYS)
+        raw_cases = data.get("cases")
+        if not isinstance(raw_cases, list) or not raw_cases:
+            raise GenaccelError(f"{path}: no [[cases]]; add at least one with workload = \"family/task\"")
+        cases = []
+        for n, raw in enumerate(raw_cases):
+            for key in raw:
+                if key not in CASE_KEYS:
+                    raise finder.error(key, n, f"unknown key {key!r} in [[cases]] #{n + 1}", CASE_KEYS)
+            if "workload" not in raw:
+                raise finder.error("workload", n, f"[[cases]] #{n + 1} has no workload = \"family/task\"")
+            options = {**defaults, **{k: v for k, v in raw.items() if k in RUN_KEYS}}
+            stacks = raw.get("stacks", [[]])
+            if not (isinstance(stacks, list) and all(isinstance(s, list) and all(isinstance(x, str) for x in s) for s in stacks)):
+                raise finder.error("stacks", n, "stacks must be a list of lists of optimization names, e.g. [[], [\"sdpa\"]]")
+            sizes = raw.get("batch_sizes", [1])
+            if not (isinstance(sizes, list) and sizes and all(isinstance(b, int) and b >= 1 for b in sizes)):
+                raise finder.error("batch_sizes", n, "batch_sizes must be a non-empty list of positive integers")
+            case = BenchCase(
+                workload=raw["workload"],
+                stacks=tuple(tuple(s) for s in stacks),
+                batch_sizes=tuple(sizes),
+                reference=bool(raw.get("reference", False)),
+                options=options,
+            )
+            try:
+                case.configs()
+            except (TypeError, ValueError) as e:
+                bad = next((k for k in options if k in str(e)), "workload")
+                raise finder.error(bad, n, f"bad value in [[cases]] #{n + 1}: {e}") from None
+            cases.append(case)
+        return cls(path=path, cases=tuple(cases))
+
+
+class _LineFinder:
+    """Finds the line where a key is set, to point errors at it."""
+
+    def __init__(self, path: Path, text: str):
+        self.path, self.lines = path, text.splitlines()
+
+    def line_of(self, key: str, section) -> int | None:
+        start = 0
+        if section == "defaults":
+            start = next((i for i, l in enumerate(self.lines) if re.match(r"\s*\[defaults\]", l)), 0)
+        elif isinstance(section, int):
+            headers = [i for i, l in enumerate(self.lines) if re.match(r"\s*\[\[cases\]\]", l)]
+            if section < len(headers):
+                start = headers[section]
+        pattern = re.compile(rf"^\s*(\[+\s*)?\"?{re.escape(key)}\"?\s*[=\].]")
+        for i in range(start, len(self.lines)):
+            if pattern.match(self.lines[i]):
+                return i + 1
+        return None
+
+    def error(self, key: str, section, message: str, known=None) -> GenaccelError:
+        line = self.line_of(key, section)
+        where = f"{self.path}:{line}" if line else str(self.path)
+        hint = ""
+        if known:
+            near = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.5)
+            hint = f"; did you mean {near[0]!r}?" if near else f" (known: {', '.join(sorted(known))})"
+        return GenaccelError(f"{where}: {message}{hint}")

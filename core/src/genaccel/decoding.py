@@ -1,0 +1,135 @@
+"""The autoregressive decode loop shared by every model that speaks the step protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import attrs
+import torch
+
+from .errors import GenaccelError
+from .measure import StepClock
+
+
+@attrs.define(kw_only=True)
+class BatchResult:
+    """What a decoder returns for one batch."""
+
+    records: list[dict]  # one per sample, JSON-ready
+    outputs: list[list[int]]  # generated token ids per sample
+    latency_s: float
+    prefill_s: float = 0.0
+    decode_s: float = 0.0
+    decode_steps: int = 0
+    kv_tokens_read: int = 0  # sum over decode steps of cached positions attended (all rows)
+    phases: dict[str, float] = attrs.field(factory=dict)
+    extra: dict = attrs.field(factory=dict)
+
+
+def pad_left(batch: Sequence, pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad the samples' prompts: (input_ids, valid) of shape (B, L_max)."""
+    length = max(len(s.input_ids) for s in batch)
+    ids = torch.full((len(batch), length), pad_id, dtype=torch.long)
+    valid = torch.zeros((len(batch), length), dtype=torch.bool)
+    for row, sample in enumerate(batch):
+        n = len(sample.input_ids)
+        ids[row, length - n :] = torch.tensor(sample.input_ids, dtype=torch.long)
+        valid[row, length - n :] = True
+    return ids.to(device), valid.to(device)
+
+
+def greedy_pick(logits: torch.Tensor) -> torch.Tensor:
+    return logits.argmax(dim=-1)
+
+
+def top_p_pick(temperature: float, top_p: float, generator: torch.Generator) -> Callable:
+    """Temperature + nucleus sampling, entirely on the device (no host sync per token)."""
+
+    def pick(logits: torch.Tensor) -> torch.Tensor:
+        probs = torch.softmax(logits.float() / temperature, dim=-1)
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        outside = sorted_probs.cumsum(-1) - sorted_probs > top_p
+        sorted_probs = sorted_probs.masked_fill(outside, 0.0)
+        # Exponential race: argmax(p / E) with E ~ Exp(1) draws from p, without a sync.
+        race = torch.empty_like(sorted_probs).exponential_(1.0, generator=generator)
+        choice = (sorted_probs / race).argmax(dim=-1, keepdim=True)
+        return order.gather(-1, choice).squeeze(-1)
+
+    return pick
+
+
+def generate(
+    model,
+    batch: Sequence,
+    pick: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    device: str,
+    pad_id: int,
+    max_seq_len: int,
+    eos_id: int | None = None,
+    eos_check_every: int = 8,
+) -> BatchResult:
+    """Prefill the batch, then decode one token per step until every sample has its tokens.
+
+    With ``eos_id`` a sample ends at its first EOS (checked every ``eos_check_every`` steps, the
+    only host syncs of the loop); without it, sample ``i`` gets ``batch[i].max_new_tokens``.
+    """
+    ids, valid = pad_left(batch, pad_id, device)
+    bsz, length = ids.shape
+    steps = max(s.max_new_tokens for s in batch)
+    if length + steps > max_seq_len:
+        raise GenaccelError(
+            f"a prompt of {length} tokens plus {steps} new tokens does not fit the KV cache of "
+            f"{max_seq_len} positions; raise --cache-len or lower --max-new-tokens"
+        )
+    model.setup(bsz, max_seq_len)
+    out = torch.zeros((bsz, steps), dtype=torch.long, device=device)
+    done = torch.zeros(bsz, dtype=torch.bool, device=device)
+    pos = torch.tensor(length, dtype=torch.long, device=device)
+    clock = StepClock(device)
+    clock.start()
+    token = pick(model.prefill(ids, valid))
+    out[:, 0] = token
+    clock.mark()
+    ran = 1
+    for step in range(1, steps):
+        if eos_id is not None:
+            done |= token == eos_id
+            if step % eos_check_every == 0 and bool(done.all()):
+                break
+        token = pick(model.decode(token, pos))
+        out[:, step] = token
+        pos += 1
+        ran += 1
+        clock.mark()
+    times = clock.seconds()
+    outputs = out[:, :ran].tolist()
+    records = []
+    for row, sample in enumerate(batch):
+        toks = outputs[row][: sample.max_new_tokens]
+        if eos_id is not None and eos_id in toks:
+            toks = toks[: toks.index(eos_id) + 1]
+        outputs[row] = toks
+        n = len(toks)
+        latency = times[n - 1]
+        records.append(
+            {
+                "id": sample.id,
+                "input_tokens": len(sample.input_ids),
+                "output_tokens": n,
+                "latency_s": latency,
+                "ttft_s": times[0],
+                "tpot_s": (latency - times[0]) / (n - 1) if n > 1 else None,
+            }
+        )
+    decode_steps = ran - 1
+    return BatchResult(
+        records=records,
+        outputs=outputs,
+        latency_s=times[-1],
+        prefill_s=times[0],
+        decode_s=times[-1] - times[0],
+        decode_steps=decode_steps,
+        kv_tokens_read=bsz * sum(length + i for i in range(1, decode_steps + 1)),
+        phases={"prefill": times[0], "decode": times[-1] - times[0]},
+    )

@@ -1,0 +1,19 @@
+"""User-facing errors: one line that says what was wrong and what would be right."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class GenaccelError(Exception):
+    """An error caused by the user's input; the CLI prints it as one line and exits non-zero."""
+
+
+def unknown_name(kind: str, name: str, known: Iterable[str]) -> GenaccelError:
+    """Build the error for an unknown name, listing what exists and the nearest match."""
+    known = sorted(known)
+    near = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+    hint = f"; did you mean {near[0]!r}?" if near else ""
+    listing = ", ".join(known) if known else "none installed"
+    return GenaccelError(f"unknown {kind} {name!r}{hint} (known: {listing})")

@@ -1,0 +1,27 @@
+"""The hook specifications of genaccel: the only place hooks are declared.
+
+A plugin implements any of them with ``@genaccel.hookimpl`` and calls ``register`` once per
+thing it provides.  Plugins are found through the ``genaccel`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("genaccel")
+hookimpl = pluggy.HookimplMarker("genaccel")
+
+
+@hookspec
+def genaccel_register_workloads(register):
+    """Register workloads: call ``register(WorkloadSpec(...))`` for each."""
+
+
+@hookspec
+def genaccel_register_decoders(register):
+    """Register decoding strategies: call ``register(DecoderSpec(...))`` for each."""
+
+
+@hookspec
+def genaccel_register_optimizations(register):
+    """Register optimizations: call ``register(OptimizationSpec(...))`` for each."""

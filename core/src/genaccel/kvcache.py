@@ -1,0 +1,68 @@
+"""KV caches that Hugging Face attention modules write through ``update(k, v, layer_idx)``.
+
+``DynamicKVCache`` is the paper's baseline: it grows by concatenation, so every step makes new
+tensors.  ``StaticKVCache`` is allocated once, (B, H_kv, S_max, D) per layer, and written in
+place at device-side positions, so addresses and shapes never change (what compile and CUDA
+graphs need).  Both reorder for beam search: the dynamic one with ``index_select`` (new
+tensors), the static one in place (``copy_`` of ``index_select``, same addresses).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class DynamicKVCache:
+    kind = "dynamic"
+
+    def __init__(self, num_layers: int):
+        self.keys: list[torch.Tensor | None] = [None] * num_layers
+        self.values: list[torch.Tensor | None] = [None] * num_layers
+
+    def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
+        if self.keys[layer_idx] is None:
+            self.keys[layer_idx], self.values[layer_idx] = key, value
+        else:
+            self.keys[layer_idx] = torch.cat([self.keys[layer_idx], key], dim=2)
+            self.values[layer_idx] = torch.cat([self.values[layer_idx], value], dim=2)
+        return self.keys[layer_idx], self.values[layer_idx]
+
+    def reorder(self, index: torch.Tensor) -> None:
+        for i, (k, v) in enumerate(zip(self.keys, self.values)):
+            if k is not None:
+                self.keys[i], self.values[i] = k.index_select(0, index), v.index_select(0, index)
+
+    def crop(self, length: int) -> None:
+        for i, (k, v) in enumerate(zip(self.keys, self.values)):
+            if k is not None:
+                self.keys[i], self.values[i] = k[:, :, :length], v[:, :, :length]
+
+
+class StaticKVCache:
+    kind = "static"
+
+    def __init__(self, num_layers, batch_size, num_kv_heads, max_seq_len, head_dim, *, dtype, device):
+        shape = (batch_size, num_kv_heads, max_seq_len, head_dim)
+        self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(num_layers)]
+        self.values = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(num_layers)]
+        self.batch_size, self.max_seq_len = batch_size, max_seq_len
+        # Positions written by the next forward; set by the model before each call.
+        self.write_pos = torch.zeros(1, dtype=torch.long, device=device)
+
+    def mark_static(self) -> None:
+        """Tell torch.compile that the buffers keep their addresses (for CUDA graphs)."""
+        for t in (*self.keys, *self.values):
+            torch._dynamo.mark_static_address(t)
+
+    def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
+        k_buf, v_buf = self.keys[layer_idx], self.values[layer_idx]
+        k_buf.index_copy_(2, self.write_pos, key)
+        v_buf.index_copy_(2, self.write_pos, value)
+        return k_buf, v_buf
+
+    def reorder(self, index: torch.Tensor) -> None:
+        for buf in (*self.keys, *self.values):
+            buf.copy_(buf.index_select(0, index))
+
+    def crop(self, length: int) -> None:
+        """Nothing to free: positions past ``length`` are masked and later overwritten."""

@@ -1,0 +1,184 @@
+"""Timing, memory and machine measurements."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+
+def cache_dir() -> Path:
+    """Where genaccel keeps what it builds (tokenizers, machine figures): $GENACCEL_CACHE."""
+    path = Path(os.environ.get("GENACCEL_CACHE") or Path.home() / ".cache" / "genaccel")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+class StepClock:
+    """Timestamps of a generation's steps without a host sync per step.
+
+    On CPU each ``mark`` reads ``perf_counter``; on CUDA it records an event, and the
+    timestamps are resolved (one synchronize) by ``seconds()``.
+    """
+
+    def __init__(self, device: str):
+        self.cuda = device == "cuda"
+        self._marks: list = []
+
+    def _now(self):
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        return time.perf_counter()
+
+    def start(self) -> None:
+        self._marks = [self._now()]
+
+    def mark(self) -> None:
+        self._marks.append(self._now())
+
+    def seconds(self) -> list[float]:
+        """Elapsed seconds from ``start`` to each mark."""
+        if self.cuda:
+            torch.cuda.synchronize()
+            first = self._marks[0]
+            return [first.elapsed_time(m) / 1e3 for m in self._marks[1:]]
+        return [m - self._marks[0] for m in self._marks[1:]]
+
+
+class PeakMemory:
+    """Peak memory during a block: CUDA allocator peak, or the process RSS sampled on CPU."""
+
+    def __init__(self, device: str, interval_s: float = 0.005):
+        self.device, self.interval_s, self.peak = device, interval_s, 0
+        self._stop = threading.Event()
+
+    @staticmethod
+    def rss() -> int:
+        try:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except OSError:  # not Linux: fall back to the lifetime high-water mark
+            import resource
+
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.peak = max(self.peak, self.rss())
+
+    def __enter__(self):
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            self.peak = self.rss()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+            self.peak = torch.cuda.max_memory_allocated()
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak = max(self.peak, self.rss())
+        return False
+
+
+def device_name(device: str) -> str:
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{name} ({torch.get_num_threads()} threads)"
+
+
+def measure_bandwidth(device: str, *, nbytes: int = 1 << 30, repeats: int = 5) -> float:
+    """Peak read bandwidth in bytes/s: the best of several full reductions over a large tensor.
+
+    Measured once per device name and cached in ``cache_dir()/bandwidth.json``.
+    """
+    path = cache_dir() / "bandwidth.json"
+    key = device_name(device)
+    table = json.loads(path.read_text()) if path.exists() else {}
+    if key in table:
+        return float(table[key])
+    x = torch.ones(nbytes // 4, dtype=torch.float32, device=device)
+    best = float("inf")
+    for _ in range(repeats + 1):
+        synchronize(device)
+        t0 = time.perf_counter()
+        x.sum()
+        synchronize(device)
+        best = min(best, time.perf_counter() - t0)
+    del x
+    table[key] = nbytes / best
+    path.write_text(json.dumps(table, indent=1))
+    return table[key]
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    vals = sorted(v for v in values if v is not None)
+    if not vals:
+        return {}
+
+    def pct(p: float) -> float:
+        k = (len(vals) - 1) * p / 100
+        lo, hi = int(k), min(int(k) + 1, len(vals) - 1)
+        return vals[lo] + (vals[hi] - vals[lo]) * (k - lo)
+
+    return {
+        "mean": statistics.fmean(vals),
+        "p50": pct(50),
+        "p90": pct(90),
+        "p99": pct(99),
+        "min": vals[0],
+        "max": vals[-1],
+    }
+
+
+def environment(device: str, bandwidth: float | None = None) -> dict:
+    from importlib import metadata
+
+    from .plugins import plugin_versions
+
+    versions = {"python": platform.python_version(), "torch": torch.__version__}
+    for dist in ("transformers", "torchao"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    versions.update(plugin_versions())
+    env = {
+        "versions": versions,
+        "device": device,
+        "device_name": device_name(device),
+        "cpu": device_name("cpu"),
+        "threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+    }
+    if bandwidth is not None:
+        env["memory_bandwidth_bytes_per_s"] = bandwidth
+    return env

@@ -1,0 +1,241 @@
+"""Reports: one JSON document per run (written after every case), rendered to Markdown and PNG."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+
+def write_json(path: Path, doc: dict) -> None:
+    """Write atomically, so an interrupted run never leaves a half-written report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+def load(path: Path) -> dict:
+    from .errors import GenaccelError
+
+    try:
+        doc = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise GenaccelError(f"report {str(path)!r} does not exist") from None
+    except json.JSONDecodeError as e:
+        raise GenaccelError(f"report {str(path)!r} is not valid JSON: {e}") from None
+    if doc.get("schema_version") != SCHEMA_VERSION:
+        raise GenaccelError(f"report {str(path)!r} has schema_version {doc.get('schema_version')!r}, expected {SCHEMA_VERSION}")
+    return doc
+
+
+def cases_of(doc: dict) -> list[dict]:
+    return doc["cases"] if "cases" in doc else [doc]
+
+
+class Report:
+    """A multi-case report (ablate, bench) kept on disk as it grows."""
+
+    def __init__(self, out_dir: Path, kind: str, environment: dict, config: dict):
+        self.dir = Path(out_dir)
+        self.doc = {"schema_version": SCHEMA_VERSION, "kind": kind, "environment": environment, "config": config, "cases": []}
+        self.save()
+
+    def add(self, case: dict) -> None:
+        self.doc["cases"].append(case)
+        self.save()
+
+    def save(self) -> None:
+        write_json(self.dir / "report.json", self.doc)
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def _fmt(x, spec=".3f", none="–"):
+    return none if x is None else format(x, spec)
+
+
+def _mib(x):
+    return "–" if not x else f"{x / 2**20:,.0f}"
+
+
+def case_row(case: dict) -> list[str]:
+    s = case.get("summary") or {}
+    lat = s.get("latency_s") or {}
+    if case.get("status") != "ok":
+        return [case["label"], str(case["batch_size"]), f"**{case['status']}**: {case.get('error', '')}"] + [""] * 7
+    return [
+        case["label"],
+        str(case["batch_size"]),
+        _fmt(lat.get("mean")),
+        _fmt(lat.get("p50")),
+        _fmt(lat.get("p90")),
+        _fmt((s.get("ttft_s") or {}).get("mean")),
+        _fmt(s.get("output_tokens_per_s"), ".1f"),
+        _fmt(s.get("decode_tokens_per_s"), ".1f"),
+        _fmt(s.get("mbu") and 100 * s["mbu"], ".0f") + ("%" if s.get("mbu") else ""),
+        _mib(s.get("peak_memory_bytes")),
+    ]
+
+
+CASE_HEADER = ["stack", "batch", "latency mean (s)", "p50", "p90", "TTFT (s)", "tok/s", "decode tok/s", "MBU", "peak MiB"]
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def environment_md(env: dict) -> str:
+    versions = ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items() if v)
+    bw = env.get("memory_bandwidth_bytes_per_s")
+    out = f"- device: {env.get('device')} — {env.get('device_name')}\n- versions: {versions}\n"
+    if bw:
+        out += f"- measured memory read bandwidth: {bw / 1e9:.1f} GB/s\n"
+    return out
+
+
+def case_details(case: dict) -> str:
+    parts = []
+    if case.get("skipped_optimizations"):
+        parts.append("skipped: " + "; ".join(f"`{s['name']}` ({s['reason']})" for s in case["skipped_optimizations"]))
+    for name, note in (case.get("optimization_notes") or {}).items():
+        if note:
+            parts.append(f"`{name}`: {note}")
+    s = case.get("summary") or {}
+    if s.get("compile_s"):
+        parts.append(f"compile (first warm-up minus last): {s['compile_s']:.1f} s")
+    return "\n".join(f"  - {p}" for p in parts)
+
+
+def speedup_rows(cases: list[dict]) -> list[list[str]]:
+    """Rows of an ablation: each stack against the baseline and the previous step."""
+    rows, base, prev = [], None, None
+    for case in cases:
+        tps = (case.get("summary") or {}).get("output_tokens_per_s")
+        if case.get("decoder") == "hf-generate" or not tps:
+            continue
+        base = base or tps
+        rows.append([case["label"], _fmt(tps, ".1f"), f"{tps / base:.2f}×", f"{tps / prev:.2f}×" if prev else "–"])
+        prev = tps
+    return rows
+
+
+def plot_speedups(cases: list[dict], path: Path, title: str) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [c for c in cases if (c.get("summary") or {}).get("output_tokens_per_s")]
+    steps = [c for c in ok if c.get("decoder") != "hf-generate"]
+    if not steps:
+        return None
+    base = steps[0]["summary"]["output_tokens_per_s"]
+    labels = [c["label"].replace("+", "\n+") for c in ok]
+    values = [c["summary"]["output_tokens_per_s"] / base for c in ok]
+    colors = ["#999999" if c.get("decoder") == "hf-generate" else "#3b75af" for c in ok]
+    fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(ok)), 4))
+    bars = ax.bar(range(len(ok)), values, color=colors)
+    for bar, val in zip(bars, values):
+        ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), f"{val:.2f}×", ha="center", va="bottom")
+    ax.axhline(1.0, color="black", lw=0.8)
+    ax.set_xticks(range(len(ok)), labels, fontsize=8)
+    ax.set_ylabel("speedup over baseline (tokens/s)")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_latency(cases: list[dict], path: Path, title: str) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [c for c in cases if c.get("samples")]
+    if not ok:
+        return None
+    fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(ok)), 4))
+    data = [[r["latency_s"] for r in c["samples"]] for c in ok]
+    ax.boxplot(data, showfliers=False)
+    for i, vals in enumerate(data, start=1):
+        ax.scatter([i] * len(vals), vals, s=10, alpha=0.6, color="#d1603d", zorder=3)
+    ax.set_xticks(range(1, len(ok) + 1), [c["label"].replace("+", "\n+") for c in ok], fontsize=8)
+    ax.set_ylabel("per-sample latency (s)")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _group(cases):
+    groups: dict[tuple, list[dict]] = {}
+    for c in cases:
+        key = (c["workload"], c.get("preset") or c.get("checkpoint"), c["batch_size"], c["device"], c["dtype"])
+        groups.setdefault(key, []).append(c)
+    return groups
+
+
+def render(doc: dict, out_dir: Path) -> Path:
+    """Write report.md and PNG plots next to report.json; returns the Markdown path."""
+    out_dir = Path(out_dir)
+    cases = cases_of(doc)
+    env = doc.get("environment", {})
+    lines = [f"# genaccel {doc.get('kind', 'run')} report", "", environment_md(env)]
+    for i, (key, group) in enumerate(_group(cases).items()):
+        workload, model, bs, device, dtype = key
+        title = f"{workload} · {model} · batch {bs} · {device} {dtype}"
+        lines += [f"## {title}", "", table(CASE_HEADER, [case_row(c) for c in group]), ""]
+        rows = speedup_rows(group)
+        if len(rows) > 1:
+            lines += [table(["stack", "tok/s", "× baseline", "× previous step"], rows), ""]
+            ref = next((c for c in group if c.get("decoder") == "hf-generate" and c.get("status") == "ok"), None)
+            best = max((c for c in group if c.get("status") == "ok" and c.get("decoder") != "hf-generate"),
+                       key=lambda c: c["summary"]["output_tokens_per_s"], default=None)
+            if ref and best:
+                ratio = best["summary"]["output_tokens_per_s"] / ref["summary"]["output_tokens_per_s"]
+                lines += [f"Best stack `{best['label']}` vs transformers' generate on the same weights: **{ratio:.2f}×** tokens/s.", ""]
+        stem = f"{i:02d}-{workload.replace('/', '-')}-bs{bs}"
+        for kind, fn in (("speedup", plot_speedups), ("latency", plot_latency)):
+            png = fn(group, out_dir / f"{stem}-{kind}.png", title)
+            if png:
+                lines += [f"![{kind}]({png.name})", ""]
+        details = [f"- **{c['label']}**\n{case_details(c)}" for c in group if case_details(c)]
+        if details:
+            lines += ["Details:", "", *details, ""]
+    md = out_dir / "report.md"
+    md.write_text("\n".join(lines))
+    return md
+
+
+def compare(a: dict, b: dict) -> str:
+    """Per-case deltas between two reports, matched by workload, model, stack, batch, device, dtype."""
+
+    def key(c):
+        return (c["workload"], c.get("preset") or c.get("checkpoint"), c["label"], c["batch_size"], c["device"], c["dtype"])
+
+    index_b = {key(c): c for c in cases_of(b)}
+    rows = []
+    for ca in cases_of(a):
+        cb = index_b.get(key(ca))
+        if cb is None:
+            continue
+        sa, sb = ca.get("summary") or {}, cb.get("summary") or {}
+        la, lb = (sa.get("latency_s") or {}).get("mean"), (sb.get("latency_s") or {}).get("mean")
+        ta, tb = sa.get("output_tokens_per_s"), sb.get("output_tokens_per_s")
+        rows.append([
+            f"{ca['workload']} {ca['label']} bs{ca['batch_size']}",
+            _fmt(la), _fmt(lb), f"{(lb - la) / la:+.1%}" if la and lb else "–",
+            _fmt(ta, ".1f"), _fmt(tb, ".1f"), f"{tb / ta:.2f}×" if ta and tb else "–",
+        ])
+    if not rows:
+        return "no cases in common (cases match by workload, model, stack, batch size, device and dtype)"
+    return table(["case", "latency A (s)", "latency B (s)", "Δ latency", "tok/s A", "tok/s B", "B/A tok/s"], rows)

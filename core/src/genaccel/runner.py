@@ -1,0 +1,283 @@
+"""Run one case: build a workload, apply a stack, decode warm samples, measure."""
+
+from __future__ import annotations
+
+import gc
+import math
+import sys
+import time
+import traceback
+from collections.abc import Callable
+
+import attrs
+import torch
+from attrs import validators as v
+
+from .decoding import BatchResult
+from .errors import GenaccelError, unknown_name
+from .measure import PeakMemory, measure_bandwidth, percentiles
+from .registry import Registry, Stack, WorkloadSpec
+from .workload import BuildOptions
+
+DEVICES = ("cpu", "cuda")
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def _positive_or_none(instance, attribute, value):
+    if value is not None and value < 1:
+        raise ValueError(f"{attribute.name} must be >= 1, got {value}")
+
+
+@attrs.frozen(kw_only=True)
+class RunConfig:
+    """Everything that defines one measured case."""
+
+    workload: str
+    preset: str | None = None
+    checkpoint: str | None = None
+    data: str | None = None
+    decoder: str | None = None
+    optimizations: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    batch_size: int = attrs.field(default=1, validator=v.ge(1))
+    samples: int = attrs.field(default=4, validator=v.ge(1))
+    max_new_tokens: int | None = attrs.field(default=None, validator=_positive_or_none)
+    device: str = attrs.field(default="cpu", validator=v.in_(DEVICES))
+    dtype: str = attrs.field(default="float32", validator=v.in_(DTYPES))
+    seed: int = 0
+    warmup: int = attrs.field(default=1, validator=v.ge(0))
+    cache_len: int | None = attrs.field(default=None, validator=_positive_or_none)
+    temperature: float = attrs.field(default=0.6, validator=v.gt(0))
+    top_p: float = attrs.field(default=0.9, validator=[v.gt(0), v.le(1)])
+
+    @property
+    def label(self) -> str:
+        stack = "+".join(self.optimizations) if self.optimizations else "baseline"
+        if self.decoder == "hf-generate":
+            stack = "transformers generate"
+        return stack
+
+    def build_options(self) -> BuildOptions:
+        return BuildOptions(
+            preset=self.preset, checkpoint=self.checkpoint, device=self.device, dtype=self.dtype,
+            seed=self.seed, data=self.data,
+        )
+
+    def to_dict(self) -> dict:
+        return attrs.asdict(self)
+
+
+@attrs.define(kw_only=True)
+class RunContext:
+    """What optimizations and decoders see."""
+
+    config: RunConfig
+    workload: WorkloadSpec
+    instance: object
+    stack: Stack
+    decoder: object = None
+    max_seq_len: int = 0
+    notes: dict = attrs.field(factory=dict)
+
+    @property
+    def device(self) -> str:
+        return self.config.device
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+
+def _status(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def check_device(device: str) -> None:
+    if device == "cuda" and not torch.cuda.is_available():
+        raise GenaccelError("--device cuda was asked for but no CUDA device is visible; use --device cpu")
+
+
+def prepare(registry: Registry, config: RunConfig, *, strict: bool = True) -> RunContext:
+    """Validate names, build the workload instance and apply the stack."""
+    spec = registry.workload(config.workload)
+    if config.preset and config.checkpoint:
+        raise GenaccelError("give --preset or --checkpoint, not both")
+    if config.preset and config.preset not in spec.presets:
+        raise unknown_name(f"preset of {spec.name}", config.preset, spec.presets)
+    decoder_spec = registry.check_decoder(spec, config.decoder or spec.default_decoder)
+    stack = registry.resolve_stack(spec, config.optimizations, config.device, strict=strict)
+    check_device(config.device)
+    torch.manual_seed(config.seed)
+    instance = spec.build(config.build_options())
+    ctx = RunContext(config=config, workload=spec, instance=instance, stack=stack)
+    ctx.decoder = decoder_spec.factory(temperature=config.temperature, top_p=config.top_p)
+    for opt in stack.applied:
+        ctx.notes[opt.name] = opt.apply(ctx)
+    return ctx
+
+
+def _fit_cache(config: RunConfig, samples: list) -> int:
+    need = max(len(getattr(s, "input_ids", ())) + getattr(s, "max_new_tokens", 0) for s in samples)
+    if config.cache_len is None:
+        return max(64, math.ceil(need / 64) * 64)
+    for s in samples:
+        if len(s.input_ids) + s.max_new_tokens > config.cache_len:
+            raise GenaccelError(
+                f"sample {s.id}: a prompt of {len(s.input_ids)} tokens plus {s.max_new_tokens} new tokens does "
+                f"not fit --cache-len {config.cache_len}; raise --cache-len to at least "
+                f"{len(s.input_ids) + s.max_new_tokens} or lower --max-new-tokens"
+            )
+    return config.cache_len
+
+
+def run_case(
+    registry: Registry,
+    config: RunConfig,
+    *,
+    strict: bool = True,
+    progress: bool = True,
+    samples: list | None = None,
+    on_batch: Callable[[BatchResult], None] | None = None,
+) -> dict:
+    """Measure one case and return its JSON-ready record."""
+    t_build = time.perf_counter()
+    ctx = prepare(registry, config, strict=strict)
+    build_s = time.perf_counter() - t_build
+    inst = ctx.instance
+    if samples is None:
+        samples = inst.make_samples(config.samples, config.seed, config.max_new_tokens)
+    bs = config.batch_size
+    if len(samples) % bs:  # whole batches only: a ragged last batch would re-shape static caches
+        samples = samples + samples[: bs - len(samples) % bs]
+    ctx.max_seq_len = _fit_cache(config, samples)
+    batches = [samples[i : i + bs] for i in range(0, len(samples), bs)]
+
+    warmup_s = []
+    warm_batch = [attrs.evolve(s, max_new_tokens=min(s.max_new_tokens, 32)) for s in batches[0]]
+    for _ in range(config.warmup):
+        t0 = time.perf_counter()
+        ctx.decoder.run(ctx, warm_batch)
+        warmup_s.append(time.perf_counter() - t0)
+
+    results: list[BatchResult] = []
+    bar = _progress(len(batches), config.label, progress)
+    with PeakMemory(config.device) as mem:
+        for batch in batches:
+            res = ctx.decoder.run(ctx, batch)
+            results.append(res)
+            if on_batch:
+                on_batch(res)
+            bar.update(1)
+    bar.close()
+
+    records = []
+    for b, res in enumerate(results):
+        for rec, out in zip(res.records, res.outputs):
+            records.append({**rec, "batch": b, "output_ids": out})
+    compiled = any(s.stage in ("compile", "graph") for s in ctx.stack.applied)
+    label = config.label if config.decoder == "hf-generate" else "+".join(ctx.stack.names) or "baseline"
+    case = {
+        "label": label,
+        "status": "ok",
+        "workload": config.workload,
+        "preset": config.preset if not config.checkpoint else None,
+        "checkpoint": config.checkpoint,
+        "decoder": config.decoder or ctx.workload.default_decoder,
+        "optimizations": list(ctx.stack.names),
+        "skipped_optimizations": [attrs.asdict(s) for s in ctx.stack.skipped],
+        "optimization_notes": ctx.notes,
+        "lossless": ctx.stack.lossless,
+        "device": config.device,
+        "dtype": config.dtype,
+        "batch_size": bs,
+        "max_seq_len": ctx.max_seq_len,
+        "model": inst.describe(),
+        "config": config.to_dict(),
+        "build_s": build_s,
+        "warmup_s": warmup_s,
+        "samples": records,
+        "summary": summarize(ctx, results, records, mem.peak, warmup_s, compiled),
+    }
+    del ctx, inst
+    release_memory()
+    return case
+
+
+def summarize(ctx, results, records, peak, warmup_s, compiled) -> dict:
+    total_s = sum(r.latency_s for r in results)
+    decode_s = sum(r.decode_s for r in results)
+    steps = sum(r.decode_steps for r in results)
+    out_tokens = sum(r["output_tokens"] for r in records)
+    inst = ctx.instance
+    summary = {
+        "latency_s": percentiles([r["latency_s"] for r in records]),
+        "ttft_s": percentiles([r["ttft_s"] for r in records]),
+        "tpot_s": percentiles([r["tpot_s"] for r in records]),
+        "total_s": total_s,
+        "output_tokens": out_tokens,
+        "output_tokens_per_s": out_tokens / total_s if total_s else None,
+        "decode_tokens_per_s": None,
+        "decode_steps": steps,
+        "decode_step_s": None,
+        "peak_memory_bytes": peak,
+        "model_bytes": sum(p.numel() * p.element_size() for p in inst.module.parameters()),
+        "mbu": None,
+        "bytes_per_decode_step": None,
+        "compile_s": (warmup_s[0] - warmup_s[-1] if len(warmup_s) > 1 else warmup_s[0]) if compiled and warmup_s else 0.0,
+    }
+    if decode_s > 0 and steps and hasattr(inst, "weight_bytes_per_step"):
+        from .hf import _nbytes
+
+        summary["model_bytes"] = sum(_nbytes(p) for p in inst.module.parameters())
+        kv_tokens = sum(r.kv_tokens_read for r in results)
+        read = steps * inst.weight_bytes_per_step() + kv_tokens * inst.kv_bytes_per_token()
+        bandwidth = measure_bandwidth(ctx.device)
+        summary["decode_tokens_per_s"] = sum(max(r["output_tokens"] - 1, 0) for r in records) / decode_s
+        summary["decode_step_s"] = decode_s / steps
+        summary["bytes_per_decode_step"] = read / steps
+        summary["mbu"] = read / decode_s / bandwidth
+    return summary
+
+
+def release_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    torch._dynamo.reset()
+
+
+def run_case_safe(registry: Registry, config: RunConfig, **kwargs) -> dict:
+    """Like ``run_case``, but a failure (out of memory included) becomes a recorded case."""
+    try:
+        return run_case(registry, config, **kwargs)
+    except torch.OutOfMemoryError as e:
+        status, reason = "oom", f"out of memory: {str(e).splitlines()[0]}"
+    except GenaccelError as e:
+        status, reason = "failed", str(e)
+    except Exception as e:  # noqa: BLE001 - a bench must go on and keep what it has
+        status, reason = "failed", f"{type(e).__name__}: {e}"
+        _status(traceback.format_exc())
+    release_memory()
+    _status(f"  {config.label}: {status}: {reason}")
+    return {
+        "label": config.label,
+        "status": status,
+        "error": reason,
+        "workload": config.workload,
+        "preset": config.preset,
+        "checkpoint": config.checkpoint,
+        "decoder": config.decoder,
+        "optimizations": list(config.optimizations),
+        "skipped_optimizations": [],
+        "device": config.device,
+        "dtype": config.dtype,
+        "batch_size": config.batch_size,
+        "config": config.to_dict(),
+        "samples": [],
+        "summary": {},
+    }
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=f"  {desc}", unit="batch", disable=not enabled or None, file=sys.stderr, leave=False)

@@ -1,0 +1,266 @@
+"""What a workload's ``build`` returns, and helpers plugins share (inputs, lengths, tokenizers).
+
+A workload instance is any object with these attributes (duck-typed; see ``Workload``):
+
+- ``model``: the thing decoders drive; for autoregressive workloads an object with the step
+  protocol of :class:`genaccel.hf.HFCausalLM`;
+- ``module``: the ``nn.Module`` holding every weight (model bytes, quantization);
+- ``random_weights``: True for presets (EOS is then ignored), False for checkpoints;
+- ``eos_token_id``, ``pad_token_id``;
+- ``make_samples(n, seed, max_new_tokens) -> list``: inputs following the paper's distributions
+  (or the user's data);
+- ``encode(text) -> list[int]`` and ``decode(ids) -> str`` for text workloads;
+- ``describe() -> dict``: what the report shows about the model;
+- and, for each capability it declares, the method optimizations call:
+  ``attention`` → ``set_attention(impl)``, ``kv-cache`` → ``set_cache(kind)``,
+  ``compile`` → ``set_compile(mode)``, ``cuda-graph`` → ``set_cuda_graph()``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sysconfig
+from pathlib import Path
+from typing import Any, Protocol
+
+import attrs
+
+from .errors import GenaccelError
+from .measure import cache_dir
+
+
+@attrs.frozen(kw_only=True)
+class BuildOptions:
+    """How to build a workload instance."""
+
+    preset: str | None = None
+    checkpoint: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+    device: str = attrs.field(default="cpu", validator=attrs.validators.in_(("cpu", "cuda")))
+    dtype: str = attrs.field(default="float32", validator=attrs.validators.in_(("float32", "bfloat16", "float16")))
+    seed: int = 0
+    data: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+
+    @property
+    def torch_dtype(self):
+        import torch
+
+        return getattr(torch, self.dtype)
+
+
+class Workload(Protocol):
+    model: Any
+    module: Any
+    random_weights: bool
+    eos_token_id: int | None
+    pad_token_id: int
+
+    def make_samples(self, n: int, seed: int, max_new_tokens: int | None) -> list: ...
+
+    def describe(self) -> dict: ...
+
+
+@attrs.frozen(kw_only=True)
+class TextSample:
+    """One prompt for an autoregressive text decoder."""
+
+    id: str
+    input_ids: tuple[int, ...] = attrs.field(converter=tuple)
+    max_new_tokens: int = attrs.field(validator=attrs.validators.ge(1))
+
+    @input_ids.validator
+    def _nonempty(self, attribute, value):
+        if not value:
+            raise GenaccelError(f"sample {self.id!r}: the prompt is empty; give at least one token of text")
+
+    @property
+    def input_lengths(self) -> dict[str, int]:
+        return {"text": len(self.input_ids)}
+
+
+@attrs.frozen(kw_only=True)
+class LengthDistribution:
+    """A truncated log-normal over integers with a given min, max and mean.
+
+    Fitted to the three figures the paper's Table II gives for each data set.
+    """
+
+    min: int
+    max: int
+    mean: float
+    sigma: float = 0.8
+
+    def __attrs_post_init__(self):
+        if not self.min <= self.mean <= self.max:
+            raise ValueError(f"mean {self.mean} must lie in [{self.min}, {self.max}]")
+
+    def _truncated_mean(self, mu: float) -> float:
+        # Mean of exp(N(mu, sigma)) truncated to [min, max], by the closed form.
+        def phi(x):
+            return 0.5 * (1 + math.erf(x / math.sqrt(2)))
+
+        s, lo, hi = self.sigma, math.log(self.min), math.log(self.max)
+        a, b = (lo - mu) / s, (hi - mu) / s
+        mass = phi(b) - phi(a)
+        if mass <= 1e-12:
+            return self.min if mu < lo else self.max
+        return math.exp(mu + s * s / 2) * (phi(b - s) - phi(a - s)) / mass
+
+    @property
+    def mu(self) -> float:
+        lo, hi = math.log(self.min) - 5, math.log(self.max) + 5
+        for _ in range(100):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if self._truncated_mean(mid) < self.mean else (lo, mid)
+        return (lo + hi) / 2
+
+    def sample(self, n: int, rng: random.Random) -> list[int]:
+        mu, out = self.mu, []
+        while len(out) < n:
+            x = math.exp(rng.gauss(mu, self.sigma))
+            if self.min <= x <= self.max:
+                out.append(int(round(x)))
+        return out
+
+
+# --- text corpora and tokenizers built offline --------------------------------------------------
+
+
+def code_corpus(max_bytes: int = 8_000_000) -> list[str]:
+    """Python source text from the standard library, in a fixed order (no download needed)."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    texts, total = [], 0
+    for path in sorted(root.rglob("*.py")):
+        if "test" in path.parts or "site-packages" in path.parts:
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        texts.append(text)
+        total += len(text)
+        if total >= max_bytes:
+            break
+    return texts
+
+
+def train_bpe_tokenizer(
+    vocab_size: int, *, special_tokens: list[str], name: str = "code", corpus=None, max_bytes: int = 8_000_000
+):
+    """A byte-level BPE tokenizer trained on local text, cached under ``cache_dir()``.
+
+    Returns a ``transformers.PreTrainedTokenizerFast`` whose first special tokens are
+    ``special_tokens`` (ids 0, 1, ...), so it saves and loads like a checkpoint's tokenizer.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    path = cache_dir() / "tokenizers" / f"{name}-bpe-{vocab_size}.json"
+    if path.exists():
+        tok = Tokenizer.from_file(str(path))
+    else:
+        tok = Tokenizer(models.BPE(unk_token=None, byte_fallback=False))
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=special_tokens,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
+        tok.train_from_iterator(corpus if corpus is not None else code_corpus(max_bytes), trainer=trainer)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tok.save(str(tmp))
+        tmp.replace(path)
+    return PreTrainedTokenizerFast(tokenizer_object=tok)
+
+
+def check_checkpoint_dir(path: Path, *, model_types: tuple[str, ...]) -> dict:
+    """Validate a local Hugging Face checkpoint directory; returns its config as a dict."""
+    import json
+
+    if not path.exists():
+        raise GenaccelError(f"checkpoint directory {str(path)!r} does not exist")
+    if not path.is_dir():
+        raise GenaccelError(f"checkpoint {str(path)!r} is not a directory; pass the folder holding config.json")
+    cfg_path = path / "config.json"
+    if not cfg_path.exists():
+        raise GenaccelError(f"checkpoint directory {str(path)!r} has no config.json; is it a Hugging Face model folder?")
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as e:
+        raise GenaccelError(f"checkpoint {str(cfg_path)!r} is not valid JSON: {e}") from None
+    if cfg.get("model_type") not in model_types:
+        raise GenaccelError(
+            f"checkpoint {str(path)!r} holds model_type {cfg.get('model_type')!r}; this workload needs "
+            f"{' or '.join(model_types)}"
+        )
+    weights = [*path.glob("*.safetensors"), *path.glob("pytorch_model*.bin")]
+    if not weights:
+        raise GenaccelError(f"checkpoint directory {str(path)!r} has no *.safetensors or pytorch_model*.bin weights")
+    return cfg
+
+
+class CausalLMWorkload:
+    """Base for autoregressive text workloads whose ``model`` is a :class:`genaccel.hf.HFCausalLM`.
+
+    It turns the capability methods the built-in optimizations call into the model's settings.
+    """
+
+    capabilities = ("autoregressive", "hf-generate", "attention", "kv-cache", "compile", "cuda-graph")
+
+    def set_attention(self, impl: str) -> None:
+        self.model.set_attention(impl)
+
+    def set_cache(self, kind: str) -> None:
+        self.model.set_cache(kind)
+
+    def set_compile(self, mode: str) -> str:
+        self.model.set_compile(mode)
+        if self.model.cache_kind == "static":
+            return f"decode step compiled (mode={mode}, fullgraph, static shapes); prefill runs eager"
+        return f"decode step compiled (mode={mode}, dynamic shapes: the cache grows); prefill runs eager"
+
+    def set_cuda_graph(self) -> str:
+        self.model.set_cuda_graph(True)
+        if self.model.compile_mode:
+            return "decode step captured by torch.compile's CUDA graph trees (reduce-overhead)"
+        return "eager decode step captured in a CUDA graph per batch shape and replayed"
+
+    def weight_bytes_per_step(self) -> int:
+        return self.model.weight_bytes_per_step()
+
+    def kv_bytes_per_token(self) -> int:
+        return self.model.kv_bytes_per_token()
+
+    def encode(self, text: str) -> list[int]:
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        bos = getattr(self, "bos_token_id", None)
+        return ([bos] if bos is not None else []) + ids
+
+    def decode(self, ids) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+
+def init_random_weights(module, *, seed: int, std: float = 0.02) -> None:
+    """Fill a model materialized with ``to_empty`` with reproducible random weights.
+
+    One generator walks the parameters in module order, so the same seed and architecture
+    always give the same weights.  Norm scales are ones and their shifts zeros; other weights
+    ~ N(0, std); biases zero.
+    """
+    import torch
+
+    first = next(module.parameters())
+    gen = torch.Generator(device=first.device).manual_seed(seed)
+    with torch.no_grad():
+        for sub in module.modules():
+            is_norm = "norm" in type(sub).__name__.lower()
+            for name, param in sub.named_parameters(recurse=False):
+                if is_norm:
+                    param.fill_(1.0 if name == "weight" else 0.0)
+                elif name == "bias":
+                    param.zero_()
+                else:
+                    param.normal_(0.0, std, generator=gen)

