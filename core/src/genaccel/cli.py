@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from .errors import GenaccelError
 from .registry import STAGES
 
@@ -67,7 +66,9 @@ def _out_dir(args, kind: str) -> Path:
 
 def _environment(device: str) -> dict:
     from .measure import environment, measure_bandwidth
+    from .runner import check_device
 
+    check_device(device)
     return environment(device, measure_bandwidth(device))
 
 

@@ -118,9 +118,10 @@ class _LineFinder:
             if section < len(headers):
                 start = headers[section]
         pattern = re.compile(rf"^\s*(\[+\s*)?\"?{re.escape(key)}\"?\s*[=\].]")
-        for i in range(start, len(self.lines)):
-            if pattern.match(self.lines[i]):
-                return i + 1
+        for begin in (start, 0):  # the section first, then anywhere (a value set in [defaults])
+            for i in range(begin, len(self.lines)):
+                if pattern.match(self.lines[i]):
+                    return i + 1
         return None
 
     def error(self, key: str, section, message: str, known=None) -> GenaccelError:

@@ -61,8 +61,20 @@ class HFCausalLM:
             raise ValueError(f"cache kind {kind!r}: expected 'dynamic' or 'static'")
         self.cache_kind, self.cache, self._decode_fn = kind, None, None
 
-    def set_compile(self, mode: str | None) -> None:
+    def set_compile(self, mode: str | None) -> int:
+        """Compile the decode step; on CPU also route few-row linears to a fused reduction.
+
+        Returns how many linear layers were switched to :class:`RowReduceLinear`.
+        """
         self.compile_mode, self._decode_fn = mode, None
+        if not mode or self.device.type != "cpu":
+            return 0
+        switched = 0
+        for module in self.hf.modules():
+            if type(module) is nn.Linear and type(module.weight) in (torch.Tensor, nn.Parameter):
+                module.__class__ = RowReduceLinear
+                switched += 1
+        return switched
 
     def set_cuda_graph(self, enabled: bool = True) -> None:
         if enabled and self.cache_kind != "static":
@@ -206,6 +218,24 @@ class HFCausalLM:
                 self.key_valid.copy_(self.key_valid.index_select(0, index))
             else:
                 self.key_valid = self.key_valid.index_select(0, index)
+
+
+class RowReduceLinear(nn.Linear):
+    """``nn.Linear`` whose products with at most ``MAX_ROWS`` rows are a multiply-reduce.
+
+    Under torch.compile on CPU, Inductor fuses ``(x[..., None, :] * W).sum(-1)`` into one
+    vectorized reduction that streams the weight once: a bandwidth-bound GEMV.  On a 2-core
+    x86 machine it read weights at ~28 GB/s where ATen's GEMV (MKL) read ~9-12 GB/s.  Larger
+    inputs (prefill) keep ``F.linear``.  Eager, it would materialize the product: use it compiled.
+    """
+
+    MAX_ROWS = 8
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.numel() // x.shape[-1] <= self.MAX_ROWS:
+            out = (x.unsqueeze(-2) * self.weight).sum(-1)
+            return out + self.bias if self.bias is not None else out
+        return nn.functional.linear(x, self.weight, self.bias)
 
 
 def _nbytes(t: torch.Tensor) -> int:

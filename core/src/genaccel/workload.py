@@ -217,10 +217,14 @@ class CausalLMWorkload:
         self.model.set_cache(kind)
 
     def set_compile(self, mode: str) -> str:
-        self.model.set_compile(mode)
+        switched = self.model.set_compile(mode)
         if self.model.cache_kind == "static":
-            return f"decode step compiled (mode={mode}, fullgraph, static shapes); prefill runs eager"
-        return f"decode step compiled (mode={mode}, dynamic shapes: the cache grows); prefill runs eager"
+            note = f"decode step compiled (mode={mode}, fullgraph, static shapes); prefill runs eager"
+        else:
+            note = f"decode step compiled (mode={mode}, dynamic shapes: the cache grows); prefill runs eager"
+        if switched:
+            note += f"; {switched} linear layers emit a fused multiply-reduce GEMV for <= 8 rows (CPU)"
+        return note
 
     def set_cuda_graph(self) -> str:
         self.model.set_cuda_graph(True)

@@ -1,0 +1,58 @@
+import pytest
+from genaccel import GenaccelError
+from genaccel.config import BenchConfig
+
+GOOD = """\
+[defaults]
+samples = 2
+max_new_tokens = 8
+
+[[cases]]
+workload = "llama/t-t"
+preset = "tiny"
+batch_sizes = [1, 2]
+stacks = [[], ["sdpa", "static-kv"]]
+reference = true
+"""
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "bench.toml"
+    path.write_text(text)
+    return path
+
+
+def test_good_config_expands_to_cases(tmp_path):
+    bench = BenchConfig.from_toml(_write(tmp_path, GOOD))
+    configs = bench.cases[0].configs()
+    assert [(c.batch_size, c.decoder, c.optimizations) for c in configs] == [
+        (1, "hf-generate", ()), (1, None, ()), (1, None, ("sdpa", "static-kv")),
+        (2, "hf-generate", ()), (2, None, ()), (2, None, ("sdpa", "static-kv")),
+    ]
+    assert configs[0].samples == 2 and configs[0].preset == "tiny"
+
+
+def test_malformed_toml_names_the_line(tmp_path):
+    with pytest.raises(GenaccelError, match=r"malformed TOML.*line 3"):
+        BenchConfig.from_toml(_write(tmp_path, "[defaults]\nsamples = 2\nmax_new_tokens = = 8\n"))
+
+
+def test_misspelt_key_names_key_line_and_fix(tmp_path):
+    text = GOOD.replace("batch_sizes", "batch_size")
+    with pytest.raises(GenaccelError, match=r"bench.toml:8: unknown key 'batch_size' in \[\[cases\]\] #1; did you mean 'batch_sizes'"):
+        BenchConfig.from_toml(_write(tmp_path, text))
+    with pytest.raises(GenaccelError, match=r"bench.toml:2: unknown key 'sample' in \[defaults\]; did you mean 'samples'"):
+        BenchConfig.from_toml(_write(tmp_path, GOOD.replace("samples = 2", "sample = 2")))
+    with pytest.raises(GenaccelError, match=r"unknown table 'case'; did you mean 'cases'"):
+        BenchConfig.from_toml(_write(tmp_path, GOOD.replace("[[cases]]", "[[case]]")))
+
+
+def test_bad_values(tmp_path):
+    with pytest.raises(GenaccelError, match=r"bench.toml:8: batch_sizes must be"):
+        BenchConfig.from_toml(_write(tmp_path, GOOD.replace("[1, 2]", "[0]")))
+    with pytest.raises(GenaccelError, match=r"bench.toml:2: bad value.*samples"):
+        BenchConfig.from_toml(_write(tmp_path, GOOD.replace("samples = 2", "samples = 0")))
+    with pytest.raises(GenaccelError, match="does not exist"):
+        BenchConfig.from_toml(tmp_path / "nope.toml")
+    with pytest.raises(GenaccelError, match="no \\[\\[cases\\]\\]"):
+        BenchConfig.from_toml(_write(tmp_path, "[defaults]\nsamples = 1\n"))

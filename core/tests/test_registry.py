@@ -1,0 +1,100 @@
+import pytest
+from genaccel import DecoderSpec, GenaccelError, OptimizationSpec, WorkloadSpec, hookimpl
+from genaccel.plugins import build_registry, make_plugin_manager
+
+
+def _noop(*a, **k):
+    return None
+
+
+class ToyPlugin:
+    @hookimpl
+    def genaccel_register_workloads(self, register):
+        register(WorkloadSpec(name="toy/t-t", description="toy", build=_noop, presets=("tiny",),
+                              default_preset="tiny", default_decoder="greedy",
+                              capabilities={"autoregressive", "attention", "kv-cache", "cuda-graph"}))
+        register(WorkloadSpec(name="toy/nar", description="toy", build=_noop, presets=("tiny",),
+                              default_preset="tiny", default_decoder="greedy", capabilities={"cuda-graph"}))
+
+    @hookimpl
+    def genaccel_register_optimizations(self, register):
+        register(OptimizationSpec(name="my-quant", description="x", stage="weights", apply=_noop, lossless=False))
+
+
+@pytest.fixture
+def registry():
+    pm = make_plugin_manager(load_entry_points=False)
+    pm.register(ToyPlugin(), name="toy")
+    return build_registry(pm)
+
+
+def test_core_alone_registers_builtins_and_no_workloads():
+    reg = build_registry(make_plugin_manager(load_entry_points=False))
+    assert reg.workloads == {}
+    assert {"greedy", "top-p"} <= set(reg.decoders)
+    assert {"sdpa", "static-kv", "compile", "cuda-graph"} <= set(reg.optimizations)
+    assert reg.optimization("sdpa").plugin == "genaccel.builtin.optimizations"
+
+
+def test_plugin_registration_records_the_plugin(registry):
+    assert registry.workload("toy/t-t").plugin == "toy"
+    assert registry.optimization("my-quant").lossless is False
+
+
+def test_unknown_names_list_what_exists_and_nearest(registry):
+    with pytest.raises(GenaccelError, match=r"unknown workload 'toy/tt'; did you mean 'toy/t-t'\?.*known: toy/nar, toy/t-t"):
+        registry.workload("toy/tt")
+    with pytest.raises(GenaccelError, match=r"unknown optimization 'sdpa2'; did you mean 'sdpa'"):
+        registry.optimization("sdpa2")
+    with pytest.raises(GenaccelError, match=r"unknown decoder 'gredy'; did you mean 'greedy'"):
+        registry.decoder("gredy")
+
+
+def test_duplicate_names_fail_at_load(registry):
+    with pytest.raises(GenaccelError, match=r"duplicate optimization 'sdpa'.*genaccel.builtin.optimizations.*'other'"):
+        registry.add(OptimizationSpec(name="sdpa", description="x", stage="attention", apply=_noop), plugin="other")
+
+
+def test_stack_is_sorted_by_stage(registry):
+    stack = registry.resolve_stack(registry.workload("toy/t-t"), ["static-kv", "sdpa", "my-quant"], "cpu")
+    assert stack.names == ("my-quant", "sdpa", "static-kv")
+    assert stack.lossless is False
+
+
+def test_impossible_stacks(registry):
+    wl = registry.workload("toy/t-t")
+    with pytest.raises(GenaccelError, match=r"'cuda-graph' needs static-kv.*--opt static-kv,cuda-graph"):
+        registry.resolve_stack(wl, ["cuda-graph"], "cuda")
+    with pytest.raises(GenaccelError, match="listed twice"):
+        registry.resolve_stack(wl, ["sdpa", "sdpa"], "cpu")
+    with pytest.raises(GenaccelError, match=r"'compile' cannot apply: workload toy/t-t lacks capability compile"):
+        registry.resolve_stack(wl, ["compile"], "cpu")
+
+
+def test_missing_capability_is_a_skip_when_not_strict(registry):
+    stack = registry.resolve_stack(registry.workload("toy/nar"), ["sdpa", "cuda-graph"], "cuda", strict=False)
+    assert stack.names == ("cuda-graph",)  # static-kv does not apply to it, so it is not needed
+    assert [s.name for s in stack.skipped] == ["sdpa"]
+
+
+def test_missing_device_is_a_recorded_skip(registry):
+    stack = registry.resolve_stack(registry.workload("toy/t-t"), ["static-kv", "cuda-graph"], "cpu")
+    assert stack.names == ("static-kv",)
+    assert stack.skipped[0].name == "cuda-graph" and "needs device cuda" in stack.skipped[0].reason
+
+
+def test_decoder_needs_capability(registry):
+    registry.add(DecoderSpec(name="beam", description="x", factory=_noop, requires="beam"))
+    with pytest.raises(GenaccelError, match=r"decoder 'beam' needs beam.*decoders it can use: greedy, top-p"):
+        registry.check_decoder(registry.workload("toy/t-t"), "beam")
+
+
+def test_spec_validation():
+    with pytest.raises(ValueError, match="workload name"):
+        WorkloadSpec(name="NoSlash", description="", build=_noop, presets=("a",), default_preset="a", default_decoder="g")
+    with pytest.raises(ValueError, match="default preset"):
+        WorkloadSpec(name="a/b", description="", build=_noop, presets=("a",), default_preset="z", default_decoder="g")
+    with pytest.raises(ValueError, match="stage"):
+        OptimizationSpec(name="x", description="", stage="nowhere", apply=_noop)
+    with pytest.raises(ValueError, match="devices"):
+        OptimizationSpec(name="x", description="", stage="weights", apply=_noop, devices={"tpu"})

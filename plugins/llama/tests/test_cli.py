@@ -1,0 +1,117 @@
+"""The command line end to end on the tiny preset, and every bad input's one-line error."""
+
+import json
+
+import pytest
+import torch
+from genaccel import OptimizationSpec, hookimpl
+from genaccel.cli import main
+from genaccel.plugins import build_registry, make_plugin_manager
+from genaccel.report import Report
+from genaccel.runner import RunConfig, run_case_safe
+
+TINY = ["--preset", "tiny", "--samples", "2", "--max-new-tokens", "6"]
+
+
+def test_list_shows_workloads_decoders_optimizations(capsys):
+    assert main(["list", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    llama = next(w for w in data["workloads"] if w["name"] == "llama/t-t")
+    assert llama["plugin"] == "llama" and {"tiny", "small", "7b", "34b"} <= set(llama["presets"])
+    assert llama["default_decoder"] == "greedy"
+    opts = {o["name"]: o for o in data["optimizations"]}
+    assert opts["cuda-graph"]["devices"] == ["cuda"] and opts["sdpa"]["lossless"] is True
+    assert main(["list"]) == 0
+    assert "llama/t-t" in capsys.readouterr().out
+
+
+def test_run_writes_the_report(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "llama/t-t", *TINY, "--opt", "static-kv,sdpa,cuda-graph", "--out", str(out)]) == 0
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["schema_version"] == 1 and doc["workload"] == "llama/t-t" and doc["decoder"] == "greedy"
+    assert doc["optimizations"] == ["sdpa", "static-kv"]  # stage order, whatever the user's order
+    assert doc["skipped_optimizations"][0]["name"] == "cuda-graph"
+    assert {"torch", "transformers", "genaccel", "genaccel-llama"} <= set(doc["environment"]["versions"])
+    assert doc["environment"]["memory_bandwidth_bytes_per_s"] > 0
+    assert len(doc["samples"]) == 2
+    for rec in doc["samples"]:
+        assert rec["output_tokens"] == 6 and rec["latency_s"] >= rec["ttft_s"] > 0 and rec["tpot_s"] > 0
+    s = doc["summary"]
+    assert s["latency_s"]["p50"] > 0 and s["output_tokens_per_s"] > 0 and 0 < s["mbu"] < 1.5
+    assert s["model_bytes"] > 0 and s["peak_memory_bytes"] > 0 and s["compile_s"] == 0
+    assert (out / "report.md").exists()
+    assert "skipped cuda-graph" in capsys.readouterr().out
+
+
+def test_ablate_reports_speedups_and_a_chart(tmp_path, capsys):
+    out = tmp_path / "ablate"
+    assert main(["ablate", "llama/t-t", *TINY, "--steps", "sdpa,static-kv", "--out", str(out)]) == 0
+    doc = json.loads((out / "report.json").read_text())
+    assert [c["label"] for c in doc["cases"]] == ["transformers generate", "baseline", "sdpa", "sdpa+static-kv"]
+    outputs = [[r["output_ids"] for r in c["samples"]] for c in doc["cases"]]
+    assert all(o == outputs[0] for o in outputs)
+    assert list(out.glob("*speedup.png")) and "× previous step" in (out / "report.md").read_text()
+
+
+def test_bench_and_compare(tmp_path, capsys):
+    cfg = tmp_path / "bench.toml"
+    cfg.write_text('[defaults]\nsamples = 1\nmax_new_tokens = 4\npreset = "tiny"\n\n'
+                   '[[cases]]\nworkload = "llama/t-t"\nstacks = [[], ["sdpa", "compile"]]\n\n'
+                   '[[cases]]\nworkload = "notinstalled/x"\n')
+    assert main(["bench", str(cfg), "--out", str(tmp_path / "a")]) == 0
+    doc = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert [c["status"] for c in doc["cases"]] == ["skipped", "ok", "ok"]
+    assert main(["compare", str(tmp_path / "a" / "report.json"), str(tmp_path / "a" / "report.json")]) == 0
+    assert "1.00×" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "llama/tt"], "unknown workload 'llama/tt'; did you mean 'llama/t-t'?"),
+        (["run", "llama/t-t", "--preset", "tiny", "--opt", "sdpx"], "unknown optimization 'sdpx'; did you mean 'sdpa'?"),
+        (["run", "llama/t-t", "--preset", "tiny", "--decoder", "beam"], "unknown decoder 'beam'"),
+        (["run", "llama/t-t", "--preset", "huge"], "unknown preset of llama/t-t 'huge'"),
+        (["run", "llama/t-t", "--preset", "tiny", "--opt", "cuda-graph"], "'cuda-graph' needs static-kv"),
+        (["run", "llama/t-t", "--preset", "tiny", "--device", "cuda"], "no CUDA device is visible"),
+        (["run", "llama/t-t", "--preset", "tiny", "--batch-size", "0"], "bad option: 'batch_size' must be >= 1"),
+        (["run", "llama/t-t", "--checkpoint", "/nonexistent"], "does not exist"),
+        (["run", "llama/t-t", "--preset", "tiny", "--max-new-tokens", "8", "--cache-len", "40"],
+         r"does not fit --cache-len 40; raise --cache-len to at least"),
+        (["generate", "llama/t-t", "--preset", "tiny", "--prompt", " "], "--prompt is empty"),
+        (["bench", "/nonexistent.toml"], "does not exist"),
+        (["compare", "/nonexistent-a.json", "/nonexistent-b.json"], "does not exist"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
+    if "cuda" in argv and torch.cuda.is_available():
+        pytest.skip("a CUDA device is visible")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("genaccel: error: ") and err.count("\n") == 1 and "Traceback" not in err
+    import re
+
+    assert re.search(message, err), err
+
+
+class _Exploding:
+    @hookimpl
+    def genaccel_register_optimizations(self, register):
+        def apply(ctx):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+        register(OptimizationSpec(name="explode", description="runs out of memory", stage="weights", apply=apply))
+
+
+def test_out_of_memory_is_recorded_and_the_bench_goes_on(tmp_path):
+    pm = make_plugin_manager()
+    pm.register(_Exploding(), name="exploding")
+    registry = build_registry(pm)
+    report = Report(tmp_path, "bench", {}, {})
+    for opts in (("explode",), ("sdpa",)):
+        report.add(run_case_safe(registry, RunConfig(workload="llama/t-t", preset="tiny", samples=1,
+                                                     max_new_tokens=3, optimizations=opts), progress=False))
+    doc = json.loads((tmp_path / "report.json").read_text())
+    assert [c["status"] for c in doc["cases"]] == ["oom", "ok"]
+    assert "out of memory" in doc["cases"][0]["error"]
