@@ -10,7 +10,7 @@ def _case(label, tps, lat, decoder="greedy"):
         "label": label, "status": "ok", "workload": "x/y", "preset": "tiny", "decoder": decoder, "batch_size": 1,
         "device": "cpu", "dtype": "float32", "skipped_optimizations": [], "optimization_notes": {},
         "samples": [{"latency_s": lat, "output_tokens": 4}, {"latency_s": lat * 1.1, "output_tokens": 4}],
-        "summary": {"latency_s": {"mean": lat, "p50": lat, "p90": lat}, "output_tokens_per_s": tps, "mbu": 0.5},
+        "summary": {"latency_s": {"mean": lat, "p50": lat, "p90": lat}, "output_tokens_per_s": tps, "mbu": 0.5, "mbu_p50": 0.6},
     }
 
 
@@ -18,7 +18,7 @@ def test_render_and_compare(tmp_path):
     doc = {"schema_version": SCHEMA_VERSION, "kind": "ablate", "environment": {}, "cases": [
         _case("transformers generate", 9.0, 1.0, decoder="hf-generate"), _case("baseline", 10.0, 1.0), _case("sdpa", 20.0, 0.5)]}
     md = render(doc, tmp_path).read_text()
-    assert "| sdpa | 20.0 | 2.00× | 2.00× |" in md
+    assert "| sdpa | 20.0 | 2.00× | 2.00× |" in md and "| 50% | 60% |" in md
     assert "vs transformers' generate on the same weights: **2.22×**" in md
     assert (tmp_path / "00-x-y-bs1-speedup.png").stat().st_size > 1000
     other = json.loads(json.dumps(doc))

@@ -22,6 +22,7 @@ class BatchResult:
     decode_s: float = 0.0
     decode_steps: int = 0
     kv_tokens_read: int = 0  # sum over decode steps of cached positions attended (all rows)
+    step_s: list[float] = attrs.field(factory=list)  # duration of each decode step
     phases: dict[str, float] = attrs.field(factory=dict)
     extra: dict = attrs.field(factory=dict)
 
@@ -131,5 +132,6 @@ def generate(
         decode_s=times[-1] - times[0],
         decode_steps=decode_steps,
         kv_tokens_read=bsz * sum(length + i for i in range(1, decode_steps + 1)),
+        step_s=[b - a for a, b in zip(times, times[1:])],
         phases={"prefill": times[0], "decode": times[-1] - times[0]},
     )

@@ -66,7 +66,7 @@ def case_row(case: dict) -> list[str]:
     s = case.get("summary") or {}
     lat = s.get("latency_s") or {}
     if case.get("status") != "ok":
-        return [case["label"], str(case["batch_size"]), f"**{case['status']}**: {case.get('error', '')}"] + [""] * 7
+        return [case["label"], str(case["batch_size"]), f"**{case['status']}**: {case.get('error', '')}"] + [""] * 8
     return [
         case["label"],
         str(case["batch_size"]),
@@ -76,12 +76,18 @@ def case_row(case: dict) -> list[str]:
         _fmt((s.get("ttft_s") or {}).get("mean")),
         _fmt(s.get("output_tokens_per_s"), ".1f"),
         _fmt(s.get("decode_tokens_per_s"), ".1f"),
-        _fmt(s.get("mbu") and 100 * s["mbu"], ".0f") + ("%" if s.get("mbu") else ""),
+        _pct(s.get("mbu")),
+        _pct(s.get("mbu_p50")),
         _mib(s.get("peak_memory_bytes")),
     ]
 
 
-CASE_HEADER = ["stack", "batch", "latency mean (s)", "p50", "p90", "TTFT (s)", "tok/s", "decode tok/s", "MBU", "peak MiB"]
+def _pct(x):
+    return "–" if x is None else f"{100 * x:.0f}%"
+
+
+CASE_HEADER = ["stack", "batch", "latency mean (s)", "p50", "p90", "TTFT (s)", "tok/s", "decode tok/s", "MBU",
+               "MBU p50 step", "peak MiB"]
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:

@@ -175,6 +175,8 @@ def run_case(
             records.append({**rec, "batch": b, "output_ids": out})
     compiled = any(s.stage in ("compile", "graph") for s in ctx.stack.applied)
     label = config.label if config.decoder == "hf-generate" else "+".join(ctx.stack.names) or "baseline"
+    if ctx.stack.skipped:
+        label += " (skipped " + ",".join(s.name for s in ctx.stack.skipped) + ")"
     case = {
         "label": label,
         "status": "ok",
@@ -231,10 +233,13 @@ def summarize(ctx, results, records, peak, warmup_s, compiled) -> dict:
         kv_tokens = sum(r.kv_tokens_read for r in results)
         read = steps * inst.weight_bytes_per_step() + kv_tokens * inst.kv_bytes_per_token()
         bandwidth = measure_bandwidth(ctx.device)
+        step_s = percentiles([t for r in results for t in r.step_s]) or {"mean": decode_s / steps}
         summary["decode_tokens_per_s"] = sum(max(r["output_tokens"] - 1, 0) for r in records) / decode_s
-        summary["decode_step_s"] = decode_s / steps
+        summary["decode_step_s"] = step_s
         summary["bytes_per_decode_step"] = read / steps
-        summary["mbu"] = read / decode_s / bandwidth
+        summary["mbu"] = read / decode_s / bandwidth  # total bytes over total decode time
+        if "p50" in step_s:  # the typical step, robust to stalls from other tenants of the machine
+            summary["mbu_p50"] = read / steps / step_s["p50"] / bandwidth
     return summary
 
 

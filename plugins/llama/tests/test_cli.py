@@ -38,7 +38,9 @@ def test_run_writes_the_report(tmp_path, capsys):
     for rec in doc["samples"]:
         assert rec["output_tokens"] == 6 and rec["latency_s"] >= rec["ttft_s"] > 0 and rec["tpot_s"] > 0
     s = doc["summary"]
-    assert s["latency_s"]["p50"] > 0 and s["output_tokens_per_s"] > 0 and 0 < s["mbu"] < 1.5
+    assert s["latency_s"]["p50"] > 0 and s["output_tokens_per_s"] > 0 and 0 < s["mbu"] < 1.5 and s["mbu_p50"] > 0
+    assert s["decode_step_s"]["p50"] > 0 and s["decode_steps"] == 2 * 5
+    assert doc["label"] == "sdpa+static-kv (skipped cuda-graph)"
     assert s["model_bytes"] > 0 and s["peak_memory_bytes"] > 0 and s["compile_s"] == 0
     assert (out / "report.md").exists()
     assert "skipped cuda-graph" in capsys.readouterr().out
