@@ -31,6 +31,7 @@ def _add_run_options(p: argparse.ArgumentParser, *, steps: bool = False) -> None
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--samples", type=int, default=4, help="samples to time (rounded up to whole batches)")
     p.add_argument("--max-new-tokens", type=int, help="new tokens per sample (default: the paper's distribution)")
+    p.add_argument("--seq-len", type=int, help="fix every sample's input length (default: the paper's distribution)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
     p.add_argument("--seed", type=int, default=0)
@@ -51,7 +52,7 @@ def _config(args, optimizations=(), decoder=None):
         return RunConfig(
             workload=args.workload, preset=args.preset, checkpoint=args.checkpoint, data=args.data,
             decoder=decoder or args.decoder, optimizations=optimizations, batch_size=args.batch_size,
-            samples=args.samples, max_new_tokens=args.max_new_tokens, device=args.device, dtype=args.dtype,
+            samples=args.samples, max_new_tokens=args.max_new_tokens, seq_len=args.seq_len, device=args.device, dtype=args.dtype,
             seed=args.seed, warmup=warmup, cache_len=args.cache_len, temperature=args.temperature, top_p=args.top_p,
         )
     except (ValueError, TypeError) as e:

@@ -18,7 +18,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 RUN_KEYS = {f.name for f in attrs.fields(RunConfig)} - {"workload", "optimizations", "batch_size"}
-CASE_KEYS = RUN_KEYS | {"workload", "stacks", "batch_sizes", "reference"}
+CASE_KEYS = (RUN_KEYS - {"seq_len"}) | {"workload", "stacks", "batch_sizes", "seq_lens", "reference"}
 TOP_KEYS = {"defaults", "cases"}
 
 
@@ -28,15 +28,18 @@ class BenchCase:
     stacks: tuple[tuple[str, ...], ...]
     batch_sizes: tuple[int, ...]
     reference: bool
+    seq_lens: tuple = (None,)
     options: dict = attrs.field(factory=dict, hash=False)
 
     def configs(self) -> list[RunConfig]:
-        """Reference first (when asked), then every stack at every batch size."""
+        """For each sequence length and batch size: the reference (when asked), then every stack."""
         out = []
-        for bs in self.batch_sizes:
-            if self.reference:
-                out.append(RunConfig(workload=self.workload, batch_size=bs, decoder="hf-generate", **self.options))
-            out += [RunConfig(workload=self.workload, batch_size=bs, optimizations=s, **self.options) for s in self.stacks]
+        for seq_len in self.seq_lens:
+            for bs in self.batch_sizes:
+                common = dict(workload=self.workload, batch_size=bs, seq_len=seq_len, **self.options)
+                if self.reference:
+                    out.append(RunConfig(decoder="hf-generate", **common))
+                out += [RunConfig(optimizations=s, **common) for s in self.stacks]
         return out
 
 
@@ -87,7 +90,11 @@ class BenchConfig:
             sizes = raw.get("batch_sizes", [1])
             if not (isinstance(sizes, list) and sizes and all(isinstance(b, int) and b >= 1 for b in sizes)):
                 raise finder.error("batch_sizes", n, "batch_sizes must be a non-empty list of positive integers")
+            seq_lens = raw.get("seq_lens", [None])
+            if not (isinstance(seq_lens, list) and seq_lens and all(x is None or (isinstance(x, int) and x >= 1) for x in seq_lens)):
+                raise finder.error("seq_lens", n, "seq_lens must be a non-empty list of positive integers")
             case = BenchCase(
+                seq_lens=tuple(seq_lens),
                 workload=raw["workload"],
                 stacks=tuple(tuple(s) for s in stacks),
                 batch_sizes=tuple(sizes),

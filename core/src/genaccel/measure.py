@@ -62,7 +62,7 @@ class PeakMemory:
     """Peak memory during a block: CUDA allocator peak, or the process RSS sampled on CPU."""
 
     def __init__(self, device: str, interval_s: float = 0.005):
-        self.device, self.interval_s, self.peak = device, interval_s, 0
+        self.device, self.interval_s, self.peak, self.start = device, interval_s, 0, 0
         self._stop = threading.Event()
 
     @staticmethod
@@ -83,8 +83,9 @@ class PeakMemory:
         if self.device == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
+            self.start = torch.cuda.memory_allocated()
         else:
-            self.peak = self.rss()
+            self.peak = self.start = self.rss()
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
         return self

@@ -185,7 +185,8 @@ def plot_latency(cases: list[dict], path: Path, title: str) -> Path | None:
 def _group(cases):
     groups: dict[tuple, list[dict]] = {}
     for c in cases:
-        key = (c["workload"], c.get("preset") or c.get("checkpoint"), c["batch_size"], c["device"], c["dtype"])
+        key = (c["workload"], c.get("preset") or c.get("checkpoint"), c["batch_size"], c["device"], c["dtype"],
+               c.get("seq_len"))
         groups.setdefault(key, []).append(c)
     return groups
 
@@ -197,8 +198,8 @@ def render(doc: dict, out_dir: Path) -> Path:
     env = doc.get("environment", {})
     lines = [f"# genaccel {doc.get('kind', 'run')} report", "", environment_md(env)]
     for i, (key, group) in enumerate(_group(cases).items()):
-        workload, model, bs, device, dtype = key
-        title = f"{workload} · {model} · batch {bs} · {device} {dtype}"
+        workload, model, bs, device, dtype, seq_len = key
+        title = f"{workload} · {model} · batch {bs} · {device} {dtype}" + (f" · {seq_len} tokens" if seq_len else "")
         lines += [f"## {title}", "", table(CASE_HEADER, [case_row(c) for c in group]), ""]
         rows = speedup_rows(group)
         if len(rows) > 1:
@@ -209,7 +210,7 @@ def render(doc: dict, out_dir: Path) -> Path:
             if ref and best:
                 ratio = best["summary"]["output_tokens_per_s"] / ref["summary"]["output_tokens_per_s"]
                 lines += [f"Best stack `{best['label']}` vs transformers' generate on the same weights: **{ratio:.2f}×** tokens/s.", ""]
-        stem = f"{i:02d}-{workload.replace('/', '-')}-bs{bs}"
+        stem = f"{i:02d}-{workload.replace('/', '-')}-bs{bs}" + (f"-n{seq_len}" if seq_len else "")
         for kind, fn in (("speedup", plot_speedups), ("latency", plot_latency)):
             png = fn(group, out_dir / f"{stem}-{kind}.png", title)
             if png:
@@ -226,7 +227,8 @@ def compare(a: dict, b: dict) -> str:
     """Per-case deltas between two reports, matched by workload, model, stack, batch, device, dtype."""
 
     def key(c):
-        return (c["workload"], c.get("preset") or c.get("checkpoint"), c["label"], c["batch_size"], c["device"], c["dtype"])
+        return (c["workload"], c.get("preset") or c.get("checkpoint"), c["label"], c["batch_size"], c["device"], c["dtype"],
+                c.get("seq_len"))
 
     index_b = {key(c): c for c in cases_of(b)}
     rows = []

@@ -41,6 +41,7 @@ class RunConfig:
     batch_size: int = attrs.field(default=1, validator=v.ge(1))
     samples: int = attrs.field(default=4, validator=v.ge(1))
     max_new_tokens: int | None = attrs.field(default=None, validator=_positive_or_none)
+    seq_len: int | None = attrs.field(default=None, validator=_positive_or_none)
     device: str = attrs.field(default="cpu", validator=v.in_(DEVICES))
     dtype: str = attrs.field(default="float32", validator=v.in_(DTYPES))
     seed: int = 0
@@ -116,6 +117,8 @@ def prepare(registry: Registry, config: RunConfig, *, strict: bool = True) -> Ru
 
 
 def _fit_cache(config: RunConfig, samples: list) -> int:
+    if not all(hasattr(s, "input_ids") and hasattr(s, "max_new_tokens") for s in samples):
+        return 0  # not an autoregressive text workload: no KV cache to size
     need = max(len(getattr(s, "input_ids", ())) + getattr(s, "max_new_tokens", 0) for s in samples)
     if config.cache_len is None:
         return max(64, math.ceil(need / 64) * 64)
@@ -144,7 +147,7 @@ def run_case(
     build_s = time.perf_counter() - t_build
     inst = ctx.instance
     if samples is None:
-        samples = inst.make_samples(config.samples, config.seed, config.max_new_tokens)
+        samples = inst.make_samples(config.samples, config.seed, config.max_new_tokens, seq_len=config.seq_len)
     bs = config.batch_size
     if len(samples) % bs:  # whole batches only: a ragged last batch would re-shape static caches
         samples = samples + samples[: bs - len(samples) % bs]
@@ -152,7 +155,10 @@ def run_case(
     batches = [samples[i : i + bs] for i in range(0, len(samples), bs)]
 
     warmup_s = []
-    warm_batch = [attrs.evolve(s, max_new_tokens=min(s.max_new_tokens, 32)) for s in batches[0]]
+    warm_batch = [
+        attrs.evolve(s, max_new_tokens=min(s.max_new_tokens, 32)) if hasattr(s, "max_new_tokens") else s
+        for s in batches[0]
+    ]
     for _ in range(config.warmup):
         t0 = time.perf_counter()
         ctx.decoder.run(ctx, warm_batch)
@@ -191,20 +197,22 @@ def run_case(
         "device": config.device,
         "dtype": config.dtype,
         "batch_size": bs,
+        "seq_len": config.seq_len,
         "max_seq_len": ctx.max_seq_len,
         "model": inst.describe(),
         "config": config.to_dict(),
         "build_s": build_s,
         "warmup_s": warmup_s,
         "samples": records,
-        "summary": summarize(ctx, results, records, mem.peak, warmup_s, compiled),
+        "summary": summarize(ctx, results, records, mem, warmup_s, compiled),
     }
     del ctx, inst
     release_memory()
     return case
 
 
-def summarize(ctx, results, records, peak, warmup_s, compiled) -> dict:
+def summarize(ctx, results, records, mem, warmup_s, compiled) -> dict:
+    peak, peak_increase = mem.peak, mem.peak - mem.start
     total_s = sum(r.latency_s for r in results)
     decode_s = sum(r.decode_s for r in results)
     steps = sum(r.decode_steps for r in results)
@@ -221,6 +229,7 @@ def summarize(ctx, results, records, peak, warmup_s, compiled) -> dict:
         "decode_steps": steps,
         "decode_step_s": None,
         "peak_memory_bytes": peak,
+        "peak_memory_increase_bytes": peak_increase,
         "model_bytes": sum(p.numel() * p.element_size() for p in inst.module.parameters()),
         "mbu": None,
         "bytes_per_decode_step": None,
@@ -276,6 +285,7 @@ def run_case_safe(registry: Registry, config: RunConfig, **kwargs) -> dict:
         "device": config.device,
         "dtype": config.dtype,
         "batch_size": config.batch_size,
+        "seq_len": config.seq_len,
         "config": config.to_dict(),
         "samples": [],
         "summary": {},

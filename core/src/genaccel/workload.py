@@ -7,8 +7,9 @@ A workload instance is any object with these attributes (duck-typed; see ``Workl
 - ``module``: the ``nn.Module`` holding every weight (model bytes, quantization);
 - ``random_weights``: True for presets (EOS is then ignored), False for checkpoints;
 - ``eos_token_id``, ``pad_token_id``;
-- ``make_samples(n, seed, max_new_tokens) -> list``: inputs following the paper's distributions
-  (or the user's data);
+- ``make_samples(n, seed, max_new_tokens, seq_len=None) -> list``: inputs following the paper's
+  distributions (or the user's data); ``seq_len`` fixes the input length for sweeps;
+- for non-autoregressive workloads, ``run_batch(batch) -> dict`` (see the ``nar`` decoder);
 - ``encode(text) -> list[int]`` and ``decode(ids) -> str`` for text workloads;
 - ``describe() -> dict``: what the report shows about the model;
 - and, for each capability it declares, the method optimizations call:
@@ -55,7 +56,7 @@ class Workload(Protocol):
     eos_token_id: int | None
     pad_token_id: int
 
-    def make_samples(self, n: int, seed: int, max_new_tokens: int | None) -> list: ...
+    def make_samples(self, n: int, seed: int, max_new_tokens: int | None, seq_len: int | None = None) -> list: ...
 
     def describe(self) -> dict: ...
 

@@ -100,6 +100,30 @@ class HFGenerate:
         )
 
 
+class NonAutoregressive:
+    """One forward per batch, no token loop.
+
+    Calls ``ctx.instance.run_batch(batch)``, which returns ``{"outputs": [...], "records": [...],
+    "phases": {name: seconds}, "model_s": seconds}``: per-sample outputs and extra fields, the time of
+    each phase, and the model time (what the sample latency reports; phases outside it, such as an
+    embedding lookup the study excludes, are reported apart).
+    """
+
+    def __init__(self, **options):
+        self.options = options
+
+    @torch.no_grad()
+    def run(self, ctx, batch) -> BatchResult:
+        result = ctx.instance.run_batch(batch)
+        latency = result["model_s"]
+        records = [
+            {"id": s.id, **{f"input_{k}": v for k, v in s.input_lengths.items()}, "input_tokens": sum(s.input_lengths.values()),
+             "output_tokens": len(out), "latency_s": latency, "ttft_s": None, "tpot_s": None, **extra}
+            for s, out, extra in zip(batch, result["outputs"], result.get("records") or [{}] * len(batch))
+        ]
+        return BatchResult(records=records, outputs=result["outputs"], latency_s=latency, phases=result.get("phases", {}))
+
+
 @hookimpl
 def genaccel_register_decoders(register):
     register(DecoderSpec(name="greedy", description="argmax at every step", factory=Greedy, requires="autoregressive"))
@@ -109,6 +133,14 @@ def genaccel_register_decoders(register):
             description="temperature + nucleus sampling on the device, seeded",
             factory=TopP,
             requires="autoregressive",
+        )
+    )
+    register(
+        DecoderSpec(
+            name="nar",
+            description="non-autoregressive: one forward per batch, no token loop",
+            factory=NonAutoregressive,
+            requires="non-autoregressive",
         )
     )
     register(

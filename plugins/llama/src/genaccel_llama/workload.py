@@ -103,10 +103,11 @@ class LlamaWorkload(CausalLMWorkload):
         problems = read_problems()
         return "humaneval", [problems[k]["prompt"] for k in sorted(problems, key=lambda k: int(k.split("/")[-1]))]
 
-    def make_samples(self, n: int, seed: int, max_new_tokens: int | None) -> list[TextSample]:
+    def make_samples(self, n: int, seed: int, max_new_tokens: int | None, seq_len: int | None = None) -> list[TextSample]:
+        """Prompts and output lengths; ``seq_len`` fixes every prompt's length (synthetic windows)."""
         rng = random.Random(seed)
         outputs = [max_new_tokens] * n if max_new_tokens else OUTPUT_LENGTHS.sample(n, rng)
-        prompts = self._prompts()
+        prompts = self._prompts() if seq_len is None else None
         samples = []
         if prompts is not None:
             source, texts = prompts
@@ -116,7 +117,8 @@ class LlamaWorkload(CausalLMWorkload):
             return samples
         # Synthetic: windows of real code tokens whose lengths follow HumanEval's (Table II).
         corpus = code_corpus(2_000_000)
-        for i, length in enumerate(INPUT_LENGTHS.sample(n, rng)):
+        lengths = [seq_len] * n if seq_len else INPUT_LENGTHS.sample(n, rng)
+        for i, length in enumerate(lengths):
             while True:
                 ids = self.tokenizer.encode(rng.choice(corpus), add_special_tokens=False)
                 if len(ids) >= length:

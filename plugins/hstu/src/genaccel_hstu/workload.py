@@ -1,0 +1,183 @@
+"""HSTU workloads: synthetic user histories (the study's), jagged batches, ranking and retrieval."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+
+import attrs
+import torch
+from genaccel import BuildOptions, GenaccelError, LengthDistribution, init_random_weights
+
+from .model import HSTU, HSTUConfig, Jagged, dense_attention, fused_attention
+
+PRESETS = {
+    "tiny": HSTUConfig(dim=32, heads=2, qk_dim=16, v_dim=16, layers=3, full_layers=1, truncate_to=32),
+    "small": HSTUConfig(dim=256, heads=2, qk_dim=64, v_dim=64, layers=4, full_layers=1, truncate_to=1024),
+    "paper": HSTUConfig(dim=512, heads=4, qk_dim=128, v_dim=128, layers=14, full_layers=3, truncate_to=1024),
+}
+# The study's synthetic histories: 4507-5121 events (mean 4813.9), item ids 0..6000.
+HISTORY_LENGTHS = LengthDistribution(min=4507, max=5121, mean=4813.9, sigma=0.05)
+NUM_CANDIDATES = 16
+TOP_K = 10
+
+
+@attrs.frozen(kw_only=True)
+class HistorySample:
+    id: str
+    items: tuple[int, ...] = attrs.field(converter=tuple)
+    actions: tuple[int, ...] = attrs.field(converter=tuple)
+    timestamps: tuple[int, ...] = attrs.field(converter=tuple)
+    num_candidates: int = 0
+
+    @property
+    def input_lengths(self) -> dict[str, int]:
+        return {"history": len(self.items) - self.num_candidates, "candidates": self.num_candidates}
+
+
+def validate(items, actions, timestamps, offsets, num_targets, cfg: HSTUConfig) -> None:
+    """Clear errors for jagged inputs a model cannot take."""
+    if offsets.ndim != 1 or len(offsets) < 1 or int(offsets[0]) != 0:
+        raise GenaccelError("offsets must be a 1-D tensor starting at 0 (offsets[i]..offsets[i+1] is sequence i)")
+    lengths = offsets[1:] - offsets[:-1]
+    if (lengths < 0).any():
+        bad = int((lengths < 0).nonzero()[0, 0])
+        raise GenaccelError(f"offsets are not monotone: offsets[{bad + 1}]={int(offsets[bad + 1])} < offsets[{bad}]={int(offsets[bad])}")
+    if int(offsets[-1]) != len(items) or not len(items) == len(actions) == len(timestamps):
+        raise GenaccelError(f"offsets end at {int(offsets[-1])} but there are {len(items)} items, {len(actions)} actions "
+                            f"and {len(timestamps)} timestamps; all must be equal")
+    if len(items) and (int(items.min()) < 0 or int(items.max()) >= cfg.num_items):
+        raise GenaccelError(f"item ids must lie in 0..{cfg.num_items - 1}; got {int(items.min())}..{int(items.max())}")
+    if len(actions) and (int(actions.min()) < 0 or int(actions.max()) >= cfg.num_actions):
+        raise GenaccelError(f"action types must lie in 0..{cfg.num_actions - 1}; got {int(actions.min())}..{int(actions.max())}")
+    if len(lengths) and int(lengths.max()) > cfg.max_len:
+        raise GenaccelError(f"a sequence of {int(lengths.max())} events exceeds the model's maximum of {cfg.max_len}")
+    if (num_targets > lengths).any():
+        raise GenaccelError("a sequence has more candidates than events")
+    step = timestamps[1:] - timestamps[:-1]
+    inside = torch.ones_like(step, dtype=torch.bool)
+    inside[(offsets[1:-1] - 1).clamp(min=0)[lengths[:-1] > 0]] = False  # across sequence boundaries is fine
+    if len(step) and ((step < 0) & inside).any():
+        pos = int(((step < 0) & inside).nonzero()[0, 0])
+        raise GenaccelError(f"timestamps go backwards inside a sequence at event {pos + 1}: "
+                            f"{int(timestamps[pos])} then {int(timestamps[pos + 1])}")
+
+
+class HSTUWorkload:
+    capabilities = ("non-autoregressive", "hstu-attention", "compile")
+
+    def __init__(self, task: str, model: HSTU, options: BuildOptions):
+        self.task, self.model, self.module, self.options = task, model, model, options
+        self.cfg = model.cfg
+        self.random_weights = True
+        self.eos_token_id, self.pad_token_id = None, 0
+
+    def describe(self) -> dict:
+        return {"preset": self.options.preset, "task": self.task, "random_weights": True,
+                "parameters": sum(p.numel() for p in self.module.parameters()), **attrs.asdict(self.cfg),
+                "attention": self.model.attention.__name__}
+
+    def set_attention(self, impl: str) -> None:
+        self.model.attention = {"dense": dense_attention, "fused": fused_attention}[impl]
+
+    def set_compile(self, mode: str) -> str:
+        for layer in self.model.layers:
+            layer.project = torch.compile(layer.project, mode=mode, dynamic=True)
+            layer.output = torch.compile(layer.output, mode=mode, dynamic=True)
+        return f"each layer's projection and output compiled (mode={mode}, dynamic shapes); attention runs as chosen"
+
+    # --- inputs -----------------------------------------------------------------------------
+    def make_samples(self, n: int, seed: int, max_new_tokens=None, seq_len: int | None = None) -> list[HistorySample]:
+        if self.options.data is not None:
+            return self._load(n)
+        rng = random.Random(seed)
+        cands = NUM_CANDIDATES if self.task == "ranking" else 0
+        lengths = [seq_len - cands] * n if seq_len else HISTORY_LENGTHS.sample(n, rng)
+        if seq_len is not None and seq_len <= cands:
+            raise GenaccelError(f"--seq-len {seq_len} leaves no history before the {cands} candidates; use more than {cands}")
+        samples = []
+        for i, length in enumerate(lengths):
+            t = rng.randrange(1_600_000_000, 1_700_000_000)
+            ts = []
+            for _ in range(length):
+                t += int(rng.expovariate(1 / 3600))
+                ts.append(t)
+            ts += [t + 1] * cands  # candidates are scored at the request time
+            items = [rng.randrange(self.cfg.num_items) for _ in range(length + cands)]
+            actions = [rng.randrange(self.cfg.num_actions) for _ in range(length)] + [0] * cands
+            samples.append(HistorySample(id=f"synthetic/{i}", items=items, actions=actions, timestamps=ts, num_candidates=cands))
+        return samples
+
+    def _load(self, n: int) -> list[HistorySample]:
+        """--data DIR: *.jsonl files, one history per line: {"items": [...], "actions": [...], "timestamps": [...]}."""
+        files = sorted(self.options.data.glob("*.jsonl")) if self.options.data.is_dir() else []
+        if not files:
+            raise GenaccelError(f"--data {str(self.options.data)!r} holds no *.jsonl history files")
+        samples = []
+        for f in files:
+            for lineno, line in enumerate(f.read_text().splitlines(), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                    cands = NUM_CANDIDATES if self.task == "ranking" else 0
+                    samples.append(HistorySample(id=f"{f.name}:{lineno}", items=row["items"], actions=row["actions"],
+                                                 timestamps=row["timestamps"], num_candidates=min(cands, len(row["items"]) - 1)))
+                except (json.JSONDecodeError, KeyError, TypeError) as e:
+                    raise GenaccelError(f"{f}:{lineno}: a history line needs items, actions and timestamps lists ({e})") from None
+        return samples[:n]
+
+    def collate(self, batch: list[HistorySample]):
+        dev = self.options.device
+        items = torch.tensor([x for s in batch for x in s.items], dtype=torch.long)
+        actions = torch.tensor([x for s in batch for x in s.actions], dtype=torch.long)
+        ts = torch.tensor([x for s in batch for x in s.timestamps], dtype=torch.long)
+        offsets = torch.tensor([0] + [len(s.items) for s in batch], dtype=torch.long).cumsum(0)
+        targets = torch.tensor([s.num_candidates for s in batch], dtype=torch.long)
+        validate(items, actions, ts, offsets, targets, self.cfg)
+        layout = Jagged(offsets=offsets.to(dev), timestamps=ts.to(dev), num_targets=targets.to(dev))
+        return items.to(dev), actions.to(dev), layout
+
+    # --- one forward per batch ---------------------------------------------------------------
+    @torch.no_grad()
+    def run_batch(self, batch: list[HistorySample]) -> dict:
+        items, actions, layout = self.collate(batch)
+        sync = torch.cuda.synchronize if self.options.device == "cuda" else (lambda: None)
+        sync()
+        t0 = time.perf_counter()
+        x = self.model.embed(items, actions).to(self.options.torch_dtype)
+        sync()
+        t1 = time.perf_counter()
+        y, out_layout = self.model(x, layout)
+        ends = out_layout.offsets[1:]
+        if self.task == "ranking":
+            logits = self.model.ranking_head(y)
+            outputs = [logits[e - t : e].argmax(-1).tolist() for e, t in zip(ends.tolist(), out_layout.num_targets.tolist())]
+        else:
+            last = y[(ends - 1).clamp(min=0)]
+            scores = last @ self.model.item_emb.weight.to(last.dtype).T
+            outputs = scores.topk(TOP_K, dim=-1).indices.tolist()
+        sync()
+        t2 = time.perf_counter()
+        return {"outputs": outputs, "model_s": t2 - t1, "phases": {"embedding": t1 - t0, "hstu": t2 - t1},
+                "records": [{"embedding_s": t1 - t0} for _ in batch]}
+
+
+def build_for(task: str):
+    def build(options: BuildOptions) -> HSTUWorkload:
+        if options.checkpoint is not None:
+            raise GenaccelError("hstu workloads have no checkpoint format yet; use --preset tiny|small|paper")
+        name = options.preset or "small"
+        if name not in PRESETS:
+            from genaccel.errors import unknown_name
+
+            raise unknown_name(f"preset of hstu/{task}", name, PRESETS)
+        with torch.device("meta"):
+            model = HSTU(PRESETS[name])
+        model = model.to_empty(device=options.device)
+        init_random_weights(model, seed=options.seed)
+        model.to(options.torch_dtype).eval()
+        return HSTUWorkload(task, model, options)
+
+    return build

@@ -1,0 +1,10 @@
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cache(tmp_path_factory):
+    """Keep what tests build (tokenizers, machine figures) out of the user's cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GENACCEL_CACHE", str(tmp_path_factory.mktemp("genaccel-cache")))
+    yield
+    mp.undo()
