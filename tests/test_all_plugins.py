@@ -21,7 +21,23 @@ def test_workload_runs_on_its_tiny_preset(workload, tmp_path):
     spec = default_registry().workload(workload)
     preset = "tiny" if "tiny" in spec.presets else spec.default_preset
     out = tmp_path / "run"
-    assert main(["run", workload, "--preset", preset, "--samples", "1", "--max-new-tokens", "4",
-                 "--opt", "sdpa,static-kv", "--out", str(out)]) == 0
+    assert main(["run", workload, "--preset", preset, "--samples", "1", "--max-new-tokens", "4", "--seq-len", "64",
+                 "--out", str(out)]) == 0
     doc = json.loads((out / "report.json").read_text())
-    assert doc["workload"] == workload and doc["samples"]
+    assert doc["workload"] == workload and doc["samples"] and doc["summary"]["latency_s"]["mean"] > 0
+
+
+def test_one_bench_spans_every_plugin_and_records_what_does_not_apply(tmp_path):
+    cases = "".join(f'[[cases]]\nworkload = "{w}"\nstacks = [["sdpa", "static-kv", "compile"]]\n\n' for w in WORKLOADS)
+    cfg = tmp_path / "bench.toml"
+    cfg.write_text('[defaults]\npreset = "tiny"\nsamples = 1\nmax_new_tokens = 3\nseq_len = 48\n\n' + cases)
+    assert main(["bench", str(cfg), "--out", str(tmp_path / "out")]) == 0
+    doc = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert [c["workload"] for c in doc["cases"]] == WORKLOADS
+    assert all(c["status"] == "ok" for c in doc["cases"]), [c.get("error") for c in doc["cases"]]
+    for c in doc["cases"]:  # what a workload lacks is a recorded skip with its reason, not an error
+        spec = default_registry().workload(c["workload"])
+        for s in c["skipped_optimizations"]:
+            assert s["name"] in ("sdpa", "static-kv") and "lacks capability" in s["reason"]
+        assert set(c["optimizations"]) | {s["name"] for s in c["skipped_optimizations"]} == {"sdpa", "static-kv", "compile"}
+        assert "compile" in c["optimizations"], spec.capabilities

@@ -35,3 +35,16 @@ def test_write_is_atomic_and_load_checks_schema(tmp_path):
     path.write_text("{oops")
     with pytest.raises(GenaccelError, match="not valid JSON"):
         load(path)
+
+
+def test_sweep_table_and_plot(tmp_path):
+    cases = []
+    for n, lat_a, lat_b in ((1024, 0.1, 0.05), (4096, 1.0, 0.2)):
+        for label, lat, mem in (("baseline", lat_a, 400 * 2**20), ("fused", lat_b, 20 * 2**20)):
+            c = _case(label, 1.0, lat)
+            c["seq_len"] = n
+            c["summary"]["peak_memory_increase_bytes"] = mem
+            cases.append(c)
+    md = render({"schema_version": SCHEMA_VERSION, "kind": "bench", "environment": {}, "cases": cases}, tmp_path).read_text()
+    assert "| 4096 | fused | 0.200 | 5.00× | 20 | 20.0× |" in md
+    assert list(tmp_path.glob("sweep-*.png"))

@@ -90,7 +90,8 @@ class BenchConfig:
             sizes = raw.get("batch_sizes", [1])
             if not (isinstance(sizes, list) and sizes and all(isinstance(b, int) and b >= 1 for b in sizes)):
                 raise finder.error("batch_sizes", n, "batch_sizes must be a non-empty list of positive integers")
-            seq_lens = raw.get("seq_lens", [None])
+            default_len = options.pop("seq_len", None)  # [defaults] seq_len = N is seq_lens = [N]
+            seq_lens = raw.get("seq_lens", [default_len])
             if not (isinstance(seq_lens, list) and seq_lens and all(x is None or (isinstance(x, int) and x >= 1) for x in seq_lens)):
                 raise finder.error("seq_lens", n, "seq_lens must be a non-empty list of positive integers")
             case = BenchCase(

@@ -182,6 +182,48 @@ def plot_latency(cases: list[dict], path: Path, title: str) -> Path | None:
     return path
 
 
+def plot_sweep(cases: list[dict], path: Path, title: str) -> Path | None:
+    """Latency and activation memory against sequence length, one line per stack."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [c for c in cases if c.get("status") == "ok" and c.get("seq_len")]
+    if len({c["seq_len"] for c in ok}) < 2:
+        return None
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    for label in dict.fromkeys(c["label"] for c in ok):
+        pts = sorted((c["seq_len"], c["summary"]["latency_s"]["mean"], c["summary"].get("peak_memory_increase_bytes") or 0)
+                     for c in ok if c["label"] == label)
+        xs = [p[0] for p in pts]
+        ax1.plot(xs, [p[1] for p in pts], marker="o", label=label)
+        ax2.plot(xs, [p[2] / 2**20 for p in pts], marker="o", label=label)
+    for ax, ylabel in ((ax1, "mean latency (s)"), (ax2, "peak memory increase (MiB)")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("sequence length")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    ax1.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def sweep_rows(cases: list[dict]) -> list[list[str]]:
+    """Per sequence length: each stack's latency and memory, and its speedup over the first stack."""
+    rows, base = [], {}
+    for c in sorted((c for c in cases if c.get("status") == "ok" and c.get("seq_len")), key=lambda c: c["seq_len"]):
+        s = c["summary"]
+        lat, mem = s["latency_s"]["mean"], s.get("peak_memory_increase_bytes") or 0
+        b = base.setdefault(c["seq_len"], (lat, mem))
+        rows.append([str(c["seq_len"]), c["label"], _fmt(lat), f"{b[0] / lat:.2f}×", _mib(mem),
+                     f"{b[1] / mem:.1f}×" if mem else "–"])
+    return rows
+
+
 def _group(cases):
     groups: dict[tuple, list[dict]] = {}
     for c in cases:
@@ -197,6 +239,20 @@ def render(doc: dict, out_dir: Path) -> Path:
     cases = cases_of(doc)
     env = doc.get("environment", {})
     lines = [f"# genaccel {doc.get('kind', 'run')} report", "", environment_md(env)]
+    sweeps: dict[tuple, list[dict]] = {}
+    for c in cases:
+        if c.get("seq_len"):
+            sweeps.setdefault((c["workload"], c.get("preset"), c["batch_size"], c["device"], c["dtype"]), []).append(c)
+    for j, (key, group) in enumerate(sweeps.items()):
+        rows = sweep_rows(group)
+        if len({r[0] for r in rows}) < 2:
+            continue
+        title = f"{key[0]} · {key[1]} · batch {key[2]} · {key[3]} {key[4]}: sequence-length sweep"
+        lines += [f"## {title}", "", table(["seq len", "stack", "latency (s)", "speedup", "peak mem increase (MiB)",
+                                            "memory ratio"], rows), ""]
+        png = plot_sweep(group, out_dir / f"sweep-{j:02d}-{key[0].replace('/', '-')}-bs{key[2]}.png", title)
+        if png:
+            lines += [f"![sweep]({png.name})", ""]
     for i, (key, group) in enumerate(_group(cases).items()):
         workload, model, bs, device, dtype, seq_len = key
         title = f"{workload} · {model} · batch {bs} · {device} {dtype}" + (f" · {seq_len} tokens" if seq_len else "")

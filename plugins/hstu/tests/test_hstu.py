@@ -49,7 +49,7 @@ def test_jagged_equals_each_sequence_alone_and_padding_never_leaks():
     q, k, v = _qkv(30)
     bias = _bias()
     together = dense_attention(q, k, v, layout, bias, 2, 256)
-    for i, (s, e) in enumerate(zip(layout.offsets[:-1].tolist(), layout.offsets[1:].tolist())):
+    for s, e in zip(layout.offsets[:-1].tolist(), layout.offsets[1:].tolist()):
         alone = Jagged(offsets=torch.tensor([0, e - s]), timestamps=layout.timestamps[s:e], num_targets=torch.tensor([0]))
         torch.testing.assert_close(dense_attention(q[s:e], k[s:e], v[s:e], alone, bias, 2, 256), together[s:e])
 
