@@ -28,7 +28,8 @@ def test_workload_runs_on_its_tiny_preset(workload, tmp_path):
 
 
 def test_one_bench_spans_every_plugin_and_records_what_does_not_apply(tmp_path):
-    cases = "".join(f'[[cases]]\nworkload = "{w}"\nstacks = [["sdpa", "static-kv", "compile"]]\n\n' for w in WORKLOADS)
+    cases = "".join(f'[[cases]]\nworkload = "{w}"\nprofile = true\nstacks = [["sdpa", "static-kv", "compile"]]\n\n'
+                    for w in WORKLOADS)
     cfg = tmp_path / "bench.toml"
     cfg.write_text('[defaults]\npreset = "tiny"\nsamples = 1\nmax_new_tokens = 3\nseq_len = 48\n\n' + cases)
     assert main(["bench", str(cfg), "--out", str(tmp_path / "out")]) == 0
@@ -41,3 +42,7 @@ def test_one_bench_spans_every_plugin_and_records_what_does_not_apply(tmp_path):
             assert s["name"] in ("sdpa", "static-kv") and "lacks capability" in s["reason"]
         assert set(c["optimizations"]) | {s["name"] for s in c["skipped_optimizations"]} == {"sdpa", "static-kv", "compile"}
         assert "compile" in c["optimizations"], spec.capabilities
+    # every workload profiles, without plugin-specific code in the core
+    assert [p["workload"] for p in doc["profiles"]] == WORKLOADS
+    assert all(p["phases"] for p in doc["profiles"])
+    assert "Where the time goes" in (tmp_path / "out" / "report.md").read_text()

@@ -6,6 +6,7 @@ The public API that plugins use; everything else is internal.
 from .errors import GenaccelError
 from .hf import HFCausalLM
 from .hookspecs import hookimpl
+from .profiling import annotate, phase, region
 from .registry import STAGES, DecoderSpec, OptimizationSpec, Registry, Stack, WorkloadSpec
 from .workload import (
     BuildOptions,
@@ -31,6 +32,9 @@ __all__ = [
     "Stack",
     "TextSample",
     "WorkloadSpec",
+    "annotate",
+    "phase",
+    "region",
     "check_checkpoint_dir",
     "code_corpus",
     "hookimpl",

@@ -191,9 +191,32 @@ def cmd_bench(args, registry) -> int:
         print(f"skipped {case.workload}: its plugin is not installed", file=sys.stderr)
     _run_cases(registry, configs, report, strict=False)
     md = render(report.doc, out)
+    profile_md = _bench_profiles(registry, [c for case in bench.cases if case.workload in registry.workloads
+                                            for c in case.profile_configs()], report, out)
+    if profile_md:
+        md.write_text(md.read_text() + "\n## Where the time goes\n\n" + profile_md + "\n\n![breakdown](breakdown.png)\n")
     _print_cases([c for c in report.doc["cases"] if c["status"] != "skipped"])
     print(f"\nreport: {out / 'report.json'}, {md}")
     return 0
+
+
+def _bench_profiles(registry, configs, report, out) -> str:
+    """Profile the bench's chosen cases; a failure is recorded and the bench keeps what it has."""
+    from .characterize import breakdown_markdown, plot_breakdown, profile_workload
+
+    profiles = []
+    for config in configs:
+        print(f"profiling {config.workload} {config.label}", file=sys.stderr, flush=True)
+        try:
+            profiles.append(profile_workload(registry, config, strict=False))
+        except Exception as e:  # noqa: BLE001 - keep the measured cases whatever happens here
+            print(f"  profile failed: {type(e).__name__}: {e}", file=sys.stderr)
+    if not profiles:
+        return ""
+    report.doc["profiles"] = profiles
+    report.save()
+    plot_breakdown(profiles, out / "breakdown.png")
+    return breakdown_markdown(profiles)
 
 
 def cmd_compare(args, registry) -> int:
@@ -219,6 +242,61 @@ def cmd_generate(args, registry) -> int:
     return 0
 
 
+def _multi_configs(args):
+    """profile and characterize take several workloads with one set of run options."""
+    configs = []
+    for workload in [args.workload, *args.workloads]:
+        args.workload = workload
+        configs.append(_config(args, args.opt))
+    return configs
+
+
+def cmd_profile(args, registry) -> int:
+    from .characterize import breakdown_markdown, plot_breakdown, profile_workload
+    from .report import SCHEMA_VERSION, write_json
+
+    configs = _multi_configs(args)
+    out = _out_dir(args, "profile")
+    out.mkdir(parents=True, exist_ok=True)
+    env = _environment(configs[0].device)
+    profiles = []
+    for i, config in enumerate(configs):
+        print(f"[{i + 1}/{len(configs)}] profiling {config.workload} {config.label}", file=sys.stderr, flush=True)
+        trace = out / ("trace.json" if i == 0 else f"trace-{config.workload.replace('/', '-')}.json")
+        profiles.append(profile_workload(registry, config, trace))
+        write_json(out / "profile.json", {"schema_version": SCHEMA_VERSION, "kind": "profile", "environment": env,
+                                          "profiles": profiles})
+    plot_breakdown(profiles, out / "breakdown.png")
+    md = breakdown_markdown(profiles)
+    (out / "profile.md").write_text("# genaccel profile\n\n" + md + "\n\n![breakdown](breakdown.png)\n")
+    print(md)
+    for p in profiles:
+        if p["method"] != "measured":
+            print(f"{p['workload']} {p['label']}: {p['method']}")
+    print(f"\nprofile: {out / 'profile.json'}, {out / 'breakdown.png'}, {out / 'trace.json'}")
+    return 0
+
+
+def cmd_characterize(args, registry) -> int:
+    from .characterize import characterize, characterize_markdown, plot_latency_distribution
+    from .report import SCHEMA_VERSION, write_json
+    from .runner import run_case
+
+    configs = _multi_configs(args)
+    out = _out_dir(args, "characterize")
+    env = _environment(configs[0].device)
+    cases = [run_case(registry, c) for c in configs]
+    rows = [characterize(c) for c in cases]
+    write_json(out / "characterize.json", {"schema_version": SCHEMA_VERSION, "kind": "characterize",
+                                           "environment": env, "table": rows, "cases": cases})
+    plot_latency_distribution(cases, out / "latency.png")
+    md = characterize_markdown(rows)
+    (out / "characterize.md").write_text("# genaccel characterization\n\n" + md + "\n\n![latency](latency.png)\n")
+    print(md)
+    print(f"\ncharacterization: {out / 'characterize.json'}, {out / 'latency.png'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genaccel", description="Characterize and accelerate generative inference.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -239,6 +317,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("a", type=Path)
     p.add_argument("b", type=Path)
     p.set_defaults(fn=cmd_compare)
+    for name, fn, what in (("profile", cmd_profile, "operator time breakdown per phase (Fig. 4 form)"),
+                           ("characterize", cmd_characterize, "sequence lengths and latency distribution (Table II, Fig. 3)")):
+        p = sub.add_parser(name, help=what)
+        _add_run_options(p)
+        p.add_argument("workloads", nargs="*", default=[], help="more workloads with the same options")
+        p.set_defaults(fn=fn)
     p = sub.add_parser("generate", help="generate text from a prompt")
     _add_run_options(p)
     p.add_argument("--prompt", required=True)

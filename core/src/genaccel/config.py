@@ -18,7 +18,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 RUN_KEYS = {f.name for f in attrs.fields(RunConfig)} - {"workload", "optimizations", "batch_size"}
-CASE_KEYS = (RUN_KEYS - {"seq_len"}) | {"workload", "stacks", "batch_sizes", "seq_lens", "reference"}
+CASE_KEYS = (RUN_KEYS - {"seq_len"}) | {"workload", "stacks", "batch_sizes", "seq_lens", "reference", "profile"}
 TOP_KEYS = {"defaults", "cases"}
 
 
@@ -28,8 +28,16 @@ class BenchCase:
     stacks: tuple[tuple[str, ...], ...]
     batch_sizes: tuple[int, ...]
     reference: bool
+    profile: bool = False  # also profile the first and last stack at the first batch size and length
     seq_lens: tuple = (None,)
     options: dict = attrs.field(factory=dict, hash=False)
+
+    def profile_configs(self) -> list[RunConfig]:
+        if not self.profile:
+            return []
+        common = dict(workload=self.workload, batch_size=self.batch_sizes[0], seq_len=self.seq_lens[0], **self.options)
+        stacks = [self.stacks[0], self.stacks[-1]] if len(self.stacks) > 1 else [self.stacks[0]]
+        return [RunConfig(optimizations=s, **{**common, "samples": 1}) for s in stacks]
 
     def configs(self) -> list[RunConfig]:
         """For each sequence length and batch size: the reference (when asked), then every stack."""
@@ -100,6 +108,7 @@ class BenchConfig:
                 stacks=tuple(tuple(s) for s in stacks),
                 batch_sizes=tuple(sizes),
                 reference=bool(raw.get("reference", False)),
+                profile=bool(raw.get("profile", False)),
                 options=options,
             )
             try:

@@ -9,6 +9,7 @@ import torch
 
 from .errors import GenaccelError
 from .measure import StepClock
+from .profiling import phase
 
 
 @attrs.define(kw_only=True)
@@ -89,8 +90,9 @@ def generate(
     pos = torch.tensor(length, dtype=torch.long, device=device)
     clock = StepClock(device)
     clock.start()
-    token = pick(model.prefill(ids, valid))
-    out[:, 0] = token
+    with phase("prefill"):
+        token = pick(model.prefill(ids, valid))
+        out[:, 0] = token
     clock.mark()
     ran = 1
     for step in range(1, steps):
@@ -98,9 +100,10 @@ def generate(
             done |= token == eos_id
             if step % eos_check_every == 0 and bool(done.all()):
                 break
-        token = pick(model.decode(token, pos))
-        out[:, step] = token
-        pos += 1
+        with phase("decode"):
+            token = pick(model.decode(token, pos))
+            out[:, step] = token
+            pos += 1
         ran += 1
         clock.mark()
     times = clock.seconds()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from .profiling import region
+
 
 class DynamicKVCache:
     kind = "dynamic"
@@ -20,17 +22,19 @@ class DynamicKVCache:
         self.values: list[torch.Tensor | None] = [None] * num_layers
 
     def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
-        if self.keys[layer_idx] is None:
-            self.keys[layer_idx], self.values[layer_idx] = key, value
-        else:
-            self.keys[layer_idx] = torch.cat([self.keys[layer_idx], key], dim=2)
-            self.values[layer_idx] = torch.cat([self.values[layer_idx], value], dim=2)
-        return self.keys[layer_idx], self.values[layer_idx]
+        with region("KV-cache update", f"dynamic.{layer_idx}"):
+            if self.keys[layer_idx] is None:
+                self.keys[layer_idx], self.values[layer_idx] = key, value
+            else:
+                self.keys[layer_idx] = torch.cat([self.keys[layer_idx], key], dim=2)
+                self.values[layer_idx] = torch.cat([self.values[layer_idx], value], dim=2)
+            return self.keys[layer_idx], self.values[layer_idx]
 
     def reorder(self, index: torch.Tensor) -> None:
-        for i, (k, v) in enumerate(zip(self.keys, self.values)):
-            if k is not None:
-                self.keys[i], self.values[i] = k.index_select(0, index), v.index_select(0, index)
+        with region("KV-cache reorder", "dynamic"):
+            for i, (k, v) in enumerate(zip(self.keys, self.values)):
+                if k is not None:
+                    self.keys[i], self.values[i] = k.index_select(0, index), v.index_select(0, index)
 
     def crop(self, length: int) -> None:
         for i, (k, v) in enumerate(zip(self.keys, self.values)):
@@ -56,13 +60,15 @@ class StaticKVCache:
 
     def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
         k_buf, v_buf = self.keys[layer_idx], self.values[layer_idx]
-        k_buf.index_copy_(2, self.write_pos, key)
-        v_buf.index_copy_(2, self.write_pos, value)
+        with region("KV-cache update", f"static.{layer_idx}"):
+            k_buf.index_copy_(2, self.write_pos, key)
+            v_buf.index_copy_(2, self.write_pos, value)
         return k_buf, v_buf
 
     def reorder(self, index: torch.Tensor) -> None:
-        for buf in (*self.keys, *self.values):
-            buf.copy_(buf.index_select(0, index))
+        with region("KV-cache reorder", "static"):
+            for buf in (*self.keys, *self.values):
+                buf.copy_(buf.index_select(0, index))
 
     def crop(self, length: int) -> None:
         """Nothing to free: positions past ``length`` are masked and later overwritten."""

@@ -117,3 +117,29 @@ def test_out_of_memory_is_recorded_and_the_bench_goes_on(tmp_path):
     doc = json.loads((tmp_path / "report.json").read_text())
     assert [c["status"] for c in doc["cases"]] == ["oom", "ok"]
     assert "out of memory" in doc["cases"][0]["error"]
+
+
+def test_profile_with_compile_uses_an_eager_twin(tmp_path, capsys):
+    out = tmp_path / "prof"
+    assert main(["profile", "llama/t-t", *TINY, "--opt", "sdpa,static-kv,compile", "--out", str(out)]) == 0
+    doc = json.loads((out / "profile.json").read_text())
+    prof = doc["profiles"][0]
+    assert set(prof["phases"]) == {"prefill", "decode"}
+    assert prof["phases"]["decode"]["calls"] == 2 * 5
+    assert "eager twin (stack sdpa+static-kv)" in prof["method"]
+    decode = prof["phases"]["decode"]
+    assert abs(sum(decode["categories"].values()) + decode["Overhead"] - decode["wall_us"]) < 0.02 * decode["wall_us"]
+    assert decode["categories"]["Linear"] > 0 and prof["eager_twin"]["phases"]["decode"]["categories"]["KV-cache update"] > 0
+    assert (out / "breakdown.png").stat().st_size > 1000 and (out / "trace.json").stat().st_size > 1000
+    assert "genaccel.phase::decode" in (out / "trace.json").read_text()
+
+
+def test_characterize_gives_table_ii_and_a_latency_distribution(tmp_path, capsys):
+    out = tmp_path / "char"
+    assert main(["characterize", "llama/t-t", "--preset", "tiny", "--samples", "6", "--out", str(out)]) == 0
+    doc = json.loads((out / "characterize.json").read_text())
+    row = doc["table"][0]
+    assert 44 <= row["input"]["tokens"]["min"] <= row["input"]["tokens"]["mean"] <= row["input"]["tokens"]["max"] <= 430
+    assert row["output_tokens"]["min"] >= 55 and row["decode_steps"]["mean"] == row["output_tokens"]["mean"] - 1
+    assert row["samples"] == 6 and (out / "latency.png").exists()
+    assert "| llama/t-t | tokens |" in capsys.readouterr().out

@@ -15,6 +15,7 @@ from __future__ import annotations
 import attrs
 import torch
 import torch.nn.functional as F
+from genaccel import region
 from torch import nn
 
 
@@ -181,7 +182,8 @@ class HSTULayer(nn.Module):
 
     def forward(self, x, layout: Jagged, attention):
         u, v, q, k = self.project(x)
-        attn = attention(q, k, v, layout, self.rab, self.cfg.heads, self.cfg.max_len)
+        with region("Attention", attention.__name__):
+            attn = attention(q, k, v, layout, self.rab, self.cfg.heads, self.cfg.max_len)
         return self.output(x, u, attn)
 
 

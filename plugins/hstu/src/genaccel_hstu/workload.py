@@ -8,7 +8,7 @@ import time
 
 import attrs
 import torch
-from genaccel import BuildOptions, GenaccelError, LengthDistribution, init_random_weights
+from genaccel import BuildOptions, GenaccelError, LengthDistribution, init_random_weights, phase
 
 from .model import HSTU, HSTUConfig, Jagged, dense_attention, fused_attention
 
@@ -146,10 +146,12 @@ class HSTUWorkload:
         sync = torch.cuda.synchronize if self.options.device == "cuda" else (lambda: None)
         sync()
         t0 = time.perf_counter()
-        x = self.model.embed(items, actions).to(self.options.torch_dtype)
+        with phase("embedding"):
+            x = self.model.embed(items, actions).to(self.options.torch_dtype)
         sync()
         t1 = time.perf_counter()
-        y, out_layout = self.model(x, layout)
+        with phase("hstu"):
+            y, out_layout = self.model(x, layout)
         ends = out_layout.offsets[1:]
         if self.task == "ranking":
             logits = self.model.ranking_head(y)
