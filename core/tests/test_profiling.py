@@ -23,11 +23,11 @@ class Toy:
     def __init__(self, kind):
         self.kind = kind
         if kind == "linear":
-            self.module = nn.Sequential(*[nn.Linear(512, 512) for _ in range(6)])
-            self.x = torch.randn(256, 512)
+            self.module = nn.Sequential(*[nn.Linear(1024, 1024) for _ in range(6)])
+            self.x = torch.randn(512, 1024)
         elif kind == "attention":
             self.module = Attention()
-            self.x = torch.randn(8, 256, 64)
+            self.x = torch.randn(16, 512, 64)
         else:  # a plugin-defined category and phase, and a KV-cache reorder
             self.module = nn.Sequential(annotate(nn.Linear(256, 256), "Conv"))
             self.x = torch.randn(128, 256)
