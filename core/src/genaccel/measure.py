@@ -61,8 +61,11 @@ class StepClock:
 class PeakMemory:
     """Peak memory during a block: CUDA allocator peak, or the process RSS sampled on CPU."""
 
-    def __init__(self, device: str, interval_s: float = 0.005):
+    def __init__(self, device: str, interval_s: float = 0.005, *, start: int | None = None):
+        """``start``: on CPU, the RSS to measure the increase from (taken before a warm-up, whose
+        freed heap the allocator keeps and the timed block then reuses)."""
         self.device, self.interval_s, self.peak, self.start = device, interval_s, 0, 0
+        self._given_start = start
         self._stop = threading.Event()
 
     @staticmethod
@@ -85,7 +88,8 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats()
             self.start = torch.cuda.memory_allocated()
         else:
-            self.peak = self.start = self.rss()
+            self.peak = self.rss()
+            self.start = self._given_start if self._given_start is not None else self.peak
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
         return self

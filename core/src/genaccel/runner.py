@@ -154,6 +154,7 @@ def run_case(
     ctx.max_seq_len = _fit_cache(config, samples)
     batches = [samples[i : i + bs] for i in range(0, len(samples), bs)]
 
+    rss_before_warmup = PeakMemory.rss()
     warmup_s = []
     warm_batch = [
         attrs.evolve(s, max_new_tokens=min(s.max_new_tokens, 32)) if hasattr(s, "max_new_tokens") else s
@@ -166,7 +167,7 @@ def run_case(
 
     results: list[BatchResult] = []
     bar = _progress(len(batches), config.label, progress)
-    with PeakMemory(config.device) as mem:
+    with PeakMemory(config.device, start=rss_before_warmup if config.device == "cpu" else None) as mem:
         for batch in batches:
             res = ctx.decoder.run(ctx, batch)
             results.append(res)
