@@ -219,8 +219,9 @@ def sweep_rows(cases: list[dict]) -> list[list[str]]:
         s = c["summary"]
         lat, mem = s["latency_s"]["mean"], s.get("peak_memory_increase_bytes") or 0
         b = base.setdefault(c["seq_len"], (lat, mem))
+        measurable = min(mem, b[1]) >= 2**20  # a ratio of sub-MiB growths is noise
         rows.append([str(c["seq_len"]), c["label"], _fmt(lat), f"{b[0] / lat:.2f}×", _mib(mem),
-                     f"{b[1] / mem:.1f}×" if mem else "–"])
+                     f"{b[1] / mem:.1f}×" if measurable else "–"])
     return rows
 
 
