@@ -97,6 +97,8 @@ def test_a_toy_model_lands_in_its_category(registry, kind, category):
     assert sh[category] >= 0.9, sh
     assert abs(sum(sh.values()) - 1) < 0.02  # categories and overhead add up to the phase's wall time
     assert prof["dilation"] > 0 and prof["phases"]["main"]["calls"] == 1
+    if kind == "linear":  # 3 passes of 6 linears: 2·512·1024·1024 multiply-adds each, plus biases
+        assert prof["work"]["phases"]["main"]["flops"] == 3 * 6 * 2 * 512 * 1024 * 1024
 
 
 def test_plugin_annotations_and_phases_and_kv_reorder_show_up(registry):
@@ -105,6 +107,7 @@ def test_plugin_annotations_and_phases_and_kv_reorder_show_up(registry):
     assert shares(prof["phases"]["main"], "cpu")["Conv"] > 0.5  # the plugin's annotation wins over its type
     assert prof["phases"]["reorder"]["categories"]["KV-cache reorder"] > 0
     assert prof["phases"]["reorder"]["calls"] == 1
+    assert prof["work"]["phases"]["reorder"]["flops"] == 0
 
 
 def test_categories_by_module_and_op_name():

@@ -9,7 +9,8 @@ from pathlib import Path
 import attrs
 import torch
 
-from .profiling import CATEGORIES, COLORS, OVERHEAD, annotations, breakdown, shares
+from .measure import measure_bandwidth, measure_gemm_peak
+from .profiling import CATEGORIES, COLORS, OVERHEAD, annotations, breakdown, count_flops, shares
 from .runner import RunConfig, _fit_cache, prepare, release_memory
 
 GRAPH_STAGES = ("compile", "graph")
@@ -22,7 +23,7 @@ def _batches(ctx, config: RunConfig):
     return [samples[i : i + bs] for i in range(0, len(samples), bs)]
 
 
-def _profile_once(registry, config: RunConfig, trace_path: Path | None, strict: bool = True) -> dict:
+def _profile_once(registry, config: RunConfig, trace_path: Path | None, strict: bool = True, count: bool = True) -> dict:
     ctx = prepare(registry, config, strict=strict)
     batches = _batches(ctx, config)
     for _ in range(max(config.warmup, 1)):
@@ -73,19 +74,57 @@ def _profile_once(registry, config: RunConfig, trace_path: Path | None, strict: 
             for name, entry in phases.items()
         },
     }
+    if count:
+        result["work"] = _work(ctx, batches, plain, config)
     del ctx
     release_memory()
     return result
+
+
+def _work(ctx, batches, plain, config) -> dict:
+    """FLOPs per phase (one counted pass), bytes per phase where the model says what a step reads,
+    arithmetic intensity, and achieved FLOP/s and bytes/s against the machine's measured peaks."""
+    with count_flops() as flops:
+        for b in batches:
+            ctx.decoder.run(ctx, b)
+    seconds: dict[str, float] = {}
+    for r in plain:
+        for k, v in r.phases.items():
+            seconds[k] = seconds.get(k, 0.0) + v
+    inst = ctx.instance
+    nbytes: dict[str, float] = {}
+    if hasattr(inst, "weight_bytes_per_step") and all(hasattr(r, "kv_tokens_read") for r in plain):
+        weights, per_token = inst.weight_bytes_per_step(), inst.kv_bytes_per_token()
+        steps = sum(r.decode_steps for r in plain)
+        nbytes["decode"] = steps * weights + sum(r.kv_tokens_read for r in plain) * per_token
+        prompt_tokens = sum(len(s.input_ids) for b in batches for s in b)
+        nbytes["prefill"] = len(batches) * weights + prompt_tokens * per_token
+    peak_flops = measure_gemm_peak(config.device, getattr(torch, config.dtype))
+    bandwidth = measure_bandwidth(config.device)
+    out = {"gemm_peak_flops_per_s": peak_flops, "bandwidth_bytes_per_s": bandwidth, "phases": {}}
+    for name, total in flops.items():
+        t = seconds.get(name)
+        b = nbytes.get(name)
+        out["phases"][name] = {
+            "flops": total,
+            "bytes": b,
+            "seconds": t,
+            "arithmetic_intensity": total / b if b else None,
+            "flops_per_s": total / t if t else None,
+            "mfu": total / t / peak_flops if t else None,
+            "mbu": b / t / bandwidth if b and t else None,
+        }
+    return out
 
 
 def profile_workload(registry, config: RunConfig, trace_path: Path | None = None, *, strict: bool = True) -> dict:
     """Profile warm iterations; with compile or CUDA graphs in the stack, categories come from an eager twin."""
     spec = registry.workload(config.workload)
     stack = registry.resolve_stack(spec, config.optimizations, config.device, strict=strict)
-    result = _profile_once(registry, config, trace_path, strict)
+    graph_opts = [s.name for s in stack.applied if s.stage in GRAPH_STAGES]
+    result = _profile_once(registry, config, trace_path, strict, count=not graph_opts)
     result.update(workload=config.workload, device=config.device, batch_size=config.batch_size,
                   preset=config.preset, checkpoint=config.checkpoint, method="measured")
-    graph_opts = [s.name for s in stack.applied if s.stage in GRAPH_STAGES]
     if graph_opts:
         twin_cfg = attrs.evolve(config, optimizations=tuple(n for n in config.optimizations if n not in graph_opts))
         twin = _profile_once(registry, twin_cfg, None, strict)
@@ -102,7 +141,29 @@ def profile_workload(registry, config: RunConfig, trace_path: Path | None = None
                             f"(stack {twin['label']}) scaled to this run's operator time; the {rest.lower()} share is "
                             "measured on this run")
         result["eager_twin"] = twin
+        result["work"] = {**twin.pop("work"), "counted_on": f"eager twin ({twin['label']})"}
+        for name, w in result["work"]["phases"].items():  # rates use this run's own phase times
+            t = result["phases"].get(name, {}).get("unprofiled_us", 0) / 1e6
+            w["seconds"] = t or None
+            w["flops_per_s"] = w["flops"] / t if t else None
+            w["mfu"] = w["flops"] / t / result["work"]["gemm_peak_flops_per_s"] if t else None
+            w["mbu"] = w["bytes"] / t / result["work"]["bandwidth_bytes_per_s"] if t and w["bytes"] else None
     return result
+
+
+def work_markdown(profiles: list[dict]) -> str:
+    from .report import table
+
+    def num(x, scale=1.0, spec=".2f"):
+        return "–" if x is None else format(x / scale, spec)
+
+    rows = []
+    for p in profiles:
+        for name, w in (p.get("work") or {}).get("phases", {}).items():
+            rows.append([p["workload"], p["label"], name, num(w["flops"], 1e9), num(w["bytes"], 1e6, ".1f"),
+                         num(w["arithmetic_intensity"], 1, ".1f"), num(w["flops_per_s"], 1e9, ".1f"),
+                         num(w["mfu"] and 100 * w["mfu"], 1, ".1f"), num(w["mbu"] and 100 * w["mbu"], 1, ".0f")])
+    return table(["workload", "stack", "phase", "GFLOP", "MB read", "FLOP/byte", "GFLOP/s", "MFU %", "MBU %"], rows)
 
 
 def plot_breakdown(profiles: list[dict], path: Path) -> Path:

@@ -252,7 +252,7 @@ def _multi_configs(args):
 
 
 def cmd_profile(args, registry) -> int:
-    from .characterize import breakdown_markdown, plot_breakdown, profile_workload
+    from .characterize import breakdown_markdown, plot_breakdown, profile_workload, work_markdown
     from .report import SCHEMA_VERSION, write_json
 
     configs = _multi_configs(args)
@@ -267,7 +267,7 @@ def cmd_profile(args, registry) -> int:
         write_json(out / "profile.json", {"schema_version": SCHEMA_VERSION, "kind": "profile", "environment": env,
                                           "profiles": profiles})
     plot_breakdown(profiles, out / "breakdown.png")
-    md = breakdown_markdown(profiles)
+    md = breakdown_markdown(profiles) + "\n\nWork per phase (FLOPs counted in eager mode)\n\n" + work_markdown(profiles)
     (out / "profile.md").write_text("# genaccel profile\n\n" + md + "\n\n![breakdown](breakdown.png)\n")
     print(md)
     for p in profiles:

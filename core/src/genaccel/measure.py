@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -120,26 +121,50 @@ def device_name(device: str) -> str:
     return f"{name} ({torch.get_num_threads()} threads)"
 
 
-def measure_bandwidth(device: str, *, nbytes: int = 1 << 30, repeats: int = 5) -> float:
-    """Peak read bandwidth in bytes/s: the best of several full reductions over a large tensor.
+def measure_bandwidth(device: str, *, nbytes: int = 1 << 30, repeats: int = 10) -> float:
+    """Peak memory bandwidth in bytes/s: the best of several full reductions (sum, max) over a
+    large tensor and of copies (bytes read plus written), each repeated.
 
     Measured once per device name and cached in ``cache_dir()/bandwidth.json``.
     """
     path = cache_dir() / "bandwidth.json"
-    key = device_name(device)
+    key = f"{device_name(device)} [sum|max|copy]"
     table = json.loads(path.read_text()) if path.exists() else {}
     if key in table:
         return float(table[key])
     x = torch.ones(nbytes // 4, dtype=torch.float32, device=device)
+    y = torch.empty_like(x)
+    best = 0.0
+    for moved, fn in ((nbytes, x.sum), (nbytes, x.max), (2 * nbytes, functools.partial(y.copy_, x))):
+        for _ in range(repeats):
+            synchronize(device)
+            t0 = time.perf_counter()
+            fn()
+            synchronize(device)
+            best = max(best, moved / (time.perf_counter() - t0))
+    del x, y
+    table[key] = best
+    path.write_text(json.dumps(table, indent=1))
+    return best
+
+
+def measure_gemm_peak(device: str, dtype: torch.dtype = torch.float32, *, n: int = 2048, repeats: int = 5) -> float:
+    """Peak matmul throughput in FLOP/s: best of several n×n products, cached per device and dtype."""
+    path = cache_dir() / "gemm.json"
+    key = f"{device_name(device)} {dtype}"
+    table = json.loads(path.read_text()) if path.exists() else {}
+    if key in table:
+        return float(table[key])
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
     best = float("inf")
     for _ in range(repeats + 1):
         synchronize(device)
         t0 = time.perf_counter()
-        x.sum()
+        a @ b
         synchronize(device)
         best = min(best, time.perf_counter() - t0)
-    del x
-    table[key] = nbytes / best
+    table[key] = 2 * n**3 / best
     path.write_text(json.dumps(table, indent=1))
     return table[key]
 

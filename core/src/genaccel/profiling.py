@@ -27,16 +27,61 @@ COLORS = {"Linear": "#3b75af", "Attention": "#d1603d", "Norm": "#6aa84f", "Activ
 PHASE_PREFIX, MODULE_PREFIX = "genaccel.phase::", "genaccel.module::"
 
 _active = False
+_flops = None  # (FlopCounterMode, totals per phase) while counting
 
 
 @contextlib.contextmanager
 def phase(name: str):
-    """Mark a phase of inference (costs nothing unless a profile is being taken)."""
+    """Mark a phase of inference (costs nothing unless a profile or a FLOP count is being taken)."""
+    if _flops is not None and not torch.compiler.is_compiling():
+        counter, totals = _flops
+        before = counter.get_total_flops()
+        try:
+            yield
+        finally:
+            totals[name] = totals.get(name, 0) + counter.get_total_flops() - before
+        return
     if not _active or torch.compiler.is_compiling():
         yield
         return
     with torch.profiler.record_function(PHASE_PREFIX + name):
         yield
+
+
+_formulas_registered = False
+
+
+def _register_missing_formulas() -> None:
+    """FlopCounterMode counts nothing for CPU flash attention; give it the SDPA formula."""
+    global _formulas_registered
+    if _formulas_registered:
+        return
+    from torch.utils.flop_counter import register_flop_formula, sdpa_flop_count
+
+    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if op is not None:
+
+        @register_flop_formula(op)
+        def _cpu_flash_flop(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+            return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+    _formulas_registered = True
+
+
+@contextlib.contextmanager
+def count_flops():
+    """Count FLOPs per phase (eager code only: compiled graphs are opaque to the counter)."""
+    global _flops
+    from torch.utils.flop_counter import FlopCounterMode
+
+    _register_missing_formulas()
+    totals: dict[str, int] = {}
+    with FlopCounterMode(display=False) as counter:
+        _flops = (counter, totals)
+        try:
+            yield totals
+        finally:
+            _flops = None
 
 
 def region(category: str, name: str = ""):

@@ -132,6 +132,11 @@ def test_profile_with_compile_uses_an_eager_twin(tmp_path, capsys):
     assert decode["categories"]["Linear"] > 0 and prof["eager_twin"]["phases"]["decode"]["categories"]["KV-cache update"] > 0
     assert (out / "breakdown.png").stat().st_size > 1000 and (out / "trace.json").stat().st_size > 1000
     assert "genaccel.phase::decode" in (out / "trace.json").read_text()
+    work = prof["work"]["phases"]  # FLOPs counted on the eager twin, rates against this run's times
+    assert prof["work"]["counted_on"].startswith("eager twin")
+    assert work["decode"]["flops"] > 0 and work["decode"]["bytes"] > 0 and work["decode"]["mbu"] > 0
+    assert work["prefill"]["arithmetic_intensity"] > work["decode"]["arithmetic_intensity"]
+    assert prof["work"]["gemm_peak_flops_per_s"] > 0
 
 
 def test_characterize_gives_table_ii_and_a_latency_distribution(tmp_path, capsys):
