@@ -1,3 +1,5 @@
+"""Shared by every package's tests, alone or together (pytest loads the rootdir's conftest)."""
+
 import pytest
 
 
