@@ -15,6 +15,7 @@ from attrs import validators as v
 
 from .decoding import BatchResult
 from .errors import GenaccelError, unknown_name
+from .hf import _nbytes
 from .measure import PeakMemory, measure_bandwidth, percentiles
 from .registry import Registry, Stack, WorkloadSpec
 from .workload import BuildOptions
@@ -231,15 +232,12 @@ def summarize(ctx, results, records, mem, warmup_s, compiled) -> dict:
         "decode_step_s": None,
         "peak_memory_bytes": peak,
         "peak_memory_increase_bytes": peak_increase,
-        "model_bytes": sum(p.numel() * p.element_size() for p in inst.module.parameters()),
+        "model_bytes": sum(_nbytes(p) for p in inst.module.parameters()),
         "mbu": None,
         "bytes_per_decode_step": None,
         "compile_s": (warmup_s[0] - warmup_s[-1] if len(warmup_s) > 1 else warmup_s[0]) if compiled and warmup_s else 0.0,
     }
     if decode_s > 0 and steps and hasattr(inst, "weight_bytes_per_step"):
-        from .hf import _nbytes
-
-        summary["model_bytes"] = sum(_nbytes(p) for p in inst.module.parameters())
         kv_tokens = sum(r.kv_tokens_read for r in results)
         read = steps * inst.weight_bytes_per_step() + kv_tokens * inst.kv_bytes_per_token()
         bandwidth = measure_bandwidth(ctx.device)
