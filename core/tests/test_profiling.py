@@ -1,5 +1,6 @@
 """The breakdown: categories from annotations and op names, phases, shares that add up."""
 
+import attrs
 import pytest
 import torch
 from genaccel import WorkloadSpec, annotate, hookimpl, phase
@@ -9,6 +10,12 @@ from genaccel.plugins import build_registry, make_plugin_manager
 from genaccel.profiling import CATEGORIES, module_category, op_category, shares
 from genaccel.runner import RunConfig
 from torch import nn
+
+
+@attrs.frozen
+class Sample:
+    id: str
+    input_lengths: dict = attrs.field(factory=lambda: {"x": 1})
 
 
 class Attention(nn.Module):  # categorized by its name; the time is in batched matmuls
@@ -38,8 +45,6 @@ class Toy:
         return {"kind": self.kind}
 
     def make_samples(self, n, seed, max_new_tokens=None, seq_len=None):
-        from genaccel_test_sample import Sample
-
         return [Sample(id=str(i)) for i in range(n)]
 
     @torch.no_grad()
@@ -67,20 +72,6 @@ class ToyPlugin:
 
 @pytest.fixture(scope="module")
 def registry():
-    import sys
-    import types
-
-    import attrs
-
-    mod = types.ModuleType("genaccel_test_sample")
-
-    @attrs.frozen
-    class Sample:
-        id: str
-        input_lengths: dict = attrs.field(factory=lambda: {"x": 1})
-
-    mod.Sample = Sample
-    sys.modules["genaccel_test_sample"] = mod
     pm = make_plugin_manager(load_entry_points=False)
     pm.register(ToyPlugin(), name="toy")
     return build_registry(pm)

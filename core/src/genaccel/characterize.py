@@ -11,21 +11,34 @@ import torch
 
 from .measure import measure_bandwidth, measure_gemm_peak
 from .profiling import CATEGORIES, COLORS, OVERHEAD, annotations, breakdown, count_flops, shares
-from .runner import RunConfig, _fit_cache, prepare, release_memory
+from .runner import RunConfig, make_batches, prepare, release_memory
 
 GRAPH_STAGES = ("compile", "graph")
 
 
-def _batches(ctx, config: RunConfig):
-    samples = ctx.instance.make_samples(config.samples, config.seed, config.max_new_tokens, seq_len=config.seq_len)
-    ctx.max_seq_len = _fit_cache(config, samples)
-    bs = config.batch_size
-    return [samples[i : i + bs] for i in range(0, len(samples), bs)]
+def _phase_seconds(results) -> dict[str, float]:
+    """Seconds per phase, summed over a pass's batch results."""
+    seconds: dict[str, float] = {}
+    for r in results:
+        for k, v in r.phases.items():
+            seconds[k] = seconds.get(k, 0.0) + v
+    return seconds
+
+
+def _rates(w: dict, seconds: float | None, peak_flops: float, bandwidth: float) -> dict:
+    """Achieved FLOP/s, MFU and MBU of a phase's work over ``seconds``."""
+    t = seconds or None
+    return {
+        "seconds": t,
+        "flops_per_s": w["flops"] / t if t else None,
+        "mfu": w["flops"] / t / peak_flops if t else None,
+        "mbu": w["bytes"] / t / bandwidth if t and w["bytes"] else None,
+    }
 
 
 def _profile_once(registry, config: RunConfig, trace_path: Path | None, strict: bool = True, count: bool = True) -> dict:
     ctx = prepare(registry, config, strict=strict)
-    batches = _batches(ctx, config)
+    batches = make_batches(ctx)
     for _ in range(max(config.warmup, 1)):
         ctx.decoder.run(ctx, batches[0])
     plain, plain_s = None, float("inf")
@@ -57,10 +70,7 @@ def _profile_once(registry, config: RunConfig, trace_path: Path | None, strict: 
             profiled_s = time.perf_counter() - t0
             prof.step()
     phases = breakdown(captured["events"], config.device)
-    unprofiled = {}
-    for r in plain:
-        for k, v in r.phases.items():
-            unprofiled[k] = unprofiled.get(k, 0.0) + v
+    unprofiled = _phase_seconds(plain)
     result = {
         "label": "+".join(ctx.stack.names) or "baseline",
         "optimizations": list(ctx.stack.names),
@@ -75,25 +85,21 @@ def _profile_once(registry, config: RunConfig, trace_path: Path | None, strict: 
         },
     }
     if count:
-        result["work"] = _work(ctx, batches, plain, config)
+        result["work"] = _work(ctx, batches, plain, unprofiled, config)
     del ctx
     release_memory()
     return result
 
 
-def _work(ctx, batches, plain, config) -> dict:
+def _work(ctx, batches, plain, seconds, config) -> dict:
     """FLOPs per phase (one counted pass), bytes per phase where the model says what a step reads,
     arithmetic intensity, and achieved FLOP/s and bytes/s against the machine's measured peaks."""
     with count_flops() as flops:
         for b in batches:
             ctx.decoder.run(ctx, b)
-    seconds: dict[str, float] = {}
-    for r in plain:
-        for k, v in r.phases.items():
-            seconds[k] = seconds.get(k, 0.0) + v
     inst = ctx.instance
     nbytes: dict[str, float] = {}
-    if hasattr(inst, "weight_bytes_per_step") and all(hasattr(r, "kv_tokens_read") for r in plain):
+    if hasattr(inst, "weight_bytes_per_step"):
         weights, per_token = inst.weight_bytes_per_step(), inst.kv_bytes_per_token()
         steps = sum(r.decode_steps for r in plain)
         nbytes["decode"] = steps * weights + sum(r.kv_tokens_read for r in plain) * per_token
@@ -103,17 +109,9 @@ def _work(ctx, batches, plain, config) -> dict:
     bandwidth = measure_bandwidth(config.device)
     out = {"gemm_peak_flops_per_s": peak_flops, "bandwidth_bytes_per_s": bandwidth, "phases": {}}
     for name, total in flops.items():
-        t = seconds.get(name)
         b = nbytes.get(name)
-        out["phases"][name] = {
-            "flops": total,
-            "bytes": b,
-            "seconds": t,
-            "arithmetic_intensity": total / b if b else None,
-            "flops_per_s": total / t if t else None,
-            "mfu": total / t / peak_flops if t else None,
-            "mbu": b / t / bandwidth if b and t else None,
-        }
+        w = {"flops": total, "bytes": b, "arithmetic_intensity": total / b if b else None}
+        out["phases"][name] = {**w, **_rates(w, seconds.get(name), peak_flops, bandwidth)}
     return out
 
 
@@ -142,12 +140,10 @@ def profile_workload(registry, config: RunConfig, trace_path: Path | None = None
                             "measured on this run")
         result["eager_twin"] = twin
         result["work"] = {**twin.pop("work"), "counted_on": f"eager twin ({twin['label']})"}
-        for name, w in result["work"]["phases"].items():  # rates use this run's own phase times
+        work = result["work"]
+        for name, w in work["phases"].items():  # rates use this run's own phase times
             t = result["phases"].get(name, {}).get("unprofiled_us", 0) / 1e6
-            w["seconds"] = t or None
-            w["flops_per_s"] = w["flops"] / t if t else None
-            w["mfu"] = w["flops"] / t / result["work"]["gemm_peak_flops_per_s"] if t else None
-            w["mbu"] = w["bytes"] / t / result["work"]["bandwidth_bytes_per_s"] if t and w["bytes"] else None
+            w.update(_rates(w, t, work["gemm_peak_flops_per_s"], work["bandwidth_bytes_per_s"]))
     return result
 
 

@@ -120,7 +120,7 @@ def prepare(registry: Registry, config: RunConfig, *, strict: bool = True) -> Ru
 def _fit_cache(config: RunConfig, samples: list) -> int:
     if not all(hasattr(s, "input_ids") and hasattr(s, "max_new_tokens") for s in samples):
         return 0  # not an autoregressive text workload: no KV cache to size
-    need = max(len(getattr(s, "input_ids", ())) + getattr(s, "max_new_tokens", 0) for s in samples)
+    need = max(len(s.input_ids) + s.max_new_tokens for s in samples)
     if config.cache_len is None:
         return max(64, math.ceil(need / 64) * 64)
     for s in samples:
@@ -131,6 +131,18 @@ def _fit_cache(config: RunConfig, samples: list) -> int:
                 f"{len(s.input_ids) + s.max_new_tokens} or lower --max-new-tokens"
             )
     return config.cache_len
+
+
+def make_batches(ctx: RunContext, samples: list | None = None) -> list[list]:
+    """The run's samples (the workload's own unless given) in whole batches, and the cache sized to them."""
+    config = ctx.config
+    if samples is None:
+        samples = ctx.instance.make_samples(config.samples, config.seed, config.max_new_tokens, seq_len=config.seq_len)
+    bs = config.batch_size
+    if len(samples) % bs:  # whole batches only: a ragged last batch would re-shape static caches
+        samples = samples + samples[: bs - len(samples) % bs]
+    ctx.max_seq_len = _fit_cache(config, samples)
+    return [samples[i : i + bs] for i in range(0, len(samples), bs)]
 
 
 def run_case(
@@ -147,13 +159,8 @@ def run_case(
     ctx = prepare(registry, config, strict=strict)
     build_s = time.perf_counter() - t_build
     inst = ctx.instance
-    if samples is None:
-        samples = inst.make_samples(config.samples, config.seed, config.max_new_tokens, seq_len=config.seq_len)
+    batches = make_batches(ctx, samples)
     bs = config.batch_size
-    if len(samples) % bs:  # whole batches only: a ragged last batch would re-shape static caches
-        samples = samples + samples[: bs - len(samples) % bs]
-    ctx.max_seq_len = _fit_cache(config, samples)
-    batches = [samples[i : i + bs] for i in range(0, len(samples), bs)]
 
     rss_before_warmup = PeakMemory.rss()
     warmup_s = []
