@@ -39,6 +39,8 @@ def _add_run_options(p: argparse.ArgumentParser, *, steps: bool = False) -> None
     p.add_argument("--cache-len", type=int, help="KV cache positions (default: fit the samples)")
     p.add_argument("--temperature", type=float, default=0.6)
     p.add_argument("--top-p", type=float, default=0.9)
+    p.add_argument("--exit-layer", type=int, help="self-speculative: draft with layers [0, E) (default: saved or N/4)")
+    p.add_argument("--draft-len", type=int, help="self-speculative: tokens drafted per cycle (default: saved or 4)")
     p.add_argument("--out", type=Path, help="output directory")
 
 
@@ -54,6 +56,7 @@ def _config(args, optimizations=(), decoder=None):
             decoder=decoder or args.decoder, optimizations=optimizations, batch_size=args.batch_size,
             samples=args.samples, max_new_tokens=args.max_new_tokens, seq_len=args.seq_len, device=args.device, dtype=args.dtype,
             seed=args.seed, warmup=warmup, cache_len=args.cache_len, temperature=args.temperature, top_p=args.top_p,
+            exit_layer=args.exit_layer, draft_len=args.draft_len,
         )
     except (ValueError, TypeError) as e:
         raise GenaccelError(f"bad option: {e}") from None
@@ -297,6 +300,110 @@ def cmd_characterize(args, registry) -> int:
     return 0
 
 
+def _early_exit_workload(registry, name):
+    spec = registry.workload(name)
+    if "early-exit" not in spec.capabilities:
+        able = [w for w, s in registry.workloads.items() if "early-exit" in s.capabilities]
+        raise GenaccelError(f"workload {name!r} cannot exit early; workloads that can: {', '.join(able) or 'none installed'}")
+    return spec
+
+
+def cmd_train_layerskip(args, registry) -> int:
+    from .runner import check_device
+    from .train import TrainConfig, train_early_exit
+    from .workload import BuildOptions
+
+    spec = _early_exit_workload(registry, args.workload)
+    if args.preset and args.preset not in spec.presets:
+        from .errors import unknown_name
+
+        raise unknown_name(f"preset of {spec.name}", args.preset, spec.presets)
+    check_device(args.device)
+    try:
+        config = TrainConfig(
+            steps=args.steps, minutes=args.minutes, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
+            warmup=args.lr_warmup, max_dropout=args.max_dropout, exit_scale=args.exit_scale, rotation=args.rotation,
+            seed=args.seed,
+        )
+    except (ValueError, TypeError) as e:
+        raise GenaccelError(f"bad option: {e}") from None
+    import torch
+
+    torch.manual_seed(args.seed)
+    instance = spec.build(BuildOptions(preset=args.preset, checkpoint=args.checkpoint, device=args.device,
+                                       dtype="float32", seed=args.seed, data=args.data))
+    if not hasattr(instance, "training_texts"):
+        raise GenaccelError(f"workload {spec.name!r} has no training text")
+    info = train_early_exit(instance, instance.training_texts(), Path(args.out), config)
+    t = info["trained"]
+    final = t["final_loss"] or {}
+    print(f"trained {t['steps']} steps ({t['tokens']} tokens) in {t['seconds']:.0f} s; "
+          f"final loss {final.get('loss', float('nan')):.3f}")
+    print(f"checkpoint: {args.out} (use --checkpoint {args.out}; `genaccel layerskip-sweep {spec.name} "
+          f"--checkpoint {args.out} --save` picks the exit layer and draft length)")
+    return 0
+
+
+def cmd_layerskip_sweep(args, registry) -> int:
+    from .decoding import generate, greedy_pick
+    from .report import table, write_json
+    from .runner import make_batches, prepare
+    from .speculative import SETTINGS_FILE, speculate
+
+    spec = _early_exit_workload(registry, args.workload)
+    config = _config(args, args.opt)
+    ctx = prepare(registry, config)
+    inst = ctx.instance
+    batches = make_batches(ctx)
+    eos = None if inst.random_weights else inst.eos_token_id
+    common = dict(device=config.device, pad_id=inst.pad_token_id, max_seq_len=ctx.max_seq_len, eos_id=eos)
+
+    def timed(fn):
+        fn(batches[0])  # warm-up (compiles)
+        t0 = time.perf_counter()
+        results = [fn(b) for b in batches]
+        return time.perf_counter() - t0, results
+
+    n_layers = inst.model.num_layers
+    exits = args.exit_layers or tuple(sorted({max(1, n_layers * i // 8) for i in range(1, 5)}))
+    lens = args.draft_lens or (2, 3, 4, 6)
+    print(f"{spec.name}: plain greedy, then {len(exits) * len(lens)} (E, k) pairs", file=sys.stderr)
+    base_s, base = timed(lambda b: generate(inst.model, b, greedy_pick, **common))
+    tokens = sum(len(o) for r in base for o in r.outputs)
+    rows, records = [], []
+    for e in exits:
+        for k in lens:
+            secs, res = timed(lambda b: speculate(inst.model, b, exit_layer=e, draft_len=k, **common))
+            same = all(r.outputs == q.outputs for r, q in zip(res, base))
+            drafted = sum(r.extra["speculative"]["drafted"] for r in res)
+            accepted = sum(r.extra["speculative"]["accepted"] for r in res)
+            cycles = sum(r.extra["speculative"]["cycles"] for r in res)
+            rec = {"exit_layer": e, "draft_len": k, "seconds": secs, "speedup": base_s / secs,
+                   "acceptance_rate": accepted / drafted if drafted else None,
+                   "tokens_per_cycle": (accepted + cycles) / cycles if cycles else None, "same_tokens": same}
+            records.append(rec)
+            rows.append([str(e), str(k), f"{rec['acceptance_rate']:.3f}", f"{rec['tokens_per_cycle']:.2f}",
+                         f"{tokens / secs:.1f}", f"{rec['speedup']:.2f}×", "yes" if same else "NO"])
+            print(f"  E={e} k={k}: {rec['speedup']:.2f}×", file=sys.stderr, flush=True)
+    best = max(records, key=lambda r: r["speedup"])
+    print(f"plain greedy: {tokens / base_s:.1f} tok/s ({'+'.join(ctx.stack.names) or 'baseline'})")
+    print(table(["E", "k", "acceptance", "tokens/cycle", "tok/s", "× greedy", "same tokens"], rows))
+    print(f"\nbest: exit layer {best['exit_layer']}, draft length {best['draft_len']} ({best['speedup']:.2f}×)")
+    out = _out_dir(args, "layerskip-sweep")
+    write_json(out / "sweep.json", {"config": config.to_dict(), "greedy_s": base_s, "tokens": tokens, "pairs": records,
+                                    "best": best})
+    print(f"sweep: {out / 'sweep.json'}")
+    if args.save:
+        if not config.checkpoint:
+            raise GenaccelError("--save writes into a checkpoint directory: give --checkpoint DIR")
+        path = Path(config.checkpoint) / SETTINGS_FILE
+        data = json.loads(path.read_text()) if path.exists() else {}
+        data.update(exit_layer=best["exit_layer"], draft_len=best["draft_len"], sweep=records)
+        path.write_text(json.dumps(data, indent=1))
+        print(f"saved exit layer and draft length to {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genaccel", description="Characterize and accelerate generative inference.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -323,6 +430,31 @@ def build_parser() -> argparse.ArgumentParser:
         _add_run_options(p)
         p.add_argument("workloads", nargs="*", default=[], help="more workloads with the same options")
         p.set_defaults(fn=fn)
+    p = sub.add_parser("train-layerskip", help="continue training a model to exit early (LayerSkip recipe)")
+    p.add_argument("workload")
+    model = p.add_mutually_exclusive_group()
+    model.add_argument("--preset")
+    model.add_argument("--checkpoint")
+    p.add_argument("--out", required=True, help="directory for the trained checkpoint")
+    p.add_argument("--data", help="directory of the user's own training text")
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--minutes", type=float, help="stop after this much wall time")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seq-len", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-warmup", type=int, default=20)
+    p.add_argument("--max-dropout", type=float, default=0.1, help="layer dropout of the last layer")
+    p.add_argument("--exit-scale", type=float, default=1.0, help="weight of the early-exit losses")
+    p.add_argument("--rotation", type=int, default=4, help="supervise every R-th layer, rotating each step")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(fn=cmd_train_layerskip)
+    p = sub.add_parser("layerskip-sweep", help="search exit layer E and draft length k for self-speculative decoding")
+    _add_run_options(p)
+    p.add_argument("--exit-layers", type=lambda t: tuple(int(x) for x in _csv(t)), help="E values (default: N/8..N/2)")
+    p.add_argument("--draft-lens", type=lambda t: tuple(int(x) for x in _csv(t)), help="k values (default 2,3,4,6)")
+    p.add_argument("--save", action="store_true", help="store the best pair in the checkpoint's layerskip.json")
+    p.set_defaults(fn=cmd_layerskip_sweep)
     p = sub.add_parser("generate", help="generate text from a prompt")
     _add_run_options(p)
     p.add_argument("--prompt", required=True)

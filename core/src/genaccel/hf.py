@@ -8,7 +8,9 @@ decode loop.  The protocol every autoregressive decoder drives:
 - ``prefill(input_ids, valid) -> logits``: left-padded prompts, logits of the last position;
 - ``decode(tokens, pos) -> logits``: one step at the device-side cache position ``pos``;
 - ``reorder_cache(index)``: beam search, in place for the static cache;
-- ``forward_layers(hidden, start, end, ...)``: a range of layers (early exit).
+- ``forward_layers(hidden, start, end, ...)``: a range of layers;
+- ``draft(tokens, pos, exit_layer)``, ``verify(last, hidden, pos, exit_layer)``, ``crop(length)``:
+  self-speculative decoding (see :mod:`genaccel.speculative`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class HFCausalLM:
         self.compile_mode: str | None = None
         self.cuda_graph = False
         self.cache: DynamicKVCache | StaticKVCache | None = None
-        self._decode_fn = None
+        self._fns: dict[object, object] = {}  # step functions, compiled or graphed as configured
         self._graphs: dict[tuple, object] = {}
 
     # --- configuration, called by optimizations -------------------------------------------
@@ -54,19 +56,21 @@ class HFCausalLM:
 
     def set_attention(self, impl: str) -> None:
         self.hf.set_attn_implementation(impl)
-        self._decode_fn = None
+        self._fns.clear()
 
     def set_cache(self, kind: str) -> None:
         if kind not in ("dynamic", "static"):
             raise ValueError(f"cache kind {kind!r}: expected 'dynamic' or 'static'")
-        self.cache_kind, self.cache, self._decode_fn = kind, None, None
+        self.cache_kind, self.cache = kind, None
+        self._fns.clear()
 
     def set_compile(self, mode: str | None) -> int:
         """Compile the decode step; on CPU also route few-row linears to a fused reduction.
 
         Returns how many linear layers were switched to :class:`RowReduceLinear`.
         """
-        self.compile_mode, self._decode_fn = mode, None
+        self.compile_mode = mode
+        self._fns.clear()
         if not mode or self.device.type != "cpu":
             return 0
         switched = 0
@@ -79,7 +83,8 @@ class HFCausalLM:
     def set_cuda_graph(self, enabled: bool = True) -> None:
         if enabled and self.cache_kind != "static":
             raise ValueError("CUDA graphs need the static KV cache")
-        self.cuda_graph, self._decode_fn = enabled, None
+        self.cuda_graph = enabled
+        self._fns.clear()
 
     def weight_bytes_per_step(self) -> int:
         """Bytes of weights read by one decode step: everything but the embedding table."""
@@ -134,6 +139,7 @@ class HFCausalLM:
         else:
             self.cache = DynamicKVCache(self.num_layers)
             self.key_valid = valid
+            self.prompt_len = length
             self._has_pad = not bool(valid.all())
             keys = valid
         allowed = (self._arange_like(keys)[None, :] <= rows[:, None])[None] & keys[:, None, :]
@@ -160,41 +166,100 @@ class HFCausalLM:
 
     @torch.no_grad()
     def decode(self, tokens: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        if self._decode_fn is None:
-            self._decode_fn = self._build_decode_fn()
-        return self._decode_fn(tokens, pos)
+        return self._step("decode", self._decode)(tokens, pos)
 
-    def _build_decode_fn(self):
+    def _step(self, key, fn):
+        """``fn`` as this model's settings want it: eager, compiled, or replayed from a CUDA graph."""
+        wrapped = self._fns.get(key)
+        if wrapped is None:
+            wrapped = self._fns[key] = self._wrap(fn, key)
+        return wrapped
+
+    def _wrap(self, fn, key):
         if self.cuda_graph and self.compile_mode:
-            return torch.compile(self._decode, mode="reduce-overhead", fullgraph=True, dynamic=False)
+            return torch.compile(fn, mode="reduce-overhead", fullgraph=True, dynamic=False)
         if self.cuda_graph:
-            return self._graphed_decode
+            return lambda *args: self._graphed(fn, key, *args)
         if self.compile_mode:
             static = self.cache_kind == "static"
-            return torch.compile(self._decode, mode=self.compile_mode, fullgraph=static, dynamic=None if not static else False)
-        return self._decode
+            return torch.compile(fn, mode=self.compile_mode, fullgraph=static, dynamic=None if not static else False)
+        return fn
 
-    def _graphed_decode(self, tokens: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        """Capture the eager decode step in a CUDA graph per batch shape and replay it."""
-        key = (tokens.shape[0], self.cache.max_seq_len, id(self.cache))
+    def _graphed(self, fn, key, *args):
+        """Capture eager ``fn`` in a CUDA graph per input shape and replay it."""
+        key = (key, *(tuple(a.shape) for a in args), self.cache.max_seq_len, id(self.cache))
         entry = self._graphs.get(key)
         if entry is None:
-            static_tokens, static_pos = tokens.clone(), pos.clone()
+            static_args = [a.clone() for a in args]
             stream = torch.cuda.Stream()
             stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(stream):
-                for _ in range(2):  # same inputs, same position: the cache writes are idempotent
-                    self._decode(static_tokens, static_pos)
+                for _ in range(2):  # same inputs, same positions: the cache writes are idempotent
+                    fn(*static_args)
             torch.cuda.current_stream().wait_stream(stream)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
-                static_out = self._decode(static_tokens, static_pos)
-            entry = self._graphs[key] = (graph, static_tokens, static_pos, static_out)
-        graph, static_tokens, static_pos, static_out = entry
-        static_tokens.copy_(tokens)
-        static_pos.copy_(pos)
+                static_out = fn(*static_args)
+            entry = self._graphs[key] = (graph, static_args, static_out)
+        graph, static_args, static_out = entry
+        for buf, a in zip(static_args, args):
+            buf.copy_(a)
         graph.replay()
         return static_out
+
+    # --- self-speculative decoding: spans of new positions through a range of layers ----------
+    def forward_span(self, hidden: torch.Tensor, start: int, end: int, pos: torch.Tensor) -> torch.Tensor:
+        """Layers [start, end) over ``hidden.shape[1]`` new positions from cache position ``pos``.
+
+        Each new position sees the valid cached keys up to itself.  With the dynamic cache the
+        span starts where layer ``start``'s cache ends (``pos`` is not read).
+        """
+        if start >= end:
+            return hidden
+        bsz, n = hidden.shape[:2]
+        if isinstance(self.cache, StaticKVCache):
+            q = pos + torch.arange(n, device=hidden.device)
+            self.cache.write_pos = q
+            keys = self.key_valid
+            cols = self._arange
+        else:
+            k = self.cache.keys[start]
+            cached = k.shape[2] if k is not None else 0
+            q = cached + torch.arange(n, device=hidden.device)
+            keys = nn.functional.pad(self.key_valid[:, : self.prompt_len], (0, cached + n - self.prompt_len), value=True)
+            cols = torch.arange(cached + n, device=hidden.device)
+        allowed = keys[:, None, :] & (cols[None, None, :] <= q[None, :, None])
+        pos_ids = q[None, :] - self.n_pad[:, None]
+        return self.forward_layers(hidden, start, end, pos_ids, self._additive(allowed[:, None]))
+
+    def _draft(self, tokens: torch.Tensor, pos: torch.Tensor, exit_layer: int):
+        hidden = self.forward_span(self.embed_tokens(tokens[:, None]), 0, exit_layer, pos)
+        return hidden, self.lm_head(self.norm(hidden[:, -1]))
+
+    def _verify(self, last: torch.Tensor, hidden: torch.Tensor, pos: torch.Tensor, exit_layer: int):
+        k = hidden.shape[1]
+        tail = self.forward_span(self.embed_tokens(last[:, None]), 0, exit_layer, pos + k)
+        out = self.forward_span(torch.cat([hidden, tail], dim=1), exit_layer, self.num_layers, pos)
+        return self.lm_head(self.norm(out))
+
+    @torch.no_grad()
+    def draft(self, tokens: torch.Tensor, pos: torch.Tensor, exit_layer: int):
+        """One draft step: ``tokens`` (B,) at ``pos`` through layers [0, exit_layer), the shared
+        norm and head.  Returns the layer-``exit_layer`` hidden state (B, 1, D) and logits (B, V)."""
+        return self._step(("draft", exit_layer), lambda t, p: self._draft(t, p, exit_layer))(tokens, pos)
+
+    @torch.no_grad()
+    def verify(self, last: torch.Tensor, hidden: torch.Tensor, pos: torch.Tensor, exit_layer: int) -> torch.Tensor:
+        """Logits (B, k+1, V) of the full model for the k drafted inputs and the last draft token.
+
+        ``hidden`` (B, k, D) are the cached layer-``exit_layer`` states of the inputs at ``pos``..
+        ``pos+k-1``; only ``last`` (at ``pos+k``) goes through the early layers here.
+        """
+        return self._step(("verify", exit_layer), lambda t, h, p: self._verify(t, h, p, exit_layer))(last, hidden, pos)
+
+    def crop(self, length: int) -> None:
+        """Forget cached positions from ``length`` on (rejected drafts)."""
+        self.cache.crop(length)
 
     def forward_layers(self, hidden, start, end, pos_ids, mask):
         position_embeddings = self.rotary_emb(hidden, pos_ids)

@@ -50,6 +50,8 @@ class RunConfig:
     cache_len: int | None = attrs.field(default=None, validator=_positive_or_none)
     temperature: float = attrs.field(default=0.6, validator=v.gt(0))
     top_p: float = attrs.field(default=0.9, validator=[v.gt(0), v.le(1)])
+    exit_layer: int | None = attrs.field(default=None, validator=_positive_or_none)  # self-speculative E
+    draft_len: int | None = attrs.field(default=None, validator=_positive_or_none)  # self-speculative k
 
     @property
     def label(self) -> str:
@@ -215,6 +217,9 @@ def run_case(
         "samples": records,
         "summary": summarize(ctx, results, records, mem, warmup_s, compiled),
     }
+    spec_stats = [r.extra["speculative"] for r in results if "speculative" in r.extra]
+    if spec_stats:
+        case["speculative"] = speculative_summary(spec_stats)
     del ctx, inst
     release_memory()
     return case
@@ -244,7 +249,8 @@ def summarize(ctx, results, records, mem, warmup_s, compiled) -> dict:
         "bytes_per_decode_step": None,
         "compile_s": (warmup_s[0] - warmup_s[-1] if len(warmup_s) > 1 else warmup_s[0]) if compiled and warmup_s else 0.0,
     }
-    if decode_s > 0 and steps and hasattr(inst, "weight_bytes_per_step"):
+    speculative = any("speculative" in r.extra for r in results)  # a step is a cycle: no bytes-per-token model
+    if decode_s > 0 and steps and hasattr(inst, "weight_bytes_per_step") and not speculative:
         kv_tokens = sum(r.kv_tokens_read for r in results)
         read = steps * inst.weight_bytes_per_step() + kv_tokens * inst.kv_bytes_per_token()
         bandwidth = measure_bandwidth(ctx.device)
@@ -256,6 +262,25 @@ def summarize(ctx, results, records, mem, warmup_s, compiled) -> dict:
         if "p50" in step_s:  # the typical step, robust to stalls from other tenants of the machine
             summary["mbu_p50"] = read / steps / step_s["p50"] / bandwidth
     return summary
+
+
+def speculative_summary(batches: list[dict]) -> dict:
+    """Acceptance and time shares of self-speculative decoding over a case's batches."""
+    drafted = sum(b["drafted"] for b in batches)
+    accepted = sum(b["accepted"] for b in batches)
+    cycles = sum(b["cycles"] for b in batches)
+    spent = sum(b["draft_s"] + b["verify_s"] for b in batches)
+    return {
+        "exit_layer": batches[0]["exit_layer"],
+        "draft_len": batches[0]["draft_len"],
+        "acceptance_rate": accepted / drafted if drafted else None,
+        "accepted_per_cycle": accepted / cycles if cycles else None,
+        "tokens_per_cycle": (accepted + cycles) / cycles if cycles else None,
+        "draft_share": sum(b["draft_s"] for b in batches) / spent if spent else None,
+        "verify_share": sum(b["verify_s"] for b in batches) / spent if spent else None,
+        "cycles": cycles,
+        "batches": batches,
+    }
 
 
 def release_memory() -> None:

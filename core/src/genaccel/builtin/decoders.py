@@ -9,6 +9,7 @@ import torch
 from ..decoding import BatchResult, generate, greedy_pick, pad_left, top_p_pick
 from ..hookspecs import hookimpl
 from ..registry import DecoderSpec
+from ..speculative import SelfSpeculative
 
 
 class Greedy:
@@ -141,6 +142,14 @@ def genaccel_register_decoders(register):
             description="non-autoregressive: one forward per batch, no token loop",
             factory=NonAutoregressive,
             requires="non-autoregressive",
+        )
+    )
+    register(
+        DecoderSpec(
+            name="self-speculative",
+            description="LayerSkip: draft with the first E layers, verify with the rest (greedy, exact)",
+            factory=SelfSpeculative,
+            requires=("autoregressive", "early-exit"),
         )
     )
     register(

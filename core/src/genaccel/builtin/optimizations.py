@@ -28,6 +28,30 @@ def _cuda_graph(ctx):
     return ctx.instance.set_cuda_graph()
 
 
+def _layerskip(ctx):
+    from ..errors import GenaccelError
+    from ..speculative import SelfSpeculative
+    from .decoders import Greedy, TopP
+
+    current = ctx.decoder
+    if isinstance(current, SelfSpeculative):
+        decoder = current
+    elif isinstance(current, (Greedy, TopP)):
+        sampling = isinstance(current, TopP)
+        decoder = SelfSpeculative(
+            sampling=sampling, temperature=getattr(current, "temperature", 1.0), top_p=getattr(current, "top_p", 1.0)
+        )
+    else:
+        raise GenaccelError(
+            f"layerskip replaces greedy or top-p decoding, not decoder {ctx.config.decoder!r}; "
+            "drop --decoder or use --decoder greedy|top-p"
+        )
+    ctx.decoder = decoder
+    e, k = decoder.settings(ctx)
+    mode = "top-p with rejection sampling" if decoder.sampling else "greedy, exact"
+    return f"self-speculative decoding ({mode}): draft {k} tokens with layers [0, {e}), verify with [{e}, {ctx.instance.model.num_layers})"
+
+
 @hookimpl
 def genaccel_register_optimizations(register):
     register(
@@ -66,5 +90,14 @@ def genaccel_register_optimizations(register):
             needs="static-kv",
             devices="cuda",
             apply=_cuda_graph,
+        )
+    )
+    register(
+        OptimizationSpec(
+            name="layerskip",
+            description="self-speculative decoding: early-exit drafts verified by the remaining layers",
+            stage="algorithm",
+            requires="early-exit",
+            apply=_layerskip,
         )
     )

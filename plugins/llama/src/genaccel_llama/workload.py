@@ -35,6 +35,7 @@ SPECIAL_TOKENS = ["<unk>", "<s>", "</s>"]  # ids 0, 1, 2 as in Llama's tokenizer
 # The paper's Table II, HumanEval: input 44-430 tokens (mean 153.5), output 55-10000 (mean 691.84).
 INPUT_LENGTHS = LengthDistribution(min=44, max=430, mean=153.5)
 OUTPUT_LENGTHS = LengthDistribution(min=55, max=10000, mean=691.84)
+PROMPT_CORPUS_BYTES = 2_000_000  # synthetic prompts come from the first files of the code corpus
 
 
 def preset_config(name: str) -> LlamaConfig:
@@ -59,6 +60,8 @@ def preset_tokenizer(vocab_size: int):
 
 
 class LlamaWorkload(CausalLMWorkload):
+    capabilities = (*CausalLMWorkload.capabilities, "early-exit")
+
     def __init__(self, hf_model, tokenizer, *, options: BuildOptions, random_weights: bool):
         self.model = HFCausalLM(hf_model)
         self.module = hf_model
@@ -116,7 +119,7 @@ class LlamaWorkload(CausalLMWorkload):
                 samples.append(TextSample(id=f"{source}/{i % len(texts)}", input_ids=ids, max_new_tokens=outputs[i]))
             return samples
         # Synthetic: windows of real code tokens whose lengths follow HumanEval's (Table II).
-        corpus = code_corpus(2_000_000)
+        corpus = code_corpus(PROMPT_CORPUS_BYTES)
         lengths = [seq_len] * n if seq_len else INPUT_LENGTHS.sample(n, rng)
         for i, length in enumerate(lengths):
             while True:
@@ -127,6 +130,15 @@ class LlamaWorkload(CausalLMWorkload):
             window = [self.bos_token_id, *ids[start : start + length - 1]]
             samples.append(TextSample(id=f"synthetic/{i}", input_ids=window, max_new_tokens=outputs[i]))
         return samples
+
+
+    def training_texts(self, max_bytes: int = 6_000_000) -> list[str]:
+        """Text to train on: the --data files, else standard-library code that prompts never use."""
+        prompts = self._prompts() if self.options.data is not None else None
+        if prompts is not None:
+            return prompts[1]
+        held_out = len(code_corpus(PROMPT_CORPUS_BYTES))  # synthetic prompts are cut from these files
+        return code_corpus(PROMPT_CORPUS_BYTES + max_bytes)[held_out:]
 
 
 def _load_checkpoint(options: BuildOptions):
