@@ -181,17 +181,20 @@ def cmd_bench(args, registry) -> int:
     configs, skipped = [], []
     for case in bench.cases:
         if case.workload.split("/")[0] not in families:
-            skipped.append(case)
+            skipped.append((case, f"no installed plugin provides {case.workload.split('/')[0]}/*"))
             continue
         registry.workload(case.workload)  # a misspelt task of an installed family is an error
+        if case.missing_checkpoint():
+            skipped.append((case, case.missing_checkpoint()))
+            continue
         configs += case.configs()
     out = Path(args.out) if args.out else Path("reports") / time.strftime("%Y%m%d-%H%M%S")
     device = configs[0].device if configs else "cpu"
     report = Report(out, "bench", _environment(device), {"path": str(bench.path)})
-    for case in skipped:
+    for case, reason in skipped:
         report.add({"label": "-", "status": "skipped", "workload": case.workload, "batch_size": 0, "device": "-",
-                    "dtype": "-", "error": f"no installed plugin provides {case.workload.split('/')[0]}/*", "samples": []})
-        print(f"skipped {case.workload}: its plugin is not installed", file=sys.stderr)
+                    "dtype": "-", "error": reason, "samples": []})
+        print(f"skipped {case.workload}: {reason}", file=sys.stderr)
     _run_cases(registry, configs, report, strict=False)
     md = render(report.doc, out)
     profile_md = _bench_profiles(registry, [c for case in bench.cases if case.workload in registry.workloads
@@ -323,7 +326,7 @@ def cmd_train_layerskip(args, registry) -> int:
         config = TrainConfig(
             steps=args.steps, minutes=args.minutes, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
             warmup=args.lr_warmup, max_dropout=args.max_dropout, exit_scale=args.exit_scale, rotation=args.rotation,
-            seed=args.seed,
+            exit_fraction=args.exit_fraction, autocast=not args.fp32, seed=args.seed,
         )
     except (ValueError, TypeError) as e:
         raise GenaccelError(f"bad option: {e}") from None
@@ -334,6 +337,11 @@ def cmd_train_layerskip(args, registry) -> int:
                                        dtype="float32", seed=args.seed, data=args.data))
     if not hasattr(instance, "training_texts"):
         raise GenaccelError(f"workload {spec.name!r} has no training text")
+    if not args.out:
+        from .measure import cache_dir
+
+        source = args.preset or (Path(args.checkpoint).name if args.checkpoint else spec.default_preset)
+        args.out = str(cache_dir() / "checkpoints" / f"{spec.family}-{source}-layerskip")
     info = train_early_exit(instance, instance.training_texts(), Path(args.out), config)
     t = info["trained"]
     final = t["final_loss"] or {}
@@ -435,7 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
     model = p.add_mutually_exclusive_group()
     model.add_argument("--preset")
     model.add_argument("--checkpoint")
-    p.add_argument("--out", required=True, help="directory for the trained checkpoint")
+    p.add_argument("--out", help="directory for the trained checkpoint (default: "
+                   "$GENACCEL_CACHE/checkpoints/FAMILY-PRESET-layerskip)")
     p.add_argument("--data", help="directory of the user's own training text")
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--minutes", type=float, help="stop after this much wall time")
@@ -446,6 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-dropout", type=float, default=0.1, help="layer dropout of the last layer")
     p.add_argument("--exit-scale", type=float, default=1.0, help="weight of the early-exit losses")
     p.add_argument("--rotation", type=int, default=4, help="supervise every R-th layer, rotating each step")
+    p.add_argument("--exit-fraction", type=float, default=0.25, help="share of positions an early exit's loss uses")
+    p.add_argument("--fp32", action="store_true", help="no bfloat16 autocast")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(fn=cmd_train_layerskip)

@@ -18,7 +18,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 RUN_KEYS = {f.name for f in attrs.fields(RunConfig)} - {"workload", "optimizations", "batch_size"}
-CASE_KEYS = (RUN_KEYS - {"seq_len"}) | {"workload", "stacks", "batch_sizes", "seq_lens", "reference", "profile"}
+CASE_KEYS = (RUN_KEYS - {"seq_len"}) | {"workload", "stacks", "batch_sizes", "seq_lens", "reference", "profile",
+                                        "make_checkpoint"}
 TOP_KEYS = {"defaults", "cases"}
 
 
@@ -31,6 +32,15 @@ class BenchCase:
     profile: bool = False  # also profile the first and last stack at the first batch size and length
     seq_lens: tuple = (None,)
     options: dict = attrs.field(factory=dict, hash=False)
+    make_checkpoint: str | None = None  # the command that makes the case's checkpoint when it is missing
+
+    def missing_checkpoint(self) -> str | None:
+        """Why the case cannot run (its checkpoint directory is absent), or None."""
+        path = self.options.get("checkpoint")
+        if not path or Path(path).exists():
+            return None
+        how = f"; make it with: {self.make_checkpoint}" if self.make_checkpoint else ""
+        return f"checkpoint {path} does not exist{how}"
 
     def profile_configs(self) -> list[RunConfig]:
         if not self.profile:
@@ -92,6 +102,8 @@ class BenchConfig:
             if "workload" not in raw:
                 raise finder.error("workload", n, f"[[cases]] #{n + 1} has no workload = \"family/task\"")
             options = {**defaults, **{k: v for k, v in raw.items() if k in RUN_KEYS}}
+            if isinstance(options.get("checkpoint"), str):
+                options["checkpoint"] = expand_cache(options["checkpoint"])
             stacks = raw.get("stacks", [[]])
             if not (isinstance(stacks, list) and all(isinstance(s, list) and all(isinstance(x, str) for x in s) for s in stacks)):
                 raise finder.error("stacks", n, "stacks must be a list of lists of optimization names, e.g. [[], [\"sdpa\"]]")
@@ -110,6 +122,7 @@ class BenchConfig:
                 reference=bool(raw.get("reference", False)),
                 profile=bool(raw.get("profile", False)),
                 options=options,
+                make_checkpoint=expand_cache(raw["make_checkpoint"]) if "make_checkpoint" in raw else None,
             )
             try:
                 case.configs()
@@ -118,6 +131,13 @@ class BenchConfig:
                 raise finder.error(bad, n, f"bad value in [[cases]] #{n + 1}: {e}") from None
             cases.append(case)
         return cls(path=path, cases=tuple(cases))
+
+
+def expand_cache(text: str) -> str:
+    """``{cache}`` stands for genaccel's cache directory ($GENACCEL_CACHE or ~/.cache/genaccel)."""
+    from .measure import cache_dir
+
+    return str(text).replace("{cache}", str(cache_dir()))
 
 
 class _LineFinder:

@@ -260,6 +260,8 @@ class HFCausalLM:
     def crop(self, length: int) -> None:
         """Forget cached positions from ``length`` on (rejected drafts)."""
         self.cache.crop(length)
+        if isinstance(self.cache, DynamicKVCache):  # plain decode steps may follow: keys valid past the prompt
+            self.key_valid = nn.functional.pad(self.key_valid[:, : self.prompt_len], (0, length - self.prompt_len), value=True)
 
     def forward_layers(self, hidden, start, end, pos_ids, mask):
         position_embeddings = self.rotary_emb(hidden, pos_ids)

@@ -112,6 +112,13 @@ def case_details(case: dict) -> str:
     for name, note in (case.get("optimization_notes") or {}).items():
         if note:
             parts.append(f"`{name}`: {note}")
+    spec = case.get("speculative")
+    if spec and spec.get("cycles"):
+        parts.append(
+            f"self-speculative: exit layer {spec['exit_layer']}, draft length {spec['draft_len']}; acceptance "
+            f"{spec['acceptance_rate']:.1%}, {spec['tokens_per_cycle']:.2f} tokens per cycle; time in draft "
+            f"{spec['draft_share']:.0%}, verify {spec['verify_share']:.0%}"
+        )
     s = case.get("summary") or {}
     if s.get("compile_s"):
         parts.append(f"compile (first warm-up minus last): {s['compile_s']:.1f} s")

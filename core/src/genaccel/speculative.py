@@ -191,6 +191,7 @@ def speculate(model, batch, *, exit_layer, draft_len, device, pad_id, max_seq_le
             if bool(done.all()):
                 break
     times = clock.seconds()
+    model.crop(length + min(n, steps) - 1)  # the last cycle may have gone past the tokens asked for
     outputs = out[:, : min(n, steps)].tolist()
     records = []
     for row, sample in enumerate(batch):

@@ -8,6 +8,9 @@ Two ingredients (Elhoushi et al., 2024):
   l's output, weighted by ``scale * sum(0..l)`` (the last layer by N-1), over the layers the
   rotational curriculum supervises at that step (every R-th layer, shifting each step).
 
+To keep the step affordable on a CPU, an early exit's loss is taken on a random fraction of
+the positions (the last layer's on all of them), and matmuls run in bfloat16 autocast.
+
 The result is saved as a Hugging Face checkpoint (model + tokenizer) that ``--checkpoint``
 loads, with ``layerskip.json`` recording how it was trained.
 """
@@ -40,6 +43,8 @@ class TrainConfig:
     max_dropout: float = attrs.field(default=0.1, validator=[v.ge(0), v.lt(1)])
     exit_scale: float = attrs.field(default=1.0, validator=v.ge(0))
     rotation: int = attrs.field(default=4, validator=v.ge(1))
+    exit_fraction: float = attrs.field(default=0.25, validator=[v.gt(0), v.le(1)])  # positions per early exit
+    autocast: bool = True  # bfloat16 mixed precision (weights and optimizer stay float32)
     seed: int = 0
 
 
@@ -73,9 +78,12 @@ def token_windows(tokenizer, texts: list[str], seq_len: int, eos_id: int | None)
     return torch.tensor(ids[: n * (seq_len + 1)]).view(n, seq_len + 1)
 
 
-def early_exit_losses(model, ids: torch.Tensor, weights: dict[int, float], keep: list[torch.Tensor]):
-    """Forward with per-sample layer dropout; returns {layer: cross-entropy} for the supervised layers."""
-    inputs, targets = ids[:, :-1], ids[:, 1:]
+def early_exit_losses(model, ids, weights: dict[int, float], keep: list[torch.Tensor], sampled: torch.Tensor | None = None):
+    """Forward with per-sample layer dropout; returns {layer: cross-entropy} for the supervised layers.
+
+    ``sampled``: flat indices of the positions an early exit's loss is taken on (None: all).
+    """
+    inputs, targets = ids[:, :-1], ids[:, 1:].flatten()
     hidden = model.embed_tokens(inputs)
     t = inputs.shape[1]
     pos_ids = torch.arange(t, device=ids.device)[None]
@@ -92,8 +100,11 @@ def early_exit_losses(model, ids: torch.Tensor, weights: dict[int, float], keep:
             out = out[0] if isinstance(out, tuple) else out
             hidden = hidden.index_copy(0, rows, out)
         if l in weights:
-            logits = model.lm_head(model.norm(hidden))
-            losses[l] = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+            flat = hidden.flatten(0, 1)
+            early = sampled is not None and l < len(model.layers) - 1
+            rows_l = flat.index_select(0, sampled) if early else flat
+            logits = model.lm_head(model.norm(rows_l))
+            losses[l] = torch.nn.functional.cross_entropy(logits.float(), targets[sampled] if early else targets)
     return losses
 
 
@@ -132,7 +143,12 @@ def train_early_exit(instance, texts: list[str], out: Path, config: TrainConfig,
             batch = windows[idx].to(device)
             keep = [torch.rand(config.batch_size, generator=gen, device=device) >= p for p in rates]
             weights = exit_weights(n_layers, config.exit_scale, step, config.rotation)
-            losses = early_exit_losses(model, batch, weights, keep)
+            n_pos = config.batch_size * config.seq_len
+            sampled = None
+            if config.exit_fraction < 1:
+                sampled = torch.randperm(n_pos, generator=gen, device=device)[: max(1, int(n_pos * config.exit_fraction))]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.autocast):
+                losses = early_exit_losses(model, batch, weights, keep, sampled)
             loss = sum(weights[l] * losses[l] for l in weights)
             for group in opt.param_groups:
                 group["lr"] = lr_at(step)
@@ -143,6 +159,9 @@ def train_early_exit(instance, texts: list[str], out: Path, config: TrainConfig,
             history.append({"step": step, "loss": loss.item(), **{f"ce_layer{l + 1}": x.item() for l, x in losses.items()}})
             bar.set_postfix(loss=f"{loss.item():.3f}", final=f"{losses[n_layers - 1].item():.3f}")
             bar.update(1)
+            if progress and bar.disable and (step % 10 == 0 or step == config.steps - 1):  # not a terminal: log lines
+                print(f"  step {step + 1}/{config.steps}: loss {loss.item():.3f} "
+                      f"({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
         else:
             step = config.steps
     bar.close()
