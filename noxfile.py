@@ -18,6 +18,7 @@ nox.options.sessions = ["tests", "lint"]
 ROOT = Path(__file__).parent
 TORCH = os.environ.get("GENACCEL_TORCH", "torch==2.13.0")
 PLUGINS = sorted(p.name for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
+EXAMPLES = sorted(f"examples/{p.name}" for p in (ROOT / "examples").iterdir() if (p / "pyproject.toml").exists())
 
 
 def _install(session: nox.Session, *packages: str) -> None:
@@ -36,10 +37,10 @@ def tests(session: nox.Session, package: str) -> None:
         session.run("python", "-c", "from genaccel.plugins import default_registry as r; "
                     "assert r().workloads == {}, r().workloads", env=env)
         session.run("pytest", "-q", "core/tests", *session.posargs, env=env)
-    elif package == "all":
-        _install(session, "core", *(f"plugins/{p}" for p in PLUGINS))
+    elif package == "all":  # every plugin, and the example optimization plugin a user would write
+        _install(session, "core", *(f"plugins/{p}" for p in PLUGINS), *EXAMPLES)
         session.run("pytest", "-q", "core/tests", *(f"plugins/{p}/tests" for p in PLUGINS), "tests",
-                    *session.posargs, env=env)
+                    *(f"{e}/tests" for e in EXAMPLES), *session.posargs, env=env)
     else:
         _install(session, "core", f"plugins/{package}")
         session.run("pytest", "-q", f"plugins/{package}/tests", *session.posargs, env=env)

@@ -4,7 +4,7 @@ The public API that plugins use; everything else is internal.
 """
 
 from .errors import GenaccelError
-from .hf import HFCausalLM
+from .hf import HFCausalLM, RowReduceLinear
 from .hookspecs import hookimpl
 from .profiling import annotate, phase, region
 from .registry import STAGES, DecoderSpec, OptimizationSpec, Registry, Stack, WorkloadSpec
@@ -29,6 +29,7 @@ __all__ = [
     "LengthDistribution",
     "OptimizationSpec",
     "Registry",
+    "RowReduceLinear",
     "Stack",
     "TextSample",
     "WorkloadSpec",

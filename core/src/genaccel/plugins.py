@@ -10,7 +10,7 @@ import pluggy
 from . import hookspecs
 from .registry import Registry
 
-BUILTIN_PLUGINS = ("genaccel.builtin.decoders", "genaccel.builtin.optimizations")
+BUILTIN_PLUGINS = ("genaccel.builtin.decoders", "genaccel.builtin.optimizations", "genaccel.builtin.quantization")
 
 
 def make_plugin_manager(*, load_entry_points: bool = True) -> pluggy.PluginManager:

@@ -30,9 +30,29 @@ _active = False
 _flops = None  # (FlopCounterMode, totals per phase) while counting
 
 
+_phases: list[str] = []  # the phases entered and not yet left, innermost last
+
+
+def current_phase() -> str | None:
+    return _phases[-1] if _phases else None
+
+
 @contextlib.contextmanager
 def phase(name: str):
-    """Mark a phase of inference (costs nothing unless a profile or a FLOP count is being taken)."""
+    """Mark a phase of inference (costs little unless a profile or a FLOP count is being taken)."""
+    if torch.compiler.is_compiling():
+        yield
+        return
+    _phases.append(name)
+    try:
+        with _phase(name):
+            yield
+    finally:
+        _phases.pop()
+
+
+@contextlib.contextmanager
+def _phase(name: str):
     if _flops is not None and not torch.compiler.is_compiling():
         counter, totals = _flops
         before = counter.get_total_flops()

@@ -110,8 +110,17 @@ def case_details(case: dict) -> str:
     if case.get("skipped_optimizations"):
         parts.append("skipped: " + "; ".join(f"`{s['name']}` ({s['reason']})" for s in case["skipped_optimizations"]))
     for name, note in (case.get("optimization_notes") or {}).items():
+        if isinstance(note, dict):
+            note = note.get("summary")
         if note:
             parts.append(f"`{name}`: {note}")
+    acc = case.get("accuracy")
+    if acc:
+        parts.append(
+            f"accuracy impact (vs greedy of the unoptimized model): token agreement {acc['token_agreement']:.1%}, "
+            f"exact {acc['exact_match_rate']:.0%}, teacher-forced top-1 {acc['teacher_forced_top1_agreement']:.1%}, "
+            f"mean KL {acc['mean_kl']:.2e}, perplexity {acc['reference_perplexity']:.2f} → {acc['perplexity']:.2f}"
+        )
     spec = case.get("speculative")
     if spec and spec.get("cycles"):
         parts.append(

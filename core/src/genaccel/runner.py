@@ -81,6 +81,11 @@ class RunContext:
     decoder: object = None
     max_seq_len: int = 0
     notes: dict = attrs.field(factory=dict)
+    batches: list = attrs.field(factory=list)  # the run's batches, once made
+
+    def calibration_batch(self) -> list:
+        """A real batch for optimizations that measure the model before changing it."""
+        return (self.batches or make_batches(self))[0]
 
     @property
     def device(self) -> str:
@@ -100,8 +105,8 @@ def check_device(device: str) -> None:
         raise GenaccelError("--device cuda was asked for but no CUDA device is visible; use --device cpu")
 
 
-def prepare(registry: Registry, config: RunConfig, *, strict: bool = True) -> RunContext:
-    """Validate names, build the workload instance and apply the stack."""
+def prepare(registry: Registry, config: RunConfig, *, strict: bool = True, apply: bool = True) -> RunContext:
+    """Validate names, build the workload instance and (unless ``apply`` is False) apply the stack."""
     spec = registry.workload(config.workload)
     if config.preset and config.checkpoint:
         raise GenaccelError("give --preset or --checkpoint, not both")
@@ -114,9 +119,14 @@ def prepare(registry: Registry, config: RunConfig, *, strict: bool = True) -> Ru
     instance = spec.build(config.build_options())
     ctx = RunContext(config=config, workload=spec, instance=instance, stack=stack)
     ctx.decoder = decoder_spec.factory(temperature=config.temperature, top_p=config.top_p)
-    for opt in stack.applied:
-        ctx.notes[opt.name] = opt.apply(ctx)
+    if apply:
+        apply_stack(ctx)
     return ctx
+
+
+def apply_stack(ctx: RunContext) -> None:
+    for opt in ctx.stack.applied:
+        ctx.notes[opt.name] = opt.apply(ctx)
 
 
 def _fit_cache(config: RunConfig, samples: list) -> int:
@@ -157,11 +167,20 @@ def run_case(
     on_batch: Callable[[BatchResult], None] | None = None,
 ) -> dict:
     """Measure one case and return its JSON-ready record."""
+    from . import accuracy
+
     t_build = time.perf_counter()
-    ctx = prepare(registry, config, strict=strict)
+    ctx = prepare(registry, config, strict=strict, apply=False)
     build_s = time.perf_counter() - t_build
     inst = ctx.instance
-    batches = make_batches(ctx, samples)
+    batches = ctx.batches = make_batches(ctx, samples)
+    reference = None
+    if not ctx.stack.lossless and accuracy.supported(inst):
+        _status("  reference outputs of the unoptimized model (for the accuracy impact)")
+        reference = accuracy.capture(ctx, batches)
+    t_apply = time.perf_counter()
+    apply_stack(ctx)
+    apply_s = time.perf_counter() - t_apply
     bs = config.batch_size
 
     rss_before_warmup = PeakMemory.rss()
@@ -213,10 +232,13 @@ def run_case(
         "model": inst.describe(),
         "config": config.to_dict(),
         "build_s": build_s,
+        "apply_s": apply_s,  # applying the stack (autoquant's calibration and timing included)
         "warmup_s": warmup_s,
         "samples": records,
         "summary": summarize(ctx, results, records, mem, warmup_s, compiled),
     }
+    if reference is not None:
+        case["accuracy"] = accuracy.impact(ctx, reference, records)
     spec_stats = [r.extra["speculative"] for r in results if "speculative" in r.extra]
     if spec_stats:
         case["speculative"] = speculative_summary(spec_stats)

@@ -65,7 +65,7 @@ def validate(items, actions, timestamps, offsets, num_targets, cfg: HSTUConfig) 
 
 
 class HSTUWorkload:
-    capabilities = ("non-autoregressive", "hstu-attention", "compile")
+    capabilities = ("non-autoregressive", "hstu-attention", "compile", "quantize")
 
     def __init__(self, task: str, model: HSTU, options: BuildOptions):
         self.task, self.model, self.module, self.options = task, model, model, options

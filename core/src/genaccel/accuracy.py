@@ -1,0 +1,86 @@
+"""The accuracy impact of a lossy stack (the study's Table IV), measured on the run's own samples.
+
+Before the stack is applied, the unoptimized model decodes every sample greedily (the
+reference) and scores prompt + reference output in one forward (the reference next-token
+distributions).  After the run:
+
+- token agreement: the share of positions where the run's tokens equal the reference's (up
+  to the shorter of the two), exact matches, and where the first difference falls;
+- teacher-forced: the optimized model scores the same prompt + reference output; the mean
+  KL(reference || optimized) of the next-token distributions, the top-1 agreement and the
+  change of perplexity of the reference tokens.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .decoding import generate, greedy_pick
+
+
+def supported(instance) -> bool:
+    """Autoregressive models driven by the step protocol, whose HF module scores a sequence."""
+    return hasattr(instance, "model") and hasattr(instance.model, "prefill") and hasattr(instance, "module")
+
+
+def _score(module, ids: list[int], n_out: int, device: str) -> torch.Tensor:
+    """Log-probabilities (n_out, V) that ``module`` gives the last ``n_out`` tokens of ``ids``."""
+    with torch.no_grad():
+        x = torch.tensor([ids[:-1]], device=device)
+        logits = module(input_ids=x, use_cache=False).logits[0, -n_out:]
+    return torch.log_softmax(logits.float(), dim=-1).cpu()
+
+
+def capture(ctx, batches) -> dict:
+    """Reference greedy outputs and log-probabilities, keyed by sample id, from the model as built."""
+    inst = ctx.instance
+    eos = None if inst.random_weights else inst.eos_token_id
+    ref = {}
+    for batch in batches:
+        res = generate(inst.model, batch, greedy_pick, device=ctx.device, pad_id=inst.pad_token_id,
+                       max_seq_len=ctx.max_seq_len, eos_id=eos)
+        for sample, out in zip(batch, res.outputs):
+            if sample.id not in ref:
+                ref[sample.id] = {"prompt": list(sample.input_ids), "output": out,
+                                  "logprobs": _score(inst.module, list(sample.input_ids) + out, len(out), ctx.device)}
+    return ref
+
+
+def impact(ctx, reference: dict, records: list[dict]) -> dict:
+    """Compare the run's outputs and the optimized model's scores with the reference."""
+    per_sample, kls, top1, ref_nll, opt_nll = [], [], [], [], []
+    done = set()
+    for rec in records:
+        ref = reference.get(rec["id"])
+        if ref is None or rec["id"] in done:
+            continue
+        done.add(rec["id"])
+        out, want = rec["output_ids"], ref["output"]
+        n = min(len(out), len(want))
+        same = sum(a == b for a, b in zip(out[:n], want[:n]))
+        first = next((i for i in range(n) if out[i] != want[i]), None)
+        lp_ref = ref["logprobs"]
+        lp_opt = _score(ctx.instance.module, ref["prompt"] + want, len(want), ctx.device)
+        kl = (lp_ref.exp() * (lp_ref - lp_opt)).sum(-1)  # per position
+        tokens = torch.tensor(want)
+        kls += kl.tolist()
+        top1 += (lp_ref.argmax(-1) == lp_opt.argmax(-1)).tolist()
+        ref_nll += (-lp_ref.gather(-1, tokens[:, None]).squeeze(-1)).tolist()
+        opt_nll += (-lp_opt.gather(-1, tokens[:, None]).squeeze(-1)).tolist()
+        per_sample.append({"id": rec["id"], "token_agreement": same / n if n else None, "exact": out == want,
+                           "first_difference": first, "mean_kl": float(kl.mean())})
+    if not per_sample:
+        return {}
+    agreements = [s["token_agreement"] for s in per_sample if s["token_agreement"] is not None]
+    return {
+        "reference": "greedy decoding of the unoptimized model on the same samples",
+        "token_agreement": sum(agreements) / len(agreements) if agreements else None,
+        "exact_match_rate": sum(s["exact"] for s in per_sample) / len(per_sample),
+        "mean_kl": sum(kls) / len(kls),
+        "teacher_forced_top1_agreement": sum(top1) / len(top1),
+        "reference_perplexity": math.exp(sum(ref_nll) / len(ref_nll)),
+        "perplexity": math.exp(sum(opt_nll) / len(opt_nll)),
+        "samples": per_sample,
+    }

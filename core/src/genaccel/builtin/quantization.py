@@ -1,0 +1,216 @@
+"""Quantization of linear layers with torchao: uniform configs, and ``autoquant``, a per-layer choice.
+
+``autoquant`` does what torchao's removed AutoQuant did, on today's ``quantize_`` API:
+
+1. calibration: one real batch runs through the workload's own decoder while forward hooks
+   record, for every linear layer, the row counts of its inputs and the phase they came from
+   (prefill shapes are compute-bound, decode shapes memory-bound) and how often each occurs;
+2. timing: for every distinct layer signature (weight shape, bias, dtype) and candidate config,
+   a copy of the layer is quantized, compiled when the stack compiles, and timed on each
+   recorded shape; the cost is the count-weighted sum;
+3. the fastest candidate per layer is applied, and the choices with their timings go to the report.
+
+Written against genaccel's public API only (it registers like any plugin's optimization).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections import Counter
+
+import torch
+from torch import nn
+
+from genaccel import GenaccelError, OptimizationSpec, RowReduceLinear, hookimpl
+from genaccel.profiling import current_phase
+
+# name -> (torchao config factory, devices where it is a candidate)
+CONFIGS = {
+    "int8-weight-only": ("Int8WeightOnlyConfig", {}, ("cpu", "cuda")),
+    "int8-dynamic": ("Int8DynamicActivationInt8WeightConfig", {}, ("cpu", "cuda")),
+    "int4-weight-only": ("Int4WeightOnlyConfig", {"group_size": 128}, ("cuda",)),
+    "float8-weight-only": ("Float8WeightOnlyConfig", {}, ("cuda",)),
+}
+
+
+def make_config(name: str):
+    import torchao.quantization as tq
+
+    cls, kwargs, _ = CONFIGS[name]
+    return getattr(tq, cls)(**kwargs)
+
+
+def linear_layers(module: nn.Module) -> dict[str, nn.Linear]:
+    """Linear layers with plain float weights (not yet quantized), by qualified name.
+
+    A layer whose weight is shared with an embedding (tied LM head) is left alone.
+    """
+    embedded = {id(m.weight) for m in module.modules() if isinstance(m, nn.Embedding)}
+    return {
+        name: m for name, m in module.named_modules()
+        if isinstance(m, nn.Linear) and type(m.weight) in (torch.Tensor, nn.Parameter)
+        and m.weight.is_floating_point() and id(m.weight) not in embedded
+    }
+
+
+def _quantize(module: nn.Module, names: set[str], config_name: str) -> None:
+    from torchao.quantization import quantize_
+
+    quantize_(module, make_config(config_name), filter_fn=lambda m, fqn: fqn in names)
+
+
+def _check_quantizable(ctx, spec_name: str) -> nn.Module:
+    module = getattr(ctx.instance, "module", None)
+    if not isinstance(module, nn.Module):
+        raise GenaccelError(f"{spec_name}: workload {ctx.workload.name} exposes no torch module to quantize")
+    return module
+
+
+def uniform(config_name: str):
+    def apply(ctx):
+        module = _check_quantizable(ctx, config_name)
+        layers = linear_layers(module)
+        _quantize(module, set(layers), config_name)
+        return {
+            "summary": f"{len(layers)} linear layers quantized with torchao {CONFIGS[config_name][0]}",
+            "layers": {name: config_name for name in layers},
+        }
+
+    return apply
+
+
+# --- autoquant -------------------------------------------------------------------------------------
+
+
+def calibrate(ctx, module: nn.Module, layers: dict[str, nn.Linear]) -> dict[str, Counter]:
+    """Row counts of each layer's inputs over one real batch: {name: Counter({(phase, rows): n})}."""
+    seen: dict[str, Counter] = {name: Counter() for name in layers}
+    hooks = [
+        layer.register_forward_pre_hook(
+            lambda m, args, name=name: seen[name].update([(current_phase() or "forward", args[0].numel() // args[0].shape[-1])])
+        )
+        for name, layer in layers.items()
+    ]
+    try:
+        with torch.no_grad():
+            ctx.decoder.run(ctx, ctx.calibration_batch())
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen
+
+
+def _shapes(counts: Counter) -> list[tuple[str, int, int]]:
+    """(phase, rows, count) to time: few-row shapes exactly, larger ones merged per phase at their mean."""
+    small = [(ph, rows, n) for (ph, rows), n in counts.items() if rows <= 16]
+    large: dict[str, list[int]] = {}
+    for (ph, rows), n in counts.items():
+        if rows > 16:
+            large.setdefault(ph, []).extend([rows] * n)
+    merged = [(ph, round(sum(r) / len(r)), len(r)) for ph, r in large.items()]
+    return sorted(small + merged)
+
+
+def _time(fn, x, device: str, budget_s: float = 0.02) -> float:
+    for _ in range(2):
+        fn(x)
+    reps, elapsed = 0, 0.0
+    while reps < 3 or elapsed < budget_s:
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn(x)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        elapsed += time.perf_counter() - t0
+        reps += 1
+    return elapsed / reps
+
+
+def time_candidate(layer: nn.Linear, candidate: str, shapes, *, compiled: bool, device: str) -> dict:
+    """Seconds per call on each shape for one candidate, and the count-weighted total."""
+    holder = nn.Sequential(copy.deepcopy(layer))
+    if candidate != "none":
+        _quantize(holder, {"0"}, candidate)
+    elif compiled and device == "cpu":  # what the compile step does to float linears on CPU
+        holder[0].__class__ = RowReduceLinear
+    fn = torch.compile(holder, dynamic=False) if compiled else holder
+    per_shape = {}
+    total = 0.0
+    with torch.no_grad():
+        for ph, rows, count in shapes:
+            x = torch.randn(rows, layer.in_features, dtype=layer.weight.dtype, device=device)
+            seconds = _time(fn, x, device)
+            per_shape[f"{ph}:{rows}"] = seconds
+            total += seconds * count
+    return {"per_shape_s": per_shape, "weighted_s": total}
+
+
+def _autoquant(ctx):
+    module = _check_quantizable(ctx, "autoquant")
+    layers = linear_layers(module)
+    compiled = "compile" in ctx.stack.names
+    device = ctx.device
+    candidates = ["none"] + [n for n, (_, _, devices) in CONFIGS.items() if device in devices]
+    counts = calibrate(ctx, module, layers)
+    decided: dict[tuple, dict] = {}
+    choices: dict[str, str] = {}
+    unavailable: dict[str, str] = {}
+    for name, layer in layers.items():
+        shapes = _shapes(counts[name])
+        if not shapes:
+            continue  # never called: leave it alone
+        key = (layer.out_features, layer.in_features, layer.bias is not None, layer.weight.dtype, tuple(shapes))
+        if key not in decided:
+            timings = {}
+            for cand in candidates:
+                if cand in unavailable:
+                    continue
+                try:
+                    timings[cand] = time_candidate(layer, cand, shapes, compiled=compiled, device=device)
+                except Exception as e:  # noqa: BLE001 - a config this build/device cannot run is not a candidate
+                    unavailable[cand] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+            best = min(timings, key=lambda c: timings[c]["weighted_s"])
+            decided[key] = {"choice": best, "weight": [layer.out_features, layer.in_features],
+                            "shapes": [list(s) for s in shapes], "timings": timings, "layers": []}
+            torch._dynamo.reset()
+        decided[key]["layers"].append(name)
+        choices[name] = decided[key]["choice"]
+    for cand in set(choices.values()) - {"none"}:
+        _quantize(module, {n for n, c in choices.items() if c == cand}, cand)
+    tally = Counter(choices.values())
+    return {
+        "summary": "per-layer choice (" + ", ".join(f"{c}: {n}" for c, n in sorted(tally.items())) + ") timed "
+                   + ("compiled" if compiled else "eager") + f" on calibrated shapes; candidates {', '.join(candidates)}",
+        "layers": choices,
+        "decisions": list(decided.values()),
+        "unavailable": unavailable,
+    }
+
+
+@hookimpl
+def genaccel_register_optimizations(register):
+    register(
+        OptimizationSpec(
+            name="autoquant",
+            description="per linear layer, the fastest of no quantization / int8 weight-only / int8 dynamic "
+                        "(/ int4, float8 on CUDA), timed on the shapes the model really sees",
+            stage="weights",
+            requires="quantize",
+            lossless=False,
+            apply=_autoquant,
+        )
+    )
+    for name, (cls, _, devices) in CONFIGS.items():
+        register(
+            OptimizationSpec(
+                name=name,
+                description=f"every linear layer quantized with torchao {cls}",
+                stage="weights",
+                requires="quantize",
+                devices=devices,
+                lossless=False,
+                apply=uniform(name),
+            )
+        )

@@ -1,0 +1,28 @@
+"""The example optimization plugin is found through its entry point and applied to a workload."""
+
+import json
+
+import torch
+from genaccel.cli import main
+from genaccel.plugins import default_registry
+from genaccel.runner import RunConfig, prepare
+
+
+def test_discovered_through_the_entry_point():
+    spec = default_registry().optimization("bf16-weights")
+    assert spec.plugin == "bf16" and spec.stage == "weights" and not spec.lossless
+
+
+def test_applied_to_a_workload():
+    ctx = prepare(default_registry(), RunConfig(workload="llama/t-t", preset="tiny", optimizations=("bf16-weights",)))
+    assert {p.dtype for p in ctx.instance.module.parameters()} == {torch.bfloat16}
+    assert "bfloat16" in ctx.notes["bf16-weights"]
+
+
+def test_run_reports_its_accuracy_impact(tmp_path, capsys):
+    assert main(["run", "llama/t-t", "--preset", "tiny", "--samples", "2", "--max-new-tokens", "8",
+                 "--opt", "bf16-weights,static-kv", "--out", str(tmp_path)]) == 0
+    doc = json.loads((tmp_path / "report.json").read_text())
+    assert doc["optimizations"] == ["bf16-weights", "static-kv"] and doc["lossless"] is False
+    acc = doc["accuracy"]
+    assert acc["mean_kl"] > 0 and 0 <= acc["token_agreement"] <= 1  # bf16 changes the distributions a little

@@ -1,0 +1,91 @@
+"""Quantization: uniform torchao configs, autoquant's per-layer choice, and the accuracy impact."""
+
+import json
+
+import pytest
+import torch
+from genaccel.cli import main
+from genaccel.plugins import default_registry
+from genaccel.runner import RunConfig, prepare
+from torch import nn
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return default_registry()
+
+
+def _weights(module):
+    return {name: type(m.weight).__name__ for name, m in module.named_modules() if isinstance(m, (nn.Linear, nn.Embedding))}
+
+
+@pytest.mark.parametrize("name,kind", [("int8-weight-only", "Int8Tensor"), ("int8-dynamic", "Int8Tensor")])
+def test_uniform_configs_change_only_the_layers_they_claim(registry, name, kind):
+    before = prepare(registry, RunConfig(workload="llama/t-t", preset="tiny"))
+    ctx = prepare(registry, RunConfig(workload="llama/t-t", preset="tiny", optimizations=(name,)))
+    note = ctx.notes[name]
+    claimed = set(note["layers"])
+    assert claimed == {n for n, m in ctx.instance.module.named_modules() if isinstance(m, nn.Linear)}
+    after = _weights(ctx.instance.module)
+    assert all(after[n] == kind for n in claimed)
+    assert after["model.embed_tokens"] == "Parameter"  # not a linear layer: untouched
+    # everything that is not a claimed linear keeps its exact values
+    ref = dict(before.instance.module.named_parameters())
+    for n, p in ctx.instance.module.named_parameters():
+        if n.rsplit(".", 1)[0] not in claimed:
+            assert torch.equal(p, ref[n]), n
+
+
+def test_autoquant_picks_a_config_per_layer_and_says_why(registry):
+    ctx = prepare(registry, RunConfig(workload="llama/t-t", preset="tiny", samples=1, max_new_tokens=6,
+                                      optimizations=("autoquant",)))
+    note = ctx.notes["autoquant"]
+    linears = {n for n, m in ctx.instance.module.named_modules() if isinstance(m, nn.Linear)}
+    assert set(note["layers"]) == linears
+    assert set(note["layers"].values()) <= {"none", "int8-weight-only", "int8-dynamic"}
+    kinds = _weights(ctx.instance.module)
+    for layer, choice in note["layers"].items():
+        assert (kinds[layer] == "Parameter") == (choice == "none"), layer
+    for d in note["decisions"]:
+        phases = {s[0] for s in d["shapes"]}
+        assert phases == {"prefill", "decode"}  # calibrated on both phases of a real generation
+        assert d["choice"] == min(d["timings"], key=lambda c: d["timings"][c]["weighted_s"])
+        assert set(d["timings"]) == {"none", "int8-weight-only", "int8-dynamic"}
+    assert sorted(n for d in note["decisions"] for n in d["layers"]) == sorted(linears)
+    out = ctx.decoder.run(ctx, ctx.instance.make_samples(1, 0, 6))
+    assert len(out.outputs[0]) == 6  # the quantized model still generates
+
+
+def test_accuracy_impact_is_zero_for_lossless_and_measured_for_lossy(tmp_path, capsys):
+    assert main(["run", "llama/t-t", "--preset", "tiny", "--samples", "2", "--max-new-tokens", "10",
+                 "--opt", "sdpa,static-kv", "--out", str(tmp_path / "a")]) == 0
+    lossless = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert "accuracy" not in lossless  # nothing to measure: the stack's tokens equal the baseline's (tested)
+    from genaccel import accuracy
+
+    ctx = prepare(default_registry(), RunConfig(workload="llama/t-t", preset="tiny", samples=2, max_new_tokens=10),
+                  apply=False)
+    from genaccel.runner import make_batches
+
+    batches = make_batches(ctx)
+    ref = accuracy.capture(ctx, batches)
+    same = accuracy.impact(ctx, ref, [{"id": s.id, "output_ids": ref[s.id]["output"]} for b in batches for s in b])
+    assert same["token_agreement"] == 1.0 and same["mean_kl"] == pytest.approx(0, abs=1e-9)
+    assert same["teacher_forced_top1_agreement"] == 1.0
+
+    assert main(["run", "llama/t-t", "--preset", "tiny", "--samples", "2", "--max-new-tokens", "10",
+                 "--opt", "int8-dynamic", "--out", str(tmp_path / "q")]) == 0
+    doc = json.loads((tmp_path / "q" / "report.json").read_text())
+    acc = doc["accuracy"]
+    assert doc["lossless"] is False
+    assert acc["mean_kl"] > 1e-6 and acc["teacher_forced_top1_agreement"] <= 1.0
+    assert len(acc["samples"]) == 2 and acc["perplexity"] != acc["reference_perplexity"]
+    assert "accuracy impact" in (tmp_path / "q" / "report.md").read_text()
+
+
+def test_list_marks_lossy_optimizations(capsys):
+    assert main(["list", "--json"]) == 0
+    opts = {o["name"]: o for o in json.loads(capsys.readouterr().out)["optimizations"]}
+    assert not opts["autoquant"]["lossless"] and not opts["int8-weight-only"]["lossless"]
+    assert opts["sdpa"]["lossless"] and opts["layerskip"]["lossless"]
+    assert opts["int4-weight-only"]["devices"] == ["cuda"]
