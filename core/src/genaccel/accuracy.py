@@ -25,6 +25,39 @@ def supported(instance) -> bool:
     return hasattr(instance, "model") and hasattr(instance.model, "prefill") and hasattr(instance, "module")
 
 
+def capture_outputs(ctx, batches) -> dict:
+    """Other workloads (one forward per batch): the unoptimized model's outputs, keyed by sample id."""
+    ref = {}
+    with torch.no_grad():
+        for batch in batches:
+            for sample, out in zip(batch, ctx.decoder.run(ctx, batch).outputs):
+                ref.setdefault(sample.id, out)
+    return ref
+
+
+def output_impact(reference: dict, records: list[dict]) -> dict:
+    """Position-wise agreement and set overlap of the run's outputs (ranked items, classes) with the reference."""
+    per_sample = {}
+    for rec in records:
+        want = reference.get(rec["id"])
+        if want is None or rec["id"] in per_sample:
+            continue
+        out = rec["output_ids"]
+        n = max(len(want), 1)
+        per_sample[rec["id"]] = {"id": rec["id"], "agreement": sum(a == b for a, b in zip(out, want)) / n,
+                                 "overlap": len(set(out) & set(want)) / max(len(set(want)), 1), "exact": out == want}
+    if not per_sample:
+        return {}
+    rows = list(per_sample.values())
+    return {
+        "reference": "outputs of the unoptimized model on the same samples",
+        "token_agreement": sum(r["agreement"] for r in rows) / len(rows),
+        "set_overlap": sum(r["overlap"] for r in rows) / len(rows),
+        "exact_match_rate": sum(r["exact"] for r in rows) / len(rows),
+        "samples": rows,
+    }
+
+
 def _score(module, ids: list[int], n_out: int, device: str) -> torch.Tensor:
     """Log-probabilities (n_out, V) that ``module`` gives the last ``n_out`` tokens of ``ids``."""
     with torch.no_grad():

@@ -257,6 +257,12 @@ class HFCausalLM:
         """
         return self._step(("verify", exit_layer), lambda t, h, p: self._verify(t, h, p, exit_layer))(last, hidden, pos)
 
+    def reset_steps(self) -> None:
+        """Drop compiled and graphed step functions (and dynamo's caches): they are rebuilt on next use."""
+        self._fns.clear()
+        self._graphs.clear()
+        torch._dynamo.reset()
+
     def crop(self, length: int) -> None:
         """Forget cached positions from ``length`` on (rejected drafts)."""
         self.cache.crop(length)
@@ -292,17 +298,26 @@ class RowReduceLinear(nn.Linear):
 
     Under torch.compile on CPU, Inductor fuses ``(x[..., None, :] * W).sum(-1)`` into one
     vectorized reduction that streams the weight once: a bandwidth-bound GEMV.  On a 2-core
-    x86 machine it read weights at ~28 GB/s where ATen's GEMV (MKL) read ~9-12 GB/s.  Larger
-    inputs (prefill) keep ``F.linear``.  Eager, it would materialize the product: use it compiled.
+    x86 machine it read weights at ~28 GB/s where ATen's GEMV (MKL) read ~9-12 GB/s.  Up to
+    ``SHARED_ROWS`` rows are written as one reduction per row, which Inductor fuses into a single
+    loop sharing each weight load (2-3 rows cost about what one does: self-speculative verify);
+    up to ``MAX_ROWS`` as one broadcast reduction; larger inputs (prefill) keep ``F.linear``.
+    Eager, it would materialize the product: use it compiled.
     """
 
     MAX_ROWS = 8
+    SHARED_ROWS = 3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.numel() // x.shape[-1] <= self.MAX_ROWS:
+        rows = x.numel() // x.shape[-1]
+        if rows > self.MAX_ROWS:
+            return nn.functional.linear(x, self.weight, self.bias)
+        if 1 < rows <= self.SHARED_ROWS:
+            flat = x.reshape(rows, x.shape[-1])
+            out = torch.stack([(flat[r] * self.weight).sum(-1) for r in range(rows)]).view(*x.shape[:-1], -1)
+        else:
             out = (x.unsqueeze(-2) * self.weight).sum(-1)
-            return out + self.bias if self.bias is not None else out
-        return nn.functional.linear(x, self.weight, self.bias)
+        return out + self.bias if self.bias is not None else out
 
 
 def _nbytes(t: torch.Tensor) -> int:

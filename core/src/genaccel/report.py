@@ -115,7 +115,10 @@ def case_details(case: dict) -> str:
         if note:
             parts.append(f"`{name}`: {note}")
     acc = case.get("accuracy")
-    if acc:
+    if acc and "mean_kl" not in acc:
+        parts.append(f"accuracy impact (vs the unoptimized model): output agreement {acc['token_agreement']:.1%}, "
+                     f"set overlap {acc['set_overlap']:.1%}, exact {acc['exact_match_rate']:.0%}")
+    elif acc:
         parts.append(
             f"accuracy impact (vs greedy of the unoptimized model): token agreement {acc['token_agreement']:.1%}, "
             f"exact {acc['exact_match_rate']:.0%}, teacher-forced top-1 {acc['teacher_forced_top1_agreement']:.1%}, "

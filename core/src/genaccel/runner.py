@@ -175,9 +175,10 @@ def run_case(
     inst = ctx.instance
     batches = ctx.batches = make_batches(ctx, samples)
     reference = None
-    if not ctx.stack.lossless and accuracy.supported(inst):
+    if not ctx.stack.lossless:
         _status("  reference outputs of the unoptimized model (for the accuracy impact)")
-        reference = accuracy.capture(ctx, batches)
+        generative = accuracy.supported(inst)
+        reference = (accuracy.capture if generative else accuracy.capture_outputs)(ctx, batches)
     t_apply = time.perf_counter()
     apply_stack(ctx)
     apply_s = time.perf_counter() - t_apply
@@ -238,7 +239,8 @@ def run_case(
         "summary": summarize(ctx, results, records, mem, warmup_s, compiled),
     }
     if reference is not None:
-        case["accuracy"] = accuracy.impact(ctx, reference, records)
+        case["accuracy"] = (accuracy.impact(ctx, reference, records) if generative
+                            else accuracy.output_impact(reference, records))
     spec_stats = [r.extra["speculative"] for r in results if "speculative" in r.extra]
     if spec_stats:
         case["speculative"] = speculative_summary(spec_stats)

@@ -167,6 +167,10 @@ def train_early_exit(instance, texts: list[str], out: Path, config: TrainConfig,
     bar.close()
     hf.eval()
     seconds = time.perf_counter() - start
+    previous = None
+    source = getattr(getattr(instance, "options", None), "checkpoint", None)
+    if source is not None and (Path(source) / SETTINGS_FILE).exists():  # continued training: keep the lineage
+        previous = json.loads((Path(source) / SETTINGS_FILE).read_text()).get("trained")
     out.mkdir(parents=True, exist_ok=True)
     hf.save_pretrained(out)
     instance.tokenizer.save_pretrained(out)
@@ -179,6 +183,8 @@ def train_early_exit(instance, texts: list[str], out: Path, config: TrainConfig,
             "config": attrs.asdict(config),
             "dropout_rates": rates,
             "final_loss": history[-1] if history else None,
+            "continued_from": str(source) if source is not None else None,
+            "previous": previous,
         },
         "history": history,
     }

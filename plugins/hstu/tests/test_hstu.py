@@ -161,3 +161,22 @@ def test_cli_run_with_fused_attention(tmp_path):
     rec = doc["samples"][0]
     assert rec["input_history"] == 48 and rec["input_candidates"] == 16 and rec["output_tokens"] == 16
     assert rec["embedding_s"] > 0 and rec["latency_s"] > 0
+
+
+@pytest.mark.parametrize("opt", ["int8-weight-only", "autoquant"])
+def test_quantized_hstu_reports_its_accuracy_impact(tmp_path, opt):
+    import json
+
+    from genaccel.cli import main
+
+    out = tmp_path / "q"
+    assert main(["run", "hstu/retrieval", "--preset", "tiny", "--samples", "2", "--batch-size", "2", "--seq-len", "64",
+                 "--opt", opt, "--out", str(out)]) == 0
+    doc = json.loads((out / "report.json").read_text())
+    acc = doc["accuracy"]
+    assert doc["lossless"] is False and len(acc["samples"]) == 2
+    assert 0 <= acc["set_overlap"] <= 1 and 0 <= acc["token_agreement"] <= 1
+    layers = set(doc["optimization_notes"][opt]["layers"])
+    used = {f"layers.{i}.{n}" for i in range(3) for n in ("uvqk", "o")}
+    # autoquant times only the layers the calibration batch calls (retrieval never runs the ranking head)
+    assert layers == (used if opt == "autoquant" else used | {"ranking_head.0", "ranking_head.2"})
