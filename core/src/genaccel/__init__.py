@@ -4,9 +4,9 @@ The public API that plugins use; everything else is internal.
 """
 
 from .errors import GenaccelError
-from .hf import HFCausalLM, RowReduceLinear
+from .hf import HFCausalLM, RowReduceLinear, cpu_gemv_linears
 from .hookspecs import hookimpl
-from .profiling import annotate, phase, region
+from .profiling import annotate, current_phase, phase, region
 from .registry import STAGES, DecoderSpec, OptimizationSpec, Registry, Stack, WorkloadSpec
 from .workload import (
     BuildOptions,
@@ -38,6 +38,8 @@ __all__ = [
     "region",
     "check_checkpoint_dir",
     "code_corpus",
+    "current_phase",
+    "cpu_gemv_linears",
     "hookimpl",
     "init_random_weights",
     "train_bpe_tokenizer",

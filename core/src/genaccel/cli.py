@@ -382,7 +382,7 @@ def cmd_layerskip_sweep(args, registry) -> int:
     for e in exits:
         for k in lens:
             inst.model.reset_steps()  # each (E, k) compiles its own draft and verify steps
-            secs, res = timed(lambda b: speculate(inst.model, b, exit_layer=e, draft_len=k, **common))
+            secs, res = timed(lambda b, e=e, k=k: speculate(inst.model, b, exit_layer=e, draft_len=k, **common))
             same = all(r.outputs == q.outputs for r, q in zip(res, base))
             drafted = sum(r.extra["speculative"]["drafted"] for r in res)
             accepted = sum(r.extra["speculative"]["accepted"] for r in res)

@@ -89,3 +89,19 @@ def test_list_marks_lossy_optimizations(capsys):
     assert not opts["autoquant"]["lossless"] and not opts["int8-weight-only"]["lossless"]
     assert opts["sdpa"]["lossless"] and opts["layerskip"]["lossless"]
     assert opts["int4-weight-only"]["devices"] == ["cuda"]
+
+
+@pytest.mark.parametrize("rows", [1, 2, 5, 40])
+def test_cpu_gemv_path_of_int8_weight_only_matches_torchao(rows):
+    from genaccel import cpu_gemv_linears
+    from torchao.quantization import Int8WeightOnlyConfig, quantize_
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(48, 24), nn.Linear(24, 16, bias=False))
+    quantize_(net, Int8WeightOnlyConfig())
+    x = torch.randn(rows, 48)
+    with torch.no_grad():
+        want = net(x)
+        assert cpu_gemv_linears(net) == 2 and net[0].int8 is not None
+        got = torch.compile(net, dynamic=False)(x)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)

@@ -6,8 +6,10 @@
    record, for every linear layer, the row counts of its inputs and the phase they came from
    (prefill shapes are compute-bound, decode shapes memory-bound) and how often each occurs;
 2. timing: for every distinct layer signature (weight shape, bias, dtype) and candidate config,
-   a copy of the layer is quantized, compiled when the stack compiles, and timed on each
-   recorded shape; the cost is the count-weighted sum;
+   copies of the layer are quantized, compiled when the stack compiles, and timed on each
+   recorded shape, cycling through enough copies to stream weights from memory as the whole
+   model does (a lone small layer would sit in cache and hide what quantization saves); the
+   cost is the count-weighted sum;
 3. the fastest candidate per layer is applied, and the choices with their timings go to the report.
 
 Written against genaccel's public API only (it registers like any plugin's optimization).
@@ -22,8 +24,7 @@ from collections import Counter
 import torch
 from torch import nn
 
-from genaccel import GenaccelError, OptimizationSpec, RowReduceLinear, hookimpl
-from genaccel.profiling import current_phase
+from genaccel import GenaccelError, OptimizationSpec, cpu_gemv_linears, current_phase, hookimpl
 
 # name -> (torchao config factory, devices where it is a candidate)
 CONFIGS = {
@@ -112,39 +113,54 @@ def _shapes(counts: Counter) -> list[tuple[str, int, int]]:
     return sorted(small + merged)
 
 
-def _time(fn, x, device: str, budget_s: float = 0.02) -> float:
-    for _ in range(2):
-        fn(x)
+#: Bytes of weight copies a timing cycles through, well past the last-level cache (CPU L3, GPU
+#: L2), so a layer is timed streaming its weights from memory as it does inside the whole model.
+COLD_BYTES = 128 * 2**20
+
+
+def _call(module, x):
+    return module(x)
+
+
+def _time(fn, copies, x, device: str, budget_s: float = 0.02) -> float:
+    """Seconds per call, cycling through the copies."""
+    for m in copies:  # warm-up: compiles once (the copies share one graph) and touches every copy
+        fn(m, x)
     reps, elapsed = 0, 0.0
-    while reps < 3 or elapsed < budget_s:
+    while reps < 2 or elapsed < budget_s:
         if device == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        fn(x)
+        for m in copies:
+            fn(m, x)
         if device == "cuda":
             torch.cuda.synchronize()
         elapsed += time.perf_counter() - t0
-        reps += 1
+        reps += len(copies)
     return elapsed / reps
 
 
 def time_candidate(layer: nn.Linear, candidate: str, shapes, *, compiled: bool, device: str) -> dict:
-    """Seconds per call on each shape for one candidate, and the count-weighted total."""
-    holder = nn.Sequential(copy.deepcopy(layer))
+    """Seconds per call on each shape for one candidate, and the count-weighted total.
+
+    The layer is copied enough times to exceed the caches and the copies are called in turn.
+    """
+    n = max(1, min(64, -(-COLD_BYTES // (layer.weight.numel() * layer.weight.element_size()))))
+    copies = nn.Sequential(*[copy.deepcopy(layer) for _ in range(n)])
     if candidate != "none":
-        _quantize(holder, {"0"}, candidate)
-    elif compiled and device == "cpu":  # what the compile step does to float linears on CPU
-        holder[0].__class__ = RowReduceLinear
-    fn = torch.compile(holder, dynamic=False) if compiled else holder
+        _quantize(copies, {str(i) for i in range(n)}, candidate)
+    if compiled and device == "cpu":  # what the compile step does to linears on CPU
+        cpu_gemv_linears(copies)
+    fn = torch.compile(_call, dynamic=False) if compiled else _call
     per_shape = {}
     total = 0.0
     with torch.no_grad():
         for ph, rows, count in shapes:
             x = torch.randn(rows, layer.in_features, dtype=layer.weight.dtype, device=device)
-            seconds = _time(fn, x, device)
+            seconds = _time(fn, list(copies), x, device)
             per_shape[f"{ph}:{rows}"] = seconds
             total += seconds * count
-    return {"per_shape_s": per_shape, "weighted_s": total}
+    return {"per_shape_s": per_shape, "weighted_s": total, "copies": n}
 
 
 def _autoquant(ctx):
