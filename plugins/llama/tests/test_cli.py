@@ -68,6 +68,20 @@ def test_bench_and_compare(tmp_path, capsys):
     assert "1.00×" in capsys.readouterr().out
 
 
+def test_bench_case_without_its_checkpoint_is_a_skip_naming_the_command(tmp_path):
+    cfg = tmp_path / "bench.toml"
+    cfg.write_text('[defaults]\nsamples = 1\nmax_new_tokens = 4\n\n'
+                   '[[cases]]\nworkload = "llama/t-t"\ncheckpoint = "{cache}/checkpoints/none-here"\n'
+                   'make_checkpoint = "genaccel train-layerskip llama/t-t --preset tiny"\n'
+                   'stacks = [["layerskip"]]\n\n'
+                   '[[cases]]\nworkload = "llama/t-t"\npreset = "tiny"\nstacks = [[]]\n')
+    assert main(["bench", str(cfg), "--out", str(tmp_path / "a")]) == 0
+    cases = json.loads((tmp_path / "a" / "report.json").read_text())["cases"]
+    assert [c["status"] for c in cases] == ["skipped", "ok"]
+    assert "checkpoints/none-here does not exist; make it with: genaccel train-layerskip" in cases[0]["error"]
+    assert "{cache}" not in cases[0]["error"]
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
