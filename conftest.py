@@ -10,3 +10,11 @@ def _cache(tmp_path_factory):
     mp.setenv("GENACCEL_CACHE", str(tmp_path_factory.mktemp("genaccel-cache")))
     yield
     mp.undo()
+
+
+@pytest.fixture(scope="module")
+def registry():
+    """What the installed plugins register (a test module may define its own toy registry)."""
+    from genaccel.plugins import default_registry
+
+    return default_registry()

@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from .decoding import generate, greedy_pick
+from .decoding import generate, greedy_pick, stop_token
 
 
 def supported(instance) -> bool:
@@ -69,7 +69,7 @@ def _score(module, ids: list[int], n_out: int, device: str) -> torch.Tensor:
 def capture(ctx, batches) -> dict:
     """Reference greedy outputs and log-probabilities, keyed by sample id, from the model as built."""
     inst = ctx.instance
-    eos = None if inst.random_weights else inst.eos_token_id
+    eos = stop_token(inst)
     ref = {}
     for batch in batches:
         res = generate(inst.model, batch, greedy_pick, device=ctx.device, pad_id=inst.pad_token_id,

@@ -353,9 +353,9 @@ def cmd_train_layerskip(args, registry) -> int:
 
 
 def cmd_layerskip_sweep(args, registry) -> int:
-    from .decoding import generate, greedy_pick
+    from .decoding import generate, greedy_pick, stop_token
     from .report import table, write_json
-    from .runner import make_batches, prepare
+    from .runner import make_batches, prepare, speculative_summary
     from .speculative import SETTINGS_FILE, speculate
 
     spec = _early_exit_workload(registry, args.workload)
@@ -363,7 +363,7 @@ def cmd_layerskip_sweep(args, registry) -> int:
     ctx = prepare(registry, config)
     inst = ctx.instance
     batches = make_batches(ctx)
-    eos = None if inst.random_weights else inst.eos_token_id
+    eos = stop_token(inst)
     common = dict(device=config.device, pad_id=inst.pad_token_id, max_seq_len=ctx.max_seq_len, eos_id=eos)
 
     def timed(fn):
@@ -384,12 +384,10 @@ def cmd_layerskip_sweep(args, registry) -> int:
             inst.model.reset_steps()  # each (E, k) compiles its own draft and verify steps
             secs, res = timed(lambda b, e=e, k=k: speculate(inst.model, b, exit_layer=e, draft_len=k, **common))
             same = all(r.outputs == q.outputs for r, q in zip(res, base))
-            drafted = sum(r.extra["speculative"]["drafted"] for r in res)
-            accepted = sum(r.extra["speculative"]["accepted"] for r in res)
-            cycles = sum(r.extra["speculative"]["cycles"] for r in res)
+            stats = speculative_summary([r.extra["speculative"] for r in res])
             rec = {"exit_layer": e, "draft_len": k, "seconds": secs, "speedup": base_s / secs,
-                   "acceptance_rate": accepted / drafted if drafted else None,
-                   "tokens_per_cycle": (accepted + cycles) / cycles if cycles else None, "same_tokens": same}
+                   "acceptance_rate": stats["acceptance_rate"], "tokens_per_cycle": stats["tokens_per_cycle"],
+                   "same_tokens": same}
             records.append(rec)
             rows.append([str(e), str(k), f"{rec['acceptance_rate']:.3f}", f"{rec['tokens_per_cycle']:.2f}",
                          f"{tokens / secs:.1f}", f"{rec['speedup']:.2f}×", "yes" if same else "NO"])

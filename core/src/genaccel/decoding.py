@@ -40,6 +40,51 @@ def pad_left(batch: Sequence, pad_id: int, device) -> tuple[torch.Tensor, torch.
     return ids.to(device), valid.to(device)
 
 
+def stop_token(instance) -> int | None:
+    """The EOS id that ends a sample, or None for random weights (samples run their full length)."""
+    return None if instance.random_weights else instance.eos_token_id
+
+
+def padded_prompts(batch: Sequence, pad_id: int, device, max_seq_len: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Left-padded prompts and the most new tokens any sample asks for, checked against the cache."""
+    ids, valid = pad_left(batch, pad_id, device)
+    length = ids.shape[1]
+    steps = max(s.max_new_tokens for s in batch)
+    if length + steps > max_seq_len:
+        raise GenaccelError(
+            f"a prompt of {length} tokens plus {steps} new tokens does not fit the KV cache of "
+            f"{max_seq_len} positions; raise --cache-len or lower --max-new-tokens"
+        )
+    return ids, valid, steps
+
+
+def sample_records(batch: Sequence, outputs: list[list[int]], times: list[float], eos_id: int | None,
+                   mark_of=lambda j: j) -> list[dict]:
+    """Cut each row at its sample's length and first EOS (in place) and time it.
+
+    ``times[mark_of(j)]`` is when token ``j`` was out (a decode step, or a speculative cycle).
+    """
+    records = []
+    for row, sample in enumerate(batch):
+        toks = outputs[row][: sample.max_new_tokens]
+        if eos_id is not None and eos_id in toks:
+            toks = toks[: toks.index(eos_id) + 1]
+        outputs[row] = toks
+        n = len(toks)
+        latency = times[mark_of(n - 1)]
+        records.append(
+            {
+                "id": sample.id,
+                "input_tokens": len(sample.input_ids),
+                "output_tokens": n,
+                "latency_s": latency,
+                "ttft_s": times[0],
+                "tpot_s": (latency - times[0]) / (n - 1) if n > 1 else None,
+            }
+        )
+    return records
+
+
 def greedy_pick(logits: torch.Tensor) -> torch.Tensor:
     return logits.argmax(dim=-1)
 
@@ -76,14 +121,8 @@ def generate(
     With ``eos_id`` a sample ends at its first EOS (checked every ``eos_check_every`` steps, the
     only host syncs of the loop); without it, sample ``i`` gets ``batch[i].max_new_tokens``.
     """
-    ids, valid = pad_left(batch, pad_id, device)
+    ids, valid, steps = padded_prompts(batch, pad_id, device, max_seq_len)
     bsz, length = ids.shape
-    steps = max(s.max_new_tokens for s in batch)
-    if length + steps > max_seq_len:
-        raise GenaccelError(
-            f"a prompt of {length} tokens plus {steps} new tokens does not fit the KV cache of "
-            f"{max_seq_len} positions; raise --cache-len or lower --max-new-tokens"
-        )
     model.setup(bsz, max_seq_len)
     out = torch.zeros((bsz, steps), dtype=torch.long, device=device)
     done = torch.zeros(bsz, dtype=torch.bool, device=device)
@@ -108,24 +147,7 @@ def generate(
         clock.mark()
     times = clock.seconds()
     outputs = out[:, :ran].tolist()
-    records = []
-    for row, sample in enumerate(batch):
-        toks = outputs[row][: sample.max_new_tokens]
-        if eos_id is not None and eos_id in toks:
-            toks = toks[: toks.index(eos_id) + 1]
-        outputs[row] = toks
-        n = len(toks)
-        latency = times[n - 1]
-        records.append(
-            {
-                "id": sample.id,
-                "input_tokens": len(sample.input_ids),
-                "output_tokens": n,
-                "latency_s": latency,
-                "ttft_s": times[0],
-                "tpot_s": (latency - times[0]) / (n - 1) if n > 1 else None,
-            }
-        )
+    records = sample_records(batch, outputs, times, eos_id)
     decode_steps = ran - 1
     return BatchResult(
         records=records,

@@ -147,16 +147,15 @@ class HFCausalLM:
         return torch.arange(keys.shape[1], device=keys.device)
 
     def _decode(self, tokens: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        pos_ids = (pos - self.n_pad)[:, None]
+        embedded = self.embed_tokens(tokens[:, None])
         if isinstance(self.cache, StaticKVCache):
-            self.cache.write_pos = pos.view(1)
-            mask = self._additive((self.key_valid & (self._arange <= pos))[:, None, None, :])
-        elif self._has_pad:
-            self.key_valid = torch.cat([self.key_valid, self.key_valid.new_ones(tokens.shape[0], 1)], dim=1)
-            mask = self._additive(self.key_valid[:, None, None, :])
-        else:
+            hidden = self.forward_span(embedded, 0, self.num_layers, pos)
+        else:  # the cache grows by one: no position bookkeeping, a mask only when prompts were padded
             mask = None
-        hidden = self.forward_layers(self.embed_tokens(tokens[:, None]), 0, self.num_layers, pos_ids, mask)
+            if self._has_pad:
+                self.key_valid = torch.cat([self.key_valid, self.key_valid.new_ones(tokens.shape[0], 1)], dim=1)
+                mask = self._additive(self.key_valid[:, None, None, :])
+            hidden = self.forward_layers(embedded, 0, self.num_layers, (pos - self.n_pad)[:, None], mask)
         return self.lm_head(self.norm(hidden[:, -1]))
 
     @torch.no_grad()

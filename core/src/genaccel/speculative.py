@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from .decoding import BatchResult, pad_left
+from .decoding import BatchResult, padded_prompts, sample_records, stop_token
 from .errors import GenaccelError
 from .measure import StepClock, synchronize
 from .profiling import phase
@@ -110,7 +110,7 @@ class SelfSpeculative:
             self._generator = torch.Generator(device=ctx.device).manual_seed(ctx.seed)
         return speculate(
             inst.model, batch, exit_layer=exit_layer, draft_len=k, device=ctx.device, pad_id=inst.pad_token_id,
-            max_seq_len=ctx.max_seq_len, eos_id=None if inst.random_weights else inst.eos_token_id,
+            max_seq_len=ctx.max_seq_len, eos_id=stop_token(inst),
             sampling=(self.temperature, self.top_p, self._generator) if self.sampling else None,
         )
 
@@ -121,14 +121,8 @@ def speculate(model, batch, *, exit_layer, draft_len, device, pad_id, max_seq_le
     The cache gets ``draft_len`` positions beyond ``max_seq_len``: a cycle may draft past the
     last token it keeps.  ``sampling``: (temperature, top_p, generator), or None for greedy.
     """
-    ids, valid = pad_left(batch, pad_id, device)
+    ids, valid, steps = padded_prompts(batch, pad_id, device, max_seq_len)
     bsz, length = ids.shape
-    steps = max(s.max_new_tokens for s in batch)
-    if length + steps > max_seq_len:
-        raise GenaccelError(
-            f"a prompt of {length} tokens plus {steps} new tokens does not fit the KV cache of "
-            f"{max_seq_len} positions; raise --cache-len or lower --max-new-tokens"
-        )
     k = draft_len
     model.setup(bsz, max_seq_len + k)
     out = torch.zeros((bsz, steps + k + 1), dtype=torch.long, device=device)
@@ -193,23 +187,7 @@ def speculate(model, batch, *, exit_layer, draft_len, device, pad_id, max_seq_le
     times = clock.seconds()
     model.crop(length + min(n, steps) - 1)  # the last cycle may have gone past the tokens asked for
     outputs = out[:, : min(n, steps)].tolist()
-    records = []
-    for row, sample in enumerate(batch):
-        toks = outputs[row][: sample.max_new_tokens]
-        if eos_id is not None and eos_id in toks:
-            toks = toks[: toks.index(eos_id) + 1]
-        outputs[row] = toks
-        latency = times[emitted_at[len(toks) - 1]]
-        records.append(
-            {
-                "id": sample.id,
-                "input_tokens": len(sample.input_ids),
-                "output_tokens": len(toks),
-                "latency_s": latency,
-                "ttft_s": times[0],
-                "tpot_s": (latency - times[0]) / (len(toks) - 1) if len(toks) > 1 else None,
-            }
-        )
+    records = sample_records(batch, outputs, times, eos_id, emitted_at.__getitem__)
     stats = {
         "exit_layer": exit_layer,
         "draft_len": k,

@@ -1,15 +1,9 @@
 """Greedy tokens are identical under every lossless stack and to transformers' generate."""
 
 import pytest
-from genaccel.plugins import default_registry
 from genaccel.runner import RunConfig, prepare
 
 MAX_NEW = 12
-
-
-@pytest.fixture(scope="module")
-def registry():
-    return default_registry()
 
 
 @pytest.fixture(scope="module")

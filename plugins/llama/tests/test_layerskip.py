@@ -8,18 +8,12 @@ from genaccel.cli import main
 from genaccel.decoding import generate, greedy_pick, top_p_pick
 from genaccel.errors import GenaccelError
 from genaccel.hf import HFCausalLM
-from genaccel.plugins import default_registry
 from genaccel.runner import RunConfig, prepare
 from genaccel.speculative import accept_sampled, speculate
 from genaccel.workload import TextSample
 from transformers import LlamaConfig, LlamaForCausalLM
 
 MAX_NEW = 24
-
-
-@pytest.fixture(scope="module")
-def registry():
-    return default_registry()
 
 
 @pytest.fixture(scope="module")

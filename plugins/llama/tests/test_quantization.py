@@ -10,11 +10,6 @@ from genaccel.runner import RunConfig, prepare
 from torch import nn
 
 
-@pytest.fixture(scope="module")
-def registry():
-    return default_registry()
-
-
 def _weights(module):
     return {name: type(m.weight).__name__ for name, m in module.named_modules() if isinstance(m, (nn.Linear, nn.Embedding))}
 

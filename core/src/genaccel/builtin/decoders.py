@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from ..decoding import BatchResult, generate, greedy_pick, pad_left, top_p_pick
+from ..decoding import BatchResult, generate, greedy_pick, pad_left, stop_token, top_p_pick
 from ..hookspecs import hookimpl
 from ..registry import DecoderSpec
 from ..speculative import SelfSpeculative
@@ -28,7 +28,7 @@ class Greedy:
             device=ctx.device,
             pad_id=inst.pad_token_id,
             max_seq_len=ctx.max_seq_len,
-            eos_id=None if inst.random_weights else inst.eos_token_id,
+            eos_id=stop_token(inst),
         )
 
 
@@ -63,7 +63,7 @@ class HFGenerate:
         hf = inst.model.hf
         ids, valid = pad_left(batch, inst.pad_token_id, ctx.device)
         steps = max(s.max_new_tokens for s in batch)
-        eos = None if inst.random_weights else inst.eos_token_id
+        eos = stop_token(inst)
         config = GenerationConfig(
             max_new_tokens=steps, do_sample=False, eos_token_id=eos, pad_token_id=inst.pad_token_id
         )

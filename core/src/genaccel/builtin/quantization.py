@@ -84,7 +84,7 @@ def uniform(config_name: str):
 # --- autoquant -------------------------------------------------------------------------------------
 
 
-def calibrate(ctx, module: nn.Module, layers: dict[str, nn.Linear]) -> dict[str, Counter]:
+def calibrate(ctx, layers: dict[str, nn.Linear]) -> dict[str, Counter]:
     """Row counts of each layer's inputs over one real batch: {name: Counter({(phase, rows): n})}."""
     seen: dict[str, Counter] = {name: Counter() for name in layers}
     hooks = [
@@ -169,7 +169,7 @@ def _autoquant(ctx):
     compiled = "compile" in ctx.stack.names
     device = ctx.device
     candidates = ["none"] + [n for n, (_, _, devices) in CONFIGS.items() if device in devices]
-    counts = calibrate(ctx, module, layers)
+    counts = calibrate(ctx, layers)
     decided: dict[tuple, dict] = {}
     choices: dict[str, str] = {}
     unavailable: dict[str, str] = {}
