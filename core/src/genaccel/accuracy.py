@@ -58,11 +58,13 @@ def output_impact(reference: dict, records: list[dict]) -> dict:
     }
 
 
-def _score(module, ids: list[int], n_out: int, device: str) -> torch.Tensor:
-    """Log-probabilities (n_out, V) that ``module`` gives the last ``n_out`` tokens of ``ids``."""
+def _score(inst, ids: list[int], n_out: int, device: str) -> torch.Tensor:
+    """Log-probabilities (n_out, V) that the model gives the last ``n_out`` tokens of ``ids``
+    (through the workload's ``teacher_forced_logits`` when it restricts its vocabulary)."""
     with torch.no_grad():
         x = torch.tensor([ids[:-1]], device=device)
-        logits = module(input_ids=x, use_cache=False).logits[0, -n_out:]
+        forward = getattr(inst, "teacher_forced_logits", None)
+        logits = (forward(x) if forward else inst.module(input_ids=x, use_cache=False).logits)[0, -n_out:]
     return torch.log_softmax(logits.float(), dim=-1).cpu()
 
 
@@ -72,12 +74,14 @@ def capture(ctx, batches) -> dict:
     eos = stop_token(inst)
     ref = {}
     for batch in batches:
+        if (getattr(inst, "media_phases", None) or (None,))[0]:  # images to tokens, as the decoders do
+            batch = inst.encode_inputs(batch)
         res = generate(inst.model, batch, greedy_pick, device=ctx.device, pad_id=inst.pad_token_id,
                        max_seq_len=ctx.max_seq_len, eos_id=eos)
         for sample, out in zip(batch, res.outputs):
             if sample.id not in ref:
                 ref[sample.id] = {"prompt": list(sample.input_ids), "output": out,
-                                  "logprobs": _score(inst.module, list(sample.input_ids) + out, len(out), ctx.device)}
+                                  "logprobs": _score(inst, list(sample.input_ids) + out, len(out), ctx.device)}
     return ref
 
 
@@ -95,7 +99,7 @@ def impact(ctx, reference: dict, records: list[dict]) -> dict:
         same = sum(a == b for a, b in zip(out[:n], want[:n]))
         first = next((i for i in range(n) if out[i] != want[i]), None)
         lp_ref = ref["logprobs"]
-        lp_opt = _score(ctx.instance.module, ref["prompt"] + want, len(want), ctx.device)
+        lp_opt = _score(ctx.instance, ref["prompt"] + want, len(want), ctx.device)
         kl = (lp_ref.exp() * (lp_ref - lp_opt)).sum(-1)  # per position
         tokens = torch.tensor(want)
         kls += kl.tolist()

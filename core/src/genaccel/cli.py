@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
+
+import attrs
 
 from .errors import GenaccelError
 from .registry import STAGES
@@ -57,6 +60,7 @@ def _config(args, optimizations=(), decoder=None):
             samples=args.samples, max_new_tokens=args.max_new_tokens, seq_len=args.seq_len, device=args.device, dtype=args.dtype,
             seed=args.seed, warmup=warmup, cache_len=args.cache_len, temperature=args.temperature, top_p=args.top_p,
             exit_layer=args.exit_layer, draft_len=args.draft_len,
+            workload_options=getattr(args, "workload_options", {}),
         )
     except (ValueError, TypeError) as e:
         raise GenaccelError(f"bad option: {e}") from None
@@ -125,8 +129,8 @@ def cmd_run(args, registry) -> int:
     from .report import SCHEMA_VERSION, render, write_json
     from .runner import run_case
 
-    config = _config(args, args.opt)
     out = _out_dir(args, "run")
+    config = attrs.evolve(_config(args, args.opt), out_dir=str(out / "outputs"))
     env = _environment(config.device)
     case = run_case(registry, config)
     doc = {"schema_version": SCHEMA_VERSION, "kind": "run", "environment": env, **case}
@@ -143,6 +147,8 @@ def _run_cases(registry, configs, report, *, strict: bool):
     from .runner import run_case_safe
 
     for i, config in enumerate(configs, start=1):
+        slug = re.sub(r"[^a-z0-9.+-]+", "-", f"{config.workload}-bs{config.batch_size}-{config.label}".lower())
+        config = attrs.evolve(config, out_dir=str(report.dir / "outputs" / f"{i:02d}-{slug}"))
         print(f"[{i}/{len(configs)}] {config.workload} {config.preset or config.checkpoint or ''} "
               f"bs{config.batch_size} {config.label}", file=sys.stderr, flush=True)
         case = run_case_safe(registry, config, strict=strict)
@@ -236,15 +242,22 @@ def cmd_generate(args, registry) -> int:
     from .runner import _fit_cache, prepare
     from .workload import TextSample
 
-    config = _config(args, args.opt)
-    ctx = prepare(registry, config)
-    inst = ctx.instance
+    out = _out_dir(args, "generate")
+    config = attrs.evolve(_config(args, args.opt), out_dir=str(out))
     if not args.prompt.strip():
         raise GenaccelError("--prompt is empty; give the text to continue")
-    sample = TextSample(id="prompt", input_ids=inst.encode(args.prompt), max_new_tokens=args.max_new_tokens or 64)
+    ctx = prepare(registry, config)
+    inst = ctx.instance
+    make = getattr(inst, "prompt_sample", None)  # workloads whose input is more than text (an image, ...)
+    sample = (make(args.prompt, args.max_new_tokens) if make else
+              TextSample(id="prompt", input_ids=inst.encode(args.prompt), max_new_tokens=args.max_new_tokens or 64))
     ctx.max_seq_len = _fit_cache(config, [sample])
     result = ctx.decoder.run(ctx, [sample])
-    print(args.prompt + inst.decode(result.outputs[0]))
+    files = result.records[0].get("files")
+    if files:  # the output is an image or audio, written to files
+        print("\n".join(f"wrote {f}" for f in files))
+    else:
+        print(args.prompt + inst.decode(result.outputs[0]))
     return 0
 
 
@@ -472,8 +485,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _workload_options(parser: argparse.ArgumentParser, args, extra: list[str]) -> None:
+    """Flags argparse does not know (``--image-tokenizer PATH``) become the workload's own options,
+    checked against what the workload declares when the run is prepared."""
+    options, i = {}, 0
+    while i < len(extra):
+        token = extra[i]
+        if not token.startswith("--") or len(token) < 3 or not hasattr(args, "workload"):
+            parser.error(f"unrecognized arguments: {' '.join(extra[i:])}")
+        name, eq, value = token[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(extra) or extra[i + 1].startswith("--"):
+                parser.error(f"{token} needs a value")
+            value, i = extra[i + 1], i + 1
+        options[name.replace("-", "_")] = value
+        i += 1
+    args.workload_options = options
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    _workload_options(parser, args, extra)
     try:
         from .plugins import default_registry
 

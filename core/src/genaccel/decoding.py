@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
 import attrs
@@ -83,6 +84,52 @@ def sample_records(batch: Sequence, outputs: list[list[int]], times: list[float]
             }
         )
     return records
+
+
+def with_media(ctx, batch: Sequence, decode: Callable[[Sequence], BatchResult]) -> BatchResult:
+    """``decode(batch)`` between the workload's media encoder and decoder, when it has them.
+
+    A workload whose inputs or outputs are not tokens (images) defines ``media_phases``
+    (names of its encode and decode phases, None where it has none), ``encode_inputs(batch) -> batch`` (inputs to
+    tokens: the returned samples carry the final ``input_ids``), ``decode_outputs(batch,
+    outputs) -> list`` (tokens to media) and ``save_outputs(batch, media, out_dir) -> list[dict]``
+    (untimed; per-sample record fields such as ``files``).  Encode and decode count in every
+    sample's latency (and encode in its time to first token) and are reported as phases.
+    """
+    inst = ctx.instance
+    names = getattr(inst, "media_phases", None)
+    if names is None:
+        return decode(batch)
+    cuda = ctx.device == "cuda"
+
+    def now():
+        if cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    encode_s = decode_s = 0.0
+    if names[0]:
+        t0 = now()
+        with phase(names[0]):
+            batch = inst.encode_inputs(batch)
+        encode_s = now() - t0
+    result = decode(batch)
+    media = [None] * len(batch)
+    if names[1]:
+        t0 = now()
+        with phase(names[1]):
+            media = inst.decode_outputs(batch, result.outputs)
+        decode_s = now() - t0
+    extras = inst.save_outputs(batch, media, getattr(ctx.config, "out_dir", None))
+    for rec, extra in zip(result.records, extras):
+        rec["latency_s"] += encode_s + decode_s
+        if rec.get("ttft_s") is not None:
+            rec["ttft_s"] += encode_s
+        rec.update(extra)
+    result.latency_s += encode_s + decode_s
+    result.phases = {**({names[0]: encode_s} if names[0] else {}), **result.phases,
+                     **({names[1]: decode_s} if names[1] else {})}
+    return result
 
 
 def greedy_pick(logits: torch.Tensor) -> torch.Tensor:

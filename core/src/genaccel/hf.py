@@ -15,6 +15,8 @@ decode loop.  The protocol every autoregressive decoder drives:
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -40,6 +42,26 @@ class HFCausalLM:
         self.cache: DynamicKVCache | StaticKVCache | None = None
         self._fns: dict[object, object] = {}  # step functions, compiled or graphed as configured
         self._graphs: dict[tuple, object] = {}
+        self.allowed_tokens: torch.Tensor | None = None  # (V,) bool: logits of other tokens are set to the minimum
+
+    def twin(self) -> HFCausalLM:
+        """A second step protocol over the same weights and settings, with a cache of its own
+        (a second stream decoded by separate forwards, e.g. unbatched classifier-free guidance)."""
+        other = copy.copy(self)
+        other.cache, other._fns, other._graphs = None, {}, {}
+        return other
+
+    def set_allowed_tokens(self, allowed: torch.Tensor | None) -> None:
+        """Restrict every step's logits to ``allowed`` (a device mask, kept for the run)."""
+        self.allowed_tokens = None if allowed is None else allowed.to(self.device)
+        self._fns.clear()
+
+    def head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Final norm and LM head, restricted to the allowed tokens."""
+        logits = self.lm_head(self.norm(hidden))
+        if self.allowed_tokens is not None:
+            logits = logits.masked_fill(~self.allowed_tokens, torch.finfo(logits.dtype).min)
+        return logits
 
     # --- configuration, called by optimizations -------------------------------------------
     @property
@@ -139,7 +161,7 @@ class HFCausalLM:
             keys = valid
         allowed = (self._arange_like(keys)[None, :] <= rows[:, None])[None] & keys[:, None, :]
         hidden = self.forward_layers(self.embed_tokens(input_ids), 0, self.num_layers, pos_ids, self._additive(allowed[:, None]))
-        return self.lm_head(self.norm(hidden[:, -1]))
+        return self.head(hidden[:, -1])
 
     def _arange_like(self, keys: torch.Tensor) -> torch.Tensor:
         if isinstance(self.cache, StaticKVCache):
@@ -156,7 +178,7 @@ class HFCausalLM:
                 self.key_valid = torch.cat([self.key_valid, self.key_valid.new_ones(tokens.shape[0], 1)], dim=1)
                 mask = self._additive(self.key_valid[:, None, None, :])
             hidden = self.forward_layers(embedded, 0, self.num_layers, (pos - self.n_pad)[:, None], mask)
-        return self.lm_head(self.norm(hidden[:, -1]))
+        return self.head(hidden[:, -1])
 
     @torch.no_grad()
     def decode(self, tokens: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
@@ -228,13 +250,13 @@ class HFCausalLM:
 
     def _draft(self, tokens: torch.Tensor, pos: torch.Tensor, exit_layer: int):
         hidden = self.forward_span(self.embed_tokens(tokens[:, None]), 0, exit_layer, pos)
-        return hidden, self.lm_head(self.norm(hidden[:, -1]))
+        return hidden, self.head(hidden[:, -1])
 
     def _verify(self, last: torch.Tensor, hidden: torch.Tensor, pos: torch.Tensor, exit_layer: int):
         k = hidden.shape[1]
         tail = self.forward_span(self.embed_tokens(last[:, None]), 0, exit_layer, pos + k)
         out = self.forward_span(torch.cat([hidden, tail], dim=1), exit_layer, self.num_layers, pos)
-        return self.lm_head(self.norm(out))
+        return self.head(out)
 
     @torch.no_grad()
     def draft(self, tokens: torch.Tensor, pos: torch.Tensor, exit_layer: int):

@@ -48,7 +48,19 @@ class WorkloadSpec:
     default_preset: str = attrs.field()
     default_decoder: str
     capabilities: frozenset[str] = attrs.field(converter=_frozenset, factory=frozenset)
+    #: options of this workload alone (``--image-tokenizer PATH`` → ``image_tokenizer``), name → help
+    options: dict[str, str] = attrs.field(factory=dict, converter=dict, hash=False)
     plugin: str = ""
+
+    def check_options(self, given: dict) -> None:
+        """Unknown workload options fail with the ones this workload takes."""
+        flags = {"--" + k.replace("_", "-") for k in self.options}
+        for key in given:
+            if key not in self.options:
+                flag = "--" + key.replace("_", "-")
+                if not flags:
+                    raise GenaccelError(f"workload {self.name} takes no option {flag}")
+                raise unknown_name(f"option of {self.name}", flag, flags)
 
     @default_preset.validator
     def _check_default_preset(self, attribute, value):

@@ -52,6 +52,8 @@ class RunConfig:
     top_p: float = attrs.field(default=0.9, validator=[v.gt(0), v.le(1)])
     exit_layer: int | None = attrs.field(default=None, validator=_positive_or_none)  # self-speculative E
     draft_len: int | None = attrs.field(default=None, validator=_positive_or_none)  # self-speculative k
+    workload_options: dict = attrs.field(factory=dict, converter=dict, hash=False)  # e.g. image_tokenizer
+    out_dir: str | None = None  # where the workload writes what it makes (images, audio)
 
     @property
     def label(self) -> str:
@@ -63,7 +65,7 @@ class RunConfig:
     def build_options(self) -> BuildOptions:
         return BuildOptions(
             preset=self.preset, checkpoint=self.checkpoint, device=self.device, dtype=self.dtype,
-            seed=self.seed, data=self.data,
+            seed=self.seed, data=self.data, options=self.workload_options, out_dir=self.out_dir,
         )
 
     def to_dict(self) -> dict:
@@ -112,6 +114,7 @@ def prepare(registry: Registry, config: RunConfig, *, strict: bool = True, apply
         raise GenaccelError("give --preset or --checkpoint, not both")
     if config.preset and config.preset not in spec.presets:
         raise unknown_name(f"preset of {spec.name}", config.preset, spec.presets)
+    spec.check_options(config.workload_options)
     decoder_spec = registry.check_decoder(spec, config.decoder or spec.default_decoder)
     stack = registry.resolve_stack(spec, config.optimizations, config.device, strict=strict)
     check_device(config.device)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from .decoding import BatchResult, padded_prompts, sample_records, stop_token
+from .decoding import BatchResult, padded_prompts, sample_records, stop_token, with_media
 from .errors import GenaccelError
 from .measure import StepClock, synchronize
 from .profiling import phase
@@ -108,11 +108,11 @@ class SelfSpeculative:
         exit_layer, k = self.settings(ctx)
         if self.sampling and self._generator is None:
             self._generator = torch.Generator(device=ctx.device).manual_seed(ctx.seed)
-        return speculate(
-            inst.model, batch, exit_layer=exit_layer, draft_len=k, device=ctx.device, pad_id=inst.pad_token_id,
+        return with_media(ctx, batch, lambda b: speculate(
+            inst.model, b, exit_layer=exit_layer, draft_len=k, device=ctx.device, pad_id=inst.pad_token_id,
             max_seq_len=ctx.max_seq_len, eos_id=stop_token(inst),
             sampling=(self.temperature, self.top_p, self._generator) if self.sampling else None,
-        )
+        ))
 
 
 def speculate(model, batch, *, exit_layer, draft_len, device, pad_id, max_seq_len, eos_id=None, sampling=None):

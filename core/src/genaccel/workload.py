@@ -41,6 +41,8 @@ class BuildOptions:
     dtype: str = attrs.field(default="float32", validator=attrs.validators.in_(("float32", "bfloat16", "float16")))
     seed: int = 0
     data: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+    options: dict = attrs.field(factory=dict, converter=dict, hash=False)  # the workload's own (WorkloadSpec.options)
+    out_dir: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))  # files it writes
 
     @property
     def torch_dtype(self):

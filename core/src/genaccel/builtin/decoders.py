@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from ..decoding import BatchResult, generate, greedy_pick, pad_left, stop_token, top_p_pick
+from ..decoding import BatchResult, generate, greedy_pick, pad_left, stop_token, top_p_pick, with_media
 from ..hookspecs import hookimpl
 from ..registry import DecoderSpec
 from ..speculative import SelfSpeculative
@@ -21,15 +21,15 @@ class Greedy:
 
     def run(self, ctx, batch) -> BatchResult:
         inst = ctx.instance
-        return generate(
+        return with_media(ctx, batch, lambda b: generate(
             inst.model,
-            batch,
+            b,
             self.picker(ctx),
             device=ctx.device,
             pad_id=inst.pad_token_id,
             max_seq_len=ctx.max_seq_len,
             eos_id=stop_token(inst),
-        )
+        ))
 
 
 class TopP(Greedy):
@@ -55,8 +55,11 @@ class HFGenerate:
     def __init__(self, **options):
         self.options = options
 
-    @torch.no_grad()
     def run(self, ctx, batch) -> BatchResult:
+        return with_media(ctx, batch, lambda b: self._generate(ctx, b))
+
+    @torch.no_grad()
+    def _generate(self, ctx, batch) -> BatchResult:
         from transformers import GenerationConfig
 
         inst = ctx.instance

@@ -1,0 +1,380 @@
+"""Chameleon: presets of the real architecture, local checkpoints, tokenizers and inputs.
+
+Three tasks share one model: ``i-t`` (an image and an instruction → a caption, 30 steps),
+``it-t`` (an image and a question → an answer, 10 steps) and ``t-i`` (a prompt → exactly one
+image of ``grid²`` tokens, 1024 for the release's VQGAN, decoded to a PNG).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import attrs
+import torch
+from genaccel import (
+    BuildOptions,
+    CausalLMWorkload,
+    GenaccelError,
+    HFCausalLM,
+    check_checkpoint_dir,
+    init_random_weights,
+    train_bpe_tokenizer,
+)
+from transformers import AutoTokenizer, ChameleonConfig, ChameleonForConditionalGeneration, ChameleonVQVAEConfig
+
+from . import inputs
+from .vqgan import ImageTokenizer, load_image_tokenizer, to_uint8
+
+# Chameleon's language models (7B and 34B as released; 34B normalizes after attention and MLP,
+# "swin norm") and small random-weight sizes.  The image tokenizer is the release's VQGAN for
+# every size but tiny: 512×512 pixels, 8192 codes on a 32×32 grid.
+PRESETS = {
+    "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=4, vocab_size=1024),
+    "small": dict(hidden_size=512, intermediate_size=1408, num_hidden_layers=8, num_attention_heads=8,
+                  num_key_value_heads=8, vocab_size=16384),
+    "7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
+               num_key_value_heads=32, vocab_size=65536),
+    "34b": dict(hidden_size=8192, intermediate_size=22016, num_hidden_layers=48, num_attention_heads=64,
+                num_key_value_heads=8, vocab_size=65536, swin_norm=True),
+}
+RELEASE_VQGAN = dict(embed_dim=256, num_embeddings=8192, latent_channels=256, resolution=512, base_channels=128,
+                     channel_multiplier=[1, 1, 2, 2, 4], num_res_blocks=2)
+TINY_VQGAN = dict(embed_dim=32, num_embeddings=256, latent_channels=32, resolution=64, base_channels=32,
+                  channel_multiplier=[1, 2, 2], num_res_blocks=1)  # 16×16 grid: 256 tokens per image
+
+SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>"]  # ids 0-3 as in Chameleon's tokenizer
+BOI, EOI, IMAGE = "<racm3:break>", "<eoss>", "<image>"  # begin / end of image, image placeholder
+TASKS = {  # decode steps of the text tasks (the study's fixed lengths)
+    "i-t": 30,
+    "it-t": 10,
+    "t-i": None,  # one image: grid² tokens
+}
+
+
+def image_token_name(code: int) -> str:
+    """The vocabulary name of codebook entry ``code``: digits spelled A-J between IMGIMG and Z."""
+    return "IMGIMG" + "".join(chr(ord("A") + int(d)) for d in str(code)) + "Z"
+
+
+def vq_config(preset: str) -> ChameleonVQVAEConfig:
+    return ChameleonVQVAEConfig(**(TINY_VQGAN if preset == "tiny" else RELEASE_VQGAN))
+
+
+def preset_tokenizer(vocab_size: int, n_codes: int):
+    """BPE trained offline, with Chameleon's special tokens and one token per image code."""
+    specials = SPECIAL_TOKENS + [image_token_name(i) for i in range(n_codes)] + [EOI, BOI, IMAGE]
+    tok = train_bpe_tokenizer(vocab_size, special_tokens=specials, name=f"chameleon{n_codes}",
+                              max_bytes=min(4_000_000, vocab_size * 250))
+    tok.bos_token, tok.pad_token, tok.eos_token, tok.unk_token = SPECIAL_TOKENS
+    return tok
+
+
+def preset_config(name: str, vocabulary_map: dict) -> ChameleonConfig:
+    return ChameleonConfig(
+        **PRESETS[name], max_position_embeddings=4096, rms_norm_eps=1e-5, bos_token_id=0, pad_token_id=1,
+        eos_token_id=2, tie_word_embeddings=False, vq_config=vq_config(name).to_dict(), vocabulary_map=vocabulary_map,
+    )
+
+
+@attrs.frozen(kw_only=True)
+class ChameleonSample:
+    """A prompt whose image positions hold the ``<image>`` placeholder until the image is encoded."""
+
+    id: str
+    input_ids: tuple[int, ...] = attrs.field(converter=tuple)
+    max_new_tokens: int = attrs.field(validator=attrs.validators.ge(1))
+    image: torch.Tensor | None = attrs.field(default=None, eq=False, repr=False)  # (3, R, R) in [-1, 1]
+    image_tokens: int = 0
+
+    @property
+    def input_lengths(self) -> dict[str, int]:
+        return {"text": len(self.input_ids) - self.image_tokens, "image": self.image_tokens}
+
+
+class ChameleonWorkload(CausalLMWorkload):
+    def __init__(self, task: str, hf_model, tokenizer, image_tokenizer: ImageTokenizer | None, *,
+                 options: BuildOptions, random_weights: bool):
+        self.task = task
+        self.model = HFCausalLM(hf_model)
+        self.module = hf_model
+        self.tokenizer = tokenizer
+        self.image_tokenizer = image_tokenizer
+        self.options = options
+        self.random_weights = random_weights
+        cfg = hf_model.config
+        vocab = hf_model.model.vocabulary_mapping
+        self.bos_token_id = cfg.bos_token_id if cfg.bos_token_id is not None else 0
+        self.eos_token_id = cfg.eos_token_id
+        self.pad_token_id = cfg.pad_token_id if cfg.pad_token_id is not None else 1
+        names = vocab.vocab_map
+        missing = [t for t in (BOI, EOI, IMAGE) if t not in names]
+        if missing or not vocab.image_tokens:
+            raise GenaccelError(f"the vocabulary map lacks {', '.join(missing) or 'image tokens (IMGIMG…Z)'}; "
+                                "is this a Chameleon checkpoint?")
+        self.boi, self.eoi, self.image_placeholder = names[BOI], names[EOI], names[IMAGE]
+        dev = options.device
+        codes = torch.tensor([vocab.bpe2img[t] for t in vocab.image_tokens])
+        bpe = torch.tensor(vocab.image_tokens)
+        self.code_to_bpe = torch.zeros(int(codes.max()) + 1, dtype=torch.long).index_put_((codes,), bpe).to(dev)
+        self.bpe_to_code = torch.full((cfg.vocab_size,), -1, dtype=torch.long).index_put_((bpe,), codes).to(dev)
+        is_image = torch.zeros(cfg.vocab_size, dtype=torch.bool)
+        is_image[bpe] = True
+        # text tasks never emit image tokens (as transformers' Chameleon); images emit nothing else
+        self.model.set_allowed_tokens(is_image if task == "t-i" else ~is_image)
+        self.guidance_scale = float(options.options.get("guidance_scale", 3.0))
+        self._images: dict = {}
+
+    @property
+    def capabilities(self):
+        return capabilities(self.task)
+
+    @property
+    def media_phases(self):
+        return (None, "image decode") if self.task == "t-i" else ("image encode", None)
+
+    @property
+    def image_grid(self) -> int:
+        return self.image_tokenizer.grid if self.image_tokenizer is not None else int(
+            self.module.config.vq_config.resolution // 2 ** (len(self.module.config.vq_config.channel_multiplier) - 1))
+
+    @property
+    def image_tokens(self) -> int:
+        return self.image_grid ** 2
+
+    @property
+    def image_size(self) -> int:
+        return self.module.config.vq_config.resolution
+
+    def describe(self) -> dict:
+        cfg = self.module.config
+        return {
+            "task": self.task,
+            "preset": self.options.preset,
+            "checkpoint": str(self.options.checkpoint) if self.options.checkpoint else None,
+            "random_weights": self.random_weights,
+            "parameters": sum(p.numel() for p in self.module.parameters()),
+            "image_decoder_parameters": (sum(p.numel() for p in self.image_tokenizer.decoder.parameters())
+                                         if self.image_tokenizer is not None and self.image_tokenizer.decoder else None),
+            "layers": cfg.num_hidden_layers,
+            "hidden_size": cfg.hidden_size,
+            "heads": cfg.num_attention_heads,
+            "kv_heads": cfg.num_key_value_heads,
+            "vocab_size": cfg.vocab_size,
+            "image_tokens": self.image_tokens,
+            "image_size": self.image_size,
+            "guidance_scale": self.guidance_scale if self.task == "t-i" else None,
+        }
+
+    # --- optimizations that reach past the language model ----------------------------------
+    def set_compile(self, mode: str) -> str:
+        note = super().set_compile(mode)
+        if self.task == "t-i" and self.image_tokenizer is not None and self.image_tokenizer.decoder is not None:
+            dec = self.image_tokenizer.decoder
+            dec.forward = torch.compile(dec.forward, mode=mode, dynamic=False)
+            note += "; VQGAN decoder compiled (static shapes)"
+        return note
+
+    # --- prompts -----------------------------------------------------------------------------
+    def _text(self, text: str) -> list[int]:
+        if not text.strip():
+            raise GenaccelError("the prompt is empty; give some text")
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def _image_span(self) -> list[int]:
+        return [self.boi, *[self.image_placeholder] * self.image_tokens, self.eoi]
+
+    def _sample(self, sid: str, text: str, image: torch.Tensor | None, max_new_tokens: int | None) -> ChameleonSample:
+        if self.task == "t-i":
+            if max_new_tokens not in (None, self.image_tokens):
+                raise GenaccelError(f"t-i makes exactly {self.image_tokens} image tokens per image; "
+                                    f"drop --max-new-tokens {max_new_tokens}")
+            ids = [self.bos_token_id, *self._text(text), self.boi]
+            return ChameleonSample(id=sid, input_ids=ids, max_new_tokens=self.image_tokens)
+        ids = [self.bos_token_id, *self._image_span(), *self._text(text)]
+        return ChameleonSample(id=sid, input_ids=ids, max_new_tokens=max_new_tokens or TASKS[self.task],
+                               image=image, image_tokens=self.image_tokens)
+
+    def unconditional_prompt(self, sample: ChameleonSample) -> list[int]:
+        """The guidance stream of t-i: the prompt with its text dropped."""
+        return [self.bos_token_id, self.boi]
+
+    def _load_image(self, path: Path) -> torch.Tensor:
+        key = str(path)
+        if key not in self._images:
+            self._images[key] = inputs.preprocess(inputs.read_image(path), self.image_size)
+        return self._images[key]
+
+    def make_samples(self, n: int, seed: int, max_new_tokens: int | None, seq_len: int | None = None) -> list:
+        if seq_len is not None:
+            raise GenaccelError("Chameleon's inputs are an image and a prompt; --seq-len does not apply to them")
+        rng = random.Random(seed)
+        if self.task == "t-i":
+            prompts = inputs.user_prompts(self.options.data) if self.options.data else inputs.IMAGE_PROMPTS
+            order = list(range(len(prompts)))
+            rng.shuffle(order)  # every prompt once before any repeats
+            picks = [order[i % len(order)] for i in range(n)]
+            return [self._sample(f"prompt/{i}", prompts[i], None, max_new_tokens) for i in picks]
+        if self.options.data:
+            images, texts = inputs.user_images(self.options.data), inputs.user_prompts(self.options.data, required=False)
+            pixels = [(p.stem, self._load_image(p)) for p in images]
+        else:
+            if "sample_photographs" not in self._images:  # prepared once per instance
+                self._images["sample_photographs"] = [(name, inputs.preprocess(image, self.image_size))
+                                                      for name, image in inputs.sample_images()]
+            pixels, texts = self._images["sample_photographs"], None
+        texts = texts or (inputs.CAPTION_INSTRUCTIONS if self.task == "i-t" else [q for _, q in inputs.QUESTIONS])
+        samples = []
+        for i in range(n):
+            if self.task == "it-t" and not self.options.data:  # each sample photograph has its own questions
+                name, question = inputs.QUESTIONS[rng.randrange(len(inputs.QUESTIONS))]
+                image = dict(pixels)[name]
+                text = question
+            else:
+                name, image = pixels[rng.randrange(len(pixels))]
+                text = texts[rng.randrange(len(texts))]
+            samples.append(self._sample(f"{name}/{i}", text, image, max_new_tokens))
+        return samples
+
+    def prompt_sample(self, prompt: str, max_new_tokens: int | None) -> ChameleonSample:
+        """One sample from ``genaccel generate --prompt`` (and ``--image PATH`` for i-t and it-t)."""
+        image = None
+        if self.task != "t-i":
+            path = self.options.options.get("image")
+            if not path:
+                raise GenaccelError(f"chameleon/{self.task} needs an image: add --image PATH")
+            image = self._load_image(Path(path))
+        return self._sample("prompt", prompt, image, max_new_tokens)
+
+    # --- images in and out (the decoders time these as phases) -------------------------------
+    def encode_inputs(self, batch: list[ChameleonSample]) -> list[ChameleonSample]:
+        """VQGAN-encode the batch's images and put their tokens where the placeholders are."""
+        if self.image_tokenizer is None:
+            raise GenaccelError("no image tokenizer: load one with --image-tokenizer PATH")
+        pixels = torch.stack([s.image for s in batch]).to(self.options.device, self.model.dtype)
+        tokens = self.code_to_bpe[self.image_tokenizer.encode(pixels)].tolist()
+        out = []
+        for sample, toks in zip(batch, tokens):
+            ids = list(sample.input_ids)
+            at = ids.index(self.image_placeholder)
+            ids[at : at + len(toks)] = toks
+            out.append(attrs.evolve(sample, input_ids=ids))
+        return out
+
+    def decode_outputs(self, batch, outputs: list[list[int]]) -> list[torch.Tensor]:
+        """Image tokens → pixels.  A partial image (the run's short warm-up) is completed with code 0."""
+        if self.image_tokenizer is None or self.image_tokenizer.decoder is None:
+            raise GenaccelError("t-i needs the VQGAN decoder's weights: give --image-tokenizer PATH (the release's "
+                                "tokenizer/ folder with vqgan.yaml and vqgan.ckpt)")
+        n = self.image_tokens
+        tokens = torch.tensor([[t for t in out if t != self.eoi][:n] for out in outputs], device=self.options.device)
+        codes = self.bpe_to_code[tokens]
+        if bool((codes < 0).any()):
+            raise GenaccelError("a generated image holds a token outside the image vocabulary")
+        codes = torch.nn.functional.pad(codes, (0, n - codes.shape[1]))
+        return list(to_uint8(self.image_tokenizer.decode(codes)))
+
+    def save_outputs(self, batch, images, out_dir) -> list[dict]:
+        extras = []
+        for sample, image in zip(batch, images):
+            if image is None:
+                extras.append({})
+                continue
+            extra = {"image_size": list(image.shape[:2])}
+            if out_dir:
+                from PIL import Image
+
+                folder = Path(out_dir) / "images"
+                folder.mkdir(parents=True, exist_ok=True)
+                path = folder / (sample.id.replace("/", "-") + ".png")
+                Image.fromarray(image.numpy()).save(path)
+                extra["files"] = [str(path)]
+            extras.append(extra)
+        return extras
+
+    def teacher_forced_logits(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Logits over the task's own vocabulary (for the accuracy impact of lossy optimizations)."""
+        hidden = self.module.model(input_ids=input_ids, use_cache=False).last_hidden_state
+        return self.model.head(hidden)
+
+    def training_texts(self, max_bytes: int = 6_000_000) -> list[str]:
+        from genaccel import code_corpus
+
+        return code_corpus(max_bytes)
+
+
+def capabilities(task: str) -> tuple[str, ...]:
+    base = ("autoregressive", "attention", "kv-cache", "compile", "cuda-graph", "quantize")
+    if task == "t-i":
+        return (*base, "cfg")
+    return (*base, "hf-generate", "early-exit")
+
+
+# --- building ------------------------------------------------------------------------------------
+
+
+def _load_checkpoint(options: BuildOptions):
+    path = options.checkpoint
+    check_checkpoint_dir(path, model_types=("chameleon",))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except Exception as e:  # noqa: BLE001 - any failure here is a broken directory
+        raise GenaccelError(f"checkpoint {str(path)!r}: cannot load its tokenizer ({type(e).__name__}: {e})") from None
+    try:
+        hf = ChameleonForConditionalGeneration.from_pretrained(path, dtype=options.torch_dtype)
+    except Exception as e:  # noqa: BLE001
+        raise GenaccelError(f"checkpoint {str(path)!r}: cannot load the model ({type(e).__name__}: {e})") from None
+    return hf.to(options.device), tokenizer
+
+
+def build_for(task: str):
+    def build(options: BuildOptions) -> ChameleonWorkload:
+        dev, dtype = options.device, options.torch_dtype
+        vq_path = options.options.get("image_tokenizer")
+        if options.checkpoint is not None:
+            hf, tokenizer = _load_checkpoint(options)
+            random_weights = False
+            image_tokenizer = None
+            if vq_path:  # the release's VQGAN: its encoder replaces the checkpoint's copy
+                image_tokenizer = load_image_tokenizer(vq_path, device=dev, dtype=dtype)
+            elif task != "t-i":
+                image_tokenizer = ImageTokenizer(hf.config.vq_config, encoder_from=hf.model.vqmodel, decoder=False)
+        else:
+            name = options.preset or "small"
+            if name not in PRESETS:
+                from genaccel.errors import unknown_name
+
+                raise unknown_name(f"preset of chameleon/{task}", name, PRESETS)
+            vq = vq_config(name)
+            tokenizer = preset_tokenizer(PRESETS[name]["vocab_size"], vq.num_embeddings)
+            config = preset_config(name, tokenizer.get_vocab())
+            with torch.device("meta"):
+                hf = ChameleonForConditionalGeneration(config).to(dtype)
+            hf = hf.to_empty(device=dev)
+            init_random_weights(hf, seed=options.seed)
+            hf.model.rotary_emb = type(hf.model.rotary_emb)(config=config).to(dev)  # buffers are not weights
+            if vq_path:
+                image_tokenizer = load_image_tokenizer(vq_path, device=dev, dtype=dtype)
+            else:
+                image_tokenizer = ImageTokenizer(hf.config.vq_config, encoder_from=hf.model.vqmodel,
+                                                 decoder=task == "t-i")
+                if task == "t-i":
+                    image_tokenizer.decoder.to(device=dev, dtype=dtype)
+                    init_random_weights(image_tokenizer.decoder, seed=options.seed + 1)
+            random_weights = True
+        if image_tokenizer is not None:
+            image_tokenizer.eval()
+            vq = image_tokenizer.config
+            if vq.num_embeddings > len(hf.model.vocabulary_mapping.image_tokens):
+                raise GenaccelError(f"the image tokenizer has {vq.num_embeddings} codes but the model's vocabulary "
+                                    f"only {len(hf.model.vocabulary_mapping.image_tokens)} image tokens")
+        hf.eval()
+        hf.set_attn_implementation("eager")  # the paper's baseline; `sdpa` switches it
+        return ChameleonWorkload(task, hf, tokenizer, image_tokenizer, options=options, random_weights=random_weights)
+
+    return build
+
+
+__all__ = ["PRESETS", "TASKS", "ChameleonSample", "ChameleonWorkload", "build_for", "capabilities",
+           "image_token_name", "preset_config", "preset_tokenizer", "vq_config"]
