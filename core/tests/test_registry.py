@@ -98,3 +98,29 @@ def test_spec_validation():
         OptimizationSpec(name="x", description="", stage="nowhere", apply=_noop)
     with pytest.raises(ValueError, match="devices"):
         OptimizationSpec(name="x", description="", stage="weights", apply=_noop, devices={"tpu"})
+
+
+def test_workload_options_are_checked_against_what_the_workload_declares():
+    spec = WorkloadSpec(name="a/b", description="", build=_noop, presets=("a",), default_preset="a",
+                        default_decoder="g", options={"src_lang": "source language", "tgt_lang": "target language"})
+    spec.check_options({"src_lang": "eng"})
+    with pytest.raises(GenaccelError, match=r"unknown option of a/b '--src-lng'; did you mean '--src-lang'"):
+        spec.check_options({"src_lng": "eng"})
+    bare = WorkloadSpec(name="a/c", description="", build=_noop, presets=("a",), default_preset="a", default_decoder="g")
+    with pytest.raises(GenaccelError, match="workload a/c takes no option --src-lang"):
+        bare.check_options({"src_lang": "eng"})
+
+
+def test_unknown_flags_become_workload_options_or_fail_clearly():
+    from genaccel.cli import _workload_options, build_parser
+
+    parser = build_parser()
+    args, extra = parser.parse_known_args(["run", "x/y", "--image-tokenizer", "/a", "--guidance-scale=2"])
+    _workload_options(parser, args, extra)
+    assert args.workload_options == {"image_tokenizer": "/a", "guidance_scale": "2"}
+    args, extra = parser.parse_known_args(["run", "x/y", "--image-tokenizer"])
+    with pytest.raises(SystemExit):
+        _workload_options(parser, args, extra)  # a flag without its value
+    args, extra = parser.parse_known_args(["list", "--image-tokenizer", "/a"])
+    with pytest.raises(SystemExit):
+        _workload_options(parser, args, extra)  # only commands that run a workload take them

@@ -93,7 +93,8 @@ def cmd_list(args, registry) -> int:
     data = {
         "workloads": [
             {"name": w.name, "plugin": w.plugin, "presets": list(w.presets), "default_preset": w.default_preset,
-             "default_decoder": w.default_decoder, "capabilities": sorted(w.capabilities), "description": w.description}
+             "default_decoder": w.default_decoder, "capabilities": sorted(w.capabilities), "description": w.description,
+             "options": {"--" + k.replace("_", "-"): v for k, v in w.options.items()}}
             for w in registry.workloads.values()
         ],
         "decoders": [

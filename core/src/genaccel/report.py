@@ -132,6 +132,10 @@ def case_details(case: dict) -> str:
             f"{spec['draft_share']:.0%}, verify {spec['verify_share']:.0%}"
         )
     s = case.get("summary") or {}
+    phases = s.get("phase_s") or {}
+    if len(phases) > 2 or set(phases) - {"prefill", "decode"}:  # more than a text decoder's two
+        total = sum(phases.values()) or 1.0
+        parts.append("time by phase: " + " · ".join(f"{k} {v / total:.0%}" for k, v in phases.items()))
     if s.get("compile_s"):
         parts.append(f"compile (first warm-up minus last): {s['compile_s']:.1f} s")
     return "\n".join(f"  - {p}" for p in parts)

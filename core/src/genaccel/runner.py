@@ -274,6 +274,7 @@ def summarize(ctx, results, records, mem, warmup_s, compiled) -> dict:
         "model_bytes": sum(_nbytes(p) for p in inst.module.parameters()),
         "mbu": None,
         "bytes_per_decode_step": None,
+        "phase_s": _phase_totals(results),
         "compile_s": (warmup_s[0] - warmup_s[-1] if len(warmup_s) > 1 else warmup_s[0]) if compiled and warmup_s else 0.0,
     }
     speculative = any("speculative" in r.extra for r in results)  # a step is a cycle: no bytes-per-token model
@@ -289,6 +290,15 @@ def summarize(ctx, results, records, mem, warmup_s, compiled) -> dict:
         if "p50" in step_s:  # the typical step, robust to stalls from other tenants of the machine
             summary["mbu_p50"] = read / steps / step_s["p50"] / bandwidth
     return summary
+
+
+def _phase_totals(results) -> dict[str, float]:
+    """Seconds per phase (image encode, prefill, decode, image decode, ...) over the case's batches."""
+    totals: dict[str, float] = {}
+    for r in results:
+        for name, seconds in r.phases.items():
+            totals[name] = totals.get(name, 0.0) + seconds
+    return totals
 
 
 def speculative_summary(batches: list[dict]) -> dict:

@@ -158,8 +158,10 @@ def test_bad_prompts_and_options(registry, tmp_path):
     inst = _ctx(registry, "t-i").instance
     with pytest.raises(GenaccelError, match="prompt is empty"):
         inst.prompt_sample("   ", None)
-    with pytest.raises(GenaccelError, match="exactly 256 image tokens"):
-        inst.make_samples(1, 0, max_new_tokens=10)
+    with pytest.raises(GenaccelError, match="makes 256 image tokens per image; --max-new-tokens 300 is more"):
+        inst.make_samples(1, 0, max_new_tokens=300)
+    (sample,) = inst.make_samples(1, 0, max_new_tokens=10, seq_len=7)  # a quick partial image, a fixed text length
+    assert sample.max_new_tokens == 10 and sample.input_lengths == {"text": 9, "image": 0}  # bos + 7 + boi
     with pytest.raises(GenaccelError, match="--image-tokenizr.*did you mean '--image-tokenizer'"):
         _ctx(registry, "t-i", workload_options={"image_tokenizr": "x"})
     with pytest.raises(GenaccelError, match="needs an image: add --image PATH"):
@@ -187,3 +189,30 @@ def test_ablate_t_i_reports_image_decode(tmp_path, capsys):
     assert [c["label"] for c in doc["cases"]] == ["baseline", "sdpa", "sdpa+static-kv"]  # no hf-generate for images
     assert all(c["status"] == "ok" for c in doc["cases"])
     assert all(list((tmp_path / "outputs").glob(f"0{i}-*/images/*.png")) for i in (1, 2, 3))
+
+
+def test_checkpoints_saved_by_transformers_load_and_decode_alike(registry, tmp_path):
+    from genaccel_chameleon.workload import vq_config
+
+    ctx = _ctx(registry, "i-t", decoder="greedy")
+    inst = ctx.instance
+    folder = tmp_path / "chameleon-tiny"
+    inst.module.save_pretrained(folder)
+    inst.tokenizer.save_pretrained(folder)
+    loaded = prepare(registry, RunConfig(workload="chameleon/i-t", checkpoint=str(folder), decoder="greedy"))
+    samples = inst.make_samples(2, 0, max_new_tokens=6)
+    ctx.max_seq_len = loaded.max_seq_len = 512
+    want = ctx.decoder.run(ctx, samples).outputs
+    got = loaded.decoder.run(loaded, samples).outputs
+    eos = inst.eos_token_id  # a checkpoint's samples end at EOS; random weights rarely produce it
+    assert [g for g in got] == [w[: w.index(eos) + 1] if eos in w else w for w in want]
+    with pytest.raises(GenaccelError, match="t-i on a checkpoint needs the VQGAN decoder.*--image-tokenizer"):
+        prepare(registry, RunConfig(workload="chameleon/t-i", checkpoint=str(folder)))
+    save_release_format(ImageTokenizer(vq_config("tiny")), tmp_path / "tokenizer")
+    t_i = prepare(registry, RunConfig(workload="chameleon/t-i", checkpoint=str(folder), max_new_tokens=8,
+                                      workload_options={"image_tokenizer": str(tmp_path / "tokenizer")}))
+    batch = make_batches(t_i)[0]
+    assert t_i.decoder.run(t_i, batch).records[0]["image_size"] == [64, 64]
+    (folder / "config.json").write_text("{not json")
+    with pytest.raises(GenaccelError, match="config.json.*not valid JSON"):
+        prepare(registry, RunConfig(workload="chameleon/i-t", checkpoint=str(folder)))
