@@ -24,6 +24,7 @@ class BatchResult:
     decode_s: float = 0.0
     decode_steps: int = 0
     kv_tokens_read: int = 0  # sum over decode steps of cached positions attended (all rows)
+    weight_passes: int = 1  # forwards per decode step that read every weight (2: unbatched guidance)
     step_s: list[float] = attrs.field(factory=list)  # duration of each decode step
     phases: dict[str, float] = attrs.field(factory=dict)
     extra: dict = attrs.field(factory=dict)

@@ -133,7 +133,7 @@ def case_details(case: dict) -> str:
         )
     s = case.get("summary") or {}
     phases = s.get("phase_s") or {}
-    if len(phases) > 2 or set(phases) - {"prefill", "decode"}:  # more than a text decoder's two
+    if len(phases) >= 2 and set(phases) != {"prefill", "decode"}:  # more than a text decoder's two
         total = sum(phases.values()) or 1.0
         parts.append("time by phase: " + " · ".join(f"{k} {v / total:.0%}" for k, v in phases.items()))
     if s.get("compile_s"):

@@ -280,7 +280,8 @@ def summarize(ctx, results, records, mem, warmup_s, compiled) -> dict:
     speculative = any("speculative" in r.extra for r in results)  # a step is a cycle: no bytes-per-token model
     if decode_s > 0 and steps and hasattr(inst, "weight_bytes_per_step") and not speculative:
         kv_tokens = sum(r.kv_tokens_read for r in results)
-        read = steps * inst.weight_bytes_per_step() + kv_tokens * inst.kv_bytes_per_token()
+        passes = sum(r.decode_steps * r.weight_passes for r in results)
+        read = passes * inst.weight_bytes_per_step() + kv_tokens * inst.kv_bytes_per_token()
         bandwidth = measure_bandwidth(ctx.device)
         step_s = percentiles([t for r in results for t in r.step_s]) or {"mean": decode_s / steps}
         summary["decode_tokens_per_s"] = sum(max(r["output_tokens"] - 1, 0) for r in records) / decode_s
