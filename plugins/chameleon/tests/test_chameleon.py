@@ -217,3 +217,12 @@ def test_checkpoints_saved_by_transformers_load_and_decode_alike(registry, tmp_p
     (folder / "config.json").write_text("{not json")
     with pytest.raises(GenaccelError, match="config.json.*not valid JSON"):
         prepare(registry, RunConfig(workload="chameleon/i-t", checkpoint=str(folder)))
+
+
+def test_layerskip_on_captioning_keeps_greedy_tokens(registry):
+    def outputs(stack):
+        ctx = _ctx(registry, "it-t", decoder="greedy", optimizations=stack, samples=2, batch_size=2,
+                   exit_layer=1, draft_len=3)
+        return ctx.decoder.run(ctx, make_batches(ctx)[0]).outputs
+
+    assert outputs(("sdpa", "static-kv", "layerskip")) == outputs(("sdpa", "static-kv"))
