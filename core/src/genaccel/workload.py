@@ -211,7 +211,7 @@ class CausalLMWorkload:
     It turns the capability methods the built-in optimizations call into the model's settings.
     """
 
-    capabilities = ("autoregressive", "hf-generate", "attention", "kv-cache", "compile", "cuda-graph", "quantize")
+    capabilities = ("autoregressive", "hf-generate", "attention", "kv-cache", "compile", "cuda-graph", "quantize", "beam")
 
     def set_attention(self, impl: str) -> None:
         self.model.set_attention(impl)

@@ -104,6 +104,24 @@ class HFGenerate:
         )
 
 
+class Beam:
+    """Beam search (5 beams, length penalty 1.0, as transformers' and fairseq's defaults)."""
+
+    def __init__(self, num_beams: int = 5, length_penalty: float = 1.0, **options):
+        if num_beams < 1:
+            raise ValueError(f"num_beams must be >= 1, got {num_beams}")
+        self.num_beams, self.length_penalty = num_beams, length_penalty
+
+    def run(self, ctx, batch) -> BatchResult:
+        from ..beam import beam_search
+
+        inst = ctx.instance
+        return with_media(ctx, batch, lambda b: beam_search(
+            inst.model, b, num_beams=self.num_beams, length_penalty=self.length_penalty, device=ctx.device,
+            pad_id=inst.pad_token_id, max_seq_len=ctx.max_seq_len, eos_id=stop_token(inst),
+        ))
+
+
 class NonAutoregressive:
     """One forward per batch, no token loop.
 
@@ -137,6 +155,14 @@ def genaccel_register_decoders(register):
             description="temperature + nucleus sampling on the device, seeded",
             factory=TopP,
             requires="autoregressive",
+        )
+    )
+    register(
+        DecoderSpec(
+            name="beam",
+            description="beam search, 5 beams, length penalty 1.0; the cache reordered after every step",
+            factory=Beam,
+            requires=("autoregressive", "beam"),
         )
     )
     register(

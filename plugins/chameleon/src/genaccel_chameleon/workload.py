@@ -313,7 +313,7 @@ def capabilities(task: str) -> tuple[str, ...]:
     base = ("autoregressive", "attention", "kv-cache", "compile", "cuda-graph", "quantize")
     if task == "t-i":
         return (*base, "cfg")
-    return (*base, "hf-generate", "early-exit")
+    return (*base, "hf-generate", "early-exit", "beam")
 
 
 # --- building ------------------------------------------------------------------------------------
