@@ -121,7 +121,8 @@ def with_media(ctx, batch: Sequence, decode: Callable[[Sequence], BatchResult]) 
         with phase(names[1]):
             media = inst.decode_outputs(batch, result.outputs)
         decode_s = now() - t0
-    extras = inst.save_outputs(batch, media, getattr(ctx.config, "out_dir", None))
+    save = getattr(inst, "save_outputs", None)
+    extras = save(batch, media, getattr(ctx.config, "out_dir", None)) if save else [{}] * len(batch)
     for rec, extra in zip(result.records, extras):
         rec["latency_s"] += encode_s + decode_s
         if rec.get("ttft_s") is not None:

@@ -1,0 +1,21 @@
+"""genaccel plugin: SeamlessM4T v2 translation (workloads ``seamless/t-t`` and ``seamless/s-t``)."""
+
+from __future__ import annotations
+
+from genaccel import WorkloadSpec, hookimpl
+
+from .workload import PRESETS, build_for, capabilities
+
+DESCRIPTIONS = {
+    "t-t": "SeamlessM4T v2 text-to-text translation: Fleurs-like English text in, Spanish text out (beam 5)",
+    "s-t": "SeamlessM4T v2 speech-to-text translation: 16 kHz English speech in, Spanish text out (beam 5)",
+}
+OPTIONS = {"src_lang": "source language code (default eng)", "tgt_lang": "target language code (default spa)"}
+
+
+@hookimpl
+def genaccel_register_workloads(register):
+    for task, description in DESCRIPTIONS.items():
+        register(WorkloadSpec(name=f"seamless/{task}", description=description, build=build_for(task),
+                              presets=tuple(PRESETS), default_preset="small", default_decoder="beam",
+                              capabilities=capabilities(task), options=OPTIONS))

@@ -1,0 +1,158 @@
+"""The step protocol over SeamlessM4T v2's text decoder (the only autoregressive module).
+
+``set_encoder(hidden, mask)`` gives it a batch's encoder output (text or speech encoder); the
+decoder's cross-attention keys and values are computed once, at prefill, and kept.  The
+self-attention cache is transformers-free (``genaccel.kvcache``): a growing one reordered with
+``index_select`` (the baseline, as transformers does), or a static one reordered in place.
+A sample's beams share its encoder output, so the cross-attention cache needs no reordering
+on the static path; the dynamic path reorders it as transformers does.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import torch
+from genaccel import HFCausalLM
+from genaccel.kvcache import DynamicKVCache, StaticKVCache
+from torch import nn
+from transformers.cache_utils import EncoderDecoderCache
+
+CROSS_BUCKET = 64  # encoder lengths are padded to a multiple of this on the static path (fixed shapes)
+
+
+class CrossCache:
+    """Each decoder layer's cross-attention keys and values, written once per batch."""
+
+    def __init__(self, num_layers: int):
+        self.layers = [SimpleNamespace(keys=None, values=None) for _ in range(num_layers)]
+
+    def update(self, key, value, layer_idx, *args, **kwargs):
+        self.layers[layer_idx].keys, self.layers[layer_idx].values = key, value
+        return key, value
+
+    def reorder(self, index: torch.Tensor) -> None:
+        for layer in self.layers:
+            if layer.keys is not None:
+                layer.keys, layer.values = layer.keys.index_select(0, index), layer.values.index_select(0, index)
+
+
+class StepCache(EncoderDecoderCache):
+    """What transformers' attention layers look for: a self-attention and a cross-attention cache."""
+
+    def __init__(self, self_cache, cross_cache: CrossCache):  # noqa: D107 - no Cache bookkeeping needed
+        self.self_attention_cache, self.cross_attention_cache = self_cache, cross_cache
+        self.is_updated = {}
+
+
+class Seq2SeqLM(HFCausalLM):
+    """Decoder steps of an encoder-decoder model whose decoder is BART-like (SeamlessM4T v2)."""
+
+    def __init__(self, hf_model: nn.Module, decoder: nn.Module, lm_head: nn.Module):
+        self.hf = hf_model
+        self.decoder = decoder
+        self.embed_tokens = decoder.embed_tokens
+        self.layers = decoder.layers
+        self.norm = decoder.layer_norm
+        self.lm_head = lm_head
+        cfg = hf_model.config
+        self.num_layers = len(self.layers)
+        self.num_kv_heads = cfg.decoder_attention_heads
+        self.head_dim = cfg.hidden_size // cfg.decoder_attention_heads
+        self.padding_idx = decoder.embed_positions.padding_idx
+        self.cache_kind, self.compile_mode, self.cuda_graph = "dynamic", None, False
+        self.cache = None
+        self._fns, self._graphs = {}, {}
+        self.allowed_tokens = None
+        self.encoder_out: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def set_encoder(self, hidden: torch.Tensor, mask: torch.Tensor) -> None:
+        """A batch's encoder states (B, S, D) and their validity (B, S)."""
+        if self.cache_kind == "static":  # pad S to a bucket: the decode step keeps its shapes across batches
+            pad = -hidden.shape[1] % CROSS_BUCKET
+            hidden = nn.functional.pad(hidden, (0, 0, 0, pad))
+            mask = nn.functional.pad(mask, (0, pad), value=False)
+        self.encoder_out = (hidden, mask.bool())
+
+    def setup(self, batch_size: int, max_seq_len: int) -> None:
+        super().setup(batch_size, max_seq_len)
+        self.cross = CrossCache(self.num_layers)
+        self.cache_pair = StepCache(self.cache, self.cross)
+
+    def _positions(self, pos_ids: torch.Tensor) -> torch.Tensor:
+        table = self.decoder.embed_positions.weights
+        return table.index_select(0, (pos_ids + self.padding_idx + 1).reshape(-1)).view(*pos_ids.shape, -1)
+
+    @torch.no_grad()
+    def prefill(self, input_ids: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        rows, length = input_ids.shape
+        hidden, enc_valid = self.encoder_out
+        if rows != hidden.shape[0]:  # beams: each sample's encoder output once per beam
+            reps = rows // hidden.shape[0]
+            hidden, enc_valid = hidden.repeat_interleave(reps, 0), enc_valid.repeat_interleave(reps, 0)
+        self.enc_hidden = hidden
+        self.cross_mask = self._additive(enc_valid[:, None, None, :])
+        if valid is None:
+            valid = torch.ones_like(input_ids, dtype=torch.bool)
+        self.n_pad.copy_(length - valid.sum(-1))
+        pos_ids = (valid.cumsum(-1) - 1).clamp(min=0)
+        steps = torch.arange(length, device=input_ids.device)
+        if isinstance(self.cache, StaticKVCache):
+            self.cache.write_pos = steps
+            self.key_valid[:, :length] = valid
+            self.key_valid[:, length:] = True
+            keys, cols = self.key_valid, self._arange
+        else:
+            self.key_valid, keys, cols = valid, valid, steps
+            self._has_pad = not bool(valid.all())
+        self.cache_pair.is_updated = {}
+        allowed = (cols[None, :] <= steps[:, None])[None] & keys[:, None, :]
+        out = self._layers(self.embed_tokens(input_ids), pos_ids, self._additive(allowed[:, None]))
+        return self.head(out[:, -1])
+
+    def _decode(self, tokens: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        embedded = self.embed_tokens(tokens[:, None])
+        pos_ids = (pos - self.n_pad)[:, None]
+        if isinstance(self.cache, StaticKVCache):
+            self.cache.write_pos = pos.view(1)
+            allowed = self.key_valid[:, None, :] & (self._arange[None, None, :] <= pos)
+            mask = self._additive(allowed[:, None])
+        else:
+            mask = None
+            if self._has_pad:
+                self.key_valid = torch.cat([self.key_valid, self.key_valid.new_ones(tokens.shape[0], 1)], dim=1)
+                mask = self._additive(self.key_valid[:, None, None, :])
+        out = self._layers(embedded, pos_ids, mask)
+        return self.head(out[:, -1])
+
+    def _layers(self, hidden, pos_ids, mask):
+        hidden = hidden + self._positions(pos_ids).to(hidden.dtype)
+        enc = self.enc_hidden  # read by the cross attention only while its cache is empty (prefill)
+        for layer in self.layers:
+            hidden = layer(hidden, attention_mask=mask, encoder_hidden_states=enc,
+                           encoder_attention_mask=self.cross_mask, past_key_values=self.cache_pair)
+            if isinstance(hidden, tuple):
+                hidden = hidden[0]
+        return hidden
+
+    def reorder_cache(self, index: torch.Tensor) -> None:
+        self.cache.reorder(index)
+        self.n_pad.copy_(self.n_pad.index_select(0, index))
+        if isinstance(self.cache, StaticKVCache):
+            self.key_valid.copy_(self.key_valid.index_select(0, index))
+        else:  # as transformers: every cache follows the beams, the cross-attention one too
+            self.key_valid = self.key_valid.index_select(0, index)
+            self.cross.reorder(index)
+
+    def kv_bytes_per_token(self) -> int:
+        return 2 * self.num_layers * self.num_kv_heads * self.head_dim * self.dtype.itemsize
+
+    def weight_bytes_per_step(self) -> int:
+        from genaccel.hf import _nbytes
+
+        skip = {id(p) for p in self.embed_tokens.parameters()}
+        return sum(_nbytes(p) for p in self.decoder.parameters() if id(p) not in skip) + sum(
+            _nbytes(p) for p in self.lm_head.parameters())
+
+
+__all__ = ["CROSS_BUCKET", "CrossCache", "Seq2SeqLM", "StepCache", "DynamicKVCache"]

@@ -1,0 +1,117 @@
+"""SeamlessM4T v2 on the tiny preset: beam search equals transformers', the encoder phases, bad input."""
+
+import numpy as np
+import pytest
+import torch
+from genaccel import GenaccelError
+from genaccel.kvcache import StaticKVCache
+from genaccel.runner import RunConfig, prepare
+from genaccel_seamless.workload import SAMPLE_RATE, synthetic_speech, write_wav
+
+MAX_NEW = 10
+
+
+def _ctx(registry, task, stack=(), **kw):
+    ctx = prepare(registry, RunConfig(workload=f"seamless/{task}", preset="tiny", optimizations=stack, **kw))
+    with torch.no_grad():  # random weights at 0.02 barely listen to the source: sharpen them so outputs depend on it
+        for p in ctx.instance.module.parameters():
+            if p.dim() >= 2:
+                p.mul_(6)
+    ctx.max_seq_len = 64
+    return ctx
+
+
+def _reference(inst, samples):
+    """transformers' generate on the same padded batch (right-padded sources with their mask)."""
+    if samples[0].speech is not None:
+        length = max(s.speech.shape[0] for s in samples)
+        feats = torch.zeros(len(samples), length, samples[0].speech.shape[1])
+        mask = torch.zeros(len(samples), length, dtype=torch.long)
+        for r, s in enumerate(samples):
+            feats[r, : s.speech.shape[0]], mask[r, : s.speech.shape[0]] = s.speech, 1
+        source = dict(input_features=feats, attention_mask=mask)
+    else:
+        length = max(len(s.source_ids) for s in samples)
+        ids = torch.full((len(samples), length), inst.pad_token_id)
+        mask = torch.zeros(len(samples), length, dtype=torch.long)
+        for r, s in enumerate(samples):
+            ids[r, : len(s.source_ids)], mask[r, : len(s.source_ids)] = torch.tensor(s.source_ids), 1
+        source = dict(input_ids=ids, attention_mask=mask)
+    with torch.no_grad():
+        out = inst.module.generate(**source, tgt_lang=inst.tgt_lang, generate_speech=False, num_beams=5,
+                                   length_penalty=1.0, early_stopping=False, do_sample=False, max_new_tokens=MAX_NEW)
+    seq = out.sequences if hasattr(out, "sequences") else out
+    return seq[:, 2:].tolist()  # after the decoder start and target-language tokens
+
+
+@pytest.mark.parametrize("stack", [(), ("sdpa", "static-kv")], ids=["dynamic", "static"])
+@pytest.mark.parametrize("task", ["t-t", "s-t"])
+def test_beam_search_equals_transformers_generate(registry, task, stack):
+    ctx = _ctx(registry, task, stack)
+    inst = ctx.instance
+    samples = inst.make_samples(3, seed=0, max_new_tokens=MAX_NEW)
+    ours = ctx.decoder.run(ctx, samples).outputs  # one batch: sources of different lengths, padded
+    assert len({tuple(o) for o in ours}) > 1  # the translation depends on the source
+    assert ours == _reference(inst, samples)
+
+
+def test_static_cache_keeps_its_addresses_through_the_beams(registry, monkeypatch):
+    ctx = _ctx(registry, "t-t", ("static-kv",))
+    pointers = []
+    reorder = StaticKVCache.reorder
+
+    def spy(cache, index):
+        want = [b.index_select(0, index) for b in cache.keys + cache.values]
+        reorder(cache, index)
+        assert all(torch.equal(b, w) for b, w in zip(cache.keys + cache.values, want))
+        pointers.append([b.data_ptr() for b in cache.keys + cache.values])
+
+    monkeypatch.setattr(StaticKVCache, "reorder", spy)
+    ctx.decoder.run(ctx, ctx.instance.make_samples(2, 0, MAX_NEW))
+    assert len(pointers) == MAX_NEW - 1 and all(p == pointers[0] for p in pointers)
+
+
+def test_samples_follow_fleurs_lengths_and_the_encoder_is_a_phase(registry):
+    ctx = _ctx(registry, "s-t")
+    samples = ctx.instance.make_samples(4, 0, None)
+    frames = [s.input_lengths["speech_frames"] for s in samples]
+    assert all(170 <= f <= 1470 for f in frames) and len(set(frames)) > 1
+    assert all(s.max_new_tokens == -(-f // 8) + 200 for s, f in zip(samples, frames))  # source length + 200
+    t_t = _ctx(registry, "t-t").instance.make_samples(4, 0, None)
+    assert all(12 <= s.input_lengths["text"] <= 80 for s in t_t)
+    res = ctx.decoder.run(ctx, ctx.instance.make_samples(1, 0, 4))
+    assert list(res.phases) == ["encoder", "prefill", "decode"] and res.phases["encoder"] > 0
+
+
+def test_user_wavs_and_bad_audio(registry, tmp_path):
+    import random
+
+    write_wav(tmp_path / "a.wav", synthetic_speech(2.0, random.Random(0)))
+    ctx = _ctx(registry, "s-t", data=str(tmp_path))
+    (sample,) = ctx.instance.make_samples(1, 0, 4)
+    assert sample.id == "data/a" and 95 <= sample.input_lengths["speech_frames"] <= 100  # 2 s at 50 Hz
+    import wave
+
+    with wave.open(str(tmp_path / "b.wav"), "wb") as w:  # 44.1 kHz: refused with the fix
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(44100)
+        w.writeframes(np.zeros(44100, np.int16).tobytes())
+    with pytest.raises(GenaccelError, match="44100 Hz; SeamlessM4T needs 16000 Hz"):
+        ctx.instance.make_samples(2, 0, 4)
+    (tmp_path / "b.wav").unlink()
+    write_wav(tmp_path / "c.wav", np.zeros(SAMPLE_RATE, np.float32))
+    with pytest.raises(GenaccelError, match="c.wav' is silent"):
+        ctx.instance.make_samples(2, 0, 4)
+    (tmp_path / "c.wav").write_bytes(b"")
+    with pytest.raises(GenaccelError, match="not a readable PCM WAV"):
+        ctx.instance.make_samples(2, 0, 4)
+
+
+def test_unknown_language_and_empty_text(registry):
+    with pytest.raises(GenaccelError, match=r"unknown language code \(--tgt-lang\) 'spn'; did you mean 'spa'"):
+        prepare(registry, RunConfig(workload="seamless/t-t", preset="tiny", workload_options={"tgt_lang": "spn"}))
+    inst = prepare(registry, RunConfig(workload="seamless/t-t", preset="tiny",
+                                       workload_options={"src_lang": "fra", "tgt_lang": "deu"})).instance
+    sample = inst.prompt_sample("Bonjour tout le monde.", 5)
+    assert sample.source_ids[0] == inst.langs["fra"] and sample.input_ids == (3, inst.langs["deu"])
+    with pytest.raises(GenaccelError, match="source text is empty"):
+        inst.prompt_sample("  ", 5)
