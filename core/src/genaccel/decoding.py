@@ -91,7 +91,9 @@ def with_media(ctx, batch: Sequence, decode: Callable[[Sequence], BatchResult]) 
     """``decode(batch)`` between the workload's media encoder and decoder, when it has them.
 
     A workload whose inputs or outputs are not tokens (images) defines ``media_phases``
-    (names of its encode and decode phases, None where it has none), ``encode_inputs(batch) -> batch`` (inputs to
+    (names of its encode and decode phases, None where it has none; a tuple of names where the
+    decode step enters several phases itself and returns their seconds beside the media),
+    ``encode_inputs(batch) -> batch`` (inputs to
     tokens: the returned samples carry the final ``input_ids``), ``decode_outputs(batch,
     outputs) -> list`` (tokens to media) and ``save_outputs(batch, media, out_dir) -> list[dict]``
     (untimed; per-sample record fields such as ``files``).  Encode and decode count in every
@@ -115,12 +117,15 @@ def with_media(ctx, batch: Sequence, decode: Callable[[Sequence], BatchResult]) 
             batch = inst.encode_inputs(batch)
         encode_s = now() - t0
     result = decode(batch)
-    media = [None] * len(batch)
-    if names[1]:
+    media, decode_phases = [None] * len(batch), {}
+    if isinstance(names[1], tuple):  # several phases, timed by the workload
+        media, decode_phases = inst.decode_outputs(batch, result.outputs)
+        decode_s = sum(decode_phases.values())
+    elif names[1]:
         t0 = now()
         with phase(names[1]):
             media = inst.decode_outputs(batch, result.outputs)
-        decode_s = now() - t0
+        decode_s = decode_phases[names[1]] = now() - t0
     save = getattr(inst, "save_outputs", None)
     extras = save(batch, media, getattr(ctx.config, "out_dir", None)) if save else [{}] * len(batch)
     for rec, extra in zip(result.records, extras):
@@ -129,8 +134,7 @@ def with_media(ctx, batch: Sequence, decode: Callable[[Sequence], BatchResult]) 
             rec["ttft_s"] += encode_s
         rec.update(extra)
     result.latency_s += encode_s + decode_s
-    result.phases = {**({names[0]: encode_s} if names[0] else {}), **result.phases,
-                     **({names[1]: decode_s} if names[1] else {})}
+    result.phases = {**({names[0]: encode_s} if names[0] else {}), **result.phases, **decode_phases}
     return result
 
 

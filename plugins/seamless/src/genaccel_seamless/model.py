@@ -28,8 +28,13 @@ class CrossCache:
         self.layers = [SimpleNamespace(keys=None, values=None) for _ in range(num_layers)]
 
     def update(self, key, value, layer_idx, *args, **kwargs):
-        self.layers[layer_idx].keys, self.layers[layer_idx].values = key, value
-        return key, value
+        layer = self.layers[layer_idx]
+        if layer.keys is not None and layer.keys.shape == key.shape:  # same buffers: CUDA graphs read them
+            layer.keys.copy_(key)
+            layer.values.copy_(value)
+        else:
+            layer.keys, layer.values = key, value
+        return layer.keys, layer.values
 
     def reorder(self, index: torch.Tensor) -> None:
         for layer in self.layers:
@@ -65,6 +70,9 @@ class Seq2SeqLM(HFCausalLM):
         self._fns, self._graphs = {}, {}
         self.allowed_tokens = None
         self.encoder_out: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.cross_len = 0
+        self.cross: CrossCache | None = None
+        self._reorder_fn = self._reorder
 
     def set_encoder(self, hidden: torch.Tensor, mask: torch.Tensor) -> None:
         """A batch's encoder states (B, S, D) and their validity (B, S)."""
@@ -73,11 +81,20 @@ class Seq2SeqLM(HFCausalLM):
             hidden = nn.functional.pad(hidden, (0, 0, 0, pad))
             mask = nn.functional.pad(mask, (0, pad), value=False)
         self.encoder_out = (hidden, mask.bool())
+        self.cross_len = hidden.shape[1]
 
     def setup(self, batch_size: int, max_seq_len: int) -> None:
         super().setup(batch_size, max_seq_len)
-        self.cross = CrossCache(self.num_layers)
+        if self.cache_kind != "static" or self.cross is None:  # the static path keeps its cross buffers
+            self.cross = CrossCache(self.num_layers)
         self.cache_pair = StepCache(self.cache, self.cross)
+
+    def _graphed(self, fn, key, *args):
+        return super()._graphed(fn, (key, self.cross_len), *args)  # one graph per encoder-length bucket
+
+    def set_cache(self, kind: str) -> None:
+        super().set_cache(kind)
+        self.cross = None
 
     def _positions(self, pos_ids: torch.Tensor) -> torch.Tensor:
         table = self.decoder.embed_positions.weights
@@ -135,7 +152,15 @@ class Seq2SeqLM(HFCausalLM):
                 hidden = hidden[0]
         return hidden
 
+    def compile_reorder(self) -> None:
+        """Compile the cache reorder (static shapes on the static cache: one fused gather-copy)."""
+        static = self.cache_kind == "static"
+        self._reorder_fn = torch.compile(self._reorder, fullgraph=static, dynamic=not static)
+
     def reorder_cache(self, index: torch.Tensor) -> None:
+        self._reorder_fn(index)
+
+    def _reorder(self, index: torch.Tensor) -> None:
         self.cache.reorder(index)
         self.n_pad.copy_(self.n_pad.index_select(0, index))
         if isinstance(self.cache, StaticKVCache):

@@ -1,8 +1,9 @@
 """SeamlessM4T v2: presets of the real architecture, local checkpoints, tokenizer, speech front end.
 
-Tasks ``t-t`` (text → text) and ``s-t`` (speech → text): the text or speech encoder runs once
-per batch (phase ``encoder``), then the text decoder — the only autoregressive module — decodes
-with beam search (5 beams, as the reference).
+Tasks ``t-t``, ``s-t``, ``t-s`` and ``s-s`` (text or speech in, text or speech out): the text or
+speech encoder runs once per batch (phase ``encoder``), then the text decoder — the only
+autoregressive module — decodes with beam search (5 beams, as the reference); speech output then
+takes a second decoder pass, the non-autoregressive T2U and the unit vocoder (``speech.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from genaccel.errors import unknown_name
 from transformers import AutoTokenizer, SeamlessM4Tv2Config, SeamlessM4Tv2Model
 
 from .model import Seq2SeqLM
+from .speech import SPEECH_PHASES, Vocoder, speak
 
 SAMPLE_RATE = 16_000
 LANGS = ("eng", "spa", "fra", "deu", "ita", "por", "cmn", "hin", "arb", "rus")
@@ -160,10 +162,11 @@ def features(audio: np.ndarray) -> torch.Tensor:
 
 
 class SeamlessWorkload(CausalLMWorkload):
-    media_phases = ("encoder", None)
-
     def __init__(self, task: str, hf_model, tokenizer, *, options: BuildOptions, random_weights: bool):
         self.task = task
+        self.speech_in, self.speech_out = task.startswith("s-"), task.endswith("-s")
+        self.media_phases = ("encoder", SPEECH_PHASES if self.speech_out else None)
+        self.vocoder = Vocoder(hf_model.vocoder) if self.speech_out else None
         self.module = hf_model
         self.model = Seq2SeqLM(hf_model, hf_model.text_decoder, hf_model.lm_head)
         self.tokenizer = tokenizer
@@ -202,7 +205,7 @@ class SeamlessWorkload(CausalLMWorkload):
         }
 
     def set_cuda_graph(self) -> str:
-        raise GenaccelError("CUDA graphs of the Seamless text decoder are not built yet")
+        return super().set_cuda_graph() + "; cross-attention keys and values in fixed buffers (encoder padded to buckets)"
 
     # --- inputs ------------------------------------------------------------------------------
     def _source_text(self, text: str, length: int | None = None) -> list[int]:
@@ -225,7 +228,7 @@ class SeamlessWorkload(CausalLMWorkload):
         rng = random.Random(seed)
         data = self.options.data
         samples = []
-        if self.task == "t-t":
+        if not self.speech_in:
             texts = _user_lines(data) if data else None
             lengths = [seq_len] * n if seq_len else TEXT_TOKENS.sample(n, rng)
             for i in range(n):
@@ -254,8 +257,8 @@ class SeamlessWorkload(CausalLMWorkload):
         return samples
 
     def prompt_sample(self, prompt: str, max_new_tokens: int | None) -> SeamlessSample:
-        if self.task != "t-t":
-            raise GenaccelError("generate takes text: use seamless/t-t, or run s-t on --data DIR of WAV files")
+        if self.speech_in:
+            raise GenaccelError(f"generate takes text: use seamless/t-t or t-s, or run {self.task} on --data DIR of WAVs")
         src = self._source_text(prompt)
         return SeamlessSample(id="prompt", input_ids=self._prompt(), source_ids=src,
                               max_new_tokens=self._budget(len(src), max_new_tokens))
@@ -266,7 +269,7 @@ class SeamlessWorkload(CausalLMWorkload):
         from transformers.models.seamless_m4t_v2.modeling_seamless_m4t_v2 import _compute_new_attention_mask
 
         hf, dev = self.module, self.options.device
-        if self.task == "t-t":
+        if not self.speech_in:
             length = max(len(s.source_ids) for s in batch)
             ids = torch.full((len(batch), length), self.pad_token_id, dtype=torch.long)
             mask = torch.zeros((len(batch), length), dtype=torch.long)
@@ -287,7 +290,24 @@ class SeamlessWorkload(CausalLMWorkload):
             lengths = hf._compute_sub_sample_lengths_from_attention_mask(mask).to(hidden.device)
             mask = _compute_new_attention_mask(hidden_states=hidden, seq_lens=lengths)
         self.model.set_encoder(hidden, mask)
+        self.encoder_states = (hidden, mask)  # unpadded, for the second decoder pass of speech output
         return batch
+
+    def decode_outputs(self, batch, outputs):
+        return speak(self, batch, outputs)
+
+    def save_outputs(self, batch, audio, out_dir) -> list[dict]:
+        extras = []
+        for sample, samples_of_audio in zip(batch, audio):
+            extra = {"audio_s": len(samples_of_audio) / SAMPLE_RATE}
+            if out_dir:
+                folder = Path(out_dir) / "audio"
+                folder.mkdir(parents=True, exist_ok=True)
+                path = folder / (sample.id.replace("/", "-") + ".wav")
+                write_wav(path, samples_of_audio)
+                extra["files"] = [str(path)]
+            extras.append(extra)
+        return extras
 
     def encode(self, text: str) -> list[int]:
         return self._source_text(text)
@@ -316,7 +336,8 @@ def _user_wavs(folder: Path) -> list[Path]:
 
 
 def capabilities(task: str) -> tuple[str, ...]:
-    return ("autoregressive", "beam", "attention", "kv-cache", "compile", "quantize")
+    base = ("autoregressive", "beam", "attention", "kv-cache", "compile", "cuda-graph", "quantize")
+    return (*base, "vocoder") if task.endswith("-s") else base
 
 
 def _load_checkpoint(options: BuildOptions):
@@ -331,6 +352,19 @@ def _load_checkpoint(options: BuildOptions):
     except Exception as e:  # noqa: BLE001
         raise GenaccelError(f"checkpoint {str(path)!r}: cannot load the model ({type(e).__name__}: {e})") from None
     return hf.to(options.device), tokenizer
+
+
+def _language_maps(gen, tokenizer, config) -> None:
+    """What a checkpoint's generation config holds: language codes of the text decoder and the
+    vocoder, and the subword → text and character → id maps of the T2U."""
+    vocab = tokenizer.get_vocab()
+    gen.text_decoder_lang_to_code_id = {lang: vocab[f"__{lang}__"] for lang in LANGS}
+    gen.vocoder_lang_code_to_id = {lang: i for i, lang in enumerate(LANGS)}
+    gen.t2u_lang_code_to_id = {lang: config.t2u_vocab_size - len(LANGS) + i for i, lang in enumerate(LANGS)}
+    texts = {i: tok.replace("\u0120", "\u2581") for tok, i in vocab.items()}  # byte-level space → SentencePiece's
+    gen.id_to_text = {str(i): t for i, t in texts.items()}
+    chars = sorted({c for t in texts.values() for c in t})[: config.char_vocab_size - 4]
+    gen.char_to_id = {c: i + 4 for i, c in enumerate(chars)}
 
 
 def build_for(task: str):
@@ -353,8 +387,7 @@ def build_for(task: str):
                     module.make_weights(module.weights.shape[0], module.embedding_dim, module.padding_idx)
                 if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                     module.reset_running_stats()
-            vocab = tokenizer.get_vocab()
-            hf.generation_config.text_decoder_lang_to_code_id = {lang: vocab[f"__{lang}__"] for lang in LANGS}
+            _language_maps(hf.generation_config, tokenizer, config)
             random_weights = True
         hf.eval()
         hf.set_attn_implementation("eager")  # the paper's baseline; `sdpa` switches it

@@ -1,0 +1,54 @@
+"""Seamless's own optimization steps (the study's Table V): compile of the KV reorder, and the
+vocoder compiled (weight norm removed, input padded to fixed lengths) and captured in CUDA graphs."""
+
+from __future__ import annotations
+
+import torch
+from genaccel import OptimizationSpec, hookimpl
+from torch import nn
+
+VOCODER_BUCKET = 256  # generator input frames are padded to a multiple of this (50 frames a second)
+
+
+def _compile_reorder(ctx) -> str:
+    ctx.instance.model.compile_reorder()
+    static = ctx.instance.model.cache_kind == "static"
+    return "KV-cache reorder compiled" + (" (static shapes, in place)" if static else " (dynamic shapes)")
+
+
+def _remove_weight_norm(module: nn.Module) -> int:
+    removed = 0
+    for sub in module.modules():
+        if nn.utils.parametrize.is_parametrized(sub, "weight"):
+            nn.utils.parametrize.remove_parametrizations(sub, "weight")
+            removed += 1
+        elif hasattr(sub, "weight_g"):
+            nn.utils.remove_weight_norm(sub)
+            removed += 1
+    return removed
+
+
+def _compile_vocoder(ctx) -> str:
+    voc = ctx.instance.vocoder
+    removed = _remove_weight_norm(voc.generator)
+    voc.bucket = VOCODER_BUCKET
+    voc.generator = torch.compile(ctx.instance.module.vocoder.hifi_gan, dynamic=False)
+    return (f"vocoder generator compiled, input padded to multiples of {VOCODER_BUCKET} frames and trimmed after"
+            + (f"; weight norm removed from {removed} layers" if removed else ""))
+
+
+def _graph_vocoder(ctx) -> str:
+    voc = ctx.instance.vocoder
+    voc.generator = torch.compile(ctx.instance.module.vocoder.hifi_gan, mode="reduce-overhead", dynamic=False)
+    return "vocoder generator replayed from CUDA graphs (one per padded length)"
+
+
+@hookimpl
+def genaccel_register_optimizations(register):
+    register(OptimizationSpec(name="compile-kv-reorder", stage="compile", requires="beam", apply=_compile_reorder,
+                              description="torch.compile of the beam search's KV-cache reorder"))
+    register(OptimizationSpec(name="compile-vocoder", stage="compile", requires="vocoder", apply=_compile_vocoder,
+                              description="torch.compile of the unit vocoder (weight norm removed, fixed lengths)"))
+    register(OptimizationSpec(name="cuda-graph-vocoder", stage="graph", requires="vocoder", devices="cuda",
+                              needs="compile-vocoder", apply=_graph_vocoder,
+                              description="the compiled vocoder captured in CUDA graphs"))
