@@ -126,7 +126,7 @@ def with_media(ctx, batch: Sequence, decode: Callable[[Sequence], BatchResult]) 
         with phase(names[1]):
             media = inst.decode_outputs(batch, result.outputs)
         decode_s = decode_phases[names[1]] = now() - t0
-    save = getattr(inst, "save_outputs", None)
+    save = getattr(inst, "save_outputs", None) if names[1] else None
     extras = save(batch, media, getattr(ctx.config, "out_dir", None)) if save else [{}] * len(batch)
     for rec, extra in zip(result.records, extras):
         rec["latency_s"] += encode_s + decode_s
