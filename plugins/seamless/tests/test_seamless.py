@@ -172,3 +172,22 @@ def test_speech_to_speech_writes_a_wav_per_sample(registry, tmp_path):
         with wave.open(rec["files"][0]) as w:
             assert w.getframerate() == 16000 and w.getsampwidth() == 2
             assert w.getnframes() == round(rec["audio_s"] * 16000) > 0
+
+
+def test_checkpoints_saved_by_transformers_load_and_translate_alike(registry, tmp_path):
+    ctx = _ctx(registry, "t-t")
+    inst = ctx.instance
+    folder = tmp_path / "seamless-tiny"
+    inst.module.save_pretrained(folder)
+    inst.tokenizer.save_pretrained(folder)
+    loaded = prepare(registry, RunConfig(workload="seamless/t-t", checkpoint=str(folder)))
+    loaded.max_seq_len = 64
+    samples = inst.make_samples(2, 0, MAX_NEW)
+    want = ctx.decoder.run(ctx, samples).outputs
+    got = loaded.decoder.run(loaded, samples).outputs
+    eos = inst.eos_token_id  # a checkpoint's hypotheses may end at EOS; random weights run to the limit
+    assert all(g == w[: len(g)] and (len(g) == len(w) or g[-1] == eos) for g, w in zip(got, want))
+    assert loaded.instance.langs == inst.langs
+    (folder / "config.json").write_text('{"model_type": "llama"}')
+    with pytest.raises(GenaccelError, match="holds model_type 'llama'; this workload needs seamless_m4t_v2"):
+        prepare(registry, RunConfig(workload="seamless/t-t", checkpoint=str(folder)))

@@ -351,6 +351,15 @@ def _load_checkpoint(options: BuildOptions):
         hf = SeamlessM4Tv2Model.from_pretrained(path, dtype=options.torch_dtype)
     except Exception as e:  # noqa: BLE001
         raise GenaccelError(f"checkpoint {str(path)!r}: cannot load the model ({type(e).__name__}: {e})") from None
+    gen_path = path / "generation_config.json"
+    if not hasattr(hf.generation_config, "text_decoder_lang_to_code_id") and gen_path.exists():
+        import json
+
+        saved = json.loads(gen_path.read_text())  # maps transformers set aside with a derived config
+        for key in ("text_decoder_lang_to_code_id", "t2u_lang_code_to_id", "vocoder_lang_code_to_id", "id_to_text",
+                    "char_to_id"):
+            if key in saved:
+                setattr(hf.generation_config, key, saved[key])
     return hf.to(options.device), tokenizer
 
 
@@ -358,6 +367,7 @@ def _language_maps(gen, tokenizer, config) -> None:
     """What a checkpoint's generation config holds: language codes of the text decoder and the
     vocoder, and the subword → text and character → id maps of the T2U."""
     vocab = tokenizer.get_vocab()
+    gen._from_model_config = False  # saved with the model, it is read back as the checkpoint's own
     gen.text_decoder_lang_to_code_id = {lang: vocab[f"__{lang}__"] for lang in LANGS}
     gen.vocoder_lang_code_to_id = {lang: i for i, lang in enumerate(LANGS)}
     gen.t2u_lang_code_to_id = {lang: config.t2u_vocab_size - len(LANGS) + i for i, lang in enumerate(LANGS)}
