@@ -191,3 +191,29 @@ def test_checkpoints_saved_by_transformers_load_and_translate_alike(registry, tm
     (folder / "config.json").write_text('{"model_type": "llama"}')
     with pytest.raises(GenaccelError, match="holds model_type 'llama'; this workload needs seamless_m4t_v2"):
         prepare(registry, RunConfig(workload="seamless/t-t", checkpoint=str(folder)))
+
+
+def test_resampling_keeps_speech_band_and_removes_what_would_alias():
+    from genaccel_seamless.recordings import resample
+
+    t = np.arange(22050) / 22050
+    tone = resample(np.sin(2 * np.pi * 1000 * t).astype(np.float32), 22050)
+    assert tone.size == 16000
+    spectrum = np.abs(np.fft.rfft(tone))
+    assert abs(int(spectrum.argmax()) - 1000) <= 1  # 1 s at 16 kHz: bin = Hz
+    high = resample(np.sin(2 * np.pi * 10_000 * t).astype(np.float32), 22050)  # above 8 kHz: would fold to 6 kHz
+    assert np.abs(high[200:-200]).max() < 0.05
+
+
+@pytest.mark.skipif(not __import__("shutil").which("espeak-ng"), reason="espeak-ng is not installed")
+def test_spoken_inputs_follow_the_drawn_lengths(registry):
+    import random
+
+    from genaccel_seamless.recordings import recording, spoken
+    from genaccel_seamless.workload import SENTENCES
+
+    audio = spoken(SENTENCES[0])
+    assert 2 < audio.size / SAMPLE_RATE < 10 and np.abs(audio).max() > 0.05  # a sentence, audible
+    assert recording(12.5, SENTENCES, random.Random(0)).size == 12.5 * SAMPLE_RATE
+    samples = _ctx(registry, "s-t").instance.make_samples(3, 0, 4)
+    assert all(s.id.startswith("espeak/") for s in samples)

@@ -28,6 +28,7 @@ from genaccel import (
 from genaccel.errors import unknown_name
 from transformers import AutoTokenizer, SeamlessM4Tv2Config, SeamlessM4Tv2Model
 
+from . import recordings
 from .model import Seq2SeqLM
 from .speech import SPEECH_PHASES, Vocoder, speak
 
@@ -244,10 +245,13 @@ class SeamlessWorkload(CausalLMWorkload):
             return samples
         wavs = _user_wavs(data) if data else None
         frames = [seq_len] * n if seq_len else SPEECH_FRAMES.sample(n, rng)
+        speaker = recordings.espeak()
         for i in range(n):
             if wavs:
                 path = wavs[i % len(wavs)]
                 feats, sid = features(read_wav(path)), f"data/{path.stem}"
+            elif speaker:  # English sentences spoken by espeak-ng, as long as Table II says
+                feats, sid = features(recordings.recording(frames[i] / 50, SENTENCES, rng)), f"espeak/{i}"
             else:
                 feats = features(synthetic_speech(frames[i] / 50, rng))
                 sid = f"synthetic-speech/{i}"
