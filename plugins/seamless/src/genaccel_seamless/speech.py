@@ -79,7 +79,8 @@ def speak(inst, batch, outputs: list[list[int]]) -> tuple[list, dict[str, float]
         out = hf.t2u_model(inputs_embeds=states, char_input_ids=chars, char_count_per_id=counts,
                            attention_mask=t2u_mask)
         units = out[0].argmax(dim=-1)
-        special = units < cfg.vocoder_offset  # eos, and bos/unk that a trained T2U never emits: silence (pad)
+        # eos, and bos/unk/language tokens that a trained T2U never emits (random weights do): silence (pad)
+        special = (units < cfg.vocoder_offset) | (units >= cfg.vocoder_offset + cfg.unit_hifi_gan_vocab_size)
         units = units.masked_fill(special | ~out[1].bool(), cfg.t2u_pad_token_id)
         units = torch.where(units == cfg.t2u_pad_token_id, units, units - cfg.vocoder_offset)
     times["t2u"] = (t2 := _time(dev)) - t1
