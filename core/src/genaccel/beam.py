@@ -9,9 +9,9 @@ row stops once no running beam can beat its worst finished one (transformers' he
 checks every ``check_every`` steps (extra steps after a row is done change nothing: its new
 candidates are masked).
 
-The cache follows the surviving beams through ``model.reorder_cache(index)``: in place on the
-static cache (``copy_`` of ``index_select``: addresses never change, as CUDA graphs need), new
-tensors on the dynamic one.
+The cache follows the surviving beams through ``model.reorder_cache(index, filled)``: in place
+on the static cache (``copy_`` of ``index_select`` over the filled positions: addresses never
+change, as CUDA graphs need), new tensors on the dynamic one.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def beam_search(model, batch: Sequence, *, num_beams: int = 5, length_penalty: f
             improvable &= (best_running > worst).any(dim=-1, keepdim=True)
         if t + 1 < steps:
             with phase("kv reorder"):  # the cache follows the beams that run on
-                model.reorder_cache((_gather(source, go_on) + offsets).view(-1))
+                model.reorder_cache((_gather(source, go_on) + offsets).view(-1), length + t)
         ran += 1
         clock.mark()
         if t + 1 < steps and (t + 1) % check_every == 0 and not bool(improvable.any()):

@@ -7,7 +7,8 @@ decode loop.  The protocol every autoregressive decoder drives:
 - ``setup(batch_size, max_seq_len)``: size the cache (a static cache is kept while it fits);
 - ``prefill(input_ids, valid) -> logits``: left-padded prompts, logits of the last position;
 - ``decode(tokens, pos) -> logits``: one step at the device-side cache position ``pos``;
-- ``reorder_cache(index)``: beam search, in place for the static cache;
+- ``reorder_cache(index, length)``: beam search, in place for the static cache (its first
+  ``length`` positions);
 - ``forward_layers(hidden, start, end, ...)``: a range of layers;
 - ``draft(tokens, pos, exit_layer)``, ``verify(last, hidden, pos, exit_layer)``, ``crop(length)``:
   self-speculative decoding (see :mod:`genaccel.speculative`).
@@ -299,8 +300,8 @@ class HFCausalLM:
                 hidden = hidden[0]
         return hidden
 
-    def reorder_cache(self, index: torch.Tensor) -> None:
-        self.cache.reorder(index)
+    def reorder_cache(self, index: torch.Tensor, length: int | None = None) -> None:
+        self.cache.reorder(index, length)
         self.n_pad.copy_(self.n_pad.index_select(0, index))
         if self.key_valid is not None:
             if isinstance(self.cache, StaticKVCache):

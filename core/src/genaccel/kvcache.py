@@ -30,7 +30,7 @@ class DynamicKVCache:
                 self.values[layer_idx] = torch.cat([self.values[layer_idx], value], dim=2)
             return self.keys[layer_idx], self.values[layer_idx]
 
-    def reorder(self, index: torch.Tensor) -> None:
+    def reorder(self, index: torch.Tensor, length: int | None = None) -> None:
         with region("KV-cache reorder", "dynamic"):
             for i, (k, v) in enumerate(zip(self.keys, self.values)):
                 if k is not None:
@@ -65,10 +65,13 @@ class StaticKVCache:
             v_buf.index_copy_(2, self.write_pos, value)
         return k_buf, v_buf
 
-    def reorder(self, index: torch.Tensor) -> None:
+    def reorder(self, index: torch.Tensor, length: int | None = None) -> None:
+        """Rows follow ``index``, in place; only the first ``length`` positions when given (the rest
+        are masked and will be overwritten)."""
         with region("KV-cache reorder", "static"):
             for buf in (*self.keys, *self.values):
-                buf.copy_(buf.index_select(0, index))
+                filled = buf if length is None else buf[:, :, :length]
+                filled.copy_(filled.index_select(0, index))
 
     def crop(self, length: int) -> None:
         """Nothing to free: positions past ``length`` are masked and later overwritten."""

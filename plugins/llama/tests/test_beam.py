@@ -54,10 +54,10 @@ def test_static_cache_is_reordered_in_place(registry, samples, monkeypatch):
     seen = []
     reorder = StaticKVCache.reorder
 
-    def spy(cache, index):  # compare with the index_select reorder on copies, and watch the addresses
-        want = [b.index_select(0, index) for b in cache.keys + cache.values]
-        reorder(cache, index)
-        assert all(torch.equal(b, w) for b, w in zip(cache.keys + cache.values, want))
+    def spy(cache, index, length=None):  # compare with the index_select reorder on copies, watch the addresses
+        want = [b[:, :, :length].index_select(0, index) for b in cache.keys + cache.values]
+        reorder(cache, index, length)
+        assert all(torch.equal(b[:, :, :length], w) for b, w in zip(cache.keys + cache.values, want))
         seen.append([b.data_ptr() for b in cache.keys + cache.values])
 
     monkeypatch.setattr(StaticKVCache, "reorder", spy)

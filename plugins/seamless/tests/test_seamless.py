@@ -64,10 +64,11 @@ def test_static_cache_keeps_its_addresses_through_the_beams(registry, monkeypatc
     pointers = []
     reorder = StaticKVCache.reorder
 
-    def spy(cache, index):
-        want = [b.index_select(0, index) for b in cache.keys + cache.values]
-        reorder(cache, index)
-        assert all(torch.equal(b, w) for b, w in zip(cache.keys + cache.values, want))
+    def spy(cache, index, length=None):
+        want = [b[:, :, :length].index_select(0, index) for b in cache.keys + cache.values]
+        reorder(cache, index, length)
+        assert length is not None and all(
+            torch.equal(b[:, :, :length], w) for b, w in zip(cache.keys + cache.values, want))
         pointers.append([b.data_ptr() for b in cache.keys + cache.values])
 
     monkeypatch.setattr(StaticKVCache, "reorder", spy)

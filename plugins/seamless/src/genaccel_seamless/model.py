@@ -18,7 +18,7 @@ from genaccel.kvcache import DynamicKVCache, StaticKVCache
 from torch import nn
 from transformers.cache_utils import EncoderDecoderCache
 
-CROSS_BUCKET = 64  # encoder lengths are padded to a multiple of this on the static path (fixed shapes)
+CROSS_BUCKET = 256  # encoder lengths are padded to a multiple of this on the static path (fixed shapes)
 
 
 class CrossCache:
@@ -153,15 +153,14 @@ class Seq2SeqLM(HFCausalLM):
         return hidden
 
     def compile_reorder(self) -> None:
-        """Compile the cache reorder (static shapes on the static cache: one fused gather-copy)."""
-        static = self.cache_kind == "static"
-        self._reorder_fn = torch.compile(self._reorder, fullgraph=static, dynamic=not static)
+        """Compile the cache reorder (one fused gather-copy per buffer; the filled length is symbolic)."""
+        self._reorder_fn = torch.compile(self._reorder, dynamic=True)
 
-    def reorder_cache(self, index: torch.Tensor) -> None:
-        self._reorder_fn(index)
+    def reorder_cache(self, index: torch.Tensor, length: int | None = None) -> None:
+        self._reorder_fn(index, length)
 
-    def _reorder(self, index: torch.Tensor) -> None:
-        self.cache.reorder(index)
+    def _reorder(self, index: torch.Tensor, length: int | None = None) -> None:
+        self.cache.reorder(index, length)
         self.n_pad.copy_(self.n_pad.index_select(0, index))
         if isinstance(self.cache, StaticKVCache):
             self.key_valid.copy_(self.key_valid.index_select(0, index))

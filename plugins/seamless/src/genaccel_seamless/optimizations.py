@@ -7,7 +7,7 @@ import torch
 from genaccel import OptimizationSpec, hookimpl
 from torch import nn
 
-VOCODER_BUCKET = 256  # generator input frames are padded to a multiple of this (50 frames a second)
+VOCODER_BUCKET = 512  # generator input frames are padded to a multiple of this (50 a second: ~10 s)
 
 
 def _compile_reorder(ctx) -> str:
