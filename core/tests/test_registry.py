@@ -84,9 +84,9 @@ def test_missing_device_is_a_recorded_skip(registry):
 
 
 def test_decoder_needs_capability(registry):
-    registry.add(DecoderSpec(name="beam", description="x", factory=_noop, requires="beam"))
-    with pytest.raises(GenaccelError, match=r"decoder 'beam' needs beam.*decoders it can use: greedy, top-p"):
-        registry.check_decoder(registry.workload("toy/t-t"), "beam")
+    registry.add(DecoderSpec(name="toy-beam", description="x", factory=_noop, requires="beam"))
+    with pytest.raises(GenaccelError, match=r"decoder .toy-beam. needs beam.*decoders it can use: greedy, top-p"):
+        registry.check_decoder(registry.workload("toy/t-t"), "toy-beam")
 
 
 def test_spec_validation():
