@@ -87,7 +87,7 @@ def test_bench_case_without_its_checkpoint_is_a_skip_naming_the_command(tmp_path
     [
         (["run", "llama/tt"], "unknown workload 'llama/tt'; did you mean 'llama/t-t'?"),
         (["run", "llama/t-t", "--preset", "tiny", "--opt", "sdpx"], "unknown optimization 'sdpx'; did you mean 'sdpa'?"),
-        (["run", "llama/t-t", "--preset", "tiny", "--decoder", "beam"], "unknown decoder 'beam'"),
+        (["run", "llama/t-t", "--preset", "tiny", "--decoder", "beams"], "unknown decoder .beams.; did you mean .beam."),
         (["run", "llama/t-t", "--preset", "huge"], "unknown preset of llama/t-t 'huge'"),
         (["run", "llama/t-t", "--preset", "tiny", "--opt", "cuda-graph"], "'cuda-graph' needs static-kv"),
         (["run", "llama/t-t", "--preset", "tiny", "--device", "cuda"], "no CUDA device is visible"),
