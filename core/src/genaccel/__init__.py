@@ -16,6 +16,7 @@ from .workload import (
     check_checkpoint_dir,
     code_corpus,
     init_random_weights,
+    load_hf_checkpoint,
     train_bpe_tokenizer,
 )
 
@@ -42,5 +43,6 @@ __all__ = [
     "cpu_gemv_linears",
     "hookimpl",
     "init_random_weights",
+    "load_hf_checkpoint",
     "train_bpe_tokenizer",
 ]

@@ -205,6 +205,24 @@ def check_checkpoint_dir(path: Path, *, model_types: tuple[str, ...]) -> dict:
     return cfg
 
 
+def load_hf_checkpoint(options: BuildOptions, model_class, *, model_types: tuple[str, ...]):
+    """A checked local Hugging Face folder's model (``model_class``, in the run's dtype, on its
+    device) and tokenizer; any failure is a clear error naming the folder."""
+    from transformers import AutoTokenizer
+
+    path = options.checkpoint
+    check_checkpoint_dir(path, model_types=model_types)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except Exception as e:  # noqa: BLE001 - any failure here is a broken directory
+        raise GenaccelError(f"checkpoint {str(path)!r}: cannot load its tokenizer ({type(e).__name__}: {e})") from None
+    try:
+        hf = model_class.from_pretrained(path, dtype=options.torch_dtype)
+    except Exception as e:  # noqa: BLE001
+        raise GenaccelError(f"checkpoint {str(path)!r}: cannot load the model ({type(e).__name__}: {e})") from None
+    return hf.to(options.device), tokenizer
+
+
 class CausalLMWorkload:
     """Base for autoregressive text workloads whose ``model`` is a :class:`genaccel.hf.HFCausalLM`.
 

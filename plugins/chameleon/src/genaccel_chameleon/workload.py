@@ -17,11 +17,11 @@ from genaccel import (
     CausalLMWorkload,
     GenaccelError,
     HFCausalLM,
-    check_checkpoint_dir,
     init_random_weights,
+    load_hf_checkpoint,
     train_bpe_tokenizer,
 )
-from transformers import AutoTokenizer, ChameleonConfig, ChameleonForConditionalGeneration, ChameleonVQVAEConfig
+from transformers import ChameleonConfig, ChameleonForConditionalGeneration, ChameleonVQVAEConfig
 
 from . import inputs
 from .vqgan import ImageTokenizer, load_image_tokenizer, to_uint8
@@ -319,26 +319,12 @@ def capabilities(task: str) -> tuple[str, ...]:
 # --- building ------------------------------------------------------------------------------------
 
 
-def _load_checkpoint(options: BuildOptions):
-    path = options.checkpoint
-    check_checkpoint_dir(path, model_types=("chameleon",))
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-    except Exception as e:  # noqa: BLE001 - any failure here is a broken directory
-        raise GenaccelError(f"checkpoint {str(path)!r}: cannot load its tokenizer ({type(e).__name__}: {e})") from None
-    try:
-        hf = ChameleonForConditionalGeneration.from_pretrained(path, dtype=options.torch_dtype)
-    except Exception as e:  # noqa: BLE001
-        raise GenaccelError(f"checkpoint {str(path)!r}: cannot load the model ({type(e).__name__}: {e})") from None
-    return hf.to(options.device), tokenizer
-
-
 def build_for(task: str):
     def build(options: BuildOptions) -> ChameleonWorkload:
         dev, dtype = options.device, options.torch_dtype
         vq_path = options.options.get("image_tokenizer")
         if options.checkpoint is not None:
-            hf, tokenizer = _load_checkpoint(options)
+            hf, tokenizer = load_hf_checkpoint(options, ChameleonForConditionalGeneration, model_types=("chameleon",))
             random_weights = False
             image_tokenizer = None
             if vq_path:  # the release's VQGAN: its encoder replaces the checkpoint's copy

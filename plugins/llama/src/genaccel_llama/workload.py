@@ -12,12 +12,12 @@ from genaccel import (
     HFCausalLM,
     LengthDistribution,
     TextSample,
-    check_checkpoint_dir,
     code_corpus,
     init_random_weights,
+    load_hf_checkpoint,
     train_bpe_tokenizer,
 )
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM
 
 # Code Llama architectures (7B/34B as released; rope theta 1e6) and small random-weight sizes.
 PRESETS = {
@@ -141,23 +141,9 @@ class LlamaWorkload(CausalLMWorkload):
         return code_corpus(PROMPT_CORPUS_BYTES + max_bytes)[held_out:]
 
 
-def _load_checkpoint(options: BuildOptions):
-    path = options.checkpoint
-    check_checkpoint_dir(path, model_types=("llama",))
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-    except Exception as e:  # noqa: BLE001 - any failure here is a broken directory
-        raise GenaccelError(f"checkpoint {str(path)!r}: cannot load its tokenizer ({type(e).__name__}: {e})") from None
-    try:
-        hf = LlamaForCausalLM.from_pretrained(path, dtype=options.torch_dtype)
-    except Exception as e:  # noqa: BLE001
-        raise GenaccelError(f"checkpoint {str(path)!r}: cannot load the model ({type(e).__name__}: {e})") from None
-    return hf.to(options.device), tokenizer
-
-
 def build(options: BuildOptions) -> LlamaWorkload:
     if options.checkpoint is not None:
-        hf, tokenizer = _load_checkpoint(options)
+        hf, tokenizer = load_hf_checkpoint(options, LlamaForCausalLM, model_types=("llama",))
         random_weights = False
     else:
         name = options.preset or "small"

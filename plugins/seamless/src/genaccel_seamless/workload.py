@@ -21,12 +21,12 @@ from genaccel import (
     CausalLMWorkload,
     GenaccelError,
     LengthDistribution,
-    check_checkpoint_dir,
     init_random_weights,
+    load_hf_checkpoint,
     train_bpe_tokenizer,
 )
 from genaccel.errors import unknown_name
-from transformers import AutoTokenizer, SeamlessM4Tv2Config, SeamlessM4Tv2Model
+from transformers import SeamlessM4Tv2Config, SeamlessM4Tv2Model
 
 from . import recordings
 from .model import Seq2SeqLM
@@ -345,17 +345,8 @@ def capabilities(task: str) -> tuple[str, ...]:
 
 
 def _load_checkpoint(options: BuildOptions):
-    path = options.checkpoint
-    check_checkpoint_dir(path, model_types=("seamless_m4t_v2",))
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-    except Exception as e:  # noqa: BLE001 - any failure here is a broken directory
-        raise GenaccelError(f"checkpoint {str(path)!r}: cannot load its tokenizer ({type(e).__name__}: {e})") from None
-    try:
-        hf = SeamlessM4Tv2Model.from_pretrained(path, dtype=options.torch_dtype)
-    except Exception as e:  # noqa: BLE001
-        raise GenaccelError(f"checkpoint {str(path)!r}: cannot load the model ({type(e).__name__}: {e})") from None
-    gen_path = path / "generation_config.json"
+    hf, tokenizer = load_hf_checkpoint(options, SeamlessM4Tv2Model, model_types=("seamless_m4t_v2",))
+    gen_path = options.checkpoint / "generation_config.json"
     if not hasattr(hf.generation_config, "text_decoder_lang_to_code_id") and gen_path.exists():
         import json
 
@@ -364,7 +355,7 @@ def _load_checkpoint(options: BuildOptions):
                     "char_to_id"):
             if key in saved:
                 setattr(hf.generation_config, key, saved[key])
-    return hf.to(options.device), tokenizer
+    return hf, tokenizer
 
 
 def _language_maps(gen, tokenizer, config) -> None:
