@@ -100,16 +100,12 @@ def beam_search(model, batch: Sequence, *, num_beams: int = 5, length_penalty: f
             row = row[: row.index(eos_id) + 1]
         outputs.append(row)
     records = sample_records(batch, outputs, times, eos_id)
-    return BatchResult(
+    return BatchResult.from_clock(
+        times,
         records=records,
         outputs=outputs,
-        latency_s=times[-1],
-        prefill_s=times[0],
-        decode_s=times[-1] - times[0],
         decode_steps=ran - 1,
         kv_tokens_read=bsz * k * sum(length + i for i in range(1, ran)),
-        step_s=[b - a for a, b in zip(times, times[1:])],
-        phases={"prefill": times[0], "decode": times[-1] - times[0]},
         extra={"beam": {"num_beams": k, "length_penalty": length_penalty,
                         "scores": finished_scores[:, 0].tolist()}},
     )

@@ -29,6 +29,14 @@ class BatchResult:
     phases: dict[str, float] = attrs.field(factory=dict)
     extra: dict = attrs.field(factory=dict)
 
+    @classmethod
+    def from_clock(cls, times: list[float], *, phases: dict | None = None, **fields) -> BatchResult:
+        """Latency, prefill, decode and per-step times from a ``StepClock``'s marks (the first is
+        prefill's); phases default to prefill and decode."""
+        decode = times[-1] - times[0]
+        return cls(latency_s=times[-1], prefill_s=times[0], decode_s=decode, step_s=[b - a for a, b in zip(times, times[1:])],
+                   phases=phases or {"prefill": times[0], "decode": decode}, **fields)
+
 
 def pad_left(batch: Sequence, pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     """Left-pad the samples' prompts: (input_ids, valid) of shape (B, L_max)."""
@@ -202,14 +210,10 @@ def generate(
     outputs = out[:, :ran].tolist()
     records = sample_records(batch, outputs, times, eos_id)
     decode_steps = ran - 1
-    return BatchResult(
+    return BatchResult.from_clock(
+        times,
         records=records,
         outputs=outputs,
-        latency_s=times[-1],
-        prefill_s=times[0],
-        decode_s=times[-1] - times[0],
         decode_steps=decode_steps,
         kv_tokens_read=bsz * sum(length + i for i in range(1, decode_steps + 1)),
-        step_s=[b - a for a, b in zip(times, times[1:])],
-        phases={"prefill": times[0], "decode": times[-1] - times[0]},
     )

@@ -199,14 +199,11 @@ def speculate(model, batch, *, exit_layer, draft_len, device, pad_id, max_seq_le
         "draft_s": draft_s,
         "verify_s": verify_s,
     }
-    return BatchResult(
+    return BatchResult.from_clock(
+        times,
         records=records,
         outputs=outputs,
-        latency_s=times[-1],
-        prefill_s=times[0],
-        decode_s=times[-1] - times[0],
         decode_steps=cycles,
-        step_s=[b - a for a, b in zip(times, times[1:])],
         phases={"prefill": times[0], "draft": draft_s, "verify": verify_s},
         extra={"speculative": stats},
     )

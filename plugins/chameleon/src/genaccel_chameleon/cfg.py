@@ -91,17 +91,13 @@ class CFG:
         records = sample_records(batch, outputs, times, None)
         for row in outputs:
             row.append(inst.eoi)  # end of image, forced
-        return BatchResult(
+        return BatchResult.from_clock(
+            times,
             records=records,
             outputs=outputs,
-            latency_s=times[-1],
-            prefill_s=times[0],
-            decode_s=times[-1] - times[0],
             decode_steps=steps - 1,
             weight_passes=1 if self.batched else 2,  # per step: one forward of 2B rows, or two of B
             kv_tokens_read=2 * bsz * sum(length + i for i in range(1, steps)),
-            step_s=[b - a for a, b in zip(times, times[1:])],
-            phases={"prefill": times[0], "decode": times[-1] - times[0]},
             extra={"cfg": {"guidance_scale": scale, "batched": self.batched}},
         )
 
