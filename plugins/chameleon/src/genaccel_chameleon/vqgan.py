@@ -26,6 +26,11 @@ from transformers.models.chameleon.modeling_chameleon import (
 ResnetBlock, AttnBlock = ChameleonVQVAEEncoderResnetBlock, ChameleonVQVAEEncoderAttnBlock
 
 
+def grid_size(config: ChameleonVQVAEConfig) -> int:
+    """Side of a VQGAN's latent grid: the resolution halved at every level but the last."""
+    return config.resolution // 2 ** (len(config.channel_multiplier) - 1)
+
+
 class Upsample(nn.Module):
     """Nearest-neighbour ×2, then a 3×3 convolution."""
 
@@ -103,7 +108,7 @@ class ImageTokenizer(nn.Module):
     @property
     def grid(self) -> int:
         """Side of the latent grid: an image is ``grid**2`` tokens."""
-        return self.config.resolution // 2 ** (len(self.config.channel_multiplier) - 1)
+        return grid_size(self.config)
 
     @torch.no_grad()
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,7 @@ from genaccel import (
 from transformers import ChameleonConfig, ChameleonForConditionalGeneration, ChameleonVQVAEConfig
 
 from . import inputs
-from .vqgan import ImageTokenizer, load_image_tokenizer, to_uint8
+from .vqgan import ImageTokenizer, grid_size, load_image_tokenizer, to_uint8
 
 # Chameleon's language models (7B and 34B as released; 34B normalizes after attention and MLP,
 # "swin norm") and small random-weight sizes.  The image tokenizer is the release's VQGAN for
@@ -136,8 +136,7 @@ class ChameleonWorkload(CausalLMWorkload):
 
     @property
     def image_grid(self) -> int:
-        return self.image_tokenizer.grid if self.image_tokenizer is not None else int(
-            self.module.config.vq_config.resolution // 2 ** (len(self.module.config.vq_config.channel_multiplier) - 1))
+        return grid_size(self.image_tokenizer.config if self.image_tokenizer is not None else self.module.config.vq_config)
 
     @property
     def image_tokens(self) -> int:
