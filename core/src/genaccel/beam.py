@@ -60,7 +60,8 @@ def beam_search(model, batch: Sequence, *, num_beams: int = 5, length_penalty: f
             if t == 0:
                 logits = model.prefill(ids.repeat_interleave(k, 0), valid.repeat_interleave(k, 0))
             else:
-                logits = model.decode(running[:, :, t - 1].reshape(-1).contiguous(), pos)  # fixed strides: one graph
+                tokens = running[:, :, t - 1].reshape(-1).contiguous()  # fixed strides: one graph
+                logits = model.decode(tokens, pos, length + t)
                 pos += 1
             logp = torch.log_softmax(logits.float(), dim=-1).view(bsz, k, -1) + scores[:, :, None]
             vocab = logp.shape[-1]

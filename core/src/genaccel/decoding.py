@@ -201,7 +201,7 @@ def generate(
             if step % eos_check_every == 0 and bool(done.all()):
                 break
         with phase("decode"):
-            token = pick(model.decode(token, pos))
+            token = pick(model.decode(token, pos, length + step))  # reads positions < length + step
             out[:, step] = token
             pos += 1
         ran += 1

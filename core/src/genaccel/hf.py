@@ -6,7 +6,8 @@ decode loop.  The protocol every autoregressive decoder drives:
 
 - ``setup(batch_size, max_seq_len)``: size the cache (a static cache is kept while it fits);
 - ``prefill(input_ids, valid) -> logits``: left-padded prompts, logits of the last position;
-- ``decode(tokens, pos) -> logits``: one step at the device-side cache position ``pos``;
+- ``decode(tokens, pos, kv_len=None) -> logits``: one step at the device-side cache position
+  ``pos``; ``kv_len`` (host side, ``pos + 1``) lets a static cache read only its filled positions;
 - ``reorder_cache(index, length)``: beam search, in place for the static cache (its first
   ``length`` positions);
 - ``forward_layers(hidden, start, end, ...)``: a range of layers;
@@ -150,29 +151,35 @@ class HFCausalLM:
         pos_ids = (valid.cumsum(-1) - 1).clamp(min=0)
         rows = torch.arange(length, device=input_ids.device)
         if isinstance(self.cache, StaticKVCache):
-            self.cache.write_pos = rows
+            self.cache.target(rows, rows)  # prefill (eager) reads the prompt's positions only
             self.key_valid[:, :length] = valid
             self.key_valid[:, length:] = True
-            keys = self.key_valid
         else:
             self.cache = DynamicKVCache(self.num_layers)
             self.key_valid = valid
             self.prompt_len = length
             self._has_pad = not bool(valid.all())
-            keys = valid
-        allowed = (self._arange_like(keys)[None, :] <= rows[:, None])[None] & keys[:, None, :]
+        allowed = (rows[None, :] <= rows[:, None])[None] & valid[:, None, :]
         hidden = self.forward_layers(self.embed_tokens(input_ids), 0, self.num_layers, pos_ids, self._additive(allowed[:, None]))
         return self.head(hidden[:, -1])
 
-    def _arange_like(self, keys: torch.Tensor) -> torch.Tensor:
-        if isinstance(self.cache, StaticKVCache):
-            return self._arange
-        return torch.arange(keys.shape[1], device=keys.device)
+    def window(self, kv_len: int | None) -> torch.Tensor | None:
+        """The static cache's first ``kv_len`` positions (their indices) for a step that reads
+        only those; None (the whole cache) without ``kv_len``, with another cache, or with CUDA
+        graphs (a graph replays fixed shapes).  Compiled, the length stays symbolic."""
+        if kv_len is None or self.cuda_graph or not isinstance(self.cache, StaticKVCache):
+            return None
+        if not 0 < kv_len <= self.max_seq_len:
+            raise ValueError(f"kv_len {kv_len}: expected 1..{self.max_seq_len} (the cache length)")
+        window = self._arange[:kv_len]
+        if self.compile_mode and kv_len > 1:
+            torch._dynamo.mark_dynamic(window, 0)
+        return window
 
-    def _decode(self, tokens: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    def _decode(self, tokens: torch.Tensor, pos: torch.Tensor, window: torch.Tensor | None = None) -> torch.Tensor:
         embedded = self.embed_tokens(tokens[:, None])
         if isinstance(self.cache, StaticKVCache):
-            hidden = self.forward_span(embedded, 0, self.num_layers, pos)
+            hidden = self.forward_span(embedded, 0, self.num_layers, pos, window)
         else:  # the cache grows by one: no position bookkeeping, a mask only when prompts were padded
             mask = None
             if self._has_pad:
@@ -182,8 +189,14 @@ class HFCausalLM:
         return self.head(hidden[:, -1])
 
     @torch.no_grad()
-    def decode(self, tokens: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        return self._step("decode", self._decode)(tokens, pos)
+    def decode(self, tokens: torch.Tensor, pos: torch.Tensor, kv_len: int | None = None) -> torch.Tensor:
+        """One step: ``tokens`` (B,) at cache position ``pos``.  ``kv_len``: every position this
+        step reads is below it (``pos + 1`` where the caller knows ``pos`` on the host); a static
+        cache then reads only those instead of all ``max_seq_len``."""
+        window = self.window(kv_len)
+        if window is None:
+            return self._step("decode", self._decode)(tokens, pos)
+        return self._step("decode", self._decode)(tokens, pos, window)
 
     def _step(self, key, fn):
         """``fn`` as this model's settings want it: eager, compiled, or replayed from a CUDA graph."""
@@ -225,20 +238,22 @@ class HFCausalLM:
         return static_out
 
     # --- self-speculative decoding: spans of new positions through a range of layers ----------
-    def forward_span(self, hidden: torch.Tensor, start: int, end: int, pos: torch.Tensor) -> torch.Tensor:
+    def forward_span(self, hidden: torch.Tensor, start: int, end: int, pos: torch.Tensor,
+                     window: torch.Tensor | None = None) -> torch.Tensor:
         """Layers [start, end) over ``hidden.shape[1]`` new positions from cache position ``pos``.
 
         Each new position sees the valid cached keys up to itself.  With the dynamic cache the
-        span starts where layer ``start``'s cache ends (``pos`` is not read).
+        span starts where layer ``start``'s cache ends (``pos`` is not read).  ``window``: see
+        :meth:`window` (static cache).
         """
         if start >= end:
             return hidden
         bsz, n = hidden.shape[:2]
         if isinstance(self.cache, StaticKVCache):
             q = pos + torch.arange(n, device=hidden.device)
-            self.cache.write_pos = q
-            keys = self.key_valid
-            cols = self._arange
+            self.cache.target(q, window)
+            cols = self._arange if window is None else window
+            keys = self.key_valid[:, : cols.shape[0]]
         else:
             k = self.cache.keys[start]
             cached = k.shape[2] if k is not None else 0

@@ -240,7 +240,8 @@ class CausalLMWorkload:
     def set_compile(self, mode: str) -> str:
         switched = self.model.set_compile(mode)
         if self.model.cache_kind == "static":
-            note = f"decode step compiled (mode={mode}, fullgraph, static shapes); prefill runs eager"
+            note = (f"decode step compiled (mode={mode}, fullgraph, static shapes but the number of cached positions "
+                    "read, which is symbolic: one graph); prefill runs eager")
         else:
             note = f"decode step compiled (mode={mode}, dynamic shapes: the cache grows); prefill runs eager"
         if switched:

@@ -13,7 +13,8 @@ def _sdpa(ctx):
 
 def _static_kv(ctx):
     ctx.instance.set_cache("static")
-    return "KV cache preallocated to the run's cache length, written in place at device-side positions"
+    return ("KV cache preallocated to the run's cache length, written in place at device-side positions; "
+            "a decode step reads its filled positions only (all of them under CUDA graphs)")
 
 
 def _compile(ctx):

@@ -57,8 +57,8 @@ class CFG:
             def prefill():
                 return guided(*model.prefill(torch.cat([ids, u_ids]), torch.cat([valid, u_valid])).chunk(2))
 
-            def decode(token, pos):
-                return guided(*model.decode(torch.cat([token, token]), pos).chunk(2))
+            def decode(token, pos, kv_len):
+                return guided(*model.decode(torch.cat([token, token]), pos, kv_len).chunk(2))
         else:
             if self._twin is None:  # a second stream over the same weights, settings and compiled steps' kind
                 self._twin = inst.model.twin()
@@ -69,8 +69,8 @@ class CFG:
             def prefill():
                 return guided(cond.prefill(ids, valid), uncond.prefill(u_ids, u_valid))
 
-            def decode(token, pos):
-                return guided(cond.decode(token, pos), uncond.decode(token, pos))
+            def decode(token, pos, kv_len):
+                return guided(cond.decode(token, pos, kv_len), uncond.decode(token, pos, kv_len))
 
         out = torch.zeros((bsz, steps), dtype=torch.long, device=dev)
         pos = torch.tensor(length, dtype=torch.long, device=dev)
@@ -82,7 +82,7 @@ class CFG:
         clock.mark()
         for step in range(1, steps):
             with phase("decode"):
-                token = decode(token, pos)
+                token = decode(token, pos, length + step)
                 out[:, step] = token
                 pos += 1
             clock.mark()

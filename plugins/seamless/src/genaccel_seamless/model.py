@@ -115,24 +115,24 @@ class Seq2SeqLM(HFCausalLM):
         pos_ids = (valid.cumsum(-1) - 1).clamp(min=0)
         steps = torch.arange(length, device=input_ids.device)
         if isinstance(self.cache, StaticKVCache):
-            self.cache.write_pos = steps
+            self.cache.target(steps, steps)  # prefill reads the prompt's positions only
             self.key_valid[:, :length] = valid
             self.key_valid[:, length:] = True
-            keys, cols = self.key_valid, self._arange
         else:
-            self.key_valid, keys, cols = valid, valid, steps
+            self.key_valid = valid
             self._has_pad = not bool(valid.all())
         self.cache_pair.is_updated = {}
-        allowed = (cols[None, :] <= steps[:, None])[None] & keys[:, None, :]
+        allowed = (steps[None, :] <= steps[:, None])[None] & valid[:, None, :]
         out = self._layers(self.embed_tokens(input_ids), pos_ids, self._additive(allowed[:, None]))
         return self.head(out[:, -1])
 
-    def _decode(self, tokens: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    def _decode(self, tokens: torch.Tensor, pos: torch.Tensor, window: torch.Tensor | None = None) -> torch.Tensor:
         embedded = self.embed_tokens(tokens[:, None])
         pos_ids = (pos - self.n_pad)[:, None]
         if isinstance(self.cache, StaticKVCache):
-            self.cache.write_pos = pos.view(1)
-            allowed = self.key_valid[:, None, :] & (self._arange[None, None, :] <= pos)
+            self.cache.target(pos.view(1), window)
+            cols = self._arange if window is None else window
+            allowed = self.key_valid[:, None, : cols.shape[0]] & (cols[None, None, :] <= pos)
             mask = self._additive(allowed[:, None])
         else:
             mask = None
