@@ -17,8 +17,11 @@ def _ctx(registry, task, **kw):
     return prepare(registry, RunConfig(workload=f"chameleon/{task}", preset="tiny", **kw))
 
 
-def test_batched_cfg_draws_the_same_tokens_as_sequential_cfg(registry):
-    ctx = _ctx(registry, "t-i", samples=2, batch_size=2, optimizations=("sdpa",))
+@pytest.mark.parametrize("stack", [("sdpa",), ("sdpa", "static-kv", "compile")], ids=["eager", "compiled"])
+def test_batched_cfg_draws_the_same_tokens_as_sequential_cfg(registry, stack):
+    """Compiled, three graphs of one step function alternate (batch 2B; B; the twin's B): each
+    call must still run its own (later steps of a batch skip dynamo's guards)."""
+    ctx = _ctx(registry, "t-i", samples=2, batch_size=2, optimizations=stack)
     ctx.instance.module.double()  # float64: one forward of 2B and two of B round alike
     ctx.instance.image_tokenizer.double()
     batch = make_batches(ctx)[0]
