@@ -153,9 +153,7 @@ class HFCausalLM:
         pos_ids = (valid.cumsum(-1) - 1).clamp(min=0)
         rows = torch.arange(length, device=input_ids.device)
         if isinstance(self.cache, StaticKVCache):
-            self.cache.target(rows, rows)  # prefill (eager) reads the prompt's positions only
-            self.key_valid[:, :length] = valid
-            self.key_valid[:, length:] = True
+            self._static_prefill(rows, valid)
         else:
             self.cache = DynamicKVCache(self.num_layers)
             self.key_valid = valid
@@ -164,6 +162,20 @@ class HFCausalLM:
         allowed = (rows[None, :] <= rows[:, None])[None] & valid[:, None, :]
         hidden = self.forward_layers(self.embed_tokens(input_ids), 0, self.num_layers, pos_ids, self._additive(allowed[:, None]))
         return self.head(hidden[:, -1])
+
+    def _static_prefill(self, rows: torch.Tensor, valid: torch.Tensor) -> None:
+        """Point the static cache at a prompt's positions ``rows`` (prefill reads those only) and
+        record which of them are padding; later positions are valid."""
+        self.cache.target(rows, rows)
+        self.key_valid[:, : rows.shape[0]] = valid
+        self.key_valid[:, rows.shape[0] :] = True
+
+    def _static_step(self, q: torch.Tensor, window: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Point the static cache at new positions ``q``, reading ``window`` (see :meth:`window`);
+        returns the validity (B, S) and indices (S,) of the S positions read."""
+        self.cache.target(q, window)
+        cols = self._arange if window is None else window
+        return self.key_valid[:, : cols.shape[0]], cols
 
     def window(self, kv_len: int | None) -> torch.Tensor | None:
         """The static cache's first ``kv_len`` positions (their indices) for a step that reads
@@ -263,9 +275,7 @@ class HFCausalLM:
         bsz, n = hidden.shape[:2]
         if isinstance(self.cache, StaticKVCache):
             q = pos + torch.arange(n, device=hidden.device)
-            self.cache.target(q, window)
-            cols = self._arange if window is None else window
-            keys = self.key_valid[:, : cols.shape[0]]
+            keys, cols = self._static_step(q, window)
         else:
             k = self.cache.keys[start]
             cached = k.shape[2] if k is not None else 0

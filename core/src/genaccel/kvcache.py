@@ -53,13 +53,13 @@ class StaticKVCache:
         # Positions written by the next forward and how many positions it reads (None: all);
         # set by the model before each call through ``target``.
         self.write_pos = torch.zeros(1, dtype=torch.long, device=device)
-        self.read_len: torch.Tensor | None = None
+        self.read_window: torch.Tensor | None = None
 
     def target(self, write_pos: torch.Tensor, window: torch.Tensor | None = None) -> None:
         """The next forward writes at ``write_pos`` and attends to the first ``len(window)``
         positions (all when None).  The window is a tensor so that a compiled step can keep its
         length symbolic: one graph for every length."""
-        self.write_pos, self.read_len = write_pos, window
+        self.write_pos, self.read_window = write_pos, window
 
     def mark_static(self) -> None:
         """Tell torch.compile that the buffers keep their addresses (for CUDA graphs)."""
@@ -71,8 +71,8 @@ class StaticKVCache:
         with region("KV-cache update", f"static.{layer_idx}"):
             k_buf.index_copy_(2, self.write_pos, key)
             v_buf.index_copy_(2, self.write_pos, value)
-        if self.read_len is not None:
-            n = self.read_len.shape[0]
+        if self.read_window is not None:
+            n = self.read_window.shape[0]
             return k_buf[:, :, :n], v_buf[:, :, :n]
         return k_buf, v_buf
 

@@ -86,7 +86,7 @@ def test_static_cache_window_reads_only_filled_positions(registry, compiled):
         b = windowed.decode(tokens, pos, 9 + step + 1)
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
         tokens = a.argmax(-1)
-    assert windowed.cache.read_len.shape[0] == 15  # the last step read positions 0..14 of 96
+    assert windowed.cache.read_window.shape[0] == 15  # the last step read positions 0..14 of 96
     if compiled:  # one graph for the full cache, one (symbolic length) for every window
         assert counters["stats"]["unique_graphs"] == 2
     with pytest.raises(ValueError, match="kv_len 97"):

@@ -115,9 +115,7 @@ class Seq2SeqLM(HFCausalLM):
         pos_ids = (valid.cumsum(-1) - 1).clamp(min=0)
         steps = torch.arange(length, device=input_ids.device)
         if isinstance(self.cache, StaticKVCache):
-            self.cache.target(steps, steps)  # prefill reads the prompt's positions only
-            self.key_valid[:, :length] = valid
-            self.key_valid[:, length:] = True
+            self._static_prefill(steps, valid)
         else:
             self.key_valid = valid
             self._has_pad = not bool(valid.all())
@@ -130,9 +128,8 @@ class Seq2SeqLM(HFCausalLM):
         embedded = self.embed_tokens(tokens[:, None])
         pos_ids = (pos - self.n_pad)[:, None]
         if isinstance(self.cache, StaticKVCache):
-            self.cache.target(pos.view(1), window)
-            cols = self._arange if window is None else window
-            allowed = self.key_valid[:, None, : cols.shape[0]] & (cols[None, None, :] <= pos)
+            keys, cols = self._static_step(pos.view(1), window)
+            allowed = keys[:, None, :] & (cols[None, None, :] <= pos)
             mask = self._additive(allowed[:, None])
         else:
             mask = None
