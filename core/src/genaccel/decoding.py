@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 
 import attrs
 import torch
 
 from .errors import GenaccelError
-from .measure import StepClock
+from .measure import StepClock, synced_now
 from .profiling import phase
 
 
@@ -111,29 +110,23 @@ def with_media(ctx, batch: Sequence, decode: Callable[[Sequence], BatchResult]) 
     names = getattr(inst, "media_phases", None)
     if names is None:
         return decode(batch)
-    cuda = ctx.device == "cuda"
-
-    def now():
-        if cuda:
-            torch.cuda.synchronize()
-        return time.perf_counter()
-
+    dev = ctx.device
     encode_s = decode_s = 0.0
     if names[0]:
-        t0 = now()
+        t0 = synced_now(dev)
         with phase(names[0]):
             batch = inst.encode_inputs(batch)
-        encode_s = now() - t0
+        encode_s = synced_now(dev) - t0
     result = decode(batch)
     media, decode_phases = [None] * len(batch), {}
     if isinstance(names[1], tuple):  # several phases, timed by the workload
         media, decode_phases = inst.decode_outputs(batch, result.outputs)
         decode_s = sum(decode_phases.values())
     elif names[1]:
-        t0 = now()
+        t0 = synced_now(dev)
         with phase(names[1]):
             media = inst.decode_outputs(batch, result.outputs)
-        decode_s = decode_phases[names[1]] = now() - t0
+        decode_s = decode_phases[names[1]] = synced_now(dev) - t0
     save = getattr(inst, "save_outputs", None) if names[1] else None
     extras = save(batch, media, getattr(ctx.config, "out_dir", None)) if save else [{}] * len(batch)
     for rec, extra in zip(result.records, extras):

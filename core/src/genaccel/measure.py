@@ -26,6 +26,12 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def synced_now(device: str) -> float:
+    """``perf_counter`` once the device has finished its queued work."""
+    synchronize(device)
+    return time.perf_counter()
+
+
 class StepClock:
     """Timestamps of a generation's steps without a host sync per step.
 

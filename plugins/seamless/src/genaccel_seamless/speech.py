@@ -10,9 +10,8 @@ trim the audio after, so a compiled or graphed generator sees a few shapes only.
 
 from __future__ import annotations
 
-import time
-
 import torch
+from genaccel.measure import synced_now
 from genaccel.profiling import phase
 from torch import nn
 
@@ -45,12 +44,6 @@ class Vocoder:
         return wave, lengths
 
 
-def _time(device: str) -> float:
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter()
-
-
 @torch.no_grad()
 def speak(inst, batch, outputs: list[list[int]]) -> tuple[list, dict[str, float]]:
     """Waveforms (one float array per sample) for the translations, and the seconds of each phase."""
@@ -59,7 +52,7 @@ def speak(inst, batch, outputs: list[list[int]]) -> tuple[list, dict[str, float]
     hf, dev, cfg = inst.module, inst.options.device, inst.module.config
     pad, eos = cfg.pad_token_id, cfg.eos_token_id
     times = {}
-    t0 = _time(dev)
+    t0 = synced_now(dev)
     with phase("text decoder pass 2"):
         seqs = [list(s.input_ids) + out + ([] if out and out[-1] == eos else [eos]) for s, out in zip(batch, outputs)]
         width = max(len(q) for q in seqs)
@@ -67,7 +60,7 @@ def speak(inst, batch, outputs: list[list[int]]) -> tuple[list, dict[str, float]
         hidden, mask = inst.encoder_states
         states = hf.text_decoder(input_ids=ids[:, :-1], encoder_hidden_states=hidden,
                                  encoder_attention_mask=mask).last_hidden_state
-    times["text decoder pass 2"] = (t1 := _time(dev)) - t0
+    times["text decoder pass 2"] = (t1 := synced_now(dev)) - t0
     with phase("t2u"):
         t2u_mask = _compute_new_attention_mask(states, (ids[:, :-1] != pad).int().sum(1))
         t2u_ids = ids[:, 2:-1].masked_fill(ids[:, 2:-1] == eos, pad)
@@ -83,11 +76,11 @@ def speak(inst, batch, outputs: list[list[int]]) -> tuple[list, dict[str, float]
         special = (units < cfg.vocoder_offset) | (units >= cfg.vocoder_offset + cfg.unit_hifi_gan_vocab_size)
         units = units.masked_fill(special | ~out[1].bool(), cfg.t2u_pad_token_id)
         units = torch.where(units == cfg.t2u_pad_token_id, units, units - cfg.vocoder_offset)
-    times["t2u"] = (t2 := _time(dev)) - t1
+    times["t2u"] = (t2 := synced_now(dev)) - t1
     with phase("vocoder"):
         lang_id = hf.generation_config.vocoder_lang_code_to_id[inst.tgt_lang]
         wave, lengths = inst.vocoder(units, lang_id)
         audio = [w[: int(n)].float().cpu().numpy() for w, n in zip(wave, lengths)]
-    times["vocoder"] = _time(dev) - t2
+    times["vocoder"] = synced_now(dev) - t2
     inst.last_units = units
     return audio, times
