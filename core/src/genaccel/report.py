@@ -101,7 +101,9 @@ def environment_md(env: dict) -> str:
     bw = env.get("memory_bandwidth_bytes_per_s")
     out = f"- device: {env.get('device')} — {env.get('device_name')}\n- versions: {versions}\n"
     if bw:
-        out += f"- measured memory read bandwidth: {bw / 1e9:.1f} GB/s\n"
+        probe = env.get("memory_bandwidth_probe_bytes_per_s")
+        now = f" (this run measured {probe / 1e9:.1f})" if probe else ""
+        out += f"- memory bandwidth, MBU's reference (the best measured on this machine): {bw / 1e9:.1f} GB/s{now}\n"
     return out
 
 

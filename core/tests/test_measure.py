@@ -1,0 +1,24 @@
+import json
+
+from genaccel import measure
+
+
+def test_bandwidth_reference_only_rises(tmp_path, monkeypatch):
+    """MBU's denominator is the best bandwidth ever measured: a figure cached in a busy moment is
+    replaced by a higher one, and a lower measurement does not replace the cached figure."""
+    monkeypatch.setenv("GENACCEL_CACHE", str(tmp_path))
+    key = f"{measure.device_name('cpu')} [sum|max|copy]"
+    probes = iter([30e9, 20e9])
+    monkeypatch.setattr(measure, "_stream_bandwidth", lambda device, nbytes, repeats: next(probes))
+
+    (tmp_path / "bandwidth.json").write_text(json.dumps({key: 25e9}))
+    monkeypatch.setattr(measure, "_bandwidth_probe", {})
+    assert measure.measure_bandwidth("cpu") == 30e9 and measure.bandwidth_probe("cpu") == 30e9
+    assert json.loads((tmp_path / "bandwidth.json").read_text())[key] == 30e9
+    assert measure.measure_bandwidth("cpu") == 30e9  # probed once per process
+
+    monkeypatch.setattr(measure, "_bandwidth_probe", {})  # a new process, in a slower moment
+    assert measure.measure_bandwidth("cpu") == 30e9 and measure.bandwidth_probe("cpu") == 20e9
+    assert json.loads((tmp_path / "bandwidth.json").read_text())[key] == 30e9
+    env = measure.environment("cpu", measure.measure_bandwidth("cpu"))
+    assert env["memory_bandwidth_bytes_per_s"] == 30e9 and env["memory_bandwidth_probe_bytes_per_s"] == 20e9
