@@ -21,8 +21,38 @@ import copy
 
 import torch
 from torch import nn
+from torch.nn.attention.flex_attention import flex_attention
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from .kvcache import DynamicKVCache, StaticKVCache
+
+SDPA_FLEX_DECODE = "genaccel-sdpa-flex-decode"
+
+
+def sdpa_flex_decode(module, query, key, value, attention_mask, scaling=None, dropout=0.0, static_keys=None, **kwargs):
+    """transformers' SDPA attention, except for one-token queries on the static cache inside a
+    compiled step, which go through ``flex_attention``: for those Inductor generates a CPU kernel
+    that reads the KV cache ~1.3-1.6x as fast as SDPA's CPU flash kernel does (small preset, 12
+    layers, 460-900 cached positions).  ``set_compile`` selects it on CPU when attention is ``sdpa``.
+
+    ``static_keys`` = (key_valid (B, max_seq_len), pos): the mask is rebuilt from these inputs
+    inside the kernel (Inductor's CPU flex kernel cannot read a mask computed in the graph).
+    """
+    flex = query.dtype in (torch.float32, torch.bfloat16, torch.float16)  # what Inductor's CPU kernel supports
+    if static_keys is None or query.shape[2] != 1 or dropout or not flex or not torch.compiler.is_compiling():
+        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
+    valid, pos = static_keys
+
+    def score_mod(score, b, h, q_idx, kv_idx):
+        last = (pos if pos.dim() == 0 else pos[0]) + q_idx
+        return torch.where(valid[b, kv_idx] & (kv_idx <= last), score, -float("inf"))
+
+    out = flex_attention(query, key, value, score_mod=score_mod, scale=scaling, enable_gqa=query.shape[1] != key.shape[1])
+    return out.transpose(1, 2).contiguous(), None
+
+
+AttentionInterface.register(SDPA_FLEX_DECODE, sdpa_flex_decode)
 
 
 class HFCausalLM:
@@ -90,15 +120,19 @@ class HFCausalLM:
         self._fns.clear()
 
     def set_compile(self, mode: str | None) -> int:
-        """Compile the decode step; on CPU also route few-row linears to a fused reduction.
+        """Compile the decode step; on CPU also route few-row linears to a fused reduction and,
+        with SDPA, one-token attention to ``flex_attention`` (:func:`sdpa_flex_decode`).
 
         Returns how many linear layers were switched to :class:`RowReduceLinear`.
         """
         self.compile_mode = mode
         self._fns.clear()
-        if not mode or self.device.type != "cpu":
-            return 0
-        return cpu_gemv_linears(self.hf)
+        cpu = mode and self.device.type == "cpu"
+        if cpu and self.attention == "sdpa":
+            self.hf.set_attn_implementation(SDPA_FLEX_DECODE)
+        elif not cpu and self.attention == SDPA_FLEX_DECODE:
+            self.hf.set_attn_implementation("sdpa")
+        return cpu_gemv_linears(self.hf) if cpu else 0
 
     def set_cuda_graph(self, enabled: bool = True) -> None:
         if enabled and self.cache_kind != "static":
@@ -193,7 +227,7 @@ class HFCausalLM:
     def _decode(self, tokens: torch.Tensor, pos: torch.Tensor, window: torch.Tensor | None = None) -> torch.Tensor:
         embedded = self.embed_tokens(tokens[:, None])
         if isinstance(self.cache, StaticKVCache):
-            hidden = self.forward_span(embedded, 0, self.num_layers, pos, window)
+            hidden = self.forward_span(embedded, 0, self.num_layers, pos, window, one_token=True)
         else:  # the cache grows by one: no position bookkeeping, a mask only when prompts were padded
             mask = None
             if self._has_pad:
@@ -263,19 +297,24 @@ class HFCausalLM:
 
     # --- self-speculative decoding: spans of new positions through a range of layers ----------
     def forward_span(self, hidden: torch.Tensor, start: int, end: int, pos: torch.Tensor,
-                     window: torch.Tensor | None = None) -> torch.Tensor:
+                     window: torch.Tensor | None = None, one_token: bool = False) -> torch.Tensor:
         """Layers [start, end) over ``hidden.shape[1]`` new positions from cache position ``pos``.
 
         Each new position sees the valid cached keys up to itself.  With the dynamic cache the
         span starts where layer ``start``'s cache ends (``pos`` is not read).  ``window``: see
-        :meth:`window` (static cache).
+        :meth:`window` (static cache).  ``one_token``: a plain decode step, whose attention may go
+        through :func:`sdpa_flex_decode` (the speculative spans keep SDPA: dynamo lost track of
+        the cache's write positions across a flex_attention call followed by another span).
         """
         if start >= end:
             return hidden
         bsz, n = hidden.shape[:2]
+        extra = {}
         if isinstance(self.cache, StaticKVCache):
             q = pos + torch.arange(n, device=hidden.device)
             keys, cols = self._static_step(q, window)
+            if one_token and self.attention == SDPA_FLEX_DECODE:
+                extra["static_keys"] = (self.key_valid, pos)
         else:
             k = self.cache.keys[start]
             cached = k.shape[2] if k is not None else 0
@@ -284,7 +323,7 @@ class HFCausalLM:
             cols = torch.arange(cached + n, device=hidden.device)
         allowed = keys[:, None, :] & (cols[None, None, :] <= q[None, :, None])
         pos_ids = q[None, :] - self.n_pad[:, None]
-        return self.forward_layers(hidden, start, end, pos_ids, self._additive(allowed[:, None]))
+        return self.forward_layers(hidden, start, end, pos_ids, self._additive(allowed[:, None]), **extra)
 
     def _draft(self, tokens: torch.Tensor, pos: torch.Tensor, exit_layer: int):
         hidden = self.forward_span(self.embed_tokens(tokens[:, None]), 0, exit_layer, pos)
@@ -323,7 +362,7 @@ class HFCausalLM:
         if isinstance(self.cache, DynamicKVCache):  # plain decode steps may follow: keys valid past the prompt
             self.key_valid = nn.functional.pad(self.key_valid[:, : self.prompt_len], (0, length - self.prompt_len), value=True)
 
-    def forward_layers(self, hidden, start, end, pos_ids, mask):
+    def forward_layers(self, hidden, start, end, pos_ids, mask, **attention_kwargs):
         position_embeddings = self.rotary_emb(hidden, pos_ids)
         for layer in self.layers[start:end]:
             hidden = layer(
@@ -332,6 +371,7 @@ class HFCausalLM:
                 position_ids=pos_ids,
                 past_key_values=self.cache,
                 position_embeddings=position_embeddings,
+                **attention_kwargs,
             )
             if isinstance(hidden, tuple):
                 hidden = hidden[0]

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import attrs
 
 from .errors import GenaccelError
+from .hf import SDPA_FLEX_DECODE
 from .measure import cache_dir
 
 
@@ -246,6 +247,8 @@ class CausalLMWorkload:
             note = f"decode step compiled (mode={mode}, dynamic shapes: the cache grows); prefill runs eager"
         if switched:
             note += f"; {switched} linear layers emit a fused multiply-reduce GEMV for <= 8 rows (CPU)"
+        if self.model.attention == SDPA_FLEX_DECODE:
+            note += "; one-token attention through flex_attention (Inductor's CPU kernel), SDPA elsewhere"
         return note
 
     def set_cuda_graph(self) -> str:

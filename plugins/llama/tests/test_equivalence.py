@@ -61,13 +61,15 @@ def test_top_p_is_reproducible_with_a_seed(registry, samples):
 @pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
 def test_static_cache_window_reads_only_filled_positions(registry, compiled):
     """A decode step told ``kv_len`` reads the cache's first positions only: same logits as reading
-    all of it, and compiled, one graph serves every length (no recompiles as the window grows)."""
+    all of it, and compiled, one graph serves every length (no recompiles as the window grows).
+    Compiled on CPU, one-token attention goes through flex_attention: same logits as SDPA's."""
     import torch
+    from genaccel.hf import SDPA_FLEX_DECODE
     from torch._dynamo.utils import counters
 
     stack = ["sdpa", "static-kv"] + (["compile"] if compiled else [])
     models = []
-    for _ in range(2):
+    for _ in range(3 if compiled else 2):
         ctx = prepare(registry, RunConfig(workload="llama/t-t", preset="tiny", optimizations=stack))
         model = ctx.instance.model
         model.setup(2, 96)
@@ -76,18 +78,23 @@ def test_static_cache_window_reads_only_filled_positions(registry, compiled):
         valid[1, :4] = False  # left padding
         model.prefill(ids, valid)
         models.append(model)
+    if compiled:
+        assert models[0].attention == SDPA_FLEX_DECODE
+        models[2].set_attention("sdpa")  # the same windowed steps through SDPA's kernel
     torch._dynamo.reset()
     counters.clear()
-    full, windowed = models
+    full, windowed = models[:2]
     tokens = torch.tensor([5, 7])
     for step in range(6):
         pos = torch.tensor(9 + step)
         a = full.decode(tokens, pos)
         b = windowed.decode(tokens, pos, 9 + step + 1)
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+        if compiled:
+            torch.testing.assert_close(models[2].decode(tokens, pos, 9 + step + 1), b, rtol=1e-5, atol=1e-5)
         tokens = a.argmax(-1)
     assert windowed.cache.read_window.shape[0] == 15  # the last step read positions 0..14 of 96
-    if compiled:  # one graph for the full cache, one (symbolic length) for every window
-        assert counters["stats"]["unique_graphs"] == 2
+    if compiled:  # one graph for the full cache, one (symbolic length) for every window; SDPA's
+        assert counters["stats"]["unique_graphs"] == 3
     with pytest.raises(ValueError, match="kv_len 97"):
         windowed.decode(tokens, torch.tensor(15), 97)
