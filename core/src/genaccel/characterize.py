@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import statistics
-import time
 from pathlib import Path
 
 import attrs
 import torch
 
-from .measure import measure_bandwidth, measure_gemm_peak
+from .measure import measure_bandwidth, measure_gemm_peak, synced_now
 from .profiling import CATEGORIES, COLORS, OVERHEAD, annotations, breakdown, count_flops, shares
 from .runner import RunConfig, make_batches, prepare, release_memory
 
@@ -43,10 +42,11 @@ def _profile_once(registry, config: RunConfig, trace_path: Path | None, strict: 
         ctx.decoder.run(ctx, batches[0])
     plain, plain_s = None, float("inf")
     for _ in range(2):  # the faster of two unprofiled passes is the reference for dilation
-        t0 = time.perf_counter()
+        t0 = synced_now(config.device)
         results = [ctx.decoder.run(ctx, b) for b in batches]
-        if time.perf_counter() - t0 < plain_s:
-            plain, plain_s = results, time.perf_counter() - t0
+        elapsed = synced_now(config.device) - t0
+        if elapsed < plain_s:
+            plain, plain_s = results, elapsed
     activities = [torch.profiler.ProfilerActivity.CPU]
     if config.device == "cuda":
         activities.append(torch.profiler.ProfilerActivity.CUDA)
@@ -62,12 +62,10 @@ def _profile_once(registry, config: RunConfig, trace_path: Path | None, strict: 
         activities=activities, schedule=schedule, on_trace_ready=ready
     ) as prof:
         for _ in range(2):
-            t0 = time.perf_counter()
+            t0 = synced_now(config.device)
             for b in batches:
                 ctx.decoder.run(ctx, b)
-            if config.device == "cuda":
-                torch.cuda.synchronize()
-            profiled_s = time.perf_counter() - t0
+            profiled_s = synced_now(config.device) - t0
             prof.step()
     phases = breakdown(captured["events"], config.device)
     unprofiled = _phase_seconds(plain)

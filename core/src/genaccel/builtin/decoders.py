@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import torch
 
 from ..decoding import BatchResult, generate, greedy_pick, pad_left, stop_token, top_p_pick, with_media
 from ..hookspecs import hookimpl
+from ..measure import synced_now
 from ..registry import DecoderSpec
 from ..speculative import SelfSpeculative
 
@@ -70,13 +69,9 @@ class HFGenerate:
         config = GenerationConfig(
             max_new_tokens=steps, do_sample=False, eos_token_id=eos, pad_token_id=inst.pad_token_id
         )
-        if ctx.device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
+        t0 = synced_now(ctx.device)
         out = hf.generate(input_ids=ids, attention_mask=valid.long(), generation_config=config)
-        if ctx.device == "cuda":
-            torch.cuda.synchronize()
-        latency = time.perf_counter() - t0
+        latency = synced_now(ctx.device) - t0
         length = ids.shape[1]
         outputs, records = [], []
         for row, sample in enumerate(batch):

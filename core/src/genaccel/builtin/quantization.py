@@ -18,13 +18,13 @@ Written against genaccel's public API only (it registers like any plugin's optim
 from __future__ import annotations
 
 import copy
-import time
 from collections import Counter
 
 import torch
 from torch import nn
 
 from genaccel import GenaccelError, OptimizationSpec, cpu_gemv_linears, current_phase, hookimpl
+from genaccel.measure import synced_now
 
 # name -> (torchao config factory, devices where it is a candidate)
 CONFIGS = {
@@ -128,14 +128,10 @@ def _time(fn, copies, x, device: str, budget_s: float = 0.02) -> float:
         fn(m, x)
     reps, elapsed = 0, 0.0
     while reps < 2 or elapsed < budget_s:
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
+        t0 = synced_now(device)
         for m in copies:
             fn(m, x)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        elapsed += time.perf_counter() - t0
+        elapsed += synced_now(device) - t0
         reps += len(copies)
     return elapsed / reps
 
