@@ -133,17 +133,26 @@ def apply_stack(ctx: RunContext) -> None:
 
 
 def _fit_cache(config: RunConfig, samples: list) -> int:
+    """Cache positions for the run: a batch's prompts are left-padded to its longest, and it decodes
+    as many steps as its longest request, so each batch needs the sum of those two."""
     if not all(hasattr(s, "input_ids") and hasattr(s, "max_new_tokens") for s in samples):
         return 0  # not an autoregressive text workload: no KV cache to size
-    need = max(len(s.input_ids) + s.max_new_tokens for s in samples)
+    bs = config.batch_size
+    batches = [samples[i : i + bs] for i in range(0, len(samples), bs)]
+
+    def need(batch) -> tuple[int, int]:
+        return max(len(s.input_ids) for s in batch), max(s.max_new_tokens for s in batch)
+
     if config.cache_len is None:
-        return max(64, math.ceil(need / 64) * 64)
-    for s in samples:
-        if len(s.input_ids) + s.max_new_tokens > config.cache_len:
+        return max(64, math.ceil(max(sum(need(b)) for b in batches) / 64) * 64)
+    for batch in batches:
+        prompt, new = need(batch)
+        if prompt + new > config.cache_len:
+            who = f"sample {batch[0].id}" if len(batch) == 1 else "the batch of samples " + ", ".join(str(s.id) for s in batch)
             raise GenaccelError(
-                f"sample {s.id}: a prompt of {len(s.input_ids)} tokens plus {s.max_new_tokens} new tokens does "
-                f"not fit --cache-len {config.cache_len}; raise --cache-len to at least "
-                f"{len(s.input_ids) + s.max_new_tokens} or lower --max-new-tokens"
+                f"{who}: a prompt of {prompt} tokens (padded to the batch's longest) plus {new} new tokens does "
+                f"not fit --cache-len {config.cache_len}; raise --cache-len to at least {prompt + new} "
+                "or lower --max-new-tokens"
             )
     return config.cache_len
 
