@@ -252,7 +252,7 @@ def cmd_generate(args, registry) -> int:
     make = getattr(inst, "prompt_sample", None)  # workloads whose input is more than text (an image, ...)
     sample = (make(args.prompt, args.max_new_tokens) if make else
               TextSample(id="prompt", input_ids=inst.encode(args.prompt), max_new_tokens=args.max_new_tokens or 64))
-    ctx.max_seq_len = _fit_cache(config, [sample])
+    ctx.max_seq_len = _fit_cache(config, [[sample]])
     result = ctx.decoder.run(ctx, [sample])
     files = result.records[0].get("files")
     if files:  # the output is an image or audio, written to files

@@ -165,11 +165,9 @@ def _stream_bandwidth(device: str, nbytes: int, repeats: int) -> float:
     best = 0.0
     for moved, fn in ((nbytes, x.sum), (nbytes, x.max), (2 * nbytes, functools.partial(y.copy_, x))):
         for _ in range(repeats):
-            synchronize(device)
-            t0 = time.perf_counter()
+            t0 = synced_now(device)
             fn()
-            synchronize(device)
-            best = max(best, moved / (time.perf_counter() - t0))
+            best = max(best, moved / (synced_now(device) - t0))
     return best
 
 
@@ -184,11 +182,9 @@ def measure_gemm_peak(device: str, dtype: torch.dtype = torch.float32, *, n: int
     b = torch.randn(n, n, device=device).to(dtype)
     best = float("inf")
     for _ in range(repeats + 1):
-        synchronize(device)
-        t0 = time.perf_counter()
+        t0 = synced_now(device)
         a @ b
-        synchronize(device)
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, synced_now(device) - t0)
     table[key] = 2 * n**3 / best
     path.write_text(json.dumps(table, indent=1))
     return table[key]

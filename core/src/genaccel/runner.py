@@ -132,13 +132,11 @@ def apply_stack(ctx: RunContext) -> None:
         ctx.notes[opt.name] = opt.apply(ctx)
 
 
-def _fit_cache(config: RunConfig, samples: list) -> int:
+def _fit_cache(config: RunConfig, batches: list[list]) -> int:
     """Cache positions for the run: a batch's prompts are left-padded to its longest, and it decodes
     as many steps as its longest request, so each batch needs the sum of those two."""
-    if not all(hasattr(s, "input_ids") and hasattr(s, "max_new_tokens") for s in samples):
+    if not all(hasattr(s, "input_ids") and hasattr(s, "max_new_tokens") for b in batches for s in b):
         return 0  # not an autoregressive text workload: no KV cache to size
-    bs = config.batch_size
-    batches = [samples[i : i + bs] for i in range(0, len(samples), bs)]
 
     def need(batch) -> tuple[int, int]:
         return max(len(s.input_ids) for s in batch), max(s.max_new_tokens for s in batch)
@@ -165,8 +163,9 @@ def make_batches(ctx: RunContext, samples: list | None = None) -> list[list]:
     bs = config.batch_size
     if len(samples) % bs:  # whole batches only: a ragged last batch would re-shape static caches
         samples = samples + samples[: bs - len(samples) % bs]
-    ctx.max_seq_len = _fit_cache(config, samples)
-    return [samples[i : i + bs] for i in range(0, len(samples), bs)]
+    batches = [samples[i : i + bs] for i in range(0, len(samples), bs)]
+    ctx.max_seq_len = _fit_cache(config, batches)
+    return batches
 
 
 def run_case(
