@@ -12,11 +12,18 @@ from pathlib import Path
 import attrs
 
 from .errors import GenaccelError
-from .registry import STAGES
+from .registry import STAGES, check_device_name
 
 
 def _csv(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def device_arg(text: str) -> str:
+    try:
+        return check_device_name(text)
+    except GenaccelError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _add_run_options(p: argparse.ArgumentParser, *, steps: bool = False) -> None:
@@ -35,35 +42,52 @@ def _add_run_options(p: argparse.ArgumentParser, *, steps: bool = False) -> None
     p.add_argument("--samples", type=int, default=4, help="samples to time (rounded up to whole batches)")
     p.add_argument("--max-new-tokens", type=int, help="new tokens per sample (default: the paper's distribution)")
     p.add_argument("--seq-len", type=int, help="fix every sample's input length (default: the paper's distribution)")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--warmup", type=int, default=None, help="warm-up generations (default 1, 2 with compile)")
     p.add_argument("--cache-len", type=int, help="KV cache positions (default: fit the samples)")
-    p.add_argument("--temperature", type=float, default=0.6)
-    p.add_argument("--top-p", type=float, default=0.9)
-    p.add_argument("--exit-layer", type=int, help="self-speculative: draft with layers [0, E) (default: saved or N/4)")
-    p.add_argument("--draft-len", type=int, help="self-speculative: tokens drafted per cycle (default: saved or 4)")
     p.add_argument("--out", type=Path, help="output directory")
+    p.set_defaults(takes_options=True)
+    p.epilog = ("The workload, the decoder and each optimization of the run take their own options, e.g. "
+                "--top-p 0.95, --exit-layer 4, --image-tokenizer PATH (`genaccel list` shows them).")
 
 
-def _config(args, optimizations=(), decoder=None):
-    from .runner import RunConfig
+def _configs(args, registry, runs) -> list:
+    """One RunConfig per (optimizations, decoder) of ``runs``, each with the options it takes of
+    those given on the command line; an option no run takes is an error."""
+    from .config import RunConfig
 
-    warmup = args.warmup
-    if warmup is None:
-        warmup = 2 if {"compile", "cuda-graph"} & set(optimizations) else 1
-    try:
-        return RunConfig(
-            workload=args.workload, preset=args.preset, checkpoint=args.checkpoint, data=args.data,
-            decoder=decoder or args.decoder, optimizations=optimizations, batch_size=args.batch_size,
-            samples=args.samples, max_new_tokens=args.max_new_tokens, seq_len=args.seq_len, device=args.device, dtype=args.dtype,
-            seed=args.seed, warmup=warmup, cache_len=args.cache_len, temperature=args.temperature, top_p=args.top_p,
-            exit_layer=args.exit_layer, draft_len=args.draft_len,
-            workload_options=getattr(args, "workload_options", {}),
-        )
-    except (ValueError, TypeError) as e:
-        raise GenaccelError(f"bad option: {e}") from None
+    spec = registry.workload(args.workload)
+    given = dict(getattr(args, "options", {}))
+    used, configs = set(), []
+    for optimizations, decoder in runs:
+        decoder = decoder or args.decoder
+        warmup = args.warmup
+        if warmup is None:
+            warmup = 2 if {"compile", "cuda-graph"} & set(optimizations) else 1
+        takes = registry.run_options(spec, decoder, optimizations)
+        options = registry.check_run_options({k: v for k, v in given.items() if k in takes}, spec, decoder,
+                                             optimizations)
+        used |= options.keys()
+        try:
+            configs.append(RunConfig(
+                workload=args.workload, preset=args.preset, checkpoint=args.checkpoint, data=args.data,
+                decoder=decoder, optimizations=optimizations, batch_size=args.batch_size, samples=args.samples,
+                max_new_tokens=args.max_new_tokens, seq_len=args.seq_len, device=args.device, dtype=args.dtype,
+                seed=args.seed, warmup=warmup, cache_len=args.cache_len, options=options,
+            ))
+        except (ValueError, TypeError) as e:
+            raise GenaccelError(f"bad option: {e}") from None
+    unused = {k: v for k, v in given.items() if k not in used}
+    if unused:
+        optimizations, decoder = runs[-1]
+        registry.check_run_options(unused, spec, decoder or args.decoder, optimizations)  # raises
+    return configs
+
+
+def _config(args, registry, optimizations=(), decoder=None):
+    return _configs(args, registry, [(tuple(optimizations), decoder)])[0]
 
 
 def _out_dir(args, kind: str) -> Path:
@@ -89,23 +113,31 @@ def _print_cases(cases):
 # --- commands ---------------------------------------------------------------------------------
 
 
+def _options(spec) -> dict:
+    return {o.flag: o.help for o in spec.options}
+
+
 def cmd_list(args, registry) -> int:
     data = {
         "workloads": [
             {"name": w.name, "plugin": w.plugin, "presets": list(w.presets), "default_preset": w.default_preset,
-             "default_decoder": w.default_decoder, "capabilities": sorted(w.capabilities), "description": w.description,
-             "options": {"--" + k.replace("_", "-"): v for k, v in w.options.items()}}
+             "default_decoder": w.default_decoder, "roles": [r.__name__ for r in w.roles], "unit": w.unit,
+             "capabilities": sorted(w.capabilities), "description": w.description, "options": _options(w)}
             for w in registry.workloads.values()
         ],
         "decoders": [
-            {"name": d.name, "plugin": d.plugin, "requires": sorted(d.requires), "description": d.description}
+            {"name": d.name, "plugin": d.plugin, "requires": sorted(d.requires), "description": d.description,
+             "options": _options(d)}
             for d in registry.decoders.values()
         ],
         "optimizations": [
             {"name": o.name, "plugin": o.plugin, "stage": o.stage, "devices": sorted(o.devices), "lossless": o.lossless,
-             "requires": sorted(o.requires), "needs": sorted(o.needs), "description": o.description}
+             "requires": sorted(o.requires), "needs": sorted(o.needs), "description": o.description,
+             "options": _options(o)}
             for o in registry.optimizations.values()
         ],
+        "options": {o.flag: {**o.describe(), "declared_by": owners} for o, owners in registry.all_options().values()},
+        "commands": [{"name": c.name, "plugin": c.plugin, "help": c.help} for c in registry.commands.values()],
     }
     if args.json:
         print(json.dumps(data, indent=1))
@@ -123,15 +155,19 @@ def cmd_list(args, registry) -> int:
     print(table(["name", "stage", "devices", "lossless", "needs", "plugin"], [
         [o["name"], o["stage"], ", ".join(o["devices"]), "yes" if o["lossless"] else "no (lossy)",
          ", ".join(o["requires"] + o["needs"]), o["plugin"]] for o in data["optimizations"]]))
+    print("\nOptions (after the workload name; taken where the run has one of their owners)")
+    print(table(["option", "type", "default", "of", "help"], [
+        [flag, o["type"] + (f": {', '.join(o['choices'])}" if "choices" in o else ""), o["default"] or "-",
+         ", ".join(o["declared_by"]), o["help"]] for flag, o in data["options"].items()]))
     return 0
 
 
 def cmd_run(args, registry) -> int:
+    out = _out_dir(args, "run")
+    config = attrs.evolve(_config(args, registry, args.opt), out_dir=str(out / "outputs"))
     from .report import SCHEMA_VERSION, render, write_json
     from .runner import run_case
 
-    out = _out_dir(args, "run")
-    config = attrs.evolve(_config(args, args.opt), out_dir=str(out / "outputs"))
     env = _environment(config.device)
     case = run_case(registry, config)
     doc = {"schema_version": SCHEMA_VERSION, "kind": "run", "environment": env, **case}
@@ -157,17 +193,17 @@ def _run_cases(registry, configs, report, *, strict: bool):
 
 
 def cmd_ablate(args, registry) -> int:
-    from .report import Report, render, speedup_rows, table
-
     spec = registry.workload(args.workload)
-    configs = []
+    runs = []
     if not args.no_reference and "hf-generate" in spec.capabilities and not args.decoder:
-        configs.append(_config(args, (), decoder="hf-generate"))
-    for i in range(len(args.steps) + 1):
-        configs.append(_config(args, args.steps[:i]))
+        runs.append(((), "hf-generate"))
+    runs += [(args.steps[:i], None) for i in range(len(args.steps) + 1)]
+    configs = _configs(args, registry, runs)
     for c in configs:  # fail fast on names and impossible stacks, before hours of measuring
         registry.resolve_stack(spec, c.optimizations, c.device)
         registry.check_decoder(spec, c.decoder or spec.default_decoder)
+    from .report import Report, render, speedup_rows, table
+
     out = _out_dir(args, "ablate")
     report = Report(out, "ablate", _environment(args.device), {"steps": list(args.steps), **configs[-1].to_dict()})
     _run_cases(registry, configs, report, strict=True)
@@ -181,9 +217,10 @@ def cmd_ablate(args, registry) -> int:
 
 def cmd_bench(args, registry) -> int:
     from .config import BenchConfig
+
+    bench = BenchConfig.from_toml(args.config, registry)
     from .report import Report, render
 
-    bench = BenchConfig.from_toml(args.config)
     families = {w.split("/")[0] for w in registry.workloads}
     configs, skipped = [], []
     for case in bench.cases:
@@ -240,18 +277,20 @@ def cmd_compare(args, registry) -> int:
 
 
 def cmd_generate(args, registry) -> int:
+    out = _out_dir(args, "generate")
+    config = attrs.evolve(_config(args, registry, args.opt), out_dir=str(out))
+    if not args.prompt.strip():
+        raise GenaccelError("--prompt is empty; give the text to continue")
+    from .roles import PromptInput
     from .runner import _fit_cache, prepare
     from .workload import TextSample
 
-    out = _out_dir(args, "generate")
-    config = attrs.evolve(_config(args, args.opt), out_dir=str(out))
-    if not args.prompt.strip():
-        raise GenaccelError("--prompt is empty; give the text to continue")
     ctx = prepare(registry, config)
     inst = ctx.instance
-    make = getattr(inst, "prompt_sample", None)  # workloads whose input is more than text (an image, ...)
-    sample = (make(args.prompt, args.max_new_tokens) if make else
-              TextSample(id="prompt", input_ids=inst.encode(args.prompt), max_new_tokens=args.max_new_tokens or 64))
+    if ctx.has(PromptInput):  # workloads whose input is more than text (an image, ...)
+        sample = inst.prompt_sample(args.prompt, args.max_new_tokens)
+    else:
+        sample = TextSample(id="prompt", input_ids=inst.encode(args.prompt), max_new_tokens=args.max_new_tokens or 64)
     ctx.max_seq_len = _fit_cache(config, [[sample]])
     result = ctx.decoder.run(ctx, [sample])
     files = result.records[0].get("files")
@@ -262,20 +301,20 @@ def cmd_generate(args, registry) -> int:
     return 0
 
 
-def _multi_configs(args):
+def _multi_configs(args, registry):
     """profile and characterize take several workloads with one set of run options."""
     configs = []
     for workload in [args.workload, *args.workloads]:
         args.workload = workload
-        configs.append(_config(args, args.opt))
+        configs.append(_config(args, registry, args.opt))
     return configs
 
 
 def cmd_profile(args, registry) -> int:
+    configs = _multi_configs(args, registry)
     from .characterize import breakdown_markdown, plot_breakdown, profile_workload, work_markdown
     from .report import SCHEMA_VERSION, write_json
 
-    configs = _multi_configs(args)
     out = _out_dir(args, "profile")
     out.mkdir(parents=True, exist_ok=True)
     env = _environment(configs[0].device)
@@ -298,11 +337,11 @@ def cmd_profile(args, registry) -> int:
 
 
 def cmd_characterize(args, registry) -> int:
+    configs = _multi_configs(args, registry)
     from .characterize import characterize, characterize_markdown, plot_latency_distribution
     from .report import SCHEMA_VERSION, write_json
     from .runner import run_case
 
-    configs = _multi_configs(args)
     out = _out_dir(args, "characterize")
     env = _environment(configs[0].device)
     cases = [run_case(registry, c) for c in configs]
@@ -317,118 +356,11 @@ def cmd_characterize(args, registry) -> int:
     return 0
 
 
-def _early_exit_workload(registry, name):
-    spec = registry.workload(name)
-    if "early-exit" not in spec.capabilities:
-        able = [w for w, s in registry.workloads.items() if "early-exit" in s.capabilities]
-        raise GenaccelError(f"workload {name!r} cannot exit early; workloads that can: {', '.join(able) or 'none installed'}")
-    return spec
-
-
-def cmd_train_layerskip(args, registry) -> int:
-    from .runner import check_device
-    from .train import TrainConfig, train_early_exit
-    from .workload import BuildOptions
-
-    spec = _early_exit_workload(registry, args.workload)
-    if args.preset and args.preset not in spec.presets:
-        from .errors import unknown_name
-
-        raise unknown_name(f"preset of {spec.name}", args.preset, spec.presets)
-    check_device(args.device)
-    try:
-        config = TrainConfig(
-            steps=args.steps, minutes=args.minutes, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
-            warmup=args.lr_warmup, max_dropout=args.max_dropout, exit_scale=args.exit_scale, rotation=args.rotation,
-            exit_fraction=args.exit_fraction, autocast=not args.fp32, seed=args.seed,
-        )
-    except (ValueError, TypeError) as e:
-        raise GenaccelError(f"bad option: {e}") from None
-    import torch
-
-    torch.manual_seed(args.seed)
-    instance = spec.build(BuildOptions(preset=args.preset, checkpoint=args.checkpoint, device=args.device,
-                                       dtype="float32", seed=args.seed, data=args.data))
-    if not hasattr(instance, "training_texts"):
-        raise GenaccelError(f"workload {spec.name!r} has no training text")
-    if not args.out:
-        from .measure import cache_dir
-
-        source = args.preset or (Path(args.checkpoint).name if args.checkpoint else spec.default_preset)
-        args.out = str(cache_dir() / "checkpoints" / f"{spec.family}-{source}-layerskip")
-    info = train_early_exit(instance, instance.training_texts(), Path(args.out), config)
-    t = info["trained"]
-    final = t["final_loss"] or {}
-    print(f"trained {t['steps']} steps ({t['tokens']} tokens) in {t['seconds']:.0f} s; "
-          f"final loss {final.get('loss', float('nan')):.3f}")
-    print(f"checkpoint: {args.out} (use --checkpoint {args.out}; `genaccel layerskip-sweep {spec.name} "
-          f"--checkpoint {args.out} --save` picks the exit layer and draft length)")
-    return 0
-
-
-def cmd_layerskip_sweep(args, registry) -> int:
-    from .decoding import generate, greedy_pick, stop_token
-    from .report import table, write_json
-    from .runner import make_batches, prepare, speculative_summary
-    from .speculative import SETTINGS_FILE, speculate
-
-    spec = _early_exit_workload(registry, args.workload)
-    config = _config(args, args.opt)
-    ctx = prepare(registry, config)
-    inst = ctx.instance
-    batches = make_batches(ctx)
-    eos = stop_token(inst)
-    common = dict(device=config.device, pad_id=inst.pad_token_id, max_seq_len=ctx.max_seq_len, eos_id=eos)
-
-    def timed(fn):
-        fn(batches[0])  # warm-up (compiles)
-        t0 = time.perf_counter()
-        results = [fn(b) for b in batches]
-        return time.perf_counter() - t0, results
-
-    n_layers = inst.model.num_layers
-    exits = args.exit_layers or tuple(sorted({max(1, n_layers * i // 8) for i in range(1, 5)}))
-    lens = args.draft_lens or (2, 3, 4, 6)
-    print(f"{spec.name}: plain greedy, then {len(exits) * len(lens)} (E, k) pairs", file=sys.stderr)
-    base_s, base = timed(lambda b: generate(inst.model, b, greedy_pick, **common))
-    tokens = sum(len(o) for r in base for o in r.outputs)
-    rows, records = [], []
-    for e in exits:
-        for k in lens:
-            inst.model.reset_steps()  # each (E, k) compiles its own draft and verify steps
-            secs, res = timed(lambda b, e=e, k=k: speculate(inst.model, b, exit_layer=e, draft_len=k, **common))
-            same = all(r.outputs == q.outputs for r, q in zip(res, base))
-            stats = speculative_summary([r.extra["speculative"] for r in res])
-            rec = {"exit_layer": e, "draft_len": k, "seconds": secs, "speedup": base_s / secs,
-                   "acceptance_rate": stats["acceptance_rate"], "tokens_per_cycle": stats["tokens_per_cycle"],
-                   "same_tokens": same}
-            records.append(rec)
-            rows.append([str(e), str(k), f"{rec['acceptance_rate']:.3f}", f"{rec['tokens_per_cycle']:.2f}",
-                         f"{tokens / secs:.1f}", f"{rec['speedup']:.2f}×", "yes" if same else "NO"])
-            print(f"  E={e} k={k}: {rec['speedup']:.2f}×", file=sys.stderr, flush=True)
-    best = max(records, key=lambda r: r["speedup"])
-    print(f"plain greedy: {tokens / base_s:.1f} tok/s ({'+'.join(ctx.stack.names) or 'baseline'})")
-    print(table(["E", "k", "acceptance", "tokens/cycle", "tok/s", "× greedy", "same tokens"], rows))
-    print(f"\nbest: exit layer {best['exit_layer']}, draft length {best['draft_len']} ({best['speedup']:.2f}×)")
-    out = _out_dir(args, "layerskip-sweep")
-    write_json(out / "sweep.json", {"config": config.to_dict(), "greedy_s": base_s, "tokens": tokens, "pairs": records,
-                                    "best": best})
-    print(f"sweep: {out / 'sweep.json'}")
-    if args.save:
-        if not config.checkpoint:
-            raise GenaccelError("--save writes into a checkpoint directory: give --checkpoint DIR")
-        path = Path(config.checkpoint) / SETTINGS_FILE
-        data = json.loads(path.read_text()) if path.exists() else {}
-        data.update(exit_layer=best["exit_layer"], draft_len=best["draft_len"], sweep=records)
-        path.write_text(json.dumps(data, indent=1))
-        print(f"saved exit layer and draft length to {path}")
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(registry=None) -> argparse.ArgumentParser:
+    """The parser of the built-in commands and of those the plugins register (given ``registry``)."""
     parser = argparse.ArgumentParser(prog="genaccel", description="Characterize and accelerate generative inference.")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("list", help="installed workloads, decoders and optimizations")
+    p = sub.add_parser("list", help="installed workloads, decoders, optimizations and their options")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_list)
     p = sub.add_parser("run", help="measure one workload with one optimization stack")
@@ -451,48 +383,26 @@ def build_parser() -> argparse.ArgumentParser:
         _add_run_options(p)
         p.add_argument("workloads", nargs="*", default=[], help="more workloads with the same options")
         p.set_defaults(fn=fn)
-    p = sub.add_parser("train-layerskip", help="continue training a model to exit early (LayerSkip recipe)")
-    p.add_argument("workload")
-    model = p.add_mutually_exclusive_group()
-    model.add_argument("--preset")
-    model.add_argument("--checkpoint")
-    p.add_argument("--out", help="directory for the trained checkpoint (default: "
-                   "$GENACCEL_CACHE/checkpoints/FAMILY-PRESET-layerskip)")
-    p.add_argument("--data", help="directory of the user's own training text")
-    p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--minutes", type=float, help="stop after this much wall time")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--seq-len", type=int, default=256)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--lr-warmup", type=int, default=20)
-    p.add_argument("--max-dropout", type=float, default=0.1, help="layer dropout of the last layer")
-    p.add_argument("--exit-scale", type=float, default=1.0, help="weight of the early-exit losses")
-    p.add_argument("--rotation", type=int, default=4, help="supervise every R-th layer, rotating each step")
-    p.add_argument("--exit-fraction", type=float, default=0.25, help="share of positions an early exit's loss uses")
-    p.add_argument("--fp32", action="store_true", help="no bfloat16 autocast")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(fn=cmd_train_layerskip)
-    p = sub.add_parser("layerskip-sweep", help="search exit layer E and draft length k for self-speculative decoding")
-    _add_run_options(p)
-    p.add_argument("--exit-layers", type=lambda t: tuple(int(x) for x in _csv(t)), help="E values (default: N/8..N/2)")
-    p.add_argument("--draft-lens", type=lambda t: tuple(int(x) for x in _csv(t)), help="k values (default 2,3,4,6)")
-    p.add_argument("--save", action="store_true", help="store the best pair in the checkpoint's layerskip.json")
-    p.set_defaults(fn=cmd_layerskip_sweep)
     p = sub.add_parser("generate", help="generate text from a prompt")
     _add_run_options(p)
     p.add_argument("--prompt", required=True)
     p.set_defaults(fn=cmd_generate)
+    for command in (registry.commands.values() if registry is not None else ()):
+        if command.name in sub.choices:
+            raise GenaccelError(f"plugin {command.plugin!r} registers command {command.name!r}, which genaccel has")
+        p = sub.add_parser(command.name, help=command.help)
+        command.add_arguments(p)
+        p.set_defaults(fn=command.run)
     return parser
 
 
-def _workload_options(parser: argparse.ArgumentParser, args, extra: list[str]) -> None:
-    """Flags argparse does not know (``--image-tokenizer PATH``) become the workload's own options,
-    checked against what the workload declares when the run is prepared."""
+def _extra_options(parser: argparse.ArgumentParser, args, extra: list[str]) -> None:
+    """Flags argparse does not know (``--image-tokenizer PATH``, ``--top-p 0.95``) become ``args.options``
+    (name → text), checked against what the run's workload, decoder and optimizations declare."""
     options, i = {}, 0
     while i < len(extra):
         token = extra[i]
-        if not token.startswith("--") or len(token) < 3 or not hasattr(args, "workload"):
+        if not token.startswith("--") or len(token) < 3 or not getattr(args, "takes_options", False):
             parser.error(f"unrecognized arguments: {' '.join(extra[i:])}")
         name, eq, value = token[2:].partition("=")
         if not eq:
@@ -501,17 +411,18 @@ def _workload_options(parser: argparse.ArgumentParser, args, extra: list[str]) -
             value, i = extra[i + 1], i + 1
         options[name.replace("-", "_")] = value
         i += 1
-    args.workload_options = options
+    args.options = options
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    _workload_options(parser, args, extra)
     try:
         from .plugins import default_registry
 
-        return args.fn(args, default_registry())
+        registry = default_registry()
+        parser = build_parser(registry)
+        args, extra = parser.parse_known_args(argv)
+        _extra_options(parser, args, extra)
+        return args.fn(args, registry)
     except GenaccelError as e:
         print(f"genaccel: error: {e}", file=sys.stderr)
         return 2

@@ -1,4 +1,5 @@
-"""The bench configuration: a TOML file of defaults and cases, validated with line numbers."""
+"""Run configuration: one case (:class:`RunConfig`) and the bench TOML of defaults and cases,
+validated with line numbers.  Light: no torch."""
 
 from __future__ import annotations
 
@@ -8,16 +9,73 @@ import sys
 from pathlib import Path
 
 import attrs
+from attrs import validators as v
 
 from .errors import GenaccelError
-from .runner import RunConfig
+from .registry import DEVICE
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-RUN_KEYS = {f.name for f in attrs.fields(RunConfig)} - {"workload", "optimizations", "batch_size"}
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def _positive_or_none(instance, attribute, value):
+    if value is not None and value < 1:
+        raise ValueError(f"{attribute.name} must be >= 1, got {value}")
+
+
+@attrs.frozen(kw_only=True)
+class RunConfig:
+    """Everything that defines one measured case.
+
+    ``options``: the values of the options the run's workload, decoder and optimizations declare
+    (``top_p``, ``exit_layer``, ``image_tokenizer`` ...), by name, already parsed and checked; an
+    option not given is absent (its owner uses its default).
+    """
+
+    workload: str
+    preset: str | None = None
+    checkpoint: str | None = None
+    data: str | None = None
+    decoder: str | None = None
+    optimizations: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    batch_size: int = attrs.field(default=1, validator=v.ge(1))
+    samples: int = attrs.field(default=4, validator=v.ge(1))
+    max_new_tokens: int | None = attrs.field(default=None, validator=_positive_or_none)
+    seq_len: int | None = attrs.field(default=None, validator=_positive_or_none)
+    device: str = attrs.field(default="cpu", validator=v.matches_re(DEVICE))
+    dtype: str = attrs.field(default="float32", validator=v.in_(DTYPES))
+    seed: int = 0
+    warmup: int = attrs.field(default=1, validator=v.ge(0))
+    cache_len: int | None = attrs.field(default=None, validator=_positive_or_none)
+    out_dir: str | None = None  # where the workload writes what it makes (images, audio)
+    options: dict = attrs.field(factory=dict, converter=dict, hash=False)
+
+    @property
+    def label(self) -> str:
+        stack = "+".join(self.optimizations) if self.optimizations else "baseline"
+        if self.decoder == "hf-generate":
+            stack = "transformers generate"
+        return stack
+
+    def build_options(self):
+        from .workload import BuildOptions
+
+        return BuildOptions(
+            preset=self.preset, checkpoint=self.checkpoint, device=self.device, dtype=self.dtype,
+            seed=self.seed, data=self.data, options=self.options, out_dir=self.out_dir,
+        )
+
+    def to_dict(self) -> dict:
+        d = attrs.asdict(self)
+        d["options"] = {k: str(x) if isinstance(x, Path) else x for k, x in self.options.items()}
+        return d
+
+
+RUN_KEYS = {f.name for f in attrs.fields(RunConfig)} - {"workload", "optimizations", "batch_size", "options"}
 CASE_KEYS = (RUN_KEYS - {"seq_len"}) | {"workload", "stacks", "batch_sizes", "seq_lens", "reference", "profile",
                                         "make_checkpoint"}
 TOP_KEYS = {"defaults", "cases"}
@@ -31,8 +89,10 @@ class BenchCase:
     reference: bool
     profile: bool = False  # also profile the first and last stack at the first batch size and length
     seq_lens: tuple = (None,)
-    options: dict = attrs.field(factory=dict, hash=False)
+    options: dict = attrs.field(factory=dict, hash=False)  # RunConfig fields
+    values: dict = attrs.field(factory=dict, hash=False)  # declared options (top_p, image_tokenizer ...)
     make_checkpoint: str | None = None  # the command that makes the case's checkpoint when it is missing
+    registry: object = attrs.field(default=None, eq=False, repr=False)  # to give each run the options it takes
 
     def missing_checkpoint(self) -> str | None:
         """Why the case cannot run (its checkpoint directory is absent), or None."""
@@ -42,23 +102,35 @@ class BenchCase:
         how = f"; make it with: {self.make_checkpoint}" if self.make_checkpoint else ""
         return f"checkpoint {path} does not exist{how}"
 
+    def runs(self) -> list[tuple[tuple[str, ...], str | None]]:
+        """(optimizations, decoder) of every run of the case."""
+        decoder = self.options.get("decoder")
+        return ([((), "hf-generate")] if self.reference else []) + [(s, decoder) for s in self.stacks]
+
+    def _spec(self):
+        if self.registry is None or self.workload not in self.registry.workloads:
+            return None
+        return self.registry.workload(self.workload)
+
+    def _config(self, optimizations, decoder, **common) -> RunConfig:
+        values, spec = self.values, self._spec()
+        if spec is not None:  # [defaults] and stacks may hold options some runs do not take
+            takes = self.registry.run_options(spec, decoder, optimizations)
+            values = {k: x for k, x in values.items() if k in takes}
+        fields = {**self.options, **common, "decoder": decoder}
+        return RunConfig(workload=self.workload, optimizations=optimizations, options=values, **fields)
+
     def profile_configs(self) -> list[RunConfig]:
         if not self.profile:
             return []
-        common = dict(workload=self.workload, batch_size=self.batch_sizes[0], seq_len=self.seq_lens[0], **self.options)
+        common = dict(batch_size=self.batch_sizes[0], seq_len=self.seq_lens[0], samples=1)
         stacks = [self.stacks[0], self.stacks[-1]] if len(self.stacks) > 1 else [self.stacks[0]]
-        return [RunConfig(optimizations=s, **{**common, "samples": 1}) for s in stacks]
+        return [self._config(s, self.options.get("decoder"), **common) for s in stacks]
 
     def configs(self) -> list[RunConfig]:
         """For each sequence length and batch size: the reference (when asked), then every stack."""
-        out = []
-        for seq_len in self.seq_lens:
-            for bs in self.batch_sizes:
-                common = dict(workload=self.workload, batch_size=bs, seq_len=seq_len, **self.options)
-                if self.reference:
-                    out.append(RunConfig(decoder="hf-generate", **common))
-                out += [RunConfig(optimizations=s, **common) for s in self.stacks]
-        return out
+        return [self._config(stack, decoder, batch_size=bs, seq_len=seq_len)
+                for seq_len in self.seq_lens for bs in self.batch_sizes for stack, decoder in self.runs()]
 
 
 @attrs.frozen(kw_only=True)
@@ -67,7 +139,7 @@ class BenchConfig:
     cases: tuple[BenchCase, ...]
 
     @classmethod
-    def from_toml(cls, path: str | Path) -> BenchConfig:
+    def from_toml(cls, path: str | Path, registry=None) -> BenchConfig:
         path = Path(path)
         try:
             text = path.read_text()
@@ -77,10 +149,17 @@ class BenchConfig:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
             raise GenaccelError(f"{path}: malformed TOML: {e}") from None
-        return cls.from_dict(data, path=path, text=text)
+        return cls.from_dict(data, path=path, text=text, registry=registry)
 
     @classmethod
-    def from_dict(cls, data: dict, *, path: Path, text: str = "") -> BenchConfig:
+    def from_dict(cls, data: dict, *, path: Path, text: str = "", registry=None) -> BenchConfig:
+        """``registry`` (default: the installed plugins') knows the options workloads, decoders and
+        optimizations declare; a case's option must be taken by one of its runs."""
+        if registry is None:
+            from .plugins import default_registry
+
+            registry = default_registry()
+        declared = {name: option for name, (option, _) in registry.all_options().items()}
         finder = _LineFinder(path, text)
         for key in data:
             if key not in TOP_KEYS:
@@ -89,19 +168,26 @@ class BenchConfig:
         if not isinstance(defaults, dict):
             raise finder.error("defaults", None, "[defaults] must be a table")
         for key in defaults:
-            if key not in RUN_KEYS:
-                raise finder.error(key, "defaults", f"unknown key {key!r} in [defaults]", RUN_KEYS)
+            if key not in RUN_KEYS | declared.keys():
+                raise finder.error(key, "defaults", f"unknown key {key!r} in [defaults]", RUN_KEYS | declared.keys())
         raw_cases = data.get("cases")
         if not isinstance(raw_cases, list) or not raw_cases:
             raise GenaccelError(f"{path}: no [[cases]]; add at least one with workload = \"family/task\"")
         cases = []
         for n, raw in enumerate(raw_cases):
             for key in raw:
-                if key not in CASE_KEYS:
-                    raise finder.error(key, n, f"unknown key {key!r} in [[cases]] #{n + 1}", CASE_KEYS)
+                if key not in CASE_KEYS | declared.keys():
+                    raise finder.error(key, n, f"unknown key {key!r} in [[cases]] #{n + 1}", CASE_KEYS | declared.keys())
             if "workload" not in raw:
                 raise finder.error("workload", n, f"[[cases]] #{n + 1} has no workload = \"family/task\"")
-            options = {**defaults, **{k: v for k, v in raw.items() if k in RUN_KEYS}}
+            options = {**defaults, **{k: v for k, v in raw.items() if k in RUN_KEYS or k in declared}}
+            values = {k: v for k, v in options.items() if k not in RUN_KEYS}
+            options = {k: v for k, v in options.items() if k in RUN_KEYS}
+            for key, value in values.items():
+                try:
+                    values[key] = declared[key].check(value)
+                except GenaccelError as e:
+                    raise finder.error(key, n, f"bad value in [[cases]] #{n + 1}: {e}") from None
             if isinstance(options.get("checkpoint"), str):
                 options["checkpoint"] = expand_cache(options["checkpoint"])
             stacks = raw.get("stacks", [[]])
@@ -122,15 +208,38 @@ class BenchConfig:
                 reference=bool(raw.get("reference", False)),
                 profile=bool(raw.get("profile", False)),
                 options=options,
+                values=values,
                 make_checkpoint=expand_cache(raw["make_checkpoint"]) if "make_checkpoint" in raw else None,
+                registry=registry,
             )
             try:
                 case.configs()
             except (TypeError, ValueError) as e:
                 bad = next((k for k in options if k in str(e)), "workload")
                 raise finder.error(bad, n, f"bad value in [[cases]] #{n + 1}: {e}") from None
+            except GenaccelError as e:  # an unknown optimization or decoder of an installed workload
+                raise finder.error("stacks", n, f"[[cases]] #{n + 1}: {e}") from None
+            _check_case_options(case, raw, finder, n)
             cases.append(case)
         return cls(path=path, cases=tuple(cases))
+
+
+def _check_case_options(case: BenchCase, raw: dict, finder: _LineFinder, n: int) -> None:
+    """An option set in a case (not in [defaults]) must be taken by one of the case's runs."""
+    spec = case._spec()
+    if spec is None:  # the workload's plugin is not installed: the case is a recorded skip
+        return
+    registry = case.registry
+    for key in raw:
+        if key not in case.values:
+            continue
+        runs = case.runs()
+        if not any(key in registry.run_options(spec, decoder, stack) for stack, decoder in runs):
+            stack, decoder = runs[-1]
+            try:
+                registry.check_run_options({key: case.values[key]}, spec, decoder, stack)
+            except GenaccelError as e:
+                raise finder.error(key, n, f"[[cases]] #{n + 1}: {e}") from None
 
 
 def expand_cache(text: str) -> str:

@@ -25,3 +25,10 @@ def genaccel_register_decoders(register):
 @hookspec
 def genaccel_register_optimizations(register):
     """Register optimizations: call ``register(OptimizationSpec(...))`` for each."""
+
+
+@hookspec
+def genaccel_register_commands(register):
+    """Register subcommands: call ``register(name, help, add_arguments, run)`` for each, where
+    ``add_arguments(parser)`` adds its arguments to an ``argparse`` parser and ``run(args, registry)``
+    returns the exit status (``genaccel NAME ...``)."""

@@ -1,4 +1,7 @@
-"""The plugin manager: built-in plugins plus everything in the ``genaccel`` entry-point group."""
+"""The plugin manager: built-in plugins plus everything in the ``genaccel`` entry-point group.
+
+Loading plugins imports only their registration modules (no torch, transformers or model code).
+"""
 
 from __future__ import annotations
 
@@ -8,17 +11,16 @@ from importlib import metadata
 import pluggy
 
 from . import hookspecs
-from .registry import Registry
-
-BUILTIN_PLUGINS = ("genaccel.builtin.decoders", "genaccel.builtin.optimizations", "genaccel.builtin.quantization")
+from .registry import Command, Registry
 
 
 def make_plugin_manager(*, load_entry_points: bool = True) -> pluggy.PluginManager:
+    from .builtin.registration import BUILTIN_PLUGINS
+
     pm = pluggy.PluginManager("genaccel")
     pm.add_hookspecs(hookspecs)
-    for modname in BUILTIN_PLUGINS:
-        module = __import__(modname, fromlist=["_"])
-        pm.register(module, name=modname)
+    for name, plugin in BUILTIN_PLUGINS.items():
+        pm.register(plugin, name=name)
     if load_entry_points:
         pm.load_setuptools_entrypoints("genaccel")
     return pm
@@ -34,6 +36,11 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
     ):
         for impl in hook.get_hookimpls():
             impl.function(register=functools.partial(registry.add, plugin=impl.plugin_name))
+    for impl in pm.hook.genaccel_register_commands.get_hookimpls():
+        def register(name, help, add_arguments, run, _plugin=impl.plugin_name):
+            registry.add(Command(name=name, help=help, add_arguments=add_arguments, run=run), plugin=_plugin)
+
+        impl.function(register=register)
     return registry
 
 

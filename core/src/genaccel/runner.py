@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 import sys
 import time
 import traceback
@@ -11,65 +12,14 @@ from collections.abc import Callable
 
 import attrs
 import torch
-from attrs import validators as v
 
+from .config import RunConfig
 from .decoding import BatchResult
 from .errors import GenaccelError, unknown_name
 from .hf import _nbytes
 from .measure import PeakMemory, measure_bandwidth, percentiles
-from .registry import Registry, Stack, WorkloadSpec
-from .workload import BuildOptions
-
-DEVICES = ("cpu", "cuda")
-DTYPES = ("float32", "bfloat16", "float16")
-
-
-def _positive_or_none(instance, attribute, value):
-    if value is not None and value < 1:
-        raise ValueError(f"{attribute.name} must be >= 1, got {value}")
-
-
-@attrs.frozen(kw_only=True)
-class RunConfig:
-    """Everything that defines one measured case."""
-
-    workload: str
-    preset: str | None = None
-    checkpoint: str | None = None
-    data: str | None = None
-    decoder: str | None = None
-    optimizations: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    batch_size: int = attrs.field(default=1, validator=v.ge(1))
-    samples: int = attrs.field(default=4, validator=v.ge(1))
-    max_new_tokens: int | None = attrs.field(default=None, validator=_positive_or_none)
-    seq_len: int | None = attrs.field(default=None, validator=_positive_or_none)
-    device: str = attrs.field(default="cpu", validator=v.in_(DEVICES))
-    dtype: str = attrs.field(default="float32", validator=v.in_(DTYPES))
-    seed: int = 0
-    warmup: int = attrs.field(default=1, validator=v.ge(0))
-    cache_len: int | None = attrs.field(default=None, validator=_positive_or_none)
-    temperature: float = attrs.field(default=0.6, validator=v.gt(0))
-    top_p: float = attrs.field(default=0.9, validator=[v.gt(0), v.le(1)])
-    exit_layer: int | None = attrs.field(default=None, validator=_positive_or_none)  # self-speculative E
-    draft_len: int | None = attrs.field(default=None, validator=_positive_or_none)  # self-speculative k
-    workload_options: dict = attrs.field(factory=dict, converter=dict, hash=False)  # e.g. image_tokenizer
-    out_dir: str | None = None  # where the workload writes what it makes (images, audio)
-
-    @property
-    def label(self) -> str:
-        stack = "+".join(self.optimizations) if self.optimizations else "baseline"
-        if self.decoder == "hf-generate":
-            stack = "transformers generate"
-        return stack
-
-    def build_options(self) -> BuildOptions:
-        return BuildOptions(
-            preset=self.preset, checkpoint=self.checkpoint, device=self.device, dtype=self.dtype,
-            seed=self.seed, data=self.data, options=self.workload_options, out_dir=self.out_dir,
-        )
-
-    def to_dict(self) -> dict:
-        return attrs.asdict(self)
+from .registry import Registry, Stack, WorkloadSpec, check_device_name, device_type
+from .roles import Role, check_roles
 
 
 @attrs.define(kw_only=True)
@@ -84,6 +34,12 @@ class RunContext:
     max_seq_len: int = 0
     notes: dict = attrs.field(factory=dict)
     batches: list = attrs.field(factory=list)  # the run's batches, once made
+    rank: int = attrs.field(factory=lambda: int(os.environ.get("RANK", "0")))
+    world_size: int = attrs.field(factory=lambda: int(os.environ.get("WORLD_SIZE", "1")))
+
+    def has(self, role: type[Role]) -> bool:
+        """Whether the workload declares ``role`` (``ctx.has(MediaCodec)``)."""
+        return role in self.workload.roles
 
     def calibration_batch(self) -> list:
         """A real batch for optimizations that measure the model before changing it."""
@@ -103,8 +59,19 @@ def _status(msg: str) -> None:
 
 
 def check_device(device: str) -> None:
-    if device == "cuda" and not torch.cuda.is_available():
-        raise GenaccelError("--device cuda was asked for but no CUDA device is visible; use --device cpu")
+    check_device_name(device)
+    if device_type(device) == "cuda":
+        if not torch.cuda.is_available():
+            raise GenaccelError(f"--device {device} was asked for but no CUDA device is visible; use --device cpu")
+        index = torch.device(device).index
+        if index is not None and index >= torch.cuda.device_count():
+            raise GenaccelError(f"--device {device}: only {torch.cuda.device_count()} CUDA devices are visible "
+                                f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
+    elif device_type(device) != "cpu":
+        try:
+            torch.empty(0, device=device)
+        except (RuntimeError, ValueError) as e:
+            raise GenaccelError(f"--device {device} is not usable here ({e}); use --device cpu or cuda") from None
 
 
 def prepare(registry: Registry, config: RunConfig, *, strict: bool = True, apply: bool = True) -> RunContext:
@@ -114,14 +81,15 @@ def prepare(registry: Registry, config: RunConfig, *, strict: bool = True, apply
         raise GenaccelError("give --preset or --checkpoint, not both")
     if config.preset and config.preset not in spec.presets:
         raise unknown_name(f"preset of {spec.name}", config.preset, spec.presets)
-    spec.check_options(config.workload_options)
     decoder_spec = registry.check_decoder(spec, config.decoder or spec.default_decoder)
+    registry.check_run_options(config.options, spec, decoder_spec.name, config.optimizations)
     stack = registry.resolve_stack(spec, config.optimizations, config.device, strict=strict)
     check_device(config.device)
     torch.manual_seed(config.seed)
     instance = spec.build(config.build_options())
+    check_roles(spec.name, spec.roles, instance)
     ctx = RunContext(config=config, workload=spec, instance=instance, stack=stack)
-    ctx.decoder = decoder_spec.factory(temperature=config.temperature, top_p=config.top_p)
+    ctx.decoder = decoder_spec.factory(**{o.name: config.options.get(o.name, o.default) for o in decoder_spec.options})
     if apply:
         apply_stack(ctx)
     return ctx

@@ -94,8 +94,8 @@ class SelfSpeculative:
         """(E, k): the run's options, else the checkpoint's saved pair, else N/4 and 4."""
         saved = checkpoint_settings(ctx.config.checkpoint)
         n = ctx.instance.model.num_layers
-        e = self.exit_layer or getattr(ctx.config, "exit_layer", None) or saved.get("exit_layer") or max(1, n // 4)
-        k = self.draft_len or getattr(ctx.config, "draft_len", None) or saved.get("draft_len") or 4
+        e = self.exit_layer or ctx.config.options.get("exit_layer") or saved.get("exit_layer") or max(1, n // 4)
+        k = self.draft_len or ctx.config.options.get("draft_len") or saved.get("draft_len") or 4
         if not 1 <= e <= n:
             raise GenaccelError(f"exit layer {e} is out of range: the model has {n} layers; use 1..{n}")
         if k < 1:

@@ -5,10 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..decoding import BatchResult, generate, greedy_pick, pad_left, stop_token, top_p_pick, with_media
-from ..hookspecs import hookimpl
 from ..measure import synced_now
-from ..registry import DecoderSpec
-from ..speculative import SelfSpeculative
 
 
 class Greedy:
@@ -139,48 +136,3 @@ class NonAutoregressive:
             for s, out, extra in zip(batch, result["outputs"], result.get("records") or [{}] * len(batch))
         ]
         return BatchResult(records=records, outputs=result["outputs"], latency_s=latency, phases=result.get("phases", {}))
-
-
-@hookimpl
-def genaccel_register_decoders(register):
-    register(DecoderSpec(name="greedy", description="argmax at every step", factory=Greedy, requires="autoregressive"))
-    register(
-        DecoderSpec(
-            name="top-p",
-            description="temperature + nucleus sampling on the device, seeded",
-            factory=TopP,
-            requires="autoregressive",
-        )
-    )
-    register(
-        DecoderSpec(
-            name="beam",
-            description="beam search, 5 beams, length penalty 1.0; the cache reordered after every step",
-            factory=Beam,
-            requires=("autoregressive", "beam"),
-        )
-    )
-    register(
-        DecoderSpec(
-            name="nar",
-            description="non-autoregressive: one forward per batch, no token loop",
-            factory=NonAutoregressive,
-            requires="non-autoregressive",
-        )
-    )
-    register(
-        DecoderSpec(
-            name="self-speculative",
-            description="LayerSkip: draft with the first E layers, verify with the rest (greedy, exact)",
-            factory=SelfSpeculative,
-            requires=("autoregressive", "early-exit"),
-        )
-    )
-    register(
-        DecoderSpec(
-            name="hf-generate",
-            description="transformers' generate (greedy), the reference implementation",
-            factory=HFGenerate,
-            requires="hf-generate",
-        )
-    )

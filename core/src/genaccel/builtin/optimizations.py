@@ -1,9 +1,10 @@
-"""Built-in optimizations, usable by every workload that offers the capabilities they need."""
+"""Built-in optimizations, usable by every workload that offers the capabilities they need.
+
+Registered by :mod:`genaccel.builtin.registration`; ``layerskip`` reads its options
+``exit_layer`` and ``draft_len`` from ``ctx.config.options``.
+"""
 
 from __future__ import annotations
-
-from ..hookspecs import hookimpl
-from ..registry import OptimizationSpec
 
 
 def _sdpa(ctx):
@@ -51,54 +52,3 @@ def _layerskip(ctx):
     e, k = decoder.settings(ctx)
     mode = "top-p with rejection sampling" if decoder.sampling else "greedy, exact"
     return f"self-speculative decoding ({mode}): draft {k} tokens with layers [0, {e}), verify with [{e}, {ctx.instance.model.num_layers})"
-
-
-@hookimpl
-def genaccel_register_optimizations(register):
-    register(
-        OptimizationSpec(
-            name="sdpa",
-            description="PyTorch scaled_dot_product_attention instead of eager matmul-softmax-matmul",
-            stage="attention",
-            requires="attention",
-            apply=_sdpa,
-        )
-    )
-    register(
-        OptimizationSpec(
-            name="static-kv",
-            description="static KV cache, allocated once and written in place",
-            stage="cache",
-            requires="kv-cache",
-            apply=_static_kv,
-        )
-    )
-    register(
-        OptimizationSpec(
-            name="compile",
-            description="torch.compile of the hot step (decode step for autoregressive models)",
-            stage="compile",
-            requires="compile",
-            apply=_compile,
-        )
-    )
-    register(
-        OptimizationSpec(
-            name="cuda-graph",
-            description="capture the hot step in a CUDA graph and replay it",
-            stage="graph",
-            requires="cuda-graph",
-            needs="static-kv",
-            devices="cuda",
-            apply=_cuda_graph,
-        )
-    )
-    register(
-        OptimizationSpec(
-            name="layerskip",
-            description="self-speculative decoding: early-exit drafts verified by the remaining layers",
-            stage="algorithm",
-            requires="early-exit",
-            apply=_layerskip,
-        )
-    )

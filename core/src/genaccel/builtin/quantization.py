@@ -23,16 +23,9 @@ from collections import Counter
 import torch
 from torch import nn
 
-from genaccel import GenaccelError, OptimizationSpec, cpu_gemv_linears, current_phase, hookimpl
+from genaccel import GenaccelError, cpu_gemv_linears, current_phase
+from genaccel.builtin.registration import QUANT_CONFIGS as CONFIGS  # name -> (torchao config, kwargs, devices)
 from genaccel.measure import synced_now
-
-# name -> (torchao config factory, devices where it is a candidate)
-CONFIGS = {
-    "int8-weight-only": ("Int8WeightOnlyConfig", {}, ("cpu", "cuda")),
-    "int8-dynamic": ("Int8DynamicActivationInt8WeightConfig", {}, ("cpu", "cuda")),
-    "int4-weight-only": ("Int4WeightOnlyConfig", {"group_size": 128}, ("cuda",)),
-    "float8-weight-only": ("Float8WeightOnlyConfig", {}, ("cuda",)),
-}
 
 
 def make_config(name: str):
@@ -201,28 +194,6 @@ def _autoquant(ctx):
     }
 
 
-@hookimpl
-def genaccel_register_optimizations(register):
-    register(
-        OptimizationSpec(
-            name="autoquant",
-            description="per linear layer, the fastest of no quantization / int8 weight-only / int8 dynamic "
-                        "(/ int4, float8 on CUDA), timed on the shapes the model really sees",
-            stage="weights",
-            requires="quantize",
-            lossless=False,
-            apply=_autoquant,
-        )
-    )
-    for name, (cls, _, devices) in CONFIGS.items():
-        register(
-            OptimizationSpec(
-                name=name,
-                description=f"every linear layer quantized with torchao {cls}",
-                stage="weights",
-                requires="quantize",
-                devices=devices,
-                lossless=False,
-                apply=uniform(name),
-            )
-        )
+# The uniform quantizations' apply functions, by name ("int8-weight-only" → int8_weight_only);
+# genaccel.builtin.registration registers them.
+int8_weight_only, int8_dynamic, int4_weight_only, float8_weight_only = (uniform(name) for name in CONFIGS)

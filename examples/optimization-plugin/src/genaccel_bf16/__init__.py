@@ -4,14 +4,20 @@ genaccel calls ``genaccel_register_optimizations`` once at start-up; ``register`
 ``OptimizationSpec``.  ``apply(ctx)`` changes ``ctx.instance`` in place and returns a note for
 the report.  Because the spec says ``lossless=False``, every run with this optimization also
 reports its accuracy impact against the unoptimized model.
+
+Registering must stay light (``genaccel list`` loads every plugin): import torch inside
+``apply``, or name a heavier module by import string (``apply="my_plugin.impl:apply"``).
 """
 
-import torch
-from genaccel import GenaccelError, OptimizationSpec, hookimpl
+from genaccel.errors import GenaccelError
+from genaccel.hookspecs import hookimpl
+from genaccel.registry import OptimizationSpec
 
 
 def _to_bf16(ctx):
-    module = getattr(ctx.instance, "module", None)
+    import torch
+
+    module = ctx.instance.module  # every workload has one (role Workload)
     if not isinstance(module, torch.nn.Module):
         raise GenaccelError(f"bf16-weights: workload {ctx.workload.name} exposes no torch module")
     before = sum(p.numel() * p.element_size() for p in module.parameters())

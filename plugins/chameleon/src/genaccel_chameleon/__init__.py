@@ -1,41 +1,53 @@
 """genaccel plugin: Chameleon captioning, visual question answering and image generation.
 
-Workloads ``chameleon/i-t``, ``chameleon/it-t`` and ``chameleon/t-i``; decoders ``cfg`` and
-``cfg-sequential`` (contrastive guidance for images).
+Workloads ``chameleon/i-t``, ``chameleon/it-t`` and ``chameleon/t-i``; t-i decodes with the
+core's contrastive-guidance decoders ``cfg`` and ``cfg-sequential``.  Registration is light: the
+workload's code (torch, transformers) is imported on first build.
 """
 
 from __future__ import annotations
 
-from genaccel import DecoderSpec, WorkloadSpec, hookimpl
+from pathlib import Path
 
-from .cfg import CFG, SequentialCFG
-from .workload import PRESETS, build_for, capabilities
+from genaccel.hookspecs import hookimpl
+from genaccel.registry import Option, WorkloadSpec
+from genaccel.roles import (
+    AttentionSwitch,
+    Compilable,
+    CUDAGraphable,
+    EarlyExit,
+    KVCacheSwitch,
+    MediaCodec,
+    PromptInput,
+    TeacherForcing,
+    TokenModel,
+    WeightStreaming,
+)
 
-DESCRIPTIONS = {
-    "i-t": ("image captioning: an image (1024 tokens) and an instruction in, 30 text tokens out", "top-p"),
-    "it-t": ("visual question answering: an image and a question in, 10 text tokens out", "top-p"),
-    "t-i": ("image generation: a prompt in, 1024 image tokens out with contrastive guidance, a PNG", "cfg"),
+PRESETS = ("tiny", "small", "7b", "34b")  # genaccel_chameleon.workload.PRESETS
+ROLES = (TokenModel, MediaCodec, PromptInput, TeacherForcing, WeightStreaming, AttentionSwitch, KVCacheSwitch,
+         Compilable, CUDAGraphable)
+TASKS = {  # description, default decoder, extra roles, extra capabilities, unit
+    "i-t": ("image captioning: an image (1024 tokens) and an instruction in, 30 text tokens out", "top-p",
+            (EarlyExit,), ("quantize", "hf-generate", "beam"), "token"),
+    "it-t": ("visual question answering: an image and a question in, 10 text tokens out", "top-p",
+             (EarlyExit,), ("quantize", "hf-generate", "beam"), "token"),
+    "t-i": ("image generation: a prompt in, 1024 image tokens out with contrastive guidance, a PNG", "cfg",
+            (), ("quantize", "cfg"), "image"),
 }
-OPTIONS = {
-    "image_tokenizer": "the release's VQGAN (folder with vqgan.yaml and vqgan.ckpt, or the .ckpt)",
-    "image": "the image of `genaccel generate` for i-t and it-t",
-    "guidance_scale": "contrastive guidance scale of t-i (default 3.0)",
-}
+OPTIONS = (
+    Option(name="image_tokenizer", type=Path,
+           help="the release's VQGAN (folder with vqgan.yaml and vqgan.ckpt, or the .ckpt)"),
+    Option(name="image", type=Path, help="the image of `genaccel generate` for i-t and it-t"),
+)
 
 
 @hookimpl
 def genaccel_register_workloads(register):
-    for task, (description, decoder) in DESCRIPTIONS.items():
+    for task, (description, decoder, roles, extra, unit) in TASKS.items():
         register(WorkloadSpec(
-            name=f"chameleon/{task}", description=f"Chameleon {description}", build=build_for(task),
-            presets=tuple(PRESETS), default_preset="small", default_decoder=decoder, capabilities=capabilities(task),
+            name=f"chameleon/{task}", description=f"Chameleon {description}",
+            build=f"genaccel_chameleon.workload:build_{task.replace('-', '_')}", presets=PRESETS,
+            default_preset="small", default_decoder=decoder, roles=ROLES + roles, capabilities=extra, unit=unit,
             options=OPTIONS,
         ))
-
-
-@hookimpl
-def genaccel_register_decoders(register):
-    register(DecoderSpec(name="cfg", factory=CFG, requires=("autoregressive", "cfg"),
-                         description="contrastive guidance: conditional and unconditional streams in one forward (2B)"))
-    register(DecoderSpec(name="cfg-sequential", factory=SequentialCFG, requires=("autoregressive", "cfg"),
-                         description="contrastive guidance with a second, sequential forward per step (baseline)"))

@@ -370,5 +370,11 @@ def build_for(task: str):
     return build
 
 
+# each task's build, named by the plugin's registration as an import string
+build_i_t = build_for("i-t")
+build_it_t = build_for("it-t")
+build_t_i = build_for("t-i")
+
+
 __all__ = ["PRESETS", "TASKS", "ChameleonSample", "ChameleonWorkload", "build_for", "capabilities",
            "image_token_name", "preset_config", "preset_tokenizer", "vq_config"]

@@ -1,10 +1,15 @@
-"""genaccel plugin: HSTU generative recommendation on jagged user histories."""
+"""genaccel plugin: HSTU generative recommendation on jagged user histories.
+
+Registration is light: the workload's code (torch) is imported on first build.
+"""
 
 from __future__ import annotations
 
-from genaccel import OptimizationSpec, WorkloadSpec, hookimpl
+from genaccel.hookspecs import hookimpl
+from genaccel.registry import OptimizationSpec, WorkloadSpec
+from genaccel.roles import BatchRunner, Compilable
 
-from .workload import PRESETS, HSTUWorkload, build_for
+PRESETS = ("tiny", "small", "paper")  # genaccel_hstu.workload.PRESETS
 
 
 def _fused(ctx):
@@ -16,9 +21,11 @@ def _fused(ctx):
 def genaccel_register_workloads(register):
     for task, what in (("ranking", "engagement type of candidates appended to the history"),
                        ("retrieval", "next-item top-k against the item table")):
-        register(WorkloadSpec(name=f"hstu/{task}", description=f"HSTU {task}: {what}", build=build_for(task),
-                              presets=tuple(PRESETS), default_preset="small", default_decoder="nar",
-                              capabilities=HSTUWorkload.capabilities))
+        # set_attention takes HSTU's own kernels (dense, fused), not sdpa: capability hstu-attention, no AttentionSwitch
+        register(WorkloadSpec(name=f"hstu/{task}", description=f"HSTU {task}: {what}",
+                              build=f"genaccel_hstu.workload:build_{task}", presets=PRESETS, default_preset="small",
+                              default_decoder="nar", roles=(BatchRunner, Compilable),
+                              capabilities=("hstu-attention", "quantize"), unit="item"))
 
 
 @hookimpl

@@ -183,3 +183,8 @@ def build_for(task: str):
         return HSTUWorkload(task, model, options)
 
     return build
+
+
+# each task's build, named by the plugin's registration as an import string
+build_ranking = build_for("ranking")
+build_retrieval = build_for("retrieval")

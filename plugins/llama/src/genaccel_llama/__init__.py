@@ -1,10 +1,23 @@
-"""genaccel plugin: Code Llama code completion (workload ``llama/t-t``)."""
+"""genaccel plugin: Code Llama code completion (workload ``llama/t-t``).
+
+Registration is light: the workload's code (torch, transformers) is imported on first build.
+"""
 
 from __future__ import annotations
 
-from genaccel import WorkloadSpec, hookimpl
+from genaccel.hookspecs import hookimpl
+from genaccel.registry import WorkloadSpec
+from genaccel.roles import (
+    AttentionSwitch,
+    Compilable,
+    CUDAGraphable,
+    EarlyExit,
+    KVCacheSwitch,
+    TokenModel,
+    WeightStreaming,
+)
 
-from .workload import PRESETS, LlamaWorkload, build
+PRESETS = ("tiny", "small", "7b", "34b")  # genaccel_llama.workload.PRESETS
 
 
 @hookimpl
@@ -13,10 +26,12 @@ def genaccel_register_workloads(register):
         WorkloadSpec(
             name="llama/t-t",
             description="Code Llama code completion: code prompt in, code out (HumanEval lengths)",
-            build=build,
-            presets=tuple(PRESETS),
+            build="genaccel_llama.workload:build",
+            presets=PRESETS,
             default_preset="small",
             default_decoder="greedy",
-            capabilities=LlamaWorkload.capabilities,
+            roles=(TokenModel, WeightStreaming, EarlyExit, AttentionSwitch, KVCacheSwitch, Compilable, CUDAGraphable),
+            capabilities=("hf-generate", "quantize", "beam"),
+            unit="token",
         )
     )

@@ -1,10 +1,11 @@
 """Seamless's own optimization steps (the study's Table V): compile of the KV reorder, and the
-vocoder compiled (weight norm removed, input padded to fixed lengths) and captured in CUDA graphs."""
+vocoder compiled (weight norm removed, input padded to fixed lengths) and captured in CUDA graphs.
+
+Registered by the plugin's ``__init__`` by import strings (``genaccel_seamless.optimizations:_compile_reorder``)."""
 
 from __future__ import annotations
 
 import torch
-from genaccel import OptimizationSpec, hookimpl
 from torch import nn
 
 VOCODER_BUCKET = 512  # generator input frames are padded to a multiple of this (50 a second: ~10 s)
@@ -41,14 +42,3 @@ def _graph_vocoder(ctx) -> str:
     voc = ctx.instance.vocoder
     voc.generator = torch.compile(ctx.instance.module.vocoder.hifi_gan, mode="reduce-overhead", dynamic=False)
     return "vocoder generator replayed from CUDA graphs (one per padded length)"
-
-
-@hookimpl
-def genaccel_register_optimizations(register):
-    register(OptimizationSpec(name="compile-kv-reorder", stage="compile", requires="beam", apply=_compile_reorder,
-                              description="torch.compile of the beam search's KV-cache reorder"))
-    register(OptimizationSpec(name="compile-vocoder", stage="compile", requires="vocoder", apply=_compile_vocoder,
-                              description="torch.compile of the unit vocoder (weight norm removed, fixed lengths)"))
-    register(OptimizationSpec(name="cuda-graph-vocoder", stage="graph", requires="vocoder", devices="cuda",
-                              needs="compile-vocoder", apply=_graph_vocoder,
-                              description="the compiled vocoder captured in CUDA graphs"))

@@ -401,5 +401,12 @@ def build_for(task: str):
     return build
 
 
+# each task's build, named by the plugin's registration as an import string
+build_s_s = build_for("s-s")
+build_s_t = build_for("s-t")
+build_t_t = build_for("t-t")
+build_t_s = build_for("t-s")
+
+
 __all__ = ["PRESETS", "SeamlessSample", "SeamlessWorkload", "build_for", "capabilities", "features", "read_wav",
            "synthetic_speech", "write_wav"]

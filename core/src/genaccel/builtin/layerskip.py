@@ -1,0 +1,150 @@
+"""LayerSkip's commands: ``genaccel train-layerskip`` (early-exit weights) and ``genaccel
+layerskip-sweep`` (the best exit layer and draft length), registered through the
+``genaccel_register_commands`` hook.  Importing this module imports no torch.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from ..cli import _add_run_options, _config, _csv, _out_dir, device_arg
+from ..errors import GenaccelError, unknown_name
+from ..roles import EarlyExit, check_roles
+
+
+def train_arguments(p) -> None:
+    p.add_argument("workload")
+    model = p.add_mutually_exclusive_group()
+    model.add_argument("--preset")
+    model.add_argument("--checkpoint")
+    p.add_argument("--out", help="directory for the trained checkpoint (default: "
+                   "$GENACCEL_CACHE/checkpoints/FAMILY-PRESET-layerskip)")
+    p.add_argument("--data", help="directory of the user's own training text")
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--minutes", type=float, help="stop after this much wall time")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seq-len", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-warmup", type=int, default=20)
+    p.add_argument("--max-dropout", type=float, default=0.1, help="layer dropout of the last layer")
+    p.add_argument("--exit-scale", type=float, default=1.0, help="weight of the early-exit losses")
+    p.add_argument("--rotation", type=int, default=4, help="supervise every R-th layer, rotating each step")
+    p.add_argument("--exit-fraction", type=float, default=0.25, help="share of positions an early exit's loss uses")
+    p.add_argument("--fp32", action="store_true", help="no bfloat16 autocast")
+    p.add_argument("--device", type=device_arg, default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def sweep_arguments(p) -> None:
+    _add_run_options(p)
+    p.add_argument("--exit-layers", type=lambda t: tuple(int(x) for x in _csv(t)), help="E values (default: N/8..N/2)")
+    p.add_argument("--draft-lens", type=lambda t: tuple(int(x) for x in _csv(t)), help="k values (default 2,3,4,6)")
+    p.add_argument("--save", action="store_true", help="store the best pair in the checkpoint's layerskip.json")
+
+
+def _early_exit_workload(registry, name):
+    spec = registry.workload(name)
+    if EarlyExit not in spec.roles:
+        able = [w for w, s in registry.workloads.items() if EarlyExit in s.roles]
+        raise GenaccelError(f"workload {name!r} cannot exit early; workloads that can: {', '.join(able) or 'none installed'}")
+    return spec
+
+
+def cmd_train_layerskip(args, registry) -> int:
+    from ..runner import check_device
+    from ..train import TrainConfig, train_early_exit
+    from ..workload import BuildOptions
+
+    spec = _early_exit_workload(registry, args.workload)
+    if args.preset and args.preset not in spec.presets:
+        raise unknown_name(f"preset of {spec.name}", args.preset, spec.presets)
+    check_device(args.device)
+    try:
+        config = TrainConfig(
+            steps=args.steps, minutes=args.minutes, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
+            warmup=args.lr_warmup, max_dropout=args.max_dropout, exit_scale=args.exit_scale, rotation=args.rotation,
+            exit_fraction=args.exit_fraction, autocast=not args.fp32, seed=args.seed,
+        )
+    except (ValueError, TypeError) as e:
+        raise GenaccelError(f"bad option: {e}") from None
+    import torch
+
+    torch.manual_seed(args.seed)
+    instance = spec.build(BuildOptions(preset=args.preset, checkpoint=args.checkpoint, device=args.device,
+                                       dtype="float32", seed=args.seed, data=args.data))
+    check_roles(spec.name, spec.roles, instance)
+    if not args.out:
+        from ..measure import cache_dir
+
+        source = args.preset or (Path(args.checkpoint).name if args.checkpoint else spec.default_preset)
+        args.out = str(cache_dir() / "checkpoints" / f"{spec.family}-{source}-layerskip")
+    info = train_early_exit(instance, instance.training_texts(), Path(args.out), config)
+    t = info["trained"]
+    final = t["final_loss"] or {}
+    print(f"trained {t['steps']} steps ({t['tokens']} tokens) in {t['seconds']:.0f} s; "
+          f"final loss {final.get('loss', float('nan')):.3f}")
+    print(f"checkpoint: {args.out} (use --checkpoint {args.out}; `genaccel layerskip-sweep {spec.name} "
+          f"--checkpoint {args.out} --save` picks the exit layer and draft length)")
+    return 0
+
+
+def cmd_layerskip_sweep(args, registry) -> int:
+    from ..decoding import generate, greedy_pick, stop_token
+    from ..report import table, write_json
+    from ..runner import make_batches, prepare, speculative_summary
+    from ..speculative import SETTINGS_FILE, speculate
+
+    spec = _early_exit_workload(registry, args.workload)
+    config = _config(args, registry, args.opt)
+    ctx = prepare(registry, config)
+    inst = ctx.instance
+    batches = make_batches(ctx)
+    eos = stop_token(inst)
+    common = dict(device=config.device, pad_id=inst.pad_token_id, max_seq_len=ctx.max_seq_len, eos_id=eos)
+
+    def timed(fn):
+        fn(batches[0])  # warm-up (compiles)
+        t0 = time.perf_counter()
+        results = [fn(b) for b in batches]
+        return time.perf_counter() - t0, results
+
+    n_layers = inst.model.num_layers
+    exits = args.exit_layers or tuple(sorted({max(1, n_layers * i // 8) for i in range(1, 5)}))
+    lens = args.draft_lens or (2, 3, 4, 6)
+    print(f"{spec.name}: plain greedy, then {len(exits) * len(lens)} (E, k) pairs", file=sys.stderr)
+    base_s, base = timed(lambda b: generate(inst.model, b, greedy_pick, **common))
+    tokens = sum(len(o) for r in base for o in r.outputs)
+    rows, records = [], []
+    for e in exits:
+        for k in lens:
+            inst.model.reset_steps()  # each (E, k) compiles its own draft and verify steps
+            secs, res = timed(lambda b, e=e, k=k: speculate(inst.model, b, exit_layer=e, draft_len=k, **common))
+            same = all(r.outputs == q.outputs for r, q in zip(res, base))
+            stats = speculative_summary([r.extra["speculative"] for r in res])
+            rec = {"exit_layer": e, "draft_len": k, "seconds": secs, "speedup": base_s / secs,
+                   "acceptance_rate": stats["acceptance_rate"], "tokens_per_cycle": stats["tokens_per_cycle"],
+                   "same_tokens": same}
+            records.append(rec)
+            rows.append([str(e), str(k), f"{rec['acceptance_rate']:.3f}", f"{rec['tokens_per_cycle']:.2f}",
+                         f"{tokens / secs:.1f}", f"{rec['speedup']:.2f}×", "yes" if same else "NO"])
+            print(f"  E={e} k={k}: {rec['speedup']:.2f}×", file=sys.stderr, flush=True)
+    best = max(records, key=lambda r: r["speedup"])
+    print(f"plain greedy: {tokens / base_s:.1f} tok/s ({'+'.join(ctx.stack.names) or 'baseline'})")
+    print(table(["E", "k", "acceptance", "tokens/cycle", "tok/s", "× greedy", "same tokens"], rows))
+    print(f"\nbest: exit layer {best['exit_layer']}, draft length {best['draft_len']} ({best['speedup']:.2f}×)")
+    out = _out_dir(args, "layerskip-sweep")
+    write_json(out / "sweep.json", {"config": config.to_dict(), "greedy_s": base_s, "tokens": tokens, "pairs": records,
+                                    "best": best})
+    print(f"sweep: {out / 'sweep.json'}")
+    if args.save:
+        if not config.checkpoint:
+            raise GenaccelError("--save writes into a checkpoint directory: give --checkpoint DIR")
+        path = Path(config.checkpoint) / SETTINGS_FILE
+        data = json.loads(path.read_text()) if path.exists() else {}
+        data.update(exit_layer=best["exit_layer"], draft_len=best["draft_len"], sweep=records)
+        path.write_text(json.dumps(data, indent=1))
+        print(f"saved exit layer and draft length to {path}")
+    return 0
