@@ -56,3 +56,35 @@ def test_bad_values(tmp_path):
         BenchConfig.from_toml(tmp_path / "nope.toml")
     with pytest.raises(GenaccelError, match="no \\[\\[cases\\]\\]"):
         BenchConfig.from_toml(_write(tmp_path, "[defaults]\nsamples = 1\n"))
+
+
+def _toy_registry():
+    from genaccel import WorkloadSpec
+    from genaccel.plugins import build_registry, make_plugin_manager
+    from genaccel.roles import TokenModel
+
+    reg = build_registry(make_plugin_manager(load_entry_points=False))
+    reg.add(WorkloadSpec(name="llama/t-t", description="", build="os.path:join", presets=("tiny",),
+                         default_preset="tiny", default_decoder="greedy", roles=(TokenModel,)))
+    return reg
+
+
+def test_declared_options_are_keys_of_defaults_and_cases(tmp_path):
+    text = GOOD.replace("samples = 2", "samples = 2\ntemperature = 0.7").replace(
+        'reference = true', 'reference = false\ndecoder = "top-p"\ntop_p = 1')
+    bench = BenchConfig.from_toml(_write(tmp_path, text), _toy_registry())
+    config = bench.cases[0].configs()[0]
+    assert config.decoder == "top-p" and config.options == {"temperature": 0.7, "top_p": 1.0}
+    greedy = BenchConfig.from_toml(_write(tmp_path, GOOD.replace("samples = 2", "samples = 2\ntemperature = 0.7")),
+                                   _toy_registry())
+    assert greedy.cases[0].configs()[1].options == {}  # a default goes to the runs that take it
+
+
+def test_misspelt_or_untaken_option_keys(tmp_path):
+    reg = _toy_registry()
+    with pytest.raises(GenaccelError, match=r"bench.toml:11: unknown key 'top_pp' in \[\[cases\]\] #1; did you mean 'top_p'"):
+        BenchConfig.from_toml(_write(tmp_path, GOOD.replace("reference = true", "reference = true\ntop_pp = 1")), reg)
+    with pytest.raises(GenaccelError, match=r"bench.toml:11: \[\[cases\]\] #1: option --top-p is not taken by llama/t-t"):
+        BenchConfig.from_toml(_write(tmp_path, GOOD.replace("reference = true", "reference = true\ntop_p = 1")), reg)
+    with pytest.raises(GenaccelError, match=r"bench.toml:12: bad value in \[\[cases\]\] #1: --top-p must be > 0 and <= 1"):
+        BenchConfig.from_toml(_write(tmp_path, GOOD.replace("reference = true", 'reference = true\ndecoder = "top-p"\ntop_p = 2')), reg)

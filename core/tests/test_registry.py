@@ -1,6 +1,13 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
-from genaccel import DecoderSpec, GenaccelError, OptimizationSpec, WorkloadSpec, hookimpl
+from genaccel import DecoderSpec, GenaccelError, OptimizationSpec, Option, WorkloadSpec, hookimpl
 from genaccel.plugins import build_registry, make_plugin_manager
+from genaccel.registry import Lazy
+from genaccel.roles import KVCacheSwitch, TokenModel
 
 
 def _noop(*a, **k):
@@ -102,7 +109,8 @@ def test_spec_validation():
 
 def test_workload_options_are_checked_against_what_the_workload_declares():
     spec = WorkloadSpec(name="a/b", description="", build=_noop, presets=("a",), default_preset="a",
-                        default_decoder="g", options={"src_lang": "source language", "tgt_lang": "target language"})
+                        default_decoder="g", options=(Option("src_lang", str, help="source language"),
+                                                      Option("tgt_lang", str, help="target language")))
     spec.check_options({"src_lang": "eng"})
     with pytest.raises(GenaccelError, match=r"unknown option of a/b '--src-lng'; did you mean '--src-lang'"):
         spec.check_options({"src_lng": "eng"})
@@ -112,15 +120,95 @@ def test_workload_options_are_checked_against_what_the_workload_declares():
 
 
 def test_unknown_flags_become_workload_options_or_fail_clearly():
-    from genaccel.cli import _workload_options, build_parser
+    from genaccel.cli import _extra_options, build_parser
 
     parser = build_parser()
     args, extra = parser.parse_known_args(["run", "x/y", "--image-tokenizer", "/a", "--guidance-scale=2"])
-    _workload_options(parser, args, extra)
-    assert args.workload_options == {"image_tokenizer": "/a", "guidance_scale": "2"}
+    _extra_options(parser, args, extra)
+    assert args.options == {"image_tokenizer": "/a", "guidance_scale": "2"}
     args, extra = parser.parse_known_args(["run", "x/y", "--image-tokenizer"])
     with pytest.raises(SystemExit):
-        _workload_options(parser, args, extra)  # a flag without its value
+        _extra_options(parser, args, extra)  # a flag without its value
     args, extra = parser.parse_known_args(["list", "--image-tokenizer", "/a"])
     with pytest.raises(SystemExit):
-        _workload_options(parser, args, extra)  # only commands that run a workload take them
+        _extra_options(parser, args, extra)  # only commands that run a workload take them
+
+
+def test_options_parse_and_check_naming_the_flag():
+    top_p = Option("top_p", float, 0.9, min=0, min_exclusive=True, max=1)
+    assert top_p.flag == "--top-p" and top_p.parse("0.5") == 0.5 and top_p.check(1) == 1.0
+    with pytest.raises(GenaccelError, match=r"--top-p takes a number, got 'x'"):
+        top_p.parse("x")
+    with pytest.raises(GenaccelError, match=r"--top-p must be > 0 and <= 1, got 0.0"):
+        top_p.parse("0")
+    sched = Option("scheduler", str, choices=("ddim", "euler"))
+    with pytest.raises(GenaccelError, match=r"--scheduler must be one of ddim, euler, got 'eular'; did you mean 'euler'"):
+        sched.parse("eular")
+    assert Option("fast", bool).parse("yes") is True and Option("path", Path).check("/a") == Path("/a")
+    with pytest.raises(GenaccelError, match="--steps takes an integer"):
+        Option("steps", int).check(True)
+    with pytest.raises(ValueError, match="option name"):
+        Option("Top-P", float)
+
+
+def test_run_options_come_from_the_workload_decoder_and_stack(registry):
+    wl = registry.workload("toy/t-t")
+    assert registry.check_run_options({"top_p": "0.5"}, wl, "top-p", ()) == {"top_p": 0.5}
+    assert registry.check_run_options({"exit_layer": 2}, wl, None, ["layerskip"]) == {"exit_layer": 2}
+    with pytest.raises(GenaccelError, match=r"--temperature is not taken by toy/t-t with decoder greedy: "
+                                            r"it belongs to decoder top-p"):
+        registry.check_run_options({"temperature": "1"}, wl, None, ())
+    with pytest.raises(GenaccelError, match=r"unknown option of toy/t-t with decoder top-p '--top-pp'; did you mean '--top-p'"):
+        registry.check_run_options({"top_pp": "1"}, wl, "top-p", ())
+    with pytest.raises(GenaccelError, match=r"unknown option --tempreature; did you mean '--temperature' \(of decoder top-p"):
+        registry.check_run_options({"tempreature": "1"}, wl, None, ())
+
+
+def test_the_same_option_name_means_the_same_thing(registry):
+    with pytest.raises(GenaccelError, match="declares option --top-p unlike decoder top-p does"):
+        registry.add(DecoderSpec(name="other", description="x", factory=_noop, options=(Option("top_p", int),)))
+    registry.add(DecoderSpec(name="other", description="x", factory=_noop,
+                             options=(Option("top_p", float, 0.9, "worded otherwise", min=0, max=1, min_exclusive=True),)))
+
+
+def test_import_strings_resolve_on_first_use_and_roles_give_capabilities():
+    spec = WorkloadSpec(name="a/b", description="", build="os.path:join", presets=("a",), default_preset="a",
+                        default_decoder="g", roles=(TokenModel, KVCacheSwitch), capabilities=("beam",))
+    assert isinstance(spec.build, Lazy) and spec.build("a", "b") == os.path.join("a", "b")
+    assert spec.capabilities == {"autoregressive", "kv-cache", "beam"} and spec.unit == "token"
+    with pytest.raises(ValueError, match="import string"):
+        DecoderSpec(name="x", description="", factory="not an import string")
+
+
+class _Commands:
+    @hookimpl
+    def genaccel_register_commands(self, register):
+        register("hello", "say hello", lambda p: p.add_argument("--name", default="you"),
+                 lambda args, registry: print(f"hello {args.name}") or 0)
+
+
+def test_plugins_add_commands(capsys):
+    from genaccel.cli import build_parser
+
+    pm = make_plugin_manager(load_entry_points=False)
+    pm.register(_Commands(), name="greeter")
+    reg = build_registry(pm)
+    assert reg.command("hello").plugin == "greeter" and "train-layerskip" in reg.commands
+    args = build_parser(reg).parse_args(["hello", "--name", "x"])
+    assert args.fn(args, reg) == 0 and capsys.readouterr().out == "hello x\n"
+
+
+def test_the_command_line_starts_without_torch():
+    """`genaccel list`, `--help` and an unknown name load every plugin's registration but no torch."""
+    code = (
+        "import sys\n"
+        "from genaccel.cli import main\n"
+        "assert main(['list']) == 0\n"
+        "assert main(['run', 'nonexistent/x']) == 2\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'diffusers') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy())
+    assert done.returncode == 0, done.stderr
+    assert "unknown workload 'nonexistent/x'" in done.stderr

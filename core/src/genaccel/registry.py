@@ -123,7 +123,7 @@ class Option:
     name: str = attrs.field(validator=_name(_OPTION_NAME, "option"))
     type: type = attrs.field(validator=attrs.validators.in_(tuple(_TYPES)))
     default: Any = None
-    help: str = ""
+    help: str = attrs.field(default="", eq=False)  # specs may word it for themselves; the rest must agree
     choices: tuple | None = attrs.field(default=None, converter=attrs.converters.optional(tuple))
     min: float | None = None
     max: float | None = None
@@ -370,7 +370,7 @@ class Registry:
             if known is not None and known[0] != option:
                 raise GenaccelError(
                     f"{kind} {spec.name!r} (plugin {spec.plugin!r}) declares option {option.flag} unlike "
-                    f"{known[1][0]} does: the same option name must mean the same thing everywhere"
+                    f"{known[1][0]} does ({known[0]!r}): the same option name must mean the same thing everywhere"
                 )
         table[spec.name] = spec
 

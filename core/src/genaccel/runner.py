@@ -82,7 +82,8 @@ def prepare(registry: Registry, config: RunConfig, *, strict: bool = True, apply
     if config.preset and config.preset not in spec.presets:
         raise unknown_name(f"preset of {spec.name}", config.preset, spec.presets)
     decoder_spec = registry.check_decoder(spec, config.decoder or spec.default_decoder)
-    registry.check_run_options(config.options, spec, decoder_spec.name, config.optimizations)
+    config = attrs.evolve(config, options=registry.check_run_options(config.options, spec, decoder_spec.name,
+                                                                     config.optimizations))
     stack = registry.resolve_stack(spec, config.optimizations, config.device, strict=strict)
     check_device(config.device)
     torch.manual_seed(config.seed)

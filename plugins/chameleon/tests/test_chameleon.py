@@ -43,7 +43,7 @@ def test_batched_cfg_draws_the_same_tokens_as_sequential_cfg(registry, stack):
 def test_guidance_changes_the_image(registry):
     outs = []
     for scale in ("0", "3"):
-        ctx = _ctx(registry, "t-i", workload_options={"guidance_scale": scale})
+        ctx = _ctx(registry, "t-i", options={"guidance_scale": scale})
         batch = make_batches(ctx)[0]
         outs.append(ctx.decoder.run(ctx, batch).outputs)
     assert outs[0] != outs[1]
@@ -167,7 +167,7 @@ def test_bad_prompts_and_options(registry, tmp_path):
     (sample,) = inst.make_samples(1, 0, max_new_tokens=10, seq_len=7)  # a quick partial image, a fixed text length
     assert sample.max_new_tokens == 10 and sample.input_lengths == {"text": 9, "image": 0}  # bos + 7 + boi
     with pytest.raises(GenaccelError, match="--image-tokenizr.*did you mean '--image-tokenizer'"):
-        _ctx(registry, "t-i", workload_options={"image_tokenizr": "x"})
+        _ctx(registry, "t-i", options={"image_tokenizr": "x"})
     with pytest.raises(GenaccelError, match="needs an image: add --image PATH"):
         _ctx(registry, "i-t").instance.prompt_sample("Describe it.", None)
 
@@ -214,7 +214,7 @@ def test_checkpoints_saved_by_transformers_load_and_decode_alike(registry, tmp_p
         prepare(registry, RunConfig(workload="chameleon/t-i", checkpoint=str(folder)))
     save_release_format(ImageTokenizer(vq_config("tiny")), tmp_path / "tokenizer")
     t_i = prepare(registry, RunConfig(workload="chameleon/t-i", checkpoint=str(folder), max_new_tokens=8,
-                                      workload_options={"image_tokenizer": str(tmp_path / "tokenizer")}))
+                                      options={"image_tokenizer": str(tmp_path / "tokenizer")}))
     batch = make_batches(t_i)[0]
     assert t_i.decoder.run(t_i, batch).records[0]["image_size"] == [64, 64]
     (folder / "config.json").write_text("{not json")

@@ -23,7 +23,7 @@ def samples(registry):
 
 
 def _outputs(registry, samples, batch_size, optimizations=(), **options):
-    ctx = prepare(registry, RunConfig(workload="llama/t-t", preset="tiny", optimizations=optimizations, **options))
+    ctx = prepare(registry, RunConfig(workload="llama/t-t", preset="tiny", optimizations=optimizations, options=options))
     ctx.max_seq_len = 512
     out, stats = [], []
     for i in range(0, len(samples), batch_size):

@@ -113,9 +113,9 @@ def test_user_wavs_and_bad_audio(registry, tmp_path):
 
 def test_unknown_language_and_empty_text(registry):
     with pytest.raises(GenaccelError, match=r"unknown language code \(--tgt-lang\) 'spn'; did you mean 'spa'"):
-        prepare(registry, RunConfig(workload="seamless/t-t", preset="tiny", workload_options={"tgt_lang": "spn"}))
+        prepare(registry, RunConfig(workload="seamless/t-t", preset="tiny", options={"tgt_lang": "spn"}))
     inst = prepare(registry, RunConfig(workload="seamless/t-t", preset="tiny",
-                                       workload_options={"src_lang": "fra", "tgt_lang": "deu"})).instance
+                                       options={"src_lang": "fra", "tgt_lang": "deu"})).instance
     sample = inst.prompt_sample("Bonjour tout le monde.", 5)
     assert sample.source_ids[0] == inst.langs["fra"] and sample.input_ids == (3, inst.langs["deu"])
     with pytest.raises(GenaccelError, match="source text is empty"):
