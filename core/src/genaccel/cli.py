@@ -281,17 +281,17 @@ def cmd_generate(args, registry) -> int:
     config = attrs.evolve(_config(args, registry, args.opt), out_dir=str(out))
     if not args.prompt.strip():
         raise GenaccelError("--prompt is empty; give the text to continue")
-    from .roles import PromptInput
+    from .roles import PromptInput, TokenModel
     from .runner import _fit_cache, prepare
     from .workload import TextSample
 
     ctx = prepare(registry, config)
     inst = ctx.instance
-    if ctx.has(PromptInput):  # workloads whose input is more than text (an image, ...)
-        sample = inst.prompt_sample(args.prompt, args.max_new_tokens)
+    if ctx.has(PromptInput):  # input is more than text (an image, ...)
+        sample = inst.prompt_sample(args.prompt, args.max_new_tokens, ctx.config.options)
     else:
         sample = TextSample(id="prompt", input_ids=inst.encode(args.prompt), max_new_tokens=args.max_new_tokens or 64)
-    ctx.max_seq_len = _fit_cache(config, [[sample]])
+    ctx.max_seq_len = _fit_cache(config, [[sample]]) if ctx.has(TokenModel) else 0
     result = ctx.decoder.run(ctx, [sample])
     files = result.records[0].get("files")
     if files:  # the output is an image or audio, written to files

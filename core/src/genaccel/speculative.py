@@ -91,11 +91,12 @@ class SelfSpeculative:
         self._generator = None
 
     def settings(self, ctx) -> tuple[int, int]:
-        """(E, k): the run's options, else the checkpoint's saved pair, else N/4 and 4."""
+        """(E, k): the decoder's or run's options, else the checkpoint's saved pair, else N/4 and 4."""
         saved = checkpoint_settings(ctx.config.checkpoint)
+        options = ctx.config.options
         n = ctx.instance.model.num_layers
-        e = self.exit_layer or ctx.config.options.get("exit_layer") or saved.get("exit_layer") or max(1, n // 4)
-        k = self.draft_len or ctx.config.options.get("draft_len") or saved.get("draft_len") or 4
+        e = self.exit_layer or options.get("exit_layer") or saved.get("exit_layer") or max(1, n // 4)
+        k = self.draft_len or options.get("draft_len") or saved.get("draft_len") or 4
         if not 1 <= e <= n:
             raise GenaccelError(f"exit layer {e} is out of range: the model has {n} layers; use 1..{n}")
         if k < 1:

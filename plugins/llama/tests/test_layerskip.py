@@ -22,8 +22,9 @@ def samples(registry):
     return ctx.instance.make_samples(3, seed=1, max_new_tokens=MAX_NEW)
 
 
-def _outputs(registry, samples, batch_size, optimizations=(), **options):
-    ctx = prepare(registry, RunConfig(workload="llama/t-t", preset="tiny", optimizations=optimizations, options=options))
+def _outputs(registry, samples, batch_size, optimizations=(), decoder=None, seed=0, **options):
+    ctx = prepare(registry, RunConfig(workload="llama/t-t", preset="tiny", optimizations=optimizations, decoder=decoder,
+                                      seed=seed, options=options))
     ctx.max_seq_len = 512
     out, stats = [], []
     for i in range(0, len(samples), batch_size):
