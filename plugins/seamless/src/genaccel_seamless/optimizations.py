@@ -3,7 +3,6 @@ vocoder compiled (weight norm removed, input padded to fixed lengths) and captur
 
 from __future__ import annotations
 
-import torch
 from genaccel import OptimizationSpec, hookimpl
 from torch import nn
 
@@ -31,15 +30,13 @@ def _remove_weight_norm(module: nn.Module) -> int:
 def _compile_vocoder(ctx) -> str:
     voc = ctx.instance.vocoder
     removed = _remove_weight_norm(voc.generator)
-    voc.bucket = VOCODER_BUCKET
-    voc.generator = torch.compile(ctx.instance.module.vocoder.hifi_gan, dynamic=False)
+    voc.set_compile(VOCODER_BUCKET)
     return (f"vocoder generator compiled, input padded to multiples of {VOCODER_BUCKET} frames and trimmed after"
             + (f"; weight norm removed from {removed} layers" if removed else ""))
 
 
 def _graph_vocoder(ctx) -> str:
-    voc = ctx.instance.vocoder
-    voc.generator = torch.compile(ctx.instance.module.vocoder.hifi_gan, mode="reduce-overhead", dynamic=False)
+    ctx.instance.vocoder.set_compile(VOCODER_BUCKET, cuda_graph=True)
     return "vocoder generator replayed from CUDA graphs (one per padded length)"
 
 
