@@ -20,6 +20,7 @@ def test_eager_and_compiled_agree_and_compile_builds_one_graph_per_key():
     for _ in range(3):
         torch.testing.assert_close(compiled.run("a", _step, x, w), eager.run("a", _step, x, w))
     assert counters["stats"]["unique_graphs"] == 1
+    assert compiled.build_s > 0 and eager.build_s == 0  # compile time kept apart
     compiled.run("b", lambda x, w: _step(x, w) * 2, x, w)  # another key: another computation
     assert counters["stats"]["unique_graphs"] == 2 and len(compiled._fns) == 2
     compiled.reset()

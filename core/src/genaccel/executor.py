@@ -18,13 +18,18 @@ decoder, HSTU's layers); nothing else calls ``torch.compile`` or ``torch.cuda.CU
 under ``torch.compiler.set_stance("default", skip_guard_eval_unsafe=True)``.  A step whose later
 calls in a batch differ from its first only in tensor values (and symbolic sizes) then skips
 dynamo's guard evaluation (~3000 guards, ~1 ms a step on CPU for a decoder); were a recompile
-needed after all, torch raises instead of running a wrong graph.  Compile time stays out of the
-timed steps by warming up: the runner's warm-up generations build every graph first.
+needed after all, torch raises instead of running a wrong graph.
+
+Compile time is kept apart: ``build_s`` sums the seconds of the runs that compiled a key or
+captured a graph (a recompile for new shapes inside a compiled function is not separated).  The
+runner's warm-up generations build every graph before the timed ones.
 """
 
 from __future__ import annotations
 
 import torch
+
+from .measure import synced_now
 
 
 class StepExecutor:
@@ -36,6 +41,7 @@ class StepExecutor:
         self._fns: dict[object, object] = {}  # key -> compiled function
         self._graphs: dict[tuple, tuple] = {}  # (key, argument shapes) -> (graph, inputs, output)
         self._warm: set = set()  # keys run since the last new_batch (their guards were evaluated)
+        self.build_s = 0.0  # seconds of the runs that compiled a key or captured a graph
 
     def configure(self, *, compile: str | None = None, cuda_graph: bool = False, fullgraph: bool = True,
                   dynamic: bool | None = False, skip_guards: bool = False) -> None:
@@ -60,7 +66,11 @@ class StepExecutor:
         step = self._fns.get(key)
         if step is None:
             step = self._fns[key] = self._compiled(fn)
-            self._warm.discard(key)
+            t0 = synced_now(self.device)
+            out = step(*args)
+            self.build_s += synced_now(self.device) - t0
+            self._warm.add(key)
+            return out
         if self.skip_guards and key in self._warm:
             with torch.compiler.set_stance("default", skip_guard_eval_unsafe=True):
                 return step(*args)
@@ -92,6 +102,7 @@ class StepExecutor:
         gkey = (key, *(tuple(a.shape) for a in args))
         entry = self._graphs.get(gkey)
         if entry is None:
+            t0 = synced_now(self.device)
             with torch.cuda.device(torch.device(self.device)):
                 static_args = [a.clone() for a in args]
                 stream = torch.cuda.Stream()
@@ -104,6 +115,7 @@ class StepExecutor:
                 with torch.cuda.graph(graph):
                     static_out = fn(*static_args)
             entry = self._graphs[gkey] = (graph, static_args, static_out)
+            self.build_s += synced_now(self.device) - t0
         graph, static_args, static_out = entry
         for buf, a in zip(static_args, args):
             buf.copy_(a)
