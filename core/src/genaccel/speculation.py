@@ -2,9 +2,9 @@
 the rest, crop rejected positions.  See :mod:`genaccel.speculative` for the loop.
 
 :class:`SelfSpeculation` is mixed into :class:`genaccel.causal_lm.HFCausalLM`; it uses the
-host's ``embed_tokens``, ``head``, ``num_layers``, ``cache``, ``forward_span`` and
+host's ``embed_tokens``, ``head``, ``num_layers``, ``cache``, ``forward_span``, ``_step_key`` and
 ``span_steps`` (a :class:`genaccel.executor.StepExecutor` configured like the decode step's,
-without guard skipping).
+without guard skipping: each ``exit_layer`` has its own draft and verify steps).
 """
 
 from __future__ import annotations
