@@ -22,3 +22,16 @@ def test_bandwidth_reference_only_rises(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "bandwidth.json").read_text())[key] == 30e9
     env = measure.environment("cpu", measure.measure_bandwidth("cpu"))
     assert env["memory_bandwidth_bytes_per_s"] == 30e9 and env["memory_bandwidth_probe_bytes_per_s"] == 20e9
+
+
+def test_devices_are_strings_with_an_optional_index():
+    from genaccel.profiling import shares
+
+    assert measure.is_cuda("cuda") and measure.is_cuda("cuda:1") and not measure.is_cuda("cpu")
+    measure.synchronize("cpu")  # nothing to wait for
+    clock = measure.StepClock("cpu")
+    clock.start()
+    clock.mark()
+    assert len(clock.seconds()) == 1 and clock.seconds()[0] >= 0
+    entry = {"wall_us": 10.0, "categories": {"Linear": 6.0}, "Idle": 4.0}
+    assert shares(entry, "cuda:1") == {"Linear": 0.6, "Idle": 0.4}

@@ -48,7 +48,7 @@ def _profile_once(registry, config: RunConfig, trace_path: Path | None, strict: 
         if elapsed < plain_s:
             plain, plain_s = results, elapsed
     activities = [torch.profiler.ProfilerActivity.CPU]
-    if config.device == "cuda":
+    if torch.device(config.device).type == "cuda":
         activities.append(torch.profiler.ProfilerActivity.CUDA)
     schedule = torch.profiler.schedule(wait=0, warmup=1, active=1, repeat=1)  # one pass warms the profiler up
     captured = {}

@@ -21,9 +21,15 @@ def cache_dir() -> Path:
     return path
 
 
+def is_cuda(device: str | torch.device) -> bool:
+    """Whether ``device`` ("cpu", "cuda", "cuda:1", ...) is a CUDA device."""
+    return torch.device(device).type == "cuda"
+
+
 def synchronize(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
+    """Wait for ``device``'s queued work (CUDA devices; the CPU runs synchronously)."""
+    if is_cuda(device):
+        torch.cuda.synchronize(torch.device(device))
 
 
 def synced_now(device: str) -> float:
@@ -40,13 +46,14 @@ class StepClock:
     """
 
     def __init__(self, device: str):
-        self.cuda = device == "cuda"
+        self.device = torch.device(device)
+        self.cuda = self.device.type == "cuda"
         self._marks: list = []
 
     def _now(self):
         if self.cuda:
             event = torch.cuda.Event(enable_timing=True)
-            event.record()
+            event.record(torch.cuda.current_stream(self.device))
             return event
         return time.perf_counter()
 
@@ -59,7 +66,7 @@ class StepClock:
     def seconds(self) -> list[float]:
         """Elapsed seconds from ``start`` to each mark."""
         if self.cuda:
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(self.device)
             first = self._marks[0]
             return [first.elapsed_time(m) / 1e3 for m in self._marks[1:]]
         return [m - self._marks[0] for m in self._marks[1:]]
@@ -90,10 +97,11 @@ class PeakMemory:
             self.peak = max(self.peak, self.rss())
 
     def __enter__(self):
-        if self.device == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self.start = torch.cuda.memory_allocated()
+        if is_cuda(self.device):
+            dev = torch.device(self.device)
+            torch.cuda.synchronize(dev)
+            torch.cuda.reset_peak_memory_stats(dev)
+            self.start = torch.cuda.memory_allocated(dev)
         else:
             self.peak = self.rss()
             self.start = self._given_start if self._given_start is not None else self.peak
@@ -102,9 +110,10 @@ class PeakMemory:
         return self
 
     def __exit__(self, *exc):
-        if self.device == "cuda":
-            torch.cuda.synchronize()
-            self.peak = torch.cuda.max_memory_allocated()
+        if is_cuda(self.device):
+            dev = torch.device(self.device)
+            torch.cuda.synchronize(dev)
+            self.peak = torch.cuda.max_memory_allocated(dev)
         else:
             self._stop.set()
             self._thread.join()
@@ -113,8 +122,8 @@ class PeakMemory:
 
 
 def device_name(device: str) -> str:
-    if device == "cuda":
-        return torch.cuda.get_device_name()
+    if is_cuda(device):
+        return torch.cuda.get_device_name(torch.device(device))
     name = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:

@@ -209,6 +209,7 @@ def breakdown(events, device: str) -> dict:
     phase and the stack of open module annotations: each top-level op (not nested in another op)
     goes to the innermost annotation around it, or to its name's category.
     """
+    device = torch.device(device).type  # "cuda:1" is a CUDA device
     phases = [e for e in events if e.name.startswith(PHASE_PREFIX)]
     if not phases:
         return {}
@@ -274,6 +275,6 @@ def _union(intervals, lo, hi) -> float:
 def shares(entry: dict, device: str) -> dict[str, float]:
     """A phase's categories (and the remainder) as fractions of its wall time."""
     wall = entry["wall_us"] or 1.0
-    rest = OVERHEAD[device]
+    rest = OVERHEAD[torch.device(device).type]
     values = {**entry["categories"], rest: entry.get(rest, 0.0)}
     return {k: v / wall for k, v in values.items()}

@@ -180,3 +180,18 @@ def test_quantized_hstu_reports_its_accuracy_impact(tmp_path, opt):
     used = {f"layers.{i}.{n}" for i in range(3) for n in ("uvqk", "o")}
     # autoquant times only the layers the calibration batch calls (retrieval never runs the ranking head)
     assert layers == (used if opt == "autoquant" else used | {"ranking_head.0", "ranking_head.2"})
+
+
+def test_compiled_layers_match_eager():
+    from genaccel_hstu.model import HSTU
+
+    model = HSTU(CFG).eval()
+    layout = _layout([13, 30])
+    x = torch.randn(43, CFG.dim)
+    with torch.no_grad():
+        want, _ = model(x, layout)
+        model.set_compile("default")
+        for _ in range(2):
+            got, _ = model(x, layout)
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    assert model.steps.mode == "compile" and len(model.steps._fns) == 2 * CFG.layers

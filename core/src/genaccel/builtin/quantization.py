@@ -138,9 +138,18 @@ def time_candidate(layer: nn.Linear, candidate: str, shapes, *, compiled: bool, 
     copies = nn.Sequential(*[copy.deepcopy(layer) for _ in range(n)])
     if candidate != "none":
         _quantize(copies, {str(i) for i in range(n)}, candidate)
-    if compiled and device == "cpu":  # what the compile step does to linears on CPU
+    if compiled and torch.device(device).type == "cpu":  # what the compile step does to linears on CPU
         cpu_gemv_linears(copies)
-    fn = torch.compile(_call, dynamic=False) if compiled else _call
+    fn = _call
+    if compiled:  # the copies share one compiled graph
+        from genaccel.executor import StepExecutor
+
+        steps = StepExecutor(device)
+        steps.configure(compile="default", fullgraph=False, dynamic=False)
+
+        def fn(module, x):
+            return steps.run("linear", _call, module, x)
+
     per_shape = {}
     total = 0.0
     with torch.no_grad():

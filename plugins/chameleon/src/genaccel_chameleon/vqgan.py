@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 from genaccel import GenaccelError
+from genaccel.executor import StepExecutor
 from torch import nn
 from transformers import ChameleonVQVAEConfig
 from transformers.models.chameleon.modeling_chameleon import (
@@ -104,6 +105,12 @@ class ImageTokenizer(nn.Module):
             self.quant_conv = nn.Conv2d(config.latent_channels, config.embed_dim, 1)
             self.post_quant_conv = nn.Conv2d(config.embed_dim, config.latent_channels, 1)
         self.decoder = VQGANDecoder(config) if decoder else None
+        self.steps = StepExecutor()  # the decoder's forward: eager unless compile_decoder
+
+    def compile_decoder(self, mode: str) -> None:
+        """Compile the decoder's forward (static shapes: one image size)."""
+        self.steps = StepExecutor(str(self.post_quant_conv.weight.device))
+        self.steps.configure(compile=mode, fullgraph=False, dynamic=False)
 
     @property
     def grid(self) -> int:
@@ -121,7 +128,7 @@ class ImageTokenizer(nn.Module):
         """Codebook indices (B, grid²) → pixels (B, 3, R, R) in about [-1, 1]."""
         b, g = codes.shape[0], self.grid
         z = self.quantize.embedding(codes.view(b, g, g)).permute(0, 3, 1, 2)
-        return self.decoder(self.post_quant_conv(z))
+        return self.steps.run("decoder", self.decoder.forward, self.post_quant_conv(z))
 
 
 def to_uint8(pixels: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,7 @@ import attrs
 import torch
 import torch.nn.functional as F
 from genaccel import region
+from genaccel.executor import StepExecutor
 from torch import nn
 
 
@@ -180,11 +181,17 @@ class HSTULayer(nn.Module):
     def output(self, x, u, attn):
         return x + self.o(self.dropout(u * self.output_norm(attn)))
 
-    def forward(self, x, layout: Jagged, attention):
-        u, v, q, k = self.project(x)
+    def forward(self, x, layout: Jagged, attention, steps: StepExecutor | None = None):
+        """``steps`` runs the projection and the output (compiled: :meth:`HSTU.set_compile`)."""
+        run = steps.run if steps is not None else _eager
+        u, v, q, k = run((self, "project"), self.project, x)
         with region("Attention", attention.__name__):
             attn = attention(q, k, v, layout, self.rab, self.cfg.heads, self.cfg.max_len)
-        return self.output(x, u, attn)
+        return run((self, "output"), self.output, x, u, attn)
+
+
+def _eager(key, fn, *args):
+    return fn(*args)
 
 
 class HSTU(nn.Module):
@@ -197,6 +204,13 @@ class HSTU(nn.Module):
         self.final_norm = nn.LayerNorm(cfg.dim, eps=1e-6)
         self.ranking_head = nn.Sequential(nn.Linear(cfg.dim, cfg.dim), nn.SiLU(), nn.Linear(cfg.dim, cfg.num_actions))
         self.attention = dense_attention
+        self.steps = StepExecutor()  # each layer's projection and output: eager unless set_compile
+
+    def set_compile(self, mode: str) -> None:
+        """Compile each layer's projection and output (dynamic shapes: histories vary in length);
+        the attention runs as chosen."""
+        self.steps = StepExecutor(str(self.item_emb.weight.device))
+        self.steps.configure(compile=mode, fullgraph=False, dynamic=True)
 
     def embed(self, items, actions):
         return self.item_emb(items) + self.action_emb(actions)
@@ -207,5 +221,5 @@ class HSTU(nn.Module):
             if i == self.cfg.full_layers and self.cfg.truncate_to:
                 index, layout = layout.keep_last(self.cfg.truncate_to)
                 x = x[index]
-            x = layer(x, layout, self.attention)
+            x = layer(x, layout, self.attention, self.steps)
         return self.final_norm(x), layout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import time
@@ -9,6 +10,7 @@ import time
 import attrs
 import torch
 from genaccel import BuildOptions, GenaccelError, LengthDistribution, init_random_weights, phase
+from genaccel.measure import synchronize
 
 from .model import HSTU, HSTUConfig, Jagged, dense_attention, fused_attention
 
@@ -82,9 +84,7 @@ class HSTUWorkload:
         self.model.attention = {"dense": dense_attention, "fused": fused_attention}[impl]
 
     def set_compile(self, mode: str) -> str:
-        for layer in self.model.layers:
-            layer.project = torch.compile(layer.project, mode=mode, dynamic=True)
-            layer.output = torch.compile(layer.output, mode=mode, dynamic=True)
+        self.model.set_compile(mode)
         return f"each layer's projection and output compiled (mode={mode}, dynamic shapes); attention runs as chosen"
 
     # --- inputs -----------------------------------------------------------------------------
@@ -143,7 +143,7 @@ class HSTUWorkload:
     @torch.no_grad()
     def run_batch(self, batch: list[HistorySample]) -> dict:
         items, actions, layout = self.collate(batch)
-        sync = torch.cuda.synchronize if self.options.device == "cuda" else (lambda: None)
+        sync = functools.partial(synchronize, self.options.device)
         sync()
         t0 = time.perf_counter()
         with phase("embedding"):

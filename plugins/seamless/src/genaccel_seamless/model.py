@@ -14,6 +14,8 @@ from types import SimpleNamespace
 
 import torch
 from genaccel import HFCausalLM
+from genaccel.executor import StepExecutor
+from genaccel.footprint import nbytes
 from genaccel.kvcache import DynamicKVCache, StaticKVCache
 from torch import nn
 from transformers.cache_utils import EncoderDecoderCache
@@ -54,25 +56,19 @@ class Seq2SeqLM(HFCausalLM):
     """Decoder steps of an encoder-decoder model whose decoder is BART-like (SeamlessM4T v2)."""
 
     def __init__(self, hf_model: nn.Module, decoder: nn.Module, lm_head: nn.Module):
-        self.hf = hf_model
-        self.decoder = decoder
-        self.embed_tokens = decoder.embed_tokens
-        self.layers = decoder.layers
-        self.norm = decoder.layer_norm
-        self.lm_head = lm_head
         cfg = hf_model.config
-        self.num_layers = len(self.layers)
-        self.num_kv_heads = cfg.decoder_attention_heads
-        self.head_dim = cfg.hidden_size // cfg.decoder_attention_heads
+        self.decoder = decoder
         self.padding_idx = decoder.embed_positions.padding_idx
-        self.cache_kind, self.compile_mode, self.cuda_graph = "dynamic", None, False
-        self.cache = None
-        self._fns, self._graphs = {}, {}
-        self.allowed_tokens = None
         self.encoder_out: tuple[torch.Tensor, torch.Tensor] | None = None
         self.cross_len = 0
         self.cross: CrossCache | None = None
-        self._reorder_fn = self._reorder
+        super().__init__(hf_model, backbone=None, embed_tokens=decoder.embed_tokens, layers=decoder.layers,
+                         norm=decoder.layer_norm, lm_head=lm_head, num_kv_heads=cfg.decoder_attention_heads,
+                         head_dim=cfg.hidden_size // cfg.decoder_attention_heads)
+
+    def _new_executors(self) -> None:
+        super()._new_executors()
+        self.reorder_steps = StepExecutor(str(self.device))  # eager unless compile_reorder
 
     def set_encoder(self, hidden: torch.Tensor, mask: torch.Tensor) -> None:
         """A batch's encoder states (B, S, D) and their validity (B, S)."""
@@ -89,8 +85,9 @@ class Seq2SeqLM(HFCausalLM):
             self.cross = CrossCache(self.num_layers)
         self.cache_pair = StepCache(self.cache, self.cross)
 
-    def _graphed(self, fn, key, *args):
-        return super()._graphed(fn, (key, self.cross_len), *args)  # one graph per encoder-length bucket
+    def _step_key(self, *name):
+        key = super()._step_key(*name)
+        return (*key, self.cross_len) if self.cuda_graph and not self.compile_mode else key  # a graph per encoder bucket
 
     def set_cache(self, kind: str) -> None:
         super().set_cache(kind)
@@ -102,7 +99,7 @@ class Seq2SeqLM(HFCausalLM):
 
     @torch.no_grad()
     def prefill(self, input_ids: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-        rows, length = input_ids.shape
+        rows = input_ids.shape[0]
         hidden, enc_valid = self.encoder_out
         if rows != hidden.shape[0]:  # beams: each sample's encoder output once per beam
             reps = rows // hidden.shape[0]
@@ -111,32 +108,21 @@ class Seq2SeqLM(HFCausalLM):
         self.cross_mask = self._additive(enc_valid[:, None, None, :])
         if valid is None:
             valid = torch.ones_like(input_ids, dtype=torch.bool)
-        self.n_pad.copy_(length - valid.sum(-1))
+        allowed = self.cache.start(valid)
         pos_ids = (valid.cumsum(-1) - 1).clamp(min=0)
-        steps = torch.arange(length, device=input_ids.device)
-        if isinstance(self.cache, StaticKVCache):
-            self._static_prefill(steps, valid)
-        else:
-            self.key_valid = valid
-            self._has_pad = not bool(valid.all())
         self.cache_pair.is_updated = {}
-        allowed = (steps[None, :] <= steps[:, None])[None] & valid[:, None, :]
-        out = self._layers(self.embed_tokens(input_ids), pos_ids, self._additive(allowed[:, None]))
+        out = self._layers(self.embed_tokens(input_ids), pos_ids, self._additive(allowed))
         return self.head(out[:, -1])
 
     def _decode(self, tokens: torch.Tensor, pos: torch.Tensor, window: torch.Tensor | None = None) -> torch.Tensor:
         embedded = self.embed_tokens(tokens[:, None])
-        pos_ids = (pos - self.n_pad)[:, None]
         if isinstance(self.cache, StaticKVCache):
-            keys, cols = self._static_step(pos.view(1), window)
-            allowed = keys[:, None, :] & (cols[None, None, :] <= pos)
-            mask = self._additive(allowed[:, None])
+            q, allowed = self.cache.span(pos, 1, window=window)
+            pos_ids = q[None, :] - self.cache.n_pad[:, None]
         else:
-            mask = None
-            if self._has_pad:
-                self.key_valid = torch.cat([self.key_valid, self.key_valid.new_ones(tokens.shape[0], 1)], dim=1)
-                mask = self._additive(self.key_valid[:, None, None, :])
-        out = self._layers(embedded, pos_ids, mask)
+            allowed = self.cache.step_mask()
+            pos_ids = (pos - self.cache.n_pad)[:, None]
+        out = self._layers(embedded, pos_ids, None if allowed is None else self._additive(allowed))
         return self.head(out[:, -1])
 
     def _layers(self, hidden, pos_ids, mask):
@@ -151,29 +137,20 @@ class Seq2SeqLM(HFCausalLM):
 
     def compile_reorder(self) -> None:
         """Compile the cache reorder (one fused gather-copy per buffer; the filled length is symbolic)."""
-        self._reorder_fn = torch.compile(self._reorder, dynamic=True)
+        self.reorder_steps.configure(compile="default", fullgraph=False, dynamic=True)
 
     def reorder_cache(self, index: torch.Tensor, length: int | None = None) -> None:
-        self._reorder_fn(index, length)
+        self.reorder_steps.run("reorder", self._reorder, index, length)
 
     def _reorder(self, index: torch.Tensor, length: int | None = None) -> None:
         self.cache.reorder(index, length)
-        self.n_pad.copy_(self.n_pad.index_select(0, index))
-        if isinstance(self.cache, StaticKVCache):
-            self.key_valid.copy_(self.key_valid.index_select(0, index))
-        else:  # as transformers: every cache follows the beams, the cross-attention one too
-            self.key_valid = self.key_valid.index_select(0, index)
+        if not isinstance(self.cache, StaticKVCache):  # as transformers: every cache follows the beams
             self.cross.reorder(index)
 
-    def kv_bytes_per_token(self) -> int:
-        return 2 * self.num_layers * self.num_kv_heads * self.head_dim * self.dtype.itemsize
-
     def weight_bytes_per_step(self) -> int:
-        from genaccel.hf import _nbytes
-
         skip = {id(p) for p in self.embed_tokens.parameters()}
-        return sum(_nbytes(p) for p in self.decoder.parameters() if id(p) not in skip) + sum(
-            _nbytes(p) for p in self.lm_head.parameters())
+        return sum(nbytes(p) for p in self.decoder.parameters() if id(p) not in skip) + sum(
+            nbytes(p) for p in self.lm_head.parameters())
 
 
 __all__ = ["CROSS_BUCKET", "CrossCache", "Seq2SeqLM", "StepCache", "DynamicKVCache"]

@@ -5,7 +5,6 @@ Registered by the plugin's ``__init__`` by import strings (``genaccel_seamless.o
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 VOCODER_BUCKET = 512  # generator input frames are padded to a multiple of this (50 a second: ~10 s)
@@ -32,13 +31,11 @@ def _remove_weight_norm(module: nn.Module) -> int:
 def _compile_vocoder(ctx) -> str:
     voc = ctx.instance.vocoder
     removed = _remove_weight_norm(voc.generator)
-    voc.bucket = VOCODER_BUCKET
-    voc.generator = torch.compile(ctx.instance.module.vocoder.hifi_gan, dynamic=False)
+    voc.set_compile(VOCODER_BUCKET)
     return (f"vocoder generator compiled, input padded to multiples of {VOCODER_BUCKET} frames and trimmed after"
             + (f"; weight norm removed from {removed} layers" if removed else ""))
 
 
 def _graph_vocoder(ctx) -> str:
-    voc = ctx.instance.vocoder
-    voc.generator = torch.compile(ctx.instance.module.vocoder.hifi_gan, mode="reduce-overhead", dynamic=False)
+    ctx.instance.vocoder.set_compile(VOCODER_BUCKET, cuda_graph=True)
     return "vocoder generator replayed from CUDA graphs (one per padded length)"

@@ -11,6 +11,7 @@ trim the audio after, so a compiled or graphed generator sees a few shapes only.
 from __future__ import annotations
 
 import torch
+from genaccel.executor import StepExecutor
 from genaccel.measure import synced_now
 from genaccel.profiling import phase
 from torch import nn
@@ -19,13 +20,22 @@ SPEECH_PHASES = ("text decoder pass 2", "t2u", "vocoder")
 
 
 class Vocoder:
-    """Units → waveforms with transformers' Code HiFi-GAN modules; the generator may be replaced
-    (compiled, graphed) and its input padded to a multiple of ``bucket`` frames."""
+    """Units → waveforms with transformers' Code HiFi-GAN modules; the generator runs through
+    ``steps`` (eager, compiled or graphed: :meth:`set_compile`) and its input may be padded to a
+    multiple of ``bucket`` frames."""
 
     def __init__(self, code_hifigan: nn.Module):
         self.net = code_hifigan
         self.generator = code_hifigan.hifi_gan
         self.bucket: int | None = None
+        self.steps = StepExecutor()
+
+    def set_compile(self, bucket: int, *, cuda_graph: bool = False) -> None:
+        """Compile the generator (fixed shapes: its input padded to multiples of ``bucket``
+        frames), replayed from CUDA graphs with ``cuda_graph``."""
+        self.bucket = bucket
+        self.steps = StepExecutor(str(next(self.generator.parameters()).device))
+        self.steps.configure(compile="default", cuda_graph=cuda_graph, fullgraph=False, dynamic=False)
 
     @torch.no_grad()
     def __call__(self, units: torch.Tensor, lang_id: int, speaker_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -39,7 +49,8 @@ class Vocoder:
         bsz, n = frames.shape[0], frames.shape[-1]
         lang = net.language_embedding(torch.full((bsz, 1), lang_id, device=units.device)).transpose(1, 2)
         spkr = net.speaker_embedding(torch.full((bsz, 1), speaker_id, device=units.device)).transpose(1, 2)
-        wave = self.generator(torch.cat([lang.expand(-1, -1, n), frames, spkr.expand(-1, -1, n)], dim=1))
+        inputs = torch.cat([lang.expand(-1, -1, n), frames, spkr.expand(-1, -1, n)], dim=1)
+        wave = self.steps.run("generator", self.generator, inputs)
         lengths = net._get_output_hifigan_lengths(net._get_dur_output_lengths(units, durations).view(-1))
         return wave, lengths
 
