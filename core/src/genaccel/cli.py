@@ -127,18 +127,19 @@ def cmd_list(args, registry) -> int:
 
 
 def cmd_run(args, registry) -> int:
-    from .report import SCHEMA_VERSION, render, write_json
+    from .report import render, write_json
+    from .results import ReportDoc
     from .runner import run_case
 
     out = _out_dir(args, "run")
     config = attrs.evolve(_config(args, args.opt), out_dir=str(out / "outputs"))
     env = _environment(config.device)
     case = run_case(registry, config)
-    doc = {"schema_version": SCHEMA_VERSION, "kind": "run", "environment": env, **case}
+    doc = ReportDoc(kind="run", environment=env, cases=[case]).to_dict()
     write_json(out / "report.json", doc)
     render(doc, out)
-    _print_cases([case])
-    for s in case["skipped_optimizations"]:
+    _print_cases([doc])
+    for s in case.skipped_optimizations:
         print(f"skipped {s['name']}: {s['reason']}")
     print(f"\nreport: {out / 'report.json'}, {out / 'report.md'}")
     return 0
@@ -157,7 +158,7 @@ def _run_cases(registry, configs, report, *, strict: bool):
 
 
 def cmd_ablate(args, registry) -> int:
-    from .report import Report, render, speedup_rows, table
+    from .report import Report, render, speedup_table
 
     spec = registry.workload(args.workload)
     configs = []
@@ -174,7 +175,7 @@ def cmd_ablate(args, registry) -> int:
     render(report.doc, out)
     _print_cases(report.doc["cases"])
     print()
-    print(table(["stack", "tok/s", "× baseline", "× previous step"], speedup_rows(report.doc["cases"])))
+    print(speedup_table(report.doc["cases"]))
     print(f"\nreport: {out / 'report.json'}, {out / 'report.md'}")
     return 0
 
@@ -182,6 +183,7 @@ def cmd_ablate(args, registry) -> int:
 def cmd_bench(args, registry) -> int:
     from .config import BenchConfig
     from .report import Report, render
+    from .results import CaseResult
 
     bench = BenchConfig.from_toml(args.config)
     families = {w.split("/")[0] for w in registry.workloads}
@@ -199,8 +201,7 @@ def cmd_bench(args, registry) -> int:
     device = configs[0].device if configs else "cpu"
     report = Report(out, "bench", _environment(device), {"path": str(bench.path)})
     for case, reason in skipped:
-        report.add({"label": "-", "status": "skipped", "workload": case.workload, "batch_size": 0, "device": "-",
-                    "dtype": "-", "error": reason, "samples": []})
+        report.add(CaseResult(label="-", status="skipped", error=reason, workload=case.workload))
         print(f"skipped {case.workload}: {reason}", file=sys.stderr)
     _run_cases(registry, configs, report, strict=False)
     md = render(report.doc, out)
