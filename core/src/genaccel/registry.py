@@ -50,6 +50,7 @@ class WorkloadSpec:
     capabilities: frozenset[str] = attrs.field(converter=_frozenset, factory=frozenset)
     #: options of this workload alone (``--image-tokenizer PATH`` → ``image_tokenizer``), name → help
     options: dict[str, str] = attrs.field(factory=dict, converter=dict, hash=False)
+    unit: str = "token"  # the unit of work, singular ("token", "item", "image", "frame"): throughput is units/s
     plugin: str = ""
 
     def check_options(self, given: dict) -> None:
