@@ -313,7 +313,8 @@ def render(doc: dict, out_dir: Path) -> Path:
             lines += [f"![sweep]({png.name})", ""]
     for i, (key, group) in enumerate(_group(cases).items()):
         workload, model, bs, device, dtype, seq_len = key
-        title = f"{workload} · {model} · batch {bs} · {device} {dtype}" + (f" · {seq_len} tokens" if seq_len else "")
+        title = " · ".join(str(p) for p in (workload, model, bs and f"batch {bs}", device and f"{device} {dtype}",
+                                            seq_len and f"{seq_len} tokens") if p)  # a case not run lacks some
         lines += [f"## {title}", "", table(CASE_HEADER, [case_row(c) for c in group]), ""]
         rows = speedup_rows(group)
         if len(rows) > 1:
