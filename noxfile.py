@@ -23,7 +23,7 @@ EXAMPLES = sorted(f"examples/{p.name}" for p in (ROOT / "examples").iterdir() if
 
 def _install(session: nox.Session, *packages: str) -> None:
     session.install(TORCH)  # first, so that nothing pulls a CUDA build of torch
-    session.install("pytest>=8", *(f"-e{ROOT / p}" for p in packages))
+    session.install("pytest>=8", "jsonschema", *(f"-e{ROOT / p}" for p in packages))
 
 
 @nox.session

@@ -10,7 +10,8 @@ def _case(label, tps, lat, decoder="greedy"):
         "label": label, "status": "ok", "workload": "x/y", "preset": "tiny", "decoder": decoder, "batch_size": 1,
         "device": "cpu", "dtype": "float32", "skipped_optimizations": [], "optimization_notes": {},
         "samples": [{"latency_s": lat, "output_tokens": 4}, {"latency_s": lat * 1.1, "output_tokens": 4}],
-        "summary": {"latency_s": {"mean": lat, "p50": lat, "p90": lat}, "output_tokens_per_s": tps, "mbu": 0.5, "mbu_p50": 0.6},
+        "unit": "token", "summary": {"latency_s": {"mean": lat, "p50": lat, "p90": lat}, "unit": "token",
+                                     "throughput_per_s": tps, "output_tokens_per_s": tps, "mbu": 0.5, "mbu_p50": 0.6},
     }
 
 
@@ -22,7 +23,7 @@ def test_render_and_compare(tmp_path):
     assert "vs transformers' generate on the same weights: **2.22×**" in md
     assert (tmp_path / "00-x-y-bs1-speedup.png").stat().st_size > 1000
     other = json.loads(json.dumps(doc))
-    other["cases"][2]["summary"]["output_tokens_per_s"] = 30.0
+    other["cases"][2]["summary"]["throughput_per_s"] = 30.0
     assert "1.50×" in compare(doc, other)
 
 
@@ -48,3 +49,61 @@ def test_sweep_table_and_plot(tmp_path):
     md = render({"schema_version": SCHEMA_VERSION, "kind": "bench", "environment": {}, "cases": cases}, tmp_path).read_text()
     assert "| 4096 | fused | 0.200 | 5.00× | 20 | 20.0× |" in md
     assert list(tmp_path.glob("sweep-*.png"))
+
+
+FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
+
+
+def _validate(doc):
+    jsonschema = pytest.importorskip("jsonschema")
+    from genaccel.results import schema
+
+    jsonschema.validate(doc, schema())
+
+
+def test_version_1_reports_are_read_through_the_upgrade(tmp_path):
+    from genaccel.results import load_doc
+
+    run, ablate = load(FIXTURES / "report-v1.json"), load(FIXTURES / "report-v1-ablate.json")
+    assert run["schema_version"] == SCHEMA_VERSION == 2 and run["unit"] == "token"
+    s = run["summary"]
+    assert s["throughput_per_s"] == s["output_tokens_per_s"] > 0 and s["units"] == s["output_tokens"] == 8
+    assert [r["units"] for r in run["samples"]] == [4, 4]
+    _validate(run)
+    _validate(ablate)
+    assert "1.00×" in compare(run, run)
+    assert "baseline" in compare(load(FIXTURES / "report-v1-ablate.json"), ablate)
+    # a version-1 report against a version-2 one: the same case matches, throughput in the same unit
+    v2 = load_doc(run).to_dict()
+    v2["summary"]["throughput_per_s"] *= 2
+    assert "2.00×" in compare(json.loads((FIXTURES / "report-v1.json").read_text()), v2)
+    md = render(ablate, tmp_path).read_text()
+    assert "| hstu-fused-attention |" in md and "tokens/s" in md
+
+
+def test_typed_results_round_trip_and_validate():
+    from genaccel.results import CaseResult, ReportDoc, SampleRecord, case_label, load_doc
+
+    sample = SampleRecord.from_decoder({"id": "a", "latency_s": 0.5, "output_tokens": 3, "files": ["x.png"]},
+                                       unit="image", batch=0, output=[1, 2])
+    assert sample.units == 1 and sample.extra == {"files": ["x.png"]}
+    assert SampleRecord.from_decoder({"id": "b", "latency_s": 1.0, "output_tokens": 3}, unit="token", batch=0).units == 3
+    assert SampleRecord.from_decoder({"id": "c", "latency_s": 1.0, "units": 7}, unit="item", batch=0).units == 7
+    summary = {"unit": "image", "units": 1, "throughput_per_s": 2.0, "latency_s": {"mean": 0.5}, "total_s": 0.5,
+               "phase_s": {}, "peak_memory_bytes": 1, "model_bytes": 1, "ttft_s": None, "output_tokens_per_s": None,
+               "decode_tokens_per_s": None, "mbu": None}
+    ok = CaseResult(label=case_label(["b", "a"], skipped=["c"]), workload="x/y", unit="image", batch_size=1,
+                    device="cpu", dtype="float32", optimizations=["b", "a"], samples=[sample], summary=summary)
+    assert ok.label == "b+a (skipped c)" and case_label([], decoder="hf-generate") == "transformers generate"
+    skipped = CaseResult(label="-", status="skipped", error="no plugin", workload="z/w")
+    doc = ReportDoc(kind="bench", config={}, cases=[ok, skipped])
+    data = json.loads(json.dumps(doc.to_dict()))
+    _validate(data)
+    assert data["cases"][0]["samples"][0]["files"] == ["x.png"]
+    assert load_doc(data) == doc
+    run = ReportDoc(kind="run", cases=[ok]).to_dict()
+    assert run["label"] == ok.label and "cases" not in run
+    _validate(run)
+    assert load_doc(run).cases == [ok]
+    with pytest.raises(ValueError):
+        CaseResult(label="x", status="crashed", workload="x/y")

@@ -10,6 +10,7 @@ import torch
 
 from .measure import measure_bandwidth, measure_gemm_peak, synced_now
 from .profiling import CATEGORIES, COLORS, OVERHEAD, annotations, breakdown, count_flops, shares
+from .results import CaseResult, case_label, plural
 from .runner import RunConfig, make_batches, prepare, release_memory
 
 GRAPH_STAGES = ("compile", "graph")
@@ -70,7 +71,7 @@ def _profile_once(registry, config: RunConfig, trace_path: Path | None, strict: 
     phases = breakdown(captured["events"], config.device)
     unprofiled = _phase_seconds(plain)
     result = {
-        "label": "+".join(ctx.stack.names) or "baseline",
+        "label": case_label(ctx.stack.names, decoder=config.decoder, skipped=ctx.stack.skipped),
         "optimizations": list(ctx.stack.names),
         "skipped_optimizations": [attrs.asdict(s) for s in ctx.stack.skipped],
         "unprofiled_s": plain_s,
@@ -213,20 +214,23 @@ def _stats(values):
     return {"min": min(values), "max": max(values), "mean": statistics.fmean(values)}
 
 
-def characterize(case: dict) -> dict:
-    """Table II form from a run's per-sample records: per-modality lengths, decode steps, latency."""
-    recs = case["samples"]
-    inputs = {k[len("input_"):]: _stats([r[k] for r in recs]) for k in recs[0] if k.startswith("input_") and k != "input_tokens"}
+def characterize(case: CaseResult) -> dict:
+    """Table II form from a run's per-sample records: per-modality lengths, decode steps, latency,
+    and the units of work per sample in the workload's unit."""
+    recs = case.samples
+    inputs = {k[len("input_"):]: _stats([r.extra[k] for r in recs]) for k in recs[0].extra if k.startswith("input_")}
     if not inputs:
-        inputs = {"tokens": _stats([r["input_tokens"] for r in recs])}
-    autoregressive = any(r.get("ttft_s") is not None for r in recs)
+        inputs = {"tokens": _stats([r.input_tokens for r in recs])}
+    autoregressive = any(r.ttft_s is not None for r in recs)
     return {
-        "workload": case["workload"],
+        "workload": case.workload,
         "samples": len(recs),
         "input": inputs,
-        "output_tokens": _stats([r["output_tokens"] for r in recs]),
-        "decode_steps": _stats([r["output_tokens"] - 1 for r in recs]) if autoregressive else None,
-        "latency_ms": _stats([r["latency_s"] * 1e3 for r in recs]),
+        "unit": case.unit,
+        "units": _stats([r.units for r in recs]),
+        "output_tokens": _stats([r.output_tokens for r in recs]),
+        "decode_steps": _stats([r.output_tokens - 1 for r in recs]) if autoregressive else None,
+        "latency_ms": _stats([r.latency_s * 1e3 for r in recs]),
     }
 
 
@@ -240,13 +244,13 @@ def characterize_markdown(rows: list[dict]) -> str:
     for r in rows:
         for modality, st in r["input"].items():
             body.append([r["workload"], modality, fmt(st), fmt(r["output_tokens"]),
-                         f"{r['decode_steps']['mean']:.1f}" if r["decode_steps"] else "N/A", f"{r['latency_ms']['mean']:.1f}",
-                         str(r["samples"])])
+                         f"{r['decode_steps']['mean']:.1f}" if r["decode_steps"] else "N/A",
+                         f"{fmt(r['units'])} {plural(r['unit'])}", f"{r['latency_ms']['mean']:.1f}", str(r["samples"])])
     return table(["workload", "input modality", "input min / max / avg", "output min / max / avg", "decode steps (avg)",
-                  "mean latency (ms)", "samples"], body)
+                  "units of work min / max / avg", "mean latency (ms)", "samples"], body)
 
 
-def plot_latency_distribution(cases: list[dict], path: Path) -> Path:
+def plot_latency_distribution(cases: list[CaseResult], path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -254,9 +258,9 @@ def plot_latency_distribution(cases: list[dict], path: Path) -> Path:
 
     fig, axes = plt.subplots(1, len(cases), figsize=(4 * len(cases), 3.5), squeeze=False)
     for ax, case in zip(axes[0], cases):
-        lat = [r["latency_s"] * 1e3 for r in case["samples"]]
+        lat = [r.latency_s * 1e3 for r in case.samples]
         ax.hist(lat, bins=min(30, max(5, len(lat) // 2)), color="#3b75af")
-        ax.set_title(case["workload"], fontsize=9)
+        ax.set_title(case.workload, fontsize=9)
         ax.set_xlabel("end-to-end latency per sample (ms)")
         ax.set_ylabel("samples")
     fig.tight_layout()

@@ -165,16 +165,17 @@ def cmd_list(args, registry) -> int:
 def cmd_run(args, registry) -> int:
     out = _out_dir(args, "run")
     config = attrs.evolve(_config(args, registry, args.opt), out_dir=str(out / "outputs"))
-    from .report import SCHEMA_VERSION, render, write_json
+    from .report import render, write_json
+    from .results import ReportDoc
     from .runner import run_case
 
     env = _environment(config.device)
     case = run_case(registry, config)
-    doc = {"schema_version": SCHEMA_VERSION, "kind": "run", "environment": env, **case}
+    doc = ReportDoc(kind="run", environment=env, cases=[case]).to_dict()
     write_json(out / "report.json", doc)
     render(doc, out)
-    _print_cases([case])
-    for s in case["skipped_optimizations"]:
+    _print_cases([doc])
+    for s in case.skipped_optimizations:
         print(f"skipped {s['name']}: {s['reason']}")
     print(f"\nreport: {out / 'report.json'}, {out / 'report.md'}")
     return 0
@@ -193,6 +194,8 @@ def _run_cases(registry, configs, report, *, strict: bool):
 
 
 def cmd_ablate(args, registry) -> int:
+    from .report import Report, render, speedup_table
+
     spec = registry.workload(args.workload)
     runs = []
     if not args.no_reference and "hf-generate" in spec.capabilities and not args.decoder:
@@ -202,7 +205,6 @@ def cmd_ablate(args, registry) -> int:
     for c in configs:  # fail fast on names and impossible stacks, before hours of measuring
         registry.resolve_stack(spec, c.optimizations, c.device)
         registry.check_decoder(spec, c.decoder or spec.default_decoder)
-    from .report import Report, render, speedup_rows, table
 
     out = _out_dir(args, "ablate")
     report = Report(out, "ablate", _environment(args.device), {"steps": list(args.steps), **configs[-1].to_dict()})
@@ -210,7 +212,7 @@ def cmd_ablate(args, registry) -> int:
     render(report.doc, out)
     _print_cases(report.doc["cases"])
     print()
-    print(table(["stack", "tok/s", "× baseline", "× previous step"], speedup_rows(report.doc["cases"])))
+    print(speedup_table(report.doc["cases"]))
     print(f"\nreport: {out / 'report.json'}, {out / 'report.md'}")
     return 0
 
@@ -220,6 +222,7 @@ def cmd_bench(args, registry) -> int:
 
     bench = BenchConfig.from_toml(args.config, registry)
     from .report import Report, render
+    from .results import CaseResult
 
     families = {w.split("/")[0] for w in registry.workloads}
     configs, skipped = [], []
@@ -236,8 +239,7 @@ def cmd_bench(args, registry) -> int:
     device = configs[0].device if configs else "cpu"
     report = Report(out, "bench", _environment(device), {"path": str(bench.path)})
     for case, reason in skipped:
-        report.add({"label": "-", "status": "skipped", "workload": case.workload, "batch_size": 0, "device": "-",
-                    "dtype": "-", "error": reason, "samples": []})
+        report.add(CaseResult(label="-", status="skipped", error=reason, workload=case.workload))
         print(f"skipped {case.workload}: {reason}", file=sys.stderr)
     _run_cases(registry, configs, report, strict=False)
     md = render(report.doc, out)

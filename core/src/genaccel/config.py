@@ -56,10 +56,9 @@ class RunConfig:
 
     @property
     def label(self) -> str:
-        stack = "+".join(self.optimizations) if self.optimizations else "baseline"
-        if self.decoder == "hf-generate":
-            stack = "transformers generate"
-        return stack
+        from .results import case_label
+
+        return case_label(self.optimizations, decoder=self.decoder)
 
     def build_options(self):
         from .workload import BuildOptions

@@ -4,37 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import attrs
 import torch
 
 from .errors import GenaccelError
 from .measure import StepClock, synced_now
 from .profiling import phase
-
-
-@attrs.define(kw_only=True)
-class BatchResult:
-    """What a decoder returns for one batch."""
-
-    records: list[dict]  # one per sample, JSON-ready
-    outputs: list[list[int]]  # generated token ids per sample
-    latency_s: float
-    prefill_s: float = 0.0
-    decode_s: float = 0.0
-    decode_steps: int = 0
-    kv_tokens_read: int = 0  # sum over decode steps of cached positions attended (all rows)
-    weight_passes: int = 1  # forwards per decode step that read every weight (2: unbatched guidance)
-    step_s: list[float] = attrs.field(factory=list)  # duration of each decode step
-    phases: dict[str, float] = attrs.field(factory=dict)
-    extra: dict = attrs.field(factory=dict)
-
-    @classmethod
-    def from_clock(cls, times: list[float], *, phases: dict | None = None, **fields) -> BatchResult:
-        """Latency, prefill, decode and per-step times from a ``StepClock``'s marks (the first is
-        prefill's); phases default to prefill and decode."""
-        decode = times[-1] - times[0]
-        return cls(latency_s=times[-1], prefill_s=times[0], decode_s=decode, step_s=[b - a for a, b in zip(times, times[1:])],
-                   phases=phases or {"prefill": times[0], "decode": decode}, **fields)
+from .results import BatchResult  # re-exported: decoders import it from here
 
 
 def pad_left(batch: Sequence, pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:

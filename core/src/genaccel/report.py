@@ -1,4 +1,9 @@
-"""Reports: one JSON document per run (written after every case), rendered to Markdown and PNG."""
+"""Reports: one JSON document per run (written after every case), rendered to Markdown and PNG.
+
+The document's shape is :class:`genaccel.results.ReportDoc` (``report-v2.schema.json``); the
+readers here take its JSON form, of any supported version (see :func:`genaccel.results.upgrade`).
+Throughput is in each workload's unit of work (tokens, items, images, frames per second).
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,22 @@ import json
 import os
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+from .results import SCHEMA_VERSION, CaseResult, plural, upgrade
+
+__all__ = ["SCHEMA_VERSION", "write_json", "load", "Report", "render", "compare", "speedup_table"]
 
 
 def write_json(path: Path, doc: dict) -> None:
     """Write atomically, so an interrupted run never leaves a half-written report."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1, default=str))
+    tmp.write_text(json.dumps(doc, indent=1, default=_jsonable))
     os.replace(tmp, path)
+
+
+def _jsonable(obj):
+    """Typed results through their serializer; anything else (paths ...) as text."""
+    return obj.to_dict() if isinstance(obj, CaseResult) else str(obj)
 
 
 def load(path: Path) -> dict:
@@ -26,9 +38,10 @@ def load(path: Path) -> dict:
         raise GenaccelError(f"report {str(path)!r} does not exist") from None
     except json.JSONDecodeError as e:
         raise GenaccelError(f"report {str(path)!r} is not valid JSON: {e}") from None
-    if doc.get("schema_version") != SCHEMA_VERSION:
-        raise GenaccelError(f"report {str(path)!r} has schema_version {doc.get('schema_version')!r}, expected {SCHEMA_VERSION}")
-    return doc
+    try:
+        return upgrade(doc)
+    except GenaccelError as e:
+        raise GenaccelError(f"report {str(path)!r} has {e}") from None
 
 
 def cases_of(doc: dict) -> list[dict]:
@@ -43,8 +56,8 @@ class Report:
         self.doc = {"schema_version": SCHEMA_VERSION, "kind": kind, "environment": environment, "config": config, "cases": []}
         self.save()
 
-    def add(self, case: dict) -> None:
-        self.doc["cases"].append(case)
+    def add(self, case: CaseResult) -> None:
+        self.doc["cases"].append(case.to_dict())
         self.save()
 
     def save(self) -> None:
@@ -62,11 +75,20 @@ def _mib(x):
     return "–" if not x else f"{x / 2**20:,.0f}"
 
 
+def _throughput(case: dict):
+    return (case.get("summary") or {}).get("throughput_per_s")
+
+
+def _per_s(case_or_unit) -> str:
+    unit = case_or_unit if isinstance(case_or_unit, str) else case_or_unit.get("unit") or "token"
+    return f"{plural(unit)}/s"
+
+
 def case_row(case: dict) -> list[str]:
     s = case.get("summary") or {}
     lat = s.get("latency_s") or {}
     if case.get("status") != "ok":
-        return [case["label"], str(case["batch_size"]), f"**{case['status']}**: {case.get('error', '')}"] + [""] * 8
+        return [case["label"], str(case.get("batch_size") or "–"), f"**{case['status']}**: {case.get('error') or ''}"] + [""] * 9
     return [
         case["label"],
         str(case["batch_size"]),
@@ -74,6 +96,7 @@ def case_row(case: dict) -> list[str]:
         _fmt(lat.get("p50")),
         _fmt(lat.get("p90")),
         _fmt((s.get("ttft_s") or {}).get("mean")),
+        _fmt(_throughput(case), ".1f") + (" " + _per_s(case) if _throughput(case) is not None else ""),
         _fmt(s.get("output_tokens_per_s"), ".1f"),
         _fmt(s.get("decode_tokens_per_s"), ".1f"),
         _pct(s.get("mbu")),
@@ -86,8 +109,8 @@ def _pct(x):
     return "–" if x is None else f"{100 * x:.0f}%"
 
 
-CASE_HEADER = ["stack", "batch", "latency mean (s)", "p50", "p90", "TTFT (s)", "tok/s", "decode tok/s", "MBU",
-               "MBU p50 step", "peak MiB"]
+CASE_HEADER = ["stack", "batch", "latency mean (s)", "p50", "p90", "TTFT (s)", "throughput", "tok/s", "decode tok/s",
+               "MBU", "MBU p50 step", "peak MiB"]
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -144,10 +167,11 @@ def case_details(case: dict) -> str:
 
 
 def speedup_rows(cases: list[dict]) -> list[list[str]]:
-    """Rows of an ablation: each stack against the baseline and the previous step."""
+    """Rows of an ablation: each stack's throughput (the workload's units per second) against the
+    baseline and the previous step."""
     rows, base, prev = [], None, None
     for case in cases:
-        tps = (case.get("summary") or {}).get("output_tokens_per_s")
+        tps = _throughput(case)
         if case.get("decoder") == "hf-generate" or not tps:
             continue
         base = base or tps
@@ -156,19 +180,26 @@ def speedup_rows(cases: list[dict]) -> list[list[str]]:
     return rows
 
 
+def speedup_table(cases: list[dict]) -> str:
+    """An ablation's speedup table, in the unit of its (first measured) workload."""
+    cases = upgrade({"schema_version": SCHEMA_VERSION, "kind": "ablate", "cases": cases})["cases"]
+    unit = next((c for c in cases if _throughput(c)), {"unit": "token"})
+    return table(["stack", _per_s(unit), "× baseline", "× previous step"], speedup_rows(cases))
+
+
 def plot_speedups(cases: list[dict], path: Path, title: str) -> Path | None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ok = [c for c in cases if (c.get("summary") or {}).get("output_tokens_per_s")]
+    ok = [c for c in cases if _throughput(c)]
     steps = [c for c in ok if c.get("decoder") != "hf-generate"]
     if not steps:
         return None
-    base = steps[0]["summary"]["output_tokens_per_s"]
+    base = _throughput(steps[0])
     labels = [c["label"].replace("+", "\n+") for c in ok]
-    values = [c["summary"]["output_tokens_per_s"] / base for c in ok]
+    values = [_throughput(c) / base for c in ok]
     colors = ["#999999" if c.get("decoder") == "hf-generate" else "#3b75af" for c in ok]
     fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(ok)), 4))
     bars = ax.bar(range(len(ok)), values, color=colors)
@@ -176,7 +207,7 @@ def plot_speedups(cases: list[dict], path: Path, title: str) -> Path | None:
         ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), f"{val:.2f}×", ha="center", va="bottom")
     ax.axhline(1.0, color="black", lw=0.8)
     ax.set_xticks(range(len(ok)), labels, fontsize=8)
-    ax.set_ylabel("speedup over baseline (tokens/s)")
+    ax.set_ylabel(f"speedup over baseline ({_per_s(steps[0])})")
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -262,6 +293,7 @@ def _group(cases):
 def render(doc: dict, out_dir: Path) -> Path:
     """Write report.md and PNG plots next to report.json; returns the Markdown path."""
     out_dir = Path(out_dir)
+    doc = upgrade(doc)
     cases = cases_of(doc)
     env = doc.get("environment", {})
     lines = [f"# genaccel {doc.get('kind', 'run')} report", "", environment_md(env)]
@@ -281,17 +313,19 @@ def render(doc: dict, out_dir: Path) -> Path:
             lines += [f"![sweep]({png.name})", ""]
     for i, (key, group) in enumerate(_group(cases).items()):
         workload, model, bs, device, dtype, seq_len = key
-        title = f"{workload} · {model} · batch {bs} · {device} {dtype}" + (f" · {seq_len} tokens" if seq_len else "")
+        title = " · ".join(str(p) for p in (workload, model, bs and f"batch {bs}", device and f"{device} {dtype}",
+                                            seq_len and f"{seq_len} tokens") if p)  # a case not run lacks some
         lines += [f"## {title}", "", table(CASE_HEADER, [case_row(c) for c in group]), ""]
         rows = speedup_rows(group)
         if len(rows) > 1:
-            lines += [table(["stack", "tok/s", "× baseline", "× previous step"], rows), ""]
+            lines += [table(["stack", _per_s(group[0]), "× baseline", "× previous step"], rows), ""]
             ref = next((c for c in group if c.get("decoder") == "hf-generate" and c.get("status") == "ok"), None)
             best = max((c for c in group if c.get("status") == "ok" and c.get("decoder") != "hf-generate"),
-                       key=lambda c: c["summary"]["output_tokens_per_s"], default=None)
-            if ref and best:
-                ratio = best["summary"]["output_tokens_per_s"] / ref["summary"]["output_tokens_per_s"]
-                lines += [f"Best stack `{best['label']}` vs transformers' generate on the same weights: **{ratio:.2f}×** tokens/s.", ""]
+                       key=lambda c: _throughput(c) or 0, default=None)
+            if ref and best and _throughput(ref) and _throughput(best):
+                ratio = _throughput(best) / _throughput(ref)
+                lines += [f"Best stack `{best['label']}` vs transformers' generate on the same weights: "
+                          f"**{ratio:.2f}×** {_per_s(best)}.", ""]
         stem = f"{i:02d}-{workload.replace('/', '-')}-bs{bs}" + (f"-n{seq_len}" if seq_len else "")
         for kind, fn in (("speedup", plot_speedups), ("latency", plot_latency)):
             png = fn(group, out_dir / f"{stem}-{kind}.png", title)
@@ -306,7 +340,9 @@ def render(doc: dict, out_dir: Path) -> Path:
 
 
 def compare(a: dict, b: dict) -> str:
-    """Per-case deltas between two reports, matched by workload, model, stack, batch, device, dtype."""
+    """Per-case deltas between two reports (of any supported version), matched by workload, model,
+    stack, batch, device, dtype; throughputs are compared where both count the same unit."""
+    a, b = upgrade(a), upgrade(b)
 
     def key(c):
         return (c["workload"], c.get("preset") or c.get("checkpoint"), c["label"], c["batch_size"], c["device"], c["dtype"],
@@ -320,12 +356,15 @@ def compare(a: dict, b: dict) -> str:
             continue
         sa, sb = ca.get("summary") or {}, cb.get("summary") or {}
         la, lb = (sa.get("latency_s") or {}).get("mean"), (sb.get("latency_s") or {}).get("mean")
-        ta, tb = sa.get("output_tokens_per_s"), sb.get("output_tokens_per_s")
+        ta, tb = sa.get("throughput_per_s"), sb.get("throughput_per_s")
+        same_unit = ca.get("unit") == cb.get("unit")
         rows.append([
             f"{ca['workload']} {ca['label']} bs{ca['batch_size']}",
             _fmt(la), _fmt(lb), f"{(lb - la) / la:+.1%}" if la and lb else "–",
-            _fmt(ta, ".1f"), _fmt(tb, ".1f"), f"{tb / ta:.2f}×" if ta and tb else "–",
+            f"{_fmt(ta, '.1f')} {_per_s(ca)}", f"{_fmt(tb, '.1f')} {_per_s(cb)}",
+            f"{tb / ta:.2f}×" if ta and tb and same_unit else "–",
         ])
     if not rows:
         return "no cases in common (cases match by workload, model, stack, batch size, device and dtype)"
-    return table(["case", "latency A (s)", "latency B (s)", "Δ latency", "tok/s A", "tok/s B", "B/A tok/s"], rows)
+    return table(["case", "latency A (s)", "latency B (s)", "Δ latency", "throughput A", "throughput B", "B/A throughput"],
+                 rows)

@@ -14,12 +14,12 @@ import attrs
 import torch
 
 from .config import RunConfig
-from .decoding import BatchResult
 from .errors import GenaccelError, unknown_name
 from .hf import _nbytes
 from .measure import PeakMemory, measure_bandwidth, percentiles
 from .registry import Registry, Stack, WorkloadSpec, check_device_name, device_type
-from .roles import Role, check_roles
+from .results import BatchResult, CaseResult, SampleRecord, case_label, workload_unit
+from .roles import Role, TokenModel, WeightStreaming, check_roles
 
 
 @attrs.define(kw_only=True)
@@ -145,8 +145,8 @@ def run_case(
     progress: bool = True,
     samples: list | None = None,
     on_batch: Callable[[BatchResult], None] | None = None,
-) -> dict:
-    """Measure one case and return its JSON-ready record."""
+) -> CaseResult:
+    """Measure one case."""
     from . import accuracy
 
     t_build = time.perf_counter()
@@ -162,7 +162,6 @@ def run_case(
     t_apply = time.perf_counter()
     apply_stack(ctx)
     apply_s = time.perf_counter() - t_apply
-    bs = config.batch_size
 
     rss_before_warmup = PeakMemory.rss()
     warmup_s = []
@@ -176,7 +175,8 @@ def run_case(
         warmup_s.append(time.perf_counter() - t0)
 
     results: list[BatchResult] = []
-    bar = _progress(len(batches), config.label, progress)
+    label = case_label(ctx.stack.names, decoder=config.decoder, skipped=ctx.stack.skipped)
+    bar = _progress(len(batches), label, progress)
     with PeakMemory(config.device, start=rss_before_warmup if config.device == "cpu" else None) as mem:
         for batch in batches:
             res = ctx.decoder.run(ctx, batch)
@@ -186,82 +186,95 @@ def run_case(
             bar.update(1)
     bar.close()
 
-    records = []
-    for b, res in enumerate(results):
-        for rec, out in zip(res.records, res.outputs):
-            records.append({**rec, "batch": b, "output_ids": out})
+    unit = workload_unit(ctx.workload)
+    records = [SampleRecord.from_decoder(rec, unit=unit, batch=b, output=out)
+               for b, res in enumerate(results) for rec, out in zip(res.records, res.outputs)]
     compiled = any(s.stage in ("compile", "graph") for s in ctx.stack.applied)
-    label = config.label if config.decoder == "hf-generate" else "+".join(ctx.stack.names) or "baseline"
-    if ctx.stack.skipped:
-        label += " (skipped " + ",".join(s.name for s in ctx.stack.skipped) + ")"
-    case = {
-        "label": label,
-        "status": "ok",
-        "workload": config.workload,
-        "preset": config.preset if not config.checkpoint else None,
-        "checkpoint": config.checkpoint,
-        "decoder": config.decoder or ctx.workload.default_decoder,
-        "optimizations": list(ctx.stack.names),
-        "skipped_optimizations": [attrs.asdict(s) for s in ctx.stack.skipped],
-        "optimization_notes": ctx.notes,
-        "lossless": ctx.stack.lossless,
-        "device": config.device,
-        "dtype": config.dtype,
-        "batch_size": bs,
-        "seq_len": config.seq_len,
-        "max_seq_len": ctx.max_seq_len,
-        "model": inst.describe(),
-        "config": config.to_dict(),
-        "build_s": build_s,
-        "apply_s": apply_s,  # applying the stack (autoquant's calibration and timing included)
-        "warmup_s": warmup_s,
-        "samples": records,
-        "summary": summarize(ctx, results, records, mem, warmup_s, compiled),
-    }
+    case = CaseResult(
+        label=label,
+        workload=config.workload,
+        unit=unit,
+        preset=config.preset if not config.checkpoint else None,
+        checkpoint=config.checkpoint,
+        decoder=config.decoder or ctx.workload.default_decoder,
+        optimizations=list(ctx.stack.names),
+        skipped_optimizations=[attrs.asdict(s) for s in ctx.stack.skipped],
+        optimization_notes=ctx.notes,
+        lossless=ctx.stack.lossless,
+        device=config.device,
+        dtype=config.dtype,
+        batch_size=config.batch_size,
+        seq_len=config.seq_len,
+        max_seq_len=ctx.max_seq_len,
+        model=inst.describe(),
+        config=config.to_dict(),
+        build_s=build_s,
+        apply_s=apply_s,
+        warmup_s=warmup_s,
+        samples=records,
+        summary=summarize(ctx, results, records, mem, warmup_s, compiled),
+    )
     if reference is not None:
-        case["accuracy"] = (accuracy.impact(ctx, reference, records) if generative
-                            else accuracy.output_impact(reference, records))
+        plain = [r.to_dict() for r in records]
+        case.accuracy = accuracy.impact(ctx, reference, plain) if generative else accuracy.output_impact(reference, plain)
     spec_stats = [r.extra["speculative"] for r in results if "speculative" in r.extra]
     if spec_stats:
-        case["speculative"] = speculative_summary(spec_stats)
+        case.speculative = speculative_summary(spec_stats)
     del ctx, inst
     release_memory()
     return case
 
 
-def summarize(ctx, results, records, mem, warmup_s, compiled) -> dict:
+def summarize(ctx, results: list[BatchResult], records: list[SampleRecord], mem, warmup_s, compiled) -> dict:
+    """A case's figures: latency, throughput in the workload's unit, memory, phases; and for token
+    models the token figures (TTFT, TPOT, decode tokens/s) and, where the model says what a step
+    reads, MBU."""
     peak, peak_increase = mem.peak, mem.peak - mem.start
     total_s = sum(r.latency_s for r in results)
-    decode_s = sum(r.decode_s for r in results)
-    steps = sum(r.decode_steps for r in results)
-    out_tokens = sum(r["output_tokens"] for r in records)
+    units = sum(r.units for r in records)
     inst = ctx.instance
     summary = {
-        "latency_s": percentiles([r["latency_s"] for r in records]),
-        "ttft_s": percentiles([r["ttft_s"] for r in records]),
-        "tpot_s": percentiles([r["tpot_s"] for r in records]),
+        "unit": workload_unit(ctx.workload),
+        "units": units,
+        "throughput_per_s": units / total_s if total_s else None,
+        "latency_s": percentiles([r.latency_s for r in records]),
         "total_s": total_s,
-        "output_tokens": out_tokens,
-        "output_tokens_per_s": out_tokens / total_s if total_s else None,
-        "decode_tokens_per_s": None,
-        "decode_steps": steps,
-        "decode_step_s": None,
         "peak_memory_bytes": peak,
         "peak_memory_increase_bytes": peak_increase,
         "model_bytes": sum(_nbytes(p) for p in inst.module.parameters()),
-        "mbu": None,
-        "bytes_per_decode_step": None,
         "phase_s": _phase_totals(results),
         "compile_s": (warmup_s[0] - warmup_s[-1] if len(warmup_s) > 1 else warmup_s[0]) if compiled and warmup_s else 0.0,
+        "ttft_s": None,
+        "tpot_s": None,
+        "output_tokens": None,
+        "output_tokens_per_s": None,
+        "decode_tokens_per_s": None,
+        "decode_steps": None,
+        "decode_step_s": None,
+        "mbu": None,
+        "mbu_p50": None,
+        "bytes_per_decode_step": None,
     }
+    if not ctx.has(TokenModel):
+        return summary
+    decode_s = sum(r.decode_s for r in results)
+    steps = sum(r.decode_steps for r in results)
+    out_tokens = sum(r.output_tokens or 0 for r in records)
+    summary.update(
+        ttft_s=percentiles([r.ttft_s for r in records]),
+        tpot_s=percentiles([r.tpot_s for r in records]),
+        output_tokens=out_tokens,
+        output_tokens_per_s=out_tokens / total_s if total_s else None,
+        decode_steps=steps,
+    )
     speculative = any("speculative" in r.extra for r in results)  # a step is a cycle: no bytes-per-token model
-    if decode_s > 0 and steps and hasattr(inst, "weight_bytes_per_step") and not speculative:
+    if decode_s > 0 and steps and ctx.has(WeightStreaming) and not speculative:
         kv_tokens = sum(r.kv_tokens_read for r in results)
         passes = sum(r.decode_steps * r.weight_passes for r in results)
         read = passes * inst.weight_bytes_per_step() + kv_tokens * inst.kv_bytes_per_token()
         bandwidth = measure_bandwidth(ctx.device)
         step_s = percentiles([t for r in results for t in r.step_s]) or {"mean": decode_s / steps}
-        summary["decode_tokens_per_s"] = sum(max(r["output_tokens"] - 1, 0) for r in records) / decode_s
+        summary["decode_tokens_per_s"] = sum(max((r.output_tokens or 0) - 1, 0) for r in records) / decode_s
         summary["decode_step_s"] = step_s
         summary["bytes_per_decode_step"] = read / steps
         summary["mbu"] = read / decode_s / bandwidth  # total bytes over total decode time
@@ -305,7 +318,7 @@ def release_memory() -> None:
     torch._dynamo.reset()
 
 
-def run_case_safe(registry: Registry, config: RunConfig, **kwargs) -> dict:
+def run_case_safe(registry: Registry, config: RunConfig, **kwargs) -> CaseResult:
     """Like ``run_case``, but a failure (out of memory included) becomes a recorded case."""
     try:
         return run_case(registry, config, **kwargs)
@@ -318,24 +331,8 @@ def run_case_safe(registry: Registry, config: RunConfig, **kwargs) -> dict:
         _status(traceback.format_exc())
     release_memory()
     _status(f"  {config.label}: {status}: {reason}")
-    return {
-        "label": config.label,
-        "status": status,
-        "error": reason,
-        "workload": config.workload,
-        "preset": config.preset,
-        "checkpoint": config.checkpoint,
-        "decoder": config.decoder,
-        "optimizations": list(config.optimizations),
-        "skipped_optimizations": [],
-        "device": config.device,
-        "dtype": config.dtype,
-        "batch_size": config.batch_size,
-        "seq_len": config.seq_len,
-        "config": config.to_dict(),
-        "samples": [],
-        "summary": {},
-    }
+    unit = workload_unit(registry.workloads.get(config.workload))
+    return CaseResult.not_run(config, status, reason, unit=unit)
 
 
 def _progress(total: int, desc: str, enabled: bool):

@@ -51,7 +51,7 @@ def test_guidance_changes_the_image(registry):
 
 def test_t_i_writes_pngs_of_the_configured_size(registry, tmp_path):
     case = run_case(registry, RunConfig(workload="chameleon/t-i", preset="tiny", samples=2, warmup=0,
-                                        out_dir=str(tmp_path)), progress=False)
+                                        out_dir=str(tmp_path)), progress=False).to_dict()
     for rec in case["samples"]:
         assert rec["output_tokens"] == 256
         (path,) = rec["files"]

@@ -29,7 +29,7 @@ def test_run_writes_the_report(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["run", "llama/t-t", *TINY, "--opt", "static-kv,sdpa,cuda-graph", "--out", str(out)]) == 0
     doc = json.loads((out / "report.json").read_text())
-    assert doc["schema_version"] == 1 and doc["workload"] == "llama/t-t" and doc["decoder"] == "greedy"
+    assert doc["schema_version"] == 2 and doc["workload"] == "llama/t-t" and doc["decoder"] == "greedy"
     assert doc["optimizations"] == ["sdpa", "static-kv"]  # stage order, whatever the user's order
     assert doc["skipped_optimizations"][0]["name"] == "cuda-graph"
     assert {"torch", "transformers", "genaccel", "genaccel-llama"} <= set(doc["environment"]["versions"])

@@ -1,0 +1,159 @@
+"""A workload that is not a token model, defined here and nowhere in the core: a small denoising
+loop over a tiny convolutional network with one self-attention block, whose unit of work is an
+image.  It goes through run, ablate (sdpa), bench and the profiler with the core as it is."""
+
+import json
+import time
+
+import attrs
+import pytest
+import torch
+from genaccel import WorkloadSpec, hookimpl
+from genaccel.cli import main
+from genaccel.plugins import build_registry, make_plugin_manager
+from genaccel.profiling import phase
+from genaccel.roles import AttentionSwitch, BatchRunner, capabilities_of
+from torch import nn
+from torch.nn import functional as F
+
+SIDE, CHANNELS, STEPS = 8, 8, 3
+
+
+@attrs.frozen
+class NoiseSample:
+    id: str
+    seed: int
+    input_lengths: dict = attrs.field(factory=lambda: {"pixels": SIDE * SIDE}, hash=False)
+
+
+class TinyDenoiser(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv_in = nn.Conv2d(3, CHANNELS, 3, padding=1)
+        self.qkv = nn.Linear(CHANNELS, 3 * CHANNELS)
+        self.conv_out = nn.Conv2d(CHANNELS, 3, 3, padding=1)
+        self.attention = "eager"
+
+    def forward(self, x):
+        h = F.silu(self.conv_in(x))
+        b, c, hh, ww = h.shape
+        q, k, v = self.qkv(h.flatten(2).transpose(1, 2)).chunk(3, dim=-1)
+        if self.attention == "sdpa":
+            a = F.scaled_dot_product_attention(q, k, v)
+        else:
+            a = torch.softmax(q @ k.transpose(1, 2) / c**0.5, dim=-1) @ v
+        return self.conv_out(h + a.transpose(1, 2).reshape(b, c, hh, ww))
+
+
+class ToyDiffusion(BatchRunner, AttentionSwitch):
+    """Denoise random noise into an image in a few steps; each image is one unit of work."""
+
+    random_weights = True
+
+    def __init__(self, options):
+        torch.manual_seed(options.seed)
+        self.module = TinyDenoiser().eval()
+
+    def make_samples(self, n, seed, max_new_tokens, seq_len=None):
+        return [NoiseSample(id=f"noise/{i}", seed=seed + i) for i in range(n)]
+
+    def describe(self):
+        return {"parameters": sum(p.numel() for p in self.module.parameters()), "steps": STEPS, "side": SIDE}
+
+    def set_attention(self, impl):
+        self.module.attention = impl
+
+    @torch.no_grad()
+    def run_batch(self, batch):
+        t0 = time.perf_counter()
+        with phase("denoise"):
+            x = torch.stack([torch.randn(3, SIDE, SIDE, generator=torch.Generator().manual_seed(s.seed)) for s in batch])
+            for _ in range(STEPS):
+                x = x - 0.5 * self.module(x)
+        t1 = time.perf_counter()
+        with phase("to pixels"):
+            pixels = ((x.clamp(-1, 1) + 1) * 127.5).to(torch.uint8)
+        t2 = time.perf_counter()
+        outputs = [img.flatten()[:4].tolist() for img in pixels]
+        per_sample = {"denoise": (t1 - t0) / len(batch), "to pixels": (t2 - t1) / len(batch)}
+        return {"outputs": outputs, "model_s": t2 - t0, "phases": {"denoise": t1 - t0, "to pixels": t2 - t1},
+                "records": [{"denoise_steps": STEPS, "phases": per_sample} for _ in batch]}
+
+
+ROLES = (BatchRunner, AttentionSwitch)
+
+
+def _declared() -> dict:
+    """The toy's roles.  Merge note: specs without ``roles`` take their capabilities instead."""
+    if "roles" in attrs.fields_dict(WorkloadSpec):
+        return {"roles": ROLES}
+    return {"capabilities": capabilities_of(ROLES)}
+
+
+class ToyPlugin:
+    @hookimpl
+    def genaccel_register_workloads(self, register):
+        register(WorkloadSpec(name="toy/denoise", description="a tiny denoising loop", build=ToyDiffusion,
+                              presets=("tiny",), default_preset="tiny", default_decoder="nar", unit="image",
+                              **_declared()))
+
+
+@pytest.fixture
+def cli(monkeypatch):
+    pm = make_plugin_manager(load_entry_points=False)
+    pm.register(ToyPlugin(), name="toy")
+    registry = build_registry(pm)
+    monkeypatch.setattr("genaccel.plugins.default_registry", lambda: registry)
+    return main
+
+
+def _validate(doc):
+    jsonschema = pytest.importorskip("jsonschema")
+    from genaccel.results import schema
+
+    jsonschema.validate(doc, schema())
+
+
+def test_run_counts_images(cli, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli(["run", "toy/denoise", "--samples", "3", "--batch-size", "2", "--out", str(out)]) == 0
+    doc = json.loads((out / "report.json").read_text())
+    _validate(doc)
+    assert doc["schema_version"] == 2 and doc["unit"] == "image" and doc["decoder"] == "nar"
+    assert [r["units"] for r in doc["samples"]] == [1, 1, 1, 1]  # whole batches: the last is filled up
+    assert {r["denoise_steps"] for r in doc["samples"]} == {STEPS} and set(doc["samples"][0]["phases"]) == {"denoise", "to pixels"}
+    s = doc["summary"]
+    assert s["unit"] == "image" and s["units"] == 4 and s["throughput_per_s"] == pytest.approx(4 / s["total_s"])
+    assert s["ttft_s"] is None and s["output_tokens_per_s"] is None and s["mbu"] is None
+    assert set(s["phase_s"]) == {"denoise", "to pixels"}
+    assert "images/s" in capsys.readouterr().out and "images/s" in (out / "report.md").read_text()
+
+
+def test_ablate_prints_a_speedup_table_in_images_per_second(cli, tmp_path, capsys):
+    out = tmp_path / "ablate"
+    assert cli(["ablate", "toy/denoise", "--samples", "2", "--steps", "sdpa", "--out", str(out)]) == 0
+    doc = json.loads((out / "report.json").read_text())
+    _validate(doc)
+    assert [c["label"] for c in doc["cases"]] == ["baseline", "sdpa"]
+    outputs = [[r["output_ids"] for r in c["samples"]] for c in doc["cases"]]
+    assert outputs[0] == outputs[1]
+    printed = capsys.readouterr().out
+    assert "| stack | images/s | × baseline | × previous step |" in printed
+    assert "| baseline |" in printed and "| sdpa |" in printed.split("× previous step")[-1]
+    assert list(out.glob("*speedup.png")) and "| stack | images/s |" in (out / "report.md").read_text()
+
+
+def test_bench_runs_and_profiles_it(cli, tmp_path):
+    cfg = tmp_path / "bench.toml"
+    cfg.write_text('[defaults]\nsamples = 1\n\n[[cases]]\nworkload = "toy/denoise"\nstacks = [[], ["sdpa"]]\n'
+                   'profile = true\n\n[[cases]]\nworkload = "absent/x"\n')
+    assert cli(["bench", str(cfg), "--out", str(tmp_path / "b")]) == 0
+    doc = json.loads((tmp_path / "b" / "report.json").read_text())
+    _validate(doc)
+    assert [(c["status"], c["unit"]) for c in doc["cases"]] == [("skipped", "token"), ("ok", "image"), ("ok", "image")]
+    assert all(c["summary"]["throughput_per_s"] > 0 for c in doc["cases"][1:])
+    profiles = doc["profiles"]
+    assert [p["label"] for p in profiles] == ["baseline", "sdpa"]
+    assert set(profiles[0]["phases"]) == {"denoise", "to pixels"} and profiles[0]["phases"]["denoise"]["calls"] >= 1
+    assert "images/s" in (tmp_path / "b" / "report.md").read_text()
+    assert cli(["compare", str(tmp_path / "b" / "report.json"), str(tmp_path / "b" / "report.json")]) == 0
