@@ -11,7 +11,8 @@ from pathlib import Path
 
 import attrs
 
-from .errors import GenaccelError
+from .errors import GenaccelError, out_of_memory
+from .files import OPEN, OutputDir
 from .registry import STAGES
 
 
@@ -45,6 +46,7 @@ def _add_run_options(p: argparse.ArgumentParser, *, steps: bool = False) -> None
     p.add_argument("--exit-layer", type=int, help="self-speculative: draft with layers [0, E) (default: saved or N/4)")
     p.add_argument("--draft-len", type=int, help="self-speculative: tokens drafted per cycle (default: saved or 4)")
     p.add_argument("--out", type=Path, help="output directory")
+    p.add_argument("--overwrite", action="store_true", help="replace a report already in --out")
 
 
 def _config(args, optimizations=(), decoder=None):
@@ -132,6 +134,7 @@ def cmd_run(args, registry) -> int:
 
     out = _out_dir(args, "run")
     config = attrs.evolve(_config(args, args.opt), out_dir=str(out / "outputs"))
+    OutputDir(out, overwrite=args.overwrite)  # checked, created and locked before any work
     env = _environment(config.device)
     case = run_case(registry, config)
     doc = {"schema_version": SCHEMA_VERSION, "kind": "run", "environment": env, **case}
@@ -144,12 +147,21 @@ def cmd_run(args, registry) -> int:
     return 0
 
 
-def _run_cases(registry, configs, report, *, strict: bool):
+def _case_key(config: dict) -> str:
+    """What identifies a case across runs of the same bench: its whole configuration but the output folder."""
+    return json.dumps({k: v for k, v in config.items() if k != "out_dir"}, sort_keys=True, default=str)
+
+
+def _run_cases(registry, configs, report, *, strict: bool, done=frozenset()):
     from .runner import run_case_safe
 
     for i, config in enumerate(configs, start=1):
         slug = re.sub(r"[^a-z0-9.+-]+", "-", f"{config.workload}-bs{config.batch_size}-{config.label}".lower())
         config = attrs.evolve(config, out_dir=str(report.dir / "outputs" / f"{i:02d}-{slug}"))
+        if _case_key(config.to_dict()) in done:
+            print(f"[{i}/{len(configs)}] {config.workload} bs{config.batch_size} {config.label}: finished before, kept",
+                  file=sys.stderr, flush=True)
+            continue
         print(f"[{i}/{len(configs)}] {config.workload} {config.preset or config.checkpoint or ''} "
               f"bs{config.batch_size} {config.label}", file=sys.stderr, flush=True)
         case = run_case_safe(registry, config, strict=strict)
@@ -169,6 +181,7 @@ def cmd_ablate(args, registry) -> int:
         registry.resolve_stack(spec, c.optimizations, c.device)
         registry.check_decoder(spec, c.decoder or spec.default_decoder)
     out = _out_dir(args, "ablate")
+    OutputDir(out, overwrite=args.overwrite)
     report = Report(out, "ablate", _environment(args.device), {"steps": list(args.steps), **configs[-1].to_dict()})
     _run_cases(registry, configs, report, strict=True)
     render(report.doc, out)
@@ -176,6 +189,16 @@ def cmd_ablate(args, registry) -> int:
     print()
     print(table(["stack", "tok/s", "× baseline", "× previous step"], speedup_rows(report.doc["cases"])))
     print(f"\nreport: {out / 'report.json'}, {out / 'report.md'}")
+    return _failed_cases(report.doc["cases"])
+
+
+def _failed_cases(cases) -> int:
+    """0 when every case asked for ran, else 3 with a line naming the failed ones."""
+    failed = [c for c in cases if c.get("status") not in ("ok", "skipped")]
+    if failed:
+        print(f"genaccel: {len(failed)} of {len(cases)} cases failed: "
+              + "; ".join(f"{c.get('workload')} {c.get('label')}: {c.get('status')}" for c in failed), file=sys.stderr)
+        return 3
     return 0
 
 
@@ -196,13 +219,16 @@ def cmd_bench(args, registry) -> int:
             continue
         configs += case.configs()
     out = Path(args.out) if args.out else Path("reports") / time.strftime("%Y%m%d-%H%M%S")
+    outdir = OutputDir(out, resume=args.resume, overwrite=args.overwrite)
+    kept = [c for c in (outdir.existing or {}).get("cases", [])
+            if isinstance(c, dict) and c.get("status") == "ok" and isinstance(c.get("config"), dict)]
     device = configs[0].device if configs else "cpu"
-    report = Report(out, "bench", _environment(device), {"path": str(bench.path)})
+    report = Report(out, "bench", _environment(device), {"path": str(bench.path)}, cases=kept)
     for case, reason in skipped:
         report.add({"label": "-", "status": "skipped", "workload": case.workload, "batch_size": 0, "device": "-",
                     "dtype": "-", "error": reason, "samples": []})
         print(f"skipped {case.workload}: {reason}", file=sys.stderr)
-    _run_cases(registry, configs, report, strict=False)
+    _run_cases(registry, configs, report, strict=False, done={_case_key(c["config"]) for c in kept})
     md = render(report.doc, out)
     profile_md = _bench_profiles(registry, [c for case in bench.cases if case.workload in registry.workloads
                                             for c in case.profile_configs()], report, out)
@@ -210,7 +236,7 @@ def cmd_bench(args, registry) -> int:
         md.write_text(md.read_text() + "\n## Where the time goes\n\n" + profile_md + "\n\n![breakdown](breakdown.png)\n")
     _print_cases([c for c in report.doc["cases"] if c["status"] != "skipped"])
     print(f"\nreport: {out / 'report.json'}, {md}")
-    return 0
+    return _failed_cases(report.doc["cases"])
 
 
 def _bench_profiles(registry, configs, report, out) -> str:
@@ -356,6 +382,7 @@ def cmd_train_layerskip(args, registry) -> int:
 
         source = args.preset or (Path(args.checkpoint).name if args.checkpoint else spec.default_preset)
         args.out = str(cache_dir() / "checkpoints" / f"{spec.family}-{source}-layerskip")
+    OutputDir(args.out, overwrite=True, report="config.json")  # checked, created and locked before training
     info = train_early_exit(instance, instance.training_texts(), Path(args.out), config)
     t = info["trained"]
     final = t["final_loss"] or {}
@@ -368,6 +395,7 @@ def cmd_train_layerskip(args, registry) -> int:
 
 def cmd_layerskip_sweep(args, registry) -> int:
     from .decoding import generate, greedy_pick, stop_token
+    from .files import read_json_object
     from .report import table, write_json
     from .runner import make_batches, prepare, speculative_summary
     from .speculative import SETTINGS_FILE, speculate
@@ -418,9 +446,9 @@ def cmd_layerskip_sweep(args, registry) -> int:
         if not config.checkpoint:
             raise GenaccelError("--save writes into a checkpoint directory: give --checkpoint DIR")
         path = Path(config.checkpoint) / SETTINGS_FILE
-        data = json.loads(path.read_text()) if path.exists() else {}
+        data = read_json_object(path, "LayerSkip settings") if path.exists() else {}
         data.update(exit_layer=best["exit_layer"], draft_len=best["draft_len"], sweep=records)
-        path.write_text(json.dumps(data, indent=1))
+        write_json(path, data)
         print(f"saved exit layer and draft length to {path}")
     return 0
 
@@ -440,6 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="the matrix of a bench TOML over every installed plugin")
     p.add_argument("config", nargs="?", default="bench.toml")
     p.add_argument("--out", type=Path)
+    p.add_argument("--resume", action="store_true", help="continue the report in --out, skipping its finished cases")
+    p.add_argument("--overwrite", action="store_true", help="replace a report already in --out")
     p.set_defaults(fn=cmd_bench)
     p = sub.add_parser("compare", help="per-case deltas between two report.json files")
     p.add_argument("a", type=Path)
@@ -516,8 +546,16 @@ def main(argv=None) -> int:
         print(f"genaccel: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("genaccel: interrupted; finished cases are in the report", file=sys.stderr)
+        written = [str(o.report) for o in OPEN if o.report.exists()]
+        print("genaccel: interrupted; " + (f"finished cases are in {', '.join(written)}" if written
+                                           else "no report was written"), file=sys.stderr)
         return 130
+    except Exception as e:
+        if not out_of_memory(e):
+            raise
+        print(f"genaccel: error: out of memory ({str(e).splitlines()[0][:200]}); try a smaller --batch-size, "
+              "--seq-len or preset", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from pathlib import Path
 from .errors import GenaccelError
 
 LOCK_NAME = ".genaccel.lock"
+OPEN: list = []  # this process's output directories, for the interrupted-run message
 
 
 def warn(message: str) -> None:
@@ -147,6 +148,7 @@ class OutputDir:
         self._lock = None
         self._create(flag)
         self._acquire()
+        OPEN.append(self)
         try:
             self._check_report(resume, overwrite)
         except BaseException:
@@ -214,5 +216,5 @@ class OutputDir:
         self.close()
 
 
-__all__ = ["OutputDir", "cache_dir", "read_json_cache", "read_json_object", "read_text", "warn", "write_bytes",
+__all__ = ["OPEN", "OutputDir", "cache_dir", "read_json_cache", "read_json_object", "read_text", "warn", "write_bytes",
            "write_json", "write_text"]

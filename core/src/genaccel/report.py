@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 SCHEMA_VERSION = 1
@@ -11,23 +10,22 @@ SCHEMA_VERSION = 1
 
 def write_json(path: Path, doc: dict) -> None:
     """Write atomically, so an interrupted run never leaves a half-written report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1, default=str))
-    os.replace(tmp, path)
+    from .files import write_json as write
+
+    write(path, doc)
 
 
 def load(path: Path) -> dict:
     from .errors import GenaccelError
+    from .files import read_json_object
 
-    try:
-        doc = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise GenaccelError(f"report {str(path)!r} does not exist") from None
-    except json.JSONDecodeError as e:
-        raise GenaccelError(f"report {str(path)!r} is not valid JSON: {e}") from None
+    doc = read_json_object(Path(path), "report")
     if doc.get("schema_version") != SCHEMA_VERSION:
         raise GenaccelError(f"report {str(path)!r} has schema_version {doc.get('schema_version')!r}, expected {SCHEMA_VERSION}")
+    cases = doc.get("cases", [doc] if "workload" in doc else None)
+    if not isinstance(cases, list) or not all(isinstance(c, dict) and "workload" in c for c in cases):
+        raise GenaccelError(f"report {str(path)!r} has no cases: give a report.json written by genaccel run, ablate "
+                            "or bench")
     return doc
 
 
@@ -38,9 +36,10 @@ def cases_of(doc: dict) -> list[dict]:
 class Report:
     """A multi-case report (ablate, bench) kept on disk as it grows."""
 
-    def __init__(self, out_dir: Path, kind: str, environment: dict, config: dict):
+    def __init__(self, out_dir: Path, kind: str, environment: dict, config: dict, cases=()):
         self.dir = Path(out_dir)
-        self.doc = {"schema_version": SCHEMA_VERSION, "kind": kind, "environment": environment, "config": config, "cases": []}
+        self.doc = {"schema_version": SCHEMA_VERSION, "kind": kind, "environment": environment, "config": config,
+                    "cases": list(cases)}
         self.save()
 
     def add(self, case: dict) -> None:
@@ -309,14 +308,17 @@ def compare(a: dict, b: dict) -> str:
     """Per-case deltas between two reports, matched by workload, model, stack, batch, device, dtype."""
 
     def key(c):
-        return (c["workload"], c.get("preset") or c.get("checkpoint"), c["label"], c["batch_size"], c["device"], c["dtype"],
-                c.get("seq_len"))
+        config = c.get("config") or {}
+        return (c["workload"], c.get("preset") or c.get("checkpoint"), c.get("label"), c.get("batch_size"), c.get("device"),
+                c.get("dtype"), c.get("seq_len"), c.get("decoder"), config.get("max_new_tokens"), config.get("samples"),
+                json.dumps(config.get("workload_options") or config.get("options") or {}, sort_keys=True, default=str))
 
     index_b = {key(c): c for c in cases_of(b)}
-    rows = []
+    rows, left_out = [], []
     for ca in cases_of(a):
-        cb = index_b.get(key(ca))
+        cb = index_b.pop(key(ca), None)
         if cb is None:
+            left_out.append(f"A: {ca['workload']} {ca.get('label')} bs{ca.get('batch_size')}")
             continue
         sa, sb = ca.get("summary") or {}, cb.get("summary") or {}
         la, lb = (sa.get("latency_s") or {}).get("mean"), (sb.get("latency_s") or {}).get("mean")
@@ -326,6 +328,10 @@ def compare(a: dict, b: dict) -> str:
             _fmt(la), _fmt(lb), f"{(lb - la) / la:+.1%}" if la and lb else "–",
             _fmt(ta, ".1f"), _fmt(tb, ".1f"), f"{tb / ta:.2f}×" if ta and tb else "–",
         ])
+    left_out += [f"B: {c['workload']} {c.get('label')} bs{c.get('batch_size')}" for c in index_b.values()]
+    note = ("\n\nleft out, no case of the other report with the same workload, model, stack, decoder, batch size, "
+            "device, dtype, lengths, samples and options: " + "; ".join(left_out)) if left_out else ""
     if not rows:
-        return "no cases in common (cases match by workload, model, stack, batch size, device and dtype)"
-    return table(["case", "latency A (s)", "latency B (s)", "Δ latency", "tok/s A", "tok/s B", "B/A tok/s"], rows)
+        return ("no cases in common (cases match by workload, model, stack, decoder, batch size, device, dtype, "
+                "lengths, samples and options)" + note)
+    return table(["case", "latency A (s)", "latency B (s)", "Δ latency", "tok/s A", "tok/s B", "B/A tok/s"], rows) + note
