@@ -12,7 +12,7 @@ from pathlib import Path
 import attrs
 
 from .errors import GenaccelError, out_of_memory
-from .files import OPEN, OutputDir
+from .files import OPEN, OutputDir, close_all
 from .registry import STAGES
 
 
@@ -134,6 +134,9 @@ def cmd_run(args, registry) -> int:
 
     out = _out_dir(args, "run")
     config = attrs.evolve(_config(args, args.opt), out_dir=str(out / "outputs"))
+    spec = registry.workload(config.workload)  # names first: a misspelt one costs nothing
+    registry.resolve_stack(spec, config.optimizations, config.device)
+    registry.check_decoder(spec, config.decoder or spec.default_decoder)
     OutputDir(out, overwrite=args.overwrite)  # checked, created and locked before any work
     env = _environment(config.device)
     case = run_case(registry, config)
@@ -556,6 +559,8 @@ def main(argv=None) -> int:
         print(f"genaccel: error: out of memory ({str(e).splitlines()[0][:200]}); try a smaller --batch-size, "
               "--seq-len or preset", file=sys.stderr)
         return 3
+    finally:
+        close_all()
 
 
 if __name__ == "__main__":

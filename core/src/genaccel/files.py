@@ -146,6 +146,7 @@ class OutputDir:
         self.report = self.path / report
         self.existing: dict | None = None
         self._lock = None
+        self.created = not self.path.exists()
         self._create(flag)
         self._acquire()
         OPEN.append(self)
@@ -205,9 +206,15 @@ class OutputDir:
                                 "to start it again")
 
     def close(self) -> None:
+        """Release the lock; a directory this run created and left empty is removed again."""
         if self._lock is not None:
             self._lock.close()  # closing the descriptor releases the lock
             self._lock = None
+            if self.created and [p.name for p in self.path.iterdir()] == [LOCK_NAME]:
+                (self.path / LOCK_NAME).unlink(missing_ok=True)
+                self.path.rmdir()
+        if self in OPEN:
+            OPEN.remove(self)
 
     def __enter__(self) -> OutputDir:
         return self
@@ -216,5 +223,11 @@ class OutputDir:
         self.close()
 
 
-__all__ = ["OPEN", "OutputDir", "cache_dir", "read_json_cache", "read_json_object", "read_text", "warn", "write_bytes",
+def close_all() -> None:
+    """Release every output directory this process holds (the end of a command)."""
+    for out in list(OPEN):
+        out.close()
+
+
+__all__ = ["OPEN", "OutputDir", "cache_dir", "close_all", "read_json_cache", "read_json_object", "read_text", "warn", "write_bytes",
            "write_json", "write_text"]

@@ -255,11 +255,17 @@ def load_hf_checkpoint(options: BuildOptions, model_class, *, model_types: tuple
     except Exception as e:  # noqa: BLE001 - any failure here is a broken directory
         raise GenaccelError(f"checkpoint {str(path)!r}: cannot load its tokenizer ({type(e).__name__}: "
                             f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # its load report is replaced by check_loading_info's line
     try:
         hf, info = model_class.from_pretrained(path, dtype=options.torch_dtype, output_loading_info=True)
     except Exception as e:  # noqa: BLE001
         raise GenaccelError(f"checkpoint {str(path)!r}: cannot load the model ({type(e).__name__}: "
                             f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
     allow = str(options.options.get("allow_missing_weights", "")).lower() in ("1", "true", "yes")
     hf.genaccel_missing_weights = check_loading_info(path, info, allow_missing=allow)
     return hf.to(options.device), tokenizer

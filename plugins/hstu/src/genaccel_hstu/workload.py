@@ -131,7 +131,7 @@ class HSTUWorkload:
                 if line.strip() and len(samples) < n:
                     samples.append(self._history(f"{f.name}:{lineno}", line, f"{f}:{lineno}"))
         if len(samples) < n:
-            raise GenaccelError(f"--data {str(data)!r} holds {len(samples)} histories but {n} samples are asked for; "
+            raise GenaccelError(f"--data {str(data)!r} holds {len(samples)} {'history' if len(samples) == 1 else 'histories'} but {n} samples are asked for; "
                                 f"give --samples {len(samples)} or fewer (a multiple of --batch-size), or add histories")
         return samples
 
