@@ -11,7 +11,8 @@ from pathlib import Path
 
 import attrs
 
-from .errors import GenaccelError
+from .errors import GenaccelError, out_of_memory
+from .files import OPEN, OutputDir, close_all
 from .registry import STAGES, check_device_name
 
 
@@ -48,6 +49,7 @@ def _add_run_options(p: argparse.ArgumentParser, *, steps: bool = False) -> None
     p.add_argument("--warmup", type=int, default=None, help="warm-up generations (default 1, 2 with compile)")
     p.add_argument("--cache-len", type=int, help="KV cache positions (default: fit the samples)")
     p.add_argument("--out", type=Path, help="output directory")
+    p.add_argument("--overwrite", action="store_true", help="replace a report already in --out")
     p.set_defaults(takes_options=True)
     p.epilog = ("The workload, the decoder and each optimization of the run take their own options, e.g. "
                 "--top-p 0.95, --exit-layer 4, --image-tokenizer PATH (`genaccel list` shows them).")
@@ -169,6 +171,10 @@ def cmd_run(args, registry) -> int:
     from .results import ReportDoc
     from .runner import run_case
 
+    spec = registry.workload(config.workload)  # names first: a misspelt one costs nothing
+    registry.resolve_stack(spec, config.optimizations, config.device)
+    registry.check_decoder(spec, config.decoder or spec.default_decoder)
+    OutputDir(out, overwrite=args.overwrite)  # checked, created and locked before any work
     env = _environment(config.device)
     case = run_case(registry, config)
     doc = ReportDoc(kind="run", environment=env, cases=[case]).to_dict()
@@ -181,12 +187,21 @@ def cmd_run(args, registry) -> int:
     return 0
 
 
-def _run_cases(registry, configs, report, *, strict: bool):
+def _case_key(config: dict) -> str:
+    """What identifies a case across runs of the same bench: its whole configuration but the output folder."""
+    return json.dumps({k: v for k, v in config.items() if k != "out_dir"}, sort_keys=True, default=str)
+
+
+def _run_cases(registry, configs, report, *, strict: bool, done=frozenset()):
     from .runner import run_case_safe
 
     for i, config in enumerate(configs, start=1):
         slug = re.sub(r"[^a-z0-9.+-]+", "-", f"{config.workload}-bs{config.batch_size}-{config.label}".lower())
         config = attrs.evolve(config, out_dir=str(report.dir / "outputs" / f"{i:02d}-{slug}"))
+        if _case_key(config.to_dict()) in done:
+            print(f"[{i}/{len(configs)}] {config.workload} bs{config.batch_size} {config.label}: finished before, kept",
+                  file=sys.stderr, flush=True)
+            continue
         print(f"[{i}/{len(configs)}] {config.workload} {config.preset or config.checkpoint or ''} "
               f"bs{config.batch_size} {config.label}", file=sys.stderr, flush=True)
         case = run_case_safe(registry, config, strict=strict)
@@ -207,6 +222,7 @@ def cmd_ablate(args, registry) -> int:
         registry.check_decoder(spec, c.decoder or spec.default_decoder)
 
     out = _out_dir(args, "ablate")
+    OutputDir(out, overwrite=args.overwrite)
     report = Report(out, "ablate", _environment(args.device), {"steps": list(args.steps), **configs[-1].to_dict()})
     _run_cases(registry, configs, report, strict=True)
     render(report.doc, out)
@@ -214,6 +230,16 @@ def cmd_ablate(args, registry) -> int:
     print()
     print(speedup_table(report.doc["cases"]))
     print(f"\nreport: {out / 'report.json'}, {out / 'report.md'}")
+    return _failed_cases(report.doc["cases"])
+
+
+def _failed_cases(cases) -> int:
+    """0 when every case asked for ran, else 3 with a line naming the failed ones."""
+    failed = [c for c in cases if c.get("status") not in ("ok", "skipped")]
+    if failed:
+        print(f"genaccel: {len(failed)} of {len(cases)} cases failed: "
+              + "; ".join(f"{c.get('workload')} {c.get('label')}: {c.get('status')}" for c in failed), file=sys.stderr)
+        return 3
     return 0
 
 
@@ -236,12 +262,15 @@ def cmd_bench(args, registry) -> int:
             continue
         configs += case.configs()
     out = Path(args.out) if args.out else Path("reports") / time.strftime("%Y%m%d-%H%M%S")
+    outdir = OutputDir(out, resume=args.resume, overwrite=args.overwrite)
+    kept = [c for c in (outdir.existing or {}).get("cases", [])
+            if isinstance(c, dict) and c.get("status") == "ok" and isinstance(c.get("config"), dict)]
     device = configs[0].device if configs else "cpu"
-    report = Report(out, "bench", _environment(device), {"path": str(bench.path)})
+    report = Report(out, "bench", _environment(device), {"path": str(bench.path)}, cases=kept)
     for case, reason in skipped:
         report.add(CaseResult(label="-", status="skipped", error=reason, workload=case.workload))
         print(f"skipped {case.workload}: {reason}", file=sys.stderr)
-    _run_cases(registry, configs, report, strict=False)
+    _run_cases(registry, configs, report, strict=False, done={_case_key(c["config"]) for c in kept})
     md = render(report.doc, out)
     profile_md = _bench_profiles(registry, [c for case in bench.cases if case.workload in registry.workloads
                                             for c in case.profile_configs()], report, out)
@@ -249,7 +278,7 @@ def cmd_bench(args, registry) -> int:
         md.write_text(md.read_text() + "\n## Where the time goes\n\n" + profile_md + "\n\n![breakdown](breakdown.png)\n")
     _print_cases([c for c in report.doc["cases"] if c["status"] != "skipped"])
     print(f"\nreport: {out / 'report.json'}, {md}")
-    return 0
+    return _failed_cases(report.doc["cases"])
 
 
 def _bench_profiles(registry, configs, report, out) -> str:
@@ -374,6 +403,8 @@ def build_parser(registry=None) -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="the matrix of a bench TOML over every installed plugin")
     p.add_argument("config", nargs="?", default="bench.toml")
     p.add_argument("--out", type=Path)
+    p.add_argument("--resume", action="store_true", help="continue the report in --out, skipping its finished cases")
+    p.add_argument("--overwrite", action="store_true", help="replace a report already in --out")
     p.set_defaults(fn=cmd_bench)
     p = sub.add_parser("compare", help="per-case deltas between two report.json files")
     p.add_argument("a", type=Path)
@@ -429,8 +460,18 @@ def main(argv=None) -> int:
         print(f"genaccel: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("genaccel: interrupted; finished cases are in the report", file=sys.stderr)
+        written = [str(o.report) for o in OPEN if o.report.exists()]
+        print("genaccel: interrupted; " + (f"finished cases are in {', '.join(written)}" if written
+                                           else "no report was written"), file=sys.stderr)
         return 130
+    except Exception as e:
+        if not out_of_memory(e):
+            raise
+        print(f"genaccel: error: out of memory ({str(e).splitlines()[0][:200]}); try a smaller --batch-size, "
+              "--seq-len or preset", file=sys.stderr)
+        return 3
+    finally:
+        close_all()
 
 
 if __name__ == "__main__":

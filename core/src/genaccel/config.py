@@ -140,10 +140,9 @@ class BenchConfig:
     @classmethod
     def from_toml(cls, path: str | Path, registry=None) -> BenchConfig:
         path = Path(path)
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
-            raise GenaccelError(f"bench config {str(path)!r} does not exist") from None
+        from .files import read_text
+
+        text = read_text(path, "bench config")
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:

@@ -17,3 +17,12 @@ def unknown_name(kind: str, name: str, known: Iterable[str]) -> GenaccelError:
     hint = f"; did you mean {near[0]!r}?" if near else ""
     listing = ", ".join(known) if known else "none installed"
     return GenaccelError(f"unknown {kind} {name!r}{hint} (known: {listing})")
+
+
+def out_of_memory(e: BaseException) -> bool:
+    """Whether an exception is running out of memory: CUDA's OutOfMemoryError, MemoryError, or the CPU
+    allocator's RuntimeError."""
+    if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":
+        return True
+    text = str(e)
+    return isinstance(e, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text.lower())

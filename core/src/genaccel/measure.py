@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import os
 import platform
 import statistics
@@ -13,12 +12,7 @@ from pathlib import Path
 
 import torch
 
-
-def cache_dir() -> Path:
-    """Where genaccel keeps what it builds (tokenizers, machine figures): $GENACCEL_CACHE."""
-    path = Path(os.environ.get("GENACCEL_CACHE") or Path.home() / ".cache" / "genaccel")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+from .files import cache_dir, read_json_cache, warn, write_json
 
 
 def is_cuda(device: str | torch.device) -> bool:
@@ -152,14 +146,14 @@ def measure_bandwidth(device: str, *, nbytes: int = 1 << 30, repeats: int = 10) 
     name = device_name(device)
     path = cache_dir() / "bandwidth.json"
     key = f"{name} [sum|max|copy]"
-    table = json.loads(path.read_text()) if path.exists() else {}
-    cached = float(table[key]) if key in table else None
+    table = read_json_cache(path, "memory bandwidth")
+    cached = _cached_figure(table, key, path)
     if name not in _bandwidth_probe:
         _bandwidth_probe[name] = _stream_bandwidth(device, nbytes, repeats if cached is None else 3)
     best = max(cached or 0.0, _bandwidth_probe[name])
     if cached is None or best > cached:
         table[key] = best
-        path.write_text(json.dumps(table, indent=1))
+        write_json(path, table)
     return best
 
 
@@ -184,9 +178,10 @@ def measure_gemm_peak(device: str, dtype: torch.dtype = torch.float32, *, n: int
     """Peak matmul throughput in FLOP/s: best of several n×n products, cached per device and dtype."""
     path = cache_dir() / "gemm.json"
     key = f"{device_name(device)} {dtype}"
-    table = json.loads(path.read_text()) if path.exists() else {}
-    if key in table:
-        return float(table[key])
+    table = read_json_cache(path, "GEMM peak")
+    cached = _cached_figure(table, key, path)
+    if cached is not None:
+        return cached
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
     best = float("inf")
@@ -195,8 +190,20 @@ def measure_gemm_peak(device: str, dtype: torch.dtype = torch.float32, *, n: int
         a @ b
         best = min(best, synced_now(device) - t0)
     table[key] = 2 * n**3 / best
-    path.write_text(json.dumps(table, indent=1))
+    write_json(path, table)
     return table[key]
+
+
+def _cached_figure(table: dict, key: str, path: Path) -> float | None:
+    """A positive number cached under ``key``, else None (a bad entry is reported and measured again)."""
+    if key not in table:
+        return None
+    value = table[key]
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 and value != float("inf"):
+        return float(value)
+    warn(f"the cached figure {key!r} in {str(path)!r} is {value!r}, not a positive number; measuring it again")
+    del table[key]
+    return None
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

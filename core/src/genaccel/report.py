@@ -8,7 +8,6 @@ Throughput is in each workload's unit of work (tokens, items, images, frames per
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from .results import SCHEMA_VERSION, CaseResult, plural, upgrade
@@ -18,10 +17,9 @@ __all__ = ["SCHEMA_VERSION", "write_json", "load", "Report", "render", "compare"
 
 def write_json(path: Path, doc: dict) -> None:
     """Write atomically, so an interrupted run never leaves a half-written report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1, default=_jsonable))
-    os.replace(tmp, path)
+    from .files import write_json as write
+
+    write(path, json.loads(json.dumps(doc, default=_jsonable)))
 
 
 def _jsonable(obj):
@@ -31,17 +29,18 @@ def _jsonable(obj):
 
 def load(path: Path) -> dict:
     from .errors import GenaccelError
+    from .files import read_json_object
 
+    doc = read_json_object(Path(path), "report")
     try:
-        doc = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise GenaccelError(f"report {str(path)!r} does not exist") from None
-    except json.JSONDecodeError as e:
-        raise GenaccelError(f"report {str(path)!r} is not valid JSON: {e}") from None
-    try:
-        return upgrade(doc)
+        doc = upgrade(doc)
     except GenaccelError as e:
         raise GenaccelError(f"report {str(path)!r} has {e}") from None
+    cases = doc.get("cases", [doc] if "workload" in doc else None)
+    if not isinstance(cases, list) or not all(isinstance(c, dict) and "workload" in c for c in cases):
+        raise GenaccelError(f"report {str(path)!r} has no cases: give a report.json written by genaccel run, ablate "
+                            "or bench")
+    return doc
 
 
 def cases_of(doc: dict) -> list[dict]:
@@ -51,9 +50,10 @@ def cases_of(doc: dict) -> list[dict]:
 class Report:
     """A multi-case report (ablate, bench) kept on disk as it grows."""
 
-    def __init__(self, out_dir: Path, kind: str, environment: dict, config: dict):
+    def __init__(self, out_dir: Path, kind: str, environment: dict, config: dict, cases=()):
         self.dir = Path(out_dir)
-        self.doc = {"schema_version": SCHEMA_VERSION, "kind": kind, "environment": environment, "config": config, "cases": []}
+        self.doc = {"schema_version": SCHEMA_VERSION, "kind": kind, "environment": environment, "config": config,
+                    "cases": list(cases)}
         self.save()
 
     def add(self, case: CaseResult) -> None:
@@ -345,14 +345,17 @@ def compare(a: dict, b: dict) -> str:
     a, b = upgrade(a), upgrade(b)
 
     def key(c):
-        return (c["workload"], c.get("preset") or c.get("checkpoint"), c["label"], c["batch_size"], c["device"], c["dtype"],
-                c.get("seq_len"))
+        config = c.get("config") or {}
+        return (c["workload"], c.get("preset") or c.get("checkpoint"), c.get("label"), c.get("batch_size"), c.get("device"),
+                c.get("dtype"), c.get("seq_len"), c.get("decoder"), config.get("max_new_tokens"), config.get("samples"),
+                json.dumps(config.get("workload_options") or config.get("options") or {}, sort_keys=True, default=str))
 
     index_b = {key(c): c for c in cases_of(b)}
-    rows = []
+    rows, left_out = [], []
     for ca in cases_of(a):
-        cb = index_b.get(key(ca))
+        cb = index_b.pop(key(ca), None)
         if cb is None:
+            left_out.append(f"A: {ca['workload']} {ca.get('label')} bs{ca.get('batch_size')}")
             continue
         sa, sb = ca.get("summary") or {}, cb.get("summary") or {}
         la, lb = (sa.get("latency_s") or {}).get("mean"), (sb.get("latency_s") or {}).get("mean")
@@ -364,7 +367,11 @@ def compare(a: dict, b: dict) -> str:
             f"{_fmt(ta, '.1f')} {_per_s(ca)}", f"{_fmt(tb, '.1f')} {_per_s(cb)}",
             f"{tb / ta:.2f}×" if ta and tb and same_unit else "–",
         ])
+    left_out += [f"B: {c['workload']} {c.get('label')} bs{c.get('batch_size')}" for c in index_b.values()]
+    note = ("\n\nleft out, no case of the other report with the same workload, model, stack, decoder, batch size, "
+            "device, dtype, lengths, samples and options: " + "; ".join(left_out)) if left_out else ""
     if not rows:
-        return "no cases in common (cases match by workload, model, stack, batch size, device and dtype)"
+        return ("no cases in common (cases match by workload, model, stack, decoder, batch size, device, dtype, "
+                "lengths, samples and options)" + note)
     return table(["case", "latency A (s)", "latency B (s)", "Δ latency", "throughput A", "throughput B", "B/A throughput"],
-                 rows)
+                 rows) + note

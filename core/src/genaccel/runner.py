@@ -14,7 +14,7 @@ import attrs
 import torch
 
 from .config import RunConfig
-from .errors import GenaccelError, unknown_name
+from .errors import GenaccelError, out_of_memory, unknown_name
 from .hf import _nbytes
 from .measure import PeakMemory, measure_bandwidth, percentiles
 from .registry import Registry, Stack, WorkloadSpec, check_device_name, device_type
@@ -322,13 +322,14 @@ def run_case_safe(registry: Registry, config: RunConfig, **kwargs) -> CaseResult
     """Like ``run_case``, but a failure (out of memory included) becomes a recorded case."""
     try:
         return run_case(registry, config, **kwargs)
-    except torch.OutOfMemoryError as e:
-        status, reason = "oom", f"out of memory: {str(e).splitlines()[0]}"
     except GenaccelError as e:
         status, reason = "failed", str(e)
     except Exception as e:  # noqa: BLE001 - a bench must go on and keep what it has
-        status, reason = "failed", f"{type(e).__name__}: {e}"
-        _status(traceback.format_exc())
+        if out_of_memory(e):  # CUDA's OutOfMemoryError and the CPU allocator's RuntimeError alike
+            status, reason = "oom", f"out of memory: {str(e).splitlines()[0]}"
+        else:
+            status, reason = "failed", f"{type(e).__name__}: {e}"
+            _status(traceback.format_exc())
     release_memory()
     _status(f"  {config.label}: {status}: {reason}")
     unit = workload_unit(registry.workloads.get(config.workload))

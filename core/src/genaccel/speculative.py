@@ -69,17 +69,26 @@ def accept_sampled(drafts, q, p, generator):
 
 
 def checkpoint_settings(checkpoint) -> dict:
-    """The exit layer and draft length saved beside a checkpoint (by the sweep), if any."""
+    """The exit layer and draft length saved beside a checkpoint (by the sweep), if any; each a
+    whole number >= 1, or a clear error naming the file and key."""
+    from .files import read_json_object
+
     if not checkpoint:
         return {}
     path = Path(checkpoint) / SETTINGS_FILE
     if not path.exists():
         return {}
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise GenaccelError(f"{str(path)!r} is not valid JSON: {e}") from None
-    return {k: int(data[k]) for k in ("exit_layer", "draft_len") if k in data}
+    data = read_json_object(path, "LayerSkip settings")
+    settings = {}
+    for key in ("exit_layer", "draft_len"):
+        if key not in data:
+            continue
+        value = data[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise GenaccelError(f"{str(path)!r}: {key} is {json.dumps(value)}; it must be a whole number >= 1 "
+                                f"(e.g. \"{key}\": 4), or left out")
+        settings[key] = value
+    return settings
 
 
 class SelfSpeculative:

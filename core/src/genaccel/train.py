@@ -17,7 +17,6 @@ loads, with ``layerskip.json`` recording how it was trained.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import sys
@@ -35,7 +34,7 @@ from .speculative import SETTINGS_FILE
 @attrs.frozen(kw_only=True)
 class TrainConfig:
     steps: int = attrs.field(default=200, validator=v.ge(1))
-    minutes: float | None = None  # stop early after this much wall time
+    minutes: float | None = attrs.field(default=None, validator=v.optional(v.gt(0)))  # stop early after this wall time
     batch_size: int = attrs.field(default=8, validator=v.ge(1))
     seq_len: int = attrs.field(default=256, validator=v.ge(8))
     lr: float = attrs.field(default=1e-3, validator=v.gt(0))
@@ -170,7 +169,9 @@ def train_early_exit(instance, texts: list[str], out: Path, config: TrainConfig,
     previous = None
     source = getattr(getattr(instance, "options", None), "checkpoint", None)
     if source is not None and (Path(source) / SETTINGS_FILE).exists():  # continued training: keep the lineage
-        previous = json.loads((Path(source) / SETTINGS_FILE).read_text()).get("trained")
+        from .files import read_json_object
+
+        previous = read_json_object(Path(source) / SETTINGS_FILE, "LayerSkip settings").get("trained")
     out.mkdir(parents=True, exist_ok=True)
     hf.save_pretrained(out)
     instance.tokenizer.save_pretrained(out)
@@ -188,5 +189,7 @@ def train_early_exit(instance, texts: list[str], out: Path, config: TrainConfig,
         },
         "history": history,
     }
-    (out / SETTINGS_FILE).write_text(json.dumps(info, indent=1))
+    from .files import write_json
+
+    write_json(out / SETTINGS_FILE, info)
     return info

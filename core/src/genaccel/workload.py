@@ -28,8 +28,8 @@ from typing import Any, Protocol
 import attrs
 
 from .errors import GenaccelError
+from .files import cache_dir, read_json_object, warn
 from .hf import SDPA_FLEX_DECODE
-from .measure import cache_dir
 
 
 @attrs.frozen(kw_only=True)
@@ -160,9 +160,14 @@ def train_bpe_tokenizer(
     from transformers import PreTrainedTokenizerFast
 
     path = cache_dir() / "tokenizers" / f"{name}-bpe-{vocab_size}.json"
+    tok = None
     if path.exists():
-        tok = Tokenizer.from_file(str(path))
-    else:
+        try:
+            tok = Tokenizer.from_file(str(path))
+        except Exception as e:  # noqa: BLE001 - any failure to parse is a corrupt cache entry
+            warn(f"the cached tokenizer {str(path)!r} is corrupt ({str(e).splitlines()[0][:120]}); training it again")
+            path.unlink(missing_ok=True)
+    if tok is None:
         tok = Tokenizer(models.BPE(unk_token=None, byte_fallback=False))
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
@@ -173,28 +178,26 @@ def train_bpe_tokenizer(
             show_progress=False,
         )
         tok.train_from_iterator(corpus if corpus is not None else code_corpus(max_bytes), trainer=trainer)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tok.save(str(tmp))
-        tmp.replace(path)
+        from .files import write_text
+
+        write_text(path, tok.to_str())
     return PreTrainedTokenizerFast(tokenizer_object=tok)
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model", "sentencepiece.bpe.model")
 
 
 def check_checkpoint_dir(path: Path, *, model_types: tuple[str, ...]) -> dict:
     """Validate a local Hugging Face checkpoint directory; returns its config as a dict."""
-    import json
-
+    path = Path(path)
     if not path.exists():
         raise GenaccelError(f"checkpoint directory {str(path)!r} does not exist")
     if not path.is_dir():
         raise GenaccelError(f"checkpoint {str(path)!r} is not a directory; pass the folder holding config.json")
     cfg_path = path / "config.json"
-    if not cfg_path.exists():
+    if not cfg_path.is_file():
         raise GenaccelError(f"checkpoint directory {str(path)!r} has no config.json; is it a Hugging Face model folder?")
-    try:
-        cfg = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as e:
-        raise GenaccelError(f"checkpoint {str(cfg_path)!r} is not valid JSON: {e}") from None
+    cfg = read_json_object(cfg_path, "checkpoint config")
     if cfg.get("model_type") not in model_types:
         raise GenaccelError(
             f"checkpoint {str(path)!r} holds model_type {cfg.get('model_type')!r}; this workload needs "
@@ -206,21 +209,65 @@ def check_checkpoint_dir(path: Path, *, model_types: tuple[str, ...]) -> dict:
     return cfg
 
 
+def check_tokenizer_files(path: Path) -> None:
+    """A clear error for a checkpoint folder without tokenizer files (transformers blames sentencepiece)."""
+    if not any((Path(path) / name).is_file() for name in TOKENIZER_FILES):
+        raise GenaccelError(f"checkpoint {str(path)!r} has no tokenizer: none of {', '.join(TOKENIZER_FILES)}; copy "
+                            "the tokenizer files of the model's release into it")
+
+
+def check_loading_info(path: Path, info: dict, *, allow_missing: bool = False) -> list[str]:
+    """Missing weights are an error (the model would run on random ones) unless allowed; unexpected
+    ones a warning.  Returns the missing names."""
+    missing = sorted(info.get("missing_keys") or ())
+    unexpected = sorted(info.get("unexpected_keys") or ())
+    mismatched = [str(m[0]) if isinstance(m, (tuple, list)) else str(m) for m in info.get("mismatched_keys") or ()]
+    if mismatched:
+        raise GenaccelError(f"checkpoint {str(path)!r}: {len(mismatched)} weights have the wrong shape for its "
+                            f"config.json ({_some(mismatched)}); the weights and config.json do not belong together")
+    if missing and not allow_missing:
+        raise GenaccelError(f"checkpoint {str(path)!r} lacks {len(missing)} weights ({_some(missing)}); the model "
+                            "would run on random ones. Give a complete checkpoint, or allow it with "
+                            "--allow-missing-weights true")
+    if missing:
+        warn(f"checkpoint {str(path)!r} lacks {len(missing)} weights ({_some(missing)}); they are random")
+    if unexpected:
+        warn(f"checkpoint {str(path)!r} holds {len(unexpected)} weights the model does not use ({_some(unexpected)})")
+    return missing
+
+
+def _some(names: list[str], n: int = 4) -> str:
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
+
+
 def load_hf_checkpoint(options: BuildOptions, model_class, *, model_types: tuple[str, ...]):
     """A checked local Hugging Face folder's model (``model_class``, in the run's dtype, on its
-    device) and tokenizer; any failure is a clear error naming the folder."""
+    device) and tokenizer; any failure is a clear error naming the folder.  Missing weights are an
+    error unless the workload option ``allow_missing_weights`` is true; the model then carries their
+    names in ``genaccel_missing_weights``."""
     from transformers import AutoTokenizer
 
     path = options.checkpoint
     check_checkpoint_dir(path, model_types=model_types)
+    check_tokenizer_files(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
     except Exception as e:  # noqa: BLE001 - any failure here is a broken directory
-        raise GenaccelError(f"checkpoint {str(path)!r}: cannot load its tokenizer ({type(e).__name__}: {e})") from None
+        raise GenaccelError(f"checkpoint {str(path)!r}: cannot load its tokenizer ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # its load report is replaced by check_loading_info's line
     try:
-        hf = model_class.from_pretrained(path, dtype=options.torch_dtype)
+        hf, info = model_class.from_pretrained(path, dtype=options.torch_dtype, output_loading_info=True)
     except Exception as e:  # noqa: BLE001
-        raise GenaccelError(f"checkpoint {str(path)!r}: cannot load the model ({type(e).__name__}: {e})") from None
+        raise GenaccelError(f"checkpoint {str(path)!r}: cannot load the model ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    allow = str(options.options.get("allow_missing_weights", "")).lower() in ("1", "true", "yes")
+    hf.genaccel_missing_weights = check_loading_info(path, info, allow_missing=allow)
     return hf.to(options.device), tokenizer
 
 

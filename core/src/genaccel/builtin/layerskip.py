@@ -5,7 +5,6 @@ layerskip-sweep`` (the best exit layer and draft length), registered through the
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -81,6 +80,9 @@ def cmd_train_layerskip(args, registry) -> int:
 
         source = args.preset or (Path(args.checkpoint).name if args.checkpoint else spec.default_preset)
         args.out = str(cache_dir() / "checkpoints" / f"{spec.family}-{source}-layerskip")
+    from ..files import OutputDir
+
+    OutputDir(args.out, overwrite=True, report="config.json")  # checked, created and locked before training
     info = train_early_exit(instance, instance.training_texts(), Path(args.out), config)
     t = info["trained"]
     final = t["final_loss"] or {}
@@ -143,8 +145,10 @@ def cmd_layerskip_sweep(args, registry) -> int:
         if not config.checkpoint:
             raise GenaccelError("--save writes into a checkpoint directory: give --checkpoint DIR")
         path = Path(config.checkpoint) / SETTINGS_FILE
-        data = json.loads(path.read_text()) if path.exists() else {}
+        from ..files import read_json_object
+
+        data = read_json_object(path, "LayerSkip settings") if path.exists() else {}
         data.update(exit_layer=best["exit_layer"], draft_len=best["draft_len"], sweep=records)
-        path.write_text(json.dumps(data, indent=1))
+        write_json(path, data)
         print(f"saved exit layer and draft length to {path}")
     return 0

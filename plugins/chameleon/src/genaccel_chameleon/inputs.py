@@ -131,7 +131,9 @@ def user_prompts(folder: Path, *, required: bool = True) -> list[str]:
     """Non-empty lines of the folder's *.txt files."""
     if not folder.is_dir():
         raise GenaccelError(f"--data {str(folder)!r} is not a directory of prompt files")
-    lines = [line.strip() for f in sorted(folder.glob("*.txt")) for line in f.read_text(errors="replace").splitlines()]
+    from genaccel.files import read_text
+
+    lines = [line.strip() for f in sorted(folder.glob("*.txt")) for line in read_text(f, "prompt file").splitlines()]
     lines = [line for line in lines if line]
     if required and not lines:
         raise GenaccelError(f"--data {str(folder)!r} holds no prompts: put one per line in *.txt files")

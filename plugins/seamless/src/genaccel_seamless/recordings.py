@@ -9,6 +9,7 @@ speech-shaped synthetic signals (its samples then say ``synthetic-speech``).
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 import shutil
 import subprocess
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from genaccel.measure import cache_dir
+from genaccel.files import cache_dir, warn, write_bytes
 
 SAMPLE_RATE = 16_000
 PAUSE_S = 0.3
@@ -55,15 +56,20 @@ def spoken(sentence: str) -> np.ndarray:
     folder = cache_dir() / "speech"
     path = folder / (hashlib.sha1(sentence.encode()).hexdigest()[:16] + ".npy")
     if path.exists():
-        return np.load(path)
+        try:
+            return np.load(path)
+        except (OSError, ValueError) as e:
+            warn(f"the cached recording {str(path)!r} is corrupt ({e}); speaking it again")
+            path.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "s.wav"
         subprocess.run([espeak(), "-v", "en-us", "-s", "150", "-w", str(wav), sentence], check=True,
                        capture_output=True, timeout=60)
         audio, rate = _read(wav)
     audio = resample(audio, rate)
-    folder.mkdir(parents=True, exist_ok=True)
-    np.save(path, audio)
+    buf = io.BytesIO()
+    np.save(buf, audio)
+    write_bytes(path, buf.getvalue())
     return audio
 
 

@@ -119,6 +119,9 @@ def read_wav(path: Path) -> np.ndarray:
                             f"first (e.g. ffmpeg -i in.wav -ar {SAMPLE_RATE} -ac 1 out.wav)")
     if width not in (2, 4):
         raise GenaccelError(f"{str(path)!r} has {8 * width}-bit samples; give 16- or 32-bit PCM")
+    if len(raw) % (width * channels):
+        raise GenaccelError(f"{str(path)!r} is truncated: its data ends mid-frame ({len(raw)} bytes, frames of "
+                            f"{width * channels}); export the recording again")
     audio = np.frombuffer(raw, dtype=np.int16 if width == 2 else np.int32).astype(np.float32)
     audio = audio.reshape(-1, channels).mean(axis=1) / (32768.0 if width == 2 else 2147483648.0)
     if audio.size < SAMPLE_RATE // 10:
@@ -323,7 +326,9 @@ class SeamlessWorkload(CausalLMWorkload):
 def _user_lines(folder: Path) -> list[str]:
     if not folder.is_dir():
         raise GenaccelError(f"--data {str(folder)!r} is not a directory of *.txt files")
-    lines = [ln.strip() for f in sorted(folder.glob("*.txt")) for ln in f.read_text(errors="replace").splitlines()]
+    from genaccel.files import read_text
+
+    lines = [ln.strip() for f in sorted(folder.glob("*.txt")) for ln in read_text(f, "text file").splitlines()]
     lines = [ln for ln in lines if ln]
     if not lines:
         raise GenaccelError(f"--data {str(folder)!r} holds no text: one source sentence per line in *.txt files")

@@ -1,0 +1,62 @@
+"""A bench stopped part-way keeps its finished cases and resumes; a second run into its output
+directory meanwhile fails at once.  One real subprocess (interrupted with SIGINT)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from genaccel.cli import main
+
+# The subprocess: the CLI with the 1 GiB bandwidth probe replaced by a constant.
+CLI = ("import sys, genaccel.measure as m; m._stream_bandwidth = lambda *a: 1e10; "
+       "from genaccel.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+def _cases(path):
+    try:
+        return json.loads(path.read_text())["cases"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return []
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")
+def test_interrupted_bench_keeps_its_cases_resumes_and_holds_its_lock(tmp_path, monkeypatch, capsys):
+    import genaccel.measure as measure
+
+    monkeypatch.setattr(measure, "_stream_bandwidth", lambda *a: 1e10)
+    cfg = tmp_path / "bench.toml"
+    cfg.write_text('[defaults]\nsamples = 2\npreset = "tiny"\n\n[[cases]]\nworkload = "hstu/ranking"\n'
+                   'seq_lens = [512, 1024, 2048]\nbatch_sizes = [1, 2]\nstacks = [[], ["hstu-fused-attention"]]\n')
+    out = tmp_path / "b"
+    report = out / "report.json"
+    child = subprocess.Popen([sys.executable, "-c", CLI, "bench", str(cfg), "--out", str(out)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    try:
+        deadline = time.monotonic() + 120
+        while not _cases(report) and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert child.poll() is None, "the bench ended before it could be interrupted: " + child.stderr.read()[-2000:]
+        # a second run into the same folder fails at once, naming the holder
+        assert main(["run", "hstu/ranking", "--preset", "tiny", "--samples", "1", "--seq-len", "64",
+                     "--out", str(out)]) == 2
+        assert "is in use by another genaccel run" in capsys.readouterr().err
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130, err[-2000:]
+    assert f"finished cases are in {report}" in err and "Traceback" not in err
+    done = _cases(report)
+    total = 12
+    assert 1 <= len(done) < total and all(c["status"] == "ok" for c in done)
+    assert main(["bench", str(cfg), "--out", str(out), "--resume"]) == 0
+    assert capsys.readouterr().err.count("finished before, kept") == len(done)
+    resumed = _cases(report)
+    assert len(resumed) == total and resumed[: len(done)] == done
