@@ -166,6 +166,8 @@ CASES = [
     ("bench misspelt optimization", lambda t, c: ["bench", _bench(t, 'stacks = [[], ["hstu-fused-atention"]]', True)],
      2, ["b.toml", "unknown optimization 'hstu-fused-atention'", "did you mean 'hstu-fused-attention'"]),
     ("bench misspelt preset", lambda t, c: ["bench", _bench(t, 'preset = "tinny"', True)], 2, ["b.toml", "'tinny'", "'tiny'"]),
+    ("optimization differing in case", lambda t, c: [*HSTU, "--opt", "HSTU-FUSED-ATTENTION"],
+     2, ["did you mean 'hstu-fused-attention'"]),
     ("compare a JSON list", lambda t, c: ["compare", _report(t, []), _report(t, [])], 2, ["r.json", "JSON list"]),
     ("compare null", lambda t, c: ["compare", _report(t, None), _report(t, None)], 2, ["r.json", "JSON null"]),
     ("compare a directory", lambda t, c: ["compare", str(t), str(t)], 2, ["is a directory"]),
