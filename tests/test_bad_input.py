@@ -95,6 +95,12 @@ def _prompt(tmp, data: bytes):
     return ["--data", str(d)]
 
 
+def _bench(tmp, line: str, in_case: bool = False):
+    """A one-case HSTU bench TOML with ``line`` in [defaults] (line 2) or in its case."""
+    text = '[defaults]\n' + ('' if in_case else line + '\n') + 'preset = "tiny"\n\n[[cases]]\nworkload = "hstu/ranking"\n'
+    return _file(tmp, "b.toml", (text + (line + "\n" if in_case else "")).encode())
+
+
 def _report(tmp, doc):
     return _file(tmp, "r.json", json.dumps(doc).encode())
 
@@ -155,6 +161,13 @@ CASES = [
     ("bench TOML not UTF-8", lambda t, c: ["bench", _file(t, "b.toml", b'[[cases]]\nworkload = "\xff"\n')],
      2, ["b.toml", "not UTF-8"]),
     ("bench TOML a directory", lambda t, c: ["bench", str(t)], 2, ["is a directory"]),
+    ("bench samples = 1.5", lambda t, c: ["bench", _bench(t, "samples = 1.5")], 2, ["b.toml:2", "samples = 1.5", "whole"]),
+    ('bench samples = "2"', lambda t, c: ["bench", _bench(t, 'samples = "2"')], 2, ["b.toml:2", "samples = '2'"]),
+    ("bench misspelt optimization", lambda t, c: ["bench", _bench(t, 'stacks = [[], ["hstu-fused-atention"]]', True)],
+     2, ["b.toml", "unknown optimization 'hstu-fused-atention'", "did you mean 'hstu-fused-attention'"]),
+    ("bench misspelt preset", lambda t, c: ["bench", _bench(t, 'preset = "tinny"', True)], 2, ["b.toml", "'tinny'", "'tiny'"]),
+    ("optimization differing in case", lambda t, c: [*HSTU, "--opt", "HSTU-FUSED-ATTENTION"],
+     2, ["did you mean 'hstu-fused-attention'"]),
     ("compare a JSON list", lambda t, c: ["compare", _report(t, []), _report(t, [])], 2, ["r.json", "JSON list"]),
     ("compare null", lambda t, c: ["compare", _report(t, None), _report(t, None)], 2, ["r.json", "JSON null"]),
     ("compare a directory", lambda t, c: ["compare", str(t), str(t)], 2, ["is a directory"]),

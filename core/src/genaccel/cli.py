@@ -11,7 +11,7 @@ from pathlib import Path
 
 import attrs
 
-from .errors import GenaccelError, out_of_memory
+from .errors import GenaccelError, out_of_memory, unknown_name
 from .files import OPEN, OutputDir, close_all
 from .registry import STAGES, check_device_name
 
@@ -261,6 +261,15 @@ def cmd_bench(args, registry) -> int:
             skipped.append((case, case.missing_checkpoint()))
             continue
         configs += case.configs()
+    for c in configs:  # every name checked before the first case runs, not when its case is reached
+        try:
+            spec = registry.workload(c.workload)
+            if c.preset and c.preset not in spec.presets:
+                raise unknown_name(f"preset of {spec.name}", c.preset, spec.presets)
+            registry.resolve_stack(spec, c.optimizations, c.device)
+            registry.check_decoder(spec, c.decoder or spec.default_decoder)
+        except GenaccelError as e:
+            raise GenaccelError(f"{bench.path}: case {c.workload} {c.label}: {e}") from None
     out = Path(args.out) if args.out else Path("reports") / time.strftime("%Y%m%d-%H%M%S")
     outdir = OutputDir(out, resume=args.resume, overwrite=args.overwrite)
     kept = [c for c in (outdir.existing or {}).get("cases", [])

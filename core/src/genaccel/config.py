@@ -78,6 +78,8 @@ RUN_KEYS = {f.name for f in attrs.fields(RunConfig)} - {"workload", "optimizatio
 CASE_KEYS = (RUN_KEYS - {"seq_len"}) | {"workload", "stacks", "batch_sizes", "seq_lens", "reference", "profile",
                                         "make_checkpoint"}
 TOP_KEYS = {"defaults", "cases"}
+WHOLE_KEYS = {"samples", "batch_size", "max_new_tokens", "seq_len", "seed", "warmup", "cache_len", "exit_layer",
+              "draft_len"}
 
 
 @attrs.frozen(kw_only=True)
@@ -186,6 +188,10 @@ class BenchConfig:
                     values[key] = declared[key].check(value)
                 except GenaccelError as e:
                     raise finder.error(key, n, f"bad value in [[cases]] #{n + 1}: {e}") from None
+            for key, value in options.items():  # whole numbers are whole numbers, named at their line
+                if key in WHOLE_KEYS and value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                    section = n if key in raw else "defaults"
+                    raise finder.error(key, section, f"{key} = {value!r} must be a whole number, e.g. {key} = 2")
             if isinstance(options.get("checkpoint"), str):
                 options["checkpoint"] = expand_cache(options["checkpoint"])
             stacks = raw.get("stacks", [[]])

@@ -13,7 +13,8 @@ class GenaccelError(Exception):
 def unknown_name(kind: str, name: str, known: Iterable[str]) -> GenaccelError:
     """Build the error for an unknown name, listing what exists and the nearest match."""
     known = sorted(known)
-    near = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+    lower = {k.lower(): k for k in known}  # names that differ only in case are the nearest
+    near = [lower[name.lower()]] if name.lower() in lower else difflib.get_close_matches(name, known, n=1, cutoff=0.5)
     hint = f"; did you mean {near[0]!r}?" if near else ""
     listing = ", ".join(known) if known else "none installed"
     return GenaccelError(f"unknown {kind} {name!r}{hint} (known: {listing})")
