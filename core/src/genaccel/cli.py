@@ -240,6 +240,7 @@ def cmd_compare(args, registry) -> int:
 
 
 def cmd_generate(args, registry) -> int:
+    from .roles import PromptInput, TokenModel
     from .runner import _fit_cache, prepare
     from .workload import TextSample
 
@@ -249,10 +250,11 @@ def cmd_generate(args, registry) -> int:
         raise GenaccelError("--prompt is empty; give the text to continue")
     ctx = prepare(registry, config)
     inst = ctx.instance
-    make = getattr(inst, "prompt_sample", None)  # workloads whose input is more than text (an image, ...)
-    sample = (make(args.prompt, args.max_new_tokens) if make else
-              TextSample(id="prompt", input_ids=inst.encode(args.prompt), max_new_tokens=args.max_new_tokens or 64))
-    ctx.max_seq_len = _fit_cache(config, [[sample]])
+    if ctx.has(PromptInput):  # input is more than text (an image, ...)
+        sample = inst.prompt_sample(args.prompt, args.max_new_tokens, config.options)
+    else:
+        sample = TextSample(id="prompt", input_ids=inst.encode(args.prompt), max_new_tokens=args.max_new_tokens or 64)
+    ctx.max_seq_len = _fit_cache(config, [[sample]]) if ctx.has(TokenModel) else 0
     result = ctx.decoder.run(ctx, [sample])
     files = result.records[0].get("files")
     if files:  # the output is an image or audio, written to files
@@ -326,6 +328,7 @@ def _early_exit_workload(registry, name):
 
 
 def cmd_train_layerskip(args, registry) -> int:
+    from .roles import check_roles
     from .runner import check_device
     from .train import TrainConfig, train_early_exit
     from .workload import BuildOptions
@@ -349,8 +352,7 @@ def cmd_train_layerskip(args, registry) -> int:
     torch.manual_seed(args.seed)
     instance = spec.build(BuildOptions(preset=args.preset, checkpoint=args.checkpoint, device=args.device,
                                        dtype="float32", seed=args.seed, data=args.data))
-    if not hasattr(instance, "training_texts"):
-        raise GenaccelError(f"workload {spec.name!r} has no training text")
+    check_roles(spec.name, spec.roles, instance)
     if not args.out:
         from .measure import cache_dir
 

@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 
 from .errors import GenaccelError, unknown_name
+from .roles import capabilities_of
 
 #: Optimization stages, in the order a stack is applied.  Users list optimizations in any
 #: order; the stack is sorted by stage (stable within a stage).
@@ -48,6 +49,8 @@ class WorkloadSpec:
     default_preset: str = attrs.field()
     default_decoder: str
     capabilities: frozenset[str] = attrs.field(converter=_frozenset, factory=frozenset)
+    #: the roles (genaccel.roles) its instances play; their capabilities join ``capabilities``
+    roles: tuple = attrs.field(default=(), converter=tuple)
     #: options of this workload alone (``--image-tokenizer PATH`` → ``image_tokenizer``), name → help
     options: dict[str, str] = attrs.field(factory=dict, converter=dict, hash=False)
     plugin: str = ""
@@ -61,6 +64,9 @@ class WorkloadSpec:
                 if not flags:
                     raise GenaccelError(f"workload {self.name} takes no option {flag}")
                 raise unknown_name(f"option of {self.name}", flag, flags)
+
+    def __attrs_post_init__(self):
+        object.__setattr__(self, "capabilities", self.capabilities | capabilities_of(self.roles))
 
     @default_preset.validator
     def _check_default_preset(self, attribute, value):

@@ -18,6 +18,7 @@ from .errors import GenaccelError, unknown_name
 from .hf import _nbytes
 from .measure import PeakMemory, measure_bandwidth, percentiles
 from .registry import Registry, Stack, WorkloadSpec
+from .roles import TokenModel, WeightStreaming, check_roles
 from .workload import BuildOptions
 
 DEVICES = ("cpu", "cuda")
@@ -62,6 +63,12 @@ class RunConfig:
             stack = "transformers generate"
         return stack
 
+    @property
+    def options(self) -> dict:
+        """Every workload and decoder option of the run by name."""
+        return {"temperature": self.temperature, "top_p": self.top_p, "exit_layer": self.exit_layer,
+                "draft_len": self.draft_len, **self.workload_options}
+
     def build_options(self) -> BuildOptions:
         return BuildOptions(
             preset=self.preset, checkpoint=self.checkpoint, device=self.device, dtype=self.dtype,
@@ -84,6 +91,9 @@ class RunContext:
     max_seq_len: int = 0
     notes: dict = attrs.field(factory=dict)
     batches: list = attrs.field(factory=list)  # the run's batches, once made
+
+    def has(self, role) -> bool:
+        return role in self.workload.roles
 
     def calibration_batch(self) -> list:
         """A real batch for optimizations that measure the model before changing it."""
@@ -120,6 +130,7 @@ def prepare(registry: Registry, config: RunConfig, *, strict: bool = True, apply
     check_device(config.device)
     torch.manual_seed(config.seed)
     instance = spec.build(config.build_options())
+    check_roles(spec.name, spec.roles, instance)
     ctx = RunContext(config=config, workload=spec, instance=instance, stack=stack)
     ctx.decoder = decoder_spec.factory(temperature=config.temperature, top_p=config.top_p)
     if apply:
@@ -135,8 +146,6 @@ def apply_stack(ctx: RunContext) -> None:
 def _fit_cache(config: RunConfig, batches: list[list]) -> int:
     """Cache positions for the run: a batch's prompts are left-padded to its longest, and it decodes
     as many steps as its longest request, so each batch needs the sum of those two."""
-    if not all(hasattr(s, "input_ids") and hasattr(s, "max_new_tokens") for b in batches for s in b):
-        return 0  # not an autoregressive text workload: no KV cache to size
 
     def need(batch) -> tuple[int, int]:
         return max(len(s.input_ids) for s in batch), max(s.max_new_tokens for s in batch)
@@ -164,7 +173,7 @@ def make_batches(ctx: RunContext, samples: list | None = None) -> list[list]:
     if len(samples) % bs:  # whole batches only: a ragged last batch would re-shape static caches
         samples = samples + samples[: bs - len(samples) % bs]
     batches = [samples[i : i + bs] for i in range(0, len(samples), bs)]
-    ctx.max_seq_len = _fit_cache(config, batches)
+    ctx.max_seq_len = _fit_cache(config, batches) if ctx.has(TokenModel) else 0  # a KV cache to size
     return batches
 
 
@@ -188,7 +197,7 @@ def run_case(
     reference = None
     if not ctx.stack.lossless:
         _status("  reference outputs of the unoptimized model (for the accuracy impact)")
-        generative = accuracy.supported(inst)
+        generative = accuracy.supported(ctx)
         reference = (accuracy.capture if generative else accuracy.capture_outputs)(ctx, batches)
     t_apply = time.perf_counter()
     apply_stack(ctx)
@@ -197,10 +206,9 @@ def run_case(
 
     rss_before_warmup = PeakMemory.rss()
     warmup_s = []
-    warm_batch = [
-        attrs.evolve(s, max_new_tokens=min(s.max_new_tokens, 32)) if hasattr(s, "max_new_tokens") else s
-        for s in batches[0]
-    ]
+    warm_batch = batches[0]
+    if ctx.has(TokenModel):  # a short warm-up: at most 32 new tokens
+        warm_batch = [attrs.evolve(s, max_new_tokens=min(s.max_new_tokens, 32)) for s in warm_batch]
     for _ in range(config.warmup):
         t0 = time.perf_counter()
         ctx.decoder.run(ctx, warm_batch)
@@ -286,7 +294,7 @@ def summarize(ctx, results, records, mem, warmup_s, compiled) -> dict:
         "compile_s": (warmup_s[0] - warmup_s[-1] if len(warmup_s) > 1 else warmup_s[0]) if compiled and warmup_s else 0.0,
     }
     speculative = any("speculative" in r.extra for r in results)  # a step is a cycle: no bytes-per-token model
-    if decode_s > 0 and steps and hasattr(inst, "weight_bytes_per_step") and not speculative:
+    if decode_s > 0 and steps and ctx.has(WeightStreaming) and not speculative:
         kv_tokens = sum(r.kv_tokens_read for r in results)
         passes = sum(r.decode_steps * r.weight_passes for r in results)
         read = passes * inst.weight_bytes_per_step() + kv_tokens * inst.kv_bytes_per_token()

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import torch
 
-from ..decoding import BatchResult, generate, greedy_pick, pad_left, stop_token, top_p_pick, with_media
+from ..decoding import BatchResult, DecodeRun, generate, greedy_pick, loop_options, top_p_pick, with_media
 from ..hookspecs import hookimpl
-from ..measure import synced_now
 from ..registry import DecoderSpec
 from ..speculative import SelfSpeculative
+from .guidance import CFG, SequentialCFG
 
 
 class Greedy:
+    """argmax at every step."""
+
     def __init__(self, **options):
         self.options = options
 
@@ -19,19 +21,13 @@ class Greedy:
         return greedy_pick
 
     def run(self, ctx, batch) -> BatchResult:
-        inst = ctx.instance
-        return with_media(ctx, batch, lambda b: generate(
-            inst.model,
-            b,
-            self.picker(ctx),
-            device=ctx.device,
-            pad_id=inst.pad_token_id,
-            max_seq_len=ctx.max_seq_len,
-            eos_id=stop_token(inst),
-        ))
+        pick = self.picker(ctx)
+        return with_media(ctx, batch, lambda b: generate(ctx.instance.model, b, pick, **loop_options(ctx)))
 
 
 class TopP(Greedy):
+    """Temperature + nucleus sampling, seeded by the run."""
+
     def __init__(self, temperature: float = 0.6, top_p: float = 0.9, **options):
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -62,41 +58,15 @@ class HFGenerate:
         from transformers import GenerationConfig
 
         inst = ctx.instance
-        hf = inst.model.hf
-        ids, valid = pad_left(batch, inst.pad_token_id, ctx.device)
-        steps = max(s.max_new_tokens for s in batch)
-        eos = stop_token(inst)
-        config = GenerationConfig(
-            max_new_tokens=steps, do_sample=False, eos_token_id=eos, pad_token_id=inst.pad_token_id
-        )
-        t0 = synced_now(ctx.device)
-        out = hf.generate(input_ids=ids, attention_mask=valid.long(), generation_config=config)
-        latency = synced_now(ctx.device) - t0
-        length = ids.shape[1]
-        outputs, records = [], []
-        for row, sample in enumerate(batch):
-            toks = out[row, length:].tolist()[: sample.max_new_tokens]
-            if eos is not None and eos in toks:
-                toks = toks[: toks.index(eos) + 1]
-            outputs.append(toks)
-            records.append(
-                {
-                    "id": sample.id,
-                    "input_tokens": len(sample.input_ids),
-                    "output_tokens": len(toks),
-                    "latency_s": latency,
-                    "ttft_s": None,
-                    "tpot_s": None,
-                }
-            )
-        ran = out.shape[1] - length
-        return BatchResult(
-            records=records,
-            outputs=outputs,
-            latency_s=latency,
-            decode_steps=max(ran - 1, 0),
-            kv_tokens_read=len(batch) * sum(length + i for i in range(1, ran)),
-        )
+        run = DecodeRun(batch, **loop_options(ctx))  # transformers keeps its own cache
+        config = GenerationConfig(max_new_tokens=run.steps, do_sample=False, eos_token_id=run.eos_id,
+                                  pad_token_id=inst.pad_token_id)
+        run.start()
+        out = inst.model.hf.generate(input_ids=run.ids, attention_mask=run.valid.long(), generation_config=config)
+        run.mark()
+        ran = out.shape[1] - run.length
+        return run.finish(out[:, run.length :].tolist(), decode_steps=max(ran - 1, 0), kv_rows=len(batch),
+                          per_token=False)
 
 
 class Beam:
@@ -110,11 +80,8 @@ class Beam:
     def run(self, ctx, batch) -> BatchResult:
         from ..beam import beam_search
 
-        inst = ctx.instance
         return with_media(ctx, batch, lambda b: beam_search(
-            inst.model, b, num_beams=self.num_beams, length_penalty=self.length_penalty, device=ctx.device,
-            pad_id=inst.pad_token_id, max_seq_len=ctx.max_seq_len, eos_id=stop_token(inst),
-        ))
+            ctx.instance.model, b, num_beams=self.num_beams, length_penalty=self.length_penalty, **loop_options(ctx)))
 
 
 class NonAutoregressive:
@@ -176,6 +143,10 @@ def genaccel_register_decoders(register):
             requires=("autoregressive", "early-exit"),
         )
     )
+    register(DecoderSpec(name="cfg", factory=CFG, requires="cfg",
+                         description="contrastive guidance: conditional and unconditional streams in one forward (2B)"))
+    register(DecoderSpec(name="cfg-sequential", factory=SequentialCFG, requires="cfg",
+                         description="contrastive guidance with a second, sequential forward per step (baseline)"))
     register(
         DecoderSpec(
             name="hf-generate",

@@ -1,15 +1,32 @@
 """genaccel plugin: Chameleon captioning, visual question answering and image generation.
 
-Workloads ``chameleon/i-t``, ``chameleon/it-t`` and ``chameleon/t-i``; decoders ``cfg`` and
-``cfg-sequential`` (contrastive guidance for images).
+Workloads ``chameleon/i-t``, ``chameleon/it-t`` and ``chameleon/t-i`` (t-i decodes with the core's
+contrastive-guidance decoders ``cfg`` and ``cfg-sequential``).
 """
 
 from __future__ import annotations
 
-from genaccel import DecoderSpec, WorkloadSpec, hookimpl
+from genaccel import WorkloadSpec, hookimpl
+from genaccel.roles import (
+    AttentionSwitch,
+    Compilable,
+    CUDAGraphable,
+    EarlyExit,
+    KVCacheSwitch,
+    MediaCodec,
+    PromptInput,
+    TeacherForcing,
+    TokenModel,
+    WeightStreaming,
+)
 
-from .cfg import CFG, SequentialCFG
-from .workload import PRESETS, build_for, capabilities
+from .workload import PRESETS, build_for
+
+ROLES = (TokenModel, MediaCodec, PromptInput, TeacherForcing, WeightStreaming, AttentionSwitch, KVCacheSwitch,
+         Compilable, CUDAGraphable)
+EXTRA = {"i-t": (EarlyExit,), "it-t": (EarlyExit,), "t-i": ()}  # text out: early exits train on text
+CAPABILITIES = {"i-t": ("hf-generate", "beam", "quantize"), "it-t": ("hf-generate", "beam", "quantize"),
+                "t-i": ("cfg", "quantize")}
 
 DESCRIPTIONS = {
     "i-t": ("image captioning: an image (1024 tokens) and an instruction in, 30 text tokens out", "top-p"),
@@ -28,14 +45,8 @@ def genaccel_register_workloads(register):
     for task, (description, decoder) in DESCRIPTIONS.items():
         register(WorkloadSpec(
             name=f"chameleon/{task}", description=f"Chameleon {description}", build=build_for(task),
-            presets=tuple(PRESETS), default_preset="small", default_decoder=decoder, capabilities=capabilities(task),
+            presets=tuple(PRESETS), default_preset="small", default_decoder=decoder, roles=(*ROLES, *EXTRA[task]),
+            capabilities=CAPABILITIES[task],
             options=OPTIONS,
         ))
 
-
-@hookimpl
-def genaccel_register_decoders(register):
-    register(DecoderSpec(name="cfg", factory=CFG, requires=("autoregressive", "cfg"),
-                         description="contrastive guidance: conditional and unconditional streams in one forward (2B)"))
-    register(DecoderSpec(name="cfg-sequential", factory=SequentialCFG, requires=("autoregressive", "cfg"),
-                         description="contrastive guidance with a second, sequential forward per step (baseline)"))

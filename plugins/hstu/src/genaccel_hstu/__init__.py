@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from genaccel import OptimizationSpec, WorkloadSpec, hookimpl
+from genaccel.roles import AttentionSwitch, BatchRunner, Compilable
 
-from .workload import PRESETS, HSTUWorkload, build_for
+from .workload import PRESETS, build_for
 
 
 def _fused(ctx):
@@ -18,7 +19,8 @@ def genaccel_register_workloads(register):
                        ("retrieval", "next-item top-k against the item table")):
         register(WorkloadSpec(name=f"hstu/{task}", description=f"HSTU {task}: {what}", build=build_for(task),
                               presets=tuple(PRESETS), default_preset="small", default_decoder="nar",
-                              capabilities=HSTUWorkload.capabilities))
+                              roles=(BatchRunner, AttentionSwitch, Compilable),
+                              capabilities=("hstu-attention", "quantize")))
 
 
 @hookimpl

@@ -9,6 +9,7 @@ import time
 import attrs
 import torch
 from genaccel import BuildOptions, GenaccelError, LengthDistribution, init_random_weights, phase
+from genaccel.roles import AttentionSwitch, BatchRunner, Compilable
 
 from .model import HSTU, HSTUConfig, Jagged, dense_attention, fused_attention
 
@@ -64,8 +65,7 @@ def validate(items, actions, timestamps, offsets, num_targets, cfg: HSTUConfig) 
                             f"{int(timestamps[pos])} then {int(timestamps[pos + 1])}")
 
 
-class HSTUWorkload:
-    capabilities = ("non-autoregressive", "hstu-attention", "compile", "quantize")
+class HSTUWorkload(BatchRunner, AttentionSwitch, Compilable):
 
     def __init__(self, task: str, model: HSTU, options: BuildOptions):
         self.task, self.model, self.module, self.options = task, model, model, options

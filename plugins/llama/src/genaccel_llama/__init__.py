@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 from genaccel import WorkloadSpec, hookimpl
+from genaccel.roles import (
+    AttentionSwitch,
+    Compilable,
+    CUDAGraphable,
+    EarlyExit,
+    KVCacheSwitch,
+    TeacherForcing,
+    TokenModel,
+    WeightStreaming,
+)
 
-from .workload import PRESETS, LlamaWorkload, build
+from .workload import PRESETS, build
 
 
 @hookimpl
@@ -17,6 +27,8 @@ def genaccel_register_workloads(register):
             presets=tuple(PRESETS),
             default_preset="small",
             default_decoder="greedy",
-            capabilities=LlamaWorkload.capabilities,
+            roles=(TokenModel, TeacherForcing, WeightStreaming, EarlyExit, AttentionSwitch, KVCacheSwitch, Compilable,
+                   CUDAGraphable),
+            capabilities=("hf-generate", "quantize", "beam"),
         )
     )

@@ -4,9 +4,19 @@
 from __future__ import annotations
 
 from genaccel import WorkloadSpec, hookimpl
+from genaccel.roles import (
+    AttentionSwitch,
+    Compilable,
+    CUDAGraphable,
+    KVCacheSwitch,
+    MediaCodec,
+    PromptInput,
+    TokenModel,
+    WeightStreaming,
+)
 
 from .optimizations import genaccel_register_optimizations  # noqa: F401 - a hook of this plugin
-from .workload import PRESETS, build_for, capabilities
+from .workload import PRESETS, build_for
 
 DESCRIPTIONS = {
     "s-s": "SeamlessM4T v2 speech-to-speech translation: 16 kHz English speech in, Spanish speech (WAV) out",
@@ -22,4 +32,7 @@ def genaccel_register_workloads(register):
     for task, description in DESCRIPTIONS.items():
         register(WorkloadSpec(name=f"seamless/{task}", description=description, build=build_for(task),
                               presets=tuple(PRESETS), default_preset="small", default_decoder="beam",
-                              capabilities=capabilities(task), options=OPTIONS))
+                              roles=(TokenModel, MediaCodec, PromptInput, WeightStreaming, AttentionSwitch,
+                                     KVCacheSwitch, Compilable, CUDAGraphable),
+                              capabilities=("beam", "quantize", *(("vocoder",) if task.endswith("-s") else ())),
+                              options=OPTIONS))
