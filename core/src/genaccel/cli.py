@@ -358,7 +358,8 @@ def cmd_train_layerskip(args, registry) -> int:
 
         source = args.preset or (Path(args.checkpoint).name if args.checkpoint else spec.default_preset)
         args.out = str(cache_dir() / "checkpoints" / f"{spec.family}-{source}-layerskip")
-    info = train_early_exit(instance, instance.training_texts(), Path(args.out), config)
+    info = train_early_exit(instance, instance.training_texts(), Path(args.out), config,
+                            source=Path(args.checkpoint) if args.checkpoint else None)
     t = info["trained"]
     final = t["final_loss"] or {}
     print(f"trained {t['steps']} steps ({t['tokens']} tokens) in {t['seconds']:.0f} s; "

@@ -87,10 +87,11 @@ class Beam:
 class NonAutoregressive:
     """One forward per batch, no token loop.
 
-    Calls ``ctx.instance.run_batch(batch)``, which returns ``{"outputs": [...], "records": [...],
+    Calls ``ctx.instance.run_batch(batch)`` (role ``BatchRunner``), which returns ``{"outputs": [...], "records": [...],
     "phases": {name: seconds}, "model_s": seconds}``: per-sample outputs and extra fields, the time of
     each phase, and the model time (what the sample latency reports; phases outside it, such as an
-    embedding lookup the study excludes, are reported apart).
+    embedding lookup the study excludes, are reported apart).  A sample's units of work are its outputs
+    (ranked items, scored candidates).
     """
 
     def __init__(self, **options):
@@ -102,7 +103,8 @@ class NonAutoregressive:
         latency = result["model_s"]
         records = [
             {"id": s.id, **{f"input_{k}": v for k, v in s.input_lengths.items()}, "input_tokens": sum(s.input_lengths.values()),
-             "output_tokens": len(out), "latency_s": latency, "ttft_s": None, "tpot_s": None, **extra}
+             "output_tokens": len(out), "units": len(out), "latency_s": latency, "ttft_s": None, "tpot_s": None,
+             **extra}
             for s, out, extra in zip(batch, result["outputs"], result.get("records") or [{}] * len(batch))
         ]
         return BatchResult(records=records, outputs=result["outputs"], latency_s=latency, phases=result.get("phases", {}))

@@ -54,14 +54,15 @@ class CFG:
             self._generator = torch.Generator(device=dev).manual_seed(ctx.seed)
         pick = top_p_pick(self.temperature, self.top_p, self._generator)
         scale = self.scale(ctx)
+        frame = dict(loop_options(ctx), eos_id=None)  # exactly max_new_tokens tokens: no stop token
         if self.batched:
             model = inst.model
-            run = DecodeRun(batch, **{**loop_options(ctx), "eos_id": None}, models=(model,), rows=2 * len(batch))
+            run = DecodeRun(batch, **frame, models=(model,), rows=2 * len(batch))
         else:
             if self._twin is None:  # a second stream over the same weights, settings and compiled steps' kind
                 self._twin = inst.model.twin()
             cond, uncond = inst.model, self._twin
-            run = DecodeRun(batch, **{**loop_options(ctx), "eos_id": None}, models=(cond, uncond))
+            run = DecodeRun(batch, **frame, models=(cond, uncond))
         bsz, length = run.bsz, run.length
         # the unconditional prompts, left-padded to the conditional ones' length: one cache position for both
         u_ids = torch.full((bsz, length), inst.pad_token_id, dtype=torch.long)
