@@ -136,7 +136,8 @@ class DecodeRun:
     def stop(self, tokens: torch.Tensor) -> None:
         """Rows whose new ``tokens`` ((B,) or (B, n)) hold the stop token are done (no host sync)."""
         if self.eos_id is not None:
-            self.done |= (tokens == self.eos_id).view(self.bsz, -1).any(-1)
+            hit = tokens == self.eos_id
+            self.done |= hit.any(-1) if hit.dim() > 1 else hit
 
     def stopped(self) -> bool:
         """Every row is done (a host sync)."""
