@@ -370,7 +370,7 @@ def cmd_train_layerskip(args, registry) -> int:
 
 
 def cmd_layerskip_sweep(args, registry) -> int:
-    from .decoding import generate, greedy_pick, stop_token
+    from .decoding import generate, greedy_pick, loop_options
     from .report import table, write_json
     from .runner import make_batches, prepare, speculative_summary
     from .speculative import SETTINGS_FILE, speculate
@@ -380,8 +380,7 @@ def cmd_layerskip_sweep(args, registry) -> int:
     ctx = prepare(registry, config)
     inst = ctx.instance
     batches = make_batches(ctx)
-    eos = stop_token(inst)
-    common = dict(device=config.device, pad_id=inst.pad_token_id, max_seq_len=ctx.max_seq_len, eos_id=eos)
+    common = loop_options(ctx)
 
     def timed(fn):
         fn(batches[0])  # warm-up (compiles)
