@@ -17,12 +17,13 @@ import math
 
 import torch
 
-from .decoding import generate, greedy_pick, stop_token
+from .decoding import generate, greedy_pick, loop_options
+from .roles import MediaCodec, TeacherForcing, TokenModel
 
 
-def supported(instance) -> bool:
-    """Autoregressive models driven by the step protocol, whose HF module scores a sequence."""
-    return hasattr(instance, "model") and hasattr(instance.model, "prefill") and hasattr(instance, "module")
+def supported(ctx) -> bool:
+    """Token models that score a sequence teacher-forced (other workloads compare outputs only)."""
+    return ctx.has(TokenModel) and ctx.has(TeacherForcing)
 
 
 def capture_outputs(ctx, batches) -> dict:
@@ -59,25 +60,21 @@ def output_impact(reference: dict, records: list[dict]) -> dict:
 
 
 def _score(inst, ids: list[int], n_out: int, device: str) -> torch.Tensor:
-    """Log-probabilities (n_out, V) that the model gives the last ``n_out`` tokens of ``ids``
-    (through the workload's ``teacher_forced_logits`` when it restricts its vocabulary)."""
+    """Log-probabilities (n_out, V) that the model gives the last ``n_out`` tokens of ``ids``."""
     with torch.no_grad():
-        x = torch.tensor([ids[:-1]], device=device)
-        forward = getattr(inst, "teacher_forced_logits", None)
-        logits = (forward(x) if forward else inst.module(input_ids=x, use_cache=False).logits)[0, -n_out:]
+        logits = inst.teacher_forced_logits(torch.tensor([ids[:-1]], device=device))[0, -n_out:]
     return torch.log_softmax(logits.float(), dim=-1).cpu()
 
 
 def capture(ctx, batches) -> dict:
     """Reference greedy outputs and log-probabilities, keyed by sample id, from the model as built."""
     inst = ctx.instance
-    eos = stop_token(inst)
+    encode = ctx.has(MediaCodec) and inst.media_phases[0]  # inputs to tokens, as the decoders do
     ref = {}
     for batch in batches:
-        if (getattr(inst, "media_phases", None) or (None,))[0]:  # images to tokens, as the decoders do
+        if encode:
             batch = inst.encode_inputs(batch)
-        res = generate(inst.model, batch, greedy_pick, device=ctx.device, pad_id=inst.pad_token_id,
-                       max_seq_len=ctx.max_seq_len, eos_id=eos)
+        res = generate(inst.model, batch, greedy_pick, **loop_options(ctx))
         for sample, out in zip(batch, res.outputs):
             if sample.id not in ref:
                 ref[sample.id] = {"prompt": list(sample.input_ids), "output": out,

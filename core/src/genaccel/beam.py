@@ -20,8 +20,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .decoding import BatchResult, padded_prompts, sample_records
-from .measure import StepClock
+from .decoding import BatchResult, DecodeRun
 from .profiling import phase
 
 NEG = -1.0e9
@@ -37,11 +36,11 @@ def _gather(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def beam_search(model, batch: Sequence, *, num_beams: int = 5, length_penalty: float = 1.0, device: str, pad_id: int,
                 max_seq_len: int, eos_id: int | None = None, check_every: int = 4) -> BatchResult:
-    ids, valid, steps = padded_prompts(batch, pad_id, device, max_seq_len)
-    bsz, length = ids.shape
     k = num_beams
     keep = 2 * k  # candidates kept per step, so that K can run on whatever ends
-    model.setup(bsz * k, max_seq_len)
+    run = DecodeRun(batch, device=device, pad_id=pad_id, max_seq_len=max_seq_len, eos_id=eos_id, models=(model,),
+                    rows=len(batch) * k)
+    bsz, length, steps = run.bsz, run.length, run.steps
     running = torch.zeros((bsz, k, steps), dtype=torch.long, device=device)
     scores = torch.zeros((bsz, k), device=device)
     scores[:, 1:] = NEG  # the K copies of a prompt start as one beam
@@ -51,18 +50,16 @@ def beam_search(model, batch: Sequence, *, num_beams: int = 5, length_penalty: f
     improvable = torch.ones((bsz, 1), dtype=torch.bool, device=device)
     first_k = torch.arange(keep, device=device) < k
     offsets = (torch.arange(bsz, device=device) * k)[:, None]
-    pos = torch.tensor(length, dtype=torch.long, device=device)
-    clock = StepClock(device)
-    clock.start()
+    run.start()
     ran = 0
     for t in range(steps):
         with phase("prefill" if t == 0 else "decode"):
             if t == 0:
-                logits = model.prefill(ids.repeat_interleave(k, 0), valid.repeat_interleave(k, 0))
+                logits = model.prefill(run.ids.repeat_interleave(k, 0), run.valid.repeat_interleave(k, 0))
             else:
                 tokens = running[:, :, t - 1].reshape(-1).contiguous()  # fixed strides: one graph
-                logits = model.decode(tokens, pos, length + t)
-                pos += 1
+                logits = model.decode(tokens, run.pos, length + t)
+                run.pos += 1
             logp = torch.log_softmax(logits.float(), dim=-1).view(bsz, k, -1) + scores[:, :, None]
             vocab = logp.shape[-1]
             top_lp, top_idx = logp.view(bsz, -1).topk(keep, dim=-1)
@@ -90,23 +87,10 @@ def beam_search(model, batch: Sequence, *, num_beams: int = 5, length_penalty: f
             with phase("kv reorder"):  # the cache follows the beams that run on
                 model.reorder_cache((_gather(source, go_on) + offsets).view(-1), length + t)
         ran += 1
-        clock.mark()
+        run.mark()
         if t + 1 < steps and (t + 1) % check_every == 0 and not bool(improvable.any()):
             break
-    times = clock.seconds()
-    best_rows = finished[:, 0, :ran].tolist()
-    outputs = []
-    for row in best_rows:  # the finished hypothesis, without the pad that follows an early EOS
-        if eos_id is not None and eos_id in row:
-            row = row[: row.index(eos_id) + 1]
-        outputs.append(row)
-    records = sample_records(batch, outputs, times, eos_id)
-    return BatchResult.from_clock(
-        times,
-        records=records,
-        outputs=outputs,
-        decode_steps=ran - 1,
-        kv_tokens_read=bsz * k * sum(length + i for i in range(1, ran)),
-        extra={"beam": {"num_beams": k, "length_penalty": length_penalty,
-                        "scores": finished_scores[:, 0].tolist()}},
-    )
+    # the best finished hypothesis; finish cuts the pad that follows an early EOS
+    return run.finish(finished[:, 0, :ran].tolist(), decode_steps=ran - 1, kv_rows=bsz * k,
+                      extra={"beam": {"num_beams": k, "length_penalty": length_penalty,
+                                      "scores": finished_scores[:, 0].tolist()}})

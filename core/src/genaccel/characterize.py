@@ -11,6 +11,7 @@ import torch
 from .measure import measure_bandwidth, measure_gemm_peak, synced_now
 from .profiling import CATEGORIES, COLORS, OVERHEAD, annotations, breakdown, count_flops, shares
 from .results import CaseResult, case_label, plural
+from .roles import WeightStreaming
 from .runner import RunConfig, make_batches, prepare, release_memory
 
 GRAPH_STAGES = ("compile", "graph")
@@ -98,7 +99,7 @@ def _work(ctx, batches, plain, seconds, config) -> dict:
             ctx.decoder.run(ctx, b)
     inst = ctx.instance
     nbytes: dict[str, float] = {}
-    if hasattr(inst, "weight_bytes_per_step"):
+    if ctx.has(WeightStreaming):
         weights, per_token = inst.weight_bytes_per_step(), inst.kv_bytes_per_token()
         steps = sum(r.decode_steps for r in plain)
         nbytes["decode"] = steps * weights + sum(r.kv_tokens_read for r in plain) * per_token

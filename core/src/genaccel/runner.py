@@ -104,8 +104,6 @@ def apply_stack(ctx: RunContext) -> None:
 def _fit_cache(config: RunConfig, batches: list[list]) -> int:
     """Cache positions for the run: a batch's prompts are left-padded to its longest, and it decodes
     as many steps as its longest request, so each batch needs the sum of those two."""
-    if not all(hasattr(s, "input_ids") and hasattr(s, "max_new_tokens") for b in batches for s in b):
-        return 0  # not an autoregressive text workload: no KV cache to size
 
     def need(batch) -> tuple[int, int]:
         return max(len(s.input_ids) for s in batch), max(s.max_new_tokens for s in batch)
@@ -133,7 +131,7 @@ def make_batches(ctx: RunContext, samples: list | None = None) -> list[list]:
     if len(samples) % bs:  # whole batches only: a ragged last batch would re-shape static caches
         samples = samples + samples[: bs - len(samples) % bs]
     batches = [samples[i : i + bs] for i in range(0, len(samples), bs)]
-    ctx.max_seq_len = _fit_cache(config, batches)
+    ctx.max_seq_len = _fit_cache(config, batches) if ctx.has(TokenModel) else 0  # a KV cache to size
     return batches
 
 
@@ -157,7 +155,7 @@ def run_case(
     reference = None
     if not ctx.stack.lossless:
         _status("  reference outputs of the unoptimized model (for the accuracy impact)")
-        generative = accuracy.supported(inst)
+        generative = accuracy.supported(ctx)
         reference = (accuracy.capture if generative else accuracy.capture_outputs)(ctx, batches)
     t_apply = time.perf_counter()
     apply_stack(ctx)
@@ -165,10 +163,9 @@ def run_case(
 
     rss_before_warmup = PeakMemory.rss()
     warmup_s = []
-    warm_batch = [
-        attrs.evolve(s, max_new_tokens=min(s.max_new_tokens, 32)) if hasattr(s, "max_new_tokens") else s
-        for s in batches[0]
-    ]
+    warm_batch = batches[0]
+    if ctx.has(TokenModel):  # a short warm-up: at most 32 new tokens
+        warm_batch = [attrs.evolve(s, max_new_tokens=min(s.max_new_tokens, 32)) for s in warm_batch]
     for _ in range(config.warmup):
         t0 = time.perf_counter()
         ctx.decoder.run(ctx, warm_batch)

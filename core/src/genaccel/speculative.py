@@ -21,28 +21,13 @@ from pathlib import Path
 
 import torch
 
-from .decoding import BatchResult, padded_prompts, sample_records, stop_token, with_media
+from .decoding import BatchResult, DecodeRun, draw, loop_options, nucleus_probs, with_media
 from .errors import GenaccelError
-from .measure import StepClock, synchronize
+from .measure import synchronize
 from .profiling import phase
 
 #: File a checkpoint directory may hold with its best exit layer and draft length.
 SETTINGS_FILE = "layerskip.json"
-
-
-def nucleus_probs(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
-    """The distribution top-p sampling draws from: softmax(logits / T), cut to the nucleus."""
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
-    sorted_probs, order = probs.sort(dim=-1, descending=True)
-    sorted_probs = sorted_probs.masked_fill(sorted_probs.cumsum(-1) - sorted_probs > top_p, 0.0)
-    kept = torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
-    return kept / kept.sum(-1, keepdim=True)
-
-
-def draw(weights: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """One index per row, drawn proportionally to the (unnormalized) non-negative weights."""
-    race = torch.empty_like(weights).exponential_(1.0, generator=generator)
-    return (weights / race).argmax(dim=-1)
 
 
 def accept_greedy(drafts: torch.Tensor, logits: torch.Tensor):
@@ -94,7 +79,8 @@ def checkpoint_settings(checkpoint) -> dict:
 class SelfSpeculative:
     """Decoder ``self-speculative``: greedy (exact) or, with ``sampling``, top-p."""
 
-    def __init__(self, exit_layer=None, draft_len=None, sampling=False, temperature=0.6, top_p=0.9, **options):
+    def __init__(self, exit_layer: int | None = None, draft_len: int | None = None, sampling: bool = False,
+                 temperature: float = 0.6, top_p: float = 0.9, **options):
         self.exit_layer, self.draft_len = exit_layer, draft_len
         self.sampling, self.temperature, self.top_p = sampling, temperature, top_p
         self._generator = None
@@ -114,15 +100,12 @@ class SelfSpeculative:
 
     @torch.no_grad()
     def run(self, ctx, batch: Sequence) -> BatchResult:
-        inst = ctx.instance
         exit_layer, k = self.settings(ctx)
         if self.sampling and self._generator is None:
             self._generator = torch.Generator(device=ctx.device).manual_seed(ctx.seed)
-        return with_media(ctx, batch, lambda b: speculate(
-            inst.model, b, exit_layer=exit_layer, draft_len=k, device=ctx.device, pad_id=inst.pad_token_id,
-            max_seq_len=ctx.max_seq_len, eos_id=stop_token(inst),
-            sampling=(self.temperature, self.top_p, self._generator) if self.sampling else None,
-        ))
+        sampling = (self.temperature, self.top_p, self._generator) if self.sampling else None
+        return with_media(ctx, batch, lambda b: speculate(ctx.instance.model, b, exit_layer=exit_layer, draft_len=k,
+                                                          sampling=sampling, **loop_options(ctx)))
 
 
 def speculate(model, batch, *, exit_layer, draft_len, device, pad_id, max_seq_len, eos_id=None, sampling=None):
@@ -131,10 +114,10 @@ def speculate(model, batch, *, exit_layer, draft_len, device, pad_id, max_seq_le
     The cache gets ``draft_len`` positions beyond ``max_seq_len``: a cycle may draft past the
     last token it keeps.  ``sampling``: (temperature, top_p, generator), or None for greedy.
     """
-    ids, valid, steps = padded_prompts(batch, pad_id, device, max_seq_len)
-    bsz, length = ids.shape
     k = draft_len
-    model.setup(bsz, max_seq_len + k)
+    run = DecodeRun(batch, device=device, pad_id=pad_id, max_seq_len=max_seq_len, eos_id=eos_id, models=(model,),
+                    extra=k)
+    bsz, length, steps, pos = run.bsz, run.length, run.steps, run.pos
     out = torch.zeros((bsz, steps + k + 1), dtype=torch.long, device=device)
     drafts = torch.zeros((bsz, k), dtype=torch.long, device=device)
     hidden = None
@@ -142,17 +125,14 @@ def speculate(model, batch, *, exit_layer, draft_len, device, pad_id, max_seq_le
     if sampling is not None:
         temperature, top_p, generator = sampling
         probs = lambda logits: nucleus_probs(logits, temperature, top_p)  # noqa: E731
-    pos = torch.tensor(length, dtype=torch.long, device=device)
-    clock = StepClock(device)
-    clock.start()
+    run.start()
     with phase("prefill"):
-        logits = model.prefill(ids, valid)
+        logits = model.prefill(run.ids, run.valid)
         token = logits.argmax(-1) if sampling is None else draw(probs(logits), generator)
         out[:, 0] = token
-    clock.mark()
+    run.mark()
     emitted_at = [0]  # clock mark that emitted each token
     n, cycles, accepted, draft_s, verify_s = 1, 0, 0, 0.0, 0.0
-    done = torch.zeros(bsz, dtype=torch.bool, device=device)
     while n < steps:
         t0 = time.perf_counter()
         with phase("draft"):
@@ -188,16 +168,12 @@ def speculate(model, batch, *, exit_layer, draft_len, device, pad_id, max_seq_le
         model.crop(length + n + a)
         n += a + 1
         cycles, accepted = cycles + 1, accepted + a
-        clock.mark()
+        run.mark()
         emitted_at += [cycles] * (a + 1)
-        if eos_id is not None:
-            done |= (out[:, n - a - 1 : n] == eos_id).any(-1)
-            if bool(done.all()):
-                break
-    times = clock.seconds()
+        run.stop(out[:, n - a - 1 : n])
+        if run.stopped():
+            break
     model.crop(length + min(n, steps) - 1)  # the last cycle may have gone past the tokens asked for
-    outputs = out[:, : min(n, steps)].tolist()
-    records = sample_records(batch, outputs, times, eos_id, emitted_at.__getitem__)
     stats = {
         "exit_layer": exit_layer,
         "draft_len": k,
@@ -209,11 +185,7 @@ def speculate(model, batch, *, exit_layer, draft_len, device, pad_id, max_seq_le
         "draft_s": draft_s,
         "verify_s": verify_s,
     }
-    return BatchResult.from_clock(
-        times,
-        records=records,
-        outputs=outputs,
-        decode_steps=cycles,
-        phases={"prefill": times[0], "draft": draft_s, "verify": verify_s},
-        extra={"speculative": stats},
-    )
+    result = run.finish(out[:, : min(n, steps)].tolist(), decode_steps=cycles, mark_of=emitted_at.__getitem__,
+                        extra={"speculative": stats})
+    result.phases = {"prefill": result.prefill_s, "draft": draft_s, "verify": verify_s}
+    return result

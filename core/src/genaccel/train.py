@@ -107,8 +107,10 @@ def early_exit_losses(model, ids, weights: dict[int, float], keep: list[torch.Te
     return losses
 
 
-def train_early_exit(instance, texts: list[str], out: Path, config: TrainConfig, *, progress: bool = True) -> dict:
-    """Train ``instance`` (a workload whose ``model`` is an HFCausalLM) and save it to ``out``."""
+def train_early_exit(instance, texts: list[str], out: Path, config: TrainConfig, *, source: Path | None = None,
+                     progress: bool = True) -> dict:
+    """Train ``instance`` (a workload whose ``model`` is an HFCausalLM) and save it to ``out``;
+    ``source``: the checkpoint it was built from (a continued training keeps its lineage)."""
     from tqdm import tqdm
 
     model, hf = instance.model, instance.module
@@ -167,7 +169,6 @@ def train_early_exit(instance, texts: list[str], out: Path, config: TrainConfig,
     hf.eval()
     seconds = time.perf_counter() - start
     previous = None
-    source = getattr(getattr(instance, "options", None), "checkpoint", None)
     if source is not None and (Path(source) / SETTINGS_FILE).exists():  # continued training: keep the lineage
         from .files import read_json_object
 

@@ -1,20 +1,10 @@
 """What a workload's ``build`` returns, and helpers plugins share (inputs, lengths, tokenizers).
 
-A workload instance is any object with these attributes (duck-typed; see ``Workload``):
-
-- ``model``: the thing decoders drive; for autoregressive workloads an object with the step
-  protocol of :class:`genaccel.hf.HFCausalLM`;
-- ``module``: the ``nn.Module`` holding every weight (model bytes, quantization);
-- ``random_weights``: True for presets (EOS is then ignored), False for checkpoints;
-- ``eos_token_id``, ``pad_token_id``;
-- ``make_samples(n, seed, max_new_tokens, seq_len=None) -> list``: inputs following the paper's
-  distributions (or the user's data); ``seq_len`` fixes the input length for sweeps;
-- for non-autoregressive workloads, ``run_batch(batch) -> dict`` (see the ``nar`` decoder);
-- ``encode(text) -> list[int]`` and ``decode(ids) -> str`` for text workloads;
-- ``describe() -> dict``: what the report shows about the model;
-- and, for each capability it declares, the method optimizations call:
-  ``attention`` → ``set_attention(impl)``, ``kv-cache`` → ``set_cache(kind)``,
-  ``compile`` → ``set_compile(mode)``, ``cuda-graph`` → ``set_cuda_graph()``.
+A workload instance plays the roles its spec declares (:mod:`genaccel.roles`): every workload
+has ``module``, ``random_weights``, ``make_samples`` and ``describe``; a token model adds
+``model`` (the step protocol of :class:`genaccel.hf.HFCausalLM`), ``eos_token_id``,
+``pad_token_id``, ``encode`` and ``decode``; each further role the members it names.  The
+members are checked when the workload is built.
 """
 
 from __future__ import annotations
@@ -23,13 +13,13 @@ import math
 import random
 import sysconfig
 from pathlib import Path
-from typing import Any, Protocol
 
 import attrs
 
 from .errors import GenaccelError
 from .files import cache_dir, read_json_object, warn
 from .hf import SDPA_FLEX_DECODE
+from .roles import AttentionSwitch, Compilable, CUDAGraphable, KVCacheSwitch, TokenModel, WeightStreaming
 
 
 @attrs.frozen(kw_only=True)
@@ -50,18 +40,6 @@ class BuildOptions:
         import torch
 
         return getattr(torch, self.dtype)
-
-
-class Workload(Protocol):
-    model: Any
-    module: Any
-    random_weights: bool
-    eos_token_id: int | None
-    pad_token_id: int
-
-    def make_samples(self, n: int, seed: int, max_new_tokens: int | None, seq_len: int | None = None) -> list: ...
-
-    def describe(self) -> dict: ...
 
 
 @attrs.frozen(kw_only=True)
@@ -271,13 +249,13 @@ def load_hf_checkpoint(options: BuildOptions, model_class, *, model_types: tuple
     return hf.to(options.device), tokenizer
 
 
-class CausalLMWorkload:
+class CausalLMWorkload(TokenModel, WeightStreaming, AttentionSwitch, KVCacheSwitch, Compilable, CUDAGraphable):
     """Base for autoregressive text workloads whose ``model`` is a :class:`genaccel.hf.HFCausalLM`.
 
-    It turns the capability methods the built-in optimizations call into the model's settings.
+    It turns the role methods the built-in optimizations call into the model's settings.
     """
 
-    capabilities = ("autoregressive", "hf-generate", "attention", "kv-cache", "compile", "cuda-graph", "quantize", "beam")
+    bos_token_id: int | None = None  # prepended by ``encode`` when set
 
     def set_attention(self, impl: str) -> None:
         self.model.set_attention(impl)
@@ -312,8 +290,7 @@ class CausalLMWorkload:
 
     def encode(self, text: str) -> list[int]:
         ids = self.tokenizer.encode(text, add_special_tokens=False)
-        bos = getattr(self, "bos_token_id", None)
-        return ([bos] if bos is not None else []) + ids
+        return ([self.bos_token_id] if self.bos_token_id is not None else []) + ids
 
     def decode(self, ids) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 from genaccel import GenaccelError
+from genaccel.builtin.guidance import CFG, SequentialCFG
 from genaccel.cli import main
 from genaccel.runner import RunConfig, make_batches, prepare, run_case
-from genaccel_chameleon.cfg import CFG, SequentialCFG
 from genaccel_chameleon.vqgan import ImageTokenizer, load_image_tokenizer, save_release_format
 from PIL import Image
 
@@ -161,7 +161,7 @@ def test_user_images_grayscale_converted_bad_ones_refused(registry, tmp_path):
 def test_bad_prompts_and_options(registry, tmp_path):
     inst = _ctx(registry, "t-i").instance
     with pytest.raises(GenaccelError, match="prompt is empty"):
-        inst.prompt_sample("   ", None)
+        inst.prompt_sample("   ", None, {})
     with pytest.raises(GenaccelError, match="makes 256 image tokens per image; --max-new-tokens 300 is more"):
         inst.make_samples(1, 0, max_new_tokens=300)
     (sample,) = inst.make_samples(1, 0, max_new_tokens=10, seq_len=7)  # a quick partial image, a fixed text length
@@ -169,7 +169,7 @@ def test_bad_prompts_and_options(registry, tmp_path):
     with pytest.raises(GenaccelError, match="--image-tokenizr.*did you mean '--image-tokenizer'"):
         _ctx(registry, "t-i", options={"image_tokenizr": "x"})
     with pytest.raises(GenaccelError, match="needs an image: add --image PATH"):
-        _ctx(registry, "i-t").instance.prompt_sample("Describe it.", None)
+        _ctx(registry, "i-t").instance.prompt_sample("Describe it.", None, {})
 
 
 def test_generate_writes_a_png_and_captions_an_image(tmp_path, capsys):

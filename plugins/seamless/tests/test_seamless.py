@@ -116,10 +116,10 @@ def test_unknown_language_and_empty_text(registry):
         prepare(registry, RunConfig(workload="seamless/t-t", preset="tiny", options={"tgt_lang": "spn"}))
     inst = prepare(registry, RunConfig(workload="seamless/t-t", preset="tiny",
                                        options={"src_lang": "fra", "tgt_lang": "deu"})).instance
-    sample = inst.prompt_sample("Bonjour tout le monde.", 5)
+    sample = inst.prompt_sample("Bonjour tout le monde.", 5, {})
     assert sample.source_ids[0] == inst.langs["fra"] and sample.input_ids == (3, inst.langs["deu"])
     with pytest.raises(GenaccelError, match="source text is empty"):
-        inst.prompt_sample("  ", 5)
+        inst.prompt_sample("  ", 5, {})
 
 
 def _speech_reference(inst, sample):

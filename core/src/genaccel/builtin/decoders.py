@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from ..decoding import BatchResult, generate, greedy_pick, pad_left, stop_token, top_p_pick, with_media
-from ..measure import synced_now
+from ..decoding import BatchResult, DecodeRun, generate, greedy_pick, loop_options, top_p_pick, with_media
 
 
 class Greedy:
+    """argmax at every step."""
+
     def __init__(self, **options):
         self.options = options
 
@@ -16,19 +17,13 @@ class Greedy:
         return greedy_pick
 
     def run(self, ctx, batch) -> BatchResult:
-        inst = ctx.instance
-        return with_media(ctx, batch, lambda b: generate(
-            inst.model,
-            b,
-            self.picker(ctx),
-            device=ctx.device,
-            pad_id=inst.pad_token_id,
-            max_seq_len=ctx.max_seq_len,
-            eos_id=stop_token(inst),
-        ))
+        pick = self.picker(ctx)
+        return with_media(ctx, batch, lambda b: generate(ctx.instance.model, b, pick, **loop_options(ctx)))
 
 
 class TopP(Greedy):
+    """Temperature + nucleus sampling, seeded by the run."""
+
     def __init__(self, temperature: float = 0.6, top_p: float = 0.9, **options):
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -59,41 +54,15 @@ class HFGenerate:
         from transformers import GenerationConfig
 
         inst = ctx.instance
-        hf = inst.model.hf
-        ids, valid = pad_left(batch, inst.pad_token_id, ctx.device)
-        steps = max(s.max_new_tokens for s in batch)
-        eos = stop_token(inst)
-        config = GenerationConfig(
-            max_new_tokens=steps, do_sample=False, eos_token_id=eos, pad_token_id=inst.pad_token_id
-        )
-        t0 = synced_now(ctx.device)
-        out = hf.generate(input_ids=ids, attention_mask=valid.long(), generation_config=config)
-        latency = synced_now(ctx.device) - t0
-        length = ids.shape[1]
-        outputs, records = [], []
-        for row, sample in enumerate(batch):
-            toks = out[row, length:].tolist()[: sample.max_new_tokens]
-            if eos is not None and eos in toks:
-                toks = toks[: toks.index(eos) + 1]
-            outputs.append(toks)
-            records.append(
-                {
-                    "id": sample.id,
-                    "input_tokens": len(sample.input_ids),
-                    "output_tokens": len(toks),
-                    "latency_s": latency,
-                    "ttft_s": None,
-                    "tpot_s": None,
-                }
-            )
-        ran = out.shape[1] - length
-        return BatchResult(
-            records=records,
-            outputs=outputs,
-            latency_s=latency,
-            decode_steps=max(ran - 1, 0),
-            kv_tokens_read=len(batch) * sum(length + i for i in range(1, ran)),
-        )
+        run = DecodeRun(batch, **loop_options(ctx))  # transformers keeps its own cache
+        config = GenerationConfig(max_new_tokens=run.steps, do_sample=False, eos_token_id=run.eos_id,
+                                  pad_token_id=inst.pad_token_id)
+        run.start()
+        out = inst.model.hf.generate(input_ids=run.ids, attention_mask=run.valid.long(), generation_config=config)
+        run.mark()
+        ran = out.shape[1] - run.length
+        return run.finish(out[:, run.length :].tolist(), decode_steps=max(ran - 1, 0), kv_rows=len(batch),
+                          per_token=False)
 
 
 class Beam:
@@ -107,20 +76,18 @@ class Beam:
     def run(self, ctx, batch) -> BatchResult:
         from ..beam import beam_search
 
-        inst = ctx.instance
         return with_media(ctx, batch, lambda b: beam_search(
-            inst.model, b, num_beams=self.num_beams, length_penalty=self.length_penalty, device=ctx.device,
-            pad_id=inst.pad_token_id, max_seq_len=ctx.max_seq_len, eos_id=stop_token(inst),
-        ))
+            ctx.instance.model, b, num_beams=self.num_beams, length_penalty=self.length_penalty, **loop_options(ctx)))
 
 
 class NonAutoregressive:
     """One forward per batch, no token loop.
 
-    Calls ``ctx.instance.run_batch(batch)``, which returns ``{"outputs": [...], "records": [...],
+    Calls ``ctx.instance.run_batch(batch)`` (role ``BatchRunner``), which returns ``{"outputs": [...], "records": [...],
     "phases": {name: seconds}, "model_s": seconds}``: per-sample outputs and extra fields, the time of
     each phase, and the model time (what the sample latency reports; phases outside it, such as an
-    embedding lookup the study excludes, are reported apart).
+    embedding lookup the study excludes, are reported apart).  A sample's units of work are its outputs
+    (ranked items, scored candidates).
     """
 
     def __init__(self, **options):
@@ -132,7 +99,8 @@ class NonAutoregressive:
         latency = result["model_s"]
         records = [
             {"id": s.id, **{f"input_{k}": v for k, v in s.input_lengths.items()}, "input_tokens": sum(s.input_lengths.values()),
-             "output_tokens": len(out), "latency_s": latency, "ttft_s": None, "tpot_s": None, **extra}
+             "output_tokens": len(out), "units": len(out), "latency_s": latency, "ttft_s": None, "tpot_s": None,
+             **extra}
             for s, out, extra in zip(batch, result["outputs"], result.get("records") or [{}] * len(batch))
         ]
         return BatchResult(records=records, outputs=result["outputs"], latency_s=latency, phases=result.get("phases", {}))

@@ -83,7 +83,8 @@ def cmd_train_layerskip(args, registry) -> int:
     from ..files import OutputDir
 
     OutputDir(args.out, overwrite=True, report="config.json")  # checked, created and locked before training
-    info = train_early_exit(instance, instance.training_texts(), Path(args.out), config)
+    info = train_early_exit(instance, instance.training_texts(), Path(args.out), config,
+                            source=Path(args.checkpoint) if args.checkpoint else None)
     t = info["trained"]
     final = t["final_loss"] or {}
     print(f"trained {t['steps']} steps ({t['tokens']} tokens) in {t['seconds']:.0f} s; "
@@ -94,7 +95,7 @@ def cmd_train_layerskip(args, registry) -> int:
 
 
 def cmd_layerskip_sweep(args, registry) -> int:
-    from ..decoding import generate, greedy_pick, stop_token
+    from ..decoding import generate, greedy_pick, loop_options
     from ..report import table, write_json
     from ..runner import make_batches, prepare, speculative_summary
     from ..speculative import SETTINGS_FILE, speculate
@@ -104,8 +105,7 @@ def cmd_layerskip_sweep(args, registry) -> int:
     ctx = prepare(registry, config)
     inst = ctx.instance
     batches = make_batches(ctx)
-    eos = stop_token(inst)
-    common = dict(device=config.device, pad_id=inst.pad_token_id, max_seq_len=ctx.max_seq_len, eos_id=eos)
+    common = loop_options(ctx)
 
     def timed(fn):
         fn(batches[0])  # warm-up (compiles)

@@ -38,11 +38,10 @@ def _layerskip(ctx):
     current = ctx.decoder
     if isinstance(current, SelfSpeculative):
         decoder = current
-    elif isinstance(current, (Greedy, TopP)):
-        sampling = isinstance(current, TopP)
-        decoder = SelfSpeculative(
-            sampling=sampling, temperature=getattr(current, "temperature", 1.0), top_p=getattr(current, "top_p", 1.0)
-        )
+    elif isinstance(current, TopP):
+        decoder = SelfSpeculative(sampling=True, temperature=current.temperature, top_p=current.top_p)
+    elif isinstance(current, Greedy):
+        decoder = SelfSpeculative()
     else:
         raise GenaccelError(
             f"layerskip replaces greedy or top-p decoding, not decoder {ctx.config.decoder!r}; "

@@ -55,7 +55,7 @@ def _quantize(module: nn.Module, names: set[str], config_name: str) -> None:
 
 
 def _check_quantizable(ctx, spec_name: str) -> nn.Module:
-    module = getattr(ctx.instance, "module", None)
+    module = ctx.instance.module
     if not isinstance(module, nn.Module):
         raise GenaccelError(f"{spec_name}: workload {ctx.workload.name} exposes no torch module to quantize")
     return module

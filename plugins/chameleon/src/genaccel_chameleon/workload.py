@@ -21,6 +21,7 @@ from genaccel import (
     load_hf_checkpoint,
     train_bpe_tokenizer,
 )
+from genaccel.roles import EarlyExit, MediaCodec, PromptInput, TeacherForcing
 from transformers import ChameleonConfig, ChameleonForConditionalGeneration, ChameleonVQVAEConfig
 
 from . import inputs
@@ -93,7 +94,7 @@ class ChameleonSample:
         return {"text": len(self.input_ids) - self.image_tokens, "image": self.image_tokens}
 
 
-class ChameleonWorkload(CausalLMWorkload):
+class ChameleonWorkload(CausalLMWorkload, MediaCodec, PromptInput, TeacherForcing, EarlyExit):
     def __init__(self, task: str, hf_model, tokenizer, image_tokenizer: ImageTokenizer | None, *,
                  options: BuildOptions, random_weights: bool):
         self.task = task
@@ -125,10 +126,6 @@ class ChameleonWorkload(CausalLMWorkload):
         self.model.set_allowed_tokens(is_image if task == "t-i" else ~is_image)
         self.guidance_scale = float(options.options.get("guidance_scale", 3.0))
         self._images: dict = {}
-
-    @property
-    def capabilities(self):
-        return capabilities(self.task)
 
     @property
     def media_phases(self):
@@ -240,11 +237,11 @@ class ChameleonWorkload(CausalLMWorkload):
             samples.append(self._sample(f"{name}/{i}", text, image, max_new_tokens, seq_len))
         return samples
 
-    def prompt_sample(self, prompt: str, max_new_tokens: int | None) -> ChameleonSample:
+    def prompt_sample(self, prompt: str, max_new_tokens: int | None, options: dict) -> ChameleonSample:
         """One sample from ``genaccel generate --prompt`` (and ``--image PATH`` for i-t and it-t)."""
         image = None
         if self.task != "t-i":
-            path = self.options.options.get("image")
+            path = options.get("image")
             if not path:
                 raise GenaccelError(f"chameleon/{self.task} needs an image: add --image PATH")
             image = self._load_image(Path(path))
@@ -308,13 +305,6 @@ class ChameleonWorkload(CausalLMWorkload):
         return code_corpus(max_bytes)
 
 
-def capabilities(task: str) -> tuple[str, ...]:
-    base = ("autoregressive", "attention", "kv-cache", "compile", "cuda-graph", "quantize")
-    if task == "t-i":
-        return (*base, "cfg")
-    return (*base, "hf-generate", "early-exit", "beam")
-
-
 # --- building ------------------------------------------------------------------------------------
 
 
@@ -376,5 +366,5 @@ build_it_t = build_for("it-t")
 build_t_i = build_for("t-i")
 
 
-__all__ = ["PRESETS", "TASKS", "ChameleonSample", "ChameleonWorkload", "build_for", "capabilities",
+__all__ = ["PRESETS", "TASKS", "ChameleonSample", "ChameleonWorkload", "build_for",
            "image_token_name", "preset_config", "preset_tokenizer", "vq_config"]

@@ -11,6 +11,7 @@ import attrs
 import torch
 from genaccel import BuildOptions, GenaccelError, LengthDistribution, init_random_weights, phase
 from genaccel.measure import synchronize
+from genaccel.roles import AttentionSwitch, BatchRunner, Compilable
 
 from .model import HSTU, HSTUConfig, Jagged, dense_attention, fused_attention
 
@@ -66,8 +67,7 @@ def validate(items, actions, timestamps, offsets, num_targets, cfg: HSTUConfig) 
                             f"{int(timestamps[pos])} then {int(timestamps[pos + 1])}")
 
 
-class HSTUWorkload:
-    capabilities = ("non-autoregressive", "hstu-attention", "compile", "quantize")
+class HSTUWorkload(BatchRunner, AttentionSwitch, Compilable):
 
     def __init__(self, task: str, model: HSTU, options: BuildOptions):
         self.task, self.model, self.module, self.options = task, model, model, options

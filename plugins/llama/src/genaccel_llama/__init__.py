@@ -13,6 +13,7 @@ from genaccel.roles import (
     CUDAGraphable,
     EarlyExit,
     KVCacheSwitch,
+    TeacherForcing,
     TokenModel,
     WeightStreaming,
 )
@@ -30,7 +31,8 @@ def genaccel_register_workloads(register):
             presets=PRESETS,
             default_preset="small",
             default_decoder="greedy",
-            roles=(TokenModel, WeightStreaming, EarlyExit, AttentionSwitch, KVCacheSwitch, Compilable, CUDAGraphable),
+            roles=(TokenModel, TeacherForcing, WeightStreaming, EarlyExit, AttentionSwitch, KVCacheSwitch, Compilable,
+                   CUDAGraphable),
             capabilities=("hf-generate", "quantize", "beam"),
             unit="token",
         )

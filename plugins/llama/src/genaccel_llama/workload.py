@@ -17,6 +17,7 @@ from genaccel import (
     load_hf_checkpoint,
     train_bpe_tokenizer,
 )
+from genaccel.roles import EarlyExit, TeacherForcing
 from transformers import LlamaConfig, LlamaForCausalLM
 
 # Code Llama architectures (7B/34B as released; rope theta 1e6) and small random-weight sizes.
@@ -59,8 +60,7 @@ def preset_tokenizer(vocab_size: int):
     return tok
 
 
-class LlamaWorkload(CausalLMWorkload):
-    capabilities = (*CausalLMWorkload.capabilities, "early-exit")
+class LlamaWorkload(CausalLMWorkload, TeacherForcing, EarlyExit):
 
     def __init__(self, hf_model, tokenizer, *, options: BuildOptions, random_weights: bool):
         self.model = HFCausalLM(hf_model)
@@ -158,6 +158,10 @@ class LlamaWorkload(CausalLMWorkload):
             raise GenaccelError(f"--seq-len {length}: the synthetic prompts are cut from code files of at most "
                                 f"{len(self._longest)} tokens; use --seq-len {len(self._longest)} or less")
         return self._longest
+
+    def teacher_forced_logits(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Next-token logits at every position (the accuracy impact of lossy optimizations)."""
+        return self.module(input_ids=input_ids, use_cache=False).logits
 
     def training_texts(self, max_bytes: int = 6_000_000) -> list[str]:
         """Text to train on: the --data files, else standard-library code that prompts never use."""

@@ -26,6 +26,7 @@ from genaccel import (
     train_bpe_tokenizer,
 )
 from genaccel.errors import unknown_name
+from genaccel.roles import MediaCodec, PromptInput
 from transformers import SeamlessM4Tv2Config, SeamlessM4Tv2Model
 
 from . import recordings
@@ -165,7 +166,7 @@ def features(audio: np.ndarray) -> torch.Tensor:
 # --- the workload --------------------------------------------------------------------------------
 
 
-class SeamlessWorkload(CausalLMWorkload):
+class SeamlessWorkload(CausalLMWorkload, MediaCodec, PromptInput):
     def __init__(self, task: str, hf_model, tokenizer, *, options: BuildOptions, random_weights: bool):
         self.task = task
         self.speech_in, self.speech_out = task.startswith("s-"), task.endswith("-s")
@@ -191,10 +192,6 @@ class SeamlessWorkload(CausalLMWorkload):
         if code not in self.langs:
             raise unknown_name(f"language code ({flag})", code, self.langs)
         return code
-
-    @property
-    def capabilities(self):
-        return capabilities(self.task)
 
     def describe(self) -> dict:
         cfg = self.module.config
@@ -263,7 +260,7 @@ class SeamlessWorkload(CausalLMWorkload):
                                           max_new_tokens=self._budget(enc_len, max_new_tokens)))
         return samples
 
-    def prompt_sample(self, prompt: str, max_new_tokens: int | None) -> SeamlessSample:
+    def prompt_sample(self, prompt: str, max_new_tokens: int | None, options: dict) -> SeamlessSample:
         if self.speech_in:
             raise GenaccelError(f"generate takes text: use seamless/t-t or t-s, or run {self.task} on --data DIR of WAVs")
         src = self._source_text(prompt)
@@ -344,11 +341,6 @@ def _user_wavs(folder: Path) -> list[Path]:
     return wavs
 
 
-def capabilities(task: str) -> tuple[str, ...]:
-    base = ("autoregressive", "beam", "attention", "kv-cache", "compile", "cuda-graph", "quantize")
-    return (*base, "vocoder") if task.endswith("-s") else base
-
-
 def _load_checkpoint(options: BuildOptions):
     hf, tokenizer = load_hf_checkpoint(options, SeamlessM4Tv2Model, model_types=("seamless_m4t_v2",))
     gen_path = options.checkpoint / "generation_config.json"
@@ -413,5 +405,5 @@ build_t_t = build_for("t-t")
 build_t_s = build_for("t-s")
 
 
-__all__ = ["PRESETS", "SeamlessSample", "SeamlessWorkload", "build_for", "capabilities", "features", "read_wav",
+__all__ = ["PRESETS", "SeamlessSample", "SeamlessWorkload", "build_for", "features", "read_wav",
            "synthetic_speech", "write_wav"]
