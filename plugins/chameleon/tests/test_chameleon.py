@@ -225,7 +225,7 @@ def test_checkpoints_saved_by_transformers_load_and_decode_alike(registry, tmp_p
 def test_layerskip_on_captioning_keeps_greedy_tokens(registry):
     def outputs(stack):
         ctx = _ctx(registry, "it-t", decoder="greedy", optimizations=stack, samples=2, batch_size=2,
-                   exit_layer=1, draft_len=3)
+                   options={"exit_layer": 1, "draft_len": 3} if "layerskip" in stack else {})
         return ctx.decoder.run(ctx, make_batches(ctx)[0]).outputs
 
     assert outputs(("sdpa", "static-kv", "layerskip")) == outputs(("sdpa", "static-kv"))
