@@ -10,7 +10,8 @@ import pluggy
 from . import hookspecs
 from .registry import Registry
 
-BUILTIN_PLUGINS = ("genaccel.builtin.decoders", "genaccel.builtin.optimizations", "genaccel.builtin.quantization")
+BUILTIN_PLUGINS = ("genaccel.builtin.decoders", "genaccel.builtin.optimizations", "genaccel.builtin.quantization",
+                   "genaccel.builtin.diffusion")
 
 
 def make_plugin_manager(*, load_entry_points: bool = True) -> pluggy.PluginManager:
