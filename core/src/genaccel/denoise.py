@@ -130,12 +130,16 @@ def settings(ctx) -> Settings:
 
 def make_scheduler(name: str, config: dict):
     """A ``diffusers`` scheduler of kind ``name`` (``ddim``, ``pndm``, ``dpm-solver``, ``euler``)
-    from a scheduler config (the training betas carry over, as with ``Scheduler.from_config``)."""
+    from a scheduler config (the training betas carry over, as with ``Scheduler.from_config``;
+    PNDM without a word on PRK steps skips them)."""
     import diffusers
 
     if name not in SCHEDULERS:
         raise GenaccelError(f"--scheduler {name!r} is not known; choose one of {', '.join(SCHEDULERS)}")
-    return getattr(diffusers, SCHEDULERS[name]).from_config(config)
+    overrides = {}
+    if name == "pndm" and "skip_prk_steps" not in config:  # PLMS only, as every Stable Diffusion pipeline
+        overrides["skip_prk_steps"] = True
+    return getattr(diffusers, SCHEDULERS[name]).from_config(config, **overrides)
 
 
 def _step_kwargs(scheduler, generators) -> dict:
@@ -472,11 +476,12 @@ def attention_profile(instance, prompt: str = PROMPTS[0], *, steps: int = 2, gui
 
     calls, state = [], {"step": -1}
     starts = {}
+    temporal = [f"unet.{n}." for n, m in instance.unet.named_modules() if "Temporal" in type(m).__name__]
 
     def kind_of(name: str, module) -> str:
         if module.is_cross_attention:
             return "cross"
-        return "temporal" if "temp" in name else "spatial"
+        return "temporal" if any(name.startswith(t) for t in temporal) else "spatial"
 
     def pre(name):
         def hook(module, args, kwargs):
