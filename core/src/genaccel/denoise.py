@@ -361,7 +361,7 @@ class LatentDiffusion:
         self.device, self.dtype, self.random_weights, self.name, self.data = device, dtype, random_weights, name, data
         self.module = torch.nn.ModuleDict({"text_encoder": text_encoder, "unet": unet, "vae": vae}).eval()
         self.executor = StepExecutor(device)
-        self.attention, self.fused_qkv, self.channels_last = "eager", False, False
+        self.attention, self.fused_qkv, self.channels_last, self.compile_mode = "eager", False, False, None
         self.set_attention("eager")  # the baseline is diffusers' plain AttnProcessor (matmul, softmax, matmul)
 
     # -- Workload
@@ -448,11 +448,12 @@ class LatentDiffusion:
         return f"{n} Conv2d weights and the 4-D latents in channels-last (NHWC) layout"
 
     def set_compile(self, mode: str) -> str:
+        self.compile_mode = mode
         self.executor.configure(compile=mode, fullgraph=True, dynamic=False)
         return f"UNet and VAE decode compiled through the step executor (mode={mode}, fullgraph, static shapes)"
 
     def set_cuda_graph(self) -> str:
-        self.executor.configure(compile=getattr(self.executor, "_compile", None), cuda_graph=True)
+        self.executor.configure(compile=self.compile_mode, cuda_graph=True)
         return "UNet and VAE decode replayed from CUDA graphs per shape (step executor)"
 
 
@@ -534,7 +535,7 @@ def attention_profile(instance, prompt: str = PROMPTS[0], *, steps: int = 2, gui
     sample = instance.prompt_sample(prompt)
     try:
         t0 = time.perf_counter()
-        denoise(ctx, [sample], sequential=True)
+        denoise(ctx, [sample], sequential=False)  # one denoiser forward (of 2 rows with guidance) per step
         total = time.perf_counter() - t0
     finally:
         for h in handles:

@@ -11,6 +11,7 @@ from genaccel.denoise import attention_profile, denoise, make_scheduler
 from genaccel.errors import GenaccelError
 from genaccel.plugins import build_registry, make_plugin_manager
 from genaccel.registry import DecoderSpec
+from genaccel.roles import check_roles
 from genaccel.runner import RunConfig, make_batches, prepare, run_case
 
 WORKLOAD = "make-a-video/t-v"
@@ -103,6 +104,11 @@ def test_checkpoint_round_trip_and_gif(registry, tmp_path):
     ctx2, _, loaded = generate(registry, preset=None, checkpoint=str(tmp_path / "ckpt"),
                                options={"frames": 4, "num_inference_steps": 2})
     assert torch.allclose(preset.extra["media"], loaded.extra["media"], atol=1e-5)
+
+
+def test_instance_plays_its_roles(registry):
+    ctx = prepare(registry, config())
+    check_roles(WORKLOAD, genaccel_make_a_video.ROLES, ctx.instance)
 
 
 @pytest.mark.parametrize("options, message", [

@@ -11,6 +11,7 @@ from genaccel.denoise import attention_profile, denoise, make_scheduler
 from genaccel.errors import GenaccelError
 from genaccel.plugins import build_registry, make_plugin_manager
 from genaccel.registry import DecoderSpec
+from genaccel.roles import check_roles
 from genaccel.runner import RunConfig, make_batches, prepare, run_case
 
 WORKLOAD = "stable-diffusion/t-i"
@@ -97,6 +98,11 @@ def test_checkpoint_round_trip(registry, tmp_path):
                                options={"num_inference_steps": inst.denoise_defaults["num_inference_steps"]})
     assert not ctx2.instance.random_weights and ctx2.instance.image_size == 64
     assert torch.allclose(preset.extra["media"], loaded.extra["media"], atol=1e-5)
+
+
+def test_instance_plays_its_roles(registry):
+    ctx = prepare(registry, config())
+    check_roles(WORKLOAD, genaccel_stable_diffusion.ROLES, ctx.instance)
 
 
 @pytest.mark.parametrize("options, message", [

@@ -13,7 +13,9 @@ from genaccel.roles import AttentionSwitch, Compilable, CUDAGraphable, Denoiser,
 ROLES = (Denoiser, PromptInput, AttentionSwitch, Compilable, CUDAGraphable)
 EXTRA = ("channels-last", "fused-qkv")  # the diffusion optimizations' capabilities
 HELP = {
-    "image_size": "frame height and width in pixels, a multiple of 8 (default: the preset's, or the checkpoint's)",
+    # equal to stable-diffusion's: options of one name are equal across specs
+    "image_size": "height and width of the images (video frames) in pixels, a multiple of 8 "
+                  "(default: the preset's or checkpoint's)",
     "frames": "frames per video (default: the preset's; 16 for checkpoints)",
 }
 FIELDS = dict(

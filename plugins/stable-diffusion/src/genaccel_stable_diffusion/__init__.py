@@ -11,7 +11,9 @@ from genaccel.roles import AttentionSwitch, Compilable, CUDAGraphable, Denoiser,
 
 ROLES = (Denoiser, PromptInput, AttentionSwitch, Compilable, CUDAGraphable)
 EXTRA = ("channels-last", "fused-qkv")  # the diffusion optimizations' capabilities
-IMAGE_SIZE_HELP = "image height and width in pixels, a multiple of 8 (default: the preset's, or the checkpoint's)"
+# the same Option as make-a-video's: options of one name are equal across specs
+IMAGE_SIZE_HELP = ("height and width of the images (video frames) in pixels, a multiple of 8 "
+                   "(default: the preset's or checkpoint's)")
 FIELDS = dict(
     name="stable-diffusion/t-i",
     description="Stable Diffusion 1.5 latent diffusion (CLIP text encoder, UNet, VAE): a prompt in, a PNG out",
