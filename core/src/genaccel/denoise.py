@@ -305,22 +305,31 @@ def scheduler_name(config: dict, default: str) -> str:
     return {cls: name for name, cls in SCHEDULERS.items()}.get(config.get("_class_name"), default)
 
 
-def build_parts(preset: dict, *, device: str, dtype, seed: int, unet_class) -> dict:
-    """Tokenizer, text encoder (CLIP), UNet (``unet_class``) and VAE (``AutoencoderKL``) of a preset
-    (``text``, ``unet``, ``vae`` config fields, ``image_size``), with random weights.  Presets marked
-    ``meta`` are built on the meta device and materialized on ``device``."""
-    from diffusers import AutoencoderKL
-    from transformers import CLIPTextConfig, CLIPTextModel
+def part_configs(preset: dict) -> tuple:
+    """The configs of a preset's text encoder (``CLIPTextConfig``), UNet and VAE (``AutoencoderKL``
+    keyword arguments) from its ``text``, ``unet``, ``vae`` and ``image_size`` fields."""
+    from transformers import CLIPTextConfig
 
     p = preset
     text = CLIPTextConfig(**p["text"], max_position_embeddings=77, hidden_act=p.get("text_act", "quick_gelu"),
                           projection_dim=p["text"]["hidden_size"], bos_token_id=0, eos_token_id=1, pad_token_id=1)
-    vae_cfg = {**p["vae"], "latent_channels": 4, "sample_size": p["image_size"],
-               "down_block_types": ("DownEncoderBlock2D",) * len(p["vae"]["block_out_channels"]),
-               "up_block_types": ("UpDecoderBlock2D",) * len(p["vae"]["block_out_channels"])}
-    unet_cfg = {**p["unet"], "sample_size": p["image_size"] // 8, "in_channels": 4, "out_channels": 4}
-    tokenizer = clip_style_tokenizer(p["text"]["vocab_size"])
-    if p.get("meta"):
+    unet = {**p["unet"], "sample_size": p["image_size"] // 8, "in_channels": 4, "out_channels": 4}
+    vae = {**p["vae"], "latent_channels": 4, "sample_size": p["image_size"],
+           "down_block_types": ("DownEncoderBlock2D",) * len(p["vae"]["block_out_channels"]),
+           "up_block_types": ("UpDecoderBlock2D",) * len(p["vae"]["block_out_channels"])}
+    return text, unet, vae
+
+
+def build_parts(preset: dict, *, device: str, dtype, seed: int, unet_class) -> dict:
+    """Tokenizer, text encoder (CLIP), UNet (``unet_class``) and VAE (``AutoencoderKL``) of a preset
+    (:func:`part_configs`), with random weights.  Presets marked ``meta`` are built on the meta
+    device and materialized on ``device``."""
+    from diffusers import AutoencoderKL
+    from transformers import CLIPTextModel
+
+    text, unet_cfg, vae_cfg = part_configs(preset)
+    tokenizer = clip_style_tokenizer(preset["text"]["vocab_size"])
+    if preset.get("meta"):
         with torch.device("meta"):
             parts = [CLIPTextModel(text), unet_class(**unet_cfg), AutoencoderKL(**vae_cfg)]
         parts = [materialize(m, device, dtype, seed + i) for i, m in enumerate(parts)]

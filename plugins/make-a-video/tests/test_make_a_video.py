@@ -131,3 +131,16 @@ def test_attention_profile_temporal_vs_spatial(registry):
     temporal = [c for c in attention_profile(ctx.instance, steps=1)["calls"] if c["kind"] == "temporal"]
     assert {c["query_len"] for c in temporal} == {8}  # temporal attention runs over the frames
     assert s["temporal_over_spatial_flops"] > 0 and s["temporal_over_spatial_seconds"] > 0
+
+
+def test_released_preset_size():
+    from diffusers import AutoencoderKL, UNet3DConditionModel
+    from genaccel.denoise import part_configs
+    from genaccel_make_a_video.workload import PRESETS
+    from transformers import CLIPTextModel
+
+    text, unet, vae = part_configs(PRESETS["1.7b"])
+    with torch.device("meta"):
+        sizes = [sum(p.numel() for p in m.parameters())
+                 for m in (CLIPTextModel(text), UNet3DConditionModel(**unet), AutoencoderKL(**vae))]
+    assert 1.6e9 < sum(sizes) < 1.9e9, sizes

@@ -142,3 +142,24 @@ def test_attention_profile(registry):
     assert lens[0] == lens[-1] == 64 and lens[:middle] == sorted(lens[:middle], reverse=True)
     assert lens[middle:] == sorted(lens[middle:])
     assert s["kinds"]["cross"]["calls"] > 0
+
+
+def test_sd15_preset_has_the_released_sizes():
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from genaccel.denoise import part_configs
+    from genaccel_stable_diffusion.workload import PRESETS
+    from transformers import CLIPTextModel
+
+    text, unet, vae = part_configs(PRESETS["sd-1.5"])
+    with torch.device("meta"):
+        sizes = [sum(p.numel() for p in m.parameters())
+                 for m in (CLIPTextModel(text), UNet2DConditionModel(**unet), AutoencoderKL(**vae))]
+    assert [round(n / 1e6, 1) for n in sizes] == [123.1, 859.5, 83.7]
+
+
+def test_meta_build_materializes(registry, monkeypatch):
+    from genaccel_stable_diffusion import workload
+
+    monkeypatch.setitem(workload.PRESETS, "tiny", {**workload.PRESETS["tiny"], "meta": True})
+    _, _, result = generate(registry)
+    assert torch.isfinite(result.extra["media"]).all() and result.extra["media"].std() > 0
