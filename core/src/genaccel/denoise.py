@@ -473,9 +473,10 @@ def attention_profile(instance, prompt: str = PROMPTS[0], *, steps: int = 2, gui
                       scheduler: str | None = None) -> dict:
     """The study's attention characterization of one inference of a :class:`LatentDiffusion` workload.
 
-    Forward hooks on every ``diffusers`` ``Attention`` module record, per call, the denoising step,
-    the module's name, its kind (``spatial``, ``temporal`` for a UNet3D's temporal transformer,
-    ``cross`` when it attends to the text), its query and key lengths, its FLOPs (``4·B·Lq·Lk·d``
+    Forward hooks on every ``diffusers`` ``Attention`` module record, per call, the denoising step
+    (``vae`` for the decode), the module's name, its kind (``spatial`` self-attention over a frame's
+    positions, ``temporal`` over the frames in a UNet3D's temporal transformers, ``cross`` to the
+    text, ``vae``), its query and key lengths, its FLOPs (``4·B·Lq·Lk·d``
     for QKᵀ and AV) and its seconds.  Returns the calls and a summary: the per-step profile of
     query lengths over the UNet's blocks (U-shaped: down, mid, up), the max/min sequence length
     ratio, and the seconds and FLOPs of each kind.
@@ -489,6 +490,8 @@ def attention_profile(instance, prompt: str = PROMPTS[0], *, steps: int = 2, gui
     temporal = [f"unet.{n}." for n, m in instance.unet.named_modules() if "Temporal" in type(m).__name__]
 
     def kind_of(name: str, module) -> str:
+        if name.startswith("vae."):
+            return "vae"
         if module.is_cross_attention:
             return "cross"
         return "temporal" if any(name.startswith(t) for t in temporal) else "spatial"
@@ -550,7 +553,7 @@ def attention_profile(instance, prompt: str = PROMPTS[0], *, steps: int = 2, gui
         for h in handles:
             h.remove()
     unet_calls = [c for c in calls if c["module"].startswith("unet.") and c["step"] == 0]
-    self_lens = [c["query_len"] for c in calls if c["module"].startswith("unet.") and c["kind"] == "spatial"]
+    self_lens = [c["query_len"] for c in calls if c["kind"] == "spatial"]
     kinds = {}
     for c in calls:
         k = kinds.setdefault(c["kind"], {"calls": 0, "seconds": 0.0, "flops": 0})
