@@ -144,3 +144,10 @@ def test_released_preset_size():
         sizes = [sum(p.numel() for p in m.parameters())
                  for m in (CLIPTextModel(text), UNet3DConditionModel(**unet), AutoencoderKL(**vae))]
     assert 1.6e9 < sum(sizes) < 1.9e9, sizes
+
+
+def test_optimizations_keep_the_video(registry):
+    _, _, base = generate(registry)
+    ctx, _, fast = generate(registry, optimizations=("sdpa", "fused-qkv", "channels-last", "cuda-graph"))
+    assert [s.name for s in ctx.stack.skipped] == ["cuda-graph"]  # CUDA only: a recorded skip on CPU
+    assert torch.allclose(base.extra["media"], fast.extra["media"], atol=1e-3)
