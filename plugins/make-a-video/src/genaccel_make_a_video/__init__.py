@@ -11,7 +11,7 @@ from genaccel.registry import WorkloadSpec
 from genaccel.roles import AttentionSwitch, Compilable, CUDAGraphable, Denoiser, PromptInput
 
 ROLES = (Denoiser, PromptInput, AttentionSwitch, Compilable, CUDAGraphable)
-EXTRA = ("channels-last", "fused-qkv")  # the diffusion optimizations' capabilities
+EXTRA = ("cfg", "channels-last", "fused-qkv")  # guidance decoders; the diffusion optimizations
 HELP = {
     # equal to stable-diffusion's: options of one name are equal across specs
     "image_size": "height and width of the images (video frames) in pixels, a multiple of 8 "

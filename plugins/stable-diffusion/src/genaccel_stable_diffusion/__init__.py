@@ -10,7 +10,7 @@ from genaccel.registry import WorkloadSpec
 from genaccel.roles import AttentionSwitch, Compilable, CUDAGraphable, Denoiser, PromptInput
 
 ROLES = (Denoiser, PromptInput, AttentionSwitch, Compilable, CUDAGraphable)
-EXTRA = ("channels-last", "fused-qkv")  # the diffusion optimizations' capabilities
+EXTRA = ("cfg", "channels-last", "fused-qkv")  # guidance decoders; the diffusion optimizations
 # the same Option as make-a-video's: options of one name are equal across specs
 IMAGE_SIZE_HELP = ("height and width of the images (video frames) in pixels, a multiple of 8 "
                    "(default: the preset's or checkpoint's)")
