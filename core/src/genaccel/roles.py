@@ -136,11 +136,21 @@ class CUDAGraphable(Role):
 
 
 class Denoiser(Role):
-    """Diffusion: the core's denoising loop (:mod:`genaccel.denoise`) drives the workload's
-    text encoder, denoiser and decoder over a ``diffusers`` scheduler.  Members are those
-    :mod:`genaccel.denoise` documents."""
+    """Diffusion: the core's denoising loop (:func:`genaccel.denoise.denoise`) drives the
+    workload's text encoder, denoiser and decoder over a ``diffusers`` scheduler.
 
-    members: tuple[str, ...] = ()
+    - ``denoise_defaults``: ``{"scheduler", "num_inference_steps", "guidance_scale"}`` where the
+      run gives none; ``scheduler_config``: the ``diffusers`` scheduler config (betas, offsets);
+    - ``dtype``: the latents' dtype; ``executor``: the StepExecutor its compiled parts run through;
+    - ``encode_prompt(prompts) -> embeddings`` (B, L, D); ``latent_shape(batch_size) -> tuple``;
+    - ``predict_noise(latents, t, embeddings) -> noise`` (the UNet or transformer forward);
+    - ``decode_latents(latents) -> media`` (VAE decode, per sample); ``units_per_sample``
+      (1 image, or the frames of a video);
+    - ``save_outputs(batch, media, out_dir) -> list[dict]``: files written, per sample (untimed).
+    """
+
+    members = ("denoise_defaults", "scheduler_config", "dtype", "executor", "encode_prompt", "latent_shape",
+               "predict_noise", "decode_latents", "units_per_sample", "save_outputs")
     capability = "denoise"
 
 

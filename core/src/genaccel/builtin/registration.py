@@ -72,6 +72,7 @@ class Guidance:
 
 
 _O = "genaccel.builtin.optimizations:"
+_DIFF = "genaccel.builtin.diffusion:"
 
 
 class Optimizations:
@@ -86,6 +87,12 @@ class Optimizations:
         register(OptimizationSpec(name="cuda-graph", stage="graph", requires="cuda-graph", needs="static-kv",
                                   devices="cuda", apply=_O + "_cuda_graph",
                                   description="capture the hot step in a CUDA graph and replay it"))
+        register(OptimizationSpec(
+            name="channels-last", stage="weights", requires="channels-last", apply=_DIFF + "_channels_last",
+            description="convolution weights and latents in channels-last (NHWC) memory layout"))
+        register(OptimizationSpec(
+            name="fused-qkv", stage="weights", requires="fused-qkv", needs="sdpa", apply=_DIFF + "_fused_qkv",
+            description="query, key and value projections of each attention fused into one linear (SDPA attention)"))
         register(OptimizationSpec(name="layerskip", stage="algorithm", requires="early-exit", apply=_O + "_layerskip",
                                   options=(EXIT_LAYER, DRAFT_LEN),
                                   description="self-speculative decoding: early-exit drafts verified by the remaining layers"))

@@ -1,0 +1,137 @@
+"""Text-to-video latent diffusion: a CLIP text encoder, a UNet3DConditionModel (spatial and temporal
+convolutions and attention) and an AutoencoderKL decoding frame by frame, built from configs
+(presets, random weights) or loaded from a diffusers folder (ModelScope's text-to-video layout)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from genaccel.denoise import LatentDiffusion, build_parts, load_pipeline_folder, scheduler_name
+from genaccel.errors import GenaccelError
+
+#: ModelScope text-to-video's scheduler config (DDIM with SD's training betas)
+SCHEDULER = {
+    "_class_name": "DDIMScheduler", "num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
+    "beta_schedule": "scaled_linear", "clip_sample": False, "set_alpha_to_one": False, "steps_offset": 1,
+}
+
+_CROSS, _PLAIN = "CrossAttnDownBlock3D", "DownBlock3D"
+_UP_CROSS, _UP_PLAIN = "CrossAttnUpBlock3D", "UpBlock3D"
+
+PRESETS = {
+    "tiny": {  # tests: seconds
+        "text": {"vocab_size": 1000, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                 "num_attention_heads": 4},
+        "unet": {"block_out_channels": (32, 64, 64), "layers_per_block": 1, "cross_attention_dim": 32,
+                 "attention_head_dim": 8, "norm_num_groups": 8, "down_block_types": (_CROSS, _CROSS, _PLAIN),
+                 "up_block_types": (_UP_PLAIN, _UP_CROSS, _UP_CROSS)},
+        "vae": {"block_out_channels": (16, 16, 16, 16), "layers_per_block": 1, "norm_num_groups": 8},
+        "image_size": 64, "frames": 4, "steps": 2,
+    },
+    "small": {  # the CPU bench: the released layout at reduced widths, 8 frames of 128x128
+        "text": {"vocab_size": 8192, "hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 6,
+                 "num_attention_heads": 8},
+        "unet": {"block_out_channels": (64, 128, 256, 256), "layers_per_block": 2, "cross_attention_dim": 512,
+                 "attention_head_dim": 8, "norm_num_groups": 32},
+        "vae": {"block_out_channels": (32, 64, 128, 128), "layers_per_block": 2, "norm_num_groups": 32},
+        "image_size": 128, "frames": 8, "steps": 20,
+    },
+    "1.7b": {  # the released text-to-video size (~1.7B): OpenCLIP ViT-H text encoder, UNet3D, SD's VAE; 16x256x256
+        "text": {"vocab_size": 49408, "hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 23,
+                 "num_attention_heads": 16},
+        "text_act": "gelu",
+        "unet": {"block_out_channels": (320, 640, 1280, 1280), "layers_per_block": 2, "cross_attention_dim": 1024,
+                 "attention_head_dim": 64, "norm_num_groups": 32},
+        "vae": {"block_out_channels": (128, 256, 512, 512), "layers_per_block": 2, "norm_num_groups": 32},
+        "image_size": 256, "frames": 16, "steps": 50, "meta": True,
+    },
+}
+
+
+def _int_option(value, default: int, flag: str, multiple: int = 1) -> int:
+    if value is None:
+        return default
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise GenaccelError(f"{flag} {value!r} is not an integer") from None
+    if n < 1 or n % multiple:
+        raise GenaccelError(f"{flag} must be a positive {'multiple of ' + str(multiple) if multiple > 1 else 'integer'}, "
+                            f"got {n}")
+    return n
+
+
+class TextToVideo(LatentDiffusion):
+    """Text → a video of ``frames`` frames per prompt (``make-a-video/t-v``)."""
+
+    def __init__(self, *, image_size: int, frames: int, **parts):
+        super().__init__(**parts)
+        self.image_size, self.frames = image_size, frames
+        self.vae_scale = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        if image_size % self.vae_scale:
+            raise GenaccelError(f"--image-size must be a multiple of {self.vae_scale}, got {image_size}")
+
+    @property
+    def units_per_sample(self) -> int:
+        return self.frames
+
+    def latent_shape(self, batch_size: int) -> tuple:
+        side = self.image_size // self.vae_scale
+        return (batch_size, self.unet.config.in_channels, self.frames, side, side)
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Videos (B, F, H, W, 3) in [0, 1], float32 on the CPU; the VAE decodes every frame."""
+        b, c, f, h, w = latents.shape
+        flat = (latents / self.vae.config.scaling_factor).permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)
+        frames = self.vae_decode(flat)
+        video = frames.reshape(b, f, *frames.shape[1:])
+        return (video / 2 + 0.5).clamp(0, 1).permute(0, 1, 3, 4, 2).float().cpu()
+
+    def save_outputs(self, batch, videos, out_dir) -> list[dict]:
+        from PIL import Image
+
+        extras = []
+        for sample, video in zip(batch, videos):
+            extra = {"frames": video.shape[0], "image_size": list(video.shape[1:3])}
+            if out_dir:
+                folder = Path(out_dir) / "videos"
+                stem = sample.id.replace("/", "-")
+                (folder / stem).mkdir(parents=True, exist_ok=True)
+                images = [Image.fromarray(f) for f in (video.numpy() * 255).round().astype("uint8")]
+                gif = folder / f"{stem}.gif"
+                images[0].save(gif, save_all=True, append_images=images[1:], duration=125, loop=0)
+                pngs = [folder / stem / f"frame-{i:03d}.png" for i in range(len(images))]
+                for image, path in zip(images, pngs):
+                    image.save(path)
+                extra["files"] = [str(gif), *map(str, pngs)]
+            extras.append(extra)
+        return extras
+
+
+def build(options) -> TextToVideo:
+    from diffusers import UNet3DConditionModel
+
+    dtype, device = options.torch_dtype, options.device
+    given = options.options
+    if options.checkpoint is not None:
+        parts = load_pipeline_folder(options.checkpoint, UNet3DConditionModel, device=device, dtype=dtype)
+        scheduler_config = parts.pop("scheduler_config")
+        vae_scale = 2 ** (len(parts["vae"].config.block_out_channels) - 1)
+        size_default, frames_default = parts["unet"].config.sample_size * vae_scale, 16
+        defaults = {"scheduler": scheduler_name(scheduler_config, "ddim"), "num_inference_steps": 50,
+                    "guidance_scale": 9.0}
+        name, random_weights = f"make-a-video ({Path(options.checkpoint).name})", False
+    else:
+        preset = options.preset or "small"
+        p = PRESETS[preset]
+        size_default, frames_default = p["image_size"], p["frames"]
+        parts = build_parts(p, device=device, dtype=dtype, seed=options.seed, unet_class=UNet3DConditionModel)
+        scheduler_config = SCHEDULER
+        defaults = {"scheduler": "ddim", "num_inference_steps": p["steps"], "guidance_scale": 9.0}
+        name, random_weights = f"make-a-video {preset}", True
+    size = _int_option(given.get("image_size"), size_default, "--image-size", 8)
+    frames = _int_option(given.get("frames"), frames_default, "--frames")
+    return TextToVideo(**parts, image_size=size, frames=frames, scheduler_config=scheduler_config,
+                       denoise_defaults=defaults, device=device, dtype=dtype, random_weights=random_weights, name=name,
+                       data=options.data)

@@ -1,0 +1,165 @@
+"""stable-diffusion/t-i on the tiny preset: our loop against diffusers' own pipeline, guidance
+batched and sequential, the checkpoint folder round trip, bad input, optimizations, attention profile."""
+
+from __future__ import annotations
+
+import attrs
+import genaccel_stable_diffusion
+import pytest
+import torch
+from genaccel.denoise import attention_profile, denoise, make_scheduler
+from genaccel.errors import GenaccelError
+from genaccel.plugins import build_registry, make_plugin_manager
+from genaccel.registry import DecoderSpec
+from genaccel.roles import check_roles
+from genaccel.runner import RunConfig, make_batches, prepare, run_case
+
+WORKLOAD = "stable-diffusion/t-i"
+
+
+class _Guidance:  # stand-in for the core's cfg / cfg-sequential decoders until they land
+    sequential = False
+
+    def __init__(self, **options):
+        pass
+
+    def run(self, ctx, batch):
+        return denoise(ctx, batch, self.sequential)
+
+
+class _SequentialGuidance(_Guidance):
+    sequential = True
+
+
+@pytest.fixture(scope="module")
+def registry():
+    pm = make_plugin_manager(load_entry_points=False)
+    pm.register(genaccel_stable_diffusion, name="stable-diffusion")
+    reg = build_registry(pm)
+    if "cfg" not in reg.decoders:
+        reg.add(DecoderSpec(name="cfg", description="test", factory=_Guidance, requires="denoise"))
+        reg.add(DecoderSpec(name="cfg-sequential", description="test", factory=_SequentialGuidance, requires="denoise"))
+    return reg
+
+
+def config(**fields) -> RunConfig:
+    options = fields.pop("options", {})
+    base = RunConfig(workload=WORKLOAD, **{"preset": "tiny", "samples": 2, "batch_size": 2, **fields})
+    if "options" in attrs.fields_dict(RunConfig):
+        return attrs.evolve(base, options=options)
+    return attrs.evolve(base, workload_options=options)
+
+
+def generate(registry, **fields):
+    ctx = prepare(registry, config(**fields))
+    batch = make_batches(ctx)[0]
+    return ctx, batch, ctx.decoder.run(ctx, batch)
+
+
+@pytest.mark.parametrize("scheduler", ["ddim", "pndm", "dpm-solver", "euler"])
+def test_matches_diffusers_pipeline(registry, scheduler):
+    from diffusers import StableDiffusionPipeline
+
+    ctx, batch, result = generate(registry, options={"scheduler": scheduler, "num_inference_steps": 3})
+    inst = ctx.instance
+    pipe = StableDiffusionPipeline(vae=inst.vae, text_encoder=inst.text_encoder, tokenizer=inst.tokenizer, unet=inst.unet,
+                                   scheduler=make_scheduler(scheduler, inst.scheduler_config), safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    theirs = pipe([s.prompt for s in batch], num_inference_steps=3, guidance_scale=7.5, height=64, width=64,
+                  generator=[torch.Generator().manual_seed(s.seed) for s in batch], output_type="np").images
+    ours = result.extra["media"].numpy()
+    assert ours.shape == theirs.shape == (2, 64, 64, 3)
+    assert abs(ours - theirs).max() < 1e-4
+    assert ours.std() > 0.01  # not a blank image
+    rec = result.records[0]
+    assert rec["units"] == 1 and rec["steps"] == result.decode_steps >= 3
+    assert set(rec["phases"]) == {"text encoder", "denoise", "vae decode"}
+    assert len(result.step_s) == result.decode_steps
+
+
+def test_cfg_equals_cfg_sequential(registry):
+    _, _, batched = generate(registry, decoder="cfg")
+    _, _, sequential = generate(registry, decoder="cfg-sequential")
+    assert torch.allclose(batched.extra["media"], sequential.extra["media"], atol=1e-5)
+    assert (batched.weight_passes, sequential.weight_passes) == (1, 2)
+
+
+def test_checkpoint_round_trip(registry, tmp_path):
+    from diffusers import StableDiffusionPipeline
+
+    ctx, _, preset = generate(registry)
+    inst = ctx.instance
+    StableDiffusionPipeline(vae=inst.vae, text_encoder=inst.text_encoder, tokenizer=inst.tokenizer, unet=inst.unet,
+                            scheduler=make_scheduler("pndm", inst.scheduler_config), safety_checker=None,
+                            feature_extractor=None, requires_safety_checker=False).save_pretrained(tmp_path)
+    # a checkpoint's default is 50 steps; ask for the preset's so the images compare
+    ctx2, _, loaded = generate(registry, preset=None, checkpoint=str(tmp_path),
+                               options={"num_inference_steps": inst.denoise_defaults["num_inference_steps"]})
+    assert not ctx2.instance.random_weights and ctx2.instance.image_size == 64
+    assert torch.allclose(preset.extra["media"], loaded.extra["media"], atol=1e-5)
+
+
+def test_instance_plays_its_roles(registry):
+    ctx = prepare(registry, config())
+    check_roles(WORKLOAD, genaccel_stable_diffusion.ROLES, ctx.instance)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"scheduler": "lms"}, "--scheduler 'lms' is not known"),
+    ({"num_inference_steps": 0}, "--num-inference-steps must be at least 1"),
+    ({"image_size": 60}, "--image-size must be a positive multiple of 8"),
+])
+def test_bad_input(registry, options, message):
+    with pytest.raises(GenaccelError) as e:
+        generate(registry, options=options)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_bad_checkpoint(registry, tmp_path):
+    with pytest.raises(GenaccelError, match="no model_index.json"):
+        prepare(registry, config(preset=None, checkpoint=str(tmp_path)))
+
+
+def test_run_case_with_optimizations(registry, tmp_path):
+    _, _, base = generate(registry)
+    _, _, fast = generate(registry, optimizations=("channels-last", "fused-qkv", "sdpa"))
+    assert torch.allclose(base.extra["media"], fast.extra["media"], atol=1e-3)
+    case = run_case(registry, config(optimizations=("sdpa",), out_dir=str(tmp_path), warmup=0), progress=False)
+    assert case["status"] == "ok" and case["summary"]["phase_s"]["denoise"] > 0
+    files = [f for s in case["samples"] for f in s["files"]]
+    assert len(files) == 2 and all(f.endswith(".png") for f in files)
+
+
+def test_attention_profile(registry):
+    ctx = prepare(registry, config())
+    profile = attention_profile(ctx.instance, steps=1)
+    s = profile["summary"]
+    # tiny UNet: self-attention at 8x8 and 4x4 latents going down, 2x2 in the mid block, back up: a U
+    assert (s["max_seq_len"], s["min_seq_len"], s["seq_len_ratio"]) == (64, 4, 16.0)
+    lens = [q for name, kind, q in s["profile"] if kind == "spatial"]
+    middle = lens.index(4)
+    assert lens[0] == lens[-1] == 64 and lens[:middle] == sorted(lens[:middle], reverse=True)
+    assert lens[middle:] == sorted(lens[middle:])
+    assert s["kinds"]["cross"]["calls"] > 0
+
+
+def test_sd15_preset_has_the_released_sizes():
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from genaccel.denoise import part_configs
+    from genaccel_stable_diffusion.workload import PRESETS
+    from transformers import CLIPTextModel
+
+    text, unet, vae = part_configs(PRESETS["sd-1.5"])
+    with torch.device("meta"):
+        sizes = [sum(p.numel() for p in m.parameters())
+                 for m in (CLIPTextModel(text), UNet2DConditionModel(**unet), AutoencoderKL(**vae))]
+    assert [round(n / 1e6, 1) for n in sizes] == [123.1, 859.5, 83.7]
+
+
+def test_meta_build_materializes(registry, monkeypatch):
+    from genaccel_stable_diffusion import workload
+
+    monkeypatch.setitem(workload.PRESETS, "tiny", {**workload.PRESETS["tiny"], "meta": True})
+    _, _, result = generate(registry)
+    assert torch.isfinite(result.extra["media"]).all() and result.extra["media"].std() > 0
