@@ -95,7 +95,7 @@ def test_checkpoint_round_trip_and_gif(registry, tmp_path):
     inst = ctx.instance
     pipeline(inst, "ddim").save_pretrained(tmp_path / "ckpt")
     case = run_case(registry, config(preset=None, checkpoint=str(tmp_path / "ckpt"), out_dir=str(tmp_path / "out"),
-                                     warmup=0, options={"frames": 4, "num_inference_steps": 2}), progress=False)
+                                     warmup=0, options={"frames": 4, "num_inference_steps": 2}), progress=False).to_dict()
     assert case["status"] == "ok"
     sample = case["samples"][0]
     assert sample["units"] == sample["frames"] == 4 and len(sample["files"]) == 5
@@ -112,10 +112,10 @@ def test_instance_plays_its_roles(registry):
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"scheduler": "unipc"}, "--scheduler 'unipc' is not known"),
-    ({"num_inference_steps": -1}, "--num-inference-steps must be at least 1"),
+    ({"scheduler": "unipc"}, "--scheduler must be one of ddim, pndm, dpm-solver, euler, got 'unipc'"),
+    ({"num_inference_steps": -1}, "--num-inference-steps must be >= 1, got -1"),
     ({"image_size": 68}, "--image-size must be a positive multiple of 8"),
-    ({"frames": 0}, "--frames must be a positive integer"),
+    ({"frames": 0}, "--frames must be >= 1, got 0"),
 ])
 def test_bad_input(registry, options, message):
     with pytest.raises(GenaccelError) as e:

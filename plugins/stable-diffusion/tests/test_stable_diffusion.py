@@ -106,8 +106,8 @@ def test_instance_plays_its_roles(registry):
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"scheduler": "lms"}, "--scheduler 'lms' is not known"),
-    ({"num_inference_steps": 0}, "--num-inference-steps must be at least 1"),
+    ({"scheduler": "lms"}, "--scheduler must be one of ddim, pndm, dpm-solver, euler, got 'lms'"),
+    ({"num_inference_steps": 0}, "--num-inference-steps must be >= 1, got 0"),
     ({"image_size": 60}, "--image-size must be a positive multiple of 8"),
 ])
 def test_bad_input(registry, options, message):
@@ -125,7 +125,7 @@ def test_run_case_with_optimizations(registry, tmp_path):
     _, _, base = generate(registry)
     _, _, fast = generate(registry, optimizations=("channels-last", "fused-qkv", "sdpa"))
     assert torch.allclose(base.extra["media"], fast.extra["media"], atol=1e-3)
-    case = run_case(registry, config(optimizations=("sdpa",), out_dir=str(tmp_path), warmup=0), progress=False)
+    case = run_case(registry, config(optimizations=("sdpa",), out_dir=str(tmp_path), warmup=0), progress=False).to_dict()
     assert case["status"] == "ok" and case["summary"]["phase_s"]["denoise"] > 0
     files = [f for s in case["samples"] for f in s["files"]]
     assert len(files) == 2 and all(f.endswith(".png") for f in files)
