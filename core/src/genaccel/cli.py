@@ -20,6 +20,13 @@ def _csv(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
 
 
+def _tp(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in _csv(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--tp {text!r}: expected a number of ranks, e.g. 2 (ablate: 1,2,4)") from None
+
+
 def device_arg(text: str) -> str:
     try:
         return check_device_name(text)
@@ -50,6 +57,8 @@ def _add_run_options(p: argparse.ArgumentParser, *, steps: bool = False) -> None
     p.add_argument("--cache-len", type=int, help="KV cache positions (default: fit the samples)")
     p.add_argument("--out", type=Path, help="output directory")
     p.add_argument("--overwrite", action="store_true", help="replace a report already in --out")
+    p.add_argument("--tp", type=_tp, default=(1,), help="tensor-parallel ranks (ablate: a list, e.g. 1,2,4, "
+                   "for a scaling table)")
     p.set_defaults(takes_options=True)
     p.epilog = ("The workload, the decoder and each optimization of the run take their own options, e.g. "
                 "--top-p 0.95, --exit-layer 4, --image-tokenizer PATH (`genaccel list` shows them).")
@@ -464,6 +473,12 @@ def main(argv=None) -> int:
         parser = build_parser(registry)
         args, extra = parser.parse_known_args(argv)
         _extra_options(parser, args, extra)
+        if getattr(args, "tp", (1,)) != (1,):  # tensor parallel: launch the ranks, or run as one of them
+            from .distributed import tensor_parallel
+
+            code = tensor_parallel(args, list(sys.argv[1:] if argv is None else argv))
+            if code is not None:
+                return code
         return args.fn(args, registry)
     except GenaccelError as e:
         print(f"genaccel: error: {e}", file=sys.stderr)
