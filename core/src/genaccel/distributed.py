@@ -157,7 +157,10 @@ def _all_gather_last(module, args, out):
     from .profiling import region
 
     with region("Communication", "all_gather"):
-        return funcol.wait_tensor(funcol.all_gather_tensor(out.contiguous(), gather_dim=out.dim() - 1, group=_group()))
+        import torch
+
+        gathered = funcol.wait_tensor(funcol.all_gather_single(out.contiguous(), 0, _group()))  # ranks stacked on dim 0
+        return torch.cat(gathered.chunk(module.tensor_parallel_size, 0), dim=-1)
 
 
 def _shard_param(module, name: str, dim: int, rank_: int, n: int) -> None:
@@ -224,6 +227,7 @@ def shard_causal_lm(hf) -> TensorParallel | None:
     vocab_parallel = hf.lm_head.out_features % n == 0 and hf.lm_head.weight is not hf.model.embed_tokens.weight
     if vocab_parallel:
         _linear(hf.lm_head, 0, r, n)
+        hf.lm_head.tensor_parallel_size = n
         hf.lm_head.register_forward_hook(_all_gather_last)
     hf.tensor_parallel = TensorParallel(r, n, heads, kv_heads, vocab_parallel)
     return hf.tensor_parallel
