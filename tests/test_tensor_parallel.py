@@ -100,3 +100,34 @@ def test_a_killed_rank_ends_the_run_and_leaves_no_process(tmp_path):
     time.sleep(1)
     assert _tagged(tag) == []
     assert not (tmp_path / "r" / "report.json").exists()
+
+
+BENCH = """
+[defaults]
+device = "cpu"
+samples = 2
+max_new_tokens = 4
+warmup = 0
+
+[[cases]]
+workload = "llama/t-t"
+preset = "tiny"
+stacks = [[], ["static-kv"], ["sdpa"]]
+"""
+
+
+def test_bench_spread_over_devices_matches_the_serial_bench_and_records_a_dead_worker(tmp_path):
+    cfg = tmp_path / "bench.toml"
+    cfg.write_text(BENCH)
+    r = genaccel("bench", str(cfg), "--out", str(tmp_path / "serial"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = genaccel("bench", str(cfg), "--devices", "cpu,cpu", "--out", str(tmp_path / "spread"),
+                 env={"GENACCEL_TEST_KILL_WORKER": "2"})  # the third case's worker dies
+    assert r.returncode == 3, r.stderr[-3000:]
+    serial, spread = cases(tmp_path / "serial" / "report.json"), cases(tmp_path / "spread" / "report.json")
+    assert [c["label"] for c in spread] == [c["label"] for c in serial] == ["baseline", "static-kv", "sdpa"]
+    for a, b in zip(serial[:2], spread[:2]):
+        assert b["status"] == "ok" and [s["output_ids"] for s in a["samples"]] == [s["output_ids"] for s in b["samples"]]
+    assert spread[2]["status"] == "failed"
+    assert spread[2]["error"] == "the worker on cpu was killed by SIGKILL before writing its result"
+    assert not (tmp_path / "spread" / ".workers").exists()

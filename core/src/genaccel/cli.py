@@ -288,7 +288,14 @@ def cmd_bench(args, registry) -> int:
     for case, reason in skipped:
         report.add(CaseResult(label="-", status="skipped", error=reason, workload=case.workload))
         print(f"skipped {case.workload}: {reason}", file=sys.stderr)
-    _run_cases(registry, configs, report, strict=False, done={_case_key(c["config"]) for c in kept})
+    done = {_case_key(c["config"]) for c in kept}
+    if args.devices:  # independent cases in parallel, one worker process per device
+        from .spread import run_spread
+
+        configs = [attrs.evolve(c, out_dir=str(out / "outputs" / f"{i:02d}")) for i, c in enumerate(configs, 1)]
+        run_spread(registry, configs, report, args.devices, done=done, key=_case_key)
+    else:
+        _run_cases(registry, configs, report, strict=False, done=done)
     md = render(report.doc, out)
     profile_md = _bench_profiles(registry, [c for case in bench.cases if case.workload in registry.workloads
                                             for c in case.profile_configs()], report, out)
@@ -422,6 +429,8 @@ def build_parser(registry=None) -> argparse.ArgumentParser:
     p.add_argument("config", nargs="?", default="bench.toml")
     p.add_argument("--out", type=Path)
     p.add_argument("--resume", action="store_true", help="continue the report in --out, skipping its finished cases")
+    p.add_argument("--devices", type=lambda t: tuple(device_arg(x) for x in _csv(t)), default=(),
+                   help="run independent cases in parallel, one process per device: cuda:0,cuda:1 (or cpu,cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace a report already in --out")
     p.set_defaults(fn=cmd_bench)
     p = sub.add_parser("compare", help="per-case deltas between two report.json files")
