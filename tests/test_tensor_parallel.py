@@ -113,6 +113,12 @@ warmup = 0
 workload = "llama/t-t"
 preset = "tiny"
 stacks = [[], ["static-kv"], ["sdpa"]]
+
+[[cases]]
+workload = "llama/t-t"
+preset = "tiny"
+tp = 2
+stacks = [["static-kv"]]
 """
 
 
@@ -125,9 +131,12 @@ def test_bench_spread_over_devices_matches_the_serial_bench_and_records_a_dead_w
                  env={"GENACCEL_TEST_KILL_WORKER": "2"})  # the third case's worker dies
     assert r.returncode == 3, r.stderr[-3000:]
     serial, spread = cases(tmp_path / "serial" / "report.json"), cases(tmp_path / "spread" / "report.json")
-    assert [c["label"] for c in spread] == [c["label"] for c in serial] == ["baseline", "static-kv", "sdpa"]
-    for a, b in zip(serial[:2], spread[:2]):
+    assert [c["label"] for c in spread] == [c["label"] for c in serial] == ["baseline", "static-kv", "sdpa", "static-kv"]
+    assert [c["status"] for c in serial] == ["ok"] * 4
+    for a, b in zip(serial[:2] + serial[3:], spread[:2] + spread[3:]):
         assert b["status"] == "ok" and [s["output_ids"] for s in a["samples"]] == [s["output_ids"] for s in b["samples"]]
+    assert serial[3]["summary"]["tp"] == spread[3]["summary"]["tp"] == 2
+    assert [s["output_ids"] for s in serial[1]["samples"]] == [s["output_ids"] for s in serial[3]["samples"]]
     assert spread[2]["status"] == "failed"
     assert spread[2]["error"] == "the worker on cpu was killed by SIGKILL before writing its result"
     assert not (tmp_path / "spread" / ".workers").exists()

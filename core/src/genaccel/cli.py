@@ -86,7 +86,7 @@ def _configs(args, registry, runs) -> list:
                 workload=args.workload, preset=args.preset, checkpoint=args.checkpoint, data=args.data,
                 decoder=decoder, optimizations=optimizations, batch_size=args.batch_size, samples=args.samples,
                 max_new_tokens=args.max_new_tokens, seq_len=args.seq_len, device=args.device, dtype=args.dtype,
-                seed=args.seed, warmup=warmup, cache_len=args.cache_len, options=options,
+                seed=args.seed, warmup=warmup, cache_len=args.cache_len, options=options, tp=max(getattr(args, "tp", (1,))),
             ))
         except (ValueError, TypeError) as e:
             raise GenaccelError(f"bad option: {e}") from None
@@ -213,6 +213,11 @@ def _run_cases(registry, configs, report, *, strict: bool, done=frozenset()):
             continue
         print(f"[{i}/{len(configs)}] {config.workload} {config.preset or config.checkpoint or ''} "
               f"bs{config.batch_size} {config.label}", file=sys.stderr, flush=True)
+        if config.tp > 1:  # a tensor-parallel case: its ranks in worker processes
+            from .spread import rank_devices, run_spread
+
+            run_spread(registry, [config], report, rank_devices(config.device, config.tp))
+            continue
         case = run_case_safe(registry, config, strict=strict)
         report.add(case)
 

@@ -76,7 +76,7 @@ def check_launch(tp: int, device: str) -> None:
                                 "(choose devices with CUDA_VISIBLE_DEVICES)")
 
 
-def launch(argv: list[str], tp: int, device: str) -> int:
+def launch(argv: list[str], tp: int, device: str, module: str = "genaccel.cli") -> int:
     """Run ``genaccel <argv>`` as ``tp`` ranks on this node and wait for them; 0 when all succeed,
     else one line naming the first rank that failed (the launcher stops the others)."""
     import logging
@@ -89,7 +89,7 @@ def launch(argv: list[str], tp: int, device: str) -> int:
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=tp, run_id=f"genaccel-{uuid.uuid4().hex[:8]}",
                           rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.2)
     try:
-        elastic_launch(config, sys.executable)("-m", "genaccel.cli", *argv)
+        elastic_launch(config, sys.executable)("-m", module, *argv)
     except ChildFailedError as e:
         failed, failure = e.get_first_failure()
         code = failure.exitcode

@@ -31,6 +31,11 @@ def _reason(code: int, device: str) -> str:
     return f"the worker on {device} exited with code {code} before writing its result"
 
 
+def rank_devices(device: str, tp: int) -> tuple[str, ...]:
+    """The devices of a tensor-parallel case run alone: cuda:0..tp-1 on CUDA, the CPU ``tp`` times."""
+    return tuple(f"cuda:{r}" for r in range(tp)) if device.startswith("cuda") else (device,) * tp
+
+
 def run_spread(registry, configs: list, report, devices: tuple[str, ...], *, done=frozenset(), key=None) -> None:
     """Run ``configs`` (already given their output folders) over ``devices``; add each case to
     ``report`` as it finishes, then order the new cases as ``configs``."""
@@ -45,28 +50,37 @@ def run_spread(registry, configs: list, report, devices: tuple[str, ...], *, don
     cpu_workers = sum(1 for d in devices if d == "cpu")
     threads = str(max(1, (os.cpu_count() or 1) // max(cpu_workers, 1)))
     pending = [(i, c) for i, c in enumerate(configs) if key is None or key(c.to_dict()) not in done]
+    for _, c in pending:
+        if c.tp > len(devices):
+            raise GenaccelError(f"case {c.workload} {c.label} has tp = {c.tp} ranks but --devices gives {len(devices)} "
+                                f"devices ({','.join(devices)})")
     free, running, added = list(devices), {}, []  # added: the config index of each case added
     first = len(report.doc["cases"])
     try:
         while pending or running:
-            while pending and free:
+            while pending and len(free) >= pending[0][1].tp:  # a tensor-parallel case takes tp devices
                 i, config = pending.pop(0)
-                device = free.pop(0)
-                config = attrs.evolve(config, device=device)
+                taken, free = free[: config.tp], free[config.tp:]
+                device = ",".join(taken)
+                env = dict(os.environ, GENACCEL_CASE_INDEX=str(i))
+                if config.tp > 1 and taken[0].startswith("cuda"):  # rank r on the r-th of the devices taken
+                    env["CUDA_VISIBLE_DEVICES"] = ",".join(d.partition(":")[2] or "0" for d in taken)
+                    config = attrs.evolve(config, device="cuda")
+                else:
+                    config = attrs.evolve(config, device=taken[0])
                 cfg_path, result = work / f"case-{i:03d}.json", work / f"result-{i:03d}.json"
                 result.unlink(missing_ok=True)
                 cfg_path.write_text(json.dumps(config.to_dict(), default=str))
-                env = dict(os.environ, GENACCEL_CASE_INDEX=str(i))
-                if device == "cpu":
+                if taken[0] == "cpu":
                     env["OMP_NUM_THREADS"] = threads
                 print(f"[{i + 1}/{len(configs)}] {config.workload} bs{config.batch_size} {config.label} on {device}",
                       file=sys.stderr, flush=True)
                 proc = subprocess.Popen([sys.executable, "-m", "genaccel.spread", str(cfg_path), str(result)],
                                         env=env, start_new_session=True)
-                running[proc] = (i, config, device, result, time.monotonic())
+                running[proc] = (i, config, device, result, time.monotonic(), taken)
             time.sleep(0.2)
             for proc in list(running):
-                i, config, device, result, t0 = running[proc]
+                i, config, device, result, t0, taken = running[proc]
                 code = proc.poll()
                 if code is None and limit and time.monotonic() - t0 > limit:
                     _kill(proc)
@@ -77,7 +91,7 @@ def run_spread(registry, configs: list, report, devices: tuple[str, ...], *, don
                 else:
                     why = _reason(code, device)
                 del running[proc]
-                free.append(device)
+                free += taken
                 if result.exists():
                     case = CaseResult.from_dict(json.loads(result.read_text()))
                 else:
@@ -106,6 +120,7 @@ def _kill(proc) -> None:
 
 def worker(config_path: str, result_path: str) -> int:
     """One case on its device; its result written to ``result_path`` (atomically)."""
+    from . import distributed
     from .config import RunConfig
     from .plugins import default_registry
     from .report import write_json
@@ -115,8 +130,14 @@ def worker(config_path: str, result_path: str) -> int:
         os.kill(os.getpid(), signal.SIGKILL)
     data = json.loads(Path(config_path).read_text())
     config = RunConfig(**data)
+    if config.tp > 1 and not distributed.is_rank():  # the case's ranks, each running this worker
+        return distributed.launch([config_path, result_path], config.tp, config.device, module="genaccel.spread")
+    if config.tp > 1:
+        config = attrs.evolve(config, device=distributed.init_rank(config.device))
     case = run_case_safe(default_registry(), config, strict=False, progress=False)
-    write_json(Path(result_path), case.to_dict())
+    if distributed.rank() == 0:
+        write_json(Path(result_path), case.to_dict())
+    distributed.finish()
     return 0
 
 
