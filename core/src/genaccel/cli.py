@@ -213,7 +213,9 @@ def _run_cases(registry, configs, report, *, strict: bool, done=frozenset()):
             continue
         print(f"[{i}/{len(configs)}] {config.workload} {config.preset or config.checkpoint or ''} "
               f"bs{config.batch_size} {config.label}", file=sys.stderr, flush=True)
-        if config.tp > 1:  # a tensor-parallel case: its ranks in worker processes
+        from .distributed import is_rank
+
+        if config.tp > 1 and not is_rank():  # a bench's tensor-parallel case: its ranks in worker processes
             from .spread import rank_devices, run_spread
 
             run_spread(registry, [config], report, rank_devices(config.device, config.tp))
