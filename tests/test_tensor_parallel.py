@@ -119,7 +119,8 @@ warmup = 0
 workload = "llama/t-t"
 preset = "tiny"
 stacks = [[], ["static-kv"], ["sdpa"]]
-
+"""
+TP_CASE = """
 [[cases]]
 workload = "llama/t-t"
 preset = "tiny"
@@ -129,20 +130,21 @@ stacks = [["static-kv"]]
 
 
 def test_bench_spread_over_devices_matches_the_serial_bench_and_records_a_dead_worker(tmp_path):
-    cfg = tmp_path / "bench.toml"
+    cfg, cfg_tp = tmp_path / "bench.toml", tmp_path / "bench-tp.toml"
     cfg.write_text(BENCH)
+    cfg_tp.write_text(BENCH + TP_CASE)  # and a tensor-parallel case that takes both devices
     r = genaccel("bench", str(cfg), "--out", str(tmp_path / "serial"))
     assert r.returncode == 0, r.stderr[-3000:]
-    r = genaccel("bench", str(cfg), "--devices", "cpu,cpu", "--out", str(tmp_path / "spread"),
+    r = genaccel("bench", str(cfg_tp), "--devices", "cpu,cpu", "--out", str(tmp_path / "spread"),
                  env={"GENACCEL_TEST_KILL_WORKER": "2"})  # the third case's worker dies
     assert r.returncode == 3, r.stderr[-3000:]
     serial, spread = cases(tmp_path / "serial" / "report.json"), cases(tmp_path / "spread" / "report.json")
-    assert [c["label"] for c in spread] == [c["label"] for c in serial] == ["baseline", "static-kv", "sdpa", "static-kv"]
-    assert [c["status"] for c in serial] == ["ok"] * 4
-    for a, b in zip(serial[:2] + serial[3:], spread[:2] + spread[3:]):
+    assert [c["label"] for c in spread] == [c["label"] for c in serial] + ["static-kv"]
+    assert [c["label"] for c in serial] == ["baseline", "static-kv", "sdpa"]
+    assert [c["status"] for c in serial] == ["ok"] * 3
+    for a, b in zip(serial[:2] + serial[1:2], spread[:2] + spread[3:]):  # the tp = 2 case decodes as static-kv
         assert b["status"] == "ok" and [s["output_ids"] for s in a["samples"]] == [s["output_ids"] for s in b["samples"]]
-    assert serial[3]["summary"]["tp"] == spread[3]["summary"]["tp"] == 2
-    assert [s["output_ids"] for s in serial[1]["samples"]] == [s["output_ids"] for s in serial[3]["samples"]]
+    assert spread[3]["summary"]["tp"] == 2 and spread[3]["config"]["tp"] == 2
     assert spread[2]["status"] == "failed"
     assert spread[2]["error"] == "the worker on cpu was killed by SIGKILL before writing its result"
     assert not (tmp_path / "spread" / ".workers").exists()
