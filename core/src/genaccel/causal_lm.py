@@ -49,6 +49,9 @@ class HFCausalLM(SelfSpeculation, StepBytes):
         cfg = hf_model.config
         self.num_layers = len(self.layers)
         self.num_kv_heads = num_kv_heads or getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+        tp = getattr(hf_model, "tensor_parallel", None)
+        if tp is not None and not num_kv_heads:  # each rank holds (and caches) its share of the KV heads
+            self.num_kv_heads //= tp.world_size
         self.head_dim = head_dim or getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
         self.cache_kind = "dynamic"
         self.compile_mode: str | None = None

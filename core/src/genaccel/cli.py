@@ -20,6 +20,13 @@ def _csv(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
 
 
+def _tp(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in _csv(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--tp {text!r}: expected a number of ranks, e.g. 2 (ablate: 1,2,4)") from None
+
+
 def device_arg(text: str) -> str:
     try:
         return check_device_name(text)
@@ -50,6 +57,8 @@ def _add_run_options(p: argparse.ArgumentParser, *, steps: bool = False) -> None
     p.add_argument("--cache-len", type=int, help="KV cache positions (default: fit the samples)")
     p.add_argument("--out", type=Path, help="output directory")
     p.add_argument("--overwrite", action="store_true", help="replace a report already in --out")
+    p.add_argument("--tp", type=_tp, default=(1,), help="tensor-parallel ranks (ablate: a list, e.g. 1,2,4, "
+                   "for a scaling table)")
     p.set_defaults(takes_options=True)
     p.epilog = ("The workload, the decoder and each optimization of the run take their own options, e.g. "
                 "--top-p 0.95, --exit-layer 4, --image-tokenizer PATH (`genaccel list` shows them).")
@@ -77,7 +86,7 @@ def _configs(args, registry, runs) -> list:
                 workload=args.workload, preset=args.preset, checkpoint=args.checkpoint, data=args.data,
                 decoder=decoder, optimizations=optimizations, batch_size=args.batch_size, samples=args.samples,
                 max_new_tokens=args.max_new_tokens, seq_len=args.seq_len, device=args.device, dtype=args.dtype,
-                seed=args.seed, warmup=warmup, cache_len=args.cache_len, options=options,
+                seed=args.seed, warmup=warmup, cache_len=args.cache_len, options=options, tp=max(getattr(args, "tp", (1,))),
             ))
         except (ValueError, TypeError) as e:
             raise GenaccelError(f"bad option: {e}") from None
@@ -204,6 +213,13 @@ def _run_cases(registry, configs, report, *, strict: bool, done=frozenset()):
             continue
         print(f"[{i}/{len(configs)}] {config.workload} {config.preset or config.checkpoint or ''} "
               f"bs{config.batch_size} {config.label}", file=sys.stderr, flush=True)
+        from .distributed import is_rank
+
+        if config.tp > 1 and not is_rank():  # a bench's tensor-parallel case: its ranks in worker processes
+            from .spread import rank_devices, run_spread
+
+            run_spread(registry, [config], report, rank_devices(config.device, config.tp))
+            continue
         case = run_case_safe(registry, config, strict=strict)
         report.add(case)
 
@@ -279,7 +295,14 @@ def cmd_bench(args, registry) -> int:
     for case, reason in skipped:
         report.add(CaseResult(label="-", status="skipped", error=reason, workload=case.workload))
         print(f"skipped {case.workload}: {reason}", file=sys.stderr)
-    _run_cases(registry, configs, report, strict=False, done={_case_key(c["config"]) for c in kept})
+    done = {_case_key(c["config"]) for c in kept}
+    if args.devices:  # independent cases in parallel, one worker process per device
+        from .spread import run_spread
+
+        configs = [attrs.evolve(c, out_dir=str(out / "outputs" / f"{i:02d}")) for i, c in enumerate(configs, 1)]
+        run_spread(registry, configs, report, args.devices, done=done, key=_case_key)
+    else:
+        _run_cases(registry, configs, report, strict=False, done=done)
     md = render(report.doc, out)
     profile_md = _bench_profiles(registry, [c for case in bench.cases if case.workload in registry.workloads
                                             for c in case.profile_configs()], report, out)
@@ -413,6 +436,8 @@ def build_parser(registry=None) -> argparse.ArgumentParser:
     p.add_argument("config", nargs="?", default="bench.toml")
     p.add_argument("--out", type=Path)
     p.add_argument("--resume", action="store_true", help="continue the report in --out, skipping its finished cases")
+    p.add_argument("--devices", type=lambda t: tuple(device_arg(x) for x in _csv(t)), default=(),
+                   help="run independent cases in parallel, one process per device: cuda:0,cuda:1 (or cpu,cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace a report already in --out")
     p.set_defaults(fn=cmd_bench)
     p = sub.add_parser("compare", help="per-case deltas between two report.json files")
@@ -464,6 +489,12 @@ def main(argv=None) -> int:
         parser = build_parser(registry)
         args, extra = parser.parse_known_args(argv)
         _extra_options(parser, args, extra)
+        if getattr(args, "tp", (1,)) != (1,):  # tensor parallel: launch the ranks, or run as one of them
+            from .distributed import tensor_parallel
+
+            code = tensor_parallel(args, list(sys.argv[1:] if argv is None else argv))
+            if code is not None:
+                return code
         return args.fn(args, registry)
     except GenaccelError as e:
         print(f"genaccel: error: {e}", file=sys.stderr)

@@ -52,6 +52,7 @@ class RunConfig:
     warmup: int = attrs.field(default=1, validator=v.ge(0))
     cache_len: int | None = attrs.field(default=None, validator=_positive_or_none)
     out_dir: str | None = None  # where the workload writes what it makes (images, audio)
+    tp: int = attrs.field(default=1, validator=v.ge(1))  # tensor-parallel ranks (:mod:`genaccel.distributed`)
     options: dict = attrs.field(factory=dict, converter=dict, hash=False)
 
     @property
@@ -78,7 +79,7 @@ RUN_KEYS = {f.name for f in attrs.fields(RunConfig)} - {"workload", "optimizatio
 CASE_KEYS = (RUN_KEYS - {"seq_len"}) | {"workload", "stacks", "batch_sizes", "seq_lens", "reference", "profile",
                                         "make_checkpoint"}
 TOP_KEYS = {"defaults", "cases"}
-WHOLE_KEYS = {"samples", "batch_size", "max_new_tokens", "seq_len", "seed", "warmup", "cache_len", "exit_layer",
+WHOLE_KEYS = {"tp", "samples", "batch_size", "max_new_tokens", "seq_len", "seed", "warmup", "cache_len", "exit_layer",
               "draft_len"}
 
 

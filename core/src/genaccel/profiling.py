@@ -19,11 +19,11 @@ import torch
 from torch import nn
 
 CATEGORIES = ("Linear", "Attention", "Norm", "Activation", "Embedding", "KV-cache update", "KV-cache reorder",
-              "Conv", "Other")
+              "Conv", "Communication", "Other")
 OVERHEAD = {"cpu": "Overhead", "cuda": "Idle"}
 COLORS = {"Linear": "#3b75af", "Attention": "#d1603d", "Norm": "#6aa84f", "Activation": "#a64d79",
           "Embedding": "#e6b422", "KV-cache update": "#45818e", "KV-cache reorder": "#134f5c", "Conv": "#8e7cc3",
-          "Other": "#c9c9c9", "Overhead": "#7f7f7f", "Idle": "#7f7f7f"}
+          "Communication": "#cc4125", "Other": "#c9c9c9", "Overhead": "#7f7f7f", "Idle": "#7f7f7f"}
 PHASE_PREFIX, MODULE_PREFIX = "genaccel.phase::", "genaccel.module::"
 
 _active = False
@@ -140,6 +140,7 @@ def module_category(module: nn.Module) -> str | None:
 
 
 _OP_RULES = [
+    (r"c10d|all_reduce|allreduce|all_gather|allgather|nccl|gloo|wait_tensor", "Communication"),
     (r"linear|addmm|^aten::mm$|matmul|_weight_int|int4|int8|qlinear", "Linear"),
     (r"scaled_dot_product|softmax|bmm|baddbmm|flash|attention", "Attention"),
     (r"norm|rsqrt", "Norm"),

@@ -173,7 +173,7 @@ def run_case(
 
     results: list[BatchResult] = []
     label = case_label(ctx.stack.names, decoder=config.decoder, skipped=ctx.stack.skipped)
-    bar = _progress(len(batches), label, progress)
+    bar = _progress(len(batches), label, progress and ctx.rank == 0)  # only rank 0 shows progress
     with PeakMemory(config.device, start=rss_before_warmup if config.device == "cpu" else None) as mem:
         for batch in batches:
             res = ctx.decoder.run(ctx, batch)
@@ -211,6 +211,10 @@ def run_case(
         samples=records,
         summary=summarize(ctx, results, records, mem, warmup_s, compiled),
     )
+    if ctx.world_size > 1:  # tensor parallel: the group's figures are rank 0's, each rank's own beside them
+        from .distributed import rank_summary
+
+        case.summary.update(rank_summary(case.summary))
     if reference is not None:
         plain = [r.to_dict() for r in records]
         case.accuracy = accuracy.impact(ctx, reference, plain) if generative else accuracy.output_impact(reference, plain)

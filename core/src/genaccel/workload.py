@@ -305,6 +305,8 @@ def init_random_weights(module, *, seed: int, std: float = 0.02) -> None:
     """
     import torch
 
+    from .distributed import fill_shard
+
     first = next(module.parameters())
     gen = torch.Generator(device=first.device).manual_seed(seed)
     with torch.no_grad():
@@ -315,5 +317,5 @@ def init_random_weights(module, *, seed: int, std: float = 0.02) -> None:
                     param.fill_(1.0 if name == "weight" else 0.0)
                 elif name == "bias":
                     param.zero_()
-                else:
+                elif not fill_shard(sub, name, param, std, gen):  # a tensor-parallel shard: its slice of the whole
                     param.normal_(0.0, std, generator=gen)

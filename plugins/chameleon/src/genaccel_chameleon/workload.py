@@ -21,6 +21,7 @@ from genaccel import (
     load_hf_checkpoint,
     train_bpe_tokenizer,
 )
+from genaccel.distributed import shard_causal_lm
 from genaccel.roles import EarlyExit, MediaCodec, PromptInput, TeacherForcing
 from transformers import ChameleonConfig, ChameleonForConditionalGeneration, ChameleonVQVAEConfig
 
@@ -314,6 +315,7 @@ def build_for(task: str):
         vq_path = options.options.get("image_tokenizer")
         if options.checkpoint is not None:
             hf, tokenizer = load_hf_checkpoint(options, ChameleonForConditionalGeneration, model_types=("chameleon",))
+            shard_causal_lm(hf)
             random_weights = False
             image_tokenizer = None
             if vq_path:  # the release's VQGAN: its encoder replaces the checkpoint's copy
@@ -335,6 +337,7 @@ def build_for(task: str):
             config = preset_config(name, tokenizer.get_vocab())
             with torch.device("meta"):
                 hf = ChameleonForConditionalGeneration(config).to(dtype)
+            shard_causal_lm(hf)  # under --tp: this rank's shard only, before any weight exists
             hf = hf.to_empty(device=dev)
             init_random_weights(hf, seed=options.seed)
             hf.model.rotary_emb = type(hf.model.rotary_emb)(config=config).to(dev)  # buffers are not weights

@@ -18,7 +18,7 @@ from genaccel.roles import (
     WeightStreaming,
 )
 
-PRESETS = ("tiny", "small", "7b", "34b")  # genaccel_llama.workload.PRESETS
+PRESETS = ("tiny", "small", "7b", "34b", "70b")  # genaccel_llama.workload.PRESETS
 
 
 @hookimpl

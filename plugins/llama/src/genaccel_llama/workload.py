@@ -17,6 +17,7 @@ from genaccel import (
     load_hf_checkpoint,
     train_bpe_tokenizer,
 )
+from genaccel.distributed import shard_causal_lm
 from genaccel.roles import EarlyExit, TeacherForcing
 from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -29,6 +30,8 @@ PRESETS = {
     "7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
                num_key_value_heads=32, vocab_size=32016),
     "34b": dict(hidden_size=8192, intermediate_size=22016, num_hidden_layers=48, num_attention_heads=64,
+                num_key_value_heads=8, vocab_size=32016),
+    "70b": dict(hidden_size=8192, intermediate_size=28672, num_hidden_layers=80, num_attention_heads=64,
                 num_key_value_heads=8, vocab_size=32016),
 }
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>"]  # ids 0, 1, 2 as in Llama's tokenizer
@@ -175,6 +178,7 @@ class LlamaWorkload(CausalLMWorkload, TeacherForcing, EarlyExit):
 def build(options: BuildOptions) -> LlamaWorkload:
     if options.checkpoint is not None:
         hf, tokenizer = load_hf_checkpoint(options, LlamaForCausalLM, model_types=("llama",))
+        shard_causal_lm(hf)
         random_weights = False
     else:
         name = options.preset or "small"
@@ -185,6 +189,7 @@ def build(options: BuildOptions) -> LlamaWorkload:
         config = preset_config(name)
         with torch.device("meta"):
             hf = LlamaForCausalLM(config).to(options.torch_dtype)
+        shard_causal_lm(hf)  # under --tp: this rank's shard only, before any weight exists
         hf = hf.to_empty(device=options.device)
         init_random_weights(hf, seed=options.seed)
         hf.model.rotary_emb = type(hf.model.rotary_emb)(config=config).to(options.device)  # buffers are not weights
