@@ -396,8 +396,6 @@ class LatentDiffusion:
     def _cached_forward(self, latents, t, embeddings):
         """The step cache: the whole UNet every ``cache_interval``-th step, keeping its deep feature
         per forward of the step (cfg-sequential makes two); the shallow path on it in between."""
-        from . import stepcache
-
         call, self._call = self._call, self._call + 1
         deep = self._deep.get(call)
         if self._step % self.cache_interval == 0 or deep is None or deep.shape[0] != latents.shape[0] * (

@@ -62,17 +62,17 @@ def profile_once(registry, workload: str, args, *, attention: str, options: dict
                        optimizations=("sdpa",) if attention == "sdpa" else (), options=options or {})
     inst = prepare(registry, config).instance
     attention_profile(inst, steps=1)  # warm-up
-    conv = {"seconds": 0.0, "calls": 0}
+    conv, device = {"seconds": 0.0, "calls": 0}, inst.device
     starts = {}
     handles = []
     kinds = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
     for name, m in inst.module.named_modules():
         if isinstance(m, kinds):
             def pre(module, a, name=name):
-                starts[name] = synced_now(inst.device)
+                starts[name] = synced_now(device)
 
             def post(module, a, out, name=name):
-                conv["seconds"] += synced_now(inst.device) - starts.pop(name)
+                conv["seconds"] += synced_now(device) - starts.pop(name)
                 conv["calls"] += 1
 
             handles += [m.register_forward_pre_hook(pre), m.register_forward_hook(post)]
