@@ -108,7 +108,9 @@ def test_ablate_puts_diffusers_pipeline_beside_the_stacks(cli, tmp_path):
     doc = json.loads((out / "report.json").read_text())
     labels = [c["label"] for c in doc["cases"]]
     assert labels == ["diffusers pipeline", "baseline", "sdpa"]
-    assert "vs diffusers pipeline on the same weights" in (out / "report.md").read_text()
+    md = (out / "report.md").read_text()
+    assert "vs diffusers pipeline on the same weights" in md
+    assert "Table II form" in md and "1.67× (StableDiffusion)" in md  # sdpa over baseline beside the study's
 
 
 def test_characterize_diffusion_command(cli, tmp_path):
@@ -121,3 +123,14 @@ def test_characterize_diffusion_command(cli, tmp_path):
     assert {"temporal", "spatial"} <= set(wl["attention"]["kinds"])
     assert [r["frames"] for r in wl["frame_sweep"]] == [2, 4]
     assert "attention sequence length" in (out / "diffusion-characterization.md").read_text()
+
+
+def test_unet_convs_and_attention_land_in_conv_and_attention(registry):
+    from diffusers.models.attention_processor import Attention
+    from genaccel.profiling import module_category
+
+    unet = prepare(registry, config(MAV)).instance.unet
+    convs = [m for m in unet.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d))]
+    assert any(isinstance(m, torch.nn.Conv3d) for m in convs)  # the temporal convolutions
+    assert {module_category(m) for m in convs} == {"Conv"}
+    assert {module_category(m) for m in unet.modules() if isinstance(m, Attention)} == {"Attention"}

@@ -298,6 +298,28 @@ def _group(cases):
     return groups
 
 
+#: the study's Table II: end-to-end speedup of Flash Attention over baseline attention, by our workload
+#: (chameleon/t-i, autoregressive image tokens, against Parti, the study's autoregressive TTI model)
+STUDY_SDPA_SPEEDUP = {"llama/t-t": ("LLaMA", 1.52), "stable-diffusion/t-i": ("StableDiffusion", 1.67),
+                      "make-a-video/t-v": ("MakeAVideo", 1.06), "chameleon/t-i": ("Parti", 1.17)}
+
+
+def sdpa_speedup_rows(cases: list[dict]) -> list[list[str]]:
+    """Table II form: per workload, model and batch, the end-to-end speedup of ``sdpa`` alone over the
+    baseline (both cases in the report), beside the study's value."""
+    rows = []
+    for (workload, model, bs, device, dtype, seq_len), group in _group(cases).items():
+        ok = [c for c in group if c.get("status") == "ok" and c.get("decoder") not in REFERENCE_DECODERS]
+        base = next((c for c in ok if not c.get("optimizations")), None)
+        sdpa = next((c for c in ok if c.get("optimizations") == ["sdpa"]), None)
+        if not (base and sdpa and _throughput(base) and _throughput(sdpa)):
+            continue
+        study = STUDY_SDPA_SPEEDUP.get(workload)
+        rows.append([workload, str(model), str(bs), f"{device} {dtype}", f"{_throughput(sdpa) / _throughput(base):.2f}×",
+                     f"{study[1]:.2f}× ({study[0]})" if study else "–"])
+    return rows
+
+
 def render(doc: dict, out_dir: Path) -> Path:
     """Write report.md and PNG plots next to report.json; returns the Markdown path."""
     out_dir = Path(out_dir)
@@ -342,6 +364,11 @@ def render(doc: dict, out_dir: Path) -> Path:
         details = [f"- **{c['label']}**\n{case_details(c)}" for c in group if case_details(c)]
         if details:
             lines += ["Details:", "", *details, ""]
+    table2 = sdpa_speedup_rows(cases)
+    if table2:
+        lines += ["## End-to-end SDPA speedup (the study's Table II form)", "",
+                  table(["workload", "model", "batch", "device", "sdpa / baseline", "study (Flash Attention)"],
+                        table2), ""]
     md = out_dir / "report.md"
     md.write_text("\n".join(lines))
     return md
