@@ -308,7 +308,7 @@ def sdpa_speedup_rows(cases: list[dict]) -> list[list[str]]:
     """Table II form: per workload, model and batch, the end-to-end speedup of ``sdpa`` alone over the
     baseline (both cases in the report), beside the study's value."""
     rows = []
-    for (workload, model, bs, device, dtype, seq_len), group in _group(cases).items():
+    for (workload, model, bs, device, dtype, _), group in _group(cases).items():
         ok = [c for c in group if c.get("status") == "ok" and c.get("decoder") not in REFERENCE_DECODERS]
         base = next((c for c in ok if not c.get("optimizations")), None)
         sdpa = next((c for c in ok if c.get("optimizations") == ["sdpa"]), None)
