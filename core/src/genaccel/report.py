@@ -354,7 +354,8 @@ def render(doc: dict, out_dir: Path) -> Path:
                        key=lambda c: _throughput(c) or 0, default=None)
             if ref and best and _throughput(ref) and _throughput(best):
                 ratio = _throughput(best) / _throughput(ref)
-                lines += [f"Best stack `{best['label']}` vs {REFERENCE_DECODERS[ref['decoder']]} on the same weights: "
+                said = {"hf-generate": "transformers' generate", "diffusers-pipeline": "diffusers' pipeline"}
+                lines += [f"Best stack `{best['label']}` vs {said.get(ref['decoder'], ref['label'])} on the same weights: "
                           f"**{ratio:.2f}×** {_per_s(best)}.", ""]
         stem = f"{i:02d}-{workload.replace('/', '-')}-bs{bs}" + (f"-n{seq_len}" if seq_len else "")
         for kind, fn in (("speedup", plot_speedups), ("latency", plot_latency)):
