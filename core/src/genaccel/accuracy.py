@@ -27,13 +27,77 @@ def supported(ctx) -> bool:
 
 
 def capture_outputs(ctx, batches) -> dict:
-    """Other workloads (one forward per batch): the unoptimized model's outputs, keyed by sample id."""
+    """Other workloads (one forward per batch): the unoptimized model's outputs, keyed by sample id;
+    for media outputs (``extra["media"]``: images or videos, values in [0, 1]) the media."""
     ref = {}
     with torch.no_grad():
         for batch in batches:
-            for sample, out in zip(batch, ctx.decoder.run(ctx, batch).outputs):
+            res = ctx.decoder.run(ctx, batch)
+            outs = list(res.extra["media"]) if "media" in res.extra else res.outputs
+            for sample, out in zip(batch, outs):
                 ref.setdefault(sample.id, out)
     return ref
+
+
+def media_of(batches, results) -> dict:
+    """The media (images (H, W, C) or videos (F, H, W, C)) of a run's batches, keyed by sample id."""
+    return {sample.id: m for batch, res in zip(batches, results) if "media" in res.extra
+            for sample, m in zip(batch, res.extra["media"])}
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Peak signal-to-noise ratio in dB of two images with values in [0, 1] (inf when equal)."""
+    mse = float(((a.double() - b.double()) ** 2).mean())
+    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5) -> float:
+    """Structural similarity (Wang et al. 2004) of two (H, W, C) images in [0, 1]: an 11x11 Gaussian
+    window of sigma 1.5, K1 = 0.01, K2 = 0.03, per channel over the valid positions, averaged."""
+    import torch.nn.functional as F
+
+    x = a.double().permute(2, 0, 1)[:, None]  # (C, 1, H, W)
+    y = b.double().permute(2, 0, 1)[:, None]
+    size = min(window, x.shape[-1], x.shape[-2])
+    coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = g / g.sum()
+    kernel = (g[:, None] * g[None, :])[None, None]
+    c1, c2 = 0.01**2, 0.03**2
+
+    def blur(t):
+        return F.conv2d(t, kernel)
+
+    mx, my = blur(x), blur(y)
+    vx, vy, cov = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    return float(s.mean())
+
+
+def image_impact(reference: dict, produced: dict) -> dict:
+    """PSNR and SSIM of every output image (every frame of a video) against the unoptimized model's
+    on the same sample; per sample the means over its frames, and the means over samples."""
+    rows = []
+    for sid, want in reference.items():
+        got = produced.get(sid)
+        if got is None or not torch.is_tensor(want):
+            continue
+        frames = [(got, want)] if want.dim() == 3 else list(zip(got, want))
+        ps = [psnr(g, w) for g, w in frames]
+        ss = [ssim(g, w) for g, w in frames]
+        finite = [p for p in ps if math.isfinite(p)]
+        rows.append({"id": sid, "psnr_db": sum(finite) / len(finite) if finite else None, "ssim": sum(ss) / len(ss),
+                     "frames": len(frames), "exact": all(math.isinf(p) for p in ps)})
+    if not rows:
+        return {}
+    finite = [r["psnr_db"] for r in rows if r["psnr_db"] is not None]
+    return {  # PSNR None: equal images (infinite PSNR); means over the frames and samples that differ
+        "reference": "images (frames) of the unoptimized model on the same samples, seeds and steps",
+        "psnr_db": sum(finite) / len(finite) if finite else None,
+        "ssim": sum(r["ssim"] for r in rows) / len(rows),
+        "exact_match_rate": sum(r["exact"] for r in rows) / len(rows),
+        "samples": rows,
+    }
 
 
 def output_impact(reference: dict, records: list[dict]) -> dict:

@@ -106,8 +106,9 @@ class BenchCase:
 
     def runs(self) -> list[tuple[tuple[str, ...], str | None]]:
         """(optimizations, decoder) of every run of the case."""
-        decoder = self.options.get("decoder")
-        return ([((), "hf-generate")] if self.reference else []) + [(s, decoder) for s in self.stacks]
+        decoder, spec = self.options.get("decoder"), self._spec()
+        reference = (spec.reference_decoder if spec is not None else None) or "hf-generate"
+        return ([((), reference)] if self.reference else []) + [(s, decoder) for s in self.stacks]
 
     def _spec(self):
         if self.registry is None or self.workload not in self.registry.workloads:

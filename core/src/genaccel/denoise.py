@@ -145,7 +145,10 @@ def denoise(ctx, batch: Sequence[PromptSample], sequential: bool) -> BatchResult
     both = torch.cat([uncond, cond]) if guided and not sequential else None
     clock = StepClock(dev)
     clock.start()
-    for t in scheduler.timesteps:
+    begin_step = getattr(inst, "begin_step", None)  # a step cache numbers the steps
+    for i, t in enumerate(scheduler.timesteps):
+        if begin_step is not None:
+            begin_step(i)
         with phase("denoise"):
             if not guided:
                 noise = inst.predict_noise(scheduler.scale_model_input(latents, t), t, cond)
@@ -338,6 +341,8 @@ class LatentDiffusion:
         self.module = torch.nn.ModuleDict({"text_encoder": text_encoder, "unet": unet, "vae": vae}).eval()
         self.executor = StepExecutor(device)
         self.attention, self.fused_qkv, self.channels_last, self.compile_mode = "eager", False, False, None
+        self.cache_interval = None  # the step cache (deepcache): full UNet every N-th step
+        self._step, self._call, self._deep = 0, 0, {}
         self.set_attention("eager")  # the baseline is diffusers' plain AttnProcessor (matmul, softmax, matmul)
 
     # -- Workload
@@ -378,7 +383,44 @@ class LatentDiffusion:
     def predict_noise(self, latents: torch.Tensor, t, embeddings: torch.Tensor) -> torch.Tensor:
         if self.channels_last and latents.dim() == 4:
             latents = latents.contiguous(memory_format=torch.channels_last)
-        return self.executor.run("unet", self._unet_forward, latents, t, embeddings)
+        if self.cache_interval is None:
+            return self.executor.run("unet", self._unet_forward, latents, t, embeddings)
+        return self._cached_forward(latents, t, embeddings)
+
+    def begin_step(self, index: int) -> None:
+        """The denoising loop starts step ``index`` (0 for a batch's first)."""
+        self._step, self._call = index, 0
+        if index == 0:
+            self._deep = {}
+
+    def _cached_forward(self, latents, t, embeddings):
+        """The step cache: the whole UNet every ``cache_interval``-th step, keeping its deep feature
+        per forward of the step (cfg-sequential makes two); the shallow path on it in between."""
+        call, self._call = self._call, self._call + 1
+        deep = self._deep.get(call)
+        if self._step % self.cache_interval == 0 or deep is None or deep.shape[0] != latents.shape[0] * (
+                latents.shape[2] if latents.dim() == 5 else 1):
+            noise, deep = self.executor.run("unet-full", self._full_forward, latents, t, embeddings)
+            self._deep[call] = deep.clone()  # a CUDA graph's output buffer is rewritten by its next replay
+            return noise
+        return self.executor.run("unet-shallow", self._shallow_forward, latents, t, embeddings, deep)
+
+    def _full_forward(self, latents, t, embeddings):
+        from .stepcache import full
+
+        return full(self.unet, latents, t, embeddings)
+
+    def _shallow_forward(self, latents, t, embeddings, deep):
+        from .stepcache import shallow
+
+        return shallow(self.unet, latents, t, embeddings, deep)
+
+    def set_step_cache(self, interval: int) -> str:
+        if interval < 1:
+            raise GenaccelError(f"--cache-interval must be at least 1, got {interval}")
+        self.cache_interval = interval
+        return (f"step cache (DeepCache): the whole UNet every {interval} steps, the steps between run only "
+                "conv_in, the first down-block and the last up-block on the cached deep feature")
 
     def _unet_forward(self, latents, t, embeddings):
         return self.unet(latents, t, encoder_hidden_states=embeddings, return_dict=False)[0]

@@ -134,7 +134,7 @@ def module_category(module: nn.Module) -> str | None:
         return "Attention"
     if isinstance(module, (nn.SiLU, nn.GELU, nn.ReLU, nn.Tanh, nn.Sigmoid)) or "activation" in name or name.endswith("act"):
         return "Activation"
-    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.ConvTranspose1d, nn.ConvTranspose2d)):
+    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
         return "Conv"
     return None
 

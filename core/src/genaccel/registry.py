@@ -264,6 +264,15 @@ class WorkloadSpec:
     def family(self) -> str:
         return self.name.split("/")[0]
 
+    @property
+    def reference_decoder(self) -> str | None:
+        """The reference implementation on the same weights that ablations put beside the stacks, if any."""
+        return next((d for d in REFERENCE_DECODERS if d in self.capabilities), None)
+
+
+#: reference decoders (their capability has their name) → their label in tables
+REFERENCE_DECODERS = {"hf-generate": "transformers generate", "diffusers-pipeline": "diffusers pipeline"}
+
 
 @attrs.frozen(kw_only=True)
 class DecoderSpec:

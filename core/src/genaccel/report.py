@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .registry import REFERENCE_DECODERS
 from .results import SCHEMA_VERSION, CaseResult, plural, upgrade
 
 __all__ = ["SCHEMA_VERSION", "write_json", "load", "Report", "render", "compare", "speedup_table"]
@@ -140,7 +141,14 @@ def case_details(case: dict) -> str:
         if note:
             parts.append(f"`{name}`: {note}")
     acc = case.get("accuracy")
-    if acc and "mean_kl" not in acc:
+    if acc and "ssim" in acc:
+        def db(x):
+            return "∞ (equal)" if x is None else f"{x:.2f} dB"
+
+        parts.append(f"image quality (vs the unoptimized model's images): PSNR {db(acc['psnr_db'])}, "
+                     f"SSIM {acc['ssim']:.4f}; per sample " + ", ".join(
+                         f"{r['id']}: {db(r['psnr_db'])} / {r['ssim']:.3f}" for r in acc["samples"]))
+    elif acc and "mean_kl" not in acc:
         parts.append(f"accuracy impact (vs the unoptimized model): output agreement {acc['token_agreement']:.1%}, "
                      f"set overlap {acc['set_overlap']:.1%}, exact {acc['exact_match_rate']:.0%}")
     elif acc:
@@ -172,7 +180,7 @@ def speedup_rows(cases: list[dict]) -> list[list[str]]:
     rows, base, prev = [], None, None
     for case in cases:
         tps = _throughput(case)
-        if case.get("decoder") == "hf-generate" or not tps:
+        if case.get("decoder") in REFERENCE_DECODERS or not tps:
             continue
         base = base or tps
         rows.append([case["label"], _fmt(tps, ".1f"), f"{tps / base:.2f}×", f"{tps / prev:.2f}×" if prev else "–"])
@@ -194,13 +202,13 @@ def plot_speedups(cases: list[dict], path: Path, title: str) -> Path | None:
     import matplotlib.pyplot as plt
 
     ok = [c for c in cases if _throughput(c)]
-    steps = [c for c in ok if c.get("decoder") != "hf-generate"]
+    steps = [c for c in ok if c.get("decoder") not in REFERENCE_DECODERS]
     if not steps:
         return None
     base = _throughput(steps[0])
     labels = [c["label"].replace("+", "\n+") for c in ok]
     values = [_throughput(c) / base for c in ok]
-    colors = ["#999999" if c.get("decoder") == "hf-generate" else "#3b75af" for c in ok]
+    colors = ["#999999" if c.get("decoder") in REFERENCE_DECODERS else "#3b75af" for c in ok]
     fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(ok)), 4))
     bars = ax.bar(range(len(ok)), values, color=colors)
     for bar, val in zip(bars, values):
@@ -290,6 +298,28 @@ def _group(cases):
     return groups
 
 
+#: the study's Table II: end-to-end speedup of Flash Attention over baseline attention, by our workload
+#: (chameleon/t-i, autoregressive image tokens, against Parti, the study's autoregressive TTI model)
+STUDY_SDPA_SPEEDUP = {"llama/t-t": ("LLaMA", 1.52), "stable-diffusion/t-i": ("StableDiffusion", 1.67),
+                      "make-a-video/t-v": ("MakeAVideo", 1.06), "chameleon/t-i": ("Parti", 1.17)}
+
+
+def sdpa_speedup_rows(cases: list[dict]) -> list[list[str]]:
+    """Table II form: per workload, model and batch, the end-to-end speedup of ``sdpa`` alone over the
+    baseline (both cases in the report), beside the study's value."""
+    rows = []
+    for (workload, model, bs, device, dtype, _), group in _group(cases).items():
+        ok = [c for c in group if c.get("status") == "ok" and c.get("decoder") not in REFERENCE_DECODERS]
+        base = next((c for c in ok if not c.get("optimizations")), None)
+        sdpa = next((c for c in ok if c.get("optimizations") == ["sdpa"]), None)
+        if not (base and sdpa and _throughput(base) and _throughput(sdpa)):
+            continue
+        study = STUDY_SDPA_SPEEDUP.get(workload)
+        rows.append([workload, str(model), str(bs), f"{device} {dtype}", f"{_throughput(sdpa) / _throughput(base):.2f}×",
+                     f"{study[1]:.2f}× ({study[0]})" if study else "–"])
+    return rows
+
+
 def render(doc: dict, out_dir: Path) -> Path:
     """Write report.md and PNG plots next to report.json; returns the Markdown path."""
     out_dir = Path(out_dir)
@@ -319,12 +349,13 @@ def render(doc: dict, out_dir: Path) -> Path:
         rows = speedup_rows(group)
         if len(rows) > 1:
             lines += [table(["stack", _per_s(group[0]), "× baseline", "× previous step"], rows), ""]
-            ref = next((c for c in group if c.get("decoder") == "hf-generate" and c.get("status") == "ok"), None)
-            best = max((c for c in group if c.get("status") == "ok" and c.get("decoder") != "hf-generate"),
+            ref = next((c for c in group if c.get("decoder") in REFERENCE_DECODERS and c.get("status") == "ok"), None)
+            best = max((c for c in group if c.get("status") == "ok" and c.get("decoder") not in REFERENCE_DECODERS),
                        key=lambda c: _throughput(c) or 0, default=None)
             if ref and best and _throughput(ref) and _throughput(best):
                 ratio = _throughput(best) / _throughput(ref)
-                lines += [f"Best stack `{best['label']}` vs transformers' generate on the same weights: "
+                said = {"hf-generate": "transformers' generate", "diffusers-pipeline": "diffusers' pipeline"}
+                lines += [f"Best stack `{best['label']}` vs {said.get(ref['decoder'], ref['label'])} on the same weights: "
                           f"**{ratio:.2f}×** {_per_s(best)}.", ""]
         stem = f"{i:02d}-{workload.replace('/', '-')}-bs{bs}" + (f"-n{seq_len}" if seq_len else "")
         for kind, fn in (("speedup", plot_speedups), ("latency", plot_latency)):
@@ -334,6 +365,11 @@ def render(doc: dict, out_dir: Path) -> Path:
         details = [f"- **{c['label']}**\n{case_details(c)}" for c in group if case_details(c)]
         if details:
             lines += ["Details:", "", *details, ""]
+    table2 = sdpa_speedup_rows(cases)
+    if table2:
+        lines += ["## End-to-end SDPA speedup (the study's Table II form)", "",
+                  table(["workload", "model", "batch", "device", "sdpa / baseline", "study (Flash Attention)"],
+                        table2), ""]
     md = out_dir / "report.md"
     md.write_text("\n".join(lines))
     return md

@@ -61,8 +61,10 @@ def plural(unit: str) -> str:
 def case_label(optimizations, *, decoder: str | None = None, skipped=()) -> str:
     """A case's name in tables: its stack (stage order when resolved) or "baseline", "transformers
     generate" for the hf-generate reference, and what was asked for but skipped."""
-    if decoder == "hf-generate":
-        return "transformers generate"
+    from .registry import REFERENCE_DECODERS
+
+    if decoder in REFERENCE_DECODERS:
+        return REFERENCE_DECODERS[decoder]
     label = "+".join(optimizations) or "baseline"
     names = [s if isinstance(s, str) else s.name for s in skipped]
     if names:

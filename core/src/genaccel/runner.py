@@ -217,7 +217,12 @@ def run_case(
         case.summary.update(rank_summary(case.summary))
     if reference is not None:
         plain = [r.to_dict() for r in records]
-        case.accuracy = accuracy.impact(ctx, reference, plain) if generative else accuracy.output_impact(reference, plain)
+        media = accuracy.media_of(batches, results)
+        if media:  # images, videos: PSNR and SSIM
+            case.accuracy = accuracy.image_impact(reference, media)
+        else:
+            case.accuracy = (accuracy.impact(ctx, reference, plain) if generative
+                             else accuracy.output_impact(reference, plain))
     spec_stats = [r.extra["speculative"] for r in results if "speculative" in r.extra]
     if spec_stats:
         case.speculative = speculative_summary(spec_stats)

@@ -26,6 +26,8 @@ SCHEDULER = Option(name="scheduler", type=str, choices=("ddim", "pndm", "dpm-sol
                    help="diffusion scheduler (default: the workload's)")
 NUM_INFERENCE_STEPS = Option(name="num_inference_steps", type=int, min=1,
                              help="diffusion denoising steps (default: the workload's)")
+CACHE_INTERVAL = Option(name="cache_interval", type=int, default=3, min=1,
+                        help="deepcache: run the whole UNet every N-th denoising step (1: every step, lossless)")
 NUM_BEAMS = Option(name="num_beams", type=int, default=5, min=1, help="beam search: hypotheses kept")
 LENGTH_PENALTY = Option(name="length_penalty", type=float, default=1.0, help="beam search: length penalty")
 
@@ -59,6 +61,9 @@ class Decoders:
                              requires=("autoregressive", "early-exit"), options=(EXIT_LAYER, DRAFT_LEN)))
         register(DecoderSpec(name="hf-generate", description="transformers' generate (greedy), the reference implementation",
                              factory=_D + "HFGenerate", requires="hf-generate"))
+        register(DecoderSpec(name="diffusers-pipeline", factory="genaccel.reference:DiffusersPipeline",
+                             requires="diffusers-pipeline", options=(GUIDANCE_SCALE, SCHEDULER, NUM_INFERENCE_STEPS),
+                             description="diffusers' own pipeline on the workload's components, the reference implementation"))
 
 
 class Guidance:
@@ -93,6 +98,11 @@ class Optimizations:
         register(OptimizationSpec(
             name="fused-qkv", stage="weights", requires="fused-qkv", needs="sdpa", apply=_DIFF + "_fused_qkv",
             description="query, key and value projections of each attention fused into one linear (SDPA attention)"))
+        register(OptimizationSpec(
+            name="deepcache", stage="algorithm", requires="step-cache", lossless=False, apply=_DIFF + "_deepcache",
+            options=(CACHE_INTERVAL,),
+            description="step cache (DeepCache): deep UNet features reused across adjacent steps, only the shallow "
+                        "blocks run between full steps"))
         register(OptimizationSpec(name="layerskip", stage="algorithm", requires="early-exit", apply=_O + "_layerskip",
                                   options=(EXIT_LAYER, DRAFT_LEN),
                                   description="self-speculative decoding: early-exit drafts verified by the remaining layers"))
@@ -126,6 +136,16 @@ class LayerSkipCommands:
                  layerskip.sweep_arguments, layerskip.cmd_layerskip_sweep)
 
 
+class DiffusionCommands:
+    @hookimpl
+    def genaccel_register_commands(self, register):
+        from . import diffusion_commands  # light: its heavy imports are inside the command
+
+        register("characterize-diffusion", "attention sequence length, Conv vs Attention and temporal vs spatial "
+                 "attention of diffusion workloads (the study's Figs. 8-14)",
+                 diffusion_commands.arguments, diffusion_commands.cmd_characterize_diffusion)
+
+
 #: plugin name → plugin object, registered by :func:`genaccel.plugins.make_plugin_manager`
 BUILTIN_PLUGINS = {
     "genaccel.builtin.decoders": Decoders(),
@@ -133,4 +153,5 @@ BUILTIN_PLUGINS = {
     "genaccel.builtin.optimizations": Optimizations(),
     "genaccel.builtin.quantization": Quantization(),
     "genaccel.builtin.layerskip": LayerSkipCommands(),
+    "genaccel.builtin.diffusion_commands": DiffusionCommands(),
 }

@@ -11,7 +11,8 @@ from genaccel.registry import Option, WorkloadSpec
 from genaccel.roles import AttentionSwitch, Compilable, CUDAGraphable, Denoiser, PromptInput
 
 ROLES = (Denoiser, PromptInput, AttentionSwitch, Compilable, CUDAGraphable)
-EXTRA = ("cfg", "channels-last", "fused-qkv")  # guidance decoders; the diffusion optimizations
+# guidance decoders and diffusers' pipeline (the reference); the diffusion optimizations, quantization
+EXTRA = ("cfg", "diffusers-pipeline", "channels-last", "fused-qkv", "step-cache", "quantize")
 HELP = {
     # equal to stable-diffusion's: options of one name are equal across specs
     "image_size": "height and width of the images (video frames) in pixels, a multiple of 8 "

@@ -10,7 +10,8 @@ from genaccel.registry import Option, WorkloadSpec
 from genaccel.roles import AttentionSwitch, Compilable, CUDAGraphable, Denoiser, PromptInput
 
 ROLES = (Denoiser, PromptInput, AttentionSwitch, Compilable, CUDAGraphable)
-EXTRA = ("cfg", "channels-last", "fused-qkv")  # guidance decoders; the diffusion optimizations
+# guidance decoders and diffusers' pipeline (the reference); the diffusion optimizations, quantization
+EXTRA = ("cfg", "diffusers-pipeline", "channels-last", "fused-qkv", "step-cache", "quantize")
 # the same Option as make-a-video's: options of one name are equal across specs
 IMAGE_SIZE_HELP = ("height and width of the images (video frames) in pixels, a multiple of 8 "
                    "(default: the preset's or checkpoint's)")

@@ -1,0 +1,136 @@
+"""Diffusion acceleration on the tiny presets: diffusers' pipeline as the reference decoder, the step
+cache (deepcache), quantization with PSNR/SSIM, SSIM itself, the attention characterization command,
+and the Table II section of a report."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import attrs
+import genaccel.plugins
+import pytest
+import torch
+from genaccel import accuracy, stepcache
+from genaccel.cli import main
+from genaccel.plugins import build_registry, make_plugin_manager
+from genaccel.runner import RunConfig, make_batches, prepare, run_case
+
+sd_plugin = pytest.importorskip("genaccel_stable_diffusion")
+mav_plugin = pytest.importorskip("genaccel_make_a_video")
+
+SD, MAV = "stable-diffusion/t-i", "make-a-video/t-v"
+
+
+@pytest.fixture(scope="module")
+def registry():
+    pm = make_plugin_manager(load_entry_points=False)  # the built-ins and the two diffusion plugins only
+    pm.register(sd_plugin, name="stable-diffusion")
+    pm.register(mav_plugin, name="make-a-video")
+    return build_registry(pm)
+
+
+@pytest.fixture
+def cli(registry, monkeypatch):
+    monkeypatch.setattr(genaccel.plugins, "default_registry", lambda: registry)
+    monkeypatch.setattr(genaccel.plugins, "plugin_versions", lambda pm=None: {})  # other plugins may be installed
+    return main
+
+
+def config(workload, **fields) -> RunConfig:
+    return RunConfig(workload=workload, **{"preset": "tiny", "samples": 1, "batch_size": 1, "warmup": 0, **fields})
+
+
+@pytest.mark.parametrize("workload", [SD, MAV])
+def test_step_cache_paths_equal_the_unet(registry, workload):
+    inst = prepare(registry, config(workload)).instance
+    x, e, t = torch.randn(inst.latent_shape(1)), inst.encode_prompt(["a"]), torch.tensor(500)
+    with torch.no_grad():
+        want = inst.unet(x, t, encoder_hidden_states=e, return_dict=False)[0]
+        got, deep = stepcache.full(inst.unet, x, t, e)
+        shallow = stepcache.shallow(inst.unet, x, t, e, deep)  # on its own step's deep feature: the same
+    assert torch.allclose(got, want, atol=1e-6) and torch.allclose(shallow, want, atol=1e-6)
+
+
+@pytest.mark.parametrize("workload", [SD, MAV])
+def test_diffusers_pipeline_reference_equals_our_loop(registry, workload):
+    assert registry.workload(workload).reference_decoder == "diffusers-pipeline"
+    ctx = prepare(registry, config(workload, decoder="diffusers-pipeline"))
+    batch = make_batches(ctx)[0]
+    theirs = ctx.decoder.run(ctx, batch)
+    ours = prepare(registry, config(workload)).decoder
+    ctx2 = prepare(registry, config(workload))
+    mine = ours.run(ctx2, batch)
+    assert theirs.extra["media"].shape == mine.extra["media"].shape
+    assert (theirs.extra["media"] - mine.extra["media"]).abs().max() < 1e-4
+    assert theirs.records[0]["units"] == ctx.instance.units_per_sample and theirs.latency_s > 0
+
+
+def test_ssim_and_psnr():
+    torch.manual_seed(0)
+    a = torch.rand(32, 32, 3)
+    assert accuracy.ssim(a, a) == pytest.approx(1.0) and math.isinf(accuracy.psnr(a, a))
+    noisy = (a + 0.1 * torch.randn_like(a)).clamp(0, 1)
+    assert 0 < accuracy.ssim(a, noisy) < 0.99
+    assert 15 < accuracy.psnr(a, noisy) < 25
+    impact = accuracy.image_impact({"0": a, "1": torch.stack([a, a])}, {"0": noisy, "1": torch.stack([a, noisy])})
+    assert impact["samples"][1]["frames"] == 2 and 0 < impact["ssim"] < 1 and impact["psnr_db"] > 15
+
+
+@pytest.mark.parametrize("workload, stack", [(SD, ("deepcache",)), (MAV, ("sdpa", "deepcache")),
+                                             (SD, ("int8-weight-only",))])
+def test_lossy_stacks_report_psnr_ssim(registry, workload, stack):
+    options = {"num_inference_steps": 3, "cache_interval": 2} if "deepcache" in stack else {}
+    case = run_case(registry, attrs_evolve(config(workload, optimizations=stack), options), progress=False)
+    acc = case.accuracy
+    assert not case.lossless and len(acc["samples"]) == 1
+    assert acc["psnr_db"] is None or acc["psnr_db"] > 5
+    assert 0 < acc["ssim"] <= 1
+    if "deepcache" in stack:
+        assert "step cache" in case.optimization_notes["deepcache"]
+
+
+def test_step_cache_interval_one_is_exact(registry):
+    case = run_case(registry, attrs_evolve(config(SD, optimizations=("deepcache",)), {"cache_interval": 1}),
+                    progress=False)
+    assert case.accuracy["exact_match_rate"] == 1.0 and case.accuracy["ssim"] == pytest.approx(1.0)
+
+
+def attrs_evolve(cfg, options):
+    return attrs.evolve(cfg, options=options)
+
+
+def test_ablate_puts_diffusers_pipeline_beside_the_stacks(cli, tmp_path):
+    out = tmp_path / "ablate"
+    rc = cli(["ablate", SD, "--preset", "tiny", "--samples", "1", "--steps", "sdpa", "--out", str(out),
+               "--num-inference-steps", "2"])
+    assert rc == 0
+    doc = json.loads((out / "report.json").read_text())
+    labels = [c["label"] for c in doc["cases"]]
+    assert labels == ["diffusers pipeline", "baseline", "sdpa"]
+    md = (out / "report.md").read_text()
+    assert "vs diffusers' pipeline on the same weights" in md
+    assert "Table II form" in md and "1.67× (StableDiffusion)" in md  # sdpa over baseline beside the study's
+
+
+def test_characterize_diffusion_command(cli, tmp_path):
+    out = tmp_path / "char"
+    rc = cli(["characterize-diffusion", MAV, "--preset", "tiny", "--steps", "2", "--frame-counts", "2,4", "--out", str(out)])
+    assert rc == 0
+    doc = json.loads((out / "diffusion-characterization.json").read_text())
+    wl = doc["workloads"][0]
+    assert wl["attention"]["seq_len_ratio"] >= 4 - 1e-9  # the U-shaped cycle: 8x8 latents, three levels
+    assert {"temporal", "spatial"} <= set(wl["attention"]["kinds"])
+    assert [r["frames"] for r in wl["frame_sweep"]] == [2, 4]
+    assert "attention sequence length" in (out / "diffusion-characterization.md").read_text()
+
+
+def test_unet_convs_and_attention_land_in_conv_and_attention(registry):
+    from diffusers.models.attention_processor import Attention
+    from genaccel.profiling import module_category
+
+    unet = prepare(registry, config(MAV)).instance.unet
+    convs = [m for m in unet.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d))]
+    assert any(isinstance(m, torch.nn.Conv3d) for m in convs)  # the temporal convolutions
+    assert {module_category(m) for m in convs} == {"Conv"}
+    assert {module_category(m) for m in unet.modules() if isinstance(m, Attention)} == {"Attention"}
