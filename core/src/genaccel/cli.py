@@ -36,7 +36,7 @@ def _add_run_options(p: argparse.ArgumentParser, *, steps: bool = False) -> None
     p.add_argument("--decoder", help="decoding strategy (default: the workload's)")
     if steps:
         p.add_argument("--steps", type=_csv, required=True, help="optimizations added one at a time: A,B,C")
-        p.add_argument("--no-reference", action="store_true", help="skip transformers' generate as a reference")
+        p.add_argument("--no-reference", action="store_true", help="skip transformers' generate (diffusers' pipeline) as a reference")
     else:
         p.add_argument("--opt", type=_csv, default=(), help="optimization stack, any order: A,B,...")
     p.add_argument("--batch-size", type=int, default=1)
@@ -213,8 +213,9 @@ def cmd_ablate(args, registry) -> int:
 
     spec = registry.workload(args.workload)
     runs = []
-    if not args.no_reference and "hf-generate" in spec.capabilities and not args.decoder:
-        runs.append(((), "hf-generate"))
+    reference = next((d for d in ("hf-generate", "diffusers-pipeline") if d in spec.capabilities), None)
+    if not args.no_reference and reference and not args.decoder:  # the library's own loop on the same weights
+        runs.append(((), reference))
     runs += [(args.steps[:i], None) for i in range(len(args.steps) + 1)]
     configs = _configs(args, registry, runs)
     for c in configs:  # fail fast on names and impossible stacks, before hours of measuring

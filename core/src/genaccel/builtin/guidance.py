@@ -108,3 +108,10 @@ class CFG:
 
 class SequentialCFG(CFG):
     batched = False
+
+
+class DiffusersPipeline(CFG):
+    """``diffusers``' own pipeline(s) on the workload's weights (``pipeline_run(ctx, batch)``): the reference."""
+
+    def run(self, ctx, batch) -> BatchResult:
+        return ctx.instance.pipeline_run(ctx, batch)

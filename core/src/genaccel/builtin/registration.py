@@ -69,6 +69,9 @@ class Guidance:
         register(DecoderSpec(name="cfg-sequential", factory="genaccel.builtin.guidance:SequentialCFG", requires="cfg",
                              options=GUIDANCE_OPTIONS,
                              description="contrastive guidance with a second, sequential forward per step (baseline)"))
+        register(DecoderSpec(name="diffusers-pipeline", factory="genaccel.builtin.guidance:DiffusersPipeline",
+                             requires="diffusers-pipeline", options=GUIDANCE_OPTIONS,
+                             description="diffusers' own pipeline on the same weights, the reference (guided, batched)"))
 
 
 _O = "genaccel.builtin.optimizations:"

@@ -11,7 +11,7 @@ from genaccel.registry import Option, WorkloadSpec
 from genaccel.roles import AttentionSwitch, Compilable, CUDAGraphable, GuidedLoop, PromptInput
 
 ROLES = (GuidedLoop, PromptInput, AttentionSwitch, Compilable, CUDAGraphable)
-EXTRA = ("cfg", "channels-last", "quantize")
+EXTRA = ("cfg", "diffusers-pipeline", "channels-last", "quantize")
 OPTIONS = (
     Option("stages", int, min=1, max=3, help="cascade stages run: 1 base, 2 + super-resolution, 3 + x4 upscaler "
                                              "(default: the preset's)"),

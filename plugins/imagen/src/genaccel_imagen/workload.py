@@ -375,6 +375,69 @@ class Imagen:
                            extra={"denoise": {**attrs.asdict(s), "batched": not sequential, "guided": guided},
                                   "media": images[-1], "stages": images})
 
+    def pipelines(self, scheduler: str | None) -> list:
+        """``diffusers``' own pipelines of the stages, on these weights: ``IFPipeline``,
+        ``IFSuperResolutionPipeline``, ``StableDiffusionUpscalePipeline``."""
+        from diffusers import IFPipeline, IFSuperResolutionPipeline, StableDiffusionUpscalePipeline
+
+        pipes = []
+        for stage in self.stages:
+            sched = make_scheduler(scheduler or _scheduler_name(stage.scheduler_config), stage.scheduler_config)
+            common = dict(safety_checker=None, feature_extractor=None, watermarker=None, requires_safety_checker=False)
+            if stage.kind == "base":
+                pipe = IFPipeline(tokenizer=self.tokenizer, text_encoder=self.text_encoder, unet=stage.unet,
+                                  scheduler=sched, **common)
+            elif stage.kind == "sr":
+                pipe = IFSuperResolutionPipeline(tokenizer=self.tokenizer, text_encoder=self.text_encoder, unet=stage.unet,
+                                                 scheduler=sched, image_noising_scheduler=make_scheduler(
+                                                     "ddpm", stage.noising_config), **common)
+            else:
+                pipe = StableDiffusionUpscalePipeline(vae=stage.vae, text_encoder=stage.text_encoder,
+                                                      tokenizer=stage.tokenizer, unet=stage.unet, scheduler=sched,
+                                                      low_res_scheduler=make_scheduler("ddpm", stage.noising_config),
+                                                      max_noise_level=350)
+            pipe.set_progress_bar_config(disable=True)
+            pipes.append(pipe)
+        return pipes
+
+    @torch.no_grad()
+    def pipeline_run(self, ctx, batch) -> BatchResult:
+        """The reference: ``diffusers``' pipelines stage by stage (their default attention, SDPA) on the same
+        weights, seeds and settings; each pipeline encodes the prompt itself, as a user chaining them does."""
+        if self.attention != "sdpa":
+            self.set_attention("sdpa")  # diffusers' and transformers' defaults
+        s = self.settings(ctx)
+        prompts = [sample.prompt for sample in batch]
+        phases, images, image = {"text encoder": 0.0}, [], None
+        t0 = synced_now(self.device)
+        for index, pipe in enumerate(self.pipelines(s.scheduler)[:s.stages]):
+            stage = self.stages[index]
+            gens = [torch.Generator().manual_seed(sample.seed + 7919 * index) for sample in batch]
+            args = dict(num_inference_steps=s.steps[index], guidance_scale=s.guidance_scale, generator=gens,
+                        output_type="pt")
+            t_start = synced_now(self.device)
+            with phase(STAGE_NAMES[index]):
+                if stage.kind == "base":
+                    image = pipe(prompts, height=stage.size, width=stage.size, clean_caption=False, **args).images
+                    shown = image / 2 + 0.5
+                elif stage.kind == "sr":
+                    image = pipe(prompts, image=image, height=stage.size, width=stage.size, noise_level=stage.noise_level,
+                                 clean_caption=False, **args).images
+                    shown = image / 2 + 0.5
+                else:
+                    shown = pipe(prompts, image=image, noise_level=stage.noise_level, **args).images
+            phases[STAGE_NAMES[index]] = synced_now(self.device) - t_start
+            images.append(shown.clamp(0, 1).permute(0, 2, 3, 1).float().cpu())
+        latency = synced_now(self.device) - t0
+        files = self.save_outputs(batch, images, ctx.config.out_dir)
+        steps = sum(s.steps[:s.stages])
+        records = [{"id": sample.id, "input_tokens": sample.input_tokens, "output_tokens": 0, "latency_s": latency,
+                    "ttft_s": None, "tpot_s": None, "steps": steps, "units": 1, "phases": dict(phases), **f}
+                   for sample, f in zip(batch, files)]
+        return BatchResult(records=records, outputs=[[] for _ in batch], latency_s=latency, prefill_s=0.0,
+                           decode_s=latency, decode_steps=steps, weight_passes=1, phases=phases,
+                           extra={"media": images[-1], "stages": images})
+
     def check_input(self, stage: Stage, image, index: int):
         """A super-resolution stage's input: the previous stage's image, at the size this stage upscales from."""
         if image is None:
@@ -564,3 +627,62 @@ def build(options) -> Imagen:
         name, random_weights = f"imagen {preset}", True
     return Imagen(**parts, defaults=defaults, device=device, dtype=dtype, random_weights=random_weights, name=name,
                   data=options.data)
+
+
+# --- characterization: sequence length over one inference ------------------------------------------
+
+
+def run_once(instance, options: dict, prompt: str = PROMPTS[0]) -> BatchResult:
+    """One guided inference of ``prompt`` outside a run (characterization)."""
+    from genaccel.runner import RunConfig, RunContext
+
+    config = attrs.evolve(RunConfig(workload=instance.name), options={k: v for k, v in options.items() if v is not None})
+    ctx = RunContext(config=config, workload=None, instance=instance, stack=None)
+    return instance.guided_run(ctx, [instance.prompt_sample(prompt)], sequential=False)
+
+
+def sequence_profile(instance, steps: int = 1) -> dict:
+    """The attention sequence lengths over one inference of the cascade, per stage: every attention call of the
+    stage's first UNet forward (query length: the positions of the feature map it attends over; key length
+    with the text), and the max/min of the self-attention lengths — a U per stage (down, mid, up), stage after
+    stage at growing resolution."""
+    from diffusers.models.attention_processor import Attention
+
+    calls, state, handles = [], {"stage": None, "forward": 0}, []
+
+    def on_unet(name):
+        def hook(module, args, kwargs):
+            if state["stage"] != name:
+                state["stage"], state["forward"] = name, 0
+            else:
+                state["forward"] += 1
+        return hook
+
+    def on_attention(module, args, kwargs):
+        if state["forward"]:
+            return
+        hidden = args[0] if args else kwargs["hidden_states"]
+        lq = hidden.shape[2] * hidden.shape[3] if hidden.dim() == 4 else hidden.shape[1]
+        context = kwargs.get("encoder_hidden_states")
+        cross = context is not None and getattr(module, "added_kv_proj_dim", None) is None
+        lk = context.shape[1] if cross else lq + (context.shape[1] if context is not None else 0)
+        calls.append({"stage": state["stage"], "kind": "cross" if cross else "self", "query_len": lq, "key_len": lk})
+
+    for index, stage in enumerate(instance.stages):
+        handles.append(stage.unet.register_forward_pre_hook(on_unet(STAGE_NAMES[index]), with_kwargs=True))
+        for module in stage.unet.modules():
+            if isinstance(module, Attention):
+                handles.append(module.register_forward_pre_hook(on_attention, with_kwargs=True))
+    try:
+        run_once(instance, {"num_inference_steps": steps, "sr_steps": steps, "upscaler_steps": steps,
+                            "stages": len(instance.stages)})
+    finally:
+        for h in handles:
+            h.remove()
+    out = {}
+    for name in STAGE_NAMES[:len(instance.stages)]:
+        own = [c for c in calls if c["stage"] == name]
+        lens = [c["query_len"] for c in own if c["kind"] == "self"]
+        out[name] = {"calls": own, "self_attention_lengths": lens, "max": max(lens), "min": min(lens),
+                     "ratio": max(lens) / min(lens)}
+    return out

@@ -11,7 +11,7 @@ from genaccel.registry import WorkloadSpec
 from genaccel.roles import AttentionSwitch, Compilable, CUDAGraphable, GuidedLoop, PromptInput
 
 ROLES = (GuidedLoop, PromptInput, AttentionSwitch, Compilable, CUDAGraphable)
-EXTRA = ("cfg", "quantize")
+EXTRA = ("cfg", "diffusers-pipeline", "quantize")
 FIELDS = dict(
     name="muse/t-i",
     description="masked image-token transformer (CLIP text encoder, UVit2D over VQ tokens, VQ decoder) decoding "

@@ -192,6 +192,32 @@ class Muse:
                                            "masked_after_step": masked},
                                   "media": images, "tokens": tokens.cpu()})
 
+    @torch.no_grad()
+    def pipeline_run(self, ctx, batch) -> BatchResult:
+        """The reference: ``diffusers``' ``AmusedPipeline`` (its default attention, SDPA) on the same weights,
+        seed and settings."""
+        from diffusers import AmusedPipeline, AmusedScheduler
+
+        if self.attention != "sdpa":
+            self.set_attention("sdpa")  # diffusers' and transformers' defaults
+        steps, scale = self.settings(ctx)
+        pipe = AmusedPipeline(vqvae=self.vqvae, tokenizer=self.tokenizer, text_encoder=self.text_encoder,
+                              transformer=self.transformer, scheduler=AmusedScheduler.from_config(self.scheduler_config))
+        pipe.set_progress_bar_config(disable=True)
+        t0 = synced_now(self.device)
+        with phase("pipeline"):
+            images = pipe([s.prompt for s in batch], num_inference_steps=steps, guidance_scale=scale,
+                          generator=torch.Generator().manual_seed(batch[0].seed), output_type="pt").images
+        latency = synced_now(self.device) - t0
+        images = images.permute(0, 2, 3, 1).float().cpu()
+        files = self.save_outputs(batch, images, ctx.config.out_dir)
+        phases = {"pipeline": latency}
+        records = [{"id": s.id, "input_tokens": s.input_tokens, "output_tokens": self.grid ** 2, "latency_s": latency,
+                    "ttft_s": None, "tpot_s": None, "steps": steps, "units": 1, "phases": dict(phases), **f}
+                   for s, f in zip(batch, files)]
+        return BatchResult(records=records, outputs=[[] for _ in batch], latency_s=latency, prefill_s=0.0,
+                           decode_s=latency, decode_steps=steps, weight_passes=1, phases=phases, extra={"media": images})
+
     def save_outputs(self, batch, images, out_dir) -> list[dict]:
         from PIL import Image
 
