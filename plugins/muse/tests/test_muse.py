@@ -92,3 +92,28 @@ def test_sdpa_is_lossless_and_run_case_writes_pngs(registry, tmp_path):
     assert case["status"] == "ok" and case["summary"]["phase_s"]["decode"] > 0
     files = [f for s in case["samples"] for f in s["files"]]
     assert len(files) == 2 and all(f.endswith(".png") for f in files)
+
+
+def test_diffusers_pipeline_decoder_is_the_reference(registry):
+    _, _, ours = generate(registry, optimizations=("sdpa",))
+    _, _, theirs = generate(registry, decoder="diffusers-pipeline")
+    assert abs(ours.extra["media"] - theirs.extra["media"]).max() < 1e-5
+
+
+def test_lossy_stack_reports_quality(registry):
+    _, _, base = generate(registry)
+    _, _, lossy = generate(registry, optimizations=("int8-dynamic",))
+    mse = float(((base.extra["media"] - lossy.extra["media"]) ** 2).mean())
+    psnr = float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(1 / mse)).item()
+    assert psnr > 5  # tokens may flip; the image stays an image of the same prompt's grid
+    assert lossy.extra["muse"]["static_shapes"]
+
+
+def test_sequence_length_is_constant(registry):
+    from genaccel_muse.workload import sequence_profile
+
+    ctx = prepare(registry, config())
+    prof = sequence_profile(ctx.instance)
+    assert prof["constant"] and prof["self_attention_lengths"] == [8 * 8] and prof["steps"] == 4 * 1
+    assert prof["static_shapes"] and prof["masked_after_step"][-1] == 0
+    assert {c["key_len"] for c in prof["calls"] if c["kind"] == "cross"} == {77}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
 import torch
 from genaccel.decoding import BatchResult
 from genaccel.denoise import PROMPTS, PromptSample, clip_style_tokenizer, materialize
@@ -298,3 +299,47 @@ def build(options) -> Muse:
     return Muse(tokenizer=clip_style_tokenizer(preset["text"]["vocab_size"]), text_encoder=text_encoder,
                 transformer=transformer, vqvae=vqvae, scheduler_config=scheduler_config, steps=preset["steps"],
                 device=device, dtype=dtype, random_weights=True, name=f"muse {preset_name}", data=options.data)
+
+
+# --- characterization: sequence length over one inference ------------------------------------------
+
+
+def sequence_profile(instance, steps: int | None = None) -> dict:
+    """The attention sequence lengths over one inference: every attention call of every step (query and key
+    lengths).  Parallel decoding attends over every image token at every step, masked or not: one constant
+    length, the grid's positions, from the first step to the last (against a token model's growing prefix)."""
+    from diffusers.models.attention_processor import Attention
+    from genaccel.runner import RunConfig, RunContext
+
+    calls, state, handles = [], {"step": -1}, []
+
+    def on_step(module, args, kwargs):
+        state["step"] += 1
+
+    def on_attention(module, args, kwargs):
+        hidden = args[0] if args else kwargs["hidden_states"]
+        context = kwargs.get("encoder_hidden_states")
+        lq = hidden.shape[2] * hidden.shape[3] if hidden.dim() == 4 else hidden.shape[1]
+        calls.append({"step": state["step"], "kind": "cross" if context is not None else "self", "query_len": lq,
+                      "key_len": context.shape[1] if context is not None else lq})
+
+    handles.append(instance.transformer.register_forward_pre_hook(on_step, with_kwargs=True))
+    for module in instance.transformer.modules():
+        if isinstance(module, Attention):
+            handles.append(module.register_forward_pre_hook(on_attention, with_kwargs=True))
+    options = {"num_inference_steps": steps} if steps else {}
+    config = attrs.evolve(RunConfig(workload=instance.name), options=options)
+    ctx = RunContext(config=config, workload=None, instance=instance, stack=None)
+    try:
+        result = instance.guided_run(ctx, [instance.prompt_sample(PROMPTS[0])], sequential=False)
+    finally:
+        for h in handles:
+            h.remove()
+    per_step = {}
+    for c in calls:
+        if c["kind"] == "self":
+            per_step.setdefault(c["step"], set()).add(c["query_len"])
+    lengths = sorted({q for qs in per_step.values() for q in qs})
+    return {"calls": calls, "steps": len(per_step), "self_attention_lengths": lengths,
+            "constant": len(lengths) == 1, "static_shapes": result.extra["muse"]["static_shapes"],
+            "masked_after_step": result.extra["muse"]["masked_after_step"]}
