@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .results import SCHEMA_VERSION, CaseResult, plural, upgrade
+from .results import REFERENCE_DECODERS, SCHEMA_VERSION, CaseResult, plural, upgrade
 
 __all__ = ["SCHEMA_VERSION", "write_json", "load", "Report", "render", "compare", "speedup_table"]
 
@@ -172,7 +172,7 @@ def speedup_rows(cases: list[dict]) -> list[list[str]]:
     rows, base, prev = [], None, None
     for case in cases:
         tps = _throughput(case)
-        if case.get("decoder") == "hf-generate" or not tps:
+        if case.get("decoder") in REFERENCE_DECODERS or not tps:
             continue
         base = base or tps
         rows.append([case["label"], _fmt(tps, ".1f"), f"{tps / base:.2f}×", f"{tps / prev:.2f}×" if prev else "–"])
@@ -194,13 +194,13 @@ def plot_speedups(cases: list[dict], path: Path, title: str) -> Path | None:
     import matplotlib.pyplot as plt
 
     ok = [c for c in cases if _throughput(c)]
-    steps = [c for c in ok if c.get("decoder") != "hf-generate"]
+    steps = [c for c in ok if c.get("decoder") not in REFERENCE_DECODERS]
     if not steps:
         return None
     base = _throughput(steps[0])
     labels = [c["label"].replace("+", "\n+") for c in ok]
     values = [_throughput(c) / base for c in ok]
-    colors = ["#999999" if c.get("decoder") == "hf-generate" else "#3b75af" for c in ok]
+    colors = ["#999999" if c.get("decoder") in REFERENCE_DECODERS else "#3b75af" for c in ok]
     fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(ok)), 4))
     bars = ax.bar(range(len(ok)), values, color=colors)
     for bar, val in zip(bars, values):
@@ -319,12 +319,13 @@ def render(doc: dict, out_dir: Path) -> Path:
         rows = speedup_rows(group)
         if len(rows) > 1:
             lines += [table(["stack", _per_s(group[0]), "× baseline", "× previous step"], rows), ""]
-            ref = next((c for c in group if c.get("decoder") == "hf-generate" and c.get("status") == "ok"), None)
-            best = max((c for c in group if c.get("status") == "ok" and c.get("decoder") != "hf-generate"),
+            ref = next((c for c in group if c.get("decoder") in REFERENCE_DECODERS and c.get("status") == "ok"), None)
+            best = max((c for c in group if c.get("status") == "ok" and c.get("decoder") not in REFERENCE_DECODERS),
                        key=lambda c: _throughput(c) or 0, default=None)
             if ref and best and _throughput(ref) and _throughput(best):
                 ratio = _throughput(best) / _throughput(ref)
-                lines += [f"Best stack `{best['label']}` vs transformers' generate on the same weights: "
+                against = {"hf-generate": "transformers' generate", "diffusers-pipeline": "diffusers' pipeline"}
+                lines += [f"Best stack `{best['label']}` vs {against[ref['decoder']]} on the same weights: "
                           f"**{ratio:.2f}×** {_per_s(best)}.", ""]
         stem = f"{i:02d}-{workload.replace('/', '-')}-bs{bs}" + (f"-n{seq_len}" if seq_len else "")
         for kind, fn in (("speedup", plot_speedups), ("latency", plot_latency)):

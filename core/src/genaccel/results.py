@@ -58,11 +58,16 @@ def plural(unit: str) -> str:
     return unit + "s"
 
 
+#: the reference decoders (the libraries' own loops on the same weights) and their names in tables
+REFERENCE_DECODERS = {"hf-generate": "transformers generate", "diffusers-pipeline": "diffusers pipeline"}
+
+
 def case_label(optimizations, *, decoder: str | None = None, skipped=()) -> str:
     """A case's name in tables: its stack (stage order when resolved) or "baseline", "transformers
-    generate" for the hf-generate reference, and what was asked for but skipped."""
-    if decoder == "hf-generate":
-        return "transformers generate"
+    generate" for the hf-generate reference ("diffusers pipeline" for diffusers-pipeline), and what
+    was asked for but skipped."""
+    if decoder in REFERENCE_DECODERS:
+        return REFERENCE_DECODERS[decoder]
     label = "+".join(optimizations) or "baseline"
     names = [s if isinstance(s, str) else s.name for s in skipped]
     if names:
