@@ -91,7 +91,7 @@ PRESETS = {
     "small": {  # the CPU bench: a shorter cascade (base 32x32, super-resolution to 128x128) at reduced widths
         "t5": _t5(256, 1024, 4, 4, vocab=8192), "sizes": (32, 128),
         "base": _if_unet((64, 128, 256), 1, 4, 32, 256, False, 32),
-        "sr": _if_unet((32, 64, 128), 1, 2, 32, 256, True, 128),
+        "sr": _if_unet((32, 64, 128, 128), 1, 2, 32, 256, True, 128),  # attention at 32x32 and 16x16, as IF-II
         "upscaler": {"text": {"vocab_size": 8192, "hidden_size": 256, "intermediate_size": 1024, "num_hidden_layers": 4,
                               "num_attention_heads": 4},
                      "unet": {"block_out_channels": (64, 128), "layers_per_block": 1, "cross_attention_dim": 256,
