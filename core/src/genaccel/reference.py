@@ -1,6 +1,7 @@
 """``diffusers-pipeline``: diffusers' own pipeline on a diffusion workload's components, the reference
 that genaccel's denoising loop and its optimization stacks are measured against (as ``hf-generate``
-is for token models).
+is for token models).  A workload with a loop of its own (``GuidedLoop``: Imagen's cascade, Muse's
+parallel decoding) runs its own pipelines (``pipeline_run``).
 
 A ``StableDiffusionPipeline`` (2-D UNet) or ``TextToVideoSDPipeline`` (3-D UNet) is built from the
 workload's tokenizer, text encoder, UNet and VAE, with the run's scheduler, steps and guidance
@@ -44,6 +45,10 @@ class DiffusersPipeline:
 
     @torch.no_grad()
     def run(self, ctx, batch) -> BatchResult:
+        from .roles import GuidedLoop
+
+        if ctx.has(GuidedLoop):  # a cascade or a token loop of its own: the workload runs its pipelines
+            return ctx.instance.pipeline_run(ctx, batch)
         inst, dev = ctx.instance, ctx.device
         pipe, s = self.pipeline(ctx)
         video = hasattr(inst.unet, "transformer_in")

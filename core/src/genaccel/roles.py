@@ -154,10 +154,20 @@ class Denoiser(Role):
     capability = "denoise"
 
 
+class GuidedLoop(Role):
+    """A workload with its own guided generation loop (a diffusion cascade, parallel decoding):
+    the ``cfg`` decoders call ``guided_run(ctx, batch, sequential) -> BatchResult``, the
+    ``diffusers-pipeline`` reference ``pipeline_run(ctx, batch) -> BatchResult`` (diffusers' own
+    pipelines on the same weights)."""
+
+    members = ("guided_run", "pipeline_run")
+    capability = "guided-loop"
+
+
 ROLES: dict[str, type[Role]] = {
     cls.__name__: cls
     for cls in (Workload, TokenModel, BatchRunner, MediaCodec, PromptInput, TeacherForcing, WeightStreaming,
-                EarlyExit, AttentionSwitch, KVCacheSwitch, Compilable, CUDAGraphable, Denoiser)
+                EarlyExit, AttentionSwitch, KVCacheSwitch, Compilable, CUDAGraphable, Denoiser, GuidedLoop)
 }
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from ..decoding import BatchResult, DecodeRun, loop_options, top_p_pick, with_media
-from ..roles import Denoiser
+from ..roles import Denoiser, GuidedLoop
 
 
 class CFG:
@@ -41,6 +41,8 @@ class CFG:
         return float(ctx.instance.guidance_scale if scale is None else scale)
 
     def run(self, ctx, batch) -> BatchResult:
+        if ctx.has(GuidedLoop):  # the workload's own loop (a cascade, parallel decoding)
+            return ctx.instance.guided_run(ctx, batch, sequential=not self.batched)
         if ctx.has(Denoiser):
             from ..denoise import denoise
 

@@ -62,7 +62,7 @@ class Decoders:
         register(DecoderSpec(name="hf-generate", description="transformers' generate (greedy), the reference implementation",
                              factory=_D + "HFGenerate", requires="hf-generate"))
         register(DecoderSpec(name="diffusers-pipeline", factory="genaccel.reference:DiffusersPipeline",
-                             requires="diffusers-pipeline", options=(GUIDANCE_SCALE, SCHEDULER, NUM_INFERENCE_STEPS),
+                             requires="diffusers-pipeline", options=GUIDANCE_OPTIONS,
                              description="diffusers' own pipeline on the workload's components, the reference implementation"))
 
 

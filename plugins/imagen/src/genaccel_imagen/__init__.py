@@ -1,0 +1,34 @@
+"""genaccel plugin: Imagen-style pixel-space cascade text-to-image (``imagen/t-i``), built from the
+open cascade that follows Imagen's design (DeepFloyd IF's stages and the x4 upscaler).
+
+Registration only; the model code (torch, diffusers, transformers) loads on first build.
+"""
+
+from __future__ import annotations
+
+from genaccel.hookspecs import hookimpl
+from genaccel.registry import Option, WorkloadSpec
+from genaccel.roles import AttentionSwitch, Compilable, CUDAGraphable, GuidedLoop, PromptInput
+
+ROLES = (GuidedLoop, PromptInput, AttentionSwitch, Compilable, CUDAGraphable)
+EXTRA = ("cfg", "diffusers-pipeline", "channels-last", "quantize")
+OPTIONS = (
+    Option("stages", int, min=1, max=3, help="cascade stages run: 1 base, 2 + super-resolution, 3 + x4 upscaler "
+                                             "(default: the preset's)"),
+    Option("sr_steps", int, min=1, help="super-resolution stage denoising steps (default: the preset's)"),
+    Option("upscaler_steps", int, min=1, help="x4 upscaler stage denoising steps (default: the preset's)"),
+)
+FIELDS = dict(
+    name="imagen/t-i",
+    description="pixel-space cascade (T5 encoder, 64x64 base UNet, 64->256 super-resolution UNet, 256->1024 x4 "
+                "upscaler): a prompt in, a PNG per stage out",
+    presets=("tiny", "small", "if"),
+    default_preset="small",
+    default_decoder="cfg",
+)
+
+
+@hookimpl
+def genaccel_register_workloads(register):
+    register(WorkloadSpec(**FIELDS, build="genaccel_imagen.workload:build", roles=ROLES, capabilities=EXTRA,
+                          unit="image", options=OPTIONS))

@@ -1,0 +1,345 @@
+"""Muse's parallel decoding from ``diffusers``/``transformers`` parts, as ``AmusedPipeline`` runs it:
+
+1. the prompt through a CLIP text encoder with projection (phase ``text encoder``): the pooled
+   embedding and the penultimate hidden states; with guidance also the empty prompt;
+2. a grid of VQ tokens, all masked; per step (phase ``decode``): the ``UVit2DModel`` predicts
+   logits for every position (one forward of 2B rows with ``cfg``, two of B with
+   ``cfg-sequential``), guided ``u + s·(c − u)``, and ``AmusedScheduler.step`` samples the masked
+   positions, keeps the most confident and re-masks the rest along the cosine schedule;
+3. the tokens through the ``VQModel`` decoder (phase ``vq decode``), saved as PNGs (untimed).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+import torch
+from genaccel.decoding import BatchResult
+from genaccel.denoise import PROMPTS, PromptSample, clip_style_tokenizer, materialize
+from genaccel.errors import GenaccelError
+from genaccel.executor import StepExecutor
+from genaccel.measure import StepClock, synced_now
+from genaccel.profiling import phase
+
+
+def _uvit(hidden, channels, layers, heads, inter, codebook, text_dim, proj_dim, res, size, micro=256):
+    return {"hidden_size": hidden, "use_bias": False, "hidden_dropout": 0.0, "cond_embed_dim": proj_dim,
+            "micro_cond_encode_dim": micro, "micro_cond_embed_dim": 5 * micro, "encoder_hidden_size": text_dim,
+            "vocab_size": codebook + 64, "codebook_size": codebook, "in_channels": channels,
+            "block_out_channels": channels, "num_res_blocks": res, "downsample": False, "upsample": False,
+            "block_num_heads": max(1, channels // 64), "num_hidden_layers": layers, "num_attention_heads": heads,
+            "attention_dropout": 0.0, "intermediate_size": inter, "layer_norm_eps": 1e-6,
+            "ln_elementwise_affine": True, "sample_size": size}
+
+
+def _vq(channels, latent, codebook, groups=32):
+    n = len(channels)
+    return {"act_fn": "silu", "block_out_channels": tuple(channels), "down_block_types": ("DownEncoderBlock2D",) * n,
+            "up_block_types": ("UpDecoderBlock2D",) * n, "in_channels": 3, "out_channels": 3, "latent_channels": latent,
+            "layers_per_block": 1 if channels[0] < 64 else 2, "norm_num_groups": groups, "num_vq_embeddings": codebook,
+            "mid_block_add_attention": False, "lookup_from_codebook": True, "force_upcast": True}
+
+
+def _clip(hidden, layers, heads, vocab, proj):
+    return {"hidden_size": hidden, "intermediate_size": 4 * hidden, "num_hidden_layers": layers,
+            "num_attention_heads": heads, "vocab_size": vocab, "projection_dim": proj, "hidden_act": "gelu",
+            "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1, "max_position_embeddings": 77}
+
+
+PRESETS = {
+    "tiny": {"text": _clip(32, 2, 4, 1000, 32), "transformer": _uvit(32, 32, 1, 2, 64, 32, 32, 32, 1, 8, micro=4),
+             "vq": _vq((16, 16), 16, 32, groups=8), "steps": 4},
+    "small": {"text": _clip(256, 4, 4, 8192, 256),
+              "transformer": _uvit(256, 256, 6, 4, 1024, 1024, 256, 256, 1, 16, micro=64),
+              "vq": _vq((32, 64, 64, 128, 128), 64, 1024), "steps": 12},
+    "amused-256": {"text": _clip(768, 12, 12, 49408, 768),
+                   "transformer": _uvit(1024, 768, 22, 16, 2816, 8192, 768, 768, 3, 16),
+                   "vq": _vq((128, 256, 256, 512, 768), 64, 8192), "steps": 12, "meta": True},
+}
+SCHEDULER = {"_class_name": "AmusedScheduler", "masking_schedule": "cosine"}
+
+
+class Muse:
+    """Text → one image per prompt by parallel decoding of VQ tokens (``muse/t-i``)."""
+
+    units_per_sample = 1
+    guidance_scale = 10.0
+
+    def __init__(self, *, tokenizer, text_encoder, transformer, vqvae, scheduler_config: dict, steps: int, device: str,
+                 dtype, random_weights: bool, name: str, data=None):
+        self.tokenizer, self.text_encoder, self.transformer, self.vqvae = tokenizer, text_encoder, transformer, vqvae
+        self.scheduler_config, self.default_steps = dict(scheduler_config), steps
+        self.device, self.dtype, self.random_weights, self.name, self.data = device, dtype, random_weights, name, data
+        self.module = torch.nn.ModuleDict({"text_encoder": text_encoder, "transformer": transformer,
+                                           "vqvae": vqvae}).eval()
+        self.executor = StepExecutor(device)
+        self.vae_scale = 2 ** (len(vqvae.config.block_out_channels) - 1)
+        self.attention, self.compile_mode = "eager", None
+        self.set_attention("eager")
+
+    # -- Workload
+    def make_samples(self, n: int, seed: int, max_new_tokens=None, seq_len=None) -> list[PromptSample]:
+        prompts = list(PROMPTS)
+        if self.data is not None:
+            files = sorted(Path(self.data).glob("*.txt"))
+            prompts = [line.strip() for f in files for line in f.read_text().splitlines() if line.strip()]
+            if not prompts:
+                raise GenaccelError(f"--data {str(self.data)!r} holds no prompts (*.txt files, one prompt per line)")
+        picked = [prompts[(seed + i) % len(prompts)] for i in range(n)]
+        return [PromptSample(id=str(i), prompt=p, seed=seed * 100_003 + i, input_tokens=len(self.tokenizer(p).input_ids))
+                for i, p in enumerate(picked)]
+
+    def prompt_sample(self, text: str, max_new_tokens=None, options=None) -> PromptSample:
+        return PromptSample(id="0", prompt=text, seed=0, input_tokens=len(self.tokenizer(text).input_ids))
+
+    @property
+    def grid(self) -> int:
+        return self.transformer.config.sample_size
+
+    def describe(self) -> dict:
+        def count(m):
+            return sum(p.numel() for p in m.parameters())
+
+        return {"name": self.name, "parameters": count(self.module), "transformer_parameters": count(self.transformer),
+                "text_encoder_parameters": count(self.text_encoder), "vq_parameters": count(self.vqvae),
+                "tokens": self.grid ** 2, "image_size": self.grid * self.vae_scale, "attention": self.attention,
+                "executor": self.executor.mode, "num_inference_steps": self.default_steps,
+                "guidance_scale": self.guidance_scale}
+
+    def settings(self, ctx) -> tuple[int, float]:
+        options = ctx.config.options
+        if options.get("scheduler") is not None:
+            raise GenaccelError(f"--scheduler {options['scheduler']!r} is not known to muse/t-i, whose only "
+                                f"schedule is the cosine masking schedule")
+        steps = options.get("num_inference_steps")
+        steps = self.default_steps if steps is None else int(steps)
+        if steps < 1:
+            raise GenaccelError(f"--num-inference-steps must be at least 1, got {steps}")
+        scale = options.get("guidance_scale")
+        return steps, self.guidance_scale if scale is None else float(scale)
+
+    def encode_prompt(self, prompts: list[str]):
+        ids = self.tokenizer(prompts, return_tensors="pt", padding="max_length", truncation=True,
+                             max_length=self.tokenizer.model_max_length).input_ids.to(self.device)
+        out = self.text_encoder(ids, return_dict=True, output_hidden_states=True)
+        return out.text_embeds, out.hidden_states[-2]
+
+    def logits(self, tokens, micro_conds, pooled, hidden):
+        return self.executor.run("transformer", self._forward, tokens, micro_conds, pooled, hidden)
+
+    def _forward(self, tokens, micro_conds, pooled, hidden):
+        return self.transformer(tokens, micro_conds=micro_conds, pooled_text_emb=pooled, encoder_hidden_states=hidden)
+
+    @torch.no_grad()
+    def guided_run(self, ctx, batch, sequential: bool) -> BatchResult:
+        from diffusers import AmusedScheduler
+
+        steps, scale = self.settings(ctx)
+        dev, bsz, guided = self.device, len(batch), scale > 1.0
+        self.executor.new_batch()
+        generator = torch.Generator().manual_seed(batch[0].seed)
+        t0 = synced_now(dev)
+        with phase("text encoder"):
+            pooled, hidden = self.encode_prompt([s.prompt for s in batch])
+            if guided:
+                u_pooled, u_hidden = self.encode_prompt([""] * bsz)
+        t1 = synced_now(dev)
+        side = self.grid * self.vae_scale
+        micro = torch.tensor([side, side, 0, 0, 6], device=dev, dtype=hidden.dtype).unsqueeze(0)
+        scheduler = AmusedScheduler.from_config(self.scheduler_config)
+        scheduler.set_timesteps(steps, (2, 0), dev)
+        tokens = torch.full((bsz, self.grid, self.grid), scheduler.config.mask_token_id, dtype=torch.long, device=dev)
+        if guided and not sequential:
+            both = (torch.cat([u_pooled, pooled]), torch.cat([u_hidden, hidden]))
+        shapes, masked = set(), []
+        clock = StepClock(dev)
+        clock.start()
+        for timestep in scheduler.timesteps:
+            with phase("decode"):
+                if not guided:
+                    args = (tokens, micro.expand(bsz, -1), pooled, hidden)
+                    out = self.logits(*args)
+                elif sequential:
+                    args = (tokens, micro.expand(bsz, -1), pooled, hidden)
+                    u = self.logits(tokens, micro.expand(bsz, -1), u_pooled, u_hidden)
+                    c = self.logits(*args)
+                    out = u + scale * (c - u)
+                else:
+                    args = (torch.cat([tokens, tokens]), micro.expand(2 * bsz, -1), *both)
+                    u, c = self.logits(*args).chunk(2)
+                    out = u + scale * (c - u)
+                shapes.add(tuple(tuple(a.shape) for a in args))
+                tokens = scheduler.step(model_output=out, timestep=timestep, sample=tokens, generator=generator).prev_sample
+            masked.append(int((tokens == scheduler.config.mask_token_id).sum()) // bsz)
+            clock.mark()
+        step_times = clock.seconds()
+        t2 = synced_now(dev)
+        with phase("vq decode"):
+            images = self.vqvae.decode(tokens, force_not_quantize=True,
+                                       shape=(bsz, self.grid, self.grid, self.vqvae.config.latent_channels)).sample
+            images = images.clip(0, 1).permute(0, 2, 3, 1).float().cpu()
+        t3 = synced_now(dev)
+        files = self.save_outputs(batch, images, ctx.config.out_dir)
+        phases = {"text encoder": t1 - t0, "decode": t2 - t1, "vq decode": t3 - t2}
+        records = [{"id": s.id, "input_tokens": s.input_tokens, "output_tokens": self.grid ** 2, "latency_s": t3 - t0,
+                    "ttft_s": None, "tpot_s": None, "steps": steps, "units": 1, "phases": dict(phases), **f}
+                   for s, f in zip(batch, files)]
+        return BatchResult(records=records, outputs=[[] for _ in batch], latency_s=t3 - t0, prefill_s=phases["text encoder"],
+                           decode_s=phases["decode"], decode_steps=steps, weight_passes=2 if guided and sequential else 1,
+                           step_s=[b - a for a, b in zip([0.0, *step_times], step_times)], phases=phases,
+                           extra={"muse": {"num_inference_steps": steps, "guidance_scale": scale, "batched": not sequential,
+                                           "static_shapes": len(shapes) == 1, "sequence_length": self.grid ** 2,
+                                           "masked_after_step": masked},
+                                  "media": images, "tokens": tokens.cpu()})
+
+    @torch.no_grad()
+    def pipeline_run(self, ctx, batch) -> BatchResult:
+        """The reference: ``diffusers``' ``AmusedPipeline`` (its default attention, SDPA) on the same weights,
+        seed and settings."""
+        from diffusers import AmusedPipeline, AmusedScheduler
+
+        if self.attention != "sdpa":
+            self.set_attention("sdpa")  # diffusers' and transformers' defaults
+        steps, scale = self.settings(ctx)
+        pipe = AmusedPipeline(vqvae=self.vqvae, tokenizer=self.tokenizer, text_encoder=self.text_encoder,
+                              transformer=self.transformer, scheduler=AmusedScheduler.from_config(self.scheduler_config))
+        pipe.set_progress_bar_config(disable=True)
+        t0 = synced_now(self.device)
+        with phase("pipeline"):
+            images = pipe([s.prompt for s in batch], num_inference_steps=steps, guidance_scale=scale,
+                          generator=torch.Generator().manual_seed(batch[0].seed), output_type="pt").images
+        latency = synced_now(self.device) - t0
+        images = images.permute(0, 2, 3, 1).float().cpu()
+        files = self.save_outputs(batch, images, ctx.config.out_dir)
+        phases = {"pipeline": latency}
+        records = [{"id": s.id, "input_tokens": s.input_tokens, "output_tokens": self.grid ** 2, "latency_s": latency,
+                    "ttft_s": None, "tpot_s": None, "steps": steps, "units": 1, "phases": dict(phases), **f}
+                   for s, f in zip(batch, files)]
+        return BatchResult(records=records, outputs=[[] for _ in batch], latency_s=latency, prefill_s=0.0,
+                           decode_s=latency, decode_steps=steps, weight_passes=1, phases=phases, extra={"media": images})
+
+    def save_outputs(self, batch, images, out_dir) -> list[dict]:
+        from PIL import Image
+
+        extras = []
+        for sample, image in zip(batch, images):
+            extra = {"image_size": list(image.shape[:2])}
+            if out_dir:
+                folder = Path(out_dir) / "images"
+                folder.mkdir(parents=True, exist_ok=True)
+                path = folder / (sample.id.replace("/", "-") + ".png")
+                Image.fromarray((image.numpy() * 255).round().astype("uint8")).save(path)
+                extra["files"] = [str(path)]
+            extras.append(extra)
+        return extras
+
+    # -- switches the optimizations call
+    def set_attention(self, impl: str) -> None:
+        from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+        if impl not in ("eager", "sdpa"):
+            raise GenaccelError(f"attention {impl!r} is not offered by {self.name}; use eager or sdpa")
+        self.transformer.set_attn_processor({"eager": AttnProcessor, "sdpa": AttnProcessor2_0}[impl]())
+        self.text_encoder.set_attn_implementation(impl)
+        self.attention = impl
+
+    def set_compile(self, mode: str) -> str:
+        self.compile_mode = mode
+        self.executor.configure(compile=mode, fullgraph=True, dynamic=False)
+        return f"the transformer step compiled through the step executor (mode={mode}; every step the same shapes)"
+
+    def set_cuda_graph(self) -> str:
+        self.executor.configure(compile=self.compile_mode, cuda_graph=True)
+        return "the transformer step replayed from one CUDA graph (every step the same shapes)"
+
+
+def build(options) -> Muse:
+    from diffusers import UVit2DModel, VQModel
+    from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModelWithProjection
+
+    dtype, device = options.torch_dtype, options.device
+    if options.checkpoint is not None:
+        import json
+
+        path = Path(options.checkpoint)
+        if not (path / "model_index.json").is_file():
+            raise GenaccelError(f"checkpoint {str(path)!r} has no model_index.json; pass an AmusedPipeline folder")
+        parts = {}
+        for name, load in (
+            ("tokenizer", AutoTokenizer.from_pretrained),
+            ("text_encoder", lambda p: CLIPTextModelWithProjection.from_pretrained(p, dtype=dtype).to(device)),
+            ("transformer", lambda p: UVit2DModel.from_pretrained(p, torch_dtype=dtype).to(device)),
+            ("vqvae", lambda p: VQModel.from_pretrained(p, torch_dtype=dtype).to(device)),
+            ("scheduler", lambda p: json.loads((p / "scheduler_config.json").read_text())),
+        ):
+            try:
+                parts[name] = load(path / name)
+            except Exception as e:  # noqa: BLE001 - any failure here is a broken folder
+                raise GenaccelError(f"checkpoint {str(path)!r}: cannot load its {name} ({type(e).__name__})") from None
+        scheduler_config = parts.pop("scheduler")
+        return Muse(**parts, scheduler_config=scheduler_config, steps=12, device=device, dtype=dtype,
+                    random_weights=False, name=f"muse ({path.name})", data=options.data)
+    preset_name = options.preset or "small"
+    preset = PRESETS[preset_name]
+    text_cfg = CLIPTextConfig(**preset["text"])
+
+    def make():
+        return [CLIPTextModelWithProjection(text_cfg), UVit2DModel(**preset["transformer"]), VQModel(**preset["vq"])]
+
+    if preset.get("meta"):
+        with torch.device("meta"):
+            modules = make()
+        modules = [materialize(m, device, dtype, options.seed + i) for i, m in enumerate(modules)]
+    else:
+        torch.manual_seed(options.seed)
+        modules = [m.to(device) if dtype == torch.float32 else m.to(device, dtype) for m in make()]
+    text_encoder, transformer, vqvae = modules
+    scheduler_config = {**SCHEDULER, "mask_token_id": preset["transformer"]["vocab_size"] - 1}
+    return Muse(tokenizer=clip_style_tokenizer(preset["text"]["vocab_size"]), text_encoder=text_encoder,
+                transformer=transformer, vqvae=vqvae, scheduler_config=scheduler_config, steps=preset["steps"],
+                device=device, dtype=dtype, random_weights=True, name=f"muse {preset_name}", data=options.data)
+
+
+# --- characterization: sequence length over one inference ------------------------------------------
+
+
+def sequence_profile(instance, steps: int | None = None) -> dict:
+    """The attention sequence lengths over one inference: every attention call of every step (query and key
+    lengths).  Parallel decoding attends over every image token at every step, masked or not: one constant
+    length, the grid's positions, from the first step to the last (against a token model's growing prefix)."""
+    from diffusers.models.attention_processor import Attention
+    from genaccel.runner import RunConfig, RunContext
+
+    calls, state, handles = [], {"step": -1}, []
+
+    def on_step(module, args, kwargs):
+        state["step"] += 1
+
+    def on_attention(module, args, kwargs):
+        hidden = args[0] if args else kwargs["hidden_states"]
+        context = kwargs.get("encoder_hidden_states")
+        lq = hidden.shape[2] * hidden.shape[3] if hidden.dim() == 4 else hidden.shape[1]
+        calls.append({"step": state["step"], "kind": "cross" if context is not None else "self", "query_len": lq,
+                      "key_len": context.shape[1] if context is not None else lq})
+
+    handles.append(instance.transformer.register_forward_pre_hook(on_step, with_kwargs=True))
+    for module in instance.transformer.modules():
+        if isinstance(module, Attention):
+            handles.append(module.register_forward_pre_hook(on_attention, with_kwargs=True))
+    options = {"num_inference_steps": steps} if steps else {}
+    config = attrs.evolve(RunConfig(workload=instance.name), options=options)
+    ctx = RunContext(config=config, workload=None, instance=instance, stack=None)
+    try:
+        result = instance.guided_run(ctx, [instance.prompt_sample(PROMPTS[0])], sequential=False)
+    finally:
+        for h in handles:
+            h.remove()
+    per_step = {}
+    for c in calls:
+        if c["kind"] == "self":
+            per_step.setdefault(c["step"], set()).add(c["query_len"])
+    lengths = sorted({q for qs in per_step.values() for q in qs})
+    return {"calls": calls, "steps": len(per_step), "self_attention_lengths": lengths,
+            "constant": len(lengths) == 1, "static_shapes": result.extra["muse"]["static_shapes"],
+            "masked_after_step": result.extra["muse"]["masked_after_step"]}
