@@ -438,16 +438,20 @@ def build_parser(registry=None) -> argparse.ArgumentParser:
     return parser
 
 
-def _extra_options(parser: argparse.ArgumentParser, args, extra: list[str]) -> None:
+def _extra_options(parser: argparse.ArgumentParser, args, extra: list[str], bools=frozenset()) -> None:
     """Flags argparse does not know (``--image-tokenizer PATH``, ``--top-p 0.95``) become ``args.options``
-    (name → text), checked against what the run's workload, decoder and optimizations declare."""
+    (name → text), checked against what the run's workload, decoder and optimizations declare.  A bool
+    option (``bools``: names) may stand alone: ``--allow-missing-weights`` is ``--allow-missing-weights true``."""
     options, i = {}, 0
     while i < len(extra):
         token = extra[i]
         if not token.startswith("--") or len(token) < 3 or not getattr(args, "takes_options", False):
             parser.error(f"unrecognized arguments: {' '.join(extra[i:])}")
         name, eq, value = token[2:].partition("=")
-        if not eq:
+        if not eq and name.replace("-", "_") in bools and (
+                i + 1 >= len(extra) or extra[i + 1].lower() not in ("true", "false", "yes", "no", "on", "off", "1", "0")):
+            value = "true"
+        elif not eq:
             if i + 1 >= len(extra) or extra[i + 1].startswith("--"):
                 parser.error(f"{token} needs a value")
             value, i = extra[i + 1], i + 1
@@ -463,7 +467,7 @@ def main(argv=None) -> int:
         registry = default_registry()
         parser = build_parser(registry)
         args, extra = parser.parse_known_args(argv)
-        _extra_options(parser, args, extra)
+        _extra_options(parser, args, extra, {n for n, (o, _) in registry.all_options().items() if o.type is bool})
         return args.fn(args, registry)
     except GenaccelError as e:
         print(f"genaccel: error: {e}", file=sys.stderr)

@@ -28,6 +28,8 @@ NUM_INFERENCE_STEPS = Option(name="num_inference_steps", type=int, min=1,
                              help="diffusion denoising steps (default: the workload's)")
 NUM_BEAMS = Option(name="num_beams", type=int, default=5, min=1, help="beam search: hypotheses kept")
 LENGTH_PENALTY = Option(name="length_penalty", type=float, default=1.0, help="beam search: length penalty")
+ALLOW_MISSING_WEIGHTS = Option(name="allow_missing_weights", type=bool, default=False,
+                               help="run a --checkpoint that lacks weights (they stay random; the report lists them)")
 
 GUIDANCE_OPTIONS = (GUIDANCE_SCALE, TEMPERATURE, TOP_P, SCHEDULER, NUM_INFERENCE_STEPS)
 

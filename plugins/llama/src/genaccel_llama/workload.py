@@ -18,6 +18,7 @@ from genaccel import (
     train_bpe_tokenizer,
 )
 from genaccel.roles import EarlyExit, TeacherForcing
+from genaccel.workload import weights_description
 from transformers import LlamaConfig, LlamaForCausalLM
 
 # Code Llama architectures (7B/34B as released; rope theta 1e6) and small random-weight sizes.
@@ -80,7 +81,7 @@ class LlamaWorkload(CausalLMWorkload, TeacherForcing, EarlyExit):
         return {
             "preset": self.options.preset,
             "checkpoint": str(self.options.checkpoint) if self.options.checkpoint else None,
-            "random_weights": self.random_weights,
+            **weights_description(self.module, self.random_weights),
             "parameters": sum(p.numel() for p in self.module.parameters()),
             "layers": cfg.num_hidden_layers,
             "hidden_size": cfg.hidden_size,
