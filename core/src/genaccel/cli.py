@@ -321,6 +321,8 @@ def cmd_generate(args, registry) -> int:
     config = attrs.evolve(_config(args, registry, args.opt), out_dir=str(out))
     if not args.prompt.strip():
         raise GenaccelError("--prompt is empty; give the text to continue")
+    check_names(registry, [config])
+    OutputDir(out, overwrite=True)  # files it writes (images, audio) replace their namesakes; removed again if left empty
     from .roles import PromptInput, TokenModel
     from .runner import _fit_cache, prepare
     from .workload import TextSample
@@ -347,7 +349,16 @@ def _multi_configs(args, registry):
     for workload in [args.workload, *args.workloads]:
         args.workload = workload
         configs.append(_config(args, registry, args.opt))
+    check_names(registry, configs)
     return configs
+
+
+def check_names(registry, configs) -> None:
+    """Every workload, optimization and decoder name of ``configs`` checked before any work."""
+    for c in configs:
+        spec = registry.workload(c.workload)
+        registry.resolve_stack(spec, c.optimizations, c.device)
+        registry.check_decoder(spec, c.decoder or spec.default_decoder)
 
 
 def cmd_profile(args, registry) -> int:
@@ -356,7 +367,7 @@ def cmd_profile(args, registry) -> int:
     from .report import SCHEMA_VERSION, write_json
 
     out = _out_dir(args, "profile")
-    out.mkdir(parents=True, exist_ok=True)
+    OutputDir(out, overwrite=args.overwrite, report="profile.json")  # checked, created and locked before any work
     env = _environment(configs[0].device)
     profiles = []
     for i, config in enumerate(configs):
@@ -383,6 +394,7 @@ def cmd_characterize(args, registry) -> int:
     from .runner import run_case
 
     out = _out_dir(args, "characterize")
+    OutputDir(out, overwrite=args.overwrite, report="characterize.json")  # checked, created and locked before any work
     env = _environment(configs[0].device)
     cases = [run_case(registry, c) for c in configs]
     rows = [characterize(c) for c in cases]
