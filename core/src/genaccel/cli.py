@@ -15,9 +15,22 @@ from .errors import GenaccelError, out_of_memory, unknown_name
 from .files import OPEN, OutputDir, close_all
 from .registry import STAGES, check_device_name
 
+EXIT_CODES = """exit codes:
+  0    done
+  2    wrong input (one line "genaccel: error: ..." says what); nothing was measured
+  3    some cases failed (kept in the report), or out of memory
+  130  interrupted; finished cases are in the report (bench --resume continues it)"""
+
 
 def _csv(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def out_path(text: str) -> Path:
+    """--out: a directory path; an empty one would silently mean the current directory."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; give a directory path")
+    return Path(text)
 
 
 def device_arg(text: str) -> str:
@@ -48,7 +61,7 @@ def _add_run_options(p: argparse.ArgumentParser, *, steps: bool = False) -> None
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--warmup", type=int, default=None, help="warm-up generations (default 1, 2 with compile)")
     p.add_argument("--cache-len", type=int, help="KV cache positions (default: fit the samples)")
-    p.add_argument("--out", type=Path, help="output directory")
+    p.add_argument("--out", type=out_path, help="output directory")
     p.add_argument("--overwrite", action="store_true", help="replace a report already in --out")
     p.set_defaults(takes_options=True)
     p.epilog = ("The workload, the decoder and each optimization of the run take their own options, e.g. "
@@ -312,7 +325,10 @@ def _bench_profiles(registry, configs, report, out) -> str:
 def cmd_compare(args, registry) -> int:
     from .report import compare, load
 
-    print(compare(load(args.a), load(args.b)))
+    a, b = load(args.a), load(args.b)
+    if Path(args.a).resolve() == Path(args.b).resolve():
+        raise GenaccelError(f"compare {str(args.a)!r} with itself: give two different reports (before, after)")
+    print(compare(a, b))
     return 0
 
 
@@ -322,8 +338,13 @@ def cmd_generate(args, registry) -> int:
     if not args.prompt.strip():
         raise GenaccelError("--prompt is empty; give the text to continue")
     check_names(registry, [config])
-    OutputDir(out, overwrite=True)  # files it writes (images, audio) replace their namesakes; removed again if left empty
     from .roles import PromptInput, TokenModel
+
+    spec = registry.workload(config.workload)
+    if not {PromptInput, TokenModel} & set(spec.roles):
+        raise GenaccelError(f"generate continues a prompt, and {spec.name} takes none; measure it with "
+                            f"`genaccel run {spec.name}`")
+    OutputDir(out, overwrite=True)  # files it writes (images, audio) replace their namesakes; removed again if left empty
     from .runner import _fit_cache, prepare
     from .workload import TextSample
 
@@ -410,7 +431,8 @@ def cmd_characterize(args, registry) -> int:
 
 def build_parser(registry=None) -> argparse.ArgumentParser:
     """The parser of the built-in commands and of those the plugins register (given ``registry``)."""
-    parser = argparse.ArgumentParser(prog="genaccel", description="Characterize and accelerate generative inference.")
+    parser = argparse.ArgumentParser(prog="genaccel", description="Characterize and accelerate generative inference.",
+                                     epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="installed workloads, decoders, optimizations and their options")
     p.add_argument("--json", action="store_true")
@@ -423,7 +445,7 @@ def build_parser(registry=None) -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_ablate)
     p = sub.add_parser("bench", help="the matrix of a bench TOML over every installed plugin")
     p.add_argument("config", nargs="?", default="bench.toml")
-    p.add_argument("--out", type=Path)
+    p.add_argument("--out", type=out_path)
     p.add_argument("--resume", action="store_true", help="continue the report in --out, skipping its finished cases")
     p.add_argument("--overwrite", action="store_true", help="replace a report already in --out")
     p.set_defaults(fn=cmd_bench)

@@ -118,6 +118,11 @@ class LlamaWorkload(CausalLMWorkload, TeacherForcing, EarlyExit):
         """Prompts and output lengths; ``seq_len`` fixes every prompt's length (synthetic windows)."""
         if seq_len is not None:
             self.check_seq_len(seq_len)
+        limit = self.module.config.max_position_embeddings
+        if max_new_tokens and max_new_tokens + (seq_len or 2) > limit:
+            raise GenaccelError(f"--max-new-tokens {max_new_tokens} plus a prompt of {seq_len or 'at least 2'} tokens "
+                                f"exceeds llama/t-t's {limit} positions; use --max-new-tokens {limit - (seq_len or 2)} "
+                                "or less")
         rng = random.Random(seed)
         outputs = [max_new_tokens] * n if max_new_tokens else OUTPUT_LENGTHS.sample(n, rng)
         prompts = self._prompts() if seq_len is None else None
