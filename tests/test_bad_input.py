@@ -176,8 +176,6 @@ CASES = [
      2, ["has no cases"]),
     ("compare a profile.json", lambda t, c: ["compare", _report(t, {"schema_version": 2, "kind": "profile", "profiles": []}),
                                              str(t / "r.json")], 2, ["has no cases", "genaccel run, ablate or bench"]),
-    ("compare a file with itself", lambda t, c: ["compare", _report(t, {"schema_version": 2, "kind": "run", "workload": "x/y", "label": "a"}), str(t / "r.json")],
-     2, ["with itself", "two different reports"]),
     ("--batch-size 0", lambda t, c: [*HSTU, "--batch-size", "0"], 2, ["batch_size", ">= 1"]),
     ("--samples 0", lambda t, c: [*HSTU, "--samples", "0"], 2, ["samples", ">= 1"]),
     ("--warmup -1", lambda t, c: [*HSTU, "--warmup", "-1"], 2, ["warmup", ">= 0"]),
