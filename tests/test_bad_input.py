@@ -174,13 +174,49 @@ CASES = [
     ("compare not UTF-8", lambda t, c: ["compare", _file(t, "r.json", b"\xff"), str(t / "r.json")], 2, ["not UTF-8"]),
     ("compare without cases", lambda t, c: ["compare", _report(t, {"schema_version": 1}), str(t / "r.json")],
      2, ["has no cases"]),
+    ("compare a profile.json", lambda t, c: ["compare", _report(t, {"schema_version": 2, "kind": "profile", "profiles": []}),
+                                             str(t / "r.json")], 2, ["has no cases", "genaccel run, ablate or bench"]),
+    ("--batch-size 0", lambda t, c: [*HSTU, "--batch-size", "0"], 2, ["batch_size", ">= 1"]),
+    ("--samples 0", lambda t, c: [*HSTU, "--samples", "0"], 2, ["samples", ">= 1"]),
+    ("--warmup -1", lambda t, c: [*HSTU, "--warmup", "-1"], 2, ["warmup", ">= 0"]),
+    ("bench stacks a string", lambda t, c: ["bench", _bench(t, 'stacks = "sdpa"', True)],
+     2, ["b.toml:6", "stacks must be a list of lists"]),
+    ("bench batch_sizes empty", lambda t, c: ["bench", _bench(t, "batch_sizes = []", True)],
+     2, ["b.toml:6", "batch_sizes must be a non-empty list"]),
+    ('bench allow_missing_weights = "yes"', lambda t, c: ["bench", _bench(t, 'allow_missing_weights = "yes"', True)],
+     2, ["--allow-missing-weights takes true or false"]),
+    ("--out an existing file", lambda t, c: [*HSTU, "--out", _file(t, "f", b"x")], 2, ["--out", "is a file"]),
+    ("llama --data a file", lambda t, c: ["run", "llama/t-t", "--preset", "tiny", *ONE, "--data", _file(t, "f", b"x")],
+     2, ["--data", "is not a directory"]),
+    ("hstu --data a file", lambda t, c: [*HSTU, "--data", _file(t, "f", b"x")], 2, ["--data", "is not a directory"]),
+    ("stable-diffusion --image-size 0", lambda t, c: ["run", "stable-diffusion/t-i", "--preset", "tiny", "--samples", "1",
+                                                      "--image-size", "0"], 2, ["--image-size must be >= 8"]),
+    ("stable-diffusion --frames", lambda t, c: ["run", "stable-diffusion/t-i", "--preset", "tiny", "--samples", "1",
+                                                "--frames", "4"], 2, ["--frames", "make-a-video/t-v"]),
+    ("profile --out a file", lambda t, c: ["profile", "hstu/ranking", "--preset", "tiny", "--out", _file(t, "f", b"x")],
+     2, ["--out", "is a file"]),
+    ("profile over a profile.json", lambda t, c: ["profile", "hstu/ranking", "--preset", "tiny",
+                                                  "--out", (_file(t, "profile.json", b"{}"), str(t))[1]],
+     2, ["profile.json", "already exists", "--overwrite"]),
+    ("characterize --out a file", lambda t, c: ["characterize", "hstu/ranking", "--preset", "tiny",
+                                                "--out", _file(t, "f", b"x")], 2, ["--out", "is a file"]),
+    ("generate --out a file", lambda t, c: ["generate", "llama/t-t", "--preset", "tiny", "--prompt", "x",
+                                            "--out", _file(t, "f", b"x")], 2, ["--out", "is a file"]),
+    ("layerskip-sweep --out a file", lambda t, c: ["layerskip-sweep", "llama/t-t", "--preset", "tiny", *ONE,
+                                                   "--out", _file(t, "f", b"x")], 2, ["--out", "is a file"]),
+    ("generate without a prompt input", lambda t, c: ["generate", "hstu/ranking", "--preset", "tiny", "--prompt", "x",
+                                                      "--out", str(t / "g")], 2, ["takes none", "genaccel run hstu/ranking"]),
+    ("--max-new-tokens beyond the model", lambda t, c: ["run", "llama/t-t", "--preset", "tiny", "--samples", "1",
+                                                        "--max-new-tokens", "100000"], 2, ["--max-new-tokens 100000", "16384"]),
+    ("layerskip-sweep --save without a checkpoint", lambda t, c: ["layerskip-sweep", "llama/t-t", "--preset", "tiny", *ONE,
+                                                                  "--save"], 2, ["--save", "give --checkpoint DIR"]),
 ]
 
 
 @pytest.mark.parametrize("make,code,words", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input(make, code, words, tmp_path, checkpoint, capsys):
     argv = make(tmp_path, checkpoint)
-    if argv[0] in ("run", "train-layerskip") and "--out" not in argv:
+    if argv[0] in ("run", "train-layerskip", "layerskip-sweep") and "--out" not in argv:
         argv += ["--out", str(tmp_path / "out")]
     assert main(argv) == code
     err = capsys.readouterr().err
@@ -188,6 +224,31 @@ def test_bad_input(make, code, words, tmp_path, checkpoint, capsys):
     line = next(x for x in err.splitlines() if x.startswith("genaccel: error: "))
     for w in words:
         assert w in line, (w, line)
+
+
+def test_missing_weights_run_when_allowed_and_the_report_names_them(tmp_path, checkpoint, capsys):
+    ck = _copy(checkpoint, tmp_path, drop=("lm_head", "layers.1.mlp"))
+    assert main(["run", "llama/t-t", *ck, *ONE, "--allow-missing-weights", "false", "--out", str(tmp_path / "a")]) == 2
+    assert "lacks 4 weights" in capsys.readouterr().err
+    assert main(["run", "llama/t-t", *ck, *ONE, "--allow-missing-weights", "--out", str(tmp_path / "b")]) == 0  # bare flag
+    err = capsys.readouterr().err
+    assert "lacks 4 weights" in err and "they are random" in err and "Traceback" not in err
+    model = json.loads((tmp_path / "b" / "report.json").read_text())["model"]
+    assert model["random_weights"] == "partial" and len(model["missing_weights"]) == 4
+    assert "lm_head.weight" in model["missing_weights"]
+    assert main(["run", "llama/t-t", "--checkpoint", str(checkpoint), *ONE, "--allow-missing-weights", "true",
+                 "--out", str(tmp_path / "c")]) == 0
+    model = json.loads((tmp_path / "c" / "report.json").read_text())["model"]
+    assert model["random_weights"] is False and model["missing_weights"] == []
+
+
+def test_an_empty_out_is_a_usage_error_not_the_current_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for argv in ([*HSTU, "--out", ""], ["bench", "b.toml", "--out", " "]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2 and "--out: is empty" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_corrupt_cache_entries_are_rebuilt_with_a_warning(tmp_path, monkeypatch, capsys):

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import importlib
 
+from . import quiet
+
+quiet.install()  # third-party messages that say nothing about the run (stdlib only)
+
 _PUBLIC = {
     "GenaccelError": "errors",
     "HFCausalLM": "hf",

@@ -15,6 +15,12 @@ from .errors import GenaccelError, out_of_memory, unknown_name
 from .files import OPEN, OutputDir, close_all
 from .registry import STAGES, check_device_name
 
+EXIT_CODES = """exit codes:
+  0    done
+  2    wrong input (one line "genaccel: error: ..." says what); nothing was measured
+  3    some cases failed (kept in the report), or out of memory
+  130  interrupted; finished cases are in the report (bench --resume continues it)"""
+
 
 def _csv(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
@@ -25,6 +31,13 @@ def _tp(text: str) -> tuple[int, ...]:
         return tuple(int(x) for x in _csv(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"--tp {text!r}: expected a number of ranks, e.g. 2 (ablate: 1,2,4)") from None
+
+
+def out_path(text: str) -> Path:
+    """--out: a directory path; an empty one would silently mean the current directory."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; give a directory path")
+    return Path(text)
 
 
 def device_arg(text: str) -> str:
@@ -55,7 +68,7 @@ def _add_run_options(p: argparse.ArgumentParser, *, steps: bool = False) -> None
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--warmup", type=int, default=None, help="warm-up generations (default 1, 2 with compile)")
     p.add_argument("--cache-len", type=int, help="KV cache positions (default: fit the samples)")
-    p.add_argument("--out", type=Path, help="output directory")
+    p.add_argument("--out", type=out_path, help="output directory")
     p.add_argument("--overwrite", action="store_true", help="replace a report already in --out")
     p.add_argument("--tp", type=_tp, default=(1,), help="tensor-parallel ranks (ablate: a list, e.g. 1,2,4, "
                    "for a scaling table)")
@@ -287,7 +300,7 @@ def cmd_bench(args, registry) -> int:
         except GenaccelError as e:
             raise GenaccelError(f"{bench.path}: case {c.workload} {c.label}: {e}") from None
     out = Path(args.out) if args.out else Path("reports") / time.strftime("%Y%m%d-%H%M%S")
-    outdir = OutputDir(out, resume=args.resume, overwrite=args.overwrite)
+    outdir = OutputDir(out, resume=args.resume, overwrite=args.overwrite, resumable=True)
     kept = [c for c in (outdir.existing or {}).get("cases", [])
             if isinstance(c, dict) and c.get("status") == "ok" and isinstance(c.get("config"), dict)]
     device = configs[0].device if configs else "cpu"
@@ -335,7 +348,12 @@ def _bench_profiles(registry, configs, report, out) -> str:
 def cmd_compare(args, registry) -> int:
     from .report import compare, load
 
-    print(compare(load(args.a), load(args.b)))
+    a, b = load(args.a), load(args.b)
+    if Path(args.a).resolve() == Path(args.b).resolve():
+        from .files import warn
+
+        warn(f"comparing {str(args.a)!r} with itself: every delta is zero; give two reports (before, after)")
+    print(compare(a, b))
     return 0
 
 
@@ -344,7 +362,14 @@ def cmd_generate(args, registry) -> int:
     config = attrs.evolve(_config(args, registry, args.opt), out_dir=str(out))
     if not args.prompt.strip():
         raise GenaccelError("--prompt is empty; give the text to continue")
+    check_names(registry, [config])
     from .roles import PromptInput, TokenModel
+
+    spec = registry.workload(config.workload)
+    if not {PromptInput, TokenModel} & set(spec.roles):
+        raise GenaccelError(f"generate continues a prompt, and {spec.name} takes none; measure it with "
+                            f"`genaccel run {spec.name}`")
+    OutputDir(out, overwrite=True)  # files it writes (images, audio) replace their namesakes; removed again if left empty
     from .runner import _fit_cache, prepare
     from .workload import TextSample
 
@@ -370,7 +395,16 @@ def _multi_configs(args, registry):
     for workload in [args.workload, *args.workloads]:
         args.workload = workload
         configs.append(_config(args, registry, args.opt))
+    check_names(registry, configs)
     return configs
+
+
+def check_names(registry, configs) -> None:
+    """Every workload, optimization and decoder name of ``configs`` checked before any work."""
+    for c in configs:
+        spec = registry.workload(c.workload)
+        registry.resolve_stack(spec, c.optimizations, c.device)
+        registry.check_decoder(spec, c.decoder or spec.default_decoder)
 
 
 def cmd_profile(args, registry) -> int:
@@ -379,7 +413,7 @@ def cmd_profile(args, registry) -> int:
     from .report import SCHEMA_VERSION, write_json
 
     out = _out_dir(args, "profile")
-    out.mkdir(parents=True, exist_ok=True)
+    OutputDir(out, overwrite=args.overwrite, report="profile.json")  # checked, created and locked before any work
     env = _environment(configs[0].device)
     profiles = []
     for i, config in enumerate(configs):
@@ -406,6 +440,7 @@ def cmd_characterize(args, registry) -> int:
     from .runner import run_case
 
     out = _out_dir(args, "characterize")
+    OutputDir(out, overwrite=args.overwrite, report="characterize.json")  # checked, created and locked before any work
     env = _environment(configs[0].device)
     cases = [run_case(registry, c) for c in configs]
     rows = [characterize(c) for c in cases]
@@ -421,7 +456,8 @@ def cmd_characterize(args, registry) -> int:
 
 def build_parser(registry=None) -> argparse.ArgumentParser:
     """The parser of the built-in commands and of those the plugins register (given ``registry``)."""
-    parser = argparse.ArgumentParser(prog="genaccel", description="Characterize and accelerate generative inference.")
+    parser = argparse.ArgumentParser(prog="genaccel", description="Characterize and accelerate generative inference.",
+                                     epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="installed workloads, decoders, optimizations and their options")
     p.add_argument("--json", action="store_true")
@@ -434,7 +470,7 @@ def build_parser(registry=None) -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_ablate)
     p = sub.add_parser("bench", help="the matrix of a bench TOML over every installed plugin")
     p.add_argument("config", nargs="?", default="bench.toml")
-    p.add_argument("--out", type=Path)
+    p.add_argument("--out", type=out_path)
     p.add_argument("--resume", action="store_true", help="continue the report in --out, skipping its finished cases")
     p.add_argument("--devices", type=lambda t: tuple(device_arg(x) for x in _csv(t)), default=(),
                    help="run independent cases in parallel, one process per device: cuda:0,cuda:1 (or cpu,cpu)")
@@ -463,16 +499,20 @@ def build_parser(registry=None) -> argparse.ArgumentParser:
     return parser
 
 
-def _extra_options(parser: argparse.ArgumentParser, args, extra: list[str]) -> None:
+def _extra_options(parser: argparse.ArgumentParser, args, extra: list[str], bools=frozenset()) -> None:
     """Flags argparse does not know (``--image-tokenizer PATH``, ``--top-p 0.95``) become ``args.options``
-    (name → text), checked against what the run's workload, decoder and optimizations declare."""
+    (name → text), checked against what the run's workload, decoder and optimizations declare.  A bool
+    option (``bools``: names) may stand alone: ``--allow-missing-weights`` is ``--allow-missing-weights true``."""
     options, i = {}, 0
     while i < len(extra):
         token = extra[i]
         if not token.startswith("--") or len(token) < 3 or not getattr(args, "takes_options", False):
             parser.error(f"unrecognized arguments: {' '.join(extra[i:])}")
         name, eq, value = token[2:].partition("=")
-        if not eq:
+        if not eq and name.replace("-", "_") in bools and (
+                i + 1 >= len(extra) or extra[i + 1].lower() not in ("true", "false", "yes", "no", "on", "off", "1", "0")):
+            value = "true"
+        elif not eq:
             if i + 1 >= len(extra) or extra[i + 1].startswith("--"):
                 parser.error(f"{token} needs a value")
             value, i = extra[i + 1], i + 1
@@ -488,7 +528,7 @@ def main(argv=None) -> int:
         registry = default_registry()
         parser = build_parser(registry)
         args, extra = parser.parse_known_args(argv)
-        _extra_options(parser, args, extra)
+        _extra_options(parser, args, extra, {n for n, (o, _) in registry.all_options().items() if o.type is bool})
         if getattr(args, "tp", (1,)) != (1,):  # tensor parallel: launch the ranks, or run as one of them
             from .distributed import tensor_parallel
 

@@ -141,12 +141,13 @@ class OutputDir:
     """
 
     def __init__(self, path, *, resume: bool = False, overwrite: bool = False, report: str = "report.json",
-                 flag: str = "--out"):
+                 flag: str = "--out", resumable: bool = False):
         self.path = Path(path)
         self.report = self.path / report
         self.existing: dict | None = None
         self._lock = None
         self.created = not self.path.exists()
+        self.resumable = resumable or resume  # whether the command takes --resume (bench)
         self._create(flag)
         self._acquire()
         OPEN.append(self)
@@ -198,8 +199,9 @@ class OutputDir:
         if overwrite:
             return
         if not resume:
-            raise GenaccelError(f"{str(self.report)!r} already exists; pass --resume to continue it, --overwrite "
-                                "to replace it, or give another --out")
+            resume_hint = "--resume to continue it, " if self.resumable else ""
+            raise GenaccelError(f"{str(self.report)!r} already exists; pass {resume_hint}--overwrite to replace it, "
+                                "or give another --out")
         self.existing = read_json_object(self.report, "report")
         if not isinstance(self.existing.get("cases"), list):
             raise GenaccelError(f"report {str(self.report)!r} has no list of cases to resume; pass --overwrite "

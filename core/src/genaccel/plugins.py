@@ -22,8 +22,31 @@ def make_plugin_manager(*, load_entry_points: bool = True) -> pluggy.PluginManag
     for name, plugin in BUILTIN_PLUGINS.items():
         pm.register(plugin, name=name)
     if load_entry_points:
-        pm.load_setuptools_entrypoints("genaccel")
+        _load_entry_points(pm)
     return pm
+
+
+_BROKEN: set[str] = set()
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    """Every plugin of the ``genaccel`` entry-point group; one that cannot be imported (built for
+    another genaccel, a missing dependency) is left out with a warning naming it, not a traceback
+    that stops every command."""
+    from .files import warn
+
+    for ep in sorted({ep.name: ep for ep in metadata.entry_points(group="genaccel")}.values(), key=lambda e: e.name):
+        try:
+            pm.load_setuptools_entrypoints("genaccel", name=ep.name)
+        except Exception as e:  # noqa: BLE001 - any failure of a plugin's import
+            if pm.get_plugin(ep.name) is not None:
+                pm.unregister(name=ep.name)
+            dist = f" of {ep.dist.name} {ep.dist.version}" if getattr(ep, "dist", None) else ""
+            if ep.name in _BROKEN:
+                continue
+            _BROKEN.add(ep.name)  # said once per process
+            warn(f"plugin {ep.name!r}{dist} ({ep.value}) cannot be loaded and is left out: "
+                 f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
 
 
 def build_registry(pm: pluggy.PluginManager) -> Registry:

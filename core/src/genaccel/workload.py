@@ -206,12 +206,21 @@ def check_loading_info(path: Path, info: dict, *, allow_missing: bool = False) -
     if missing and not allow_missing:
         raise GenaccelError(f"checkpoint {str(path)!r} lacks {len(missing)} weights ({_some(missing)}); the model "
                             "would run on random ones. Give a complete checkpoint, or allow it with "
-                            "--allow-missing-weights true")
+                            "--allow-missing-weights")
     if missing:
         warn(f"checkpoint {str(path)!r} lacks {len(missing)} weights ({_some(missing)}); they are random")
     if unexpected:
         warn(f"checkpoint {str(path)!r} holds {len(unexpected)} weights the model does not use ({_some(unexpected)})")
     return missing
+
+
+def weights_description(module, random_weights: bool) -> dict:
+    """``describe()``'s weight fields: ``random_weights`` True (a preset), False (a checkpoint, every
+    weight loaded) or ``"partial"`` (a checkpoint run with --allow-missing-weights that lacks some),
+    and ``missing_weights``, the names of those left random."""
+    missing = list(getattr(module, "genaccel_missing_weights", None) or ())
+    return {"random_weights": "partial" if missing and not random_weights else random_weights,
+            "missing_weights": missing}
 
 
 def _some(names: list[str], n: int = 4) -> str:

@@ -95,13 +95,20 @@ def cmd_train_layerskip(args, registry) -> int:
 
 
 def cmd_layerskip_sweep(args, registry) -> int:
+    from ..cli import check_names
     from ..decoding import generate, greedy_pick, loop_options
+    from ..files import OutputDir
     from ..report import table, write_json
     from ..runner import make_batches, prepare, speculative_summary
     from ..speculative import SETTINGS_FILE, speculate
 
     spec = _early_exit_workload(registry, args.workload)
     config = _config(args, registry, args.opt)
+    if args.save and not config.checkpoint:
+        raise GenaccelError("--save writes into a checkpoint directory: give --checkpoint DIR")
+    check_names(registry, [config])
+    out = _out_dir(args, "layerskip-sweep")
+    OutputDir(out, overwrite=args.overwrite, report="sweep.json")  # checked, created and locked before any work
     ctx = prepare(registry, config)
     inst = ctx.instance
     batches = make_batches(ctx)
@@ -137,13 +144,10 @@ def cmd_layerskip_sweep(args, registry) -> int:
     print(f"plain greedy: {tokens / base_s:.1f} tok/s ({'+'.join(ctx.stack.names) or 'baseline'})")
     print(table(["E", "k", "acceptance", "tokens/cycle", "tok/s", "× greedy", "same tokens"], rows))
     print(f"\nbest: exit layer {best['exit_layer']}, draft length {best['draft_len']} ({best['speedup']:.2f}×)")
-    out = _out_dir(args, "layerskip-sweep")
     write_json(out / "sweep.json", {"config": config.to_dict(), "greedy_s": base_s, "tokens": tokens, "pairs": records,
                                     "best": best})
     print(f"sweep: {out / 'sweep.json'}")
     if args.save:
-        if not config.checkpoint:
-            raise GenaccelError("--save writes into a checkpoint directory: give --checkpoint DIR")
         path = Path(config.checkpoint) / SETTINGS_FILE
         from ..files import read_json_object
 

@@ -30,6 +30,8 @@ CACHE_INTERVAL = Option(name="cache_interval", type=int, default=3, min=1,
                         help="deepcache: run the whole UNet every N-th denoising step (1: every step, lossless)")
 NUM_BEAMS = Option(name="num_beams", type=int, default=5, min=1, help="beam search: hypotheses kept")
 LENGTH_PENALTY = Option(name="length_penalty", type=float, default=1.0, help="beam search: length penalty")
+ALLOW_MISSING_WEIGHTS = Option(name="allow_missing_weights", type=bool, default=False,
+                               help="run a --checkpoint that lacks weights (they stay random; the report lists them)")
 
 GUIDANCE_OPTIONS = (GUIDANCE_SCALE, TEMPERATURE, TOP_P, SCHEDULER, NUM_INFERENCE_STEPS)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from genaccel.builtin.registration import ALLOW_MISSING_WEIGHTS
 from genaccel.hookspecs import hookimpl
 from genaccel.registry import Option, WorkloadSpec
 from genaccel.roles import (
@@ -39,6 +40,7 @@ OPTIONS = (
     Option(name="image_tokenizer", type=Path,
            help="the release's VQGAN (folder with vqgan.yaml and vqgan.ckpt, or the .ckpt)"),
     Option(name="image", type=Path, help="the image of `genaccel generate` for i-t and it-t"),
+    ALLOW_MISSING_WEIGHTS,
 )
 
 

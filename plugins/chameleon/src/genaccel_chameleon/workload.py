@@ -23,6 +23,7 @@ from genaccel import (
 )
 from genaccel.distributed import shard_causal_lm
 from genaccel.roles import EarlyExit, MediaCodec, PromptInput, TeacherForcing
+from genaccel.workload import weights_description
 from transformers import ChameleonConfig, ChameleonForConditionalGeneration, ChameleonVQVAEConfig
 
 from . import inputs
@@ -150,7 +151,7 @@ class ChameleonWorkload(CausalLMWorkload, MediaCodec, PromptInput, TeacherForcin
             "task": self.task,
             "preset": self.options.preset,
             "checkpoint": str(self.options.checkpoint) if self.options.checkpoint else None,
-            "random_weights": self.random_weights,
+            **weights_description(self.module, self.random_weights),
             "parameters": sum(p.numel() for p in self.module.parameters()),
             "image_decoder_parameters": (sum(p.numel() for p in self.image_tokenizer.decoder.parameters())
                                          if self.image_tokenizer is not None and self.image_tokenizer.decoder else None),

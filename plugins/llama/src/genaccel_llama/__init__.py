@@ -5,6 +5,7 @@ Registration is light: the workload's code (torch, transformers) is imported on 
 
 from __future__ import annotations
 
+from genaccel.builtin.registration import ALLOW_MISSING_WEIGHTS
 from genaccel.hookspecs import hookimpl
 from genaccel.registry import WorkloadSpec
 from genaccel.roles import (
@@ -35,5 +36,6 @@ def genaccel_register_workloads(register):
                    CUDAGraphable),
             capabilities=("hf-generate", "quantize", "beam"),
             unit="token",
+            options=(ALLOW_MISSING_WEIGHTS,),
         )
     )

@@ -19,6 +19,7 @@ from genaccel import (
 )
 from genaccel.distributed import shard_causal_lm
 from genaccel.roles import EarlyExit, TeacherForcing
+from genaccel.workload import weights_description
 from transformers import LlamaConfig, LlamaForCausalLM
 
 # Code Llama architectures (7B/34B as released; rope theta 1e6) and small random-weight sizes.
@@ -83,7 +84,7 @@ class LlamaWorkload(CausalLMWorkload, TeacherForcing, EarlyExit):
         return {
             "preset": self.options.preset,
             "checkpoint": str(self.options.checkpoint) if self.options.checkpoint else None,
-            "random_weights": self.random_weights,
+            **weights_description(self.module, self.random_weights),
             "parameters": sum(p.numel() for p in self.module.parameters()),
             "layers": cfg.num_hidden_layers,
             "hidden_size": cfg.hidden_size,
@@ -120,6 +121,11 @@ class LlamaWorkload(CausalLMWorkload, TeacherForcing, EarlyExit):
         """Prompts and output lengths; ``seq_len`` fixes every prompt's length (synthetic windows)."""
         if seq_len is not None:
             self.check_seq_len(seq_len)
+        limit = self.module.config.max_position_embeddings
+        if max_new_tokens and max_new_tokens + (seq_len or 2) > limit:
+            raise GenaccelError(f"--max-new-tokens {max_new_tokens} plus a prompt of {seq_len or 'at least 2'} tokens "
+                                f"exceeds llama/t-t's {limit} positions; use --max-new-tokens {limit - (seq_len or 2)} "
+                                "or less")
         rng = random.Random(seed)
         outputs = [max_new_tokens] * n if max_new_tokens else OUTPUT_LENGTHS.sample(n, rng)
         prompts = self._prompts() if seq_len is None else None

@@ -6,6 +6,7 @@ Registration is light: the workload's code (torch, transformers) is imported on 
 
 from __future__ import annotations
 
+from genaccel.builtin.registration import ALLOW_MISSING_WEIGHTS
 from genaccel.hookspecs import hookimpl
 from genaccel.registry import OptimizationSpec, Option, WorkloadSpec
 from genaccel.roles import (
@@ -31,6 +32,7 @@ DESCRIPTIONS = {
 OPTIONS = (
     Option(name="src_lang", type=str, default="eng", help="source language code"),
     Option(name="tgt_lang", type=str, default="spa", help="target language code"),
+    ALLOW_MISSING_WEIGHTS,
 )
 
 

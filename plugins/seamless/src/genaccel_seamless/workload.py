@@ -27,6 +27,7 @@ from genaccel import (
 )
 from genaccel.errors import unknown_name
 from genaccel.roles import MediaCodec, PromptInput
+from genaccel.workload import weights_description
 from transformers import SeamlessM4Tv2Config, SeamlessM4Tv2Model
 
 from . import recordings
@@ -198,7 +199,7 @@ class SeamlessWorkload(CausalLMWorkload, MediaCodec, PromptInput):
         return {
             "task": self.task, "preset": self.options.preset,
             "checkpoint": str(self.options.checkpoint) if self.options.checkpoint else None,
-            "random_weights": self.random_weights,
+            **weights_description(self.module, self.random_weights),
             "parameters": sum(p.numel() for p in self.module.parameters()),
             "decoder_layers": cfg.decoder_layers, "encoder_layers": cfg.encoder_layers,
             "speech_encoder_layers": cfg.speech_encoder_layers, "hidden_size": cfg.hidden_size,
