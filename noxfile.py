@@ -57,6 +57,16 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session
+def llamacpp(session: nox.Session) -> None:
+    """llama.cpp as a reference engine: the llama plugin with its llamacpp extra (llama-cpp-python builds
+    llama.cpp from source; minutes), then the GGUF export and llama.cpp equality tests."""
+    session.install(TORCH)
+    session.install("pytest>=8", f"-e{ROOT / 'core'}", f"-e{ROOT / 'plugins' / 'llama'}[llamacpp]")
+    env = {"GENACCEL_CACHE": str(Path(session.create_tmp()) / "cache")}
+    session.run("pytest", "-q", "plugins/llama/tests/test_gguf.py", *session.posargs, env=env)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", ".")
