@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .results import SCHEMA_VERSION, CaseResult, plural, upgrade
+from .results import REFERENCE_LABELS, SCHEMA_VERSION, CaseResult, plural, upgrade
 
 __all__ = ["SCHEMA_VERSION", "write_json", "load", "Report", "render", "compare", "speedup_table"]
 
@@ -204,7 +204,7 @@ def speedup_rows(cases: list[dict]) -> list[list[str]]:
     rows, base, prev = [], None, None
     for case in cases:
         tps = _throughput(case)
-        if case.get("decoder") == "hf-generate" or not tps:
+        if case.get("decoder") in REFERENCE_LABELS or not tps:
             continue
         base = base or tps
         mark = " INVALID: contended" if contended(case) else ""
@@ -233,12 +233,12 @@ def plot_speedups(cases: list[dict], path: Path, title: str) -> Path | None:
     import matplotlib.pyplot as plt
 
     ok = [c for c in cases if _throughput(c)]
-    steps = [c for c in ok if c.get("decoder") != "hf-generate"]
+    steps = [c for c in ok if c.get("decoder") not in REFERENCE_LABELS]
     if not steps:
         return None
     base = _throughput(steps[0])
     values = [_throughput(c) / base for c in ok]
-    colors = ["#999999" if c.get("decoder") == "hf-generate" else "#3b75af" for c in ok]
+    colors = ["#999999" if c.get("decoder") in REFERENCE_LABELS else "#3b75af" for c in ok]
     fig, ax = plt.subplots(figsize=(9, 1.2 + 0.45 * len(ok)))
     bars = ax.barh(range(len(ok)), values, color=colors)
     for bar, val, case in zip(bars, values, ok):
@@ -367,17 +367,18 @@ def render(doc: dict, out_dir: Path) -> Path:
         rows = speedup_rows(group)
         if len(rows) > 1:
             lines += [table(["stack", _per_s(group[0]), "× baseline", "× previous step"], rows), ""]
-            ref = next((c for c in group if c.get("decoder") == "hf-generate" and c.get("status") == "ok"), None)
-            best = max((c for c in group if c.get("status") == "ok" and c.get("decoder") != "hf-generate"),
+            best = max((c for c in group if c.get("status") == "ok" and c.get("decoder") not in REFERENCE_LABELS),
                        key=lambda c: _throughput(c) or 0, default=None)
-            invalid = [c["label"] for c in (ref, best) if c and contended(c)]
-            if invalid:  # a ratio from a contended case is no figure to headline
-                lines += ["No headline ratio against transformers' generate: " + ", ".join(f"`{x}`" for x in invalid)
-                          + " was measured under contention (INVALID).", ""]
-            elif ref and best and _throughput(ref) and _throughput(best):
-                ratio = _throughput(best) / _throughput(ref)
-                lines += [f"Best stack `{best['label']}` vs transformers' generate on the same weights: "
-                          f"**{ratio:.2f}×** {_per_s(best)}.", ""]
+            for decoder, engine in (("hf-generate", "transformers' generate"), ("llama-cpp", "llama.cpp")):
+                ref = next((c for c in group if c.get("decoder") == decoder and c.get("status") == "ok"), None)
+                invalid = [c["label"] for c in (ref, best) if c and contended(c)]
+                if ref and invalid:  # a ratio from a contended case is no figure to headline
+                    lines += [f"No headline ratio against {engine}: " + ", ".join(f"`{x}`" for x in invalid)
+                              + " was measured under contention (INVALID).", ""]
+                elif ref and best and _throughput(ref) and _throughput(best):
+                    ratio = _throughput(best) / _throughput(ref)
+                    lines += [f"Best stack `{best['label']}` vs {engine} on the same weights: "
+                              f"**{ratio:.2f}×** {_per_s(best)}.", ""]
         stem = f"{i:02d}-{workload.replace('/', '-')}-bs{bs}" + (f"-n{seq_len}" if seq_len else "")
         for kind, fn in (("speedup", plot_speedups), ("latency", plot_latency)):
             png = fn(group, out_dir / f"{stem}-{kind}.png", title)

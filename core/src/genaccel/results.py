@@ -49,6 +49,9 @@ class BatchResult:
                    phases=phases or {"prefill": times[0], "decode": decode}, **fields)
 
 
+REFERENCE_LABELS = {"hf-generate": "transformers generate", "llama-cpp": "llama.cpp"}  # reference engines' decoders
+
+
 def workload_unit(spec) -> str:
     """The workload's unit of work (a case whose workload is not installed counts tokens)."""
     return spec.unit if spec is not None else "token"
@@ -61,8 +64,8 @@ def plural(unit: str) -> str:
 def case_label(optimizations, *, decoder: str | None = None, skipped=()) -> str:
     """A case's name in tables: its stack (stage order when resolved) or "baseline", "transformers
     generate" for the hf-generate reference, and what was asked for but skipped."""
-    if decoder == "hf-generate":
-        return "transformers generate"
+    if decoder in REFERENCE_LABELS:
+        return REFERENCE_LABELS[decoder]
     label = "+".join(optimizations) or "baseline"
     names = [s if isinstance(s, str) else s.name for s in skipped]
     if names:

@@ -63,3 +63,17 @@ def test_llama_cpp_greedy_equals_ours_on_the_f32_export(tiny, tmp_path):
         theirs.append(token)
         llm.eval([token])
     assert theirs == ours
+
+
+def test_bench_case_takes_a_list_of_reference_engines(registry, tmp_path):
+    from genaccel import GenaccelError
+    from genaccel.config import BenchConfig
+
+    toml = tmp_path / "b.toml"
+    toml.write_text('[[cases]]\nworkload = "llama/t-t"\npreset = "tiny"\nreference = ["transformers", "llama.cpp"]\n'
+                    'gguf_type = "q8_0"\nstacks = [["sdpa"]]\n')
+    (case,) = BenchConfig.from_toml(toml, registry).cases
+    assert case.runs() == [((), "hf-generate"), ((), "llama-cpp"), (("sdpa",), None)]
+    toml.write_text('[[cases]]\nworkload = "llama/t-t"\nreference = ["vllm"]\n')
+    with pytest.raises(GenaccelError, match="reference must be"):
+        BenchConfig.from_toml(toml, registry)
