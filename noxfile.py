@@ -1,4 +1,5 @@
-"""Sessions: tests (core alone, each plugin alone, then everything together), bench, lint.
+"""Sessions: tests (core alone, each plugin alone, then everything together), bench, lint, and the
+GPU check: wheelhouse (prepares wheels, with a registry) and gpu (runs from them, without one).
 
 torch is pinned to the CPU wheel by default; set GENACCEL_TORCH to override, e.g.
 ``GENACCEL_TORCH="torch==2.11.0" nox -s bench`` on a CUDA machine.
@@ -7,6 +8,7 @@ torch is pinned to the CPU wheel by default; set GENACCEL_TORCH to override, e.g
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -55,6 +57,84 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session
+def llamacpp(session: nox.Session) -> None:
+    """llama.cpp as a reference engine: the llama plugin with its llamacpp extra (llama-cpp-python builds
+    llama.cpp from source; minutes), then the GGUF export and llama.cpp equality tests."""
+    session.install(TORCH)
+    session.install("pytest>=8", f"-e{ROOT / 'core'}", f"-e{ROOT / 'plugins' / 'llama'}[llamacpp]")
+    env = {"GENACCEL_CACHE": str(Path(session.create_tmp()) / "cache")}
+    session.run("pytest", "-q", "plugins/llama/tests/test_gguf.py", *session.posargs, env=env)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", ".")
+
+
+# --- the GPU check ---------------------------------------------------------------------------
+# Beforehand, on a machine with a registry:  GENACCEL_TORCH="torch==2.11.0" nox -s wheelhouse
+# (for another machine's Python and platform: nox -s wheelhouse -- --python-version 3.12
+#  --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 --only-binary=:all:).
+# Then on the GPU machine, with no registry:  pip install --no-index --find-links wheelhouse nox &&
+# GENACCEL_TORCH="torch==2.11.0" nox -s gpu   (GENACCEL_TORCH=system: the machine's own torch).
+
+WHEELHOUSE = Path(os.environ.get("GENACCEL_WHEELHOUSE", ROOT / "wheelhouse"))
+GPU_TOOLS = ("pytest>=8", "jsonschema", "nox")
+
+
+def _requirements() -> list[str]:
+    """The third-party requirements of the core and every plugin (their own pyproject.toml)."""
+    import tomllib
+
+    reqs: list[str] = []
+    for pkg in ["core", *(f"plugins/{p}" for p in PLUGINS)]:
+        project = tomllib.loads((ROOT / pkg / "pyproject.toml").read_text())["project"]
+        reqs += [r for r in project.get("dependencies", []) if not r.startswith("genaccel")]
+    return sorted(set(reqs))
+
+
+def _distributions() -> list[str]:
+    import tomllib
+
+    return [tomllib.loads((ROOT / pkg / "pyproject.toml").read_text())["project"]["name"]
+            for pkg in ["core", *(f"plugins/{p}" for p in PLUGINS)]]
+
+
+@nox.session(venv_backend="none")
+def wheelhouse(session: nox.Session) -> None:
+    """Every wheel `nox -s gpu` installs, into ./wheelhouse (GENACCEL_WHEELHOUSE): genaccel's own
+    packages built here, and torch (GENACCEL_TORCH; GENACCEL_TORCH_INDEX for another index, e.g.
+    https://download.pytorch.org/whl/cu128) with every requirement downloaded.  Extra arguments go
+    to pip download (a target machine's --python-version and --platform)."""
+    WHEELHOUSE.mkdir(parents=True, exist_ok=True)
+    pip = [sys.executable, "-m", "pip"]
+    session.run(*pip, "wheel", "--no-deps", "-w", str(WHEELHOUSE), str(ROOT / "core"),
+                *(str(ROOT / "plugins" / p) for p in PLUGINS), external=True)
+    index = os.environ.get("GENACCEL_TORCH_INDEX")
+    if TORCH != "system":
+        session.run(*pip, "download", "-d", str(WHEELHOUSE), TORCH, *(["--index-url", index] if index else []),
+                    *session.posargs, external=True)
+    session.run(*pip, "download", "-d", str(WHEELHOUSE), *_requirements(), *GPU_TOOLS, *session.posargs,
+                *(["--extra-index-url", index] if index else []), external=True)
+
+
+@nox.session(venv_params=["--system-site-packages"])
+def gpu(session: nox.Session) -> None:
+    """The GPU check, from the wheelhouse alone when there is one: the tests marked gpu, then
+    bench-gpu.toml (Llama 7B bf16 through CUDA graphs, HSTU paper at 4K, Chameleon 7B it-t) into
+    one report under reports/gpu-<timestamp>/."""
+    offline = ["--no-index", "--find-links", str(WHEELHOUSE)] if WHEELHOUSE.is_dir() else []
+    if TORCH != "system":  # system: the machine's own CUDA torch (this venv sees its site-packages)
+        session.install(*offline, TORCH)
+    if offline:  # genaccel's own wheels, built by the wheelhouse session (an editable build would need setuptools)
+        session.install(*offline, *GPU_TOOLS[:2], *_distributions())
+    else:
+        session.install(*GPU_TOOLS[:2], f"-e{ROOT / 'core'}", *(f"-e{ROOT / 'plugins' / p}" for p in PLUGINS))
+    session.run("python", "-c", "import torch; assert torch.cuda.is_available(), 'nox -s gpu needs a CUDA device'; "
+                "print(torch.__version__, torch.cuda.get_device_name())")
+    env = {"GENACCEL_CACHE": str(Path(session.create_tmp()) / "cache")}
+    session.run("pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider", "core/tests",
+                *(f"plugins/{p}/tests" for p in PLUGINS), "tests", *session.posargs, env=env)
+    out = ROOT / "reports" / time.strftime("gpu-%Y%m%d-%H%M%S")
+    session.run("genaccel", "bench", str(ROOT / "bench-gpu.toml"), "--out", str(out), env=env)

@@ -83,12 +83,27 @@ WHOLE_KEYS = {"tp", "samples", "batch_size", "max_new_tokens", "seq_len", "seed"
               "draft_len"}
 
 
+#: reference engine -> its decoder; ``reference = true`` is the workload's own reference (transformers' generate,
+#: diffusers' pipeline)
+REFERENCES = {"transformers": "hf-generate", "diffusers": "diffusers-pipeline", "llama.cpp": "llama-cpp"}
+
+
+def _references(raw, finder, n) -> tuple[str, ...]:
+    """A case's ``reference``: true (transformers' generate), false, or a list of engines."""
+    if isinstance(raw, bool):
+        return ("default",) if raw else ()
+    if not (isinstance(raw, list) and all(r in REFERENCES for r in raw)):
+        raise finder.error("reference", n, "reference must be true, false or a list of "
+                           + ", ".join(f'"{r}"' for r in REFERENCES))
+    return tuple(dict.fromkeys(raw))
+
+
 @attrs.frozen(kw_only=True)
 class BenchCase:
     workload: str
     stacks: tuple[tuple[str, ...], ...]
     batch_sizes: tuple[int, ...]
-    reference: bool
+    reference: tuple[str, ...] = ()  # reference engines run beside the stacks: "transformers", "llama.cpp"
     profile: bool = False  # also profile the first and last stack at the first batch size and length
     seq_lens: tuple = (None,)
     options: dict = attrs.field(factory=dict, hash=False)  # RunConfig fields
@@ -107,8 +122,8 @@ class BenchCase:
     def runs(self) -> list[tuple[tuple[str, ...], str | None]]:
         """(optimizations, decoder) of every run of the case."""
         decoder, spec = self.options.get("decoder"), self._spec()
-        reference = (spec.reference_decoder if spec is not None else None) or "hf-generate"
-        return ([((), reference)] if self.reference else []) + [(s, decoder) for s in self.stacks]
+        default = (spec.reference_decoder if spec is not None else None) or "hf-generate"  # reference = true
+        return [((), REFERENCES.get(r, default)) for r in self.reference] + [(s, decoder) for s in self.stacks]
 
     def _spec(self):
         if self.registry is None or self.workload not in self.registry.workloads:
@@ -211,7 +226,7 @@ class BenchConfig:
                 workload=raw["workload"],
                 stacks=tuple(tuple(s) for s in stacks),
                 batch_sizes=tuple(sizes),
-                reference=bool(raw.get("reference", False)),
+                reference=_references(raw.get("reference", False), finder, n),
                 profile=bool(raw.get("profile", False)),
                 options=options,
                 values=values,

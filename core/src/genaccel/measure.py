@@ -250,3 +250,99 @@ def environment(device: str, bandwidth: float | None = None) -> dict:
         env["memory_bandwidth_bytes_per_s"] = bandwidth  # the reference: the best measured on this device
         env["memory_bandwidth_probe_bytes_per_s"] = bandwidth_probe(device)  # this run's own figure
     return env
+
+
+# --- the conditions a case ran in -------------------------------------------------------------
+
+PROBES_APART = 1.3  # probes before and after a case further apart than this ratio: the machine changed under it
+LOAD_MARGIN = 0.5  # cores of other processes' use tolerated beyond the cores a case leaves free
+
+
+def probe_bandwidth(device: str, *, nbytes: int | None = None, budget_s: float = 0.15) -> float:
+    """A short read-bandwidth probe, taken right before and after a case: the best full sum over a
+    tensor (256 MiB on CPU, 1 GiB on CUDA; at least 3 sums, then more within ``budget_s``)."""
+    nbytes = nbytes or (1 << 30 if is_cuda(device) else 256 << 20)
+    x = torch.ones(nbytes // 4, dtype=torch.float32, device=device)
+    best, n, end = 0.0, 0, time.perf_counter() + budget_s
+    while n < 3 or (time.perf_counter() < end and n < 50):
+        t0 = synced_now(device)
+        x.sum()
+        best = max(best, nbytes / (synced_now(device) - t0))
+        n += 1
+    del x
+    return best
+
+
+def _machine_cpu() -> tuple[float, int] | None:
+    """Seconds of CPU time every process of the machine has used (idle and iowait excluded) and the
+    number of CPUs, from /proc/stat; None where there is none."""
+    try:
+        with open("/proc/stat") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    fields = [int(v) for v in lines[0].split()[1:]]
+    busy = sum(fields[:8]) - fields[3] - (fields[4] if len(fields) > 4 else 0)  # user..steal minus idle, iowait
+    cpus = sum(1 for line in lines[1:] if line.startswith("cpu") and line[3:4].isdigit())
+    return busy / os.sysconf("SC_CLK_TCK"), cpus
+
+
+def _own_cpu() -> float:
+    t = os.times()  # this process and its waited-for children (compile workers)
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _load() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+class Contention:
+    """Whether other processes competed for a block's cores: their CPU use over the block (the
+    machine's, from /proc/stat, minus this process's) against the cores the block leaves free, the
+    1-minute load average before and after, and the bandwidth probes taken around it."""
+
+    def __init__(self, threads: int | None = None):
+        self.threads = threads or torch.get_num_threads()
+        self.result: dict = {}
+
+    def __enter__(self):
+        self._t0, self._machine0, self._own0, self._load0 = time.perf_counter(), _machine_cpu(), _own_cpu(), _load()
+        return self
+
+    def __exit__(self, *exc):
+        wall = time.perf_counter() - self._t0
+        machine, own, load = _machine_cpu(), _own_cpu(), _load()
+        cores = (machine or (0, 0))[1] or os.cpu_count() or 1
+        other = None
+        if machine and self._machine0 and wall > 0:
+            other = max(0.0, (machine[0] - self._machine0[0]) - (own - self._own0)) / wall
+        self.result = {"cores": cores, "threads": self.threads, "other_cores": other,
+                       "load_before": self._load0, "load_after": load}
+        return False
+
+    def judge(self, probes: tuple[float | None, float | None] = (None, None)) -> dict:
+        """The record: the figures, ``reasons`` (empty when the block ran alone) and ``contended``."""
+        r, reasons = dict(self.result), []
+        free = r["cores"] - min(r["threads"], r["cores"])
+        if r["other_cores"] is not None and r["other_cores"] > free + LOAD_MARGIN:
+            reasons.append(f"other processes used {r['other_cores']:.1f} cores while it ran, "
+                           f"{r['cores']} cores less its {r['threads']} threads leave {free}")
+        loads = [x for x in (r["load_before"], r["load_after"]) if x is not None]
+        if loads and max(loads) > r["cores"] + LOAD_MARGIN:
+            reasons.append(f"load average {max(loads):.1f} above the machine's {r['cores']} cores")
+        before, after = probes
+        if before and after and max(before, after) / min(before, after) > PROBES_APART:
+            reasons.append(f"bandwidth probes far apart: {before / 1e9:.1f} GB/s before, {after / 1e9:.1f} after")
+        return {**r, "probe_before_bytes_per_s": before, "probe_after_bytes_per_s": after, "reasons": reasons,
+                "contended": bool(reasons)}
+
+
+def mbu_bandwidth(reference: float | None, probes: tuple[float | None, float | None]) -> dict:
+    """MBU's denominator: the highest of the reference and the case's own probes, and which it was."""
+    named = [("reference", reference), ("probe before", probes[0]), ("probe after", probes[1])]
+    source, value = max(((n, v) for n, v in named if v), key=lambda nv: nv[1], default=(None, None))
+    return {"bytes_per_s": value, "source": source, "reference_bytes_per_s": reference,
+            "probe_before_bytes_per_s": probes[0], "probe_after_bytes_per_s": probes[1]}

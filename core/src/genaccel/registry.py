@@ -271,7 +271,8 @@ class WorkloadSpec:
 
 
 #: reference decoders (their capability has their name) → their label in tables
-REFERENCE_DECODERS = {"hf-generate": "transformers generate", "diffusers-pipeline": "diffusers pipeline"}
+REFERENCE_DECODERS = {"hf-generate": "transformers generate", "diffusers-pipeline": "diffusers pipeline",
+                      "llama-cpp": "llama.cpp"}
 
 
 @attrs.frozen(kw_only=True)

@@ -85,13 +85,34 @@ def _per_s(case_or_unit) -> str:
     return f"{plural(unit)}/s"
 
 
+def contended(case: dict) -> list[str]:
+    """Why a case was measured while other processes competed for its cores (empty: it ran alone)."""
+    return ((case.get("summary") or {}).get("contention") or {}).get("reasons") or []
+
+
+def _label(case: dict) -> str:
+    """A case's label in tables, marked INVALID when it was measured under contention (as MLPerf marks a run)."""
+    return case["label"] + (" **INVALID: contended**" if contended(case) else "")
+
+
+_MBU_SOURCE = {"reference": "ref", "probe before": "probe", "probe after": "probe"}
+
+
+def _mbu(s: dict, key: str) -> str:
+    """An MBU cell: the figure, capped marks (≥) and which bandwidth it used."""
+    if s.get(key) is None:
+        return "–"
+    source = _MBU_SOURCE.get((s.get("mbu_bandwidth") or {}).get("source"), "")
+    return ("≥" if s.get(f"{key}_uncapped") else "") + _pct(s[key]) + (f" ({source})" if source else "")
+
+
 def case_row(case: dict) -> list[str]:
     s = case.get("summary") or {}
     lat = s.get("latency_s") or {}
     if case.get("status") != "ok":
         return [case["label"], str(case.get("batch_size") or "–"), f"**{case['status']}**: {case.get('error') or ''}"] + [""] * 9
     return [
-        case["label"],
+        _label(case),
         str(case["batch_size"]),
         _fmt(lat.get("mean")),
         _fmt(lat.get("p50")),
@@ -100,8 +121,8 @@ def case_row(case: dict) -> list[str]:
         _fmt(_throughput(case), ".1f") + (" " + _per_s(case) if _throughput(case) is not None else ""),
         _fmt(s.get("output_tokens_per_s"), ".1f"),
         _fmt(s.get("decode_tokens_per_s"), ".1f"),
-        _pct(s.get("mbu")),
-        _pct(s.get("mbu_p50")),
+        _mbu(s, "mbu"),
+        _mbu(s, "mbu_p50"),
         _mib(s.get("peak_memory_bytes")),
     ]
 
@@ -127,7 +148,8 @@ def environment_md(env: dict) -> str:
     if bw:
         probe = env.get("memory_bandwidth_probe_bytes_per_s")
         now = f" (this run measured {probe / 1e9:.1f})" if probe else ""
-        out += f"- memory bandwidth, MBU's reference (the best measured on this machine): {bw / 1e9:.1f} GB/s{now}\n"
+        out += (f"- memory bandwidth, MBU's reference (the best measured on this machine): {bw / 1e9:.1f} GB/s{now}; "
+                "each case's MBU is over the highest of it and the case's own probes (before and after), at most 100%\n")
     return out
 
 
@@ -165,6 +187,16 @@ def case_details(case: dict) -> str:
             f"{spec['draft_share']:.0%}, verify {spec['verify_share']:.0%}"
         )
     s = case.get("summary") or {}
+    if contended(case):
+        parts.append("**INVALID: measured under contention**, no headline ratio drawn from it: " + "; ".join(contended(case)))
+    bw = s.get("mbu_bandwidth")
+    if bw and bw.get("bytes_per_s"):
+        probes = "/".join(_fmt(p and p / 1e9, ".1f") for p in (bw.get("probe_before_bytes_per_s"),
+                                                                bw.get("probe_after_bytes_per_s")))
+        capped = "; capped at 100% (uncapped " + _pct(s["mbu_uncapped"]) + ")" if s.get("mbu_uncapped") else ""
+        parts.append(f"MBU over {bw['bytes_per_s'] / 1e9:.1f} GB/s, the {bw['source']} (reference "
+                     f"{_fmt(bw.get('reference_bytes_per_s') and bw['reference_bytes_per_s'] / 1e9, '.1f')}, "
+                     f"probes before/after {probes} GB/s){capped}")
     phases = s.get("phase_s") or {}
     if len(phases) >= 2 and set(phases) != {"prefill", "decode"}:  # more than a text decoder's two
         total = sum(phases.values()) or 1.0
@@ -183,7 +215,8 @@ def speedup_rows(cases: list[dict]) -> list[list[str]]:
         if case.get("decoder") in REFERENCE_DECODERS or not tps:
             continue
         base = base or tps
-        rows.append([case["label"], _fmt(tps, ".1f"), f"{tps / base:.2f}×", f"{tps / prev:.2f}×" if prev else "–"])
+        mark = " INVALID: contended" if contended(case) else ""
+        rows.append([case["label"], _fmt(tps, ".1f"), f"{tps / base:.2f}×{mark}", f"{tps / prev:.2f}×{mark}" if prev else "–"])
         prev = tps
     return rows
 
@@ -193,6 +226,12 @@ def speedup_table(cases: list[dict]) -> str:
     cases = upgrade({"schema_version": SCHEMA_VERSION, "kind": "ablate", "cases": cases})["cases"]
     unit = next((c for c in cases if _throughput(c)), {"unit": "token"})
     return table(["stack", _per_s(unit), "× baseline", "× previous step"], speedup_rows(cases))
+
+
+def _plot_label(case: dict) -> str:
+    """A bar's name: the whole stack on one line (the bars lie horizontally, one label per row, so
+    every stack stays readable however many steps it has), marked when measured under contention."""
+    return case["label"].replace("+", " + ") + ("  [INVALID: contended]" if contended(case) else "")
 
 
 def plot_speedups(cases: list[dict], path: Path, title: str) -> Path | None:
@@ -206,17 +245,21 @@ def plot_speedups(cases: list[dict], path: Path, title: str) -> Path | None:
     if not steps:
         return None
     base = _throughput(steps[0])
-    labels = [c["label"].replace("+", "\n+") for c in ok]
     values = [_throughput(c) / base for c in ok]
     colors = ["#999999" if c.get("decoder") in REFERENCE_DECODERS else "#3b75af" for c in ok]
-    fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(ok)), 4))
-    bars = ax.bar(range(len(ok)), values, color=colors)
-    for bar, val in zip(bars, values):
-        ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), f"{val:.2f}×", ha="center", va="bottom")
-    ax.axhline(1.0, color="black", lw=0.8)
-    ax.set_xticks(range(len(ok)), labels, fontsize=8)
-    ax.set_ylabel(f"speedup over baseline ({_per_s(steps[0])})")
-    ax.set_title(title)
+    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.45 * len(ok)))
+    bars = ax.barh(range(len(ok)), values, color=colors)
+    for bar, val, case in zip(bars, values, ok):
+        if contended(case):
+            bar.set_hatch("//")
+            bar.set_alpha(0.5)
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {val:.2f}×", ha="left", va="center", fontsize=8)
+    ax.axvline(1.0, color="black", lw=0.8)
+    ax.set_yticks(range(len(ok)), [_plot_label(c) for c in ok], fontsize=8)
+    ax.invert_yaxis()  # the first case on top
+    ax.set_xlim(0, max(values) * 1.15)
+    ax.set_xlabel(f"speedup over baseline ({_per_s(steps[0])})")
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -232,14 +275,15 @@ def plot_latency(cases: list[dict], path: Path, title: str) -> Path | None:
     ok = [c for c in cases if c.get("samples")]
     if not ok:
         return None
-    fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(ok)), 4))
+    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.45 * len(ok)))
     data = [[r["latency_s"] for r in c["samples"]] for c in ok]
-    ax.boxplot(data, showfliers=False)
+    ax.boxplot(data, showfliers=False, vert=False)
     for i, vals in enumerate(data, start=1):
-        ax.scatter([i] * len(vals), vals, s=10, alpha=0.6, color="#d1603d", zorder=3)
-    ax.set_xticks(range(1, len(ok) + 1), [c["label"].replace("+", "\n+") for c in ok], fontsize=8)
-    ax.set_ylabel("per-sample latency (s)")
-    ax.set_title(title)
+        ax.scatter(vals, [i] * len(vals), s=10, alpha=0.6, color="#d1603d", zorder=3)
+    ax.set_yticks(range(1, len(ok) + 1), [_plot_label(c) for c in ok], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("per-sample latency (s)")
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -327,6 +371,10 @@ def render(doc: dict, out_dir: Path) -> Path:
     cases = cases_of(doc)
     env = doc.get("environment", {})
     lines = [f"# genaccel {doc.get('kind', 'run')} report", "", environment_md(env)]
+    invalid = [c for c in cases if contended(c)]
+    if invalid:
+        lines += [f"**{len(invalid)} of {len(cases)} cases were measured while other processes competed for their "
+                  "cores and are marked INVALID**; no headline ratio is drawn from them.", ""]
     sweeps: dict[tuple, list[dict]] = {}
     for c in cases:
         if c.get("seq_len"):
@@ -349,14 +397,19 @@ def render(doc: dict, out_dir: Path) -> Path:
         rows = speedup_rows(group)
         if len(rows) > 1:
             lines += [table(["stack", _per_s(group[0]), "× baseline", "× previous step"], rows), ""]
-            ref = next((c for c in group if c.get("decoder") in REFERENCE_DECODERS and c.get("status") == "ok"), None)
             best = max((c for c in group if c.get("status") == "ok" and c.get("decoder") not in REFERENCE_DECODERS),
                        key=lambda c: _throughput(c) or 0, default=None)
-            if ref and best and _throughput(ref) and _throughput(best):
-                ratio = _throughput(best) / _throughput(ref)
-                said = {"hf-generate": "transformers' generate", "diffusers-pipeline": "diffusers' pipeline"}
-                lines += [f"Best stack `{best['label']}` vs {said.get(ref['decoder'], ref['label'])} on the same weights: "
-                          f"**{ratio:.2f}×** {_per_s(best)}.", ""]
+            for decoder, engine in (("hf-generate", "transformers' generate"), ("diffusers-pipeline", "diffusers' pipeline"),
+                                    ("llama-cpp", "llama.cpp")):
+                ref = next((c for c in group if c.get("decoder") == decoder and c.get("status") == "ok"), None)
+                invalid = [c["label"] for c in (ref, best) if c and contended(c)]
+                if ref and invalid:  # a ratio from a contended case is no figure to headline
+                    lines += [f"No headline ratio against {engine}: " + ", ".join(f"`{x}`" for x in invalid)
+                              + " was measured under contention (INVALID).", ""]
+                elif ref and best and _throughput(ref) and _throughput(best):
+                    ratio = _throughput(best) / _throughput(ref)
+                    lines += [f"Best stack `{best['label']}` vs {engine} on the same weights: "
+                              f"**{ratio:.2f}×** {_per_s(best)}.", ""]
         stem = f"{i:02d}-{workload.replace('/', '-')}-bs{bs}" + (f"-n{seq_len}" if seq_len else "")
         for kind, fn in (("speedup", plot_speedups), ("latency", plot_latency)):
             png = fn(group, out_dir / f"{stem}-{kind}.png", title)

@@ -16,7 +16,7 @@ import torch
 from .config import RunConfig
 from .errors import GenaccelError, out_of_memory, unknown_name
 from .hf import _nbytes
-from .measure import PeakMemory, measure_bandwidth, percentiles
+from .measure import Contention, PeakMemory, mbu_bandwidth, measure_bandwidth, percentiles, probe_bandwidth
 from .registry import Registry, Stack, WorkloadSpec, check_device_name, device_type
 from .results import BatchResult, CaseResult, SampleRecord, case_label, workload_unit
 from .roles import Role, TokenModel, WeightStreaming, check_roles
@@ -174,7 +174,9 @@ def run_case(
     results: list[BatchResult] = []
     label = case_label(ctx.stack.names, decoder=config.decoder, skipped=ctx.stack.skipped)
     bar = _progress(len(batches), label, progress and ctx.rank == 0)  # only rank 0 shows progress
-    with PeakMemory(config.device, start=rss_before_warmup if config.device == "cpu" else None) as mem:
+    probe_before = probe_bandwidth(config.device)  # the machine's bandwidth right before and after the case
+    rss_start = rss_before_warmup if config.device == "cpu" else None
+    with Contention() as contention, PeakMemory(config.device, start=rss_start) as mem:
         for batch in batches:
             res = ctx.decoder.run(ctx, batch)
             results.append(res)
@@ -182,6 +184,7 @@ def run_case(
                 on_batch(res)
             bar.update(1)
     bar.close()
+    conditions = contention.judge((probe_before, probe_bandwidth(config.device)))
 
     unit = workload_unit(ctx.workload)
     records = [SampleRecord.from_decoder(rec, unit=unit, batch=b, output=out)
@@ -209,7 +212,7 @@ def run_case(
         apply_s=apply_s,
         warmup_s=warmup_s,
         samples=records,
-        summary=summarize(ctx, results, records, mem, warmup_s, compiled),
+        summary=summarize(ctx, results, records, mem, warmup_s, compiled, conditions),
     )
     if ctx.world_size > 1:  # tensor parallel: the group's figures are rank 0's, each rank's own beside them
         from .distributed import rank_summary
@@ -231,10 +234,12 @@ def run_case(
     return case
 
 
-def summarize(ctx, results: list[BatchResult], records: list[SampleRecord], mem, warmup_s, compiled) -> dict:
+def summarize(ctx, results: list[BatchResult], records: list[SampleRecord], mem, warmup_s, compiled,
+              conditions: dict | None = None) -> dict:
     """A case's figures: latency, throughput in the workload's unit, memory, phases; and for token
     models the token figures (TTFT, TPOT, decode tokens/s) and, where the model says what a step
-    reads, MBU."""
+    reads, MBU.  ``conditions`` (:meth:`Contention.judge`) is kept as ``contention``; MBU's
+    denominator is the highest of the reference and its bandwidth probes, and MBU is at most 1."""
     peak, peak_increase = mem.peak, mem.peak - mem.start
     total_s = sum(r.latency_s for r in results)
     units = sum(r.units for r in records)
@@ -260,6 +265,8 @@ def summarize(ctx, results: list[BatchResult], records: list[SampleRecord], mem,
         "mbu": None,
         "mbu_p50": None,
         "bytes_per_decode_step": None,
+        "mbu_bandwidth": None,
+        "contention": conditions,
     }
     if not ctx.has(TokenModel):
         return summary
@@ -278,15 +285,25 @@ def summarize(ctx, results: list[BatchResult], records: list[SampleRecord], mem,
         kv_tokens = sum(r.kv_tokens_read for r in results)
         passes = sum(r.decode_steps * r.weight_passes for r in results)
         read = passes * inst.weight_bytes_per_step() + kv_tokens * inst.kv_bytes_per_token()
-        bandwidth = measure_bandwidth(ctx.device)
+        probes = ((conditions or {}).get("probe_before_bytes_per_s"), (conditions or {}).get("probe_after_bytes_per_s"))
+        summary["mbu_bandwidth"] = mbu_bandwidth(measure_bandwidth(ctx.device), probes)
+        bandwidth = summary["mbu_bandwidth"]["bytes_per_s"]
         step_s = percentiles([t for r in results for t in r.step_s]) or {"mean": decode_s / steps}
         summary["decode_tokens_per_s"] = sum(max((r.output_tokens or 0) - 1, 0) for r in records) / decode_s
         summary["decode_step_s"] = step_s
         summary["bytes_per_decode_step"] = read / steps
-        summary["mbu"] = read / decode_s / bandwidth  # total bytes over total decode time
+        summary["mbu"] = _capped(summary, "mbu", read / decode_s / bandwidth)  # total bytes over total decode time
         if "p50" in step_s:  # the typical step, robust to stalls from other tenants of the machine
-            summary["mbu_p50"] = read / steps / step_s["p50"] / bandwidth
+            summary["mbu_p50"] = _capped(summary, "mbu_p50", read / steps / step_s["p50"] / bandwidth)
     return summary
+
+
+def _capped(summary: dict, key: str, mbu: float) -> float:
+    """MBU is at most 1: a higher figure (a model read from caches, a probe below the machine's best)
+    is kept as ``<key>_uncapped``."""
+    if mbu > 1.0:
+        summary[f"{key}_uncapped"] = mbu
+    return min(mbu, 1.0)
 
 
 def _phase_totals(results) -> dict[str, float]:

@@ -81,6 +81,11 @@ class HSTUWorkload(BatchRunner, AttentionSwitch, Compilable):
                 "attention": self.model.attention.__name__}
 
     def set_attention(self, impl: str) -> None:
+        if impl == "triton":  # CUDA (or Triton's interpreter): the fused path as one Triton kernel
+            from .triton_attention import triton_attention
+
+            self.model.attention = triton_attention
+            return
         self.model.attention = {"dense": dense_attention, "fused": fused_attention}[impl]
 
     def set_compile(self, mode: str) -> str:

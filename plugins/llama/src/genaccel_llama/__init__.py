@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from genaccel.builtin.registration import ALLOW_MISSING_WEIGHTS
 from genaccel.hookspecs import hookimpl
-from genaccel.registry import WorkloadSpec
+from genaccel.registry import DecoderSpec, Option, WorkloadSpec
 from genaccel.roles import (
     AttentionSwitch,
     Compilable,
@@ -34,8 +34,18 @@ def genaccel_register_workloads(register):
             default_decoder="greedy",
             roles=(TokenModel, TeacherForcing, WeightStreaming, EarlyExit, AttentionSwitch, KVCacheSwitch, Compilable,
                    CUDAGraphable),
-            capabilities=("hf-generate", "quantize", "beam"),
+            capabilities=("hf-generate", "quantize", "beam", "llama-cpp"),
             unit="token",
             options=(ALLOW_MISSING_WEIGHTS,),
         )
     )
+
+
+@hookimpl
+def genaccel_register_decoders(register):
+    register(DecoderSpec(
+        name="llama-cpp", factory="genaccel_llama.llamacpp:LlamaCpp", requires="llama-cpp",
+        description="llama.cpp (greedy) on the run's own weights exported to GGUF: a reference engine",
+        options=(Option(name="gguf_type", type=str, default="f32", choices=("f32", "f16", "bf16", "q8_0"),
+                        help="the GGUF export llama.cpp runs"),),
+    ))

@@ -1,0 +1,69 @@
+"""llama.cpp as a reference engine (decoder ``llama-cpp``; ``pip install 'genaccel-llama[llamacpp]'``):
+the run's own weights exported to GGUF (:mod:`genaccel_llama.gguf_export`, cached), run by
+llama-cpp-python greedily on the same prompts with the same thread count as torch.
+
+Records the same per-sample figures as genaccel's own loop (latency, TTFT, TPOT, per-step times).
+MBU counts the model's own weight bytes, so it holds for the f32 export (``gguf_type``) only.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from genaccel import GenaccelError
+from genaccel.results import BatchResult
+
+
+class LlamaCpp:
+    def __init__(self, gguf_type: str = "f32", **options):
+        self.gguf_type = gguf_type
+        self._llm = None
+
+    def _load(self, ctx):
+        if self._llm is not None:
+            return self._llm
+        try:
+            import llama_cpp
+        except ImportError:
+            raise GenaccelError("decoder llama-cpp needs llama-cpp-python: pip install 'genaccel-llama[llamacpp]'") from None
+        from .gguf_export import cached_export
+
+        inst, cfg = ctx.instance, ctx.config
+        key = f"{cfg.checkpoint or cfg.preset}-seed{cfg.seed}-{cfg.dtype}"
+        path = cached_export(inst.module, inst.tokenizer, self.gguf_type, key)
+        threads = torch.get_num_threads()
+        self._llm = llama_cpp.Llama(model_path=str(path), n_ctx=max(ctx.max_seq_len, 64), n_threads=threads,
+                                    n_threads_batch=threads, n_batch=512, verbose=False)
+        ctx.notes["llama-cpp"] = f"llama.cpp on {path.name} ({self.gguf_type}), {threads} threads"
+        return self._llm
+
+    def run(self, ctx, batch) -> BatchResult:
+        llm = self._load(ctx)
+        inst = ctx.instance
+        eos = None if inst.random_weights else inst.eos_token_id
+        records, outputs, steps, kv = [], [], [], 0
+        prefill = decode = 0.0
+        for s in batch:
+            prompt = [int(t) for t in s.input_ids]
+            llm.reset()
+            t0 = time.perf_counter()
+            llm.eval(prompt)
+            tok = int(llm.sample(top_k=1, temp=0.0))
+            first = time.perf_counter() - t0
+            out = [tok]
+            while len(out) < s.max_new_tokens and tok != eos:
+                t = time.perf_counter()
+                llm.eval([tok])
+                tok = int(llm.sample(top_k=1, temp=0.0))
+                steps.append(time.perf_counter() - t)
+                kv += len(prompt) + len(out)
+                out.append(tok)
+            latency = time.perf_counter() - t0
+            prefill, decode = prefill + first, decode + latency - first
+            records.append({"id": s.id, "input_tokens": len(prompt), "output_tokens": len(out), "latency_s": latency,
+                            "ttft_s": first, "tpot_s": (latency - first) / (len(out) - 1) if len(out) > 1 else None})
+            outputs.append(out)
+        return BatchResult(records=records, outputs=outputs, latency_s=prefill + decode, prefill_s=prefill,
+                           decode_s=decode, decode_steps=len(steps), kv_tokens_read=kv, step_s=steps,
+                           phases={"prefill": prefill, "decode": decode})
