@@ -1,6 +1,12 @@
 """Shared by every package's tests, alone or together (pytest loads the rootdir's conftest)."""
 
+import os
+
 import pytest
+import torch
+
+if not torch.cuda.is_available():  # Triton kernels run in its interpreter on CPU; read when a kernel is decorated,
+    os.environ.setdefault("TRITON_INTERPRET", "1")  # so set before any test module imports one
 
 
 @pytest.fixture(autouse=True, scope="session")
