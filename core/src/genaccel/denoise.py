@@ -326,6 +326,29 @@ PROMPTS = (
 )
 
 
+def prompt_samples(tokenizer, data, n: int, seed: int) -> list[PromptSample]:
+    """``n`` prompts of a text-to-image or text-to-video workload: the built-in ones, or one per line
+    of the ``--data`` folder's *.txt files; sample ``i`` seeds its latents with ``seed * 100003 + i``."""
+    prompts = list(PROMPTS)
+    if data is not None:
+        from pathlib import Path
+
+        from .files import read_text
+
+        files = sorted(Path(data).glob("*.txt"))
+        prompts = [line.strip() for f in files for line in read_text(f, "prompt file").splitlines() if line.strip()]
+        if not prompts:
+            raise GenaccelError(f"--data {str(data)!r} holds no prompts (*.txt files, one prompt per line)")
+    picked = [prompts[(seed + i) % len(prompts)] for i in range(n)]
+    return [PromptSample(id=str(i), prompt=p, seed=seed * 100_003 + i, input_tokens=len(tokenizer(p).input_ids))
+            for i, p in enumerate(picked)]
+
+
+def prompt_sample(tokenizer, text: str) -> PromptSample:
+    """The prompt of ``genaccel generate``."""
+    return PromptSample(id="0", prompt=text, seed=0, input_tokens=len(tokenizer(text).input_ids))
+
+
 class LatentDiffusion:
     """Base of diffusion workloads made of ``diffusers``/``transformers`` parts: ``tokenizer``,
     ``text_encoder`` (CLIP), ``unet`` (2-D or 3-D) and ``vae`` (``AutoencoderKL``).
@@ -347,20 +370,10 @@ class LatentDiffusion:
 
     # -- Workload
     def make_samples(self, n: int, seed: int, max_new_tokens=None, seq_len=None) -> list[PromptSample]:
-        prompts = list(PROMPTS)
-        if self.data is not None:
-            from pathlib import Path
-
-            files = sorted(Path(self.data).glob("*.txt"))
-            prompts = [line.strip() for f in files for line in f.read_text().splitlines() if line.strip()]
-            if not prompts:
-                raise GenaccelError(f"--data {str(self.data)!r} holds no prompts (*.txt files, one prompt per line)")
-        picked = [prompts[(seed + i) % len(prompts)] for i in range(n)]
-        return [PromptSample(id=str(i), prompt=p, seed=seed * 100_003 + i, input_tokens=len(self.tokenizer(p).input_ids))
-                for i, p in enumerate(picked)]
+        return prompt_samples(self.tokenizer, self.data, n, seed)
 
     def prompt_sample(self, text: str, max_new_tokens=None, options=None) -> PromptSample:
-        return PromptSample(id="0", prompt=text, seed=0, input_tokens=len(self.tokenizer(text).input_ids))
+        return prompt_sample(self.tokenizer, text)
 
     def describe(self) -> dict:
         def count(m):

@@ -17,6 +17,7 @@ import torch
 
 from .decoding import BatchResult
 from .measure import synced_now
+from .stepcache import is_3d
 
 
 class DiffusersPipeline:
@@ -35,7 +36,7 @@ class DiffusersPipeline:
             inst.set_attention("sdpa")  # diffusers' default processors (AttnProcessor2_0)
             parts = dict(vae=inst.vae, text_encoder=inst.text_encoder, tokenizer=inst.tokenizer, unet=inst.unet,
                          scheduler=make_scheduler(s.scheduler, inst.scheduler_config))
-            if hasattr(inst.unet, "transformer_in"):  # a 3-D UNet
+            if is_3d(inst.unet):
                 self._pipe = TextToVideoSDPipeline(**parts)
             else:
                 self._pipe = StableDiffusionPipeline(**parts, safety_checker=None, feature_extractor=None,
@@ -51,7 +52,7 @@ class DiffusersPipeline:
             return ctx.instance.pipeline_run(ctx, batch)
         inst, dev = ctx.instance, ctx.device
         pipe, s = self.pipeline(ctx)
-        video = hasattr(inst.unet, "transformer_in")
+        video = is_3d(inst.unet)
         kwargs = dict(num_inference_steps=s.num_inference_steps, guidance_scale=s.guidance_scale,
                       height=inst.image_size, width=inst.image_size, output_type="np",
                       generator=[torch.Generator().manual_seed(sample.seed) for sample in batch])

@@ -17,7 +17,8 @@ from __future__ import annotations
 import torch
 
 
-def _is_3d(unet) -> bool:
+def is_3d(unet) -> bool:
+    """A text-to-video UNet (UNet3DConditionModel: temporal layers after conv_in)."""
     return hasattr(unet, "transformer_in")
 
 
@@ -31,10 +32,10 @@ def _embed(unet, sample, timestep, context):
     elif timesteps.dim() == 0:
         timesteps = timesteps[None].to(sample.device)
     timesteps = timesteps.expand(batch)
-    t_emb = unet.time_proj(timesteps).to(dtype=unet.dtype if _is_3d(unet) else sample.dtype)
+    t_emb = unet.time_proj(timesteps).to(dtype=unet.dtype if is_3d(unet) else sample.dtype)
     emb = unet.time_embedding(t_emb, None)
     frames = None
-    if _is_3d(unet):
+    if is_3d(unet):
         frames = sample.shape[2]
         emb = emb.repeat_interleave(frames, dim=0)
         context = context.repeat_interleave(frames, dim=0)
@@ -87,7 +88,7 @@ def full(unet, sample, timestep, context):
         sample, res = _down(block, sample, emb, context, frames)
         res_all += res
     if unet.mid_block is not None:
-        if _is_3d(unet):
+        if is_3d(unet):
             sample = unet.mid_block(sample, emb, encoder_hidden_states=context, num_frames=frames)
         else:
             sample = unet.mid_block(sample, emb, encoder_hidden_states=context)

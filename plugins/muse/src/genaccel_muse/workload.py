@@ -16,7 +16,7 @@ from pathlib import Path
 import attrs
 import torch
 from genaccel.decoding import BatchResult
-from genaccel.denoise import PROMPTS, PromptSample, clip_style_tokenizer, materialize
+from genaccel.denoise import PROMPTS, PromptSample, clip_style_tokenizer, materialize, prompt_sample, prompt_samples
 from genaccel.errors import GenaccelError
 from genaccel.executor import StepExecutor
 from genaccel.measure import StepClock, synced_now
@@ -80,18 +80,10 @@ class Muse:
 
     # -- Workload
     def make_samples(self, n: int, seed: int, max_new_tokens=None, seq_len=None) -> list[PromptSample]:
-        prompts = list(PROMPTS)
-        if self.data is not None:
-            files = sorted(Path(self.data).glob("*.txt"))
-            prompts = [line.strip() for f in files for line in f.read_text().splitlines() if line.strip()]
-            if not prompts:
-                raise GenaccelError(f"--data {str(self.data)!r} holds no prompts (*.txt files, one prompt per line)")
-        picked = [prompts[(seed + i) % len(prompts)] for i in range(n)]
-        return [PromptSample(id=str(i), prompt=p, seed=seed * 100_003 + i, input_tokens=len(self.tokenizer(p).input_ids))
-                for i, p in enumerate(picked)]
+        return prompt_samples(self.tokenizer, self.data, n, seed)
 
     def prompt_sample(self, text: str, max_new_tokens=None, options=None) -> PromptSample:
-        return PromptSample(id="0", prompt=text, seed=0, input_tokens=len(self.tokenizer(text).input_ids))
+        return prompt_sample(self.tokenizer, text)
 
     @property
     def grid(self) -> int:
