@@ -348,6 +348,37 @@ def prompt_sample(tokenizer, text: str) -> PromptSample:
     """The prompt of ``genaccel generate``."""
     return PromptSample(id="0", prompt=text, seed=0, input_tokens=len(tokenizer(text).input_ids))
 
+def save_images(batch, images, out_dir) -> list[dict]:
+    """Each sample's image (H, W, 3) in [0, 1] as a PNG in ``out_dir/images`` (when given); per-sample
+    record fields: its size and the files written."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    extras = []
+    for sample, image in zip(batch, images):
+        extra = {"image_size": list(image.shape[:2])}
+        if out_dir:
+            folder = Path(out_dir) / "images"
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / (sample.id.replace("/", "-") + ".png")
+            Image.fromarray((image.numpy() * 255).round().astype("uint8")).save(path)
+            extra["files"] = [str(path)]
+        extras.append(extra)
+    return extras
+
+
+def channels_last(modules) -> int:
+    """Every Conv2d under ``modules`` (None entries skipped) in channels-last layout; how many."""
+    n = 0
+    for part in modules:
+        for m in (part.modules() if part is not None else ()):
+            if isinstance(m, torch.nn.Conv2d):
+                m.to(memory_format=torch.channels_last)
+                n += 1
+    return n
+
+
 
 class LatentDiffusion:
     """Base of diffusion workloads made of ``diffusers``/``transformers`` parts: ``tokenizer``,
@@ -470,12 +501,7 @@ class LatentDiffusion:
 
     def set_channels_last(self) -> str:
         self.channels_last = True
-        n = 0
-        for part in (self.unet, self.vae):
-            for m in part.modules():
-                if isinstance(m, torch.nn.Conv2d):
-                    m.to(memory_format=torch.channels_last)
-                    n += 1
+        n = channels_last((self.unet, self.vae))
         return f"{n} Conv2d weights and the 4-D latents in channels-last (NHWC) layout"
 
     def set_compile(self, mode: str) -> str:

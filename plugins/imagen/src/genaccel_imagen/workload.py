@@ -27,6 +27,7 @@ from genaccel.denoise import (
     SCHEDULERS,
     PromptSample,
     _step_kwargs,
+    channels_last,
     clip_style_tokenizer,
     materialize,
     prompt_sample,
@@ -494,13 +495,7 @@ class Imagen:
 
     def set_channels_last(self) -> str:
         self.channels_last = True
-        n = 0
-        for stage in self.stages:
-            for part in (stage.unet, stage.vae):
-                for m in (part.modules() if part is not None else ()):
-                    if isinstance(m, torch.nn.Conv2d):
-                        m.to(memory_format=torch.channels_last)
-                        n += 1
+        n = channels_last([part for stage in self.stages for part in (stage.unet, stage.vae)])
         return f"{n} Conv2d weights and the stages' 4-D inputs in channels-last (NHWC) layout"
 
     def set_compile(self, mode: str) -> str:

@@ -16,7 +16,15 @@ from pathlib import Path
 import attrs
 import torch
 from genaccel.decoding import BatchResult
-from genaccel.denoise import PROMPTS, PromptSample, clip_style_tokenizer, materialize, prompt_sample, prompt_samples
+from genaccel.denoise import (
+    PROMPTS,
+    PromptSample,
+    clip_style_tokenizer,
+    materialize,
+    prompt_sample,
+    prompt_samples,
+    save_images,
+)
 from genaccel.errors import GenaccelError
 from genaccel.executor import StepExecutor
 from genaccel.measure import StepClock, synced_now
@@ -212,19 +220,7 @@ class Muse:
                            decode_s=latency, decode_steps=steps, weight_passes=1, phases=phases, extra={"media": images})
 
     def save_outputs(self, batch, images, out_dir) -> list[dict]:
-        from PIL import Image
-
-        extras = []
-        for sample, image in zip(batch, images):
-            extra = {"image_size": list(image.shape[:2])}
-            if out_dir:
-                folder = Path(out_dir) / "images"
-                folder.mkdir(parents=True, exist_ok=True)
-                path = folder / (sample.id.replace("/", "-") + ".png")
-                Image.fromarray((image.numpy() * 255).round().astype("uint8")).save(path)
-                extra["files"] = [str(path)]
-            extras.append(extra)
-        return extras
+        return save_images(batch, images, out_dir)
 
     # -- switches the optimizations call
     def set_attention(self, impl: str) -> None:

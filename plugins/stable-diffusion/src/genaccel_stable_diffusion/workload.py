@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from genaccel.denoise import LatentDiffusion, build_parts, load_pipeline_folder, scheduler_name
+from genaccel.denoise import LatentDiffusion, build_parts, load_pipeline_folder, save_images, scheduler_name
 from genaccel.errors import GenaccelError
 
 #: SD 1.5's scheduler config (PNDM with the training betas) and its pipeline's defaults
@@ -82,19 +82,7 @@ class StableDiffusion(LatentDiffusion):
         return (images / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).float().cpu()
 
     def save_outputs(self, batch, images, out_dir) -> list[dict]:
-        from PIL import Image
-
-        extras = []
-        for sample, image in zip(batch, images):
-            extra = {"image_size": list(image.shape[:2])}
-            if out_dir:
-                folder = Path(out_dir) / "images"
-                folder.mkdir(parents=True, exist_ok=True)
-                path = folder / (sample.id.replace("/", "-") + ".png")
-                Image.fromarray((image.numpy() * 255).round().astype("uint8")).save(path)
-                extra["files"] = [str(path)]
-            extras.append(extra)
-        return extras
+        return save_images(batch, images, out_dir)
 
 
 def build(options) -> StableDiffusion:
