@@ -55,7 +55,7 @@ def test_toy_plays_the_role():
     assert Denoiser.missing(ToyDenoiser()) == []
 
 
-@pytest.mark.parametrize("scheduler", ["ddim", "pndm", "dpm-solver", "euler"])
+@pytest.mark.parametrize("scheduler", ["ddim", "pndm", "dpm-solver", "euler", "ddpm"])
 def test_batched_and_sequential_guidance_agree(scheduler):
     a, b = context(scheduler=scheduler), context(scheduler=scheduler)
     batched, sequential = denoise(a, BATCH, False), denoise(b, BATCH, True)
@@ -79,5 +79,5 @@ def test_settings_defaults_and_errors():
                              ({"guidance_scale": "x"}, "--guidance-scale 'x' is not a number")]:
         with pytest.raises(GenaccelError, match=message):
             settings(context(**options))
-    with pytest.raises(GenaccelError, match="choose one of ddim, pndm, dpm-solver, euler"):
+    with pytest.raises(GenaccelError, match="choose one of ddim, pndm, dpm-solver, euler, ddpm"):
         make_scheduler("unipc", {})

@@ -27,6 +27,31 @@ def test_render_and_compare(tmp_path):
     assert "1.50×" in compare(doc, other)
 
 
+def test_sdpa_speedup_table_in_the_study_order(tmp_path):
+    cases = []
+    for workload in ("muse/t-i", "x/y", "llama/t-t"):
+        for label, tps, stack in (("baseline", 10.0, []), ("sdpa", 12.0, ["sdpa"])):
+            c = _case(label, tps, 1.0)
+            c.update(workload=workload, optimizations=stack)
+            cases.append(c)
+    md = render({"schema_version": SCHEMA_VERSION, "kind": "bench", "environment": {}, "cases": cases}, tmp_path).read_text()
+    table = md[md.index("## End-to-end SDPA speedup"):]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "×" in line]
+    assert rows == ["| llama/t-t | tiny | 1 | cpu float32 | 1.20× | 1.52× (LLaMA) |",
+                    "| muse/t-i | tiny | 1 | cpu float32 | 1.20× | 1.11× (Muse) |",
+                    "| x/y | tiny | 1 | cpu float32 | 1.20× | – |"]
+
+
+def test_time_by_phase_table(tmp_path):
+    cases = [_case("baseline", 1.0, 1.0), _case("sdpa", 2.0, 0.5)]
+    cases[0]["summary"]["phase_s"] = {"text encoder": 0.1, "stage I": 0.3, "stage II": 0.6}
+    cases[1]["summary"]["phase_s"] = {"text encoder": 0.1, "stage I": 0.1, "stage II": 0.3}
+    md = render({"schema_version": SCHEMA_VERSION, "kind": "ablate", "environment": {}, "cases": cases}, tmp_path).read_text()
+    assert "| stack | text encoder s (share) | stage I s (share) | stage II s (share) |" in md
+    assert "| baseline | 0.100 (10%) | 0.300 (30%) | 0.600 (60%) |" in md
+    assert "| sdpa | 0.100 (20%) | 0.100 (20%) | 0.300 (60%) |" in md
+
+
 def test_write_is_atomic_and_load_checks_schema(tmp_path):
     path = tmp_path / "r.json"
     write_json(path, {"schema_version": 99})

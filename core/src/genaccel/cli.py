@@ -238,7 +238,7 @@ def _run_cases(registry, configs, report, *, strict: bool, done=frozenset()):
 
 
 def cmd_ablate(args, registry) -> int:
-    from .report import Report, render, speedup_table
+    from .report import Report, phase_table, render, speedup_table
 
     spec = registry.workload(args.workload)
     runs = []
@@ -258,6 +258,9 @@ def cmd_ablate(args, registry) -> int:
     _print_cases(report.doc["cases"])
     print()
     print(speedup_table(report.doc["cases"]))
+    phases = phase_table(report.doc["cases"])
+    if phases:
+        print("\ntime by phase:\n" + phases)
     print(f"\nreport: {out / 'report.json'}, {out / 'report.md'}")
     return _failed_cases(report.doc["cases"])
 

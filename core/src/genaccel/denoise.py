@@ -42,6 +42,7 @@ SCHEDULERS = {
     "pndm": "PNDMScheduler",
     "dpm-solver": "DPMSolverMultistepScheduler",
     "euler": "EulerDiscreteScheduler",
+    "ddpm": "DDPMScheduler",  # ancestral sampling, the schedule DeepFloyd IF's stages ship with
 }
 
 
@@ -96,8 +97,8 @@ def settings(ctx) -> Settings:
 
 
 def make_scheduler(name: str, config: dict):
-    """A ``diffusers`` scheduler of kind ``name`` (``ddim``, ``pndm``, ``dpm-solver``, ``euler``)
-    from a scheduler config (the training betas carry over, as with ``Scheduler.from_config``;
+    """A ``diffusers`` scheduler of kind ``name`` (``ddim``, ``pndm``, ``dpm-solver``, ``euler``,
+    ``ddpm``) from a scheduler config (the training betas carry over, as with ``Scheduler.from_config``;
     PNDM without a word on PRK steps skips them)."""
     import diffusers
 

@@ -40,7 +40,7 @@ def base(registry):
 
 def pipelines(inst):
     from diffusers import IFPipeline, IFSuperResolutionPipeline, StableDiffusionUpscalePipeline
-    from genaccel_imagen.workload import make_scheduler
+    from genaccel.denoise import make_scheduler
 
     s1, s2, s3 = inst.stages
     p1 = IFPipeline(tokenizer=inst.tokenizer, text_encoder=inst.text_encoder, unet=s1.unet,
@@ -100,6 +100,19 @@ def test_diffusers_pipeline_decoder_is_the_reference(registry):
     assert set(theirs.records[0]["phases"]) >= {"stage I", "stage II", "stage III"}
 
 
+def test_ddpm_is_the_stages_default(registry, base):
+    _, _, default = base
+    _, _, ddpm = generate(registry, options={"scheduler": "ddpm", "stages": 2})
+    assert len(ddpm.extra["stages"]) == 2
+    for a, b in zip(default.extra["stages"], ddpm.extra["stages"]):
+        assert torch.equal(a, b)
+    # DDIM has no learned variance: the pipeline and our loop drop the predicted one alike
+    _, _, ddim = generate(registry, optimizations=("sdpa",), options={"scheduler": "ddim", "stages": 1})
+    _, _, theirs = generate(registry, decoder="diffusers-pipeline", options={"scheduler": "ddim", "stages": 1})
+    assert torch.allclose(ddim.extra["media"], theirs.extra["media"], atol=1e-4)
+    assert not torch.allclose(default.extra["stages"][0], ddim.extra["media"], atol=1e-3)
+
+
 def save_checkpoint(inst, path):
     p1, p2, p3 = pipelines(inst)
     p1.save_pretrained(path / "stage_1")
@@ -142,7 +155,7 @@ def test_super_resolution_given_the_wrong_input_size(registry, monkeypatch):
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"scheduler": "lms"}, "--scheduler must be one of"),
+    ({"scheduler": "lms"}, "--scheduler must be one of ddim, pndm, dpm-solver, euler, ddpm, got 'lms'"),
     ({"num_inference_steps": 0}, "--num-inference-steps must be >= 1, got 0"),
     ({"sr_steps": 0}, "--sr-steps must be >= 1, got 0"),
     ({"stages": 4}, "--stages must be >= 1 and <= 3, got 4"),
@@ -182,4 +195,20 @@ def test_sequence_lengths_are_u_shaped_per_stage(registry):
     assert (prof["stage I"]["max"], prof["stage I"]["min"]) == (16, 16)
     assert (prof["stage II"]["max"], prof["stage III"]["max"]) == (256, 256)
     assert {c["key_len"] for c in prof["stage I"]["calls"]} == {16 + 77}  # IF attends over its positions and the text
+    assert {(c["kind"], c["key_len"]) for c in prof["stage II"]["calls"]} == {("cross", 77)}  # IF-II: the text only
     assert {c["key_len"] for c in prof["stage III"]["calls"] if c["kind"] == "cross"} == {77}
+
+
+def test_if_preset_has_the_released_sizes():
+    """The ``if`` preset's UNets, built on the meta device (no memory, seconds), have the model cards' sizes:
+    IF-I-XL 4.3B and IF-II-L 1.2B parameters, within 10% (the widths are fitted to them; see the preset)."""
+    from diffusers import UNet2DConditionModel
+    from genaccel_imagen.workload import PRESETS
+
+    def count(config):
+        with torch.device("meta"):
+            return sum(p.numel() for p in UNet2DConditionModel(**config).parameters())
+
+    base, sr = count(PRESETS["if"]["base"]), count(PRESETS["if"]["sr"])
+    assert abs(base / 4.3e9 - 1) < 0.10, base
+    assert abs(sr / 1.2e9 - 1) < 0.10, sr

@@ -112,7 +112,7 @@ def test_instance_plays_its_roles(registry):
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"scheduler": "unipc"}, "--scheduler must be one of ddim, pndm, dpm-solver, euler, got 'unipc'"),
+    ({"scheduler": "unipc"}, "--scheduler must be one of ddim, pndm, dpm-solver, euler, ddpm, got 'unipc'"),
     ({"num_inference_steps": -1}, "--num-inference-steps must be >= 1, got -1"),
     ({"image_size": 68}, "--image-size must be a positive multiple of 8"),
     ({"frames": 0}, "--frames must be >= 1, got 0"),

@@ -117,3 +117,23 @@ def test_sequence_length_is_constant(registry):
     assert prof["constant"] and prof["self_attention_lengths"] == [8 * 8] and prof["steps"] == 4 * 1
     assert prof["static_shapes"] and prof["masked_after_step"][-1] == 0
     assert {c["key_len"] for c in prof["calls"] if c["kind"] == "cross"} == {77}
+
+
+def test_amused_256_preset_has_the_released_sizes():
+    """The ``amused-256`` preset built on the meta device (no memory, seconds): the U-ViT has aMUSEd's 603M
+    parameters (within 1%), the whole model (CLIP-L/14 text encoder, U-ViT, VQ-GAN) its ~800M (within 10%)."""
+    from diffusers import UVit2DModel, VQModel
+    from genaccel_muse.workload import PRESETS
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    preset = PRESETS["amused-256"]
+
+    def count(module):
+        return sum(p.numel() for p in module.parameters())
+
+    with torch.device("meta"):
+        transformer = count(UVit2DModel(**preset["transformer"]))
+        total = (transformer + count(VQModel(**preset["vq"]))
+                 + count(CLIPTextModelWithProjection(CLIPTextConfig(**preset["text"]))))
+    assert abs(transformer / 603e6 - 1) < 0.01, transformer
+    assert abs(total / 800e6 - 1) < 0.10, total

@@ -56,7 +56,7 @@ def generate(registry, **fields):
     return ctx, batch, ctx.decoder.run(ctx, batch)
 
 
-@pytest.mark.parametrize("scheduler", ["ddim", "pndm", "dpm-solver", "euler"])
+@pytest.mark.parametrize("scheduler", ["ddim", "pndm", "dpm-solver", "euler", "ddpm"])
 def test_matches_diffusers_pipeline(registry, scheduler):
     from diffusers import StableDiffusionPipeline
 
@@ -106,7 +106,7 @@ def test_instance_plays_its_roles(registry):
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"scheduler": "lms"}, "--scheduler must be one of ddim, pndm, dpm-solver, euler, got 'lms'"),
+    ({"scheduler": "lms"}, "--scheduler must be one of ddim, pndm, dpm-solver, euler, ddpm, got 'lms'"),
     ({"num_inference_steps": 0}, "--num-inference-steps must be >= 1, got 0"),
     ({"image_size": 60}, "--image-size must be a positive multiple of 8"),
 ])

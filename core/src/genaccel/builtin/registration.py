@@ -22,7 +22,7 @@ DRAFT_LEN = Option(name="draft_len", type=int, min=1,
                    help="self-speculative: tokens drafted per cycle (default: the checkpoint's saved k, else 4)")
 GUIDANCE_SCALE = Option(name="guidance_scale", type=float, min=0,
                         help="contrastive guidance scale (default: the workload's, 3 for chameleon/t-i)")
-SCHEDULER = Option(name="scheduler", type=str, choices=("ddim", "pndm", "dpm-solver", "euler"),
+SCHEDULER = Option(name="scheduler", type=str, choices=("ddim", "pndm", "dpm-solver", "euler", "ddpm"),
                    help="diffusion scheduler (default: the workload's)")
 NUM_INFERENCE_STEPS = Option(name="num_inference_steps", type=int, min=1,
                              help="diffusion denoising steps (default: the workload's)")

@@ -29,9 +29,11 @@ from genaccel.denoise import (
     _step_kwargs,
     channels_last,
     clip_style_tokenizer,
+    make_scheduler,
     materialize,
     prompt_sample,
     prompt_samples,
+    scheduler_name,
 )
 from genaccel.errors import GenaccelError
 from genaccel.executor import StepExecutor
@@ -41,11 +43,14 @@ from genaccel.profiling import phase
 STAGE_NAMES = ("stage I", "stage II", "stage III")
 STAGE_FOLDERS = ("stage_1", "stage_2", "stage_3")
 
-#: DeepFloyd IF's schedulers: DDPM with learned variance and dynamic thresholding; the noise augmentation
+#: DeepFloyd IF's schedulers (diffusers' scripts/convert_if.py): DDPM with learned variance and dynamic thresholding
+#: at the 0.95 quantile, clipped to 1.5 in stage I and 1.0 in stage II (IF's own stage_I.py / stage_II.py:
+#: dynamic_thresholding_c); stage II's noise augmentation, the same cosine schedule
 IF_SCHEDULER = {"_class_name": "DDPMScheduler", "num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2",
                 "beta_start": 0.0001, "beta_end": 0.02, "thresholding": True, "dynamic_thresholding_ratio": 0.95,
-                "sample_max_value": 1.0, "prediction_type": "epsilon", "variance_type": "learned_range",
+                "sample_max_value": 1.5, "prediction_type": "epsilon", "variance_type": "learned_range",
                 "clip_sample": True}
+IF_SR_SCHEDULER = {**IF_SCHEDULER, "sample_max_value": 1.0}
 NOISING_SCHEDULER = {"_class_name": "DDPMScheduler", "num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2",
                      "beta_start": 0.0001, "beta_end": 0.02}
 #: the x4 upscaler's: DDIM with v-prediction; its low-resolution noise augmentation
@@ -55,30 +60,34 @@ UPSCALER_SCHEDULER = {"_class_name": "DDIMScheduler", "num_train_timesteps": 100
 LOW_RES_SCHEDULER = {"_class_name": "DDPMScheduler", "num_train_timesteps": 1000, "beta_schedule": "scaled_linear",
                      "beta_start": 0.0001, "beta_end": 0.02}
 
-_IF_UNET = dict(down_block_types=("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"),
-                mid_block_type="UNetMidBlock2DSimpleCrossAttn",
-                up_block_types=("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"),
-                addition_embed_type="text", cross_attention_norm="group_norm", resnet_time_scale_shift="scale_shift",
-                act_fn="gelu")
-_SR_EXTRA = dict(class_embed_type="timestep", mid_block_scale_factor=1.414, time_embedding_act_fn="gelu")
+#: what convert_if.py sets on every IF UNet (scale-shift norm, GELU, text pooled into the time embedding, group-norm
+#: on the text before the added keys and values) ...
+_IF_UNET = dict(mid_block_type="UNetMidBlock2DSimpleCrossAttn", addition_embed_type="text",
+                cross_attention_norm="group_norm", resnet_time_scale_shift="scale_shift", act_fn="gelu")
+#: ... and on the super-resolution UNets (get_super_res_unet): the augmentation level as a timestep class label,
+#: residuals scaled by 1/0.7071, cross-attention only (IF-II's disable_self_attentions), a time embedding as wide
+#: as the last level
+_SR_EXTRA = dict(class_embed_type="timestep", time_embedding_act_fn="gelu", resnet_skip_time_act=True,
+                 resnet_out_scale_factor=1 / 0.7071, mid_block_scale_factor=1 / 0.7071, only_cross_attention=True)
 _UP_UNET = dict(down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
                 num_class_embeds=1000, in_channels=7, out_channels=4)
 
 
-def _levels(n, first, second):
-    return (first,) * (n // 2) + (second,) * (n - n // 2)
-
-
-def _if_unet(channels, layers, heads, head_dim, text_dim, sr: bool, size: int) -> dict:
+def _if_unet(channels, layers, *, attention: int, head_dim: int, text_dim: int, pool_heads: int, sr: bool,
+             size: int) -> dict:
+    """An IF UNet as convert_if.py builds it: ``attention`` lowest-resolution levels with attention
+    (``SimpleCrossAttn*``, the original's attention_resolutions), the others ``Resnet*`` (resblock_updown);
+    the text (``text_dim``) projected to the first level's width for the attention's added keys and values."""
     n = len(channels)
     cfg = {**_IF_UNET, "block_out_channels": tuple(channels), "layers_per_block": layers, "attention_head_dim": head_dim,
-           "cross_attention_dim": channels[0] if n > 1 else channels[0], "encoder_hid_dim": text_dim,
-           "addition_embed_type_num_heads": heads, "in_channels": 6 if sr else 3, "out_channels": 6,
-           "sample_size": size, "norm_num_groups": min(32, channels[0] // 2)}
-    cfg["down_block_types"] = _levels(n, "ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D")
-    cfg["up_block_types"] = tuple(reversed(_levels(n, "ResnetUpsampleBlock2D", "SimpleCrossAttnUpBlock2D")))
+           "cross_attention_dim": channels[0], "encoder_hid_dim": text_dim, "addition_embed_type_num_heads": pool_heads,
+           "in_channels": 6 if sr else 3, "out_channels": 6, "sample_size": size, "norm_num_groups": min(32, channels[0] // 2),
+           "down_block_types": tuple("SimpleCrossAttnDownBlock2D" if i >= n - attention else "ResnetDownsampleBlock2D"
+                                     for i in range(n)),
+           "up_block_types": tuple("SimpleCrossAttnUpBlock2D" if i < attention else "ResnetUpsampleBlock2D"
+                                   for i in range(n))}
     if sr:
-        cfg.update(_SR_EXTRA, time_embedding_dim=channels[0] * 4)
+        cfg.update(_SR_EXTRA, time_embedding_dim=channels[-1])
     return cfg
 
 
@@ -90,7 +99,8 @@ def _t5(d_model, d_ff, layers, heads, vocab=32128) -> dict:
 PRESETS = {
     "tiny": {  # tests: seconds.  8x8 base, 32x32 super-resolution, x4 upscaler to 128x128
         "t5": _t5(32, 64, 2, 4, vocab=1000), "sizes": (8, 32),
-        "base": _if_unet((32, 64), 1, 2, 8, 32, False, 8), "sr": _if_unet((32, 64), 1, 2, 8, 32, True, 32),
+        "base": _if_unet((32, 64), 1, attention=1, head_dim=8, text_dim=32, pool_heads=2, sr=False, size=8),
+        "sr": _if_unet((32, 64), 1, attention=1, head_dim=8, text_dim=32, pool_heads=2, sr=True, size=32),
         "upscaler": {"text": {"vocab_size": 1000, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
                               "num_attention_heads": 4},
                      "unet": {"block_out_channels": (32, 64), "layers_per_block": 1, "cross_attention_dim": 32,
@@ -100,8 +110,9 @@ PRESETS = {
     },
     "small": {  # the CPU bench: a shorter cascade (base 32x32, super-resolution to 128x128) at reduced widths
         "t5": _t5(256, 1024, 4, 4, vocab=8192), "sizes": (32, 128),
-        "base": _if_unet((64, 128, 256), 1, 4, 32, 256, False, 32),
-        "sr": _if_unet((32, 64, 128, 128), 1, 2, 32, 256, True, 128),  # attention at 32x32 and 16x16, as IF-II
+        "base": _if_unet((64, 128, 256), 1, attention=2, head_dim=32, text_dim=256, pool_heads=4, sr=False, size=32),
+        # attention at 32x32 and 16x16, as IF-II
+        "sr": _if_unet((32, 64, 128, 128), 1, attention=2, head_dim=32, text_dim=256, pool_heads=2, sr=True, size=128),
         "upscaler": {"text": {"vocab_size": 8192, "hidden_size": 256, "intermediate_size": 1024, "num_hidden_layers": 4,
                               "num_attention_heads": 4},
                      "unet": {"block_out_channels": (64, 128), "layers_per_block": 1, "cross_attention_dim": 256,
@@ -109,10 +120,19 @@ PRESETS = {
                      "vae": {"block_out_channels": (32, 64, 64), "layers_per_block": 1, "norm_num_groups": 32}},
         "steps": (10, 5, 5), "stages": 2,
     },
-    "if": {  # the released layout: T5-XXL encoder, IF-I-XL-like base at 64, IF-II-L-like SR to 256, x4 upscaler to 1024
+    # The released layout.  T5: t5-v1_1-xxl's encoder (convert_if.py loads google/t5-v1_1-xxl).  The UNets' layout is
+    # read from convert_if.py: IF-I's attention_resolutions 32,16,8 at 64x64 (attention at three of four levels),
+    # 64-channel heads (num_head_channels), 64 pooling heads over the 4096-wide T5 text; IF-II's five levels of
+    # 2, 2, 3, 5, 5 residual blocks (its verify_param_count block slices), cross-attention at its two lowest
+    # levels.  The released configs' widths are not public outside the gated checkpoints: the widths below are
+    # fitted so that the UNets have the model cards' sizes (IF-I-XL 4.3B: 4.10B here; IF-II-L 1.2B: 1.19B here).
+    # Stage III is stabilityai/stable-diffusion-x4-upscaler's layout (OpenCLIP-H text encoder, 4-level UNet, VAE).
+    "if": {
         "t5": _t5(4096, 10240, 24, 64), "sizes": (64, 256),
-        "base": _if_unet((512, 1024, 1536, 2048), 3, 64, 64, 4096, False, 64),
-        "sr": _if_unet((128, 256, 512, 1024), 2, 16, 64, 4096, True, 256),
+        "base": _if_unet((704, 1408, 2112, 2816), 3, attention=3, head_dim=64, text_dim=4096, pool_heads=64, sr=False,
+                         size=64),
+        "sr": _if_unet((192, 384, 768, 1152, 1152), (2, 2, 3, 5, 5), attention=2, head_dim=64, text_dim=4096,
+                       pool_heads=64, sr=True, size=256),
         "upscaler": {"text": {"vocab_size": 49408, "hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 23,
                               "num_attention_heads": 16},
                      "unet": {"block_out_channels": (256, 512, 512, 1024), "layers_per_block": 2,
@@ -139,15 +159,16 @@ def t5_style_tokenizer(vocab_size: int, max_length: int = 77):
     return tok
 
 
-def make_scheduler(name: str, config: dict):
-    """A ``diffusers`` scheduler of kind ``name`` (``ddpm`` or the core's) from a stage's scheduler config."""
-    import diffusers
+def stage_scheduler(name: str, config: dict):
+    """A stage's scheduler of kind ``name``.  IF's UNets predict a learned variance beside the noise, which only
+    the schedulers with a ``variance_type`` (DDPM, DPM-Solver) use; the others get a fixed variance in their
+    config, so that ``IFPipeline`` and our loop both drop the predicted one."""
+    import inspect
 
-    classes = {"ddpm": "DDPMScheduler", **SCHEDULERS}
-    if name not in classes:
-        raise GenaccelError(f"--scheduler {name!r} is not known; choose one of {', '.join(classes)}")
-    overrides = {"skip_prk_steps": True} if name == "pndm" else {}
-    return getattr(diffusers, classes[name]).from_config(config, **overrides)
+    scheduler = make_scheduler(name, config)
+    if "variance_type" not in inspect.signature(type(scheduler).__init__).parameters and "variance_type" in config:
+        scheduler = make_scheduler(name, {**config, "variance_type": "fixed_small"})
+    return scheduler
 
 
 @attrs.frozen(kw_only=True)
@@ -218,8 +239,8 @@ class Imagen:
     def settings(self, ctx) -> Settings:
         options = ctx.config.options
         name = options.get("scheduler")
-        if name is not None and name not in ("ddpm", *SCHEDULERS):
-            raise GenaccelError(f"--scheduler {name!r} is not known; choose one of ddpm, {', '.join(SCHEDULERS)}")
+        if name is not None and name not in SCHEDULERS:
+            raise GenaccelError(f"--scheduler {name!r} is not known; choose one of {', '.join(SCHEDULERS)}")
         stages = int(options.get("stages") or self.defaults["stages"])
         if not 1 <= stages <= len(self.stages):
             raise GenaccelError(f"--stages must be between 1 and {len(self.stages)} (the cascade's stages), got {stages}")
@@ -304,7 +325,7 @@ class Imagen:
             stage, gens, name = self.stages[index], generators(index), STAGE_NAMES[index]
             t_start = synced_now(dev)
             with phase(name):
-                scheduler = make_scheduler(s.scheduler or _scheduler_name(stage.scheduler_config), stage.scheduler_config)
+                scheduler = stage_scheduler(s.scheduler or _scheduler_name(stage.scheduler_config), stage.scheduler_config)
                 scheduler.set_timesteps(s.steps[index], device=dev)
                 if hasattr(scheduler, "set_begin_index"):
                     scheduler.set_begin_index(0)
@@ -384,7 +405,7 @@ class Imagen:
 
         pipes = []
         for stage in self.stages:
-            sched = make_scheduler(scheduler or _scheduler_name(stage.scheduler_config), stage.scheduler_config)
+            sched = stage_scheduler(scheduler or _scheduler_name(stage.scheduler_config), stage.scheduler_config)
             common = dict(safety_checker=None, feature_extractor=None, watermarker=None, requires_safety_checker=False)
             if stage.kind == "base":
                 pipe = IFPipeline(tokenizer=self.tokenizer, text_encoder=self.text_encoder, unet=stage.unet,
@@ -509,8 +530,8 @@ class Imagen:
 
 
 def _scheduler_name(config: dict) -> str:
-    names = {"DDPMScheduler": "ddpm", **{cls: name for name, cls in SCHEDULERS.items()}}
-    return names.get(config.get("_class_name"), "ddpm")
+    """A stage's own scheduler (IF's stages: DDPM; the x4 upscaler: DDIM), used unless ``--scheduler`` names one."""
+    return scheduler_name(config, "ddpm")
 
 
 # --- building -------------------------------------------------------------------------------------
@@ -539,7 +560,7 @@ def build_preset(preset: dict, *, device, dtype, seed: int) -> dict:
     stages = [Stage(kind="base", unet=_build(lambda: UNet2DConditionModel(**preset["base"]), meta, device, dtype, seed + 1),
                     scheduler_config=IF_SCHEDULER, size=base_size),
               Stage(kind="sr", unet=_build(lambda: UNet2DConditionModel(**preset["sr"]), meta, device, dtype, seed + 2),
-                    scheduler_config=IF_SCHEDULER, size=sr_size, noise_level=250, noising_config=NOISING_SCHEDULER)]
+                    scheduler_config=IF_SR_SCHEDULER, size=sr_size, noise_level=250, noising_config=NOISING_SCHEDULER)]
     up = preset["upscaler"]
     text_cfg, unet_cfg, vae_cfg = part_configs({"text": up["text"], "unet": {**_UP_UNET, **up["unet"]}, "vae": up["vae"],
                                                 "image_size": sr_size * 4})
@@ -639,9 +660,9 @@ def run_once(instance, options: dict, prompt: str = PROMPTS[0]) -> BatchResult:
 
 def sequence_profile(instance, steps: int = 1) -> dict:
     """The attention sequence lengths over one inference of the cascade, per stage: every attention call of the
-    stage's first UNet forward (query length: the positions of the feature map it attends over; key length
-    with the text), and the max/min of the self-attention lengths — a U per stage (down, mid, up), stage after
-    stage at growing resolution."""
+    stage's first UNet forward (query length: the positions of the feature map it attends from; key length: those
+    positions and the text, or the text alone where a block attends only across, as IF-II's), and the max/min of
+    the query lengths — a U per stage (down, mid, up), stage after stage at growing resolution."""
     from diffusers.models.attention_processor import Attention
 
     calls, state, handles = [], {"stage": None, "forward": 0}, []
@@ -660,7 +681,8 @@ def sequence_profile(instance, steps: int = 1) -> dict:
         hidden = args[0] if args else kwargs["hidden_states"]
         lq = hidden.shape[2] * hidden.shape[3] if hidden.dim() == 4 else hidden.shape[1]
         context = kwargs.get("encoder_hidden_states")
-        cross = context is not None and getattr(module, "added_kv_proj_dim", None) is None
+        added = getattr(module, "added_kv_proj_dim", None) is not None
+        cross = context is not None and (not added or getattr(module, "only_cross_attention", False))
         lk = context.shape[1] if cross else lq + (context.shape[1] if context is not None else 0)
         calls.append({"stage": state["stage"], "kind": "cross" if cross else "self", "query_len": lq, "key_len": lk})
 
@@ -678,7 +700,7 @@ def sequence_profile(instance, steps: int = 1) -> dict:
     out = {}
     for name in STAGE_NAMES[:len(instance.stages)]:
         own = [c for c in calls if c["stage"] == name]
-        lens = [c["query_len"] for c in own if c["kind"] == "self"]
-        out[name] = {"calls": own, "self_attention_lengths": lens, "max": max(lens), "min": min(lens),
+        lens = [c["query_len"] for c in own]
+        out[name] = {"calls": own, "query_lengths": lens, "max": max(lens), "min": min(lens),
                      "ratio": max(lens) / min(lens)}
     return out

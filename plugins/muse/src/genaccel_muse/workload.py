@@ -61,6 +61,12 @@ PRESETS = {
     "small": {"text": _clip(256, 4, 4, 8192, 256),
               "transformer": _uvit(256, 256, 6, 4, 1024, 1024, 256, 256, 1, 16, micro=64),
               "vq": _vq((32, 64, 64, 128, 128), 64, 1024), "steps": 12},
+    # amused/amused-256 as diffusers' scripts/convert_amused.py builds it: the text encoder is openMUSE's CLIP
+    # ViT-L/14 text tower (768 wide, 12 layers, 12 heads, 768 projection); the U-ViT takes openMUSE/muse-256's
+    # config (1024 hidden, 22 layers, 16 heads, 2816 GEGLU, 768-channel conv blocks of 3 res blocks, no down/up
+    # sampling, a 16x16 grid, 8192 codes); the VQ-GAN is make_vqvae's (128, 256, 256, 512, 768 channels, 2 layers,
+    # 64 latent channels, 8192 codes, no mid-block attention).  Sizes: U-ViT 603.5M (the paper's 603M), VQ-GAN
+    # 146M, text encoder 124M.
     "amused-256": {"text": _clip(768, 12, 12, 49408, 768),
                    "transformer": _uvit(1024, 768, 22, 16, 2816, 8192, 768, 768, 3, 16),
                    "vq": _vq((128, 256, 256, 512, 768), 64, 8192), "steps": 12, "meta": True},
