@@ -431,7 +431,7 @@ class Imagen:
             self.set_attention("sdpa")  # diffusers' and transformers' defaults
         s = self.settings(ctx)
         prompts = [sample.prompt for sample in batch]
-        phases, images, image = {"text encoder": 0.0}, [], None
+        phases, images, image = {}, [], None  # each pipeline encodes its prompt inside its stage
         t0 = synced_now(self.device)
         for index, pipe in enumerate(self.pipelines(s.scheduler)[:s.stages]):
             stage = self.stages[index]
