@@ -247,6 +247,82 @@ def fill_shard(module, name: str, param, std: float, generator) -> bool:
     return True
 
 
+def _owned_params(hf) -> dict:
+    """``name -> (module, attribute, parameter)`` for each parameter once (a tied one by its first name)."""
+    out, seen = {}, set()
+    for prefix, module in hf.named_modules():
+        for attr, param in module.named_parameters(recurse=False):
+            if id(param) not in seen:
+                seen.add(id(param))
+                out[f"{prefix}.{attr}" if prefix else attr] = (module, attr, param)
+    return out
+
+
+def load_shards(hf, path, device: str, *, allow_missing: bool = False) -> None:
+    """Fill ``hf``, built on the meta device and sharded by :func:`shard_causal_lm`, from the
+    safetensors files of the checkpoint folder ``path`` (one file or several with
+    ``model.safetensors.index.json``): a sharded weight's slice is read alone (``get_slice``), a
+    replicated one whole.  Missing, unexpected and misshapen weights are judged as a whole load's
+    (:func:`genaccel.workload.check_loading_info`); the model records the names left random in
+    ``genaccel_missing_weights`` and the bytes this rank read in ``genaccel_checkpoint_bytes_read``."""
+    import contextlib
+    from pathlib import Path
+
+    import torch
+    from safetensors import safe_open
+
+    from .files import read_json_object
+    from .workload import check_loading_info, init_random_weights
+
+    path = Path(path)
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        where = dict(read_json_object(index, "checkpoint index").get("weight_map") or {})
+    else:
+        where = {}
+        for file in sorted(path.glob("*.safetensors")):
+            with safe_open(str(file), "pt") as f:
+                where.update(dict.fromkeys(f.keys(), file.name))
+    params = _owned_params(hf)
+    missing = [n for n in params if n not in where]
+    unexpected = [n for n in where if n not in params and "rotary_emb" not in n]
+    with contextlib.ExitStack() as files:
+        opened = {}
+
+        def file_of(name):
+            if where[name] not in opened:
+                opened[where[name]] = files.enter_context(safe_open(str(path / where[name]), "pt", device="cpu"))
+            return opened[where[name]]
+
+        def full_shape(name):
+            module, attr, param = params[name]
+            shard = getattr(module, "tp_shards", {}).get(attr)
+            return tuple(shard[1]) if shard else tuple(param.shape)
+
+        mismatched = [n for n in params if n in where and tuple(file_of(n).get_slice(n).get_shape()) != full_shape(n)]
+        hf.genaccel_missing_weights = check_loading_info(
+            path, {"missing_keys": missing, "unexpected_keys": unexpected, "mismatched_keys": mismatched},
+            allow_missing=allow_missing)
+        hf.to_empty(device=device)
+        if missing:
+            init_random_weights(hf, seed=0)
+        read = 0
+        with torch.no_grad():
+            for name, (module, attr, param) in _owned_params(hf).items():  # to_empty made new parameters
+                if name not in where:
+                    continue
+                shard = getattr(module, "tp_shards", {}).get(attr)
+                if shard is None:
+                    part = file_of(name).get_tensor(name)
+                else:
+                    dim, full, r, n = shard
+                    size = full[dim] // n
+                    part = file_of(name).get_slice(name)[(slice(None),) * dim + (slice(r * size, (r + 1) * size),)]
+                param.copy_(part)
+                read += part.numel() * part.element_size()
+    hf.genaccel_checkpoint_bytes_read = read
+
+
 def gather_objects(obj) -> list:
     """Every rank's ``obj`` (a small picklable value), in rank order; ``[obj]`` without a group."""
     import torch.distributed as dist
@@ -260,9 +336,9 @@ def gather_objects(obj) -> list:
 
 def rank_summary(summary: dict) -> dict:
     """A case's group figures (rank 0's) and each rank's own: peak memory, parameter bytes, bytes read
-    per decode step and MBU.  Every rank calls it at the same point (a collective)."""
-    keys = ("peak_memory_bytes", "peak_memory_increase_bytes", "model_bytes", "bytes_per_decode_step", "mbu",
-            "mbu_p50", "decode_tokens_per_s")
+    from a checkpoint, bytes read per decode step and MBU.  Every rank calls it at the same point (a collective)."""
+    keys = ("peak_memory_bytes", "peak_memory_increase_bytes", "model_bytes", "checkpoint_bytes_read",
+            "bytes_per_decode_step", "mbu", "mbu_p50", "decode_tokens_per_s")
     mine = {k: summary.get(k) for k in keys}
     ranks = gather_objects(mine)
     if len(ranks) == 1:
@@ -343,14 +419,18 @@ def scaling(args, argv: list[str], sizes: tuple[int, ...]) -> int:
             codes[n] = main(sub)
         else:
             codes[n] = launch(sub, n, args.device)
-    rows = {}
+    from .results import case_label
+
+    rows = {}  # by the stack's label without its size
     for n in sizes:
         path = out / f"tp{n}" / "report.json"
         if not path.exists():
             continue
         for case in json.loads(path.read_text()).get("cases", []):
             s = case.get("summary") or {}
-            rows.setdefault(case.get("label"), {})[n] = s.get("output_tokens_per_s") or s.get("throughput_per_s")
+            label = case_label(case.get("optimizations") or (), decoder=(case.get("config") or {}).get("decoder"),
+                               skipped=[k["name"] for k in case.get("skipped_optimizations") or ()])
+            rows.setdefault(label, {})[n] = s.get("output_tokens_per_s") or s.get("throughput_per_s")
     base = sizes[0]
     table = []
     for label, by_n in rows.items():
