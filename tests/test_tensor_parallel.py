@@ -68,8 +68,8 @@ def test_llama_tp2_from_a_checkpoint_matches_tp1_eager_and_compiled_and_reads_a_
 
     one, two = scaling_run(tmp_path, "llama/t-t", "static-kv,compile", "--checkpoint", str(checkpoint))
     p = PRESETS["tiny"]
-    # replicated: the embedding and the norms (two per layer and the final one); the rest is split in two
-    replicated = 4 * (p["vocab_size"] * p["hidden_size"] + (2 * p["num_hidden_layers"] + 1) * p["hidden_size"])
+    # replicated: the norms (two per layer and the final one); the rest, the embedding too, is split in two
+    replicated = 4 * (2 * p["num_hidden_layers"] + 1) * p["hidden_size"]
     whole = 0  # the checkpoint's weights
     for file in checkpoint.glob("*.safetensors"):
         with safe_open(str(file), "pt") as f:
@@ -181,7 +181,7 @@ def test_bench_spread_over_devices_matches_the_serial_bench_and_records_a_dead_w
                  env={"GENACCEL_TEST_KILL_WORKER": "2"})  # the third case's worker dies
     assert r.returncode == 3, r.stderr[-3000:]
     serial, spread = cases(tmp_path / "serial" / "report.json"), cases(tmp_path / "spread" / "report.json")
-    assert [c["label"] for c in spread] == [c["label"] for c in serial] + ["static-kv"]
+    assert [c["label"] for c in spread] == [c["label"] for c in serial] + ["static-kv tp2"]
     assert [c["label"] for c in serial] == ["baseline", "static-kv", "sdpa"]
     assert [c["status"] for c in serial] == ["ok"] * 3
     for a, b in zip(serial[:2] + serial[1:2], spread[:2] + spread[3:]):  # the tp = 2 case decodes as static-kv

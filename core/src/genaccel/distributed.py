@@ -13,7 +13,9 @@ same way.
 Sharding (Megatron's, as gpt-fast's ``tp.py``): q/k/v and the MLP's gate/up projections are split
 by output columns (whole heads, KV heads included, so the KV cache holds each rank's heads only),
 o_proj and down_proj by input rows followed by an all-reduce, the LM head by vocabulary columns
-followed by an all-gather; embeddings and norms are replicated.  The collectives are
+followed by an all-gather, the embedding by vocabulary rows (each rank looks up the ids it holds,
+zeros for the others, then an all-reduce); norms are replicated, and the embedding and head too
+when the vocabulary does not split in N or they are tied.  The collectives are
 ``torch.distributed._functional_collectives``, which torch.compile traces, so compile and CUDA
 graphs still apply.  Sharding happens on the meta device, before weights exist: a rank
 materializes only its shard (random weights are drawn whole one tensor at a time and sliced, so
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import os
 import sys
+import types
 import uuid
 
 import attrs
@@ -133,7 +136,7 @@ class TensorParallel:
     world_size: int
     heads: int  # of the whole model
     kv_heads: int
-    vocab_parallel: bool  # the LM head split by vocabulary (else replicated)
+    vocab_parallel: bool  # the LM head and the embedding split by vocabulary (else replicated)
 
 
 def _group():
@@ -161,6 +164,21 @@ def _all_gather_last(module, args, out):
 
         gathered = funcol.wait_tensor(funcol.all_gather_single(out.contiguous(), 0, _group()))  # ranks stacked on dim 0
         return torch.cat(gathered.chunk(module.tensor_parallel_size, 0), dim=-1)
+
+
+def _vocab_parallel_embedding(module, ids):
+    """The forward of an embedding split by vocabulary rows: this rank's rows, zeros for ids it
+    does not hold, summed over the ranks (each id is held by one rank, so the sum is exact)."""
+    import torch.nn.functional as F
+    from torch.distributed import _functional_collectives as funcol
+
+    from .profiling import region
+
+    local = ids - module.vocab_start
+    outside = (local < 0) | (local >= module.weight.shape[0])
+    out = F.embedding(local.masked_fill(outside, 0), module.weight).masked_fill(outside.unsqueeze(-1), 0)
+    with region("Communication", "all_reduce"):
+        return funcol.wait_tensor(funcol.all_reduce(out, "sum", _group()))
 
 
 def _shard_param(module, name: str, dim: int, rank_: int, n: int) -> None:
@@ -224,11 +242,15 @@ def shard_causal_lm(hf) -> TensorParallel | None:
         for attr, total in (("num_heads", heads), ("num_key_value_heads", kv_heads)):
             if hasattr(attn, attr):
                 setattr(attn, attr, total // n)
-    vocab_parallel = hf.lm_head.out_features % n == 0 and hf.lm_head.weight is not hf.model.embed_tokens.weight
+    embed = hf.model.embed_tokens
+    vocab_parallel = hf.lm_head.out_features % n == 0 and hf.lm_head.weight is not embed.weight
     if vocab_parallel:
         _linear(hf.lm_head, 0, r, n)
         hf.lm_head.tensor_parallel_size = n
         hf.lm_head.register_forward_hook(_all_gather_last)
+        _shard_param(embed, "weight", 0, r, n)  # its vocabulary splits as the head's
+        embed.vocab_start = r * embed.weight.shape[0]
+        embed.forward = types.MethodType(_vocab_parallel_embedding, embed)
     hf.tensor_parallel = TensorParallel(r, n, heads, kv_heads, vocab_parallel)
     return hf.tensor_parallel
 
