@@ -305,6 +305,10 @@ def load_shards(hf, path, device: str, *, allow_missing: bool = False) -> None:
         for file in sorted(path.glob("*.safetensors")):
             with safe_open(str(file), "pt") as f:
                 where.update(dict.fromkeys(f.keys(), file.name))
+    absent = sorted({f for f in where.values() if not (path / f).is_file()})
+    if absent:
+        raise GenaccelError(f"checkpoint {str(path)!r}: its index names {len(absent)} files that are not there "
+                            f"({', '.join(absent[:3])}); copy the whole checkpoint")
     params = _owned_params(hf)
     missing = [n for n in params if n not in where]
     unexpected = [n for n in where if n not in params and "rotary_emb" not in n]
