@@ -1,7 +1,8 @@
 """Tensor parallelism on CPU (Gloo): --tp 2 decodes the same greedy tokens as --tp 1 (eager and
-compiled, a left-padded batch of 3), each rank holds its shard only, and bad input (a --tp that does
-not divide the heads, more ranks than devices, a rank that dies) ends with one line and no process
-left behind.  Each launch starts processes that import torch: the cases are few and batched."""
+compiled, a left-padded batch of 3, from a preset and from a checkpoint), each rank holds and reads
+its shard only, and bad input (a --tp that does not divide the heads, more ranks than devices, a
+rank that dies) ends with one line and no process left behind.  Each launch starts processes that
+import torch: the cases are few and batched."""
 
 from __future__ import annotations
 
@@ -28,34 +29,57 @@ def cases(path: Path) -> list[dict]:
     return json.loads(path.read_text())["cases"]
 
 
-def scaling_run(tmp_path, workload, steps):
-    r = genaccel("ablate", workload, "--preset", "tiny", "--samples", "3", "--batch-size", "3", "--max-new-tokens", "6",
-                 "--steps", steps, "--no-reference", "--tp", "1,2", "--out", str(tmp_path))
+def scaling_run(tmp_path, workload, steps, *source):
+    r = genaccel("ablate", workload, *(source or ("--preset", "tiny")), "--samples", "3", "--batch-size", "3",
+                 "--max-new-tokens", "6", "--steps", steps, "--no-reference", "--tp", "1,2", "--out", str(tmp_path))
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     one, two = cases(tmp_path / "tp1" / "report.json"), cases(tmp_path / "tp2" / "report.json")
-    assert [c["label"] for c in one] == [c["label"] for c in two] and len(one) == len(steps.split(",")) + 1
+    assert [c["label"] + " tp2" for c in one] == [c["label"] for c in two] and len(one) == len(steps.split(",")) + 1
     for a, b in zip(one, two):
         assert a["status"] == b["status"] == "ok", (a.get("error"), b.get("error"))
         assert {len(s["output_ids"]) for s in a["samples"]} == {6}
         assert [s["output_ids"] for s in a["samples"]] == [s["output_ids"] for s in b["samples"]], a["label"]
         assert b["summary"]["tp"] == 2 and [r["rank"] for r in b["summary"]["ranks"]] == [0, 1]
         assert "tp" not in a["summary"]
-    assert json.loads((tmp_path / "scaling.json").read_text())["sizes"] == [1, 2]
+    scaling = json.loads((tmp_path / "scaling.json").read_text())
+    assert scaling["sizes"] == [1, 2] and [r["label"] for r in scaling["rows"]] == [c["label"] for c in one for _ in "12"]
     assert "efficiency" in (tmp_path / "scaling.md").read_text()
     return one, two
 
 
-def test_llama_tp2_matches_tp1_eager_and_compiled_and_holds_a_shard(tmp_path):
-    from genaccel_llama.workload import PRESETS
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """The tiny preset's weights saved as a checkpoint in several files (with an index) and its tokenizer."""
+    from genaccel.plugins import default_registry
+    from genaccel.runner import RunConfig, prepare
+    from genaccel_llama.workload import preset_tokenizer
 
-    one, two = scaling_run(tmp_path, "llama/t-t", "static-kv,compile")
+    path = tmp_path_factory.mktemp("ckpt") / "tiny"
+    ctx = prepare(default_registry(), RunConfig(workload="llama/t-t", preset="tiny"), apply=False)
+    ctx.instance.module.save_pretrained(path, max_shard_size="200KB")
+    preset_tokenizer(512).save_pretrained(path)
+    assert len(list(path.glob("*.safetensors"))) > 1 and (path / "model.safetensors.index.json").is_file()
+    return path
+
+
+def test_llama_tp2_from_a_checkpoint_matches_tp1_eager_and_compiled_and_reads_a_shard(tmp_path, checkpoint):
+    from genaccel_llama.workload import PRESETS
+    from safetensors import safe_open
+
+    one, two = scaling_run(tmp_path, "llama/t-t", "static-kv,compile", "--checkpoint", str(checkpoint))
     p = PRESETS["tiny"]
-    # replicated: the embedding and the norms (two per layer and the final one); the rest is split in two
-    replicated = 4 * (p["vocab_size"] * p["hidden_size"] + (2 * p["num_hidden_layers"] + 1) * p["hidden_size"])
-    whole = one[0]["summary"]["model_bytes"]
+    # replicated: the norms (two per layer and the final one); the rest, the embedding too, is split in two
+    replicated = 4 * (2 * p["num_hidden_layers"] + 1) * p["hidden_size"]
+    whole = 0  # the checkpoint's weights
+    for file in checkpoint.glob("*.safetensors"):
+        with safe_open(str(file), "pt") as f:
+            whole += sum(f.get_tensor(k).nbytes for k in f.keys())
+    assert one[0]["summary"]["model_bytes"] == whole
     for case in two:
         per_rank = [r["model_bytes"] for r in case["summary"]["ranks"]]
         assert per_rank == [(whole - replicated) // 2 + replicated] * 2
+        read = [r["checkpoint_bytes_read"] for r in case["summary"]["ranks"]]  # each rank read its slices only
+        assert read == per_rank
         steps = [r["bytes_per_decode_step"] for r in case["summary"]["ranks"]]
         assert steps[0] == steps[1] < case["summary"]["bytes_per_decode_step"] * 1.01
 
@@ -83,6 +107,24 @@ def test_a_missing_backend_or_more_ranks_than_devices_and_a_list_outside_ablate(
     assert r.returncode == 2 and expected in r.stderr, r.stderr
     r = genaccel("run", "llama/t-t", "--preset", "tiny", "--tp", "1,2", "--out", str(tmp_path))
     assert r.returncode == 2 and "a list of sizes is for ablate" in r.stderr
+    (tmp_path / "bench.toml").write_text(BENCH.split("[[cases]]")[0] + TP_CASE)
+    r = genaccel("bench", str(tmp_path / "bench.toml"), "--devices", "cpu", "--out", str(tmp_path / "b"))
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert r.stderr.splitlines()[-1] == ("genaccel: error: case llama/t-t static-kv tp2 has tp = 2 ranks but --devices "
+                                         "gives 1 devices (cpu)")
+
+
+def test_resume_knows_a_case_run_on_any_device_of_its_kind_but_not_at_another_tp():
+    import attrs
+    from genaccel.cli import _case_key
+    from genaccel.config import RunConfig
+
+    asked = RunConfig(workload="llama/t-t", preset="tiny", device="cuda", tp=2)
+    ran = attrs.evolve(asked, device="cuda:1", out_dir="out/outputs/01")  # as a worker of --devices records it
+    assert _case_key(ran.to_dict()) == _case_key(asked.to_dict())
+    for other in (attrs.evolve(asked, tp=1), attrs.evolve(asked, device="cpu")):
+        assert _case_key(other.to_dict()) != _case_key(asked.to_dict())
+    assert ran.build_options().device == "cuda:1"
 
 
 def _tagged(tag: str) -> list[int]:
@@ -139,7 +181,7 @@ def test_bench_spread_over_devices_matches_the_serial_bench_and_records_a_dead_w
                  env={"GENACCEL_TEST_KILL_WORKER": "2"})  # the third case's worker dies
     assert r.returncode == 3, r.stderr[-3000:]
     serial, spread = cases(tmp_path / "serial" / "report.json"), cases(tmp_path / "spread" / "report.json")
-    assert [c["label"] for c in spread] == [c["label"] for c in serial] + ["static-kv"]
+    assert [c["label"] for c in spread] == [c["label"] for c in serial] + ["static-kv tp2"]
     assert [c["label"] for c in serial] == ["baseline", "static-kv", "sdpa"]
     assert [c["status"] for c in serial] == ["ok"] * 3
     for a, b in zip(serial[:2] + serial[1:2], spread[:2] + spread[3:]):  # the tp = 2 case decodes as static-kv

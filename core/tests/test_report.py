@@ -120,6 +120,7 @@ def test_typed_results_round_trip_and_validate():
     ok = CaseResult(label=case_label(["b", "a"], skipped=["c"]), workload="x/y", unit="image", batch_size=1,
                     device="cpu", dtype="float32", optimizations=["b", "a"], samples=[sample], summary=summary)
     assert ok.label == "b+a (skipped c)" and case_label([], decoder="hf-generate") == "transformers generate"
+    assert case_label(["b", "a"], skipped=["c"], tp=2) == "b+a tp2 (skipped c)" and case_label([], tp=1) == "baseline"
     skipped = CaseResult(label="-", status="skipped", error="no plugin", workload="z/w")
     doc = ReportDoc(kind="bench", config={}, cases=[ok, skipped])
     data = json.loads(json.dumps(doc.to_dict()))

@@ -72,7 +72,7 @@ def _profile_once(registry, config: RunConfig, trace_path: Path | None, strict: 
     phases = breakdown(captured["events"], config.device)
     unprofiled = _phase_seconds(plain)
     result = {
-        "label": case_label(ctx.stack.names, decoder=config.decoder, skipped=ctx.stack.skipped),
+        "label": case_label(ctx.stack.names, decoder=config.decoder, skipped=ctx.stack.skipped, tp=config.tp),
         "optimizations": list(ctx.stack.names),
         "skipped_optimizations": [attrs.asdict(s) for s in ctx.stack.skipped],
         "unprofiled_s": plain_s,

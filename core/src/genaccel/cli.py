@@ -210,8 +210,12 @@ def cmd_run(args, registry) -> int:
 
 
 def _case_key(config: dict) -> str:
-    """What identifies a case across runs of the same bench: its whole configuration but the output folder."""
-    return json.dumps({k: v for k, v in config.items() if k != "out_dir"}, sort_keys=True, default=str)
+    """What identifies a case across runs of the same bench: its whole configuration but the output
+    folder, with the kind of device only (a worker of ``--devices`` or a tensor-parallel rank runs
+    on ``cuda:1`` a case asked for on ``cuda``)."""
+    key = {k: v for k, v in config.items() if k != "out_dir"}
+    key["device"] = str(key.get("device", "")).partition(":")[0]
+    return json.dumps(key, sort_keys=True, default=str)
 
 
 def _run_cases(registry, configs, report, *, strict: bool, done=frozenset()):

@@ -59,7 +59,7 @@ class RunConfig:
     def label(self) -> str:
         from .results import case_label
 
-        return case_label(self.optimizations, decoder=self.decoder)
+        return case_label(self.optimizations, decoder=self.decoder, tp=self.tp)
 
     def build_options(self):
         from .workload import BuildOptions

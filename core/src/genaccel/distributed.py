@@ -13,7 +13,9 @@ same way.
 Sharding (Megatron's, as gpt-fast's ``tp.py``): q/k/v and the MLP's gate/up projections are split
 by output columns (whole heads, KV heads included, so the KV cache holds each rank's heads only),
 o_proj and down_proj by input rows followed by an all-reduce, the LM head by vocabulary columns
-followed by an all-gather; embeddings and norms are replicated.  The collectives are
+followed by an all-gather, the embedding by vocabulary rows (each rank looks up the ids it holds,
+zeros for the others, then an all-reduce); norms are replicated, and the embedding and head too
+when the vocabulary does not split in N or they are tied.  The collectives are
 ``torch.distributed._functional_collectives``, which torch.compile traces, so compile and CUDA
 graphs still apply.  Sharding happens on the meta device, before weights exist: a rank
 materializes only its shard (random weights are drawn whole one tensor at a time and sliced, so
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import os
 import sys
+import types
 import uuid
 
 import attrs
@@ -133,7 +136,7 @@ class TensorParallel:
     world_size: int
     heads: int  # of the whole model
     kv_heads: int
-    vocab_parallel: bool  # the LM head split by vocabulary (else replicated)
+    vocab_parallel: bool  # the LM head and the embedding split by vocabulary (else replicated)
 
 
 def _group():
@@ -161,6 +164,21 @@ def _all_gather_last(module, args, out):
 
         gathered = funcol.wait_tensor(funcol.all_gather_single(out.contiguous(), 0, _group()))  # ranks stacked on dim 0
         return torch.cat(gathered.chunk(module.tensor_parallel_size, 0), dim=-1)
+
+
+def _vocab_parallel_embedding(module, ids):
+    """The forward of an embedding split by vocabulary rows: this rank's rows, zeros for ids it
+    does not hold, summed over the ranks (each id is held by one rank, so the sum is exact)."""
+    import torch.nn.functional as F
+    from torch.distributed import _functional_collectives as funcol
+
+    from .profiling import region
+
+    local = ids - module.vocab_start
+    outside = (local < 0) | (local >= module.weight.shape[0])
+    out = F.embedding(local.masked_fill(outside, 0), module.weight).masked_fill(outside.unsqueeze(-1), 0)
+    with region("Communication", "all_reduce"):
+        return funcol.wait_tensor(funcol.all_reduce(out, "sum", _group()))
 
 
 def _shard_param(module, name: str, dim: int, rank_: int, n: int) -> None:
@@ -224,11 +242,15 @@ def shard_causal_lm(hf) -> TensorParallel | None:
         for attr, total in (("num_heads", heads), ("num_key_value_heads", kv_heads)):
             if hasattr(attn, attr):
                 setattr(attn, attr, total // n)
-    vocab_parallel = hf.lm_head.out_features % n == 0 and hf.lm_head.weight is not hf.model.embed_tokens.weight
+    embed = hf.model.embed_tokens
+    vocab_parallel = hf.lm_head.out_features % n == 0 and hf.lm_head.weight is not embed.weight
     if vocab_parallel:
         _linear(hf.lm_head, 0, r, n)
         hf.lm_head.tensor_parallel_size = n
         hf.lm_head.register_forward_hook(_all_gather_last)
+        _shard_param(embed, "weight", 0, r, n)  # its vocabulary splits as the head's
+        embed.vocab_start = r * embed.weight.shape[0]
+        embed.forward = types.MethodType(_vocab_parallel_embedding, embed)
     hf.tensor_parallel = TensorParallel(r, n, heads, kv_heads, vocab_parallel)
     return hf.tensor_parallel
 
@@ -247,6 +269,86 @@ def fill_shard(module, name: str, param, std: float, generator) -> bool:
     return True
 
 
+def _owned_params(hf) -> dict:
+    """``name -> (module, attribute, parameter)`` for each parameter once (a tied one by its first name)."""
+    out, seen = {}, set()
+    for prefix, module in hf.named_modules():
+        for attr, param in module.named_parameters(recurse=False):
+            if id(param) not in seen:
+                seen.add(id(param))
+                out[f"{prefix}.{attr}" if prefix else attr] = (module, attr, param)
+    return out
+
+
+def load_shards(hf, path, device: str, *, allow_missing: bool = False) -> None:
+    """Fill ``hf``, built on the meta device and sharded by :func:`shard_causal_lm`, from the
+    safetensors files of the checkpoint folder ``path`` (one file or several with
+    ``model.safetensors.index.json``): a sharded weight's slice is read alone (``get_slice``), a
+    replicated one whole.  Missing, unexpected and misshapen weights are judged as a whole load's
+    (:func:`genaccel.workload.check_loading_info`); the model records the names left random in
+    ``genaccel_missing_weights`` and the bytes this rank read in ``genaccel_checkpoint_bytes_read``."""
+    import contextlib
+    from pathlib import Path
+
+    import torch
+    from safetensors import safe_open
+
+    from .files import read_json_object
+    from .workload import check_loading_info, init_random_weights
+
+    path = Path(path)
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        where = dict(read_json_object(index, "checkpoint index").get("weight_map") or {})
+    else:
+        where = {}
+        for file in sorted(path.glob("*.safetensors")):
+            with safe_open(str(file), "pt") as f:
+                where.update(dict.fromkeys(f.keys(), file.name))
+    absent = sorted({f for f in where.values() if not (path / f).is_file()})
+    if absent:
+        raise GenaccelError(f"checkpoint {str(path)!r}: its index names {len(absent)} files that are not there "
+                            f"({', '.join(absent[:3])}); copy the whole checkpoint")
+    params = _owned_params(hf)
+    missing = [n for n in params if n not in where]
+    unexpected = [n for n in where if n not in params and "rotary_emb" not in n]
+    with contextlib.ExitStack() as files:
+        opened = {}
+
+        def file_of(name):
+            if where[name] not in opened:
+                opened[where[name]] = files.enter_context(safe_open(str(path / where[name]), "pt", device="cpu"))
+            return opened[where[name]]
+
+        def full_shape(name):
+            module, attr, param = params[name]
+            shard = getattr(module, "tp_shards", {}).get(attr)
+            return tuple(shard[1]) if shard else tuple(param.shape)
+
+        mismatched = [n for n in params if n in where and tuple(file_of(n).get_slice(n).get_shape()) != full_shape(n)]
+        hf.genaccel_missing_weights = check_loading_info(
+            path, {"missing_keys": missing, "unexpected_keys": unexpected, "mismatched_keys": mismatched},
+            allow_missing=allow_missing)
+        hf.to_empty(device=device)
+        if missing:
+            init_random_weights(hf, seed=0)
+        read = 0
+        with torch.no_grad():
+            for name, (module, attr, param) in _owned_params(hf).items():  # to_empty made new parameters
+                if name not in where:
+                    continue
+                shard = getattr(module, "tp_shards", {}).get(attr)
+                if shard is None:
+                    part = file_of(name).get_tensor(name)
+                else:
+                    dim, full, r, n = shard
+                    size = full[dim] // n
+                    part = file_of(name).get_slice(name)[(slice(None),) * dim + (slice(r * size, (r + 1) * size),)]
+                param.copy_(part)
+                read += part.numel() * part.element_size()
+    hf.genaccel_checkpoint_bytes_read = read
+
+
 def gather_objects(obj) -> list:
     """Every rank's ``obj`` (a small picklable value), in rank order; ``[obj]`` without a group."""
     import torch.distributed as dist
@@ -260,9 +362,9 @@ def gather_objects(obj) -> list:
 
 def rank_summary(summary: dict) -> dict:
     """A case's group figures (rank 0's) and each rank's own: peak memory, parameter bytes, bytes read
-    per decode step and MBU.  Every rank calls it at the same point (a collective)."""
-    keys = ("peak_memory_bytes", "peak_memory_increase_bytes", "model_bytes", "bytes_per_decode_step", "mbu",
-            "mbu_p50", "decode_tokens_per_s")
+    from a checkpoint, bytes read per decode step and MBU.  Every rank calls it at the same point (a collective)."""
+    keys = ("peak_memory_bytes", "peak_memory_increase_bytes", "model_bytes", "checkpoint_bytes_read",
+            "bytes_per_decode_step", "mbu", "mbu_p50", "decode_tokens_per_s")
     mine = {k: summary.get(k) for k in keys}
     ranks = gather_objects(mine)
     if len(ranks) == 1:
@@ -343,14 +445,18 @@ def scaling(args, argv: list[str], sizes: tuple[int, ...]) -> int:
             codes[n] = main(sub)
         else:
             codes[n] = launch(sub, n, args.device)
-    rows = {}
+    from .results import case_label
+
+    rows = {}  # by the stack's label without its size
     for n in sizes:
         path = out / f"tp{n}" / "report.json"
         if not path.exists():
             continue
         for case in json.loads(path.read_text()).get("cases", []):
             s = case.get("summary") or {}
-            rows.setdefault(case.get("label"), {})[n] = s.get("output_tokens_per_s") or s.get("throughput_per_s")
+            label = case_label(case.get("optimizations") or (), decoder=(case.get("config") or {}).get("decoder"),
+                               skipped=[k["name"] for k in case.get("skipped_optimizations") or ()])
+            rows.setdefault(label, {})[n] = s.get("output_tokens_per_s") or s.get("throughput_per_s")
     base = sizes[0]
     table = []
     for label, by_n in rows.items():

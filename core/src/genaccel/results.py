@@ -58,16 +58,17 @@ def plural(unit: str) -> str:
     return unit + "s"
 
 
-def case_label(optimizations, *, decoder: str | None = None, skipped=()) -> str:
+def case_label(optimizations, *, decoder: str | None = None, skipped=(), tp: int = 1) -> str:
     """A case's name in tables: its stack (stage order when resolved) or "baseline", "transformers
-    generate" for the hf-generate reference, and what was asked for but skipped."""
+    generate" for the hf-generate reference, `` tpN`` when it ran as N tensor-parallel ranks, and
+    what was asked for but skipped."""
     from .registry import REFERENCE_DECODERS
 
-    if decoder in REFERENCE_DECODERS:
-        return REFERENCE_DECODERS[decoder]
-    label = "+".join(optimizations) or "baseline"
+    label = REFERENCE_DECODERS.get(decoder) or "+".join(optimizations) or "baseline"
+    if tp > 1:
+        label += f" tp{tp}"
     names = [s if isinstance(s, str) else s.name for s in skipped]
-    if names:
+    if names and decoder not in REFERENCE_DECODERS:
         label += " (skipped " + ",".join(names) + ")"
     return label
 
@@ -162,7 +163,7 @@ class CaseResult:
     def not_run(cls, config, status: str, error: str, *, unit: str = "token") -> CaseResult:
         """A case from its ``RunConfig`` that failed or was skipped before any measurement."""
         return cls(
-            label=case_label(config.optimizations, decoder=config.decoder), status=status, error=error,
+            label=case_label(config.optimizations, decoder=config.decoder, tp=config.tp), status=status, error=error,
             workload=config.workload, unit=unit, preset=config.preset, checkpoint=config.checkpoint,
             decoder=config.decoder, optimizations=list(config.optimizations), device=config.device,
             dtype=config.dtype, batch_size=config.batch_size, seq_len=config.seq_len, config=config.to_dict(),

@@ -172,7 +172,7 @@ def run_case(
         warmup_s.append(time.perf_counter() - t0)
 
     results: list[BatchResult] = []
-    label = case_label(ctx.stack.names, decoder=config.decoder, skipped=ctx.stack.skipped)
+    label = case_label(ctx.stack.names, decoder=config.decoder, skipped=ctx.stack.skipped, tp=config.tp)
     bar = _progress(len(batches), label, progress and ctx.rank == 0)  # only rank 0 shows progress
     probe_before = probe_bandwidth(config.device)  # the machine's bandwidth right before and after the case
     rss_start = rss_before_warmup if config.device == "cpu" else None
@@ -268,6 +268,8 @@ def summarize(ctx, results: list[BatchResult], records: list[SampleRecord], mem,
         "mbu_bandwidth": None,
         "contention": conditions,
     }
+    if getattr(inst.module, "genaccel_checkpoint_bytes_read", None) is not None:  # a rank's shard of a checkpoint
+        summary["checkpoint_bytes_read"] = inst.module.genaccel_checkpoint_bytes_read
     if not ctx.has(TokenModel):
         return summary
     decode_s = sum(r.decode_s for r in results)

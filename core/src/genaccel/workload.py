@@ -28,7 +28,7 @@ class BuildOptions:
 
     preset: str | None = None
     checkpoint: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
-    device: str = attrs.field(default="cpu", validator=attrs.validators.in_(("cpu", "cuda")))
+    device: str = attrs.field(default="cpu", validator=attrs.validators.matches_re(r"(cpu|cuda)(:[0-9]+)?"))  # cuda:1 too
     dtype: str = attrs.field(default="float32", validator=attrs.validators.in_(("float32", "bfloat16", "float16")))
     seed: int = 0
     data: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
@@ -227,12 +227,19 @@ def _some(names: list[str], n: int = 4) -> str:
     return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
 
 
-def load_hf_checkpoint(options: BuildOptions, model_class, *, model_types: tuple[str, ...]):
+def load_hf_checkpoint(options: BuildOptions, model_class, *, model_types: tuple[str, ...], shard=None):
     """A checked local Hugging Face folder's model (``model_class``, in the run's dtype, on its
     device) and tokenizer; any failure is a clear error naming the folder.  Missing weights are an
     error unless the workload option ``allow_missing_weights`` is true; the model then carries their
-    names in ``genaccel_missing_weights``."""
+    names in ``genaccel_missing_weights``.
+
+    ``shard`` (:func:`genaccel.distributed.shard_causal_lm`) splits the model between the ranks of
+    a tensor-parallel group: the model is then built on the meta device, sharded, and each rank
+    reads only its own slices of the safetensors files (:func:`genaccel.distributed.load_shards`);
+    a checkpoint of ``.bin`` files is loaded whole and then sharded."""
     from transformers import AutoTokenizer
+
+    from . import distributed
 
     path = options.checkpoint
     check_checkpoint_dir(path, model_types=model_types)
@@ -242,6 +249,9 @@ def load_hf_checkpoint(options: BuildOptions, model_class, *, model_types: tuple
     except Exception as e:  # noqa: BLE001 - any failure here is a broken directory
         raise GenaccelError(f"checkpoint {str(path)!r}: cannot load its tokenizer ({type(e).__name__}: "
                             f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    allow = str(options.options.get("allow_missing_weights", "")).lower() in ("1", "true", "yes")
+    if shard is not None and distributed.active() and any(Path(path).glob("*.safetensors")):
+        return _load_shards(options, model_class, shard, allow), tokenizer
     from transformers.utils import logging as hf_logging
 
     verbosity = hf_logging.get_verbosity()
@@ -253,9 +263,36 @@ def load_hf_checkpoint(options: BuildOptions, model_class, *, model_types: tuple
                             f"{str(e).splitlines()[0] if str(e) else ''})") from None
     finally:
         hf_logging.set_verbosity(verbosity)
-    allow = str(options.options.get("allow_missing_weights", "")).lower() in ("1", "true", "yes")
     hf.genaccel_missing_weights = check_loading_info(path, info, allow_missing=allow)
+    if shard is not None:
+        shard(hf)
     return hf.to(options.device), tokenizer
+
+
+def _load_shards(options: BuildOptions, model_class, shard, allow_missing: bool):
+    """This rank's shard of a checkpoint's model: built on meta, sharded, filled from its files."""
+    import torch
+    from transformers import GenerationConfig
+
+    from .distributed import load_shards
+
+    path = options.checkpoint
+    try:
+        config = model_class.config_class.from_pretrained(path)
+        generation = (GenerationConfig.from_pretrained(path) if (Path(path) / "generation_config.json").is_file()
+                      else None)
+    except Exception as e:  # noqa: BLE001
+        raise GenaccelError(f"checkpoint {str(path)!r}: cannot load its config ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    with torch.device("meta"):
+        hf = model_class(config).to(options.torch_dtype)
+    shard(hf)
+    load_shards(hf, path, options.device, allow_missing=allow_missing)
+    if getattr(hf.model, "rotary_emb", None) is not None:  # buffers are not in the files
+        hf.model.rotary_emb = type(hf.model.rotary_emb)(config=config).to(options.device)
+    if generation is not None:
+        hf.generation_config = generation
+    return hf
 
 
 class CausalLMWorkload(TokenModel, WeightStreaming, AttentionSwitch, KVCacheSwitch, Compilable, CUDAGraphable):

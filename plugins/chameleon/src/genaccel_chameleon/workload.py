@@ -315,8 +315,8 @@ def build_for(task: str):
         dev, dtype = options.device, options.torch_dtype
         vq_path = options.options.get("image_tokenizer")
         if options.checkpoint is not None:
-            hf, tokenizer = load_hf_checkpoint(options, ChameleonForConditionalGeneration, model_types=("chameleon",))
-            shard_causal_lm(hf)
+            hf, tokenizer = load_hf_checkpoint(options, ChameleonForConditionalGeneration, model_types=("chameleon",),
+                                               shard=shard_causal_lm)
             random_weights = False
             image_tokenizer = None
             if vq_path:  # the release's VQGAN: its encoder replaces the checkpoint's copy

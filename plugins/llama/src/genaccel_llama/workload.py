@@ -183,8 +183,7 @@ class LlamaWorkload(CausalLMWorkload, TeacherForcing, EarlyExit):
 
 def build(options: BuildOptions) -> LlamaWorkload:
     if options.checkpoint is not None:
-        hf, tokenizer = load_hf_checkpoint(options, LlamaForCausalLM, model_types=("llama",))
-        shard_causal_lm(hf)
+        hf, tokenizer = load_hf_checkpoint(options, LlamaForCausalLM, model_types=("llama",), shard=shard_causal_lm)
         random_weights = False
     else:
         name = options.preset or "small"
