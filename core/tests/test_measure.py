@@ -35,3 +35,23 @@ def test_devices_are_strings_with_an_optional_index():
     assert len(clock.seconds()) == 1 and clock.seconds()[0] >= 0
     entry = {"wall_us": 10.0, "categories": {"Linear": 6.0}, "Idle": 4.0}
     assert shares(entry, "cuda:1") == {"Linear": 0.6, "Idle": 0.4}
+
+
+def test_a_groups_other_ranks_are_not_other_processes():
+    """A CPU-bound process named in ``pids`` (another rank of a tensor-parallel group) counts as the
+    case's own use; unnamed, the same process is competition."""
+    import subprocess
+    import sys
+    import time
+
+    busy = "import time\nend = time.perf_counter() + 1.0\nwhile time.perf_counter() < end: pass\ntime.sleep(30)"
+    results = {}
+    for named in (False, True):
+        proc = subprocess.Popen([sys.executable, "-c", busy])
+        with measure.Contention(threads=1, pids=(proc.pid,) if named else ()) as c:
+            time.sleep(1.0)
+        proc.kill()
+        proc.wait()
+        results[named] = c.result["other_cores"]
+    assert results[False] > 0.5  # the busy process is seen ...
+    assert results[True] < results[False] - 0.5  # ... and, named as the group's, not counted as another's

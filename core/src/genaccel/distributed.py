@@ -102,6 +102,14 @@ def launch(argv: list[str], tp: int, device: str, module: str = "genaccel.cli") 
     return 0
 
 
+GROUP_PIDS: tuple[int, ...] = ()  # the other ranks of this machine, whose CPU use is the group's own
+
+
+def local_world_size() -> int:
+    """Ranks on this machine (1 outside a launched group)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+
+
 def init_rank(device: str) -> str:
     """Join the launched group; returns this rank's device (``cuda:<local rank>`` on CUDA)."""
     import datetime
@@ -113,8 +121,13 @@ def init_rank(device: str) -> str:
     if device.startswith("cuda"):
         device = f"cuda:{local}"
         torch.cuda.set_device(device)
+    elif "OMP_NUM_THREADS" not in os.environ:  # CPU ranks share the cores instead of each taking all of them
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world_size()))
     if not dist.is_initialized():
         dist.init_process_group(backend_for(device), timeout=datetime.timedelta(seconds=timeout_s()))
+    global GROUP_PIDS
+    GROUP_PIDS = tuple(pid for pid, host in gather_objects((os.getpid(), os.uname().nodename))
+                       if host == os.uname().nodename and pid != os.getpid())
     if os.environ.get("GENACCEL_TEST_KILL_RANK") == str(rank()):  # tests: a rank that dies
         import signal
 

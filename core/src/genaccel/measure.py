@@ -287,9 +287,19 @@ def _machine_cpu() -> tuple[float, int] | None:
     return busy / os.sysconf("SC_CLK_TCK"), cpus
 
 
-def _own_cpu() -> float:
-    t = os.times()  # this process and its waited-for children (compile workers)
-    return t.user + t.system + t.children_user + t.children_system
+def _own_cpu(pids: tuple[int, ...] = ()) -> float:
+    """CPU seconds of this process and its waited-for children (compile workers), plus those of
+    ``pids`` (the other ranks of a tensor-parallel group on this machine)."""
+    t = os.times()
+    total = t.user + t.system + t.children_user + t.children_system
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
 
 
 def _load() -> float | None:
@@ -304,17 +314,18 @@ class Contention:
     machine's, from /proc/stat, minus this process's) against the cores the block leaves free, the
     1-minute load average before and after, and the bandwidth probes taken around it."""
 
-    def __init__(self, threads: int | None = None):
+    def __init__(self, threads: int | None = None, pids: tuple[int, ...] = ()):
         self.threads = threads or torch.get_num_threads()
+        self.pids = pids
         self.result: dict = {}
 
     def __enter__(self):
-        self._t0, self._machine0, self._own0, self._load0 = time.perf_counter(), _machine_cpu(), _own_cpu(), _load()
+        self._t0, self._machine0, self._own0, self._load0 = time.perf_counter(), _machine_cpu(), _own_cpu(self.pids), _load()
         return self
 
     def __exit__(self, *exc):
         wall = time.perf_counter() - self._t0
-        machine, own, load = _machine_cpu(), _own_cpu(), _load()
+        machine, own, load = _machine_cpu(), _own_cpu(self.pids), _load()
         cores = (machine or (0, 0))[1] or os.cpu_count() or 1
         other = None
         if machine and self._machine0 and wall > 0:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import attrs
 import torch
 
+from . import distributed
 from .config import RunConfig
 from .errors import GenaccelError, out_of_memory, unknown_name
 from .hf import _nbytes
@@ -176,7 +177,8 @@ def run_case(
     bar = _progress(len(batches), label, progress and ctx.rank == 0)  # only rank 0 shows progress
     probe_before = probe_bandwidth(config.device)  # the machine's bandwidth right before and after the case
     rss_start = rss_before_warmup if config.device == "cpu" else None
-    with Contention() as contention, PeakMemory(config.device, start=rss_start) as mem:
+    group = distributed.local_world_size() if config.device == "cpu" else 1  # a CPU group's other ranks are its own load
+    with Contention(threads=torch.get_num_threads() * group, pids=distributed.GROUP_PIDS) as contention, PeakMemory(config.device, start=rss_start) as mem:
         for batch in batches:
             res = ctx.decoder.run(ctx, batch)
             results.append(res)
