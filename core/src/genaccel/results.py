@@ -36,6 +36,10 @@ class BatchResult:
     decode_steps: int = 0
     kv_tokens_read: int = 0  # sum over decode steps of cached positions attended (all rows)
     weight_passes: int = 1  # forwards per decode step that read every weight (2: unbatched guidance)
+    # an engine that reads its own copy of the weights (llama.cpp's GGUF export): its bytes per decode
+    # step and KV bytes per cached position, in place of the module's
+    weight_bytes_per_step: int | None = None
+    kv_bytes_per_token: int | None = None
     step_s: list[float] = attrs.field(factory=list)  # duration of each decode step
     phases: dict[str, float] = attrs.field(factory=dict)
     extra: dict = attrs.field(factory=dict)

@@ -288,7 +288,9 @@ def summarize(ctx, results: list[BatchResult], records: list[SampleRecord], mem,
     if decode_s > 0 and steps and ctx.has(WeightStreaming) and not speculative:
         kv_tokens = sum(r.kv_tokens_read for r in results)
         passes = sum(r.decode_steps * r.weight_passes for r in results)
-        read = passes * inst.weight_bytes_per_step() + kv_tokens * inst.kv_bytes_per_token()
+        own = results[0]  # a reference engine's own weight format, else the module's
+        weight_bytes = own.weight_bytes_per_step or inst.weight_bytes_per_step()
+        read = passes * weight_bytes + kv_tokens * (own.kv_bytes_per_token or inst.kv_bytes_per_token())
         probes = ((conditions or {}).get("probe_before_bytes_per_s"), (conditions or {}).get("probe_after_bytes_per_s"))
         summary["mbu_bandwidth"] = mbu_bandwidth(measure_bandwidth(ctx.device), probes)
         bandwidth = summary["mbu_bandwidth"]["bytes_per_s"]

@@ -77,3 +77,18 @@ def test_bench_case_takes_a_list_of_reference_engines(registry, tmp_path):
     toml.write_text('[[cases]]\nworkload = "llama/t-t"\nreference = ["vllm"]\n')
     with pytest.raises(GenaccelError, match="reference must be"):
         BenchConfig.from_toml(toml, registry)
+
+
+def test_llama_cpp_mbu_counts_the_bytes_of_its_own_export(registry, tmp_path, monkeypatch):
+    """A q8_0 run reads about a quarter of the f32 export's weight bytes per step (MBU's numerator),
+    never the module's float32 bytes."""
+    pytest.importorskip("llama_cpp")
+    from genaccel.runner import run_case
+
+    monkeypatch.setenv("GENACCEL_CACHE", str(tmp_path))
+    per_step = {}
+    for ftype in ("f32", "q8_0"):
+        cfg = RunConfig(workload="llama/t-t", preset="tiny", decoder="llama-cpp", samples=1, seq_len=16,
+                        max_new_tokens=8, warmup=0, options={"gguf_type": ftype})
+        per_step[ftype] = run_case(registry, cfg).summary["bytes_per_decode_step"]
+    assert 0.2 < per_step["q8_0"] / per_step["f32"] < 0.35

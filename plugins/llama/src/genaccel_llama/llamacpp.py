@@ -3,7 +3,8 @@ the run's own weights exported to GGUF (:mod:`genaccel_llama.gguf_export`, cache
 llama-cpp-python greedily on the same prompts with the same thread count as torch.
 
 Records the same per-sample figures as genaccel's own loop (latency, TTFT, TPOT, per-step times).
-MBU counts the model's own weight bytes, so it holds for the f32 export (``gguf_type``) only.
+MBU counts the bytes llama.cpp reads: the GGUF file's tensors but the token embedding (f32, f16,
+bf16 or q8_0 blocks) and its f16 KV cache.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ class LlamaCpp:
         self._llm = llama_cpp.Llama(model_path=str(path), n_ctx=max(ctx.max_seq_len, 64), n_threads=threads,
                                     n_threads_batch=threads, n_batch=512, verbose=False)
         ctx.notes["llama-cpp"] = f"llama.cpp on {path.name} ({self.gguf_type}), {threads} threads"
+        from gguf import GGUFReader
+
+        self.weight_bytes = sum(int(t.n_bytes) for t in GGUFReader(path).tensors if t.name != "token_embd.weight")
+        self.kv_bytes = 2 * inst.kv_bytes_per_token() // inst.module.dtype.itemsize  # llama.cpp's cache is f16
         return self._llm
 
     def run(self, ctx, batch) -> BatchResult:
@@ -66,4 +71,5 @@ class LlamaCpp:
             outputs.append(out)
         return BatchResult(records=records, outputs=outputs, latency_s=prefill + decode, prefill_s=prefill,
                            decode_s=decode, decode_steps=len(steps), kv_tokens_read=kv, step_s=steps,
+                           weight_bytes_per_step=self.weight_bytes, kv_bytes_per_token=self.kv_bytes,
                            phases={"prefill": prefill, "decode": decode})
