@@ -157,3 +157,36 @@ def test_bench_runs_and_profiles_it(cli, tmp_path):
     assert set(profiles[0]["phases"]) == {"denoise", "to pixels"} and profiles[0]["phases"]["denoise"]["calls"] >= 1
     assert "images/s" in (tmp_path / "b" / "report.md").read_text()
     assert cli(["compare", str(tmp_path / "b" / "report.json"), str(tmp_path / "b" / "report.json")]) == 0
+
+
+def _no_win(ctx):
+    from genaccel.registry import NotApplied
+
+    raise NotApplied(f"does not win on {ctx.device} for this module")
+
+
+class LosingStep:
+    @hookimpl
+    def genaccel_register_optimizations(self, register):
+        from genaccel.registry import OptimizationSpec
+
+        register(OptimizationSpec(name="toy-compile", description="loses here", stage="compile", requires="attention",
+                                  apply=_no_win))
+        register(OptimizationSpec(name="toy-graph", description="needs toy-compile", stage="graph",
+                                  requires="attention", needs="toy-compile", apply=lambda ctx: "graphed"))
+
+
+def test_a_step_that_does_not_win_is_a_recorded_skip(monkeypatch, tmp_path):
+    pm = make_plugin_manager(load_entry_points=False)
+    pm.register(ToyPlugin(), name="toy")
+    pm.register(LosingStep(), name="losing")
+    registry = build_registry(pm)
+    monkeypatch.setattr("genaccel.plugins.default_registry", lambda: registry)
+    out = tmp_path / "run"
+    assert main(["run", "toy/denoise", "--samples", "1", "--opt", "sdpa,toy-compile,toy-graph", "--out", str(out)]) == 0
+    doc = json.loads((out / "report.json").read_text())
+    _validate(doc)
+    assert doc["optimizations"] == ["sdpa"] and doc["label"] == "sdpa (skipped toy-compile,toy-graph)"
+    assert doc["skipped_optimizations"] == [{"name": "toy-compile", "reason": "does not win on cpu for this module"},
+                                            {"name": "toy-graph", "reason": "depends on skipped toy-compile"}]
+    assert "skipped: `toy-compile` (does not win on cpu for this module)" in (out / "report.md").read_text()

@@ -133,12 +133,14 @@ class HFCausalLM(SelfSpeculation, StepBytes):
     def _configure(self) -> None:
         """The executors follow the settings: on a static cache the step is fullgraph with fixed
         shapes (but the window's symbolic length) and, compiled without CUDA graphs, skips dynamo's
-        guards after a batch's first step; on the dynamic cache the shapes grow (dynamic=None)."""
+        guards after a batch's first step and, on CPU, calls its kernels from C++ (``cpp_wrapper``); on the
+        dynamic cache the shapes grow (dynamic=None)."""
         static = self.cache_kind == "static"
         self.steps.device = self.span_steps.device = str(self.device)  # where the weights are now
         settings = dict(compile=self.compile_mode, cuda_graph=self.cuda_graph, fullgraph=static,
                         dynamic=False if static else None)
-        self.steps.configure(**settings, skip_guards=static and bool(self.compile_mode) and not self.cuda_graph)
+        self.steps.configure(**settings, skip_guards=static and bool(self.compile_mode) and not self.cuda_graph,
+                             cpp_wrapper=static)
         self.span_steps.configure(**settings)
 
     def _step_key(self, *name):

@@ -1,7 +1,9 @@
 """Flex attention for compiled one-token decode steps on the static KV cache (CPU).
 
 ``set_compile`` of :class:`genaccel.causal_lm.HFCausalLM` selects the attention implementation
-registered here, :data:`SDPA_FLEX_DECODE`, on CPU when attention is ``sdpa``.
+registered here, :data:`SDPA_FLEX_DECODE`, on CPU when attention is ``sdpa``.  An
+encoder-decoder's one-token cross attention takes the same path: its modules are marked with
+:func:`mark_cross_attention` and read the ``cross_keys`` of the step instead of ``static_keys``.
 """
 
 from __future__ import annotations
@@ -10,11 +12,19 @@ import torch
 from torch.nn.attention.flex_attention import flex_attention
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 SDPA_FLEX_DECODE = "genaccel-sdpa-flex-decode"
+CROSS = "genaccel_cross_attention"  # the attribute that marks a cross-attention module
 
 
-def sdpa_flex_decode(module, query, key, value, attention_mask, scaling=None, dropout=0.0, static_keys=None, **kwargs):
+def mark_cross_attention(module) -> None:
+    """``module`` attends to an encoder's states: it reads a step's ``cross_keys``."""
+    setattr(module, CROSS, True)
+
+
+def sdpa_flex_decode(module, query, key, value, attention_mask, scaling=None, dropout=0.0, static_keys=None,
+                     cross_keys=None, **kwargs):
     """transformers' SDPA attention, except for one-token queries on the static cache inside a
     compiled step, which go through ``flex_attention``: for those Inductor generates a CPU kernel
     that reads the KV cache ~1.3-1.6x as fast as SDPA's CPU flash kernel does (small preset, 12
@@ -22,18 +32,28 @@ def sdpa_flex_decode(module, query, key, value, attention_mask, scaling=None, dr
 
     ``static_keys`` = (key_valid (B, max_seq_len), pos): the mask is rebuilt from these inputs
     inside the kernel (Inductor's CPU flex kernel cannot read a mask computed in the graph).
+    ``cross_keys`` = (encoder_valid (B, S), None), read by modules marked with
+    :func:`mark_cross_attention`: every valid encoder position is seen.
     """
+    if getattr(module, CROSS, False):
+        static_keys = cross_keys
     flex = query.dtype in (torch.float32, torch.bfloat16, torch.float16)  # what Inductor's CPU kernel supports
     if static_keys is None or query.shape[2] != 1 or dropout or not flex or not torch.compiler.is_compiling():
         return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
     valid, pos = static_keys
 
     def score_mod(score, b, h, q_idx, kv_idx):
+        if pos is None:
+            return torch.where(valid[b, kv_idx], score, -float("inf"))
         last = (pos if pos.dim() == 0 else pos[0]) + q_idx
         return torch.where(valid[b, kv_idx] & (kv_idx <= last), score, -float("inf"))
 
+    if query.dim() == 4 and query.shape[2] == 1:  # a 4-D buffer for Inductor's CPU template (not a view of a 3-D one)
+        query = query.clone(memory_format=torch.contiguous_format)
     out = flex_attention(query, key, value, score_mod=score_mod, scale=scaling, enable_gqa=query.shape[1] != key.shape[1])
     return out.transpose(1, 2).contiguous(), None
 
 
 AttentionInterface.register(SDPA_FLEX_DECODE, sdpa_flex_decode)
+# transformers' own masks (an encoder's padding) are built as for SDPA; unregistered, they would be dropped
+AttentionMaskInterface.register(SDPA_FLEX_DECODE, sdpa_mask)

@@ -7,33 +7,38 @@ from torch import nn
 
 
 class RowReduceLinear(nn.Linear):
-    """``nn.Linear`` whose products with at most ``MAX_ROWS`` rows are a multiply-reduce.
+    """``nn.Linear`` whose products with at most ``MAX_ROWS`` rows are multiply-reduces when compiled.
 
     Under torch.compile on CPU, Inductor fuses ``(x[..., None, :] * W).sum(-1)`` into one
     vectorized reduction that streams the weight once: a bandwidth-bound GEMV.  On a 2-core
-    x86 machine it read weights at ~28 GB/s where ATen's GEMV (MKL) read ~9-12 GB/s.  Up to
-    ``SHARED_ROWS`` rows are written as one reduction per row, which Inductor fuses into a single
-    loop sharing each weight load (2-3 rows cost about what one does: self-speculative verify);
-    up to ``MAX_ROWS`` as one broadcast reduction; larger inputs (prefill) keep ``F.linear``.
-    With torchao int8 weight-only weights (``int8`` set by :func:`cpu_gemv_linears`) the int8
-    values are converted inside the reduction, so a step reads a quarter of fp32's bytes.
-    Eager, it would materialize the product: use it compiled.
+    x86 machine it read weights at ~28 GB/s where ATen's GEMV (MKL) read ~9-12 GB/s.  Several
+    rows are written as one reduction per row, which Inductor fuses into a single loop sharing
+    each weight load: up to ``SHARED_ROWS`` rows in one loop (5 rows, a beam search's step,
+    cost ~1.5x one row where MKL's GEMM took ~4x and a broadcast reduction ~4x), more rows in
+    even chunks of at most ``SHARED_ROWS`` (20 rows: ~0.6x MKL's time on the LM head).  Larger
+    inputs (prefill) keep ``F.linear``, and so does every eager call (the reduction would
+    materialize the product).  With torchao int8 weight-only weights (``int8`` set by
+    :func:`cpu_gemv_linears`) the int8 values are converted inside the reduction, so a step
+    reads a quarter of fp32's bytes.
     """
 
-    MAX_ROWS = 8
-    SHARED_ROWS = 3
+    MAX_ROWS = 32
+    SHARED_ROWS = 8
     int8: tuple[torch.Tensor, torch.Tensor] | None = None  # (int8 weight, per-row scale) of int8 weight-only
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.numel() // x.shape[-1]
-        if rows > self.MAX_ROWS:
+        if rows > self.MAX_ROWS or not torch.compiler.is_compiling():
             return nn.functional.linear(x, self.weight, self.bias)
         w = self.weight if self.int8 is None else self.int8[0].to(x.dtype)  # fused: int8 is what is read
-        if self.int8 is not None or 1 < rows <= self.SHARED_ROWS:  # int8: shared loads pay at any row count
-            flat = x.reshape(rows, x.shape[-1])
-            out = torch.stack([(flat[r] * w).sum(-1) for r in range(rows)]).view(*x.shape[:-1], -1)
-        else:
+        if rows == 1 and self.int8 is None:
             out = (x.unsqueeze(-2) * w).sum(-1)
+        else:  # one reduction per row, in loops of at most SHARED_ROWS rows sharing each weight load
+            flat = x.reshape(rows, x.shape[-1])
+            loops = -(-rows // self.SHARED_ROWS)
+            size = -(-rows // loops)
+            out = torch.cat([torch.stack([(flat[r] * w).sum(-1) for r in range(s, min(rows, s + size))])
+                             for s in range(0, rows, size)]).view(*x.shape[:-1], -1)
         if self.int8 is not None:
             out = out * self.int8[1]
         return out + self.bias if self.bias is not None else out

@@ -297,7 +297,8 @@ class OptimizationSpec:
     where it can run (elsewhere it is a recorded skip).
     ``lossless``: whether outputs stay identical to the baseline's (the study's Table IV).
     ``apply(ctx)`` transforms ``ctx.instance`` and may return a note for the report; it reads its
-    declared ``options`` from ``ctx.config.options``.
+    declared ``options`` from ``ctx.config.options``; it raises :class:`NotApplied` (why) where it
+    would not help, and the run records the skip.
     """
 
     name: str = attrs.field(validator=_name(_NAME, "optimization"))
@@ -326,6 +327,12 @@ class Command:
     add_arguments: Callable[..., Any] = attrs.field(converter=_callable)
     run: Callable[..., Any] = attrs.field(converter=_callable)
     plugin: str = ""
+
+
+class NotApplied(Exception):
+    """Raised by an optimization's ``apply``, before it changes anything, where it does not apply
+    or does not win (e.g. on this device, for this workload's module): the run records it as
+    skipped with the message as the reason, and the report says ``skipped: <name> (<reason>)``."""
 
 
 @attrs.frozen(kw_only=True)

@@ -18,7 +18,7 @@ from .config import RunConfig
 from .errors import GenaccelError, out_of_memory, unknown_name
 from .hf import _nbytes
 from .measure import Contention, PeakMemory, mbu_bandwidth, measure_bandwidth, percentiles, probe_bandwidth
-from .registry import Registry, Stack, WorkloadSpec, check_device_name, device_type
+from .registry import NotApplied, Registry, Skip, Stack, WorkloadSpec, check_device_name, device_type
 from .results import BatchResult, CaseResult, SampleRecord, case_label, workload_unit
 from .roles import Role, TokenModel, WeightStreaming, check_roles
 
@@ -98,8 +98,21 @@ def prepare(registry: Registry, config: RunConfig, *, strict: bool = True, apply
 
 
 def apply_stack(ctx: RunContext) -> None:
+    """Apply the stack in order; a step that raises :class:`NotApplied` (and any that needs it)
+    moves to the stack's skips with its reason."""
+    applied, skipped = [], list(ctx.stack.skipped)
     for opt in ctx.stack.applied:
-        ctx.notes[opt.name] = opt.apply(ctx)
+        needed = sorted(opt.needs & {s.name for s in skipped})
+        if needed:
+            skipped.append(Skip(name=opt.name, reason=f"depends on skipped {', '.join(needed)}"))
+            continue
+        try:
+            ctx.notes[opt.name] = opt.apply(ctx)
+        except NotApplied as e:
+            skipped.append(Skip(name=opt.name, reason=str(e)))
+            continue
+        applied.append(opt)
+    ctx.stack = Stack(applied=tuple(applied), skipped=tuple(skipped))
 
 
 def _fit_cache(config: RunConfig, batches: list[list]) -> int:

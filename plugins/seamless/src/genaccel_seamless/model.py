@@ -6,6 +6,13 @@ self-attention cache is transformers-free (``genaccel.kvcache``): a growing one 
 ``index_select`` (the baseline, as transformers does), or a static one reordered in place.
 A sample's beams share its encoder output, so the cross-attention cache needs no reordering
 on the static path; the dynamic path reorders it as transformers does.
+
+Compiled on the static cache, the decode step is Llama's (:mod:`genaccel.causal_lm`): fixed
+shapes but the symbolic lengths of the self-attention window and of the encoder states (padded to
+a multiple of ``CROSS_ALIGN``), dynamo's guards skipped after a batch's first step, few-row
+linears as fused GEMVs (:mod:`genaccel.gemv`) and, with SDPA, the self and cross attention of the
+one new token through ``flex_attention`` (:mod:`genaccel.flex_decode`).  Under CUDA graphs the
+encoder states are padded to a multiple of ``CROSS_BUCKET`` instead (a graph per bucket).
 """
 
 from __future__ import annotations
@@ -15,12 +22,16 @@ from types import SimpleNamespace
 import torch
 from genaccel import HFCausalLM
 from genaccel.executor import StepExecutor
+from genaccel.flex_decode import SDPA_FLEX_DECODE, mark_cross_attention
 from genaccel.footprint import nbytes
 from genaccel.kvcache import DynamicKVCache, StaticKVCache
 from torch import nn
 from transformers.cache_utils import EncoderDecoderCache
 
-CROSS_BUCKET = 256  # encoder lengths are padded to a multiple of this on the static path (fixed shapes)
+CROSS_BUCKET = 256  # CUDA graphs: encoder lengths padded to a multiple of this (fixed shapes)
+# Compiled without graphs: padded to a multiple of this, the length symbolic (one graph).  Never the
+# first step's window (prompt + 1 = 3), which dynamo would otherwise give the same symbol.
+CROSS_ALIGN = 8
 
 
 class CrossCache:
@@ -65,6 +76,8 @@ class Seq2SeqLM(HFCausalLM):
         super().__init__(hf_model, backbone=None, embed_tokens=decoder.embed_tokens, layers=decoder.layers,
                          norm=decoder.layer_norm, lm_head=lm_head, num_kv_heads=cfg.decoder_attention_heads,
                          head_dim=cfg.hidden_size // cfg.decoder_attention_heads)
+        for layer in self.layers:
+            mark_cross_attention(layer.cross_attention)
 
     def _new_executors(self) -> None:
         super()._new_executors()
@@ -72,8 +85,8 @@ class Seq2SeqLM(HFCausalLM):
 
     def set_encoder(self, hidden: torch.Tensor, mask: torch.Tensor) -> None:
         """A batch's encoder states (B, S, D) and their validity (B, S)."""
-        if self.cache_kind == "static":  # pad S to a bucket: the decode step keeps its shapes across batches
-            pad = -hidden.shape[1] % CROSS_BUCKET
+        if self.cache_kind == "static" and (self.cuda_graph or self.compile_mode):
+            pad = -hidden.shape[1] % (CROSS_BUCKET if self.cuda_graph else CROSS_ALIGN)
             hidden = nn.functional.pad(hidden, (0, 0, 0, pad))
             mask = nn.functional.pad(mask, (0, pad), value=False)
         self.encoder_out = (hidden, mask.bool())
@@ -104,7 +117,7 @@ class Seq2SeqLM(HFCausalLM):
         if rows != hidden.shape[0]:  # beams: each sample's encoder output once per beam
             reps = rows // hidden.shape[0]
             hidden, enc_valid = hidden.repeat_interleave(reps, 0), enc_valid.repeat_interleave(reps, 0)
-        self.enc_hidden = hidden
+        self.enc_hidden, self.enc_valid = hidden, enc_valid
         self.cross_mask = self._additive(enc_valid[:, None, None, :])
         if valid is None:
             valid = torch.ones_like(input_ids, dtype=torch.bool)
@@ -112,25 +125,37 @@ class Seq2SeqLM(HFCausalLM):
         pos_ids = (valid.cumsum(-1) - 1).clamp(min=0)
         self.cache_pair.is_updated = {}
         out = self._layers(self.embed_tokens(input_ids), pos_ids, self._additive(allowed))
+        if self.compile_mode and not self.cuda_graph and isinstance(self.cache, StaticKVCache):
+            self._symbolic_encoder_length()
         return self.head(out[:, -1])
+
+    def _symbolic_encoder_length(self) -> None:
+        """The compiled step keeps the encoder length symbolic: one graph for every batch."""
+        cross = [t for layer in self.cross.layers for t in (layer.keys, layer.values)]
+        for t, dim in ((self.enc_hidden, 1), (self.enc_valid, 1), (self.cross_mask, 3), *((t, 2) for t in cross)):
+            torch._dynamo.mark_dynamic(t, dim)
 
     def _decode(self, tokens: torch.Tensor, pos: torch.Tensor, window: torch.Tensor | None = None) -> torch.Tensor:
         embedded = self.embed_tokens(tokens[:, None])
+        extra = {}
         if isinstance(self.cache, StaticKVCache):
             q, allowed = self.cache.span(pos, 1, window=window)
             pos_ids = q[None, :] - self.cache.n_pad[:, None]
+            if self.attention == SDPA_FLEX_DECODE:
+                extra = dict(static_keys=(self.cache.key_valid, pos), cross_keys=(self.enc_valid, None))
         else:
             allowed = self.cache.step_mask()
             pos_ids = (pos - self.cache.n_pad)[:, None]
-        out = self._layers(embedded, pos_ids, None if allowed is None else self._additive(allowed))
+        out = self._layers(embedded, pos_ids, None if allowed is None else self._additive(allowed), **extra)
         return self.head(out[:, -1])
 
-    def _layers(self, hidden, pos_ids, mask):
+    def _layers(self, hidden, pos_ids, mask, **attention_kwargs):
         hidden = hidden + self._positions(pos_ids).to(hidden.dtype)
         enc = self.enc_hidden  # read by the cross attention only while its cache is empty (prefill)
         for layer in self.layers:
             hidden = layer(hidden, attention_mask=mask, encoder_hidden_states=enc,
-                           encoder_attention_mask=self.cross_mask, past_key_values=self.cache_pair)
+                           encoder_attention_mask=self.cross_mask, cache=self.cache_pair,
+                           **attention_kwargs)
             if isinstance(hidden, tuple):
                 hidden = hidden[0]
         return hidden
@@ -153,4 +178,4 @@ class Seq2SeqLM(HFCausalLM):
             nbytes(p) for p in self.lm_head.parameters())
 
 
-__all__ = ["CROSS_BUCKET", "CrossCache", "Seq2SeqLM", "StepCache", "DynamicKVCache"]
+__all__ = ["CROSS_ALIGN", "CROSS_BUCKET", "CrossCache", "Seq2SeqLM", "StepCache", "DynamicKVCache"]
