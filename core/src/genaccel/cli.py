@@ -11,6 +11,7 @@ from pathlib import Path
 
 import attrs
 
+from .config import DTYPES
 from .errors import GenaccelError, out_of_memory, unknown_name
 from .files import OPEN, OutputDir, close_all
 from .registry import STAGES, check_device_name
@@ -64,7 +65,8 @@ def _add_run_options(p: argparse.ArgumentParser, *, steps: bool = False) -> None
     p.add_argument("--max-new-tokens", type=int, help="new tokens per sample (default: the paper's distribution)")
     p.add_argument("--seq-len", type=int, help="fix every sample's input length (default: the paper's distribution)")
     p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda or cuda:N")
-    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
+    p.add_argument("--dtype", choices=DTYPES, default="float32",
+                   help="weights and activations; bfloat16 and float16 are lossy relative to float32")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--warmup", type=int, default=None, help="warm-up generations (default 1, 2 with compile)")
     p.add_argument("--cache-len", type=int, help="KV cache positions (default: fit the samples)")
@@ -162,6 +164,7 @@ def cmd_list(args, registry) -> int:
         ],
         "options": {o.flag: {**o.describe(), "declared_by": owners} for o, owners in registry.all_options().values()},
         "commands": [{"name": c.name, "plugin": c.plugin, "help": c.help} for c in registry.commands.values()],
+        "dtypes": [{"name": d, "lossless": d == "float32"} for d in DTYPES],
     }
     if args.json:
         print(json.dumps(data, indent=1))
@@ -179,6 +182,10 @@ def cmd_list(args, registry) -> int:
     print(table(["name", "stage", "devices", "lossless", "needs", "plugin"], [
         [o["name"], o["stage"], ", ".join(o["devices"]), "yes" if o["lossless"] else "no (lossy)",
          ", ".join(o["requires"] + o["needs"]), o["plugin"]] for o in data["optimizations"]]))
+    print("\nDtypes (--dtype)")
+    print(table(["dtype", "lossless"], [[d["name"], "yes (the reference)" if d["lossless"] else
+                                         "no (lossy relative to float32: runs report the accuracy impact)"]
+                                        for d in data["dtypes"]]))
     print("\nOptions (after the workload name; taken where the run has one of their owners)")
     print(table(["option", "type", "default", "of", "help"], [
         [flag, o["type"] + (f": {', '.join(o['choices'])}" if "choices" in o else ""), o["default"] or "-",

@@ -277,7 +277,7 @@ def fill_shard(module, name: str, param, std: float, generator) -> bool:
     if shard is None:
         return False
     dim, full, r, n = shard
-    whole = torch.empty(full, dtype=param.dtype, device=param.device).normal_(0.0, std, generator=generator)
+    whole = torch.empty(full, device=param.device).normal_(0.0, std, generator=generator)  # float32, as unsharded
     param.copy_(whole.chunk(n, dim)[r])
     return True
 

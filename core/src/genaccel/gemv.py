@@ -19,7 +19,10 @@ class RowReduceLinear(nn.Linear):
     inputs (prefill) keep ``F.linear``, and so does every eager call (the reduction would
     materialize the product).  With torchao int8 weight-only weights (``int8`` set by
     :func:`cpu_gemv_linears`) the int8 values are converted inside the reduction, so a step
-    reads a quarter of fp32's bytes.
+    reads a quarter of fp32's bytes.  bf16 and fp16 weights are read as they are and accumulated
+    in fp32 (Inductor's CPU reductions).  The input is stored once before the reduction (:func:`stored`): left unstored,
+    Inductor recomputed the RMSNorm that produces it inside the loop over output rows (the LM
+    head's 32016 rows each redid the final norm).
     """
 
     MAX_ROWS = 32
@@ -30,6 +33,7 @@ class RowReduceLinear(nn.Linear):
         rows = x.numel() // x.shape[-1]
         if rows > self.MAX_ROWS or not torch.compiler.is_compiling():
             return nn.functional.linear(x, self.weight, self.bias)
+        x = stored(x)
         w = self.weight if self.int8 is None else self.int8[0].to(x.dtype)  # fused: int8 is what is read
         if rows == 1 and self.int8 is None:
             out = (x.unsqueeze(-2) * w).sum(-1)
@@ -42,6 +46,13 @@ class RowReduceLinear(nn.Linear):
         if self.int8 is not None:
             out = out * self.int8[1]
         return out + self.bias if self.bias is not None else out
+
+
+def stored(x: torch.Tensor) -> torch.Tensor:
+    """``x`` unchanged; under Inductor, computed once into memory (``as_strided`` needs a stored
+    input) instead of being recomputed inside every consumer's loop."""
+    x = x.contiguous()
+    return x.as_strided(x.shape, x.stride())
 
 
 def _int8_weight_only(w) -> bool:

@@ -167,10 +167,20 @@ def run_case(
     inst = ctx.instance
     batches = ctx.batches = make_batches(ctx, samples)
     reference = None
-    if not ctx.stack.lossless:
-        _status("  reference outputs of the unoptimized model (for the accuracy impact)")
+    lossy_dtype = config.dtype != "float32"  # against float32: the accuracy impact is the dtype's and the stack's
+    if not ctx.stack.lossless or lossy_dtype:
+        _status("  reference outputs of the unoptimized model" + (" in float32" if lossy_dtype else "")
+                + " (for the accuracy impact)")
         generative = accuracy.supported(ctx)
-        reference = (accuracy.capture if generative else accuracy.capture_outputs)(ctx, batches)
+        ref_ctx, rng = ctx, torch.get_rng_state()
+        if lossy_dtype:  # a float32 twin (same seed: the run's weights are its weights, rounded)
+            ref_ctx = prepare(registry, attrs.evolve(config, dtype="float32"), strict=strict, apply=False)
+            ref_ctx.batches, ref_ctx.max_seq_len = batches, ctx.max_seq_len
+        reference = (accuracy.capture if generative else accuracy.capture_outputs)(ref_ctx, batches)
+        if lossy_dtype:
+            del ref_ctx
+            release_memory()
+            torch.set_rng_state(rng)  # the run draws as it would have without the twin
     t_apply = time.perf_counter()
     apply_stack(ctx)
     apply_s = time.perf_counter() - t_apply
@@ -215,7 +225,7 @@ def run_case(
         optimizations=list(ctx.stack.names),
         skipped_optimizations=[attrs.asdict(s) for s in ctx.stack.skipped],
         optimization_notes=ctx.notes,
-        lossless=ctx.stack.lossless,
+        lossless=ctx.stack.lossless and not lossy_dtype,
         device=config.device,
         dtype=config.dtype,
         batch_size=config.batch_size,
@@ -241,6 +251,8 @@ def run_case(
         else:
             case.accuracy = (accuracy.impact(ctx, reference, plain) if generative
                              else accuracy.output_impact(reference, plain))
+        if case.accuracy and lossy_dtype:
+            case.accuracy["reference"] += f" in float32 (this run: {config.dtype})"
     spec_stats = [r.extra["speculative"] for r in results if "speculative" in r.extra]
     if spec_stats:
         case.speculative = speculative_summary(spec_stats)

@@ -347,7 +347,8 @@ def init_random_weights(module, *, seed: int, std: float = 0.02) -> None:
 
     One generator walks the parameters in module order, so the same seed and architecture
     always give the same weights.  Norm scales are ones and their shifts zeros; other weights
-    ~ N(0, std); biases zero.
+    ~ N(0, std), drawn in float32 whatever the model's dtype (a bfloat16 model holds its float32
+    twin's weights, rounded); biases zero.
     """
     import torch
 
@@ -364,4 +365,4 @@ def init_random_weights(module, *, seed: int, std: float = 0.02) -> None:
                 elif name == "bias":
                     param.zero_()
                 elif not fill_shard(sub, name, param, std, gen):  # a tensor-parallel shard: its slice of the whole
-                    param.normal_(0.0, std, generator=gen)
+                    param.copy_(torch.empty(param.shape, device=param.device).normal_(0.0, std, generator=gen))

@@ -79,9 +79,11 @@ def test_greedy_equals_transformers_generate(registry, task, steps):
     assert not any(int(inst.bpe_to_code[t]) >= 0 for row in ours for t in row)  # text only
 
 
-def test_lossless_stacks_keep_i_t_greedy_tokens(registry):
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_lossless_stacks_keep_i_t_greedy_tokens(registry, dtype):
     def outputs(stack):
-        ctx = _ctx(registry, "i-t", decoder="greedy", optimizations=stack, samples=2, batch_size=2)
+        ctx = _ctx(registry, "i-t", decoder="greedy", optimizations=stack, samples=2, batch_size=2, dtype=dtype)
+        assert ctx.instance.model.dtype == getattr(torch, dtype)
         return ctx.decoder.run(ctx, make_batches(ctx)[0]).outputs
 
     base = outputs(())
