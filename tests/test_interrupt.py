@@ -31,8 +31,8 @@ def test_interrupted_bench_keeps_its_cases_resumes_and_holds_its_lock(tmp_path, 
 
     monkeypatch.setattr(measure, "_stream_bandwidth", lambda *a: 1e10)
     cfg = tmp_path / "bench.toml"
-    cfg.write_text('[defaults]\nsamples = 2\npreset = "tiny"\n\n[[cases]]\nworkload = "hstu/ranking"\n'
-                   'seq_lens = [512, 1024, 2048]\nbatch_sizes = [1, 2]\nstacks = [[], ["hstu-fused-attention"]]\n')
+    cfg.write_text('[defaults]\nsamples = 4\npreset = "tiny"\n\n[[cases]]\nworkload = "hstu/ranking"\n'
+                   'seq_lens = [1024, 2048, 4096]\nbatch_sizes = [1, 2]\nstacks = [[], ["hstu-fused-attention"]]\n')
     out = tmp_path / "b"
     report = out / "report.json"
     child = subprocess.Popen([sys.executable, "-c", CLI, "bench", str(cfg), "--out", str(out)],

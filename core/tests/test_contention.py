@@ -20,7 +20,7 @@ def test_contention_from_other_processes_load_and_probes(monkeypatch):
     own = iter([10.0, 11.0])  # this process 1 of them
     clock = iter([0.0, 1.0])
     monkeypatch.setattr(measure, "_machine_cpu", lambda: next(cpu))
-    monkeypatch.setattr(measure, "_own_cpu", lambda: next(own))
+    monkeypatch.setattr(measure, "_own_cpu", lambda pids=(): next(own))
     monkeypatch.setattr(measure, "_load", lambda: 1.0)
     monkeypatch.setattr(measure.time, "perf_counter", lambda: next(clock))
     with measure.Contention(threads=2) as c:

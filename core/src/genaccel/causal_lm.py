@@ -26,6 +26,7 @@ import copy
 import torch
 from torch import nn
 
+from . import distributed
 from .executor import StepExecutor
 from .flex_decode import SDPA_FLEX_DECODE
 from .footprint import StepBytes
@@ -140,7 +141,7 @@ class HFCausalLM(SelfSpeculation, StepBytes):
         settings = dict(compile=self.compile_mode, cuda_graph=self.cuda_graph, fullgraph=static,
                         dynamic=False if static else None)
         self.steps.configure(**settings, skip_guards=static and bool(self.compile_mode) and not self.cuda_graph,
-                             cpp_wrapper=static)
+                             cpp_wrapper=static and not distributed.active())  # no C++ wrapper for collectives
         self.span_steps.configure(**settings)
 
     def _step_key(self, *name):

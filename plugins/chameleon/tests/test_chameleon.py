@@ -84,10 +84,17 @@ def test_lossless_stacks_keep_i_t_greedy_tokens(registry, dtype):
     def outputs(stack):
         ctx = _ctx(registry, "i-t", decoder="greedy", optimizations=stack, samples=2, batch_size=2, dtype=dtype)
         assert ctx.instance.model.dtype == getattr(torch, dtype)
-        return ctx.decoder.run(ctx, make_batches(ctx)[0]).outputs
+        batch = make_batches(ctx)[0]
+        codes.append(ctx.instance.image_tokenizer.encode(torch.stack([s.image for s in batch]).to(getattr(torch, dtype))))
+        encoder = ctx.instance.image_tokenizer.encoder_steps
+        # the float32 image encoder is on the fast path (bfloat16's stays eager: other rounding, other codes)
+        assert (encoder.compile is not None) == ("compile" in stack and dtype == "float32")
+        return ctx.decoder.run(ctx, batch).outputs
 
+    codes = []
     base = outputs(())
     assert outputs(("sdpa", "static-kv", "compile")) == base
+    assert torch.equal(codes[0], codes[1])  # compiled channels-last encoder: the same image codes
 
 
 def test_image_codes_round_trip(registry):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 from genaccel import GenaccelError
+from genaccel.denoise import channels_last
 from genaccel.executor import StepExecutor
 from torch import nn
 from transformers import ChameleonVQVAEConfig
@@ -106,11 +107,27 @@ class ImageTokenizer(nn.Module):
             self.post_quant_conv = nn.Conv2d(config.embed_dim, config.latent_channels, 1)
         self.decoder = VQGANDecoder(config) if decoder else None
         self.steps = StepExecutor()  # the decoder's forward: eager unless compile_decoder
+        self.encoder_steps = StepExecutor()  # the encoder's forward: eager unless compile_encoder
+        self.channels_last = False  # the encoder's convolutions (compile_encoder on CPU)
 
     def compile_decoder(self, mode: str) -> None:
         """Compile the decoder's forward (static shapes: one image size)."""
         self.steps = StepExecutor(str(self.post_quant_conv.weight.device))
         self.steps.configure(compile=mode, fullgraph=False, dynamic=False)
+
+    def compile_encoder(self, mode: str) -> None:
+        """Compile the encoder's forward up to the codebook lookup (static shapes: one image size).
+        On CPU its convolutions go channels-last first, oneDNN's layout (a 512² image on a 2-core
+        x86 machine: 2.75 s eager, 2.13 s channels-last eager, 1.91 s channels-last compiled)."""
+        device = self.post_quant_conv.weight.device
+        self.channels_last = device.type == "cpu" and channels_last([self.encoder, self.quant_conv]) > 0
+        self.encoder_steps = StepExecutor(str(device))
+        self.encoder_steps.configure(compile=mode, fullgraph=False, dynamic=False)
+
+    def _latents(self, pixels: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            pixels = pixels.contiguous(memory_format=torch.channels_last)
+        return self.quant_conv(self.encoder(pixels))
 
     @property
     def grid(self) -> int:
@@ -120,7 +137,7 @@ class ImageTokenizer(nn.Module):
     @torch.no_grad()
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, R, R) in [-1, 1] → codebook indices (B, grid²), row-major."""
-        _, _, codes = self.quantize(self.quant_conv(self.encoder(pixels)))
+        _, _, codes = self.quantize(self.encoder_steps.run("encoder", self._latents, pixels).contiguous())
         return codes.view(pixels.shape[0], -1)
 
     @torch.no_grad()
