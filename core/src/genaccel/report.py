@@ -175,7 +175,8 @@ def case_details(case: dict) -> str:
                      f"set overlap {acc['set_overlap']:.1%}, exact {acc['exact_match_rate']:.0%}")
     elif acc:
         parts.append(
-            f"accuracy impact (vs greedy of the unoptimized model): token agreement {acc['token_agreement']:.1%}, "
+            f"accuracy impact (vs {acc.get('reference') or 'greedy decoding of the unoptimized model'}): "
+            f"token agreement {acc['token_agreement']:.1%}, "
             f"exact {acc['exact_match_rate']:.0%}, teacher-forced top-1 {acc['teacher_forced_top1_agreement']:.1%}, "
             f"mean KL {acc['mean_kl']:.2e}, perplexity {acc['reference_perplexity']:.2f} → {acc['perplexity']:.2f}"
         )
