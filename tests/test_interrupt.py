@@ -31,8 +31,8 @@ def test_interrupted_bench_keeps_its_cases_resumes_and_holds_its_lock(tmp_path, 
 
     monkeypatch.setattr(measure, "_stream_bandwidth", lambda *a: 1e10)
     cfg = tmp_path / "bench.toml"
-    cfg.write_text('[defaults]\nsamples = 4\npreset = "tiny"\n\n[[cases]]\nworkload = "hstu/ranking"\n'
-                   'seq_lens = [1024, 2048, 4096]\nbatch_sizes = [1, 2]\nstacks = [[], ["hstu-fused-attention"]]\n')
+    cfg.write_text('[defaults]\nsamples = 2\npreset = "tiny"\n\n[[cases]]\nworkload = "hstu/ranking"\n'
+                   'seq_lens = [512, 1024, 2048]\nbatch_sizes = [1, 2]\nstacks = [[], ["hstu-fused-attention"]]\n')
     out = tmp_path / "b"
     report = out / "report.json"
     child = subprocess.Popen([sys.executable, "-c", CLI, "bench", str(cfg), "--out", str(out)],
@@ -40,13 +40,15 @@ def test_interrupted_bench_keeps_its_cases_resumes_and_holds_its_lock(tmp_path, 
     try:
         deadline = time.monotonic() + 120
         while not _cases(report) and child.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.02)
         assert child.poll() is None, "the bench ended before it could be interrupted: " + child.stderr.read()[-2000:]
+        os.kill(child.pid, signal.SIGSTOP)  # held still, lock and all, whatever the next call costs
         # a second run into the same folder fails at once, naming the holder
         assert main(["run", "hstu/ranking", "--preset", "tiny", "--samples", "1", "--seq-len", "64",
                      "--out", str(out)]) == 2
         assert "is in use by another genaccel run" in capsys.readouterr().err
-        child.send_signal(signal.SIGINT)
+        child.send_signal(signal.SIGINT)  # pending until it continues
+        os.kill(child.pid, signal.SIGCONT)
         _, err = child.communicate(timeout=120)
     finally:
         if child.poll() is None:
