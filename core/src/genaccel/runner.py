@@ -201,7 +201,8 @@ def run_case(
     probe_before = probe_bandwidth(config.device)  # the machine's bandwidth right before and after the case
     rss_start = rss_before_warmup if config.device == "cpu" else None
     group = distributed.local_world_size() if config.device == "cpu" else 1  # a CPU group's other ranks are its own load
-    with Contention(threads=torch.get_num_threads() * group, pids=distributed.GROUP_PIDS) as contention, PeakMemory(config.device, start=rss_start) as mem:
+    contention = Contention(threads=torch.get_num_threads() * group, pids=distributed.GROUP_PIDS)
+    with contention, PeakMemory(config.device, start=rss_start) as mem:
         for batch in batches:
             res = ctx.decoder.run(ctx, batch)
             results.append(res)

@@ -227,6 +227,12 @@ def _some(names: list[str], n: int = 4) -> str:
     return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
 
 
+def _cannot_load(path, what: str, e: Exception) -> GenaccelError:
+    """The one-line error for a checkpoint part that would not load: the folder, the part, the cause."""
+    first = str(e).splitlines()[0] if str(e) else ""
+    return GenaccelError(f"checkpoint {str(path)!r}: cannot load {what} ({type(e).__name__}: {first})")
+
+
 def load_hf_checkpoint(options: BuildOptions, model_class, *, model_types: tuple[str, ...], shard=None):
     """A checked local Hugging Face folder's model (``model_class``, in the run's dtype, on its
     device) and tokenizer; any failure is a clear error naming the folder.  Missing weights are an
@@ -247,8 +253,7 @@ def load_hf_checkpoint(options: BuildOptions, model_class, *, model_types: tuple
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
     except Exception as e:  # noqa: BLE001 - any failure here is a broken directory
-        raise GenaccelError(f"checkpoint {str(path)!r}: cannot load its tokenizer ({type(e).__name__}: "
-                            f"{str(e).splitlines()[0] if str(e) else ''})") from None
+        raise _cannot_load(path, "its tokenizer", e) from None
     allow = str(options.options.get("allow_missing_weights", "")).lower() in ("1", "true", "yes")
     if shard is not None and distributed.active() and any(Path(path).glob("*.safetensors")):
         return _load_shards(options, model_class, shard, allow), tokenizer
@@ -259,8 +264,7 @@ def load_hf_checkpoint(options: BuildOptions, model_class, *, model_types: tuple
     try:
         hf, info = model_class.from_pretrained(path, dtype=options.torch_dtype, output_loading_info=True)
     except Exception as e:  # noqa: BLE001
-        raise GenaccelError(f"checkpoint {str(path)!r}: cannot load the model ({type(e).__name__}: "
-                            f"{str(e).splitlines()[0] if str(e) else ''})") from None
+        raise _cannot_load(path, "the model", e) from None
     finally:
         hf_logging.set_verbosity(verbosity)
     hf.genaccel_missing_weights = check_loading_info(path, info, allow_missing=allow)
@@ -282,8 +286,7 @@ def _load_shards(options: BuildOptions, model_class, shard, allow_missing: bool)
         generation = (GenerationConfig.from_pretrained(path) if (Path(path) / "generation_config.json").is_file()
                       else None)
     except Exception as e:  # noqa: BLE001
-        raise GenaccelError(f"checkpoint {str(path)!r}: cannot load its config ({type(e).__name__}: "
-                            f"{str(e).splitlines()[0] if str(e) else ''})") from None
+        raise _cannot_load(path, "its config", e) from None
     with torch.device("meta"):
         hf = model_class(config).to(options.torch_dtype)
     shard(hf)
