@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from .errors import GenaccelError
@@ -180,8 +181,13 @@ class OutputDir:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            lock.seek(0)
-            holder = lock.read().strip()
+            holder = ""
+            for _ in range(50):  # the holder writes its pid just after it takes the lock
+                lock.seek(0)
+                holder = lock.read().strip()
+                if holder:
+                    break
+                time.sleep(0.01)
             lock.close()
             raise GenaccelError(f"output directory {str(self.path)!r} is in use by another genaccel run"
                                 f"{f' (pid {holder})' if holder else ''}; wait for it to finish or give another --out") from None
