@@ -34,6 +34,7 @@ import torch
 from .decoding import BatchResult
 from .errors import GenaccelError
 from .executor import StepExecutor
+from .layout import channels_last
 from .measure import StepClock, synced_now
 from .profiling import phase
 
@@ -367,18 +368,6 @@ def save_images(batch, images, out_dir) -> list[dict]:
             extra["files"] = [str(path)]
         extras.append(extra)
     return extras
-
-
-def channels_last(modules) -> int:
-    """Every Conv2d under ``modules`` (None entries skipped) in channels-last layout; how many."""
-    n = 0
-    for part in modules:
-        for m in (part.modules() if part is not None else ()):
-            if isinstance(m, torch.nn.Conv2d):
-                m.to(memory_format=torch.channels_last)
-                n += 1
-    return n
-
 
 
 class LatentDiffusion:

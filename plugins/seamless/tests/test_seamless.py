@@ -159,8 +159,13 @@ def test_text_to_speech_equals_transformers_and_the_vocoder_steps_keep_it(regist
         audio = np.frombuffer(w.readframes(w.getnframes()), np.int16) / 32767
     assert len(audio) == round(res.records[0]["audio_s"] * 16000) > 0
     # the same weights, optimized: the same text and units and, within tolerance, the same audio
-    compiled = _ctx(registry, "t-s", ("sdpa", "static-kv", "compile-kv-reorder", "compile-vocoder"), sharpen=1.0,
-                    out_dir=str(tmp_path / "opt"))
+    compiled = _ctx(registry, "t-s", ("sdpa", "static-kv", "compile-kv-reorder", "channels-last", "compile-vocoder"),
+                    sharpen=1.0, out_dir=str(tmp_path / "opt"))
+    applied = [o.name for o in compiled.stack.applied]
+    assert "channels-last" in applied and "vocoder convolutions run channels-last" in compiled.notes["channels-last"]
+    if compiled.config.device == "cpu":  # the compiled vocoder loses to eager oneDNN convolutions there
+        assert [s.name for s in compiled.stack.skipped] == ["compile-vocoder"]
+        assert "slower than eager oneDNN convolutions on CPU" in compiled.stack.skipped[0].reason
     compiled.instance.module.load_state_dict(inst.module.state_dict())
     speak(inst, [sample], res.outputs)  # units of the whole text again, to compare with the optimized run
     again = compiled.decoder.run(compiled, [sample])

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 from genaccel import GenaccelError
-from genaccel.denoise import channels_last
 from genaccel.executor import StepExecutor
+from genaccel.layout import channels_last
 from torch import nn
 from transformers import ChameleonVQVAEConfig
 from transformers.models.chameleon.modeling_chameleon import (

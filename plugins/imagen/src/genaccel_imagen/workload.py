@@ -27,7 +27,6 @@ from genaccel.denoise import (
     SCHEDULERS,
     PromptSample,
     _step_kwargs,
-    channels_last,
     clip_style_tokenizer,
     make_scheduler,
     materialize,
@@ -37,6 +36,7 @@ from genaccel.denoise import (
 )
 from genaccel.errors import GenaccelError
 from genaccel.executor import StepExecutor
+from genaccel.layout import channels_last
 from genaccel.measure import StepClock, synced_now
 from genaccel.profiling import phase
 

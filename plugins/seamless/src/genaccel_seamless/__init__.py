@@ -39,7 +39,7 @@ OPTIONS = (
 @hookimpl
 def genaccel_register_workloads(register):
     for task, description in DESCRIPTIONS.items():
-        extra = ("beam", "quantize", "vocoder") if task.endswith("-s") else ("beam", "quantize")
+        extra = ("beam", "quantize", "vocoder", "channels-last") if task.endswith("-s") else ("beam", "quantize")
         register(WorkloadSpec(name=f"seamless/{task}", description=description,
                               build=f"genaccel_seamless.workload:build_{task.replace('-', '_')}", presets=PRESETS,
                               default_preset="small", default_decoder="beam", roles=ROLES, capabilities=extra,
@@ -54,7 +54,7 @@ def genaccel_register_optimizations(register):
     register(OptimizationSpec(name="compile-kv-reorder", stage="compile", requires="beam", apply=_O + "_compile_reorder",
                               description="torch.compile of the beam search's KV-cache reorder"))
     register(OptimizationSpec(name="compile-vocoder", stage="compile", requires="vocoder", apply=_O + "_compile_vocoder",
-                              description="torch.compile of the unit vocoder (weight norm removed, fixed lengths)"))
+                              description="torch.compile of the unit vocoder (weight norm removed, fixed lengths; CUDA only: on CPU it loses to eager channels-last convolutions)"))
     register(OptimizationSpec(name="cuda-graph-vocoder", stage="graph", requires="vocoder", devices="cuda",
                               needs="compile-vocoder", apply=_O + "_graph_vocoder",
                               description="the compiled vocoder captured in CUDA graphs"))

@@ -26,6 +26,7 @@ from genaccel import (
     train_bpe_tokenizer,
 )
 from genaccel.errors import unknown_name
+from genaccel.layout import conv1d_channels_last
 from genaccel.roles import MediaCodec, PromptInput
 from genaccel.workload import weights_description
 from transformers import SeamlessM4Tv2Config, SeamlessM4Tv2Model
@@ -205,6 +206,10 @@ class SeamlessWorkload(CausalLMWorkload, MediaCodec, PromptInput):
             "speech_encoder_layers": cfg.speech_encoder_layers, "hidden_size": cfg.hidden_size,
             "vocab_size": cfg.vocab_size, "src_lang": self.src_lang, "tgt_lang": self.tgt_lang,
         }
+
+    def set_channels_last(self) -> str:
+        n = conv1d_channels_last(self.vocoder.generator)
+        return f"{n} vocoder convolutions run channels-last (NWC: oneDNN's layout on CPU)"
 
     def set_cuda_graph(self) -> str:
         return super().set_cuda_graph() + "; cross-attention keys and values in fixed buffers (encoder padded to buckets)"

@@ -1,0 +1,52 @@
+"""Convolutions in oneDNN's preferred layout: channels-last (NHWC) for 2-D convolutions, and
+1-D convolutions run as their 2-D twins over (B, C, 1, L) channels-last tensors (NWC).
+
+On a 2-core x86 CPU a 256-channel dilated Conv1d over 10k frames takes ~30 ms channels-first and
+~20 ms as NWC; both are exact (the same oneDNN arithmetic in another memory order)."""
+
+from __future__ import annotations
+
+import types
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def channels_last(modules) -> int:
+    """Every Conv2d under ``modules`` (None entries skipped) in channels-last layout; how many."""
+    n = 0
+    for part in modules:
+        for m in (part.modules() if part is not None else ()):
+            if isinstance(m, nn.Conv2d):
+                m.to(memory_format=torch.channels_last)
+                n += 1
+    return n
+
+
+def _nwc_forward(self, x: torch.Tensor) -> torch.Tensor:
+    """A Conv1d/ConvTranspose1d as its 2-D twin over a (B, C, 1, L) channels-last view of ``x``; the
+    result is (B, C, L) in NWC strides, which the next such convolution takes without a copy."""
+    x4 = x.unsqueeze(2)
+    if not x4.is_contiguous(memory_format=torch.channels_last):
+        x4 = x4.contiguous(memory_format=torch.channels_last)
+    weight = self.weight.unsqueeze(2)
+    stride, padding, dilation = (1, self.stride[0]), (0, self.padding[0]), (1, self.dilation[0])
+    if isinstance(self, nn.ConvTranspose1d):
+        y = F.conv_transpose2d(x4, weight, self.bias, stride, padding, (0, self.output_padding[0]), self.groups,
+                               dilation)
+    else:
+        y = F.conv2d(x4, weight, self.bias, stride, padding, dilation, self.groups)
+    return y.squeeze(2)
+
+
+def conv1d_channels_last(module: nn.Module) -> int:
+    """Every zero-padded Conv1d/ConvTranspose1d under ``module`` run as NWC (its parameters and
+    their names unchanged, so state dicts still load); how many."""
+    n = 0
+    for m in module.modules():
+        if (isinstance(m, (nn.Conv1d, nn.ConvTranspose1d)) and m.padding_mode == "zeros"
+                and not isinstance(m.padding, str)):
+            m.forward = types.MethodType(_nwc_forward, m)
+            n += 1
+    return n
