@@ -29,6 +29,7 @@ def test_conv1d_channels_last_is_exact_and_keeps_parameters():
         want, got = ref(x), nwc(x)
     assert got.shape == want.shape and torch.allclose(got, want, atol=1e-6)
     assert list(nwc.state_dict()) == list(ref.state_dict())
+    assert nwc[0].weight.unsqueeze(2).is_contiguous(memory_format=torch.channels_last)
     nwc.load_state_dict({k: v * 2 for k, v in ref.state_dict().items()})  # weights loaded later are used
     ref.load_state_dict(nwc.state_dict())
     with torch.no_grad():

@@ -41,12 +41,17 @@ def _nwc_forward(self, x: torch.Tensor) -> torch.Tensor:
 
 
 def conv1d_channels_last(module: nn.Module) -> int:
-    """Every zero-padded Conv1d/ConvTranspose1d under ``module`` run as NWC (its parameters and
-    their names unchanged, so state dicts still load); how many."""
+    """Every zero-padded Conv1d/ConvTranspose1d under ``module`` run as NWC (its parameters keep
+    their names and shapes, so state dicts still load); how many.
+
+    On a 2-core x86 CPU, SeamlessM4T v2's HiFi-GAN generator: 1.6-1.8x faster from 1,000 input
+    frames (20 s of speech) up, even at ~300, and ~20% slower at 100 frames (2 s)."""
     n = 0
     for m in module.modules():
         if (isinstance(m, (nn.Conv1d, nn.ConvTranspose1d)) and m.padding_mode == "zeros"
                 and not isinstance(m.padding, str)):
+            with torch.no_grad():  # weights stored so that their 2-D view is channels-last too
+                m.weight.data = m.weight.data.permute(0, 2, 1).contiguous().permute(0, 2, 1)
             m.forward = types.MethodType(_nwc_forward, m)
             n += 1
     return n
