@@ -9,12 +9,17 @@ distributions).  After the run:
 - teacher-forced: the optimized model scores the same prompt + reference output; the mean
   KL(reference || optimized) of the next-token distributions, the top-1 agreement and the
   change of perplexity of the reference tokens.
+
+Other workloads compare their outputs (PSNR and SSIM of images and videos, agreement of ids); and
+where outputs decode to media (a token model's images, Seamless's speech), the media is compared
+too: PSNR/SSIM of images, the signal-to-noise ratio of waveforms.
 """
 
 from __future__ import annotations
 
 import math
 
+import attrs
 import torch
 
 from .decoding import generate, greedy_pick, loop_options
@@ -26,23 +31,118 @@ def supported(ctx) -> bool:
     return ctx.has(TokenModel) and ctx.has(TeacherForcing)
 
 
-def capture_outputs(ctx, batches) -> dict:
-    """Other workloads (one forward per batch): the unoptimized model's outputs, keyed by sample id;
-    for media outputs (``extra["media"]``: images or videos, values in [0, 1]) the media."""
+def reference(registry, config, ctx, *, strict: bool = True) -> dict:
+    """The reference of a lossy case (``config``, prepared as ``ctx``), taken before its stack is
+    applied: the run's own unoptimized model, or for a reduced-precision run its float32 twin (built
+    with the same seed, so the run's weights are the twin's, rounded), released again after."""
+    from .runner import prepare, release_memory
+
+    if config.dtype == "float32":
+        return _reference_of(ctx)
+    rng = torch.get_rng_state()
+    twin = prepare(registry, attrs.evolve(config, dtype="float32"), strict=strict, apply=False)
+    twin.batches, twin.max_seq_len = ctx.batches, ctx.max_seq_len
+    ref = _reference_of(twin)
+    del twin
+    release_memory()
+    torch.set_rng_state(rng)  # the run draws as it would have without the twin
+    return ref
+
+
+def _reference_of(ctx) -> dict:
+    """Token models: greedy outputs and scores (``tokens``); other workloads: the outputs of a run
+    through the case's decoder (``outputs``: media, or ids); and where outputs decode to media
+    (images, speech), that media (``decoded``)."""
+    decodes = ctx.has(MediaCodec) and bool(ctx.instance.media_phases[1])
     ref = {}
+    if supported(ctx):
+        ref["tokens"] = capture(ctx, ctx.batches)
+        if not decodes:
+            return ref
+    outputs, decoded = {}, {}
     with torch.no_grad():
-        for batch in batches:
+        for batch in ctx.batches:
             res = ctx.decoder.run(ctx, batch)
             outs = list(res.extra["media"]) if "media" in res.extra else res.outputs
             for sample, out in zip(batch, outs):
-                ref.setdefault(sample.id, out)
+                outputs.setdefault(sample.id, out)
+            decoded.update(decoded_of([batch], [res]))
+    if "tokens" not in ref:
+        ref["outputs"] = outputs
+    if decoded:
+        ref["decoded"] = decoded
     return ref
+
+
+def assess(ctx, reference: dict, results, records: list[dict]) -> dict:
+    """The run's impact against ``reference``: for token models the token comparison, for others
+    PSNR and SSIM of their images and videos or the agreement of their outputs; and where outputs
+    decode to media, that media's difference too (``decoded``)."""
+    if "tokens" in reference:
+        out = impact(ctx, reference["tokens"], records)
+    else:
+        media = media_of(ctx.batches, results)
+        out = media_impact(reference["outputs"], media) if media else output_impact(reference["outputs"], records)
+    if out and reference.get("decoded"):
+        out["decoded"] = media_impact(reference["decoded"], decoded_of(ctx.batches, results))
+    if out and ctx.config.dtype != "float32":
+        out["reference"] += f" in float32 (this run: {ctx.config.dtype})"
+    return out
 
 
 def media_of(batches, results) -> dict:
     """The media (images (H, W, C) or videos (F, H, W, C)) of a run's batches, keyed by sample id."""
     return {sample.id: m for batch, res in zip(batches, results) if "media" in res.extra
             for sample, m in zip(batch, res.extra["media"])}
+
+
+def decoded_of(batches, results) -> dict:
+    """The media a token model's outputs decoded to (``extra["decoded"]``: images, waveforms), by sample id."""
+    return {sample.id: m for batch, res in zip(batches, results) if res.extra.get("decoded") is not None
+            for sample, m in zip(batch, res.extra["decoded"]) if m is not None}
+
+
+def media_impact(reference: dict, produced: dict) -> dict:
+    """Images and videos (values in [0, 1], or uint8): PSNR and SSIM; waveforms (1-D): signal-to-noise ratio."""
+    def unit(m):
+        m = torch.as_tensor(m)
+        return m.float() / 255 if m.dtype == torch.uint8 else m
+
+    reference = {k: unit(m) for k, m in reference.items() if m is not None}
+    produced = {k: unit(m) for k, m in produced.items() if m is not None}
+    if not reference:
+        return {}
+    first = next(iter(reference.values()))
+    return audio_impact(reference, produced) if first.dim() == 1 else image_impact(reference, produced)
+
+
+def audio_impact(reference: dict, produced: dict) -> dict:
+    """Signal-to-noise ratio in dB of every waveform against the unoptimized model's on the same
+    sample (10·log10 of the reference's energy over the difference's, over their common length);
+    None where they are equal, and whether the lengths agree."""
+    rows = []
+    for sid, want in reference.items():
+        got = produced.get(sid)
+        if got is None or want is None:
+            continue
+        want, got = torch.as_tensor(want).double().flatten(), torch.as_tensor(got).double().flatten()
+        n = min(len(want), len(got))
+        noise = float(((got[:n] - want[:n]) ** 2).sum())
+        signal = float((want[:n] ** 2).sum())
+        snr = None if noise == 0 else (10 * math.log10(signal / noise) if signal > 0 else -math.inf)
+        rows.append({"id": sid, "snr_db": snr, "same_length": len(want) == len(got), "samples": n,
+                     "exact": noise == 0 and len(want) == len(got)})
+    if not rows:
+        return {}
+    finite = [r["snr_db"] for r in rows if r["snr_db"] is not None]
+    return {  # SNR None: equal waveforms; the mean over the samples that differ
+        "reference": "waveforms of the unoptimized model on the same samples",
+        "snr_db": sum(finite) / len(finite) if finite else None,
+        "min_snr_db": min(finite) if finite else None,
+        "same_length_rate": sum(r["same_length"] for r in rows) / len(rows),
+        "exact_match_rate": sum(r["exact"] for r in rows) / len(rows),
+        "samples": rows,
+    }
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:

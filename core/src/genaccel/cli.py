@@ -133,7 +133,10 @@ def _environment(device: str) -> dict:
 def _print_cases(cases):
     from .report import CASE_HEADER, case_row, table
 
-    print(table(CASE_HEADER, [case_row(c) for c in cases]))
+    header, rows = CASE_HEADER, [case_row(c) for c in cases]
+    if len({c.get("workload") for c in cases}) > 1:  # a bench: name each row's workload
+        header, rows = ["workload", *header], [[str(c.get("workload")), *r] for c, r in zip(cases, rows)]
+    print(table(header, rows))
 
 
 # --- commands ---------------------------------------------------------------------------------

@@ -168,8 +168,8 @@ def with_media(ctx, batch: Sequence, decode: Callable[[Sequence], BatchResult]) 
     the media); ``encode_inputs(batch) -> batch`` turns inputs into tokens (the returned samples
     carry the final ``input_ids``), ``decode_outputs(batch, outputs)`` tokens into media and
     ``save_outputs(batch, media, out_dir) -> list[dict]`` (untimed) gives per-sample record fields
-    such as ``files``.  Encode and decode count in every sample's latency (and encode in its time
-    to first token) and are reported as phases.
+    such as ``files``; the media stay in ``extra["decoded"]``.  Encode and decode count in every
+    sample's latency (and encode in its time to first token) and are reported as phases.
     """
     if not ctx.has(MediaCodec):
         return decode(batch)
@@ -191,6 +191,8 @@ def with_media(ctx, batch: Sequence, decode: Callable[[Sequence], BatchResult]) 
         with phase(names[1]):
             media = inst.decode_outputs(batch, result.outputs)
         decode_s = decode_phases[names[1]] = synced_now(dev) - t0
+    if names[1]:
+        result.extra["decoded"] = list(media)  # for the quality impact of lossy stacks (accuracy.py)
     extras = inst.save_outputs(batch, media, ctx.config.out_dir) if names[1] else [{}] * len(batch)
     for rec, extra in zip(result.records, extras):
         rec["latency_s"] += encode_s + decode_s

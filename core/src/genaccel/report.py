@@ -153,6 +153,20 @@ def environment_md(env: dict) -> str:
     return out
 
 
+def _db(x) -> str:
+    return "∞ (equal)" if x is None else f"{x:.2f} dB"
+
+
+def _media_quality(acc: dict) -> str:
+    """One line on the images' (PSNR, SSIM) or waveforms' (SNR) difference from the reference."""
+    if "snr_db" in acc:
+        return (f"audio (vs the unoptimized model's waveforms): SNR {_db(acc['snr_db'])} (lowest "
+                f"{_db(acc['min_snr_db'])}), same length {acc['same_length_rate']:.0%}; per sample "
+                + ", ".join(f"{r['id']}: {_db(r['snr_db'])}" for r in acc["samples"]))
+    return (f"image quality (vs the unoptimized model's images): PSNR {_db(acc['psnr_db'])}, SSIM {acc['ssim']:.4f}; "
+            "per sample " + ", ".join(f"{r['id']}: {_db(r['psnr_db'])} / {r['ssim']:.3f}" for r in acc["samples"]))
+
+
 def case_details(case: dict) -> str:
     parts = []
     if case.get("skipped_optimizations"):
@@ -163,13 +177,8 @@ def case_details(case: dict) -> str:
         if note:
             parts.append(f"`{name}`: {note}")
     acc = case.get("accuracy")
-    if acc and "ssim" in acc:
-        def db(x):
-            return "∞ (equal)" if x is None else f"{x:.2f} dB"
-
-        parts.append(f"image quality (vs the unoptimized model's images): PSNR {db(acc['psnr_db'])}, "
-                     f"SSIM {acc['ssim']:.4f}; per sample " + ", ".join(
-                         f"{r['id']}: {db(r['psnr_db'])} / {r['ssim']:.3f}" for r in acc["samples"]))
+    if acc and ("ssim" in acc or "snr_db" in acc):
+        parts.append(_media_quality(acc))
     elif acc and "mean_kl" not in acc:
         parts.append(f"accuracy impact (vs the unoptimized model): output agreement {acc['token_agreement']:.1%}, "
                      f"set overlap {acc['set_overlap']:.1%}, exact {acc['exact_match_rate']:.0%}")
@@ -180,6 +189,8 @@ def case_details(case: dict) -> str:
             f"exact {acc['exact_match_rate']:.0%}, teacher-forced top-1 {acc['teacher_forced_top1_agreement']:.1%}, "
             f"mean KL {acc['mean_kl']:.2e}, perplexity {acc['reference_perplexity']:.2f} → {acc['perplexity']:.2f}"
         )
+    if acc and acc.get("decoded"):  # the images or speech that the outputs decode to
+        parts.append(_media_quality(acc["decoded"]))
     spec = case.get("speculative")
     if spec and spec.get("cycles"):
         parts.append(

@@ -171,16 +171,7 @@ def run_case(
     if not ctx.stack.lossless or lossy_dtype:
         _status("  reference outputs of the unoptimized model" + (" in float32" if lossy_dtype else "")
                 + " (for the accuracy impact)")
-        generative = accuracy.supported(ctx)
-        ref_ctx, rng = ctx, torch.get_rng_state()
-        if lossy_dtype:  # a float32 twin (same seed: the run's weights are its weights, rounded)
-            ref_ctx = prepare(registry, attrs.evolve(config, dtype="float32"), strict=strict, apply=False)
-            ref_ctx.batches, ref_ctx.max_seq_len = batches, ctx.max_seq_len
-        reference = (accuracy.capture if generative else accuracy.capture_outputs)(ref_ctx, batches)
-        if lossy_dtype:
-            del ref_ctx
-            release_memory()
-            torch.set_rng_state(rng)  # the run draws as it would have without the twin
+        reference = accuracy.reference(registry, config, ctx, strict=strict)
     t_apply = time.perf_counter()
     apply_stack(ctx)
     apply_s = time.perf_counter() - t_apply
@@ -245,15 +236,7 @@ def run_case(
 
         case.summary.update(rank_summary(case.summary))
     if reference is not None:
-        plain = [r.to_dict() for r in records]
-        media = accuracy.media_of(batches, results)
-        if media:  # images, videos: PSNR and SSIM
-            case.accuracy = accuracy.image_impact(reference, media)
-        else:
-            case.accuracy = (accuracy.impact(ctx, reference, plain) if generative
-                             else accuracy.output_impact(reference, plain))
-        if case.accuracy and lossy_dtype:
-            case.accuracy["reference"] += f" in float32 (this run: {config.dtype})"
+        case.accuracy = accuracy.assess(ctx, reference, results, [r.to_dict() for r in records])
     spec_stats = [r.extra["speculative"] for r in results if "speculative" in r.extra]
     if spec_stats:
         case.speculative = speculative_summary(spec_stats)

@@ -187,6 +187,23 @@ def test_speech_to_speech_writes_a_wav_per_sample(registry, tmp_path):
             assert w.getnframes() == round(rec["audio_s"] * 16000) > 0
 
 
+def test_a_bfloat16_vocoder_keeps_the_text_and_reports_the_audio_snr(registry, tmp_path):
+    from genaccel.runner import run_case
+
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        pytest.skip("this CPU has no bfloat16 instructions for oneDNN")
+    config = RunConfig(workload="seamless/t-s", preset="tiny", samples=2, max_new_tokens=6, warmup=0,
+                       optimizations=("bfloat16-vocoder",), out_dir=str(tmp_path))
+    case = run_case(registry, config, progress=False).to_dict()
+    assert case["status"] == "ok" and case["optimizations"] == ["bfloat16-vocoder"] and not case["lossless"]
+    acc = case["accuracy"]
+    assert acc["exact_match_rate"] == 1.0  # the text decoder is untouched
+    audio = acc["decoded"]
+    assert audio["same_length_rate"] == 1.0 and len(audio["samples"]) == 2
+    # bfloat16 keeps 8 bits of mantissa: the waveform differs, but by far less than its own energy
+    assert audio["exact_match_rate"] == 0.0 and 15 < audio["min_snr_db"] <= audio["snr_db"] < 80
+
+
 def test_checkpoints_saved_by_transformers_load_and_translate_alike(registry, tmp_path):
     ctx = _ctx(registry, "t-t")
     inst = ctx.instance

@@ -53,6 +53,10 @@ _O = "genaccel_seamless.optimizations:"
 def genaccel_register_optimizations(register):
     register(OptimizationSpec(name="compile-kv-reorder", stage="compile", requires="beam", apply=_O + "_compile_reorder",
                               description="torch.compile of the beam search's KV-cache reorder"))
+    register(OptimizationSpec(name="bfloat16-vocoder", stage="weights", requires="vocoder", lossless=False,
+                              apply=_O + "_bfloat16_vocoder",
+                              description="the unit vocoder's generator in bfloat16 (oneDNN AMX/AVX-512 BF16 on CPU); "
+                                          "lossy: the waveforms' SNR against float32 is reported"))
     register(OptimizationSpec(name="compile-vocoder", stage="compile", requires="vocoder", apply=_O + "_compile_vocoder",
                               description="torch.compile of the unit vocoder (weight norm removed, fixed lengths; CUDA only: on CPU it loses to eager channels-last convolutions)"))
     register(OptimizationSpec(name="cuda-graph-vocoder", stage="graph", requires="vocoder", devices="cuda",

@@ -30,6 +30,12 @@ class Vocoder:
         self.bucket: int | None = None
         self.steps = StepExecutor()
 
+    def set_dtype(self, dtype: torch.dtype) -> int:
+        """The generator's weights (and so its arithmetic) in ``dtype``; the waveform comes back in
+        float32. How many parameters were cast."""
+        self.generator.to(dtype)
+        return sum(p.numel() for p in self.generator.parameters())
+
     def set_compile(self, bucket: int, *, cuda_graph: bool = False) -> None:
         """Compile the generator (fixed shapes: its input padded to multiples of ``bucket``
         frames), replayed from CUDA graphs with ``cuda_graph``."""
@@ -50,7 +56,8 @@ class Vocoder:
         lang = net.language_embedding(torch.full((bsz, 1), lang_id, device=units.device)).transpose(1, 2)
         spkr = net.speaker_embedding(torch.full((bsz, 1), speaker_id, device=units.device)).transpose(1, 2)
         inputs = torch.cat([lang.expand(-1, -1, n), frames, spkr.expand(-1, -1, n)], dim=1)
-        wave = self.steps.run("generator", self.generator, inputs)
+        dtype = next(self.generator.parameters()).dtype
+        wave = self.steps.run("generator", self.generator, inputs.to(dtype)).float()
         lengths = net._get_output_hifigan_lengths(net._get_dur_output_lengths(units, durations).view(-1))
         return wave, lengths
 
