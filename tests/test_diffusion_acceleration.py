@@ -109,7 +109,9 @@ def test_ablate_puts_diffusers_pipeline_beside_the_stacks(cli, tmp_path):
     labels = [c["label"] for c in doc["cases"]]
     assert labels == ["diffusers pipeline", "baseline", "sdpa"]
     md = (out / "report.md").read_text()
-    assert "vs diffusers' pipeline on the same weights" in md
+    # the headline ratio, or (on a machine busy with other work) the reason there is none
+    assert ("vs diffusers' pipeline on the same weights" in md
+            or "No headline ratio against diffusers' pipeline" in md and "INVALID" in md)
     assert "Table II form" in md and "1.67× (StableDiffusion)" in md  # sdpa over baseline beside the study's
 
 
