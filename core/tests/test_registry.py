@@ -212,3 +212,11 @@ def test_the_command_line_starts_without_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy())
     assert done.returncode == 0, done.stderr
     assert "unknown workload 'nonexistent/x'" in done.stderr
+
+
+def test_an_error_line_takes_the_first_line_of_any_message():
+    from genaccel.errors import first_line
+
+    assert first_line(RuntimeError()) == ""  # a message-less exception (str(e) == "") has no first line
+    assert first_line(RuntimeError("oom\ndetails")) == "oom"
+    assert first_line(ValueError("x" * 300), 10) == "x" * 10

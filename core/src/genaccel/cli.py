@@ -12,7 +12,7 @@ from pathlib import Path
 import attrs
 
 from .config import DTYPES
-from .errors import GenaccelError, out_of_memory, unknown_name
+from .errors import GenaccelError, first_line, out_of_memory, unknown_name
 from .files import OPEN, OutputDir, close_all
 from .registry import STAGES, check_device_name
 
@@ -564,7 +564,7 @@ def main(argv=None) -> int:
     except Exception as e:
         if not out_of_memory(e):
             raise
-        print(f"genaccel: error: out of memory ({str(e).splitlines()[0][:200]}); try a smaller --batch-size, "
+        print(f"genaccel: error: out of memory ({first_line(e)}); try a smaller --batch-size, "
               "--seq-len or preset", file=sys.stderr)
         return 3
     finally:

@@ -20,6 +20,12 @@ def unknown_name(kind: str, name: str, known: Iterable[str]) -> GenaccelError:
     return GenaccelError(f"unknown {kind} {name!r}{hint} (known: {listing})")
 
 
+def first_line(e: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message, at most ``limit`` characters ('' when it has none)."""
+    lines = str(e).splitlines()
+    return lines[0][:limit] if lines else ""
+
+
 def out_of_memory(e: BaseException) -> bool:
     """Whether an exception is running out of memory: CUDA's OutOfMemoryError, MemoryError, or the CPU
     allocator's RuntimeError."""

@@ -11,6 +11,7 @@ from importlib import metadata
 import pluggy
 
 from . import hookspecs
+from .errors import first_line
 from .registry import Command, Registry
 
 
@@ -46,7 +47,7 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
                 continue
             _BROKEN.add(ep.name)  # said once per process
             warn(f"plugin {ep.name!r}{dist} ({ep.value}) cannot be loaded and is left out: "
-                 f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+                 f"{type(e).__name__}: {first_line(e)}")
 
 
 def build_registry(pm: pluggy.PluginManager) -> Registry:

@@ -15,7 +15,7 @@ import torch
 
 from . import distributed
 from .config import RunConfig
-from .errors import GenaccelError, out_of_memory, unknown_name
+from .errors import GenaccelError, first_line, out_of_memory, unknown_name
 from .hf import _nbytes
 from .measure import Contention, PeakMemory, mbu_bandwidth, measure_bandwidth, percentiles, probe_bandwidth
 from .registry import NotApplied, Registry, Skip, Stack, WorkloadSpec, check_device_name, device_type
@@ -364,7 +364,7 @@ def run_case_safe(registry: Registry, config: RunConfig, **kwargs) -> CaseResult
         status, reason = "failed", str(e)
     except Exception as e:  # noqa: BLE001 - a bench must go on and keep what it has
         if out_of_memory(e):  # CUDA's OutOfMemoryError and the CPU allocator's RuntimeError alike
-            status, reason = "oom", f"out of memory: {str(e).splitlines()[0]}"
+            status, reason = "oom", f"out of memory: {first_line(e)}"
         else:
             status, reason = "failed", f"{type(e).__name__}: {e}"
             _status(traceback.format_exc())

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import attrs
 
-from .errors import GenaccelError
+from .errors import GenaccelError, first_line
 from .files import cache_dir, read_json_object, warn
 from .hf import SDPA_FLEX_DECODE
 from .roles import AttentionSwitch, Compilable, CUDAGraphable, KVCacheSwitch, TokenModel, WeightStreaming
@@ -143,7 +143,7 @@ def train_bpe_tokenizer(
         try:
             tok = Tokenizer.from_file(str(path))
         except Exception as e:  # noqa: BLE001 - any failure to parse is a corrupt cache entry
-            warn(f"the cached tokenizer {str(path)!r} is corrupt ({str(e).splitlines()[0][:120]}); training it again")
+            warn(f"the cached tokenizer {str(path)!r} is corrupt ({first_line(e, 120)}); training it again")
             path.unlink(missing_ok=True)
     if tok is None:
         tok = Tokenizer(models.BPE(unk_token=None, byte_fallback=False))
@@ -229,7 +229,7 @@ def _some(names: list[str], n: int = 4) -> str:
 
 def _cannot_load(path, what: str, e: Exception) -> GenaccelError:
     """The one-line error for a checkpoint part that would not load: the folder, the part, the cause."""
-    first = str(e).splitlines()[0] if str(e) else ""
+    first = first_line(e)
     return GenaccelError(f"checkpoint {str(path)!r}: cannot load {what} ({type(e).__name__}: {first})")
 
 

@@ -25,6 +25,7 @@ from torch import nn
 
 from genaccel import GenaccelError, cpu_gemv_linears, current_phase
 from genaccel.builtin.registration import QUANT_CONFIGS as CONFIGS  # name -> (torchao config, kwargs, devices)
+from genaccel.errors import first_line
 from genaccel.measure import synced_now
 
 
@@ -184,7 +185,7 @@ def _autoquant(ctx):
                 try:
                     timings[cand] = time_candidate(layer, cand, shapes, compiled=compiled, device=device)
                 except Exception as e:  # noqa: BLE001 - a config this build/device cannot run is not a candidate
-                    unavailable[cand] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+                    unavailable[cand] = f"{type(e).__name__}: {first_line(e)}"
             best = min(timings, key=lambda c: timings[c]["weighted_s"])
             decided[key] = {"choice": best, "weight": [layer.out_features, layer.in_features],
                             "shapes": [list(s) for s in shapes], "timings": timings, "layers": []}

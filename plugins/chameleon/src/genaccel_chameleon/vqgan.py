@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 from genaccel import GenaccelError
+from genaccel.errors import first_line
 from genaccel.executor import StepExecutor
 from genaccel.layout import channels_last
 from torch import nn
@@ -198,7 +199,7 @@ def load_image_tokenizer(path: str | Path, *, device="cpu", dtype=torch.float32)
     try:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - unreadable, truncated or holding arbitrary objects
-        raise GenaccelError(f"cannot read {str(ckpt)!r} as tensors ({type(e).__name__}: {str(e).splitlines()[0]}); "
+        raise GenaccelError(f"cannot read {str(ckpt)!r} as tensors ({type(e).__name__}: {first_line(e)}); "
                             "if it is a trusted training checkpoint, re-save just its state_dict") from None
     state = state.get("state_dict", state)
     model = ImageTokenizer(config)
