@@ -9,7 +9,11 @@ everything else those libraries say still shows:
   ``register_constant`` calls log at the same import;
 - diffusers' ``Unable to import `torchao` Tensor objects`` at import (the same missing kernels);
 - transformers' ``FutureWarning: `past_key_values` is deprecated ...``, raised by its own decoder
-  layers on every forward that passes a cache (genaccel passes it where transformers asks for it).
+  layers on every forward that passes a cache (genaccel passes it where transformers asks for it);
+- transformers' ``Instantiating a decoder SeamlessM4Tv2Attention without passing `layer_idx```,
+  logged while its own SeamlessM4T v2 constructor builds the model (genaccel's steps pass their own caches);
+- torch's ``Int8Tensor does not implement _stable_hash_for_caching`` when a torchao int8 model is
+  compiled (it only means that AOT autograd's on-disk cache is not used for that graph).
 
 :func:`install` runs when genaccel is imported (stdlib only, nothing else is imported) and is idempotent.
 """
@@ -25,9 +29,12 @@ LOG_MESSAGES = {
     "torchao": re.compile(r"Failed to load .*_C\w*\.\S*so\b"),
     "torch.utils._pytree": re.compile(r"is an Enum subclass and is now natively supported by torch\.compile"),
     "diffusers.quantizers.torchao.torchao_quantizer": re.compile(r"Unable to import `torchao` Tensor objects"),
+    "transformers.models.seamless_m4t_v2.modeling_seamless_m4t_v2": re.compile(
+        r"Instantiating a decoder SeamlessM4Tv2Attention without passing `layer_idx`"),
 }
 #: (category, message pattern, module pattern) of the warnings ignored
-WARNINGS = ((FutureWarning, r"`past_key_values` is deprecated", r"transformers\."),)
+WARNINGS = ((FutureWarning, r"`past_key_values` is deprecated", r"transformers\."),
+            (UserWarning, r"Int8Tensor does not implement _stable_hash_for_caching", r"torch\."))
 
 
 class _Drop(logging.Filter):
