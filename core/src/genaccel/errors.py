@@ -26,6 +26,11 @@ def first_line(e: BaseException, limit: int = 200) -> str:
     return lines[0][:limit] if lines else ""
 
 
+def cannot_load(path, what: str, e: BaseException) -> GenaccelError:
+    """The one-line error for a checkpoint part that would not load: the folder, the part, the cause."""
+    return GenaccelError(f"checkpoint {str(path)!r}: cannot load {what} ({type(e).__name__}: {first_line(e)})")
+
+
 def out_of_memory(e: BaseException) -> bool:
     """Whether an exception is running out of memory: CUDA's OutOfMemoryError, MemoryError, or the CPU
     allocator's RuntimeError."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import attrs
 
-from .errors import GenaccelError, first_line
+from .errors import GenaccelError, cannot_load, first_line
 from .files import cache_dir, read_json_object, warn
 from .hf import SDPA_FLEX_DECODE
 from .roles import AttentionSwitch, Compilable, CUDAGraphable, KVCacheSwitch, TokenModel, WeightStreaming
@@ -227,12 +227,6 @@ def _some(names: list[str], n: int = 4) -> str:
     return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
 
 
-def _cannot_load(path, what: str, e: Exception) -> GenaccelError:
-    """The one-line error for a checkpoint part that would not load: the folder, the part, the cause."""
-    first = first_line(e)
-    return GenaccelError(f"checkpoint {str(path)!r}: cannot load {what} ({type(e).__name__}: {first})")
-
-
 def load_hf_checkpoint(options: BuildOptions, model_class, *, model_types: tuple[str, ...], shard=None):
     """A checked local Hugging Face folder's model (``model_class``, in the run's dtype, on its
     device) and tokenizer; any failure is a clear error naming the folder.  Missing weights are an
@@ -253,7 +247,7 @@ def load_hf_checkpoint(options: BuildOptions, model_class, *, model_types: tuple
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
     except Exception as e:  # noqa: BLE001 - any failure here is a broken directory
-        raise _cannot_load(path, "its tokenizer", e) from None
+        raise cannot_load(path, "its tokenizer", e) from None
     allow = str(options.options.get("allow_missing_weights", "")).lower() in ("1", "true", "yes")
     if shard is not None and distributed.active() and any(Path(path).glob("*.safetensors")):
         return _load_shards(options, model_class, shard, allow), tokenizer
@@ -264,7 +258,7 @@ def load_hf_checkpoint(options: BuildOptions, model_class, *, model_types: tuple
     try:
         hf, info = model_class.from_pretrained(path, dtype=options.torch_dtype, output_loading_info=True)
     except Exception as e:  # noqa: BLE001
-        raise _cannot_load(path, "the model", e) from None
+        raise cannot_load(path, "the model", e) from None
     finally:
         hf_logging.set_verbosity(verbosity)
     hf.genaccel_missing_weights = check_loading_info(path, info, allow_missing=allow)
@@ -286,7 +280,7 @@ def _load_shards(options: BuildOptions, model_class, shard, allow_missing: bool)
         generation = (GenerationConfig.from_pretrained(path) if (Path(path) / "generation_config.json").is_file()
                       else None)
     except Exception as e:  # noqa: BLE001
-        raise _cannot_load(path, "its config", e) from None
+        raise cannot_load(path, "its config", e) from None
     with torch.device("meta"):
         hf = model_class(config).to(options.torch_dtype)
     shard(hf)

@@ -34,7 +34,7 @@ from genaccel.denoise import (
     prompt_samples,
     scheduler_name,
 )
-from genaccel.errors import GenaccelError, first_line
+from genaccel.errors import GenaccelError, cannot_load
 from genaccel.executor import StepExecutor
 from genaccel.layout import channels_last
 from genaccel.measure import StepClock, synced_now
@@ -596,8 +596,7 @@ def load_checkpoint(path, *, device, dtype) -> dict:
         try:
             return fn(folder)
         except Exception as e:  # noqa: BLE001 - any failure here is a broken folder
-            raise GenaccelError(f"checkpoint {str(folder)!r}: cannot load its {what} ({type(e).__name__}: "
-                                f"{first_line(e)})") from None
+            raise cannot_load(folder, f"its {what}", e) from None
 
     def scheduler(folder):
         return json.loads((folder / "scheduler_config.json").read_text())

@@ -7,7 +7,7 @@ Registered by the plugin's ``__init__`` by import strings (``genaccel_seamless.o
 
 from __future__ import annotations
 
-from genaccel.registry import NotApplied
+from genaccel.registry import NotApplied, device_type
 from torch import nn
 
 VOCODER_BUCKET = 512  # generator input frames are padded to a multiple of this (50 a second: ~10 s)
@@ -36,14 +36,14 @@ def _bfloat16_vocoder(ctx) -> str:
 
     if ctx.config.dtype != "float32":
         raise NotApplied(f"the run is already in {ctx.config.dtype}")
-    if not ctx.config.device.startswith("cuda") and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if device_type(ctx.device) != "cuda" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         raise NotApplied("this CPU has no bfloat16 instructions for oneDNN (AVX-512 BF16 or AMX)")
     n = ctx.instance.vocoder.set_dtype(torch.bfloat16)
     return f"vocoder generator in bfloat16 ({n / 1e6:.1f}M parameters); the waveform's SNR against float32 is reported"
 
 
 def _compile_vocoder(ctx) -> str:
-    if not ctx.config.device.startswith("cuda"):
+    if device_type(ctx.device) != "cuda":
         # On a 2-core x86 CPU the compiled generator took 1.3-1.6x the time of eager channels-last
         # convolutions (oneDNN) on the same input, and each new padded length compiles anew.
         raise NotApplied("the compiled vocoder is slower than eager oneDNN convolutions on CPU; "
