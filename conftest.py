@@ -21,6 +21,6 @@ def _cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def registry():
     """What the installed plugins register (a test module may define its own toy registry)."""
-    from genaccel.plugins import default_registry
+    from genaccel.plugin.manager import default_registry
 
     return default_registry()

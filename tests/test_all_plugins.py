@@ -5,7 +5,7 @@ from importlib import metadata
 
 import pytest
 from genaccel.cli import main
-from genaccel.plugins import default_registry
+from genaccel.plugin.manager import default_registry
 
 WORKLOADS = sorted(default_registry().workloads)
 

@@ -8,13 +8,13 @@ import json
 import math
 
 import attrs
-import genaccel.plugins
 import pytest
 import torch
-from genaccel import accuracy, stepcache
 from genaccel.cli import main
-from genaccel.plugins import build_registry, make_plugin_manager
-from genaccel.runner import RunConfig, make_batches, prepare, run_case
+from genaccel.diffusion import stepcache
+from genaccel.plugin.manager import build_registry, make_plugin_manager
+from genaccel.run import accuracy
+from genaccel.testing import RunConfig, make_batches, measure, prepared
 
 sd_plugin = pytest.importorskip("genaccel_stable_diffusion")
 mav_plugin = pytest.importorskip("genaccel_make_a_video")
@@ -32,8 +32,7 @@ def registry():
 
 @pytest.fixture
 def cli(registry, monkeypatch):
-    monkeypatch.setattr(genaccel.plugins, "default_registry", lambda: registry)
-    monkeypatch.setattr(genaccel.plugins, "plugin_versions", lambda pm=None: {})  # other plugins may be installed
+    monkeypatch.setattr("genaccel.cli.app.default_registry", lambda: registry)
     return main
 
 
@@ -43,7 +42,7 @@ def config(workload, **fields) -> RunConfig:
 
 @pytest.mark.parametrize("workload", [SD, MAV])
 def test_step_cache_paths_equal_the_unet(registry, workload):
-    inst = prepare(registry, config(workload)).instance
+    inst = prepared(registry, config(workload)).instance
     x, e, t = torch.randn(inst.latent_shape(1)), inst.encode_prompt(["a"]), torch.tensor(500)
     with torch.no_grad():
         want = inst.unet(x, t, encoder_hidden_states=e, return_dict=False)[0]
@@ -55,11 +54,11 @@ def test_step_cache_paths_equal_the_unet(registry, workload):
 @pytest.mark.parametrize("workload", [SD, MAV])
 def test_diffusers_pipeline_reference_equals_our_loop(registry, workload):
     assert registry.workload(workload).reference_decoder == "diffusers-pipeline"
-    ctx = prepare(registry, config(workload, decoder="diffusers-pipeline"))
+    ctx = prepared(registry, config(workload, decoder="diffusers-pipeline"))
     batch = make_batches(ctx)[0]
     theirs = ctx.decoder.run(ctx, batch)
-    ours = prepare(registry, config(workload)).decoder
-    ctx2 = prepare(registry, config(workload))
+    ours = prepared(registry, config(workload)).decoder
+    ctx2 = prepared(registry, config(workload))
     mine = ours.run(ctx2, batch)
     assert theirs.extra["media"].shape == mine.extra["media"].shape
     assert (theirs.extra["media"] - mine.extra["media"]).abs().max() < 1e-4
@@ -81,7 +80,7 @@ def test_ssim_and_psnr():
                                              (SD, ("int8-weight-only",))])
 def test_lossy_stacks_report_psnr_ssim(registry, workload, stack):
     options = {"num_inference_steps": 3, "cache_interval": 2} if "deepcache" in stack else {}
-    case = run_case(registry, attrs_evolve(config(workload, optimizations=stack), options), progress=False)
+    case = measure(registry, attrs_evolve(config(workload, optimizations=stack), options), progress=False)
     acc = case.accuracy
     assert not case.lossless and len(acc["samples"]) == 1
     assert acc["psnr_db"] is None or acc["psnr_db"] > 5
@@ -91,7 +90,7 @@ def test_lossy_stacks_report_psnr_ssim(registry, workload, stack):
 
 
 def test_step_cache_interval_one_is_exact(registry):
-    case = run_case(registry, attrs_evolve(config(SD, optimizations=("deepcache",)), {"cache_interval": 1}),
+    case = measure(registry, attrs_evolve(config(SD, optimizations=("deepcache",)), {"cache_interval": 1}),
                     progress=False)
     assert case.accuracy["exact_match_rate"] == 1.0 and case.accuracy["ssim"] == pytest.approx(1.0)
 
@@ -129,9 +128,9 @@ def test_characterize_diffusion_command(cli, tmp_path):
 
 def test_unet_convs_and_attention_land_in_conv_and_attention(registry):
     from diffusers.models.attention_processor import Attention
-    from genaccel.profiling import module_category
+    from genaccel.engine.profiling import module_category
 
-    unet = prepare(registry, config(MAV)).instance.unet
+    unet = prepared(registry, config(MAV)).instance.unet
     convs = [m for m in unet.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d))]
     assert any(isinstance(m, torch.nn.Conv3d) for m in convs)  # the temporal convolutions
     assert {module_category(m) for m in convs} == {"Conv"}

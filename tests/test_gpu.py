@@ -8,8 +8,8 @@ import wave
 import numpy as np
 import pytest
 import torch
-from genaccel.config import RunConfig
-from genaccel.runner import run_case
+from genaccel.run.config import RunConfig
+from genaccel.testing import measure
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 def _run(registry, workload, stack, *, decoder="greedy", dtype="float32", **kw):
     kw.setdefault("samples", 2)
     kw.setdefault("max_new_tokens", 12)
-    case = run_case(registry, RunConfig(workload=workload, preset="tiny", decoder=decoder, optimizations=stack,
+    case = measure(registry, RunConfig(workload=workload, preset="tiny", decoder=decoder, optimizations=stack,
                                         device="cuda", dtype=dtype, warmup=1, **kw), progress=False)
     assert case.ok and not case.skipped_optimizations, (case.error, case.skipped_optimizations)
     return case

@@ -50,12 +50,12 @@ def scaling_run(tmp_path, workload, steps, *source):
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """The tiny preset's weights saved as a checkpoint in several files (with an index) and its tokenizer."""
-    from genaccel.plugins import default_registry
-    from genaccel.runner import RunConfig, prepare
+    from genaccel.plugin.manager import default_registry
+    from genaccel.testing import RunConfig, prepared
     from genaccel_llama.workload import preset_tokenizer
 
     path = tmp_path_factory.mktemp("ckpt") / "tiny"
-    ctx = prepare(default_registry(), RunConfig(workload="llama/t-t", preset="tiny"), apply=False)
+    ctx = prepared(default_registry(), RunConfig(workload="llama/t-t", preset="tiny"), apply=False)
     ctx.instance.module.save_pretrained(path, max_shard_size="200KB")
     preset_tokenizer(512).save_pretrained(path)
     assert len(list(path.glob("*.safetensors"))) > 1 and (path / "model.safetensors.index.json").is_file()
@@ -117,7 +117,7 @@ def test_a_missing_backend_or_more_ranks_than_devices_and_a_list_outside_ablate(
 def test_resume_knows_a_case_run_on_any_device_of_its_kind_but_not_at_another_tp():
     import attrs
     from genaccel.cli import _case_key
-    from genaccel.config import RunConfig
+    from genaccel.run.config import RunConfig
 
     asked = RunConfig(workload="llama/t-t", preset="tiny", device="cuda", tp=2)
     ran = attrs.evolve(asked, device="cuda:1", out_dir="out/outputs/01")  # as a worker of --devices records it

@@ -1,8 +1,9 @@
 from types import SimpleNamespace
 
 import pytest
-from genaccel import GenaccelError
-from genaccel.runner import RunConfig, _fit_cache
+from genaccel.api import GenaccelError
+from genaccel.run.context import fit_cache
+from genaccel.testing import RunConfig
 
 
 def _batches(batch_size):
@@ -13,8 +14,8 @@ def _batches(batch_size):
 
 
 def test_cache_is_sized_to_each_batch_padded_prompt_plus_its_steps():
-    assert _fit_cache(RunConfig(workload="x/y", batch_size=1), _batches(1)) == 1088  # 20 + 1066, to 64s
-    assert _fit_cache(RunConfig(workload="x/y", batch_size=2), _batches(2)) == 1280  # 167 (padded) + 1066
+    assert fit_cache(RunConfig(workload="x/y", batch_size=1), _batches(1)) == 1088  # 20 + 1066, to 64s
+    assert fit_cache(RunConfig(workload="x/y", batch_size=2), _batches(2)) == 1280  # 167 (padded) + 1066
     with pytest.raises(GenaccelError, match=r"the batch of samples 0, 1: a prompt of 167 tokens .* at least 1233"):
-        _fit_cache(RunConfig(workload="x/y", batch_size=2, cache_len=1152), _batches(2))
-    assert _fit_cache(RunConfig(workload="x/y", batch_size=1, cache_len=1152), _batches(1)) == 1152
+        fit_cache(RunConfig(workload="x/y", batch_size=2, cache_len=1152), _batches(2))
+    assert fit_cache(RunConfig(workload="x/y", batch_size=1, cache_len=1152), _batches(1)) == 1152

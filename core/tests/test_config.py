@@ -1,6 +1,6 @@
 import pytest
-from genaccel import GenaccelError
-from genaccel.config import BenchConfig
+from genaccel.api import GenaccelError
+from genaccel.run.config import BenchConfig
 
 GOOD = """\
 [defaults]
@@ -22,8 +22,8 @@ def _write(tmp_path, text):
     return path
 
 
-def test_good_config_expands_to_cases(tmp_path):
-    bench = BenchConfig.from_toml(_write(tmp_path, GOOD))
+def test_good_config_expands_to_cases(tmp_path, registry):
+    bench = BenchConfig.from_toml(_write(tmp_path, GOOD), registry)
     configs = bench.cases[0].configs()
     assert [(c.batch_size, c.decoder, c.optimizations) for c in configs] == [
         (1, "hf-generate", ()), (1, None, ()), (1, None, ("sdpa", "static-kv")),
@@ -32,36 +32,36 @@ def test_good_config_expands_to_cases(tmp_path):
     assert configs[0].samples == 2 and configs[0].preset == "tiny"
 
 
-def test_malformed_toml_names_the_line(tmp_path):
+def test_malformed_toml_names_the_line(tmp_path, registry):
     with pytest.raises(GenaccelError, match=r"malformed TOML.*line 3"):
-        BenchConfig.from_toml(_write(tmp_path, "[defaults]\nsamples = 2\nmax_new_tokens = = 8\n"))
+        BenchConfig.from_toml(_write(tmp_path, "[defaults]\nsamples = 2\nmax_new_tokens = = 8\n"), registry)
 
 
-def test_misspelt_key_names_key_line_and_fix(tmp_path):
+def test_misspelt_key_names_key_line_and_fix(tmp_path, registry):
     text = GOOD.replace("batch_sizes", "batch_size")
     with pytest.raises(GenaccelError, match=r"bench.toml:8: unknown key 'batch_size' in \[\[cases\]\] #1; did you mean 'batch_sizes'"):
-        BenchConfig.from_toml(_write(tmp_path, text))
+        BenchConfig.from_toml(_write(tmp_path, text), registry)
     with pytest.raises(GenaccelError, match=r"bench.toml:2: unknown key 'sample' in \[defaults\]; did you mean 'samples'"):
-        BenchConfig.from_toml(_write(tmp_path, GOOD.replace("samples = 2", "sample = 2")))
+        BenchConfig.from_toml(_write(tmp_path, GOOD.replace("samples = 2", "sample = 2")), registry)
     with pytest.raises(GenaccelError, match=r"unknown table 'case'; did you mean 'cases'"):
-        BenchConfig.from_toml(_write(tmp_path, GOOD.replace("[[cases]]", "[[case]]")))
+        BenchConfig.from_toml(_write(tmp_path, GOOD.replace("[[cases]]", "[[case]]")), registry)
 
 
-def test_bad_values(tmp_path):
+def test_bad_values(tmp_path, registry):
     with pytest.raises(GenaccelError, match=r"bench.toml:8: batch_sizes must be"):
-        BenchConfig.from_toml(_write(tmp_path, GOOD.replace("[1, 2]", "[0]")))
+        BenchConfig.from_toml(_write(tmp_path, GOOD.replace("[1, 2]", "[0]")), registry)
     with pytest.raises(GenaccelError, match=r"bench.toml:2: bad value.*samples"):
-        BenchConfig.from_toml(_write(tmp_path, GOOD.replace("samples = 2", "samples = 0")))
+        BenchConfig.from_toml(_write(tmp_path, GOOD.replace("samples = 2", "samples = 0")), registry)
     with pytest.raises(GenaccelError, match="does not exist"):
-        BenchConfig.from_toml(tmp_path / "nope.toml")
+        BenchConfig.from_toml(tmp_path / "nope.toml", registry)
     with pytest.raises(GenaccelError, match="no \\[\\[cases\\]\\]"):
-        BenchConfig.from_toml(_write(tmp_path, "[defaults]\nsamples = 1\n"))
+        BenchConfig.from_toml(_write(tmp_path, "[defaults]\nsamples = 1\n"), registry)
 
 
 def _toy_registry():
-    from genaccel import WorkloadSpec
-    from genaccel.plugins import build_registry, make_plugin_manager
-    from genaccel.roles import TokenModel
+    from genaccel.api import WorkloadSpec
+    from genaccel.plugin.manager import build_registry, make_plugin_manager
+    from genaccel.plugin.roles import TokenModel
 
     reg = build_registry(make_plugin_manager(load_entry_points=False))
     reg.add(WorkloadSpec(name="llama/t-t", description="", build="os.path:join", presets=("tiny",),

@@ -4,10 +4,12 @@ reference and the probes (at most 100%), INVALID marks and no headline from a co
 import types
 
 import torch
-from genaccel import measure, runner
-from genaccel.report import SCHEMA_VERSION, render
-from genaccel.results import BatchResult, SampleRecord
-from genaccel.roles import TokenModel, WeightStreaming
+from genaccel.engine import machine as measure
+from genaccel.plugin.batch import BatchResult
+from genaccel.plugin.roles import TokenModel, WeightStreaming
+from genaccel.report.render import render
+from genaccel.report.results import SCHEMA_VERSION, SampleRecord
+from genaccel.run import summary as runner
 from PIL import Image
 
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import types
-
 import pytest
 import torch
-from genaccel.denoise import PromptSample, StepExecutor, denoise, make_scheduler, settings
+from genaccel.api import PromptSample, StepExecutor, denoise, make_scheduler, settings
 from genaccel.errors import GenaccelError
-from genaccel.roles import Denoiser
+from genaccel.plugin.roles import Denoiser
 
 pytest.importorskip("diffusers")
 
@@ -36,6 +34,9 @@ class ToyDenoiser:
         self.forwards.append(latents.shape[0])
         return 0.1 * latents + 0.01 * embeddings[:, 0, :, None, None] * (t / 1000)
 
+    def begin_step(self, index):
+        pass
+
     def decode_latents(self, latents):
         return latents.clone()
 
@@ -43,41 +44,41 @@ class ToyDenoiser:
         return [{} for _ in batch]
 
 
-def context(**options):
-    config = types.SimpleNamespace(options=options, out_dir=None)
-    return types.SimpleNamespace(config=config, instance=ToyDenoiser(), device="cpu")
+def run(inst, sequential=False, **options):
+    return denoise(inst, BATCH, settings(options, inst.denoise_defaults), sequential=sequential, device="cpu")
 
 
 BATCH = [PromptSample(id="0", prompt="a cat", seed=1), PromptSample(id="1", prompt="a dog on a hill", seed=2)]
 
 
 def test_toy_plays_the_role():
-    assert Denoiser.missing(ToyDenoiser()) == []
+    assert Denoiser.problems(ToyDenoiser()) == []
 
 
 @pytest.mark.parametrize("scheduler", ["ddim", "pndm", "dpm-solver", "euler", "ddpm"])
 def test_batched_and_sequential_guidance_agree(scheduler):
-    a, b = context(scheduler=scheduler), context(scheduler=scheduler)
-    batched, sequential = denoise(a, BATCH, False), denoise(b, BATCH, True)
+    a, b = ToyDenoiser(), ToyDenoiser()
+    batched, sequential = run(a, scheduler=scheduler), run(b, True, scheduler=scheduler)
     assert torch.allclose(batched.extra["media"], sequential.extra["media"], atol=1e-6)
     steps = batched.decode_steps
-    assert a.instance.forwards == [4] * steps and b.instance.forwards == [2] * (2 * steps)
+    assert a.forwards == [4] * steps and b.forwards == [2] * (2 * steps)
     assert batched.records[0]["units"] == 1 and set(batched.phases) == {"text encoder", "denoise", "vae decode"}
 
 
 def test_no_guidance_at_scale_one():
-    ctx = context(guidance_scale=1.0)
-    denoise(ctx, BATCH, False)
-    assert ctx.instance.forwards == [2] * 4
+    inst = ToyDenoiser()
+    run(inst, guidance_scale=1.0)
+    assert inst.forwards == [2] * 4
 
 
 def test_settings_defaults_and_errors():
-    s = settings(context(num_inference_steps="3"))  # flags may arrive as text
+    defaults = ToyDenoiser.denoise_defaults
+    s = settings({"num_inference_steps": "3"}, defaults)  # flags may arrive as text
     assert (s.scheduler, s.num_inference_steps, s.guidance_scale) == ("ddim", 3, 5.0)
     for options, message in [({"scheduler": "lms"}, "--scheduler 'lms' is not known"),
                              ({"num_inference_steps": 0}, "--num-inference-steps must be at least 1"),
                              ({"guidance_scale": "x"}, "--guidance-scale 'x' is not a number")]:
         with pytest.raises(GenaccelError, match=message):
-            settings(context(**options))
+            settings(options, defaults)
     with pytest.raises(GenaccelError, match="choose one of ddim, pndm, dpm-solver, euler, ddpm"):
         make_scheduler("unipc", {})

@@ -1,6 +1,6 @@
 import pytest
 import torch
-from genaccel.executor import StepExecutor
+from genaccel.engine.executor import StepExecutor
 from torch._dynamo.utils import counters
 
 

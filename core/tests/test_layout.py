@@ -3,7 +3,7 @@
 import copy
 
 import torch
-from genaccel.layout import conv1d_channels_last
+from genaccel.engine.layout import conv1d_channels_last
 from torch import nn
 
 

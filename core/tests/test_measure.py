@@ -1,6 +1,8 @@
 import json
 
-from genaccel import measure
+from genaccel.engine import clock
+from genaccel.engine import machine as measure
+from genaccel.report.environment import environment
 
 
 def test_bandwidth_reference_only_rises(tmp_path, monkeypatch):
@@ -20,19 +22,19 @@ def test_bandwidth_reference_only_rises(tmp_path, monkeypatch):
     monkeypatch.setattr(measure, "_bandwidth_probe", {})  # a new process, in a slower moment
     assert measure.measure_bandwidth("cpu") == 30e9 and measure.bandwidth_probe("cpu") == 20e9
     assert json.loads((tmp_path / "bandwidth.json").read_text())[key] == 30e9
-    env = measure.environment("cpu", measure.measure_bandwidth("cpu"))
+    env = environment("cpu", {}, measure.measure_bandwidth("cpu"))
     assert env["memory_bandwidth_bytes_per_s"] == 30e9 and env["memory_bandwidth_probe_bytes_per_s"] == 20e9
 
 
 def test_devices_are_strings_with_an_optional_index():
-    from genaccel.profiling import shares
+    from genaccel.engine.profiling import shares
 
-    assert measure.is_cuda("cuda") and measure.is_cuda("cuda:1") and not measure.is_cuda("cpu")
-    measure.synchronize("cpu")  # nothing to wait for
-    clock = measure.StepClock("cpu")
-    clock.start()
-    clock.mark()
-    assert len(clock.seconds()) == 1 and clock.seconds()[0] >= 0
+    assert clock.is_cuda("cuda") and clock.is_cuda("cuda:1") and not clock.is_cuda("cpu")
+    clock.synchronize("cpu")  # nothing to wait for
+    steps = clock.StepClock("cpu")
+    steps.start()
+    steps.mark()
+    assert len(steps.seconds()) == 1 and steps.seconds()[0] >= 0
     entry = {"wall_us": 10.0, "categories": {"Linear": 6.0}, "Idle": 4.0}
     assert shares(entry, "cuda:1") == {"Linear": 0.6, "Idle": 0.4}
 

@@ -3,12 +3,13 @@
 import attrs
 import pytest
 import torch
-from genaccel import WorkloadSpec, annotate, hookimpl, phase
-from genaccel.characterize import profile_workload
-from genaccel.kvcache import StaticKVCache
-from genaccel.plugins import build_registry, make_plugin_manager
-from genaccel.profiling import CATEGORIES, module_category, op_category, shares
-from genaccel.runner import RunConfig
+from genaccel.api import BatchRunner, WorkloadSpec, annotate, hookimpl, phase
+from genaccel.engine.profiling import CATEGORIES, module_category, op_category, shares
+from genaccel.llm.kvcache import StaticKVCache
+from genaccel.plugin.manager import build_registry, make_plugin_manager
+from genaccel.run.profile import profile_workload
+from genaccel.run.resolve import resolve
+from genaccel.testing import RunConfig
 from torch import nn
 
 
@@ -67,7 +68,7 @@ class ToyPlugin:
     def genaccel_register_workloads(self, register):
         for kind in ("linear", "attention", "custom"):
             register(WorkloadSpec(name=f"toy/{kind}", description="toy", build=lambda o, k=kind: Toy(k), presets=("tiny",),
-                                  default_preset="tiny", default_decoder="nar", capabilities={"non-autoregressive"}))
+                                  default_preset="tiny", default_decoder="nar", roles=(BatchRunner,)))
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,7 @@ def registry():
 
 
 def _profile(registry, kind):
-    return profile_workload(registry, RunConfig(workload=f"toy/{kind}", preset="tiny", samples=1, warmup=1))
+    return profile_workload(registry, resolve(registry, RunConfig(workload=f"toy/{kind}", preset="tiny", samples=1, warmup=1)))
 
 
 @pytest.mark.parametrize("kind, category", [("linear", "Linear"), ("attention", "Attention")])

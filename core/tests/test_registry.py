@@ -4,10 +4,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from genaccel import DecoderSpec, GenaccelError, OptimizationSpec, Option, WorkloadSpec, hookimpl
-from genaccel.plugins import build_registry, make_plugin_manager
-from genaccel.registry import Lazy
-from genaccel.roles import KVCacheSwitch, TokenModel
+from genaccel.api import DecoderSpec, GenaccelError, OptimizationSpec, Option, WorkloadSpec, hookimpl
+from genaccel.plugin.manager import build_registry, make_plugin_manager
+from genaccel.plugin.roles import AttentionSwitch, BeamSearch, CUDAGraphable, KVCacheSwitch, TokenModel
+from genaccel.plugin.specs import Lazy
 
 
 def _noop(*a, **k):
@@ -19,9 +19,9 @@ class ToyPlugin:
     def genaccel_register_workloads(self, register):
         register(WorkloadSpec(name="toy/t-t", description="toy", build=_noop, presets=("tiny",),
                               default_preset="tiny", default_decoder="greedy",
-                              capabilities={"autoregressive", "attention", "kv-cache", "cuda-graph"}))
+                              roles=(TokenModel, AttentionSwitch, KVCacheSwitch, CUDAGraphable)))
         register(WorkloadSpec(name="toy/nar", description="toy", build=_noop, presets=("tiny",),
-                              default_preset="tiny", default_decoder="greedy", capabilities={"cuda-graph"}))
+                              default_preset="tiny", default_decoder="greedy", roles=(CUDAGraphable,)))
 
     @hookimpl
     def genaccel_register_optimizations(self, register):
@@ -40,7 +40,7 @@ def test_core_alone_registers_builtins_and_no_workloads():
     assert reg.workloads == {}
     assert {"greedy", "top-p"} <= set(reg.decoders)
     assert {"sdpa", "static-kv", "compile", "cuda-graph"} <= set(reg.optimizations)
-    assert reg.optimization("sdpa").plugin == "genaccel.builtin.optimizations"
+    assert reg.optimization("sdpa").plugin == "genaccel.optimizations"
 
 
 def test_plugin_registration_records_the_plugin(registry):
@@ -58,7 +58,7 @@ def test_unknown_names_list_what_exists_and_nearest(registry):
 
 
 def test_duplicate_names_fail_at_load(registry):
-    with pytest.raises(GenaccelError, match=r"duplicate optimization 'sdpa'.*genaccel.builtin.optimizations.*'other'"):
+    with pytest.raises(GenaccelError, match=r"duplicate optimization 'sdpa'.*genaccel.optimizations.*'other'"):
         registry.add(OptimizationSpec(name="sdpa", description="x", stage="attention", apply=_noop), plugin="other")
 
 
@@ -74,7 +74,7 @@ def test_impossible_stacks(registry):
         registry.resolve_stack(wl, ["cuda-graph"], "cuda")
     with pytest.raises(GenaccelError, match="listed twice"):
         registry.resolve_stack(wl, ["sdpa", "sdpa"], "cpu")
-    with pytest.raises(GenaccelError, match=r"'compile' cannot apply: workload toy/t-t lacks capability compile"):
+    with pytest.raises(GenaccelError, match=r"'compile' cannot apply: workload toy/t-t does not play role Compilable \(compile\)"):
         registry.resolve_stack(wl, ["compile"], "cpu")
 
 
@@ -90,9 +90,10 @@ def test_missing_device_is_a_recorded_skip(registry):
     assert stack.skipped[0].name == "cuda-graph" and "needs device cuda" in stack.skipped[0].reason
 
 
-def test_decoder_needs_capability(registry):
-    registry.add(DecoderSpec(name="toy-beam", description="x", factory=_noop, requires="beam"))
-    with pytest.raises(GenaccelError, match=r"decoder .toy-beam. needs beam.*decoders it can use: greedy, top-p"):
+def test_decoder_needs_its_roles(registry):
+    registry.add(DecoderSpec(name="toy-beam", description="x", factory=_noop, requires=BeamSearch))
+    with pytest.raises(GenaccelError, match=r"decoder .toy-beam. needs role BeamSearch \(beam\).*decoders it can use: "
+                                            r"greedy, top-p"):
         registry.check_decoder(registry.workload("toy/t-t"), "toy-beam")
 
 
@@ -120,7 +121,7 @@ def test_workload_options_are_checked_against_what_the_workload_declares():
 
 
 def test_unknown_flags_become_workload_options_or_fail_clearly():
-    from genaccel.cli import _extra_options, build_parser
+    from genaccel.cli.app import _extra_options, build_parser
 
     parser = build_parser()
     args, extra = parser.parse_known_args(["run", "x/y", "--image-tokenizer", "/a", "--guidance-scale=2"])
@@ -173,11 +174,13 @@ def test_the_same_option_name_means_the_same_thing(registry):
 
 def test_import_strings_resolve_on_first_use_and_roles_give_capabilities():
     spec = WorkloadSpec(name="a/b", description="", build="os.path:join", presets=("a",), default_preset="a",
-                        default_decoder="g", roles=(TokenModel, KVCacheSwitch), capabilities=("beam",))
+                        default_decoder="g", roles=(TokenModel, KVCacheSwitch, BeamSearch))
     assert isinstance(spec.build, Lazy) and spec.build("a", "b") == os.path.join("a", "b")
-    assert spec.capabilities == {"autoregressive", "kv-cache", "beam"} and spec.unit == "token"
+    assert spec.capabilities == ("autoregressive", "beam", "kv-cache") and spec.unit == "token"
     with pytest.raises(ValueError, match="import string"):
         DecoderSpec(name="x", description="", factory="not an import string")
+    with pytest.raises(ValueError, match="roles must be Role classes"):
+        DecoderSpec(name="x", description="", factory=_noop, requires="beam")  # a capability name is not a role
 
 
 class _Commands:

@@ -1,8 +1,11 @@
 import json
 
 import pytest
-from genaccel import GenaccelError
-from genaccel.report import SCHEMA_VERSION, compare, load, render, write_json
+from genaccel.api import GenaccelError
+from genaccel.report.compare import compare
+from genaccel.report.render import render
+from genaccel.report.results import SCHEMA_VERSION
+from genaccel.report.store import load, write_json
 
 
 def _case(label, tps, lat, decoder="greedy"):
@@ -81,13 +84,13 @@ FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
 
 def _validate(doc):
     jsonschema = pytest.importorskip("jsonschema")
-    from genaccel.results import schema
+    from genaccel.report.results import schema
 
     jsonschema.validate(doc, schema())
 
 
 def test_version_1_reports_are_read_through_the_upgrade(tmp_path):
-    from genaccel.results import load_doc
+    from genaccel.report.results import load_doc
 
     run, ablate = load(FIXTURES / "report-v1.json"), load(FIXTURES / "report-v1-ablate.json")
     assert run["schema_version"] == SCHEMA_VERSION == 2 and run["unit"] == "token"
@@ -107,7 +110,7 @@ def test_version_1_reports_are_read_through_the_upgrade(tmp_path):
 
 
 def test_typed_results_round_trip_and_validate():
-    from genaccel.results import CaseResult, ReportDoc, SampleRecord, case_label, load_doc
+    from genaccel.report.results import CaseResult, ReportDoc, SampleRecord, case_label, load_doc
 
     sample = SampleRecord.from_decoder({"id": "a", "latency_s": 0.5, "output_tokens": 3, "files": ["x.png"]},
                                        unit="image", batch=0, output=[1, 2])

@@ -1,8 +1,8 @@
 import random
 
 import torch
-from genaccel import LengthDistribution
-from genaccel.decoding import top_p_pick
+from genaccel.api import LengthDistribution
+from genaccel.llm.decoding import top_p_pick
 
 
 def test_length_distribution_follows_min_max_mean():

@@ -8,11 +8,11 @@ import time
 import attrs
 import pytest
 import torch
-from genaccel import WorkloadSpec, hookimpl
+from genaccel.api import WorkloadSpec, hookimpl
 from genaccel.cli import main
-from genaccel.plugins import build_registry, make_plugin_manager
-from genaccel.profiling import phase
-from genaccel.roles import AttentionSwitch, BatchRunner, capabilities_of
+from genaccel.engine.profiling import phase
+from genaccel.plugin.manager import build_registry, make_plugin_manager
+from genaccel.plugin.roles import AttentionSwitch, BatchRunner
 from torch import nn
 from torch.nn import functional as F
 
@@ -45,7 +45,7 @@ class TinyDenoiser(nn.Module):
         return self.conv_out(h + a.transpose(1, 2).reshape(b, c, hh, ww))
 
 
-class ToyDiffusion(BatchRunner, AttentionSwitch):
+class ToyDiffusion:
     """Denoise random noise into an image in a few steps; each image is one unit of work."""
 
     random_weights = True
@@ -83,19 +83,12 @@ class ToyDiffusion(BatchRunner, AttentionSwitch):
 ROLES = (BatchRunner, AttentionSwitch)
 
 
-def _declared() -> dict:
-    """The toy's roles.  Merge note: specs without ``roles`` take their capabilities instead."""
-    if "roles" in attrs.fields_dict(WorkloadSpec):
-        return {"roles": ROLES}
-    return {"capabilities": capabilities_of(ROLES)}
-
-
 class ToyPlugin:
     @hookimpl
     def genaccel_register_workloads(self, register):
         register(WorkloadSpec(name="toy/denoise", description="a tiny denoising loop", build=ToyDiffusion,
                               presets=("tiny",), default_preset="tiny", default_decoder="nar", unit="image",
-                              **_declared()))
+                              roles=ROLES))
 
 
 @pytest.fixture
@@ -103,13 +96,13 @@ def cli(monkeypatch):
     pm = make_plugin_manager(load_entry_points=False)
     pm.register(ToyPlugin(), name="toy")
     registry = build_registry(pm)
-    monkeypatch.setattr("genaccel.plugins.default_registry", lambda: registry)
+    monkeypatch.setattr("genaccel.cli.app.default_registry", lambda: registry)
     return main
 
 
 def _validate(doc):
     jsonschema = pytest.importorskip("jsonschema")
-    from genaccel.results import schema
+    from genaccel.report.results import schema
 
     jsonschema.validate(doc, schema())
 
@@ -160,7 +153,7 @@ def test_bench_runs_and_profiles_it(cli, tmp_path):
 
 
 def _no_win(ctx):
-    from genaccel.registry import NotApplied
+    from genaccel.plugin.specs import NotApplied
 
     raise NotApplied(f"does not win on {ctx.device} for this module")
 
@@ -168,12 +161,12 @@ def _no_win(ctx):
 class LosingStep:
     @hookimpl
     def genaccel_register_optimizations(self, register):
-        from genaccel.registry import OptimizationSpec
+        from genaccel.plugin.specs import OptimizationSpec
 
-        register(OptimizationSpec(name="toy-compile", description="loses here", stage="compile", requires="attention",
+        register(OptimizationSpec(name="toy-compile", description="loses here", stage="compile", requires=AttentionSwitch,
                                   apply=_no_win))
         register(OptimizationSpec(name="toy-graph", description="needs toy-compile", stage="graph",
-                                  requires="attention", needs="toy-compile", apply=lambda ctx: "graphed"))
+                                  requires=AttentionSwitch, needs="toy-compile", apply=lambda ctx: "graphed"))
 
 
 def test_a_step_that_does_not_win_is_a_recorded_skip(monkeypatch, tmp_path):
@@ -181,7 +174,7 @@ def test_a_step_that_does_not_win_is_a_recorded_skip(monkeypatch, tmp_path):
     pm.register(ToyPlugin(), name="toy")
     pm.register(LosingStep(), name="losing")
     registry = build_registry(pm)
-    monkeypatch.setattr("genaccel.plugins.default_registry", lambda: registry)
+    monkeypatch.setattr("genaccel.cli.app.default_registry", lambda: registry)
     out = tmp_path / "run"
     assert main(["run", "toy/denoise", "--samples", "1", "--opt", "sdpa,toy-compile,toy-graph", "--out", str(out)]) == 0
     doc = json.loads((out / "report.json").read_text())

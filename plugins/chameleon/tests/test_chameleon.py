@@ -5,16 +5,16 @@ import json
 import numpy as np
 import pytest
 import torch
-from genaccel import GenaccelError
-from genaccel.builtin.guidance import CFG, SequentialCFG
+from genaccel.api import GenaccelError
 from genaccel.cli import main
-from genaccel.runner import RunConfig, make_batches, prepare, run_case
+from genaccel.decoders.guidance import CFG, SequentialCFG
+from genaccel.testing import RunConfig, make_batches, measure, prepared
 from genaccel_chameleon.vqgan import ImageTokenizer, load_image_tokenizer, save_release_format
 from PIL import Image
 
 
 def _ctx(registry, task, **kw):
-    return prepare(registry, RunConfig(workload=f"chameleon/{task}", preset="tiny", **kw))
+    return prepared(registry, RunConfig(workload=f"chameleon/{task}", preset="tiny", **kw))
 
 
 @pytest.mark.parametrize("stack", [("sdpa",), ("sdpa", "static-kv", "compile")], ids=["eager", "compiled"])
@@ -50,7 +50,7 @@ def test_guidance_changes_the_image(registry):
 
 
 def test_t_i_writes_pngs_of_the_configured_size(registry, tmp_path):
-    case = run_case(registry, RunConfig(workload="chameleon/t-i", preset="tiny", samples=2, warmup=0,
+    case = measure(registry, RunConfig(workload="chameleon/t-i", preset="tiny", samples=2, warmup=0,
                                         out_dir=str(tmp_path)), progress=False).to_dict()
     for rec in case["samples"]:
         assert rec["output_tokens"] == 256
@@ -212,7 +212,7 @@ def test_checkpoints_saved_by_transformers_load_and_decode_alike(registry, tmp_p
     folder = tmp_path / "chameleon-tiny"
     inst.module.save_pretrained(folder)
     inst.tokenizer.save_pretrained(folder)
-    loaded = prepare(registry, RunConfig(workload="chameleon/i-t", checkpoint=str(folder), decoder="greedy"))
+    loaded = prepared(registry, RunConfig(workload="chameleon/i-t", checkpoint=str(folder), decoder="greedy"))
     samples = inst.make_samples(2, 0, max_new_tokens=6)
     ctx.max_seq_len = loaded.max_seq_len = 512
     want = ctx.decoder.run(ctx, samples).outputs
@@ -220,15 +220,15 @@ def test_checkpoints_saved_by_transformers_load_and_decode_alike(registry, tmp_p
     eos = inst.eos_token_id  # a checkpoint's samples end at EOS; random weights rarely produce it
     assert [g for g in got] == [w[: w.index(eos) + 1] if eos in w else w for w in want]
     with pytest.raises(GenaccelError, match="t-i on a checkpoint needs the VQGAN decoder.*--image-tokenizer"):
-        prepare(registry, RunConfig(workload="chameleon/t-i", checkpoint=str(folder)))
+        prepared(registry, RunConfig(workload="chameleon/t-i", checkpoint=str(folder)))
     save_release_format(ImageTokenizer(vq_config("tiny")), tmp_path / "tokenizer")
-    t_i = prepare(registry, RunConfig(workload="chameleon/t-i", checkpoint=str(folder), max_new_tokens=8,
+    t_i = prepared(registry, RunConfig(workload="chameleon/t-i", checkpoint=str(folder), max_new_tokens=8,
                                       options={"image_tokenizer": str(tmp_path / "tokenizer")}))
     batch = make_batches(t_i)[0]
     assert t_i.decoder.run(t_i, batch).records[0]["image_size"] == [64, 64]
     (folder / "config.json").write_text("{not json")
     with pytest.raises(GenaccelError, match="config.json.*not valid JSON"):
-        prepare(registry, RunConfig(workload="chameleon/i-t", checkpoint=str(folder)))
+        prepared(registry, RunConfig(workload="chameleon/i-t", checkpoint=str(folder)))
 
 
 def test_layerskip_on_captioning_keeps_greedy_tokens(registry):

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from genaccel import BuildOptions, GenaccelError
+from genaccel.api import BuildOptions, GenaccelError
 from genaccel_hstu.model import HSTUConfig, Jagged, RelativeBias, bucketize, dense_attention, fused_attention
 from genaccel_hstu.workload import build_for, validate
 

@@ -8,8 +8,8 @@ import genaccel_imagen
 import pytest
 import torch
 from genaccel.errors import GenaccelError
-from genaccel.plugins import build_registry, make_plugin_manager
-from genaccel.runner import RunConfig, make_batches, prepare, run_case
+from genaccel.plugin.manager import build_registry, make_plugin_manager
+from genaccel.testing import RunConfig, make_batches, measure, prepared
 
 WORKLOAD = "imagen/t-i"
 
@@ -28,7 +28,7 @@ def config(**fields) -> RunConfig:
 
 
 def generate(registry, **fields):
-    ctx = prepare(registry, config(**fields))
+    ctx = prepared(registry, config(**fields))
     batch = make_batches(ctx)[0]
     return ctx, batch, ctx.decoder.run(ctx, batch)
 
@@ -40,7 +40,7 @@ def base(registry):
 
 def pipelines(inst):
     from diffusers import IFPipeline, IFSuperResolutionPipeline, StableDiffusionUpscalePipeline
-    from genaccel.denoise import make_scheduler
+    from genaccel.api import make_scheduler
 
     s1, s2, s3 = inst.stages
     p1 = IFPipeline(tokenizer=inst.tokenizer, text_encoder=inst.text_encoder, unet=s1.unet,
@@ -136,7 +136,7 @@ def test_missing_cascade_stage(registry, tmp_path):
     p1, _, _ = pipelines(ctx.instance)
     p1.save_pretrained(tmp_path / "stage_1")
     with pytest.raises(GenaccelError) as e:
-        prepare(registry, config(preset=None, checkpoint=str(tmp_path)))
+        prepared(registry, config(preset=None, checkpoint=str(tmp_path)))
     assert "lacks the cascade stage(s) stage_2" in str(e.value) and "\n" not in str(e.value)
 
 
@@ -146,10 +146,10 @@ def test_super_resolution_given_the_wrong_input_size(registry, monkeypatch):
     tiny = workload.PRESETS["tiny"]
     monkeypatch.setitem(workload.PRESETS, "tiny", {**tiny, "sizes": (8, 64)})  # a 64x64 stage II expects 16x16 input
     with pytest.raises(GenaccelError) as e:
-        prepare(registry, config())
+        prepared(registry, config())
     assert str(e.value) == "stage II (sr) takes 16x16 images but stage I makes 8x8"
     monkeypatch.setitem(workload.PRESETS, "tiny", tiny)
-    ctx = prepare(registry, config())
+    ctx = prepared(registry, config())
     with pytest.raises(GenaccelError, match=r"stage II \(sr\) takes 8x8 images, got 16x16"):
         ctx.instance.check_input(ctx.instance.stages[1], torch.zeros(1, 3, 16, 16), 1)
 
@@ -179,7 +179,7 @@ def test_lossless_and_lossy_stacks(registry, base, tmp_path):
     _, _, lossy = generate(registry, optimizations=("int8-dynamic",))
     quality = psnr(base.extra["media"], lossy.extra["media"])
     assert 10 < quality < float("inf")  # changed, but the same image
-    case = run_case(registry, config(optimizations=("sdpa",), out_dir=str(tmp_path), warmup=0), progress=False).to_dict()
+    case = measure(registry, config(optimizations=("sdpa",), out_dir=str(tmp_path), warmup=0), progress=False).to_dict()
     assert case["status"] == "ok" and all(case["summary"]["phase_s"][p] > 0 for p in ("stage I", "stage II", "stage III"))
     files = [f for s in case["samples"] for f in s["files"]]
     assert len(files) == 6 and all(f.endswith(".png") for f in files)  # a PNG per stage and sample
@@ -188,7 +188,7 @@ def test_lossless_and_lossy_stacks(registry, base, tmp_path):
 def test_sequence_lengths_are_u_shaped_per_stage(registry):
     from genaccel_imagen.workload import sequence_profile
 
-    ctx = prepare(registry, config())
+    ctx = prepared(registry, config())
     prof = sequence_profile(ctx.instance)
     assert list(prof) == ["stage I", "stage II", "stage III"]
     # tiny: two levels, self-attention only at the second level and the mid block; stage II works at 4x stage I's side

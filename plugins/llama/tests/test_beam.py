@@ -3,21 +3,21 @@ reordered in place."""
 
 import pytest
 import torch
-from genaccel.beam import beam_search
-from genaccel.kvcache import StaticKVCache
-from genaccel.runner import RunConfig, prepare
+from genaccel.llm.beam import beam_search
+from genaccel.llm.kvcache import StaticKVCache
+from genaccel.testing import RunConfig, prepared
 
 MAX_NEW = 10
 
 
 @pytest.fixture(scope="module")
 def samples(registry):
-    ctx = prepare(registry, RunConfig(workload="llama/t-t", preset="tiny"))
+    ctx = prepared(registry, RunConfig(workload="llama/t-t", preset="tiny"))
     return ctx.instance.make_samples(3, seed=1, max_new_tokens=MAX_NEW)
 
 
 def _hf(inst, batch, eos):
-    from genaccel.decoding import pad_left
+    from genaccel.llm.decoding import pad_left
 
     ids, valid = pad_left(batch, inst.pad_token_id, "cpu")
     out = inst.model.hf.generate(input_ids=ids, attention_mask=valid.long(), num_beams=5, length_penalty=1.0,
@@ -32,7 +32,7 @@ def _hf(inst, batch, eos):
 @pytest.mark.parametrize("stack", [(), ("sdpa", "static-kv")], ids=["dynamic", "static"])
 @pytest.mark.parametrize("batch_size", [1, 3])
 def test_beams_equal_transformers_generate(registry, samples, stack, batch_size):
-    ctx = prepare(registry, RunConfig(workload="llama/t-t", preset="tiny", optimizations=stack))
+    ctx = prepared(registry, RunConfig(workload="llama/t-t", preset="tiny", optimizations=stack))
     inst = ctx.instance
     lengths = []
     for eos in (inst.eos_token_id, None):  # None: an end token the search often picks, so hypotheses finish early
@@ -49,7 +49,7 @@ def test_beams_equal_transformers_generate(registry, samples, stack, batch_size)
 
 
 def test_static_cache_is_reordered_in_place(registry, samples, monkeypatch):
-    ctx = prepare(registry, RunConfig(workload="llama/t-t", preset="tiny", optimizations=("static-kv",)))
+    ctx = prepared(registry, RunConfig(workload="llama/t-t", preset="tiny", optimizations=("static-kv",)))
     model = ctx.instance.model
     seen = []
     reorder = StaticKVCache.reorder

@@ -4,14 +4,14 @@ import json
 
 import torch
 from genaccel.cli import main
-from genaccel.gemv import RowReduceLinear
-from genaccel.runner import RunConfig, make_batches, prepare
+from genaccel.llm.gemv import RowReduceLinear
+from genaccel.testing import RunConfig, make_batches, prepared
 
 MAX_NEW = 12
 
 
 def _ctx(registry, dtype, optimizations=()):
-    ctx = prepare(registry, RunConfig(workload="llama/t-t", preset="tiny", dtype=dtype, samples=3,
+    ctx = prepared(registry, RunConfig(workload="llama/t-t", preset="tiny", dtype=dtype, samples=3,
                                       max_new_tokens=MAX_NEW, optimizations=optimizations))
     ctx.max_seq_len = 512
     return ctx

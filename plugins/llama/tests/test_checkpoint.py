@@ -4,11 +4,11 @@ import json
 
 import pytest
 import torch
-from genaccel import GenaccelError, train_bpe_tokenizer
+from genaccel.api import GenaccelError, train_bpe_tokenizer
 from genaccel.cli import main
-from genaccel.decoding import pad_left
-from genaccel.plugins import default_registry
-from genaccel.runner import RunConfig, prepare
+from genaccel.llm.decoding import pad_left
+from genaccel.plugin.manager import default_registry
+from genaccel.testing import RunConfig, prepared
 from transformers import GenerationConfig
 
 CORPUS = ["def add(a, b):\n    return a + b\n", "for i in range(10):\n    print(i * i)\n",
@@ -19,7 +19,7 @@ CORPUS = ["def add(a, b):\n    return a + b\n", "for i in range(10):\n    print(
 def checkpoint(tmp_path_factory):
     """The tiny preset's weights with a tokenizer trained here, saved like a real checkpoint."""
     path = tmp_path_factory.mktemp("ckpt")
-    ctx = prepare(default_registry(), RunConfig(workload="llama/t-t", preset="tiny", seed=3))
+    ctx = prepared(default_registry(), RunConfig(workload="llama/t-t", preset="tiny", seed=3))
     tok = train_bpe_tokenizer(300, special_tokens=["<unk>", "<s>", "</s>"], name="test", corpus=CORPUS)
     tok.unk_token, tok.bos_token, tok.eos_token, tok.pad_token = "<unk>", "<s>", "</s>", "<unk>"
     ctx.instance.module.save_pretrained(path)
@@ -33,7 +33,7 @@ def test_checkpoint_reproduces_the_same_tokens(checkpoint, tmp_path):
     prompts.mkdir()
     (prompts / "a.py").write_text("def add(a, b):\n")
     (prompts / "b.py").write_text("for i in range(10):\n    print(i)\n")
-    ctx = prepare(default_registry(), RunConfig(workload="llama/t-t", checkpoint=str(path), data=str(prompts),
+    ctx = prepared(default_registry(), RunConfig(workload="llama/t-t", checkpoint=str(path), data=str(prompts),
                                                 optimizations=("sdpa", "static-kv")))
     assert ctx.instance.random_weights is False and ctx.instance.tokenizer.vocab_size == tok.vocab_size
     samples = ctx.instance.make_samples(2, seed=0, max_new_tokens=10)
@@ -92,14 +92,14 @@ def test_broken_checkpoint_directories(checkpoint, tmp_path, breakage, message):
             for f in bad.glob("*.safetensors"):
                 f.write_bytes(b"not a safetensors file")
     with pytest.raises(GenaccelError, match=message):
-        prepare(default_registry(), RunConfig(workload="llama/t-t", checkpoint=str(bad)))
+        prepared(default_registry(), RunConfig(workload="llama/t-t", checkpoint=str(bad)))
 
 
 def test_weights_are_reproducible_from_the_seed():
     reg = default_registry()
-    a = prepare(reg, RunConfig(workload="llama/t-t", preset="tiny", seed=1)).instance.module
-    b = prepare(reg, RunConfig(workload="llama/t-t", preset="tiny", seed=1)).instance.module
-    c = prepare(reg, RunConfig(workload="llama/t-t", preset="tiny", seed=2)).instance.module
+    a = prepared(reg, RunConfig(workload="llama/t-t", preset="tiny", seed=1)).instance.module
+    b = prepared(reg, RunConfig(workload="llama/t-t", preset="tiny", seed=1)).instance.module
+    c = prepared(reg, RunConfig(workload="llama/t-t", preset="tiny", seed=2)).instance.module
     pa, pb, pc = (dict(m.named_parameters()) for m in (a, b, c))
     assert all(torch.equal(pa[k], pb[k]) for k in pa)
     assert not torch.equal(pa["lm_head.weight"], pc["lm_head.weight"])

@@ -4,11 +4,12 @@ import json
 
 import pytest
 import torch
-from genaccel import OptimizationSpec, hookimpl
+from genaccel.api import OptimizationSpec, hookimpl
 from genaccel.cli import main
-from genaccel.plugins import build_registry, make_plugin_manager
-from genaccel.report import Report
-from genaccel.runner import RunConfig, run_case_safe
+from genaccel.plugin.manager import build_registry, make_plugin_manager
+from genaccel.report.store import Report
+from genaccel.run.case import run_case_safe
+from genaccel.testing import RunConfig
 
 TINY = ["--preset", "tiny", "--samples", "2", "--max-new-tokens", "6"]
 

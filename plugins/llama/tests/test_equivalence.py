@@ -1,19 +1,19 @@
 """Greedy tokens are identical under every lossless stack and to transformers' generate."""
 
 import pytest
-from genaccel.runner import RunConfig, prepare
+from genaccel.testing import RunConfig, prepared
 
 MAX_NEW = 12
 
 
 @pytest.fixture(scope="module")
 def samples(registry):
-    ctx = prepare(registry, RunConfig(workload="llama/t-t", preset="tiny"))
+    ctx = prepared(registry, RunConfig(workload="llama/t-t", preset="tiny"))
     return ctx.instance.make_samples(3, seed=0, max_new_tokens=MAX_NEW)
 
 
 def _outputs(registry, samples, batch_size, optimizations=(), decoder=None, seed=0):
-    ctx = prepare(registry, RunConfig(workload="llama/t-t", preset="tiny", optimizations=optimizations,
+    ctx = prepared(registry, RunConfig(workload="llama/t-t", preset="tiny", optimizations=optimizations,
                                       decoder=decoder, seed=seed))
     ctx.max_seq_len = 512
     out = []
@@ -64,13 +64,13 @@ def test_static_cache_window_reads_only_filled_positions(registry, compiled):
     all of it, and compiled, one graph serves every length (no recompiles as the window grows).
     Compiled on CPU, one-token attention goes through flex_attention: same logits as SDPA's."""
     import torch
-    from genaccel.hf import SDPA_FLEX_DECODE
+    from genaccel.api import SDPA_FLEX_DECODE
     from torch._dynamo.utils import counters
 
     stack = ["sdpa", "static-kv"] + (["compile"] if compiled else [])
     models = []
     for _ in range(3 if compiled else 2):
-        ctx = prepare(registry, RunConfig(workload="llama/t-t", preset="tiny", optimizations=stack))
+        ctx = prepared(registry, RunConfig(workload="llama/t-t", preset="tiny", optimizations=stack))
         model = ctx.instance.model
         model.setup(2, 96)
         ids = torch.randint(3, 500, (2, 9))

@@ -4,8 +4,8 @@ export equal genaccel's on the same prompt."""
 
 import pytest
 import torch
-from genaccel.config import RunConfig
-from genaccel.runner import prepare
+from genaccel.run.config import RunConfig
+from genaccel.testing import prepared
 
 gguf = pytest.importorskip("gguf")
 from genaccel_llama.gguf_export import FTYPES, cached_export, export  # noqa: E402
@@ -13,7 +13,7 @@ from genaccel_llama.gguf_export import FTYPES, cached_export, export  # noqa: E4
 
 @pytest.fixture(scope="module")
 def tiny(registry):
-    return prepare(registry, RunConfig(workload="llama/t-t", preset="tiny", decoder="greedy"), apply=False).instance
+    return prepared(registry, RunConfig(workload="llama/t-t", preset="tiny", decoder="greedy"), apply=False).instance
 
 
 @pytest.mark.parametrize("ftype", FTYPES)
@@ -66,8 +66,8 @@ def test_llama_cpp_greedy_equals_ours_on_the_f32_export(tiny, tmp_path):
 
 
 def test_bench_case_takes_a_list_of_reference_engines(registry, tmp_path):
-    from genaccel import GenaccelError
-    from genaccel.config import BenchConfig
+    from genaccel.api import GenaccelError
+    from genaccel.run.config import BenchConfig
 
     toml = tmp_path / "b.toml"
     toml.write_text('[[cases]]\nworkload = "llama/t-t"\npreset = "tiny"\nreference = ["transformers", "llama.cpp"]\n'
@@ -83,12 +83,12 @@ def test_llama_cpp_mbu_counts_the_bytes_of_its_own_export(registry, tmp_path, mo
     """A q8_0 run reads about a quarter of the f32 export's weight bytes per step (MBU's numerator),
     never the module's float32 bytes."""
     pytest.importorskip("llama_cpp")
-    from genaccel.runner import run_case
+    from genaccel.testing import measure
 
     monkeypatch.setenv("GENACCEL_CACHE", str(tmp_path))
     per_step = {}
     for ftype in ("f32", "q8_0"):
         cfg = RunConfig(workload="llama/t-t", preset="tiny", decoder="llama-cpp", samples=1, seq_len=16,
                         max_new_tokens=8, warmup=0, options={"gguf_type": ftype})
-        per_step[ftype] = run_case(registry, cfg).summary["bytes_per_decode_step"]
+        per_step[ftype] = measure(registry, cfg).summary["bytes_per_decode_step"]
     assert 0.2 < per_step["q8_0"] / per_step["f32"] < 0.35

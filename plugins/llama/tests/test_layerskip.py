@@ -4,13 +4,13 @@ import json
 
 import pytest
 import torch
+from genaccel.api import HFCausalLM
 from genaccel.cli import main
-from genaccel.decoding import generate, greedy_pick, top_p_pick
 from genaccel.errors import GenaccelError
-from genaccel.hf import HFCausalLM
-from genaccel.runner import RunConfig, prepare
-from genaccel.speculative import accept_sampled, speculate
-from genaccel.workload import TextSample
+from genaccel.llm.decoding import generate, greedy_pick, top_p_pick
+from genaccel.llm.speculative import accept_sampled, speculate
+from genaccel.models.inputs import TextSample
+from genaccel.testing import RunConfig, prepared
 from transformers import LlamaConfig, LlamaForCausalLM
 
 MAX_NEW = 24
@@ -18,12 +18,12 @@ MAX_NEW = 24
 
 @pytest.fixture(scope="module")
 def samples(registry):
-    ctx = prepare(registry, RunConfig(workload="llama/t-t", preset="tiny"))
+    ctx = prepared(registry, RunConfig(workload="llama/t-t", preset="tiny"))
     return ctx.instance.make_samples(3, seed=1, max_new_tokens=MAX_NEW)
 
 
 def _outputs(registry, samples, batch_size, optimizations=(), decoder=None, seed=0, **options):
-    ctx = prepare(registry, RunConfig(workload="llama/t-t", preset="tiny", optimizations=optimizations, decoder=decoder,
+    ctx = prepared(registry, RunConfig(workload="llama/t-t", preset="tiny", optimizations=optimizations, decoder=decoder,
                                       seed=seed, options=options))
     ctx.max_seq_len = 512
     out, stats = [], []
@@ -73,7 +73,7 @@ def test_cache_after_rejections_equals_a_fresh_prefill(registry, samples, cache)
     """What speculation leaves in the cache is what prefilling its output would write, so a
     continued generation equals a fresh one."""
     stack = ("static-kv",) if cache == "static" else ()
-    ctx = prepare(registry, RunConfig(workload="llama/t-t", preset="tiny", optimizations=stack))
+    ctx = prepared(registry, RunConfig(workload="llama/t-t", preset="tiny", optimizations=stack))
     model, sample = ctx.instance.model, samples[0]
     res = speculate(model, [sample], exit_layer=1, draft_len=3, device="cpu", pad_id=0, max_seq_len=512)
     assert res.extra["speculative"]["accepted"] < res.extra["speculative"]["drafted"]  # there were rejections
@@ -163,7 +163,7 @@ def test_sampled_self_speculation_matches_plain_sampling(monkeypatch):
     assert not torch.equal(spec, spec_outputs(3))
 
     # The test has power: keeping every draft (no rejection step) samples the early exit instead.
-    import genaccel.speculative as S
+    import genaccel.llm.speculative as S
 
     def accept_all(drafts, q, p, generator):
         return torch.full(drafts.shape[:1], drafts.shape[1]), S.draw(p, generator)
@@ -186,7 +186,7 @@ def test_bad_layerskip_options_are_clear(registry, samples):
     with pytest.raises(GenaccelError, match="exit layer 5 is out of range: the model has 2 layers"):
         _outputs(registry, samples[:1], 1, ("layerskip",), exit_layer=5)
     with pytest.raises(GenaccelError, match="layerskip replaces greedy or top-p decoding"):
-        prepare(registry, RunConfig(workload="llama/t-t", preset="tiny", decoder="hf-generate", optimizations=("layerskip",)))
+        prepared(registry, RunConfig(workload="llama/t-t", preset="tiny", decoder="hf-generate", optimizations=("layerskip",)))
 
 
 def test_train_then_sweep_then_run_from_the_checkpoint(tmp_path, capsys):
@@ -216,7 +216,7 @@ def test_train_names_an_unknown_workload(capsys):
 
 
 def test_layer_dropout_and_exit_weights():
-    from genaccel.train import dropout_rates, exit_weights
+    from genaccel.llm.train import dropout_rates, exit_weights
 
     rates = dropout_rates(12, 0.2)
     assert rates[0] == 0 and rates[-1] == pytest.approx(0.2) and rates == sorted(rates)

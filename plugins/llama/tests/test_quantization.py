@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 from genaccel.cli import main
-from genaccel.plugins import default_registry
-from genaccel.runner import RunConfig, prepare
+from genaccel.plugin.manager import default_registry
+from genaccel.testing import RunConfig, prepared
 from torch import nn
 
 
@@ -16,8 +16,8 @@ def _weights(module):
 
 @pytest.mark.parametrize("name,kind", [("int8-weight-only", "Int8Tensor"), ("int8-dynamic", "Int8Tensor")])
 def test_uniform_configs_change_only_the_layers_they_claim(registry, name, kind):
-    before = prepare(registry, RunConfig(workload="llama/t-t", preset="tiny"))
-    ctx = prepare(registry, RunConfig(workload="llama/t-t", preset="tiny", optimizations=(name,)))
+    before = prepared(registry, RunConfig(workload="llama/t-t", preset="tiny"))
+    ctx = prepared(registry, RunConfig(workload="llama/t-t", preset="tiny", optimizations=(name,)))
     note = ctx.notes[name]
     claimed = set(note["layers"])
     assert claimed == {n for n, m in ctx.instance.module.named_modules() if isinstance(m, nn.Linear)}
@@ -32,7 +32,7 @@ def test_uniform_configs_change_only_the_layers_they_claim(registry, name, kind)
 
 
 def test_autoquant_picks_a_config_per_layer_and_says_why(registry):
-    ctx = prepare(registry, RunConfig(workload="llama/t-t", preset="tiny", samples=1, max_new_tokens=6,
+    ctx = prepared(registry, RunConfig(workload="llama/t-t", preset="tiny", samples=1, max_new_tokens=6,
                                       optimizations=("autoquant",)))
     note = ctx.notes["autoquant"]
     linears = {n for n, m in ctx.instance.module.named_modules() if isinstance(m, nn.Linear)}
@@ -56,11 +56,11 @@ def test_accuracy_impact_is_zero_for_lossless_and_measured_for_lossy(tmp_path, c
                  "--opt", "sdpa,static-kv", "--out", str(tmp_path / "a")]) == 0
     lossless = json.loads((tmp_path / "a" / "report.json").read_text())
     assert "accuracy" not in lossless  # nothing to measure: the stack's tokens equal the baseline's (tested)
-    from genaccel import accuracy
+    from genaccel.run import accuracy
 
-    ctx = prepare(default_registry(), RunConfig(workload="llama/t-t", preset="tiny", samples=2, max_new_tokens=10),
+    ctx = prepared(default_registry(), RunConfig(workload="llama/t-t", preset="tiny", samples=2, max_new_tokens=10),
                   apply=False)
-    from genaccel.runner import make_batches
+    from genaccel.testing import make_batches
 
     batches = make_batches(ctx)
     ref = accuracy.capture(ctx, batches)
@@ -88,7 +88,7 @@ def test_list_marks_lossy_optimizations(capsys):
 
 @pytest.mark.parametrize("rows", [1, 2, 5, 40])
 def test_cpu_gemv_path_of_int8_weight_only_matches_torchao(rows):
-    from genaccel import cpu_gemv_linears
+    from genaccel.api import cpu_gemv_linears
     from torchao.quantization import Int8WeightOnlyConfig, quantize_
 
     torch.manual_seed(0)

@@ -7,12 +7,12 @@ import attrs
 import genaccel_make_a_video
 import pytest
 import torch
-from genaccel.denoise import attention_profile, denoise, make_scheduler
+from genaccel.api import attention_profile, denoise, make_scheduler
 from genaccel.errors import GenaccelError
-from genaccel.plugins import build_registry, make_plugin_manager
-from genaccel.registry import DecoderSpec
-from genaccel.roles import check_roles
-from genaccel.runner import RunConfig, make_batches, prepare, run_case
+from genaccel.plugin.manager import build_registry, make_plugin_manager
+from genaccel.plugin.roles import check_roles
+from genaccel.plugin.specs import DecoderSpec
+from genaccel.testing import RunConfig, make_batches, measure, prepared
 
 WORKLOAD = "make-a-video/t-v"
 
@@ -51,7 +51,7 @@ def config(**fields) -> RunConfig:
 
 
 def generate(registry, **fields):
-    ctx = prepare(registry, config(**fields))
+    ctx = prepared(registry, config(**fields))
     batch = make_batches(ctx)[0]
     return ctx, batch, ctx.decoder.run(ctx, batch)
 
@@ -94,7 +94,7 @@ def test_checkpoint_round_trip_and_gif(registry, tmp_path):
     ctx, _, preset = generate(registry)
     inst = ctx.instance
     pipeline(inst, "ddim").save_pretrained(tmp_path / "ckpt")
-    case = run_case(registry, config(preset=None, checkpoint=str(tmp_path / "ckpt"), out_dir=str(tmp_path / "out"),
+    case = measure(registry, config(preset=None, checkpoint=str(tmp_path / "ckpt"), out_dir=str(tmp_path / "out"),
                                      warmup=0, options={"frames": 4, "num_inference_steps": 2}), progress=False).to_dict()
     assert case["status"] == "ok"
     sample = case["samples"][0]
@@ -107,7 +107,7 @@ def test_checkpoint_round_trip_and_gif(registry, tmp_path):
 
 
 def test_instance_plays_its_roles(registry):
-    ctx = prepare(registry, config())
+    ctx = prepared(registry, config())
     check_roles(WORKLOAD, genaccel_make_a_video.ROLES, ctx.instance)
 
 
@@ -124,7 +124,7 @@ def test_bad_input(registry, options, message):
 
 
 def test_attention_profile_temporal_vs_spatial(registry):
-    ctx = prepare(registry, config(options={"frames": 8}))
+    ctx = prepared(registry, config(options={"frames": 8}))
     s = attention_profile(ctx.instance, steps=1)["summary"]
     kinds = s["kinds"]
     assert kinds["temporal"]["calls"] > 0 and kinds["spatial"]["calls"] > 0
@@ -135,7 +135,7 @@ def test_attention_profile_temporal_vs_spatial(registry):
 
 def test_released_preset_size():
     from diffusers import AutoencoderKL, UNet3DConditionModel
-    from genaccel.denoise import part_configs
+    from genaccel.api import part_configs
     from genaccel_make_a_video.workload import PRESETS
     from transformers import CLIPTextModel
 

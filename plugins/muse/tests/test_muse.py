@@ -8,8 +8,8 @@ import genaccel_muse
 import pytest
 import torch
 from genaccel.errors import GenaccelError
-from genaccel.plugins import build_registry, make_plugin_manager
-from genaccel.runner import RunConfig, make_batches, prepare, run_case
+from genaccel.plugin.manager import build_registry, make_plugin_manager
+from genaccel.testing import RunConfig, make_batches, measure, prepared
 
 WORKLOAD = "muse/t-i"
 
@@ -28,7 +28,7 @@ def config(**fields) -> RunConfig:
 
 
 def generate(registry, **fields):
-    ctx = prepare(registry, config(**fields))
+    ctx = prepared(registry, config(**fields))
     batch = make_batches(ctx)[0]
     return ctx, batch, ctx.decoder.run(ctx, batch)
 
@@ -88,7 +88,7 @@ def test_sdpa_is_lossless_and_run_case_writes_pngs(registry, tmp_path):
     _, _, base = generate(registry)
     _, _, fast = generate(registry, optimizations=("sdpa",))
     assert torch.equal(base.extra["tokens"], fast.extra["tokens"])
-    case = run_case(registry, config(optimizations=("sdpa",), out_dir=str(tmp_path), warmup=0), progress=False).to_dict()
+    case = measure(registry, config(optimizations=("sdpa",), out_dir=str(tmp_path), warmup=0), progress=False).to_dict()
     assert case["status"] == "ok" and case["summary"]["phase_s"]["decode"] > 0
     files = [f for s in case["samples"] for f in s["files"]]
     assert len(files) == 2 and all(f.endswith(".png") for f in files)
@@ -112,7 +112,7 @@ def test_lossy_stack_reports_quality(registry):
 def test_sequence_length_is_constant(registry):
     from genaccel_muse.workload import sequence_profile
 
-    ctx = prepare(registry, config())
+    ctx = prepared(registry, config())
     prof = sequence_profile(ctx.instance)
     assert prof["constant"] and prof["self_attention_lengths"] == [8 * 8] and prof["steps"] == 4 * 1
     assert prof["static_shapes"] and prof["masked_after_step"][-1] == 0

@@ -3,16 +3,16 @@
 import numpy as np
 import pytest
 import torch
-from genaccel import GenaccelError
-from genaccel.kvcache import StaticKVCache
-from genaccel.runner import RunConfig, prepare
+from genaccel.api import GenaccelError
+from genaccel.llm.kvcache import StaticKVCache
+from genaccel.testing import RunConfig, prepared
 from genaccel_seamless.workload import SAMPLE_RATE, synthetic_speech, write_wav
 
 MAX_NEW = 10
 
 
 def _ctx(registry, task, stack=(), sharpen=6.0, **kw):
-    ctx = prepare(registry, RunConfig(workload=f"seamless/{task}", preset="tiny", optimizations=stack, **kw))
+    ctx = prepared(registry, RunConfig(workload=f"seamless/{task}", preset="tiny", optimizations=stack, **kw))
     with torch.no_grad():  # random weights at 0.02 barely listen to the source: sharpen them so outputs depend on it
         for p in ctx.instance.module.text_decoder.parameters():
             if p.dim() >= 2:
@@ -120,8 +120,8 @@ def test_user_wavs_and_bad_audio(registry, tmp_path):
 
 def test_unknown_language_and_empty_text(registry):
     with pytest.raises(GenaccelError, match=r"unknown language code \(--tgt-lang\) 'spn'; did you mean 'spa'"):
-        prepare(registry, RunConfig(workload="seamless/t-t", preset="tiny", options={"tgt_lang": "spn"}))
-    inst = prepare(registry, RunConfig(workload="seamless/t-t", preset="tiny",
+        prepared(registry, RunConfig(workload="seamless/t-t", preset="tiny", options={"tgt_lang": "spn"}))
+    inst = prepared(registry, RunConfig(workload="seamless/t-t", preset="tiny",
                                        options={"src_lang": "fra", "tgt_lang": "deu"})).instance
     sample = inst.prompt_sample("Bonjour tout le monde.", 5, {})
     assert sample.source_ids[0] == inst.langs["fra"] and sample.input_ids == (3, inst.langs["deu"])
@@ -188,13 +188,13 @@ def test_speech_to_speech_writes_a_wav_per_sample(registry, tmp_path):
 
 
 def test_a_bfloat16_vocoder_keeps_the_text_and_reports_the_audio_snr(registry, tmp_path):
-    from genaccel.runner import run_case
+    from genaccel.testing import measure
 
     if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         pytest.skip("this CPU has no bfloat16 instructions for oneDNN")
     config = RunConfig(workload="seamless/t-s", preset="tiny", samples=2, max_new_tokens=6, warmup=0,
                        optimizations=("bfloat16-vocoder",), out_dir=str(tmp_path))
-    case = run_case(registry, config, progress=False).to_dict()
+    case = measure(registry, config, progress=False).to_dict()
     assert case["status"] == "ok" and case["optimizations"] == ["bfloat16-vocoder"] and not case["lossless"]
     acc = case["accuracy"]
     assert acc["exact_match_rate"] == 1.0  # the text decoder is untouched
@@ -210,7 +210,7 @@ def test_checkpoints_saved_by_transformers_load_and_translate_alike(registry, tm
     folder = tmp_path / "seamless-tiny"
     inst.module.save_pretrained(folder)
     inst.tokenizer.save_pretrained(folder)
-    loaded = prepare(registry, RunConfig(workload="seamless/t-t", checkpoint=str(folder)))
+    loaded = prepared(registry, RunConfig(workload="seamless/t-t", checkpoint=str(folder)))
     loaded.max_seq_len = 64
     samples = inst.make_samples(2, 0, MAX_NEW)
     want = ctx.decoder.run(ctx, samples).outputs
@@ -220,7 +220,7 @@ def test_checkpoints_saved_by_transformers_load_and_translate_alike(registry, tm
     assert loaded.instance.langs == inst.langs
     (folder / "config.json").write_text('{"model_type": "llama"}')
     with pytest.raises(GenaccelError, match="holds model_type 'llama'; this workload needs seamless_m4t_v2"):
-        prepare(registry, RunConfig(workload="seamless/t-t", checkpoint=str(folder)))
+        prepared(registry, RunConfig(workload="seamless/t-t", checkpoint=str(folder)))
 
 
 def test_resampling_keeps_speech_band_and_removes_what_would_alias():

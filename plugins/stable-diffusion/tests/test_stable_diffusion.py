@@ -7,12 +7,12 @@ import attrs
 import genaccel_stable_diffusion
 import pytest
 import torch
-from genaccel.denoise import attention_profile, denoise, make_scheduler
+from genaccel.api import attention_profile, denoise, make_scheduler
 from genaccel.errors import GenaccelError
-from genaccel.plugins import build_registry, make_plugin_manager
-from genaccel.registry import DecoderSpec
-from genaccel.roles import check_roles
-from genaccel.runner import RunConfig, make_batches, prepare, run_case
+from genaccel.plugin.manager import build_registry, make_plugin_manager
+from genaccel.plugin.roles import check_roles
+from genaccel.plugin.specs import DecoderSpec
+from genaccel.testing import RunConfig, make_batches, measure, prepared
 
 WORKLOAD = "stable-diffusion/t-i"
 
@@ -51,7 +51,7 @@ def config(**fields) -> RunConfig:
 
 
 def generate(registry, **fields):
-    ctx = prepare(registry, config(**fields))
+    ctx = prepared(registry, config(**fields))
     batch = make_batches(ctx)[0]
     return ctx, batch, ctx.decoder.run(ctx, batch)
 
@@ -101,7 +101,7 @@ def test_checkpoint_round_trip(registry, tmp_path):
 
 
 def test_instance_plays_its_roles(registry):
-    ctx = prepare(registry, config())
+    ctx = prepared(registry, config())
     check_roles(WORKLOAD, genaccel_stable_diffusion.ROLES, ctx.instance)
 
 
@@ -118,21 +118,21 @@ def test_bad_input(registry, options, message):
 
 def test_bad_checkpoint(registry, tmp_path):
     with pytest.raises(GenaccelError, match="no model_index.json"):
-        prepare(registry, config(preset=None, checkpoint=str(tmp_path)))
+        prepared(registry, config(preset=None, checkpoint=str(tmp_path)))
 
 
 def test_run_case_with_optimizations(registry, tmp_path):
     _, _, base = generate(registry)
     _, _, fast = generate(registry, optimizations=("channels-last", "fused-qkv", "sdpa"))
     assert torch.allclose(base.extra["media"], fast.extra["media"], atol=1e-3)
-    case = run_case(registry, config(optimizations=("sdpa",), out_dir=str(tmp_path), warmup=0), progress=False).to_dict()
+    case = measure(registry, config(optimizations=("sdpa",), out_dir=str(tmp_path), warmup=0), progress=False).to_dict()
     assert case["status"] == "ok" and case["summary"]["phase_s"]["denoise"] > 0
     files = [f for s in case["samples"] for f in s["files"]]
     assert len(files) == 2 and all(f.endswith(".png") for f in files)
 
 
 def test_attention_profile(registry):
-    ctx = prepare(registry, config())
+    ctx = prepared(registry, config())
     profile = attention_profile(ctx.instance, steps=1)
     s = profile["summary"]
     # tiny UNet: self-attention at 8x8 and 4x4 latents going down, 2x2 in the mid block, back up: a U
@@ -146,7 +146,7 @@ def test_attention_profile(registry):
 
 def test_sd15_preset_has_the_released_sizes():
     from diffusers import AutoencoderKL, UNet2DConditionModel
-    from genaccel.denoise import part_configs
+    from genaccel.api import part_configs
     from genaccel_stable_diffusion.workload import PRESETS
     from transformers import CLIPTextModel
 

@@ -5,21 +5,19 @@ genaccel calls ``genaccel_register_optimizations`` once at start-up; ``register`
 the report.  Because the spec says ``lossless=False``, every run with this optimization also
 reports its accuracy impact against the unoptimized model.
 
-Registering must stay light (``genaccel list`` loads every plugin): import torch inside
-``apply``, or name a heavier module by import string (``apply="my_plugin.impl:apply"``).
+A plugin imports only :mod:`genaccel.api`.  It ``requires`` roles: a workload that plays
+``Quantizable`` offers ``module``, the ``nn.Module`` whose weights may change format, checked when the
+workload is built.  Registering must stay light (``genaccel list`` loads every plugin): import torch
+inside ``apply``, or name a heavier module by import string (``apply="my_plugin.impl:apply"``).
 """
 
-from genaccel.errors import GenaccelError
-from genaccel.hookspecs import hookimpl
-from genaccel.registry import OptimizationSpec
+from genaccel.api import OptimizationSpec, Quantizable, hookimpl
 
 
 def _to_bf16(ctx):
     import torch
 
-    module = ctx.instance.module  # every workload has one (role Workload)
-    if not isinstance(module, torch.nn.Module):
-        raise GenaccelError(f"bf16-weights: workload {ctx.workload.name} exposes no torch module")
+    module = ctx.instance.module  # the role Quantizable's member
     before = sum(p.numel() * p.element_size() for p in module.parameters())
     module.to(torch.bfloat16)
     after = sum(p.numel() * p.element_size() for p in module.parameters())
@@ -33,7 +31,7 @@ def genaccel_register_optimizations(register):
             name="bf16-weights",
             description="cast the model's weights (and so its compute) to bfloat16",
             stage="weights",  # applied before attention, cache, compile, graph and algorithm steps
-            requires="quantize",  # workloads that offer their linear layers for weight formats
+            requires=Quantizable,  # workloads that offer their module's weights for other formats
             lossless=False,
             apply=_to_bf16,
         )

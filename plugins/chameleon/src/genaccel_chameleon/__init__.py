@@ -9,32 +9,39 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genaccel.builtin.registration import ALLOW_MISSING_WEIGHTS
-from genaccel.hookspecs import hookimpl
-from genaccel.registry import Option, WorkloadSpec
-from genaccel.roles import (
+from genaccel.api import (
+    ALLOW_MISSING_WEIGHTS,
     AttentionSwitch,
+    BeamSearch,
     Compilable,
     CUDAGraphable,
     EarlyExit,
     KVCacheSwitch,
     MediaCodec,
+    Option,
     PromptInput,
+    Quantizable,
     TeacherForcing,
+    TokenGuidance,
     TokenModel,
+    TransformersReference,
     WeightStreaming,
+    WorkloadSpec,
+    hookimpl,
 )
 
-PRESETS = ("tiny", "small", "7b", "34b")  # genaccel_chameleon.workload.PRESETS
-ROLES = (TokenModel, MediaCodec, PromptInput, TeacherForcing, WeightStreaming, AttentionSwitch, KVCacheSwitch,
-         Compilable, CUDAGraphable)
-TASKS = {  # description, default decoder, extra roles, extra capabilities, unit
+from .presets import PRESETS
+
+ROLES = (TokenModel, MediaCodec, PromptInput, TeacherForcing, WeightStreaming, Quantizable, AttentionSwitch,
+         KVCacheSwitch, Compilable, CUDAGraphable)
+TEXT_ROLES = (EarlyExit, TransformersReference, BeamSearch)
+TASKS = {  # description, default decoder, the task's own roles, unit
     "i-t": ("image captioning: an image (1024 tokens) and an instruction in, 30 text tokens out", "top-p",
-            (EarlyExit,), ("quantize", "hf-generate", "beam"), "token"),
+            TEXT_ROLES, "token"),
     "it-t": ("visual question answering: an image and a question in, 10 text tokens out", "top-p",
-             (EarlyExit,), ("quantize", "hf-generate", "beam"), "token"),
+             TEXT_ROLES, "token"),
     "t-i": ("image generation: a prompt in, 1024 image tokens out with contrastive guidance, a PNG", "cfg",
-            (), ("quantize", "cfg"), "image"),
+            (TokenGuidance,), "image"),
 }
 OPTIONS = (
     Option(name="image_tokenizer", type=Path,
@@ -46,10 +53,9 @@ OPTIONS = (
 
 @hookimpl
 def genaccel_register_workloads(register):
-    for task, (description, decoder, roles, extra, unit) in TASKS.items():
+    for task, (description, decoder, roles, unit) in TASKS.items():
         register(WorkloadSpec(
             name=f"chameleon/{task}", description=f"Chameleon {description}",
-            build=f"genaccel_chameleon.workload:build_{task.replace('-', '_')}", presets=PRESETS,
-            default_preset="small", default_decoder=decoder, roles=ROLES + roles, capabilities=extra, unit=unit,
-            options=OPTIONS,
+            build=f"genaccel_chameleon.workload:build_{task.replace('-', '_')}", presets=tuple(PRESETS),
+            default_preset="small", default_decoder=decoder, roles=ROLES + roles, unit=unit, options=OPTIONS,
         ))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from genaccel import GenaccelError
+from genaccel.api import GenaccelError, read_text
 
 MIN_SIDE = 16  # pixels: smaller images carry too little to resize from
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
@@ -131,8 +131,6 @@ def user_prompts(folder: Path, *, required: bool = True) -> list[str]:
     """Non-empty lines of the folder's *.txt files."""
     if not folder.is_dir():
         raise GenaccelError(f"--data {str(folder)!r} is not a directory of prompt files")
-    from genaccel.files import read_text
-
     lines = [line.strip() for f in sorted(folder.glob("*.txt")) for line in read_text(f, "prompt file").splitlines()]
     lines = [line for line in lines if line]
     if required and not lines:

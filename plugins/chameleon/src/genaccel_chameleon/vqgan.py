@@ -12,10 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from genaccel import GenaccelError
-from genaccel.errors import first_line
-from genaccel.executor import StepExecutor
-from genaccel.layout import channels_last
+from genaccel.api import GenaccelError, StepExecutor, channels_last, first_line
 from torch import nn
 from transformers import ChameleonVQVAEConfig
 from transformers.models.chameleon.modeling_chameleon import (

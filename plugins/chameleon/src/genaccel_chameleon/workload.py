@@ -12,40 +12,24 @@ from pathlib import Path
 
 import attrs
 import torch
-from genaccel import (
+from genaccel.api import (
     BuildOptions,
     CausalLMWorkload,
     GenaccelError,
     HFCausalLM,
+    code_corpus,
     init_random_weights,
     load_hf_checkpoint,
+    shard_causal_lm,
     train_bpe_tokenizer,
+    unknown_name,
+    weights_description,
 )
-from genaccel.distributed import shard_causal_lm
-from genaccel.roles import EarlyExit, MediaCodec, PromptInput, TeacherForcing
-from genaccel.workload import weights_description
 from transformers import ChameleonConfig, ChameleonForConditionalGeneration, ChameleonVQVAEConfig
 
 from . import inputs
+from .presets import PRESETS, RELEASE_VQGAN, TINY_VQGAN
 from .vqgan import ImageTokenizer, grid_size, load_image_tokenizer, to_uint8
-
-# Chameleon's language models (7B and 34B as released; 34B normalizes after attention and MLP,
-# "swin norm") and small random-weight sizes.  The image tokenizer is the release's VQGAN for
-# every size but tiny: 512×512 pixels, 8192 codes on a 32×32 grid.
-PRESETS = {
-    "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                 num_key_value_heads=4, vocab_size=1024),
-    "small": dict(hidden_size=512, intermediate_size=1408, num_hidden_layers=8, num_attention_heads=8,
-                  num_key_value_heads=8, vocab_size=16384),
-    "7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
-               num_key_value_heads=32, vocab_size=65536),
-    "34b": dict(hidden_size=8192, intermediate_size=22016, num_hidden_layers=48, num_attention_heads=64,
-                num_key_value_heads=8, vocab_size=65536, swin_norm=True),
-}
-RELEASE_VQGAN = dict(embed_dim=256, num_embeddings=8192, latent_channels=256, resolution=512, base_channels=128,
-                     channel_multiplier=[1, 1, 2, 2, 4], num_res_blocks=2)
-TINY_VQGAN = dict(embed_dim=32, num_embeddings=256, latent_channels=32, resolution=64, base_channels=32,
-                  channel_multiplier=[1, 2, 2], num_res_blocks=1)  # 16×16 grid: 256 tokens per image
 
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>"]  # ids 0-3 as in Chameleon's tokenizer
 BOI, EOI, IMAGE = "<racm3:break>", "<eoss>", "<image>"  # begin / end of image, image placeholder
@@ -96,7 +80,7 @@ class ChameleonSample:
         return {"text": len(self.input_ids) - self.image_tokens, "image": self.image_tokens}
 
 
-class ChameleonWorkload(CausalLMWorkload, MediaCodec, PromptInput, TeacherForcing, EarlyExit):
+class ChameleonWorkload(CausalLMWorkload):
     def __init__(self, task: str, hf_model, tokenizer, image_tokenizer: ImageTokenizer | None, *,
                  options: BuildOptions, random_weights: bool):
         self.task = task
@@ -310,8 +294,6 @@ class ChameleonWorkload(CausalLMWorkload, MediaCodec, PromptInput, TeacherForcin
         return self.model.head(hidden)
 
     def training_texts(self, max_bytes: int = 6_000_000) -> list[str]:
-        from genaccel import code_corpus
-
         return code_corpus(max_bytes)
 
 
@@ -338,8 +320,6 @@ def build_for(task: str):
         else:
             name = options.preset or "small"
             if name not in PRESETS:
-                from genaccel.errors import unknown_name
-
                 raise unknown_name(f"preset of chameleon/{task}", name, PRESETS)
             vq = vq_config(name)
             tokenizer = preset_tokenizer(PRESETS[name]["vocab_size"], vq.num_embeddings)

@@ -5,11 +5,18 @@ Registration is light: the workload's code (torch) is imported on first build.
 
 from __future__ import annotations
 
-from genaccel.hookspecs import hookimpl
-from genaccel.registry import OptimizationSpec, WorkloadSpec
-from genaccel.roles import BatchRunner, Compilable
+from genaccel.api import BatchRunner, Compilable, OptimizationSpec, Quantizable, Role, WorkloadSpec, hookimpl
 
-PRESETS = ("tiny", "small", "paper")  # genaccel_hstu.workload.PRESETS
+from .presets import PRESETS
+
+
+class HSTUAttention(Role):
+    """HSTU's own attention kernels: ``dense`` (the baseline, padded), ``fused`` (block-wise over jagged
+    sequences) or ``triton`` (the fused kernel on CUDA)."""
+
+    capability = "hstu-attention"
+
+    def set_attention(self, impl): ...
 
 
 def _fused(ctx):
@@ -27,11 +34,11 @@ def _fused(ctx):
 def genaccel_register_workloads(register):
     for task, what in (("ranking", "engagement type of candidates appended to the history"),
                        ("retrieval", "next-item top-k against the item table")):
-        # set_attention takes HSTU's own kernels (dense, fused), not sdpa: capability hstu-attention, no AttentionSwitch
+        # set_attention takes HSTU's own kernels (dense, fused), not sdpa: HSTUAttention, not AttentionSwitch
         register(WorkloadSpec(name=f"hstu/{task}", description=f"HSTU {task}: {what}",
-                              build=f"genaccel_hstu.workload:build_{task}", presets=PRESETS, default_preset="small",
-                              default_decoder="nar", roles=(BatchRunner, Compilable),
-                              capabilities=("hstu-attention", "quantize"), unit="item"))
+                              build=f"genaccel_hstu.workload:build_{task}", presets=tuple(PRESETS),
+                              default_preset="small", default_decoder="nar",
+                              roles=(BatchRunner, HSTUAttention, Compilable, Quantizable), unit="item"))
 
 
 @hookimpl
@@ -39,5 +46,5 @@ def genaccel_register_optimizations(register):
     register(OptimizationSpec(
         name="hstu-fused-attention",
         description="HSTU attention block by block over jagged sequences, bias fused, masked blocks skipped",
-        stage="attention", requires="hstu-attention", apply=_fused,
+        stage="attention", requires=HSTUAttention, apply=_fused,
     ))

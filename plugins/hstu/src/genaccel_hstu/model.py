@@ -15,8 +15,7 @@ from __future__ import annotations
 import attrs
 import torch
 import torch.nn.functional as F
-from genaccel import region
-from genaccel.executor import StepExecutor
+from genaccel.api import StepExecutor, region
 from torch import nn
 
 

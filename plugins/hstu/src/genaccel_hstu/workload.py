@@ -9,17 +9,20 @@ import time
 
 import attrs
 import torch
-from genaccel import BuildOptions, GenaccelError, LengthDistribution, init_random_weights, phase
-from genaccel.measure import synchronize
-from genaccel.roles import AttentionSwitch, BatchRunner, Compilable
+from genaccel.api import (
+    BuildOptions,
+    GenaccelError,
+    LengthDistribution,
+    init_random_weights,
+    phase,
+    read_text,
+    synchronize,
+    unknown_name,
+)
 
 from .model import HSTU, HSTUConfig, Jagged, dense_attention, fused_attention
+from .presets import PRESETS
 
-PRESETS = {
-    "tiny": HSTUConfig(dim=32, heads=2, qk_dim=16, v_dim=16, layers=3, full_layers=1, truncate_to=32),
-    "small": HSTUConfig(dim=256, heads=2, qk_dim=64, v_dim=64, layers=4, full_layers=1, truncate_to=1024),
-    "paper": HSTUConfig(dim=512, heads=4, qk_dim=128, v_dim=128, layers=14, full_layers=3, truncate_to=1024),
-}
 # The study's synthetic histories: 4507-5121 events (mean 4813.9), item ids 0..6000.
 HISTORY_LENGTHS = LengthDistribution(min=4507, max=5121, mean=4813.9, sigma=0.05)
 NUM_CANDIDATES = 16
@@ -67,7 +70,7 @@ def validate(items, actions, timestamps, offsets, num_targets, cfg: HSTUConfig) 
                             f"{int(timestamps[pos])} then {int(timestamps[pos + 1])}")
 
 
-class HSTUWorkload(BatchRunner, AttentionSwitch, Compilable):
+class HSTUWorkload:
 
     def __init__(self, task: str, model: HSTU, options: BuildOptions):
         self.task, self.model, self.module, self.options = task, model, model, options
@@ -122,8 +125,6 @@ class HSTUWorkload(BatchRunner, AttentionSwitch, Compilable):
     def _load(self, n: int) -> list[HistorySample]:
         """--data DIR: *.jsonl files, one history per line: {"items": [...], "actions": [...], "timestamps": [...]};
         for ranking, the last 16 events of a line are the candidates it scores."""
-        from genaccel.files import read_text
-
         data = self.options.data
         files = sorted(data.glob("*.jsonl")) if data.is_dir() else []
         if not files:
@@ -220,11 +221,9 @@ def build_for(task: str):
             raise GenaccelError("hstu workloads have no checkpoint format yet; use --preset tiny|small|paper")
         name = options.preset or "small"
         if name not in PRESETS:
-            from genaccel.errors import unknown_name
-
             raise unknown_name(f"preset of hstu/{task}", name, PRESETS)
         with torch.device("meta"):
-            model = HSTU(PRESETS[name])
+            model = HSTU(HSTUConfig(**PRESETS[name]))
         model = model.to_empty(device=options.device)
         init_random_weights(model, seed=options.seed)
         model.to(options.torch_dtype).eval()

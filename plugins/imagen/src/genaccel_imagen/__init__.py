@@ -6,12 +6,24 @@ Registration only; the model code (torch, diffusers, transformers) loads on firs
 
 from __future__ import annotations
 
-from genaccel.hookspecs import hookimpl
-from genaccel.registry import Option, WorkloadSpec
-from genaccel.roles import AttentionSwitch, Compilable, CUDAGraphable, GuidedLoop, PromptInput
+from genaccel.api import (
+    AttentionSwitch,
+    ChannelsLast,
+    Compilable,
+    CUDAGraphable,
+    GuidedLoop,
+    Option,
+    PipelineReference,
+    PromptInput,
+    Quantizable,
+    WorkloadSpec,
+    hookimpl,
+)
 
-ROLES = (GuidedLoop, PromptInput, AttentionSwitch, Compilable, CUDAGraphable)
-EXTRA = ("cfg", "diffusers-pipeline", "channels-last", "quantize")
+from .presets import PRESETS
+
+ROLES = (GuidedLoop, PipelineReference, PromptInput, Quantizable, AttentionSwitch, ChannelsLast, Compilable,
+         CUDAGraphable)
 OPTIONS = (
     Option("stages", int, min=1, max=3, help="cascade stages run: 1 base, 2 + super-resolution, 3 + x4 upscaler "
                                              "(default: the preset's)"),
@@ -22,7 +34,7 @@ FIELDS = dict(
     name="imagen/t-i",
     description="pixel-space cascade (T5 encoder, 64x64 base UNet, 64->256 super-resolution UNet, 256->1024 x4 "
                 "upscaler): a prompt in, a PNG per stage out",
-    presets=("tiny", "small", "if"),
+    presets=tuple(PRESETS),
     default_preset="small",
     default_decoder="cfg",
 )
@@ -30,5 +42,5 @@ FIELDS = dict(
 
 @hookimpl
 def genaccel_register_workloads(register):
-    register(WorkloadSpec(**FIELDS, build="genaccel_imagen.workload:build", roles=ROLES, capabilities=EXTRA,
+    register(WorkloadSpec(**FIELDS, build="genaccel_imagen.build:build", roles=ROLES,
                           unit="image", options=OPTIONS))

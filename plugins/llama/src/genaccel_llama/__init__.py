@@ -5,21 +5,37 @@ Registration is light: the workload's code (torch, transformers) is imported on 
 
 from __future__ import annotations
 
-from genaccel.builtin.registration import ALLOW_MISSING_WEIGHTS
-from genaccel.hookspecs import hookimpl
-from genaccel.registry import DecoderSpec, Option, WorkloadSpec
-from genaccel.roles import (
+from genaccel.api import (
+    ALLOW_MISSING_WEIGHTS,
     AttentionSwitch,
+    BeamSearch,
     Compilable,
     CUDAGraphable,
+    DecoderSpec,
     EarlyExit,
     KVCacheSwitch,
+    Member,
+    Option,
+    Quantizable,
+    Role,
     TeacherForcing,
     TokenModel,
+    TransformersReference,
     WeightStreaming,
+    WorkloadSpec,
+    hookimpl,
 )
 
-PRESETS = ("tiny", "small", "7b", "34b", "70b")  # genaccel_llama.workload.PRESETS
+from .presets import PRESETS
+
+
+class LlamaCppReference(Role):
+    """llama.cpp on the run's own weights, exported to GGUF (the ``llama-cpp`` reference decoder)."""
+
+    capability = "llama-cpp"
+    tokenizer = Member()
+
+    def kv_bytes_per_token(self): ...
 
 
 @hookimpl
@@ -29,12 +45,11 @@ def genaccel_register_workloads(register):
             name="llama/t-t",
             description="Code Llama code completion: code prompt in, code out (HumanEval lengths)",
             build="genaccel_llama.workload:build",
-            presets=PRESETS,
+            presets=tuple(PRESETS),
             default_preset="small",
             default_decoder="greedy",
-            roles=(TokenModel, TeacherForcing, WeightStreaming, EarlyExit, AttentionSwitch, KVCacheSwitch, Compilable,
-                   CUDAGraphable),
-            capabilities=("hf-generate", "quantize", "beam", "llama-cpp"),
+            roles=(TokenModel, TeacherForcing, WeightStreaming, EarlyExit, BeamSearch, TransformersReference, Quantizable,
+                   LlamaCppReference, AttentionSwitch, KVCacheSwitch, Compilable, CUDAGraphable),
             unit="token",
             options=(ALLOW_MISSING_WEIGHTS,),
         )
@@ -44,7 +59,7 @@ def genaccel_register_workloads(register):
 @hookimpl
 def genaccel_register_decoders(register):
     register(DecoderSpec(
-        name="llama-cpp", factory="genaccel_llama.llamacpp:LlamaCpp", requires="llama-cpp",
+        name="llama-cpp", factory="genaccel_llama.llamacpp:LlamaCpp", requires=(TokenModel, LlamaCppReference),
         description="llama.cpp (greedy) on the run's own weights exported to GGUF: a reference engine",
         options=(Option(name="gguf_type", type=str, default="f32", choices=("f32", "f16", "bf16", "q8_0"),
                         help="the GGUF export llama.cpp runs"),),

@@ -117,7 +117,7 @@ def export(model, tokenizer, path: str | Path, ftype: str = "f32", *, name: str 
 def cached_export(model, tokenizer, ftype: str, key: str) -> Path:
     """The GGUF of ``model`` in ``$GENACCEL_CACHE/gguf/``, written once per ``key`` (say, the preset or
     checkpoint and seed), architecture and type."""
-    from genaccel.files import cache_dir
+    from genaccel.api import cache_dir
 
     ident = json.dumps({"key": key, "config": model.config.to_dict(), "ftype": ftype}, sort_keys=True, default=str)
     digest = hashlib.sha256(ident.encode()).hexdigest()[:16]

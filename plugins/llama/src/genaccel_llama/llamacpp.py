@@ -12,8 +12,7 @@ from __future__ import annotations
 import time
 
 import torch
-from genaccel import GenaccelError
-from genaccel.results import BatchResult
+from genaccel.api import BatchResult, GenaccelError
 
 
 class LlamaCpp:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import torch
-from genaccel import (
+from genaccel.api import (
     BuildOptions,
     CausalLMWorkload,
     GenaccelError,
@@ -15,26 +15,16 @@ from genaccel import (
     code_corpus,
     init_random_weights,
     load_hf_checkpoint,
+    read_text,
+    shard_causal_lm,
     train_bpe_tokenizer,
+    unknown_name,
+    weights_description,
 )
-from genaccel.distributed import shard_causal_lm
-from genaccel.roles import EarlyExit, TeacherForcing
-from genaccel.workload import weights_description
 from transformers import LlamaConfig, LlamaForCausalLM
 
-# Code Llama architectures (7B/34B as released; rope theta 1e6) and small random-weight sizes.
-PRESETS = {
-    "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                 num_key_value_heads=2, vocab_size=512),
-    "small": dict(hidden_size=768, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=12,
-                  num_key_value_heads=12, vocab_size=32016),
-    "7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
-               num_key_value_heads=32, vocab_size=32016),
-    "34b": dict(hidden_size=8192, intermediate_size=22016, num_hidden_layers=48, num_attention_heads=64,
-                num_key_value_heads=8, vocab_size=32016),
-    "70b": dict(hidden_size=8192, intermediate_size=28672, num_hidden_layers=80, num_attention_heads=64,
-                num_key_value_heads=8, vocab_size=32016),
-}
+from .presets import PRESETS
+
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>"]  # ids 0, 1, 2 as in Llama's tokenizer
 
 # The paper's Table II, HumanEval: input 44-430 tokens (mean 153.5), output 55-10000 (mean 691.84).
@@ -64,7 +54,7 @@ def preset_tokenizer(vocab_size: int):
     return tok
 
 
-class LlamaWorkload(CausalLMWorkload, TeacherForcing, EarlyExit):
+class LlamaWorkload(CausalLMWorkload):
 
     def __init__(self, hf_model, tokenizer, *, options: BuildOptions, random_weights: bool):
         self.model = HFCausalLM(hf_model)
@@ -103,8 +93,6 @@ class LlamaWorkload(CausalLMWorkload, TeacherForcing, EarlyExit):
             files = sorted([*data.glob("*.py"), *data.glob("*.txt")])
             if not files:
                 raise GenaccelError(f"--data {str(data)!r} holds no *.py or *.txt prompt files")
-            from genaccel.files import read_text
-
             texts = [read_text(f, "prompt file") for f in files]
             for f, text in zip(files, texts):
                 if not text.strip():
@@ -188,8 +176,6 @@ def build(options: BuildOptions) -> LlamaWorkload:
     else:
         name = options.preset or "small"
         if name not in PRESETS:
-            from genaccel.errors import unknown_name
-
             raise unknown_name("preset of llama/t-t", name, PRESETS)
         config = preset_config(name)
         with torch.device("meta"):

@@ -7,46 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from genaccel.denoise import LatentDiffusion, build_parts, load_pipeline_folder, scheduler_name
-from genaccel.errors import GenaccelError
+from genaccel.api import GenaccelError, LatentDiffusion, build_parts, load_pipeline_folder, scheduler_name
 
-#: ModelScope text-to-video's scheduler config (DDIM with SD's training betas)
-SCHEDULER = {
-    "_class_name": "DDIMScheduler", "num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
-    "beta_schedule": "scaled_linear", "clip_sample": False, "set_alpha_to_one": False, "steps_offset": 1,
-}
-
-_CROSS, _PLAIN = "CrossAttnDownBlock3D", "DownBlock3D"
-_UP_CROSS, _UP_PLAIN = "CrossAttnUpBlock3D", "UpBlock3D"
-
-PRESETS = {
-    "tiny": {  # tests: seconds
-        "text": {"vocab_size": 1000, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                 "num_attention_heads": 4},
-        "unet": {"block_out_channels": (32, 64, 64), "layers_per_block": 1, "cross_attention_dim": 32,
-                 "attention_head_dim": 8, "norm_num_groups": 8, "down_block_types": (_CROSS, _CROSS, _PLAIN),
-                 "up_block_types": (_UP_PLAIN, _UP_CROSS, _UP_CROSS)},
-        "vae": {"block_out_channels": (16, 16, 16, 16), "layers_per_block": 1, "norm_num_groups": 8},
-        "image_size": 64, "frames": 4, "steps": 2,
-    },
-    "small": {  # the CPU bench: the released layout at reduced widths, 8 frames of 128x128
-        "text": {"vocab_size": 8192, "hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 6,
-                 "num_attention_heads": 8},
-        "unet": {"block_out_channels": (64, 128, 256, 256), "layers_per_block": 2, "cross_attention_dim": 512,
-                 "attention_head_dim": 8, "norm_num_groups": 32},
-        "vae": {"block_out_channels": (32, 64, 128, 128), "layers_per_block": 2, "norm_num_groups": 32},
-        "image_size": 128, "frames": 8, "steps": 20,
-    },
-    "1.7b": {  # the released text-to-video size (~1.7B): OpenCLIP ViT-H text encoder, UNet3D, SD's VAE; 16x256x256
-        "text": {"vocab_size": 49408, "hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 23,
-                 "num_attention_heads": 16},
-        "text_act": "gelu",
-        "unet": {"block_out_channels": (320, 640, 1280, 1280), "layers_per_block": 2, "cross_attention_dim": 1024,
-                 "attention_head_dim": 64, "norm_num_groups": 32},
-        "vae": {"block_out_channels": (128, 256, 512, 512), "layers_per_block": 2, "norm_num_groups": 32},
-        "image_size": 256, "frames": 16, "steps": 50, "meta": True,
-    },
-}
+from .presets import PRESETS, SCHEDULER
 
 
 def _int_option(value, default: int, flag: str, multiple: int = 1) -> int:

@@ -6,17 +6,26 @@ Registration only; the model code (torch, diffusers, transformers) loads on firs
 
 from __future__ import annotations
 
-from genaccel.hookspecs import hookimpl
-from genaccel.registry import WorkloadSpec
-from genaccel.roles import AttentionSwitch, Compilable, CUDAGraphable, GuidedLoop, PromptInput
+from genaccel.api import (
+    AttentionSwitch,
+    Compilable,
+    CUDAGraphable,
+    GuidedLoop,
+    PipelineReference,
+    PromptInput,
+    Quantizable,
+    WorkloadSpec,
+    hookimpl,
+)
 
-ROLES = (GuidedLoop, PromptInput, AttentionSwitch, Compilable, CUDAGraphable)
-EXTRA = ("cfg", "diffusers-pipeline", "quantize")
+from .presets import PRESETS
+
+ROLES = (GuidedLoop, PipelineReference, PromptInput, Quantizable, AttentionSwitch, Compilable, CUDAGraphable)
 FIELDS = dict(
     name="muse/t-i",
     description="masked image-token transformer (CLIP text encoder, UVit2D over VQ tokens, VQ decoder) decoding "
                 "all tokens in parallel over a cosine masking schedule: a prompt in, a PNG out",
-    presets=("tiny", "small", "amused-256"),
+    presets=tuple(PRESETS),
     default_preset="small",
     default_decoder="cfg",
 )
@@ -24,5 +33,5 @@ FIELDS = dict(
 
 @hookimpl
 def genaccel_register_workloads(register):
-    register(WorkloadSpec(**FIELDS, build="genaccel_muse.workload:build", roles=ROLES, capabilities=EXTRA,
+    register(WorkloadSpec(**FIELDS, build="genaccel_muse.workload:build", roles=ROLES,
                           unit="image"))

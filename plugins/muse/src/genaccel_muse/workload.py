@@ -13,65 +13,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import attrs
 import torch
-from genaccel.decoding import BatchResult
-from genaccel.denoise import (
+from genaccel.api import (
     PROMPTS,
+    BatchResult,
+    GenaccelError,
     PromptSample,
+    StepClock,
+    StepExecutor,
     clip_style_tokenizer,
     materialize,
+    phase,
     prompt_sample,
     prompt_samples,
     save_images,
+    synced_now,
 )
-from genaccel.errors import GenaccelError
-from genaccel.executor import StepExecutor
-from genaccel.measure import StepClock, synced_now
-from genaccel.profiling import phase
 
-
-def _uvit(hidden, channels, layers, heads, inter, codebook, text_dim, proj_dim, res, size, micro=256):
-    return {"hidden_size": hidden, "use_bias": False, "hidden_dropout": 0.0, "cond_embed_dim": proj_dim,
-            "micro_cond_encode_dim": micro, "micro_cond_embed_dim": 5 * micro, "encoder_hidden_size": text_dim,
-            "vocab_size": codebook + 64, "codebook_size": codebook, "in_channels": channels,
-            "block_out_channels": channels, "num_res_blocks": res, "downsample": False, "upsample": False,
-            "block_num_heads": max(1, channels // 64), "num_hidden_layers": layers, "num_attention_heads": heads,
-            "attention_dropout": 0.0, "intermediate_size": inter, "layer_norm_eps": 1e-6,
-            "ln_elementwise_affine": True, "sample_size": size}
-
-
-def _vq(channels, latent, codebook, groups=32):
-    n = len(channels)
-    return {"act_fn": "silu", "block_out_channels": tuple(channels), "down_block_types": ("DownEncoderBlock2D",) * n,
-            "up_block_types": ("UpDecoderBlock2D",) * n, "in_channels": 3, "out_channels": 3, "latent_channels": latent,
-            "layers_per_block": 1 if channels[0] < 64 else 2, "norm_num_groups": groups, "num_vq_embeddings": codebook,
-            "mid_block_add_attention": False, "lookup_from_codebook": True, "force_upcast": True}
-
-
-def _clip(hidden, layers, heads, vocab, proj):
-    return {"hidden_size": hidden, "intermediate_size": 4 * hidden, "num_hidden_layers": layers,
-            "num_attention_heads": heads, "vocab_size": vocab, "projection_dim": proj, "hidden_act": "gelu",
-            "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1, "max_position_embeddings": 77}
-
-
-PRESETS = {
-    "tiny": {"text": _clip(32, 2, 4, 1000, 32), "transformer": _uvit(32, 32, 1, 2, 64, 32, 32, 32, 1, 8, micro=4),
-             "vq": _vq((16, 16), 16, 32, groups=8), "steps": 4},
-    "small": {"text": _clip(256, 4, 4, 8192, 256),
-              "transformer": _uvit(256, 256, 6, 4, 1024, 1024, 256, 256, 1, 16, micro=64),
-              "vq": _vq((32, 64, 64, 128, 128), 64, 1024), "steps": 12},
-    # amused/amused-256 as diffusers' scripts/convert_amused.py builds it: the text encoder is openMUSE's CLIP
-    # ViT-L/14 text tower (768 wide, 12 layers, 12 heads, 768 projection); the U-ViT takes openMUSE/muse-256's
-    # config (1024 hidden, 22 layers, 16 heads, 2816 GEGLU, 768-channel conv blocks of 3 res blocks, no down/up
-    # sampling, a 16x16 grid, 8192 codes); the VQ-GAN is make_vqvae's (128, 256, 256, 512, 768 channels, 2 layers,
-    # 64 latent channels, 8192 codes, no mid-block attention).  Sizes: U-ViT 603.5M (the paper's 603M), VQ-GAN
-    # 146M, text encoder 124M.
-    "amused-256": {"text": _clip(768, 12, 12, 49408, 768),
-                   "transformer": _uvit(1024, 768, 22, 16, 2816, 8192, 768, 768, 3, 16),
-                   "vq": _vq((128, 256, 256, 512, 768), 64, 8192), "steps": 12, "meta": True},
-}
-SCHEDULER = {"_class_name": "AmusedScheduler", "masking_schedule": "cosine"}
+from .presets import PRESETS, SCHEDULER
 
 
 class Muse:
@@ -113,8 +72,7 @@ class Muse:
                 "executor": self.executor.mode, "num_inference_steps": self.default_steps,
                 "guidance_scale": self.guidance_scale}
 
-    def settings(self, ctx) -> tuple[int, float]:
-        options = ctx.config.options
+    def settings(self, options: dict) -> tuple[int, float]:
         if options.get("scheduler") is not None:
             raise GenaccelError(f"--scheduler {options['scheduler']!r} is not known to muse/t-i, whose only "
                                 f"schedule is the cosine masking schedule")
@@ -138,10 +96,10 @@ class Muse:
         return self.transformer(tokens, micro_conds=micro_conds, pooled_text_emb=pooled, encoder_hidden_states=hidden)
 
     @torch.no_grad()
-    def guided_run(self, ctx, batch, sequential: bool) -> BatchResult:
+    def guided_run(self, batch, options: dict, sequential: bool, out_dir) -> BatchResult:
         from diffusers import AmusedScheduler
 
-        steps, scale = self.settings(ctx)
+        steps, scale = self.settings(options)
         dev, bsz, guided = self.device, len(batch), scale > 1.0
         self.executor.new_batch()
         generator = torch.Generator().manual_seed(batch[0].seed)
@@ -186,7 +144,7 @@ class Muse:
                                        shape=(bsz, self.grid, self.grid, self.vqvae.config.latent_channels)).sample
             images = images.clip(0, 1).permute(0, 2, 3, 1).float().cpu()
         t3 = synced_now(dev)
-        files = self.save_outputs(batch, images, ctx.config.out_dir)
+        files = self.save_outputs(batch, images, out_dir)
         phases = {"text encoder": t1 - t0, "decode": t2 - t1, "vq decode": t3 - t2}
         records = [{"id": s.id, "input_tokens": s.input_tokens, "output_tokens": self.grid ** 2, "latency_s": t3 - t0,
                     "ttft_s": None, "tpot_s": None, "steps": steps, "units": 1, "phases": dict(phases), **f}
@@ -200,14 +158,14 @@ class Muse:
                                   "media": images, "tokens": tokens.cpu()})
 
     @torch.no_grad()
-    def pipeline_run(self, ctx, batch) -> BatchResult:
+    def pipeline_run(self, batch, options: dict, out_dir) -> BatchResult:
         """The reference: ``diffusers``' ``AmusedPipeline`` (its default attention, SDPA) on the same weights,
         seed and settings."""
         from diffusers import AmusedPipeline, AmusedScheduler
 
         if self.attention != "sdpa":
             self.set_attention("sdpa")  # diffusers' and transformers' defaults
-        steps, scale = self.settings(ctx)
+        steps, scale = self.settings(options)
         pipe = AmusedPipeline(vqvae=self.vqvae, tokenizer=self.tokenizer, text_encoder=self.text_encoder,
                               transformer=self.transformer, scheduler=AmusedScheduler.from_config(self.scheduler_config))
         pipe.set_progress_bar_config(disable=True)
@@ -217,7 +175,7 @@ class Muse:
                           generator=torch.Generator().manual_seed(batch[0].seed), output_type="pt").images
         latency = synced_now(self.device) - t0
         images = images.permute(0, 2, 3, 1).float().cpu()
-        files = self.save_outputs(batch, images, ctx.config.out_dir)
+        files = self.save_outputs(batch, images, out_dir)
         phases = {"pipeline": latency}
         records = [{"id": s.id, "input_tokens": s.input_tokens, "output_tokens": self.grid ** 2, "latency_s": latency,
                     "ttft_s": None, "tpot_s": None, "steps": steps, "units": 1, "phases": dict(phases), **f}
@@ -303,7 +261,6 @@ def sequence_profile(instance, steps: int | None = None) -> dict:
     lengths).  Parallel decoding attends over every image token at every step, masked or not: one constant
     length, the grid's positions, from the first step to the last (against a token model's growing prefix)."""
     from diffusers.models.attention_processor import Attention
-    from genaccel.runner import RunConfig, RunContext
 
     calls, state, handles = [], {"step": -1}, []
 
@@ -322,10 +279,8 @@ def sequence_profile(instance, steps: int | None = None) -> dict:
         if isinstance(module, Attention):
             handles.append(module.register_forward_pre_hook(on_attention, with_kwargs=True))
     options = {"num_inference_steps": steps} if steps else {}
-    config = attrs.evolve(RunConfig(workload=instance.name), options=options)
-    ctx = RunContext(config=config, workload=None, instance=instance, stack=None)
     try:
-        result = instance.guided_run(ctx, [instance.prompt_sample(PROMPTS[0])], sequential=False)
+        result = instance.guided_run([instance.prompt_sample(PROMPTS[0])], options, False, None)
     finally:
         for h in handles:
             h.remove()

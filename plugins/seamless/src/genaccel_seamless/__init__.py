@@ -6,23 +6,58 @@ Registration is light: the workload's code (torch, transformers) is imported on 
 
 from __future__ import annotations
 
-from genaccel.builtin.registration import ALLOW_MISSING_WEIGHTS
-from genaccel.hookspecs import hookimpl
-from genaccel.registry import OptimizationSpec, Option, WorkloadSpec
-from genaccel.roles import (
+from genaccel.api import (
+    ALLOW_MISSING_WEIGHTS,
     AttentionSwitch,
+    BeamSearch,
+    ChannelsLast,
     Compilable,
     CUDAGraphable,
     KVCacheSwitch,
     MediaCodec,
+    Member,
+    OptimizationSpec,
+    Option,
     PromptInput,
+    Quantizable,
+    ReorderableSteps,
+    Role,
     TokenModel,
     WeightStreaming,
+    WorkloadSpec,
+    hookimpl,
 )
 
-PRESETS = ("tiny", "small", "large")  # genaccel_seamless.workload.PRESETS
-ROLES = (TokenModel, MediaCodec, PromptInput, WeightStreaming, AttentionSwitch, KVCacheSwitch, Compilable,
-         CUDAGraphable)
+from .presets import PRESETS
+
+
+class _CompilableReorder(ReorderableSteps):
+    def compile_reorder(self): ...
+
+
+class CompiledReorder(Role):
+    """Beam search whose cache reorder can be compiled (Seamless's decoder steps)."""
+
+    capability = "compile-kv-reorder"
+    model = Member(plays=_CompilableReorder)
+
+
+class _VocoderSteps(Role):
+    generator = Member()
+
+    def set_dtype(self, dtype): ...
+    def set_compile(self, bucket, *, cuda_graph=False): ...
+
+
+class Vocoder(Role):
+    """Speech out: the unit vocoder, whose generator the vocoder steps compile, graph or cast."""
+
+    capability = "vocoder"
+    vocoder = Member(plays=_VocoderSteps)
+
+
+ROLES = (TokenModel, MediaCodec, PromptInput, WeightStreaming, BeamSearch, CompiledReorder, Quantizable,
+         AttentionSwitch, KVCacheSwitch, Compilable, CUDAGraphable)
 DESCRIPTIONS = {
     "s-s": "SeamlessM4T v2 speech-to-speech translation: 16 kHz English speech in, Spanish speech (WAV) out",
     "t-t": "SeamlessM4T v2 text-to-text translation: Fleurs-like English text in, Spanish text out (beam 5)",
@@ -39,11 +74,11 @@ OPTIONS = (
 @hookimpl
 def genaccel_register_workloads(register):
     for task, description in DESCRIPTIONS.items():
-        extra = ("beam", "quantize", "vocoder", "channels-last") if task.endswith("-s") else ("beam", "quantize")
+        speech = (Vocoder, ChannelsLast) if task.endswith("-s") else ()
         register(WorkloadSpec(name=f"seamless/{task}", description=description,
-                              build=f"genaccel_seamless.workload:build_{task.replace('-', '_')}", presets=PRESETS,
-                              default_preset="small", default_decoder="beam", roles=ROLES, capabilities=extra,
-                              unit="token", options=OPTIONS))
+                              build=f"genaccel_seamless.workload:build_{task.replace('-', '_')}", presets=tuple(PRESETS),
+                              default_preset="small", default_decoder="beam", roles=ROLES + speech, unit="token",
+                              options=OPTIONS))
 
 
 _O = "genaccel_seamless.optimizations:"
@@ -51,14 +86,14 @@ _O = "genaccel_seamless.optimizations:"
 
 @hookimpl
 def genaccel_register_optimizations(register):
-    register(OptimizationSpec(name="compile-kv-reorder", stage="compile", requires="beam", apply=_O + "_compile_reorder",
+    register(OptimizationSpec(name="compile-kv-reorder", stage="compile", requires=CompiledReorder, apply=_O + "_compile_reorder",
                               description="torch.compile of the beam search's KV-cache reorder"))
-    register(OptimizationSpec(name="bfloat16-vocoder", stage="weights", requires="vocoder", lossless=False,
+    register(OptimizationSpec(name="bfloat16-vocoder", stage="weights", requires=Vocoder, lossless=False,
                               apply=_O + "_bfloat16_vocoder",
                               description="the unit vocoder's generator in bfloat16 (oneDNN AMX/AVX-512 BF16 on CPU); "
                                           "lossy: the waveforms' SNR against float32 is reported"))
-    register(OptimizationSpec(name="compile-vocoder", stage="compile", requires="vocoder", apply=_O + "_compile_vocoder",
+    register(OptimizationSpec(name="compile-vocoder", stage="compile", requires=Vocoder, apply=_O + "_compile_vocoder",
                               description="torch.compile of the unit vocoder (weight norm removed, fixed lengths; CUDA only: on CPU it loses to eager channels-last convolutions)"))
-    register(OptimizationSpec(name="cuda-graph-vocoder", stage="graph", requires="vocoder", devices="cuda",
+    register(OptimizationSpec(name="cuda-graph-vocoder", stage="graph", requires=Vocoder, devices="cuda",
                               needs="compile-vocoder", apply=_O + "_graph_vocoder",
                               description="the compiled vocoder captured in CUDA graphs"))

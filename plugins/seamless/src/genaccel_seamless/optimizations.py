@@ -7,7 +7,7 @@ Registered by the plugin's ``__init__`` by import strings (``genaccel_seamless.o
 
 from __future__ import annotations
 
-from genaccel.registry import NotApplied, device_type
+from genaccel.api import NotApplied, device_type
 from torch import nn
 
 VOCODER_BUCKET = 512  # generator input frames are padded to a multiple of this (50 a second: ~10 s)

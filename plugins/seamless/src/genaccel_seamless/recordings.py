@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from genaccel.files import cache_dir, warn, write_bytes
+from genaccel.api import cache_dir, warn, write_bytes
 
 SAMPLE_RATE = 16_000
 PAUSE_S = 0.3

@@ -11,9 +11,7 @@ trim the audio after, so a compiled or graphed generator sees a few shapes only.
 from __future__ import annotations
 
 import torch
-from genaccel.executor import StepExecutor
-from genaccel.measure import synced_now
-from genaccel.profiling import phase
+from genaccel.api import StepExecutor, phase, synced_now
 from torch import nn
 
 SPEECH_PHASES = ("text decoder pass 2", "t2u", "vocoder")

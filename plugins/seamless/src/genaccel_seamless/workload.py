@@ -16,45 +16,29 @@ from pathlib import Path
 import attrs
 import numpy as np
 import torch
-from genaccel import (
+from genaccel.api import (
     BuildOptions,
     CausalLMWorkload,
     GenaccelError,
     LengthDistribution,
+    Seq2SeqLM,
+    conv1d_channels_last,
     init_random_weights,
     load_hf_checkpoint,
+    read_text,
     train_bpe_tokenizer,
+    unknown_name,
+    weights_description,
 )
-from genaccel.errors import unknown_name
-from genaccel.layout import conv1d_channels_last
-from genaccel.roles import MediaCodec, PromptInput
-from genaccel.workload import weights_description
 from transformers import SeamlessM4Tv2Config, SeamlessM4Tv2Model
 
 from . import recordings
-from .model import Seq2SeqLM
+from .presets import PRESETS
 from .speech import SPEECH_PHASES, Vocoder, speak
 
 SAMPLE_RATE = 16_000
 LANGS = ("eng", "spa", "fra", "deu", "ita", "por", "cmn", "hin", "arb", "rus")
 SPECIAL_TOKENS = ["<pad>", "<unk>", "<s>", "</s>"]  # ids 0-3 as in SeamlessM4T's tokenizer
-
-_SMALL_T2U = dict(t2u_encoder_layers=2, t2u_decoder_layers=2, t2u_encoder_ffn_dim=2048, t2u_decoder_ffn_dim=2048,
-                  t2u_encoder_attention_heads=8, t2u_decoder_attention_heads=8, t2u_variance_predictor_embed_dim=512)
-PRESETS = {
-    "tiny": dict(hidden_size=64, encoder_layers=2, decoder_layers=2, encoder_ffn_dim=128, decoder_ffn_dim=128,
-                 encoder_attention_heads=4, decoder_attention_heads=4, speech_encoder_layers=2,
-                 speech_encoder_attention_heads=4, speech_encoder_intermediate_size=128, vocab_size=1024,
-                 t2u_encoder_layers=1, t2u_decoder_layers=1, t2u_encoder_ffn_dim=128, t2u_decoder_ffn_dim=128,
-                 t2u_encoder_attention_heads=4, t2u_decoder_attention_heads=4, t2u_vocab_size=128, char_vocab_size=256,
-                 t2u_variance_predictor_embed_dim=64, t2u_variance_predictor_hidden_dim=32, unit_embed_dim=64,
-                 upsample_initial_channel=32, lang_embed_dim=16, spkr_embed_dim=16, unit_hifi_gan_vocab_size=128),
-    "small": dict(hidden_size=512, encoder_layers=6, decoder_layers=6, encoder_ffn_dim=2048, decoder_ffn_dim=2048,
-                  encoder_attention_heads=8, decoder_attention_heads=8, speech_encoder_layers=6,
-                  speech_encoder_attention_heads=8, speech_encoder_intermediate_size=2048, vocab_size=16384,
-                  **_SMALL_T2U),
-    "large": {},  # SeamlessM4T v2 large: 24+24 text layers, 24 speech encoder layers, hidden 1024, vocab 256102
-}
 
 # The paper's Table II, Fleurs en→es: speech input 179-1464 frames (mean ~493; 50 frames a second),
 # text input 12-80 tokens (mean ~30).
@@ -168,7 +152,7 @@ def features(audio: np.ndarray) -> torch.Tensor:
 # --- the workload --------------------------------------------------------------------------------
 
 
-class SeamlessWorkload(CausalLMWorkload, MediaCodec, PromptInput):
+class SeamlessWorkload(CausalLMWorkload):
     def __init__(self, task: str, hf_model, tokenizer, *, options: BuildOptions, random_weights: bool):
         self.task = task
         self.speech_in, self.speech_out = task.startswith("s-"), task.endswith("-s")
@@ -329,8 +313,6 @@ class SeamlessWorkload(CausalLMWorkload, MediaCodec, PromptInput):
 def _user_lines(folder: Path) -> list[str]:
     if not folder.is_dir():
         raise GenaccelError(f"--data {str(folder)!r} is not a directory of *.txt files")
-    from genaccel.files import read_text
-
     lines = [ln.strip() for f in sorted(folder.glob("*.txt")) for ln in read_text(f, "text file").splitlines()]
     lines = [ln for ln in lines if ln]
     if not lines:

@@ -1,0 +1,102 @@
+"""The public plugin API: everything a plugin (a workload, a decoder, an optimization, a command) may
+use of genaccel.  Plugins and examples import from this module only; the rest of the package is
+internal and may change.
+
+Names are imported on first use (module ``__getattr__``), so that a plugin's registration module can
+import its specs, roles and options from here without importing torch: ``genaccel list`` stays fast.
+
+- registering: ``hookimpl``, ``WorkloadSpec``, ``DecoderSpec``, ``OptimizationSpec``, ``Option``,
+  ``BuildOptions`` (what a workload's ``build`` receives), ``NotApplied``, ``STAGES``, ``device_type``,
+  the options built-ins share (``ALLOW_MISSING_WEIGHTS``, ``GUIDANCE_OPTIONS``, ``TEMPERATURE``, ...);
+- the workload contract: ``Role``, ``Member`` and every role (``TokenModel``, ``Denoiser`` ...) and
+  step protocol (``StepProtocol`` ...), ``BatchResult`` (what a decoder returns);
+- errors and files: ``GenaccelError``, ``unknown_name``, ``cannot_load``, ``first_line``, ``warn``,
+  ``read_text``, ``read_json_object``, ``write_bytes``, ``write_json``, ``cache_dir``;
+- the engine: ``StepExecutor``, ``phase``, ``region``, ``annotate``, ``current_phase``, clocks,
+  ``channels_last``, ``conv1d_channels_last``;
+- models: inputs, tokenizers trained offline, checkpoint loading, random weights;
+- the token path: ``HFCausalLM``, ``Seq2SeqLM``, ``CausalLMWorkload``, caches, the decode frame and
+  loops (``DecodeRun``, ``generate``, ``beam_search``, pickers), ``shard_causal_lm``;
+- diffusion: ``LatentDiffusion``, its parts, prompts, the denoising loop and its settings.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_PUBLIC = {
+    # registering (light)
+    "hookimpl": "plugin.hookspecs",
+    "WorkloadSpec": "plugin.specs",
+    "DecoderSpec": "plugin.specs",
+    "OptimizationSpec": "plugin.specs",
+    "BuildOptions": "plugin.specs",
+    "NotApplied": "plugin.specs",
+    "STAGES": "plugin.specs",
+    "device_type": "plugin.specs",
+    "Option": "plugin.options",
+    "ALLOW_MISSING_WEIGHTS": "plugin.builtin",
+    "GUIDANCE_OPTIONS": "plugin.builtin",
+    "GUIDANCE_SCALE": "plugin.builtin",
+    "NUM_INFERENCE_STEPS": "plugin.builtin",
+    "SCHEDULER": "plugin.builtin",
+    "TEMPERATURE": "plugin.builtin",
+    "TOP_P": "plugin.builtin",
+    "IMAGE_SIZE": "plugin.builtin",
+    "FRAMES": "plugin.builtin",
+    "BatchResult": "plugin.batch",
+    # the workload contract (light)
+    **dict.fromkeys(
+        ("Role", "Member", "Workload", "TokenModel", "BatchRunner", "MediaCodec", "PromptInput", "TeacherForcing",
+         "WeightStreaming", "EarlyExit", "BeamSearch", "TransformersReference", "Quantizable", "AttentionSwitch",
+         "KVCacheSwitch", "Compilable", "CUDAGraphable", "ChannelsLast", "FusedQKV", "Guided", "TokenGuidance",
+         "Denoiser", "GuidedLoop", "StepCache", "PipelineReference", "StepProtocol", "ReorderableSteps",
+         "TwinSteps", "SpeculativeSteps", "LATENT_DIFFUSION_ROLES"), "plugin.roles"),
+    # errors and files (light)
+    **dict.fromkeys(("GenaccelError", "unknown_name", "cannot_load", "first_line"), "errors"),
+    **dict.fromkeys(("warn", "read_text", "read_json_object", "write_bytes", "write_json", "cache_dir"), "files"),
+    # the engine
+    "StepExecutor": "engine.executor",
+    **dict.fromkeys(("phase", "region", "annotate", "current_phase"), "engine.profiling"),
+    **dict.fromkeys(("StepClock", "synced_now", "synchronize"), "engine.clock"),
+    **dict.fromkeys(("channels_last", "conv1d_channels_last"), "engine.layout"),
+    # models
+    **dict.fromkeys(("TextSample", "LengthDistribution"), "models.inputs"),
+    **dict.fromkeys(("code_corpus", "train_bpe_tokenizer", "clip_style_tokenizer"), "models.tokenizers"),
+    **dict.fromkeys(("check_checkpoint_dir", "check_tokenizer_files", "load_hf_checkpoint"), "models.checkpoints"),
+    **dict.fromkeys(("check_loading_info", "weights_description"), "models.loading"),
+    **dict.fromkeys(("init_random_weights", "materialize"), "models.weights"),
+    # the token path
+    "HFCausalLM": "llm.causal_lm",
+    "Seq2SeqLM": "llm.seq2seq",
+    "CausalLMWorkload": "llm.workload",
+    **dict.fromkeys(("DynamicKVCache", "StaticKVCache"), "llm.kvcache"),
+    "nbytes": "llm.footprint",
+    **dict.fromkeys(("SDPA_FLEX_DECODE", "mark_cross_attention"), "llm.flex_decode"),
+    **dict.fromkeys(("cpu_gemv_linears", "RowReduceLinear"), "llm.gemv"),
+    **dict.fromkeys(("DecodeRun", "generate", "greedy_pick", "top_p_pick", "loop_options", "pad_left", "with_media"),
+                    "llm.decoding"),
+    "beam_search": "llm.beam",
+    "shard_causal_lm": "distributed.tp",
+    # diffusion
+    "LatentDiffusion": "diffusion.latent",
+    **dict.fromkeys(("SCHEDULERS", "Settings", "settings", "make_scheduler", "denoise"), "diffusion.loop"),
+    **dict.fromkeys(("PROMPTS", "PromptSample", "prompt_samples", "prompt_sample", "save_images"), "diffusion.prompts"),
+    **dict.fromkeys(("build_parts", "part_configs", "load_pipeline_folder", "scheduler_name"), "diffusion.parts"),
+    "attention_profile": "diffusion.attention",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'genaccel.api' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"genaccel.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_PUBLIC))

@@ -1,1 +1,0 @@
-"""Decoders and optimizations that are not model-specific; registered like any plugin."""

@@ -1,0 +1,152 @@
+"""What every command that runs a workload shares: its arguments (:func:`add_run_arguments`), the
+resolved runs they describe (:func:`resolve_runs`), the output folder, the report environment and
+the printed case table.  Commands a plugin registers use these too.
+
+Light at import: the run layer (torch) is imported inside the functions that need it, so that
+``genaccel list`` and ``--help`` stay free of torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ..errors import GenaccelError
+from ..plugin.specs import DTYPES, check_device_name
+
+
+def csv(text: str) -> tuple[str, ...]:
+    """``A,B,C`` → ("A", "B", "C")."""
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def tp_sizes(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in csv(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--tp {text!r}: expected a number of ranks, e.g. 2 (ablate: 1,2,4)") from None
+
+
+def out_path(text: str) -> Path:
+    """--out: a directory path; an empty one would silently mean the current directory."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; give a directory path")
+    return Path(text)
+
+
+def device_arg(text: str) -> str:
+    try:
+        return check_device_name(text)
+    except GenaccelError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_run_arguments(p: argparse.ArgumentParser, *, steps: bool = False) -> None:
+    """The arguments of a command that runs one workload: the model, inputs, decoder, stack (or an
+    ablation's ``--steps``), batch, device, dtype, output folder, tensor-parallel size."""
+    p.add_argument("workload", help="family/task, e.g. llama/t-t (see `genaccel list`)")
+    model = p.add_mutually_exclusive_group()
+    model.add_argument("--preset", help="random-weight model size (default: the workload's)")
+    model.add_argument("--checkpoint", help="local Hugging Face checkpoint directory")
+    p.add_argument("--data", help="directory of the user's own inputs")
+    p.add_argument("--decoder", help="decoding strategy (default: the workload's)")
+    if steps:
+        p.add_argument("--steps", type=csv, required=True, help="optimizations added one at a time: A,B,C")
+        p.add_argument("--no-reference", action="store_true",
+                       help="skip the reference (transformers' generate, diffusers' pipeline)")
+    else:
+        p.add_argument("--opt", type=csv, default=(), help="optimization stack, any order: A,B,...")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--samples", type=int, default=4, help="samples to time (rounded up to whole batches)")
+    p.add_argument("--max-new-tokens", type=int, help="new tokens per sample (default: the paper's distribution)")
+    p.add_argument("--seq-len", type=int, help="fix every sample's input length (default: the paper's distribution)")
+    p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--dtype", choices=DTYPES, default="float32",
+                   help="weights and activations; bfloat16 and float16 are lossy relative to float32")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--warmup", type=int, default=None, help="warm-up generations (default 1, 2 with compile)")
+    p.add_argument("--cache-len", type=int, help="KV cache positions (default: fit the samples)")
+    p.add_argument("--out", type=out_path, help="output directory")
+    p.add_argument("--overwrite", action="store_true", help="replace a report already in --out")
+    p.add_argument("--tp", type=tp_sizes, default=(1,), help="tensor-parallel ranks (ablate: a list, e.g. 1,2,4, "
+                   "for a scaling table)")
+    p.set_defaults(takes_options=True)
+    p.epilog = ("The workload, the decoder and each optimization of the run take their own options, e.g. "
+                "--top-p 0.95, --exit-layer 4, --image-tokenizer PATH (`genaccel list` shows them).")
+
+
+def resolve_runs(args, registry, runs, *, strict: bool = True) -> list:
+    """One resolved run (:class:`genaccel.run.resolve.ResolvedRun`) per (optimizations, decoder) of
+    ``runs``, each given the options it takes of those on the command line: every name, option and
+    the device checked once, before any work; an option no run takes is an error."""
+    from ..run.config import RunConfig  # the run layer: torch stays out of list and --help
+    from ..run.resolve import resolve
+
+    spec = registry.workload(args.workload)
+    given = dict(getattr(args, "options", {}))
+    used, resolved = set(), []
+    for optimizations, decoder in runs:
+        decoder = decoder or args.decoder
+        warmup = args.warmup
+        if warmup is None:
+            warmup = 2 if {"compile", "cuda-graph"} & set(optimizations) else 1
+        takes = registry.run_options(spec, decoder, optimizations)
+        options = {k: v for k, v in given.items() if k in takes}
+        used |= options.keys()
+        try:
+            config = RunConfig(
+                workload=args.workload, preset=args.preset, checkpoint=args.checkpoint, data=args.data,
+                decoder=decoder, optimizations=optimizations, batch_size=args.batch_size, samples=args.samples,
+                max_new_tokens=args.max_new_tokens, seq_len=args.seq_len, device=args.device, dtype=args.dtype,
+                seed=args.seed, warmup=warmup, cache_len=args.cache_len, options=options,
+                tp=max(getattr(args, "tp", (1,))))
+        except (ValueError, TypeError) as e:
+            raise GenaccelError(f"bad option: {e}") from None
+        resolved.append(resolve(registry, config, strict=strict))
+    unused = {k: v for k, v in given.items() if k not in used}
+    if unused:
+        optimizations, decoder = runs[-1]
+        registry.check_run_options(unused, spec, decoder or args.decoder, optimizations)  # raises
+    return resolved
+
+
+def resolve_run(args, registry, optimizations=(), decoder=None):
+    """The one run of a command (``--opt``), resolved."""
+    return resolve_runs(args, registry, [(tuple(optimizations), decoder)])[0]
+
+
+def out_dir(args, kind: str) -> Path:
+    """``--out``, else ``runs/<kind>-<timestamp>``."""
+    if args.out:
+        return Path(args.out)
+    return Path("runs") / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def environment(registry, device: str) -> dict:
+    """The report's environment block (versions of the registry's plugins, the device and its bandwidth)."""
+    from ..engine.machine import measure_bandwidth  # torch: imported when a command measures
+    from ..report.environment import environment as capture
+
+    return capture(device, registry.versions, measure_bandwidth(device))
+
+
+def print_cases(cases) -> None:
+    """The cases of a report as the Markdown table of its summary (a bench's rows name their workload)."""
+    from ..report.tables import CASE_HEADER, case_row, table
+
+    header, rows = CASE_HEADER, [case_row(c) for c in cases]
+    if len({c.get("workload") for c in cases}) > 1:
+        header, rows = ["workload", *header], [[str(c.get("workload")), *r] for c, r in zip(cases, rows)]
+    print(table(header, rows))
+
+
+def failed_cases(cases) -> int:
+    """0 when every case asked for ran, else 3 with a line naming the failed ones."""
+    failed = [c for c in cases if c.get("status") not in ("ok", "skipped")]
+    if failed:
+        print(f"genaccel: {len(failed)} of {len(cases)} cases failed: "
+              + "; ".join(f"{c.get('workload')} {c.get('label')}: {c.get('status')}" for c in failed), file=sys.stderr)
+        return 3
+    return 0

@@ -1,0 +1,157 @@
+"""Base of latent-diffusion workloads made of ``diffusers``/``transformers`` parts: the Denoiser members
+the core's loop calls, diffusers' pipeline as the reference, and the switches of the optimizations
+(attention, fused QKV, channels-last, compile, CUDA graphs, the DeepCache step cache)."""
+
+from __future__ import annotations
+
+import torch
+
+from ..engine.executor import StepExecutor
+from ..engine.layout import channels_last
+from ..errors import GenaccelError
+from .loop import settings
+from .pipeline import make_pipeline, run_pipeline
+from .prompts import PromptSample, prompt_sample, prompt_samples
+from .stepcache import full, shallow
+
+
+class LatentDiffusion:
+    """Base of diffusion workloads made of ``diffusers``/``transformers`` parts: ``tokenizer``,
+    ``text_encoder`` (CLIP), ``unet`` (2-D or 3-D) and ``vae`` (``AutoencoderKL``).  It plays the
+    roles Denoiser, PromptInput, PipelineReference, AttentionSwitch, FusedQKV, ChannelsLast,
+    StepCache, Compilable and CUDAGraphable (its plugin's spec declares them).
+
+    Subclasses set ``latent_shape``, ``decode_latents``, ``save_outputs``, ``units_per_sample`` and
+    ``image_size`` (and ``frames`` for video).
+    """
+
+    def __init__(self, *, tokenizer, text_encoder, unet, vae, scheduler_config: dict, denoise_defaults: dict,
+                 device: str, dtype, random_weights: bool, name: str, data=None):
+        self.tokenizer, self.text_encoder, self.unet, self.vae = tokenizer, text_encoder, unet, vae
+        self.scheduler_config, self.denoise_defaults = dict(scheduler_config), dict(denoise_defaults)
+        self.device, self.dtype, self.random_weights, self.name, self.data = device, dtype, random_weights, name, data
+        self.module = torch.nn.ModuleDict({"text_encoder": text_encoder, "unet": unet, "vae": vae}).eval()
+        self.executor = StepExecutor(device)
+        self.attention, self.fused_qkv, self.channels_last, self.compile_mode = "eager", False, False, None
+        self.cache_interval = None  # the step cache (deepcache): full UNet every N-th step
+        self._step, self._call, self._deep = 0, 0, {}
+        self._pipeline = None  # diffusers' own pipeline on these parts (the reference), made on first use
+        self.set_attention("eager")  # the baseline is diffusers' plain AttnProcessor (matmul, softmax, matmul)
+
+    # -- Workload
+    def make_samples(self, n: int, seed: int, max_new_tokens=None, seq_len=None) -> list[PromptSample]:
+        return prompt_samples(self.tokenizer, self.data, n, seed)
+
+    def prompt_sample(self, text: str, max_new_tokens=None, options=None) -> PromptSample:
+        return prompt_sample(self.tokenizer, text)
+
+    def describe(self) -> dict:
+        def count(m):
+            return sum(p.numel() for p in m.parameters())
+
+        return {"name": self.name, "parameters": count(self.module), "text_encoder_parameters": count(self.text_encoder),
+                "unet_parameters": count(self.unet), "vae_parameters": count(self.vae), "latent_shape": self.latent_shape(1),
+                "attention": self.attention, "executor": self.executor.mode, **self.denoise_defaults}
+
+    # -- PipelineReference
+    def pipeline_run(self, batch, options: dict, out_dir):
+        s = settings(options, self.denoise_defaults)
+        if self._pipeline is None:
+            self._pipeline = make_pipeline(self, s)
+        return run_pipeline(self, self._pipeline, batch, s, out_dir)
+
+    # -- Denoiser
+    def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
+        """As ``diffusers``' ``encode_prompt``: padded to the tokenizer's max length, last hidden state."""
+        ids = self.tokenizer(prompts, padding="max_length", max_length=self.tokenizer.model_max_length,
+                             truncation=True, return_tensors="pt").input_ids.to(self.device)
+        mask = None
+        if getattr(self.text_encoder.config, "use_attention_mask", False):
+            mask = (ids != self.tokenizer.pad_token_id).long()
+        return self.text_encoder(ids, attention_mask=mask)[0].to(self.dtype)
+
+    def predict_noise(self, latents: torch.Tensor, t, embeddings: torch.Tensor) -> torch.Tensor:
+        if self.channels_last and latents.dim() == 4:
+            latents = latents.contiguous(memory_format=torch.channels_last)
+        if self.cache_interval is None:
+            return self.executor.run("unet", self._unet_forward, latents, t, embeddings)
+        return self._cached_forward(latents, t, embeddings)
+
+    def begin_step(self, index: int) -> None:
+        """The denoising loop starts step ``index`` (0 for a batch's first)."""
+        self._step, self._call = index, 0
+        if index == 0:
+            self._deep = {}
+
+    def _cached_forward(self, latents, t, embeddings):
+        """The step cache: the whole UNet every ``cache_interval``-th step, keeping its deep feature
+        per forward of the step (cfg-sequential makes two); the shallow path on it in between."""
+        call, self._call = self._call, self._call + 1
+        deep = self._deep.get(call)
+        if self._step % self.cache_interval == 0 or deep is None or deep.shape[0] != latents.shape[0] * (
+                latents.shape[2] if latents.dim() == 5 else 1):
+            noise, deep = self.executor.run("unet-full", self._full_forward, latents, t, embeddings)
+            self._deep[call] = deep.clone()  # a CUDA graph's output buffer is rewritten by its next replay
+            return noise
+        return self.executor.run("unet-shallow", self._shallow_forward, latents, t, embeddings, deep)
+
+    def _full_forward(self, latents, t, embeddings):
+        return full(self.unet, latents, t, embeddings)
+
+    def _shallow_forward(self, latents, t, embeddings, deep):
+        return shallow(self.unet, latents, t, embeddings, deep)
+
+    def set_step_cache(self, interval: int) -> str:
+        if interval < 1:
+            raise GenaccelError(f"--cache-interval must be at least 1, got {interval}")
+        self.cache_interval = interval
+        return (f"step cache (DeepCache): the whole UNet every {interval} steps, the steps between run only "
+                "conv_in, the first down-block and the last up-block on the cached deep feature")
+
+    def _unet_forward(self, latents, t, embeddings):
+        return self.unet(latents, t, encoder_hidden_states=embeddings, return_dict=False)[0]
+
+    def vae_decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """VAE decode of (N, C, h, w) latents already divided by the scaling factor."""
+        if self.channels_last:
+            latents = latents.contiguous(memory_format=torch.channels_last)
+        return self.executor.run("vae", self._vae_forward, latents)
+
+    def _vae_forward(self, latents):
+        return self.vae.decode(latents, return_dict=False)[0]
+
+    # -- switches the optimizations call
+    def set_attention(self, impl: str) -> None:
+        from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0, FusedAttnProcessor2_0
+
+        if impl not in ("eager", "sdpa"):
+            raise GenaccelError(f"attention {impl!r} is not offered by {self.name}; use eager or sdpa")
+        if impl == "eager" and self.fused_qkv:
+            raise GenaccelError("fused-qkv attends through SDPA; add sdpa to the stack")
+        processor = {"eager": AttnProcessor, "sdpa": FusedAttnProcessor2_0 if self.fused_qkv else AttnProcessor2_0}[impl]
+        for part in (self.unet, self.vae):
+            part.set_attn_processor(processor())
+        self.text_encoder.set_attn_implementation(impl)
+        self.attention = impl
+
+    def fuse_qkv(self) -> str:
+        self.fused_qkv = True
+        for part in (self.unet, self.vae):
+            part.fuse_qkv_projections()  # fused processors attend through SDPA
+        self.attention = "sdpa"
+        return "query, key and value projections fused into one linear (key and value for cross-attention)"
+
+    def set_channels_last(self) -> str:
+        self.channels_last = True
+        n = channels_last((self.unet, self.vae))
+        return f"{n} Conv2d weights and the 4-D latents in channels-last (NHWC) layout"
+
+    def set_compile(self, mode: str) -> str:
+        self.compile_mode = mode
+        self.executor.configure(compile=mode, fullgraph=True, dynamic=False)
+        return f"UNet and VAE decode compiled through the step executor (mode={mode}, fullgraph, static shapes)"
+
+    def set_cuda_graph(self) -> str:
+        self.executor.configure(compile=self.compile_mode, cuda_graph=True)
+        return "UNet and VAE decode replayed from CUDA graphs per shape (step executor)"
+

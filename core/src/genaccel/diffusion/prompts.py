@@ -1,0 +1,77 @@
+"""The prompts of text-to-image and text-to-video workloads (built-in ones, or the user's ``--data``
+files) and saving the images they make."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+
+from ..errors import GenaccelError
+from ..files import read_text
+
+
+@attrs.frozen(kw_only=True)
+class PromptSample:
+    """One text prompt of a diffusion workload; ``seed`` seeds its initial latents."""
+
+    id: str
+    prompt: str
+    seed: int
+    input_tokens: int = 0
+
+    @property
+    def input_lengths(self) -> dict[str, int]:
+        return {"text": self.input_tokens}
+
+
+PROMPTS = (
+    "A photograph of an astronaut riding a horse on the moon.",
+    "A red fox sitting in a snowy forest at dawn, highly detailed.",
+    "An oil painting of a lighthouse on a cliff during a storm.",
+    "A bowl of ramen with a soft-boiled egg, studio lighting.",
+    "A futuristic city skyline at night with flying cars.",
+    "A watercolor of a cat sleeping on a stack of books.",
+    "A close-up of a hummingbird drinking from a purple flower.",
+    "A cozy cabin in the mountains with smoke rising from the chimney.",
+    "A vintage car parked on a cobblestone street in Paris.",
+    "A panda eating bamboo in a misty bamboo forest.",
+    "A sailboat on a calm lake reflecting the sunset.",
+    "A steampunk robot playing the violin on a stage.",
+)
+
+
+def prompt_samples(tokenizer, data, n: int, seed: int) -> list[PromptSample]:
+    """``n`` prompts of a text-to-image or text-to-video workload: the built-in ones, or one per line
+    of the ``--data`` folder's *.txt files; sample ``i`` seeds its latents with ``seed * 100003 + i``."""
+    prompts = list(PROMPTS)
+    if data is not None:
+        files = sorted(Path(data).glob("*.txt"))
+        prompts = [line.strip() for f in files for line in read_text(f, "prompt file").splitlines() if line.strip()]
+        if not prompts:
+            raise GenaccelError(f"--data {str(data)!r} holds no prompts (*.txt files, one prompt per line)")
+    picked = [prompts[(seed + i) % len(prompts)] for i in range(n)]
+    return [PromptSample(id=str(i), prompt=p, seed=seed * 100_003 + i, input_tokens=len(tokenizer(p).input_ids))
+            for i, p in enumerate(picked)]
+
+
+def prompt_sample(tokenizer, text: str) -> PromptSample:
+    """The prompt of ``genaccel generate``."""
+    return PromptSample(id="0", prompt=text, seed=0, input_tokens=len(tokenizer(text).input_ids))
+
+def save_images(batch, images, out_dir) -> list[dict]:
+    """Each sample's image (H, W, 3) in [0, 1] as a PNG in ``out_dir/images`` (when given); per-sample
+    record fields: its size and the files written."""
+    from PIL import Image
+
+    extras = []
+    for sample, image in zip(batch, images):
+        extra = {"image_size": list(image.shape[:2])}
+        if out_dir:
+            folder = Path(out_dir) / "images"
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / (sample.id.replace("/", "-") + ".png")
+            Image.fromarray((image.numpy() * 255).round().astype("uint8")).save(path)
+            extra["files"] = [str(path)]
+        extras.append(extra)
+    return extras

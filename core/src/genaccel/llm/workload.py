@@ -1,0 +1,58 @@
+"""The base of decoder-only text workloads built on the step protocol."""
+
+from __future__ import annotations
+
+from .flex_decode import SDPA_FLEX_DECODE
+
+
+class CausalLMWorkload:
+    """Base for autoregressive text workloads whose ``model`` is a :class:`genaccel.llm.causal_lm.HFCausalLM`
+    (or its encoder-decoder form): it turns the members of the roles TokenModel, WeightStreaming,
+    TransformersReference, AttentionSwitch, KVCacheSwitch, Compilable and CUDAGraphable (declared by
+    the plugin's spec) into the model's settings.  Subclasses set ``model``, ``module``, ``tokenizer``,
+    ``random_weights`` and the token ids."""
+
+    bos_token_id: int | None = None  # prepended by ``encode`` when set
+
+    def set_attention(self, impl: str) -> None:
+        self.model.set_attention(impl)
+
+    def set_cache(self, kind: str) -> None:
+        self.model.set_cache(kind)
+
+    def set_compile(self, mode: str) -> str:
+        switched = self.model.set_compile(mode)
+        if self.model.cache_kind == "static":
+            note = (f"decode step compiled (mode={mode}, fullgraph, static shapes but the number of cached positions "
+                    "read, which is symbolic: one graph); prefill runs eager")
+        else:
+            note = f"decode step compiled (mode={mode}, dynamic shapes: the cache grows); prefill runs eager"
+        if switched:
+            note += f"; {switched} linear layers emit a fused multiply-reduce GEMV for <= 8 rows (CPU)"
+        if self.model.attention == SDPA_FLEX_DECODE:
+            note += "; one-token attention through flex_attention (Inductor's CPU kernel), SDPA elsewhere"
+        return note
+
+    def set_cuda_graph(self) -> str:
+        self.model.set_cuda_graph(True)
+        if self.model.compile_mode:
+            return "decode step captured by torch.compile's CUDA graph trees (reduce-overhead)"
+        return "eager decode step captured in a CUDA graph per batch shape and replayed"
+
+    def weight_bytes_per_step(self) -> int:
+        return self.model.weight_bytes_per_step()
+
+    def kv_bytes_per_token(self) -> int:
+        return self.model.kv_bytes_per_token()
+
+    def hf_generate(self, input_ids, attention_mask, generation_config):
+        """transformers' own ``generate`` on the same weights (the reference decoder)."""
+        return self.model.hf.generate(input_ids=input_ids, attention_mask=attention_mask,
+                                      generation_config=generation_config)
+
+    def encode(self, text: str) -> list[int]:
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        return ([self.bos_token_id] if self.bos_token_id is not None else []) + ids
+
+    def decode(self, ids) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)

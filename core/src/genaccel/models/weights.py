@@ -1,0 +1,68 @@
+"""Random weights of the real architectures: reproducible, drawn in float32 whatever the dtype, and
+sliced where a model is sharded (each rank draws the whole tensor and keeps its slice, so every
+tensor-parallel size gives the same model).
+
+A parameter that is a slice of a larger tensor (a tensor-parallel rank's shard) is marked on its
+module: ``module.tp_shards[name] = (dim, full shape, rank, ranks)``, set by
+:mod:`genaccel.distributed.tp` when it shards a model on the meta device.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def slice_of(module, name: str):
+    """``(dim, full shape, rank, ranks)`` when ``module.<name>`` is a slice of a larger tensor, else None."""
+    return getattr(module, "tp_shards", {}).get(name)
+
+
+def _fill_slice(module, name: str, param, std: float, generator) -> bool:
+    """Fill a sharded ``param`` with its slice of the whole tensor's random draw (the same values
+    as an unsharded model); False when ``module.<name>`` is not sharded."""
+    shard = slice_of(module, name)
+    if shard is None:
+        return False
+    dim, full, r, n = shard
+    whole = torch.empty(full, device=param.device).normal_(0.0, std, generator=generator)  # float32, as unsharded
+    param.copy_(whole.chunk(n, dim)[r])
+    return True
+
+
+
+def init_random_weights(module, *, seed: int, std: float = 0.02) -> None:
+    """Fill a model materialized with ``to_empty`` with reproducible random weights.
+
+    One generator walks the parameters in module order, so the same seed and architecture
+    always give the same weights.  Norm scales are ones and their shifts zeros; other weights
+    ~ N(0, std), drawn in float32 whatever the model's dtype (a bfloat16 model holds its float32
+    twin's weights, rounded); biases zero.
+    """
+    first = next(module.parameters())
+    gen = torch.Generator(device=first.device).manual_seed(seed)
+    with torch.no_grad():
+        for sub in module.modules():
+            is_norm = "norm" in type(sub).__name__.lower()
+            for name, param in sub.named_parameters(recurse=False):
+                if is_norm:
+                    param.fill_(1.0 if name == "weight" else 0.0)
+                elif name == "bias":
+                    param.zero_()
+                elif not _fill_slice(sub, name, param, std, gen):  # a tensor-parallel shard: its slice of the whole
+                    param.copy_(torch.empty(param.shape, device=param.device).normal_(0.0, std, generator=gen))
+
+
+def materialize(module, device: str, dtype, seed: int):
+    """A module built on the meta device, on ``device`` with reproducible random weights."""
+    module = module.to_empty(device=device)
+    init_random_weights(module, seed=seed)
+    for buf_owner in module.modules():  # buffers (position ids) are not restored by to_empty
+        for name, buf in buf_owner.named_buffers(recurse=False):
+            if name == "position_ids":
+                buf.copy_(torch.arange(buf.shape[-1], device=device).expand_as(buf))
+    return _to(module, device, dtype)
+
+
+def _to(module, device: str, dtype):
+    module = module.to(device)
+    return module if dtype == torch.float32 else module.to(dtype)

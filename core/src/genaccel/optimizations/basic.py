@@ -1,0 +1,38 @@
+"""The built-in optimizations' apply functions, for every workload that plays the roles they
+require: each calls the workload's switch and returns a note for the report.  Registered by
+:mod:`genaccel.plugin.builtin`."""
+
+from __future__ import annotations
+
+
+def sdpa(ctx):
+    ctx.instance.set_attention("sdpa")
+    return "attention through torch.nn.functional.scaled_dot_product_attention"
+
+
+def static_kv(ctx):
+    ctx.instance.set_cache("static")
+    return ("KV cache preallocated to the run's cache length, written in place at device-side positions; "
+            "a decode step reads its filled positions only (all of them under CUDA graphs)")
+
+
+def compile_steps(ctx):
+    mode = "reduce-overhead" if "cuda-graph" in ctx.stack.names else "default"
+    return ctx.instance.set_compile(mode)
+
+
+def cuda_graph(ctx):
+    return ctx.instance.set_cuda_graph()
+
+
+def channels_last(ctx):
+    return ctx.instance.set_channels_last()
+
+
+def fused_qkv(ctx):
+    return ctx.instance.fuse_qkv()
+
+
+def deepcache(ctx):
+    interval = ctx.config.options.get("cache_interval")
+    return ctx.instance.set_step_cache(3 if interval is None else int(interval))

@@ -1,0 +1,129 @@
+"""Characterization as tables and plots: the operator breakdown per phase (the study's Fig. 4 form),
+work per phase (FLOPs, bytes, arithmetic intensity, MFU, MBU), and Table II's lengths and latency
+distribution (Fig. 3 form)."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from ..engine.profiling import CATEGORIES, COLORS, OVERHEAD, shares
+from .results import CaseResult, plural
+from .tables import table
+
+
+def work_markdown(profiles: list[dict]) -> str:
+    def num(x, scale=1.0, spec=".2f"):
+        return "–" if x is None else format(x / scale, spec)
+
+    rows = []
+    for p in profiles:
+        for name, w in (p.get("work") or {}).get("phases", {}).items():
+            rows.append([p["workload"], p["label"], name, num(w["flops"], 1e9), num(w["bytes"], 1e6, ".1f"),
+                         num(w["arithmetic_intensity"], 1, ".1f"), num(w["flops_per_s"], 1e9, ".1f"),
+                         num(w["mfu"] and 100 * w["mfu"], 1, ".1f"), num(w["mbu"] and 100 * w["mbu"], 1, ".0f")])
+    return table(["workload", "stack", "phase", "GFLOP", "MB read", "FLOP/byte", "GFLOP/s", "MFU %", "MBU %"], rows)
+
+
+def plot_breakdown(profiles: list[dict], path: Path) -> Path:
+    """Stacked bars per workload and phase, normalized to 100%, fixed category order and colors."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bars = [(p, name, entry) for p in profiles for name, entry in p["phases"].items()]
+    device = profiles[0]["device"]
+    order = [*CATEGORIES, OVERHEAD[device]]
+    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(bars) + 2), 4.5))
+    bottoms = [0.0] * len(bars)
+    for cat in order:
+        vals = [100 * shares(entry, device).get(cat, 0.0) for _, _, entry in bars]
+        ax.bar(range(len(bars)), vals, bottom=bottoms, color=COLORS[cat], label=cat, edgecolor="white", linewidth=0.3)
+        bottoms = [b + v for b, v in zip(bottoms, vals)]
+    labels = [f"{p['workload']}\n{p['label']}\n{name}" for p, name, _ in bars]
+    ax.set_xticks(range(len(bars)), labels, fontsize=7)
+    ax.set_ylabel("share of phase wall time (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
+    ax.set_title("Where inference time goes")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def breakdown_markdown(profiles: list[dict]) -> str:
+    device = profiles[0]["device"]
+    order = [*CATEGORIES, OVERHEAD[device]]
+    rows = []
+    for p in profiles:
+        for name, entry in p["phases"].items():
+            sh = shares(entry, device)
+            rows.append([p["workload"], p["label"], name, f"{entry['wall_us'] / 1e3 / entry['calls']:.2f}",
+                         str(entry["calls"]), *(f"{100 * sh.get(c, 0):.1f}" for c in order),
+                         f"{entry['dilation']:.2f}" if entry.get("dilation") else "–"])
+    return table(["workload", "stack", "phase", "ms/call", "calls", *(f"{c} %" for c in order), "dilation"], rows)
+
+
+# --- characterize ----------------------------------------------------------------------------------
+
+
+def _stats(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return {"min": min(values), "max": max(values), "mean": statistics.fmean(values)}
+
+
+def characterize(case: CaseResult) -> dict:
+    """Table II form from a run's per-sample records: per-modality lengths, decode steps, latency,
+    and the units of work per sample in the workload's unit."""
+    recs = case.samples
+    inputs = {k[len("input_"):]: _stats([r.extra[k] for r in recs]) for k in recs[0].extra if k.startswith("input_")}
+    if not inputs:
+        inputs = {"tokens": _stats([r.input_tokens for r in recs])}
+    autoregressive = any(r.ttft_s is not None for r in recs)
+    return {
+        "workload": case.workload,
+        "samples": len(recs),
+        "input": inputs,
+        "unit": case.unit,
+        "units": _stats([r.units for r in recs]),
+        "output_tokens": _stats([r.output_tokens for r in recs]),
+        "decode_steps": _stats([r.output_tokens - 1 for r in recs]) if autoregressive else None,
+        "latency_ms": _stats([r.latency_s * 1e3 for r in recs]),
+    }
+
+
+def characterize_markdown(rows: list[dict]) -> str:
+    def fmt(st):
+        return "–" if not st else f"{st['min']:.0f} / {st['max']:.0f} / {st['mean']:.1f}"
+
+    body = []
+    for r in rows:
+        for modality, st in r["input"].items():
+            body.append([r["workload"], modality, fmt(st), fmt(r["output_tokens"]),
+                         f"{r['decode_steps']['mean']:.1f}" if r["decode_steps"] else "N/A",
+                         f"{fmt(r['units'])} {plural(r['unit'])}", f"{r['latency_ms']['mean']:.1f}", str(r["samples"])])
+    return table(["workload", "input modality", "input min / max / avg", "output min / max / avg", "decode steps (avg)",
+                  "units of work min / max / avg", "mean latency (ms)", "samples"], body)
+
+
+def plot_latency_distribution(cases: list[CaseResult], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(cases), figsize=(4 * len(cases), 3.5), squeeze=False)
+    for ax, case in zip(axes[0], cases):
+        lat = [r.latency_s * 1e3 for r in case.samples]
+        ax.hist(lat, bins=min(30, max(5, len(lat) // 2)), color="#3b75af")
+        ax.set_title(case.workload, fontsize=9)
+        ax.set_xlabel("end-to-end latency per sample (ms)")
+        ax.set_ylabel("samples")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,34 @@
+"""The study's tables beside genaccel's figures: Table II of Golden et al. 2024 (Flash Attention's
+end-to-end speedup), set against ``sdpa`` over the baseline for each workload in a report."""
+
+from __future__ import annotations
+
+from ..plugin.specs import REFERENCE_DECODERS
+from .tables import group_cases, throughput_of
+
+#: our workload, in the table's order (chameleon/t-i, autoregressive image tokens, against Parti, the study's
+#: autoregressive text-to-image model)
+STUDY_SDPA_SPEEDUP = {"llama/t-t": ("LLaMA", 1.52), "imagen/t-i": ("Imagen", 1.22),
+                      "stable-diffusion/t-i": ("StableDiffusion", 1.67), "muse/t-i": ("Muse", 1.11),
+                      "chameleon/t-i": ("Parti", 1.17), "make-a-video/t-v": ("MakeAVideo", 1.06)}
+STUDY_SDPA_NOTE = ("Study: Golden et al. 2024, Table II (Flash Attention over baseline attention, end to end, A100); "
+                   "chameleon/t-i is set beside Parti, the study's autoregressive text-to-image model. Lee et al. 2024 "
+                   "give SDPA's speedup for Llama and Chameleon only as bars (Fig. 5); over their suite it averages "
+                   "1.07× at batch 1 and 1.43× at the largest batch.")
+
+
+def sdpa_speedup_rows(cases: list[dict]) -> list[list[str]]:
+    """Table II form: per workload, model and batch, the end-to-end speedup of ``sdpa`` alone over the
+    baseline (both cases in the report), beside the study's value; the study's workloads first, in its order."""
+    rows = []
+    for (workload, model, bs, device, dtype, _), group in group_cases(cases).items():
+        ok = [c for c in group if c.get("status") == "ok" and c.get("decoder") not in REFERENCE_DECODERS]
+        base = next((c for c in ok if not c.get("optimizations")), None)
+        sdpa = next((c for c in ok if c.get("optimizations") == ["sdpa"]), None)
+        if not (base and sdpa and throughput_of(base) and throughput_of(sdpa)):
+            continue
+        study = STUDY_SDPA_SPEEDUP.get(workload)
+        rows.append([workload, str(model), str(bs), f"{device} {dtype}", f"{throughput_of(sdpa) / throughput_of(base):.2f}×",
+                     f"{study[1]:.2f}× ({study[0]})" if study else "–"])
+    order = list(STUDY_SDPA_SPEEDUP)
+    return sorted(rows, key=lambda r: order.index(r[0]) if r[0] in order else len(order))  # stable within a workload

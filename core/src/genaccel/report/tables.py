@@ -1,0 +1,221 @@
+"""Reports as Markdown tables: a case's row and details, an ablation's speedups, time by phase,
+sequence-length sweeps.  Readers take a report's JSON form (cases as dicts) of the current schema."""
+
+from __future__ import annotations
+
+from ..plugin.specs import REFERENCE_DECODERS
+from .results import SCHEMA_VERSION, plural, upgrade
+
+
+def fmt(x, spec=".3f", none="–"):
+    return none if x is None else format(x, spec)
+
+
+def mib(x):
+    return "–" if not x else f"{x / 2**20:,.0f}"
+
+
+def throughput_of(case: dict):
+    return (case.get("summary") or {}).get("throughput_per_s")
+
+
+def per_s(case_or_unit) -> str:
+    unit = case_or_unit if isinstance(case_or_unit, str) else case_or_unit.get("unit") or "token"
+    return f"{plural(unit)}/s"
+
+
+def contended(case: dict) -> list[str]:
+    """Why a case was measured while other processes competed for its cores (empty: it ran alone)."""
+    return ((case.get("summary") or {}).get("contention") or {}).get("reasons") or []
+
+
+def _label(case: dict) -> str:
+    """A case's label in tables, marked INVALID when it was measured under contention (as MLPerf marks a run)."""
+    return case["label"] + (" **INVALID: contended**" if contended(case) else "")
+
+
+_MBU_SOURCE = {"reference": "ref", "probe before": "probe", "probe after": "probe"}
+
+
+def _mbu(s: dict, key: str) -> str:
+    """An MBU cell: the figure, capped marks (≥) and which bandwidth it used."""
+    if s.get(key) is None:
+        return "–"
+    source = _MBU_SOURCE.get((s.get("mbu_bandwidth") or {}).get("source"), "")
+    return ("≥" if s.get(f"{key}_uncapped") else "") + pct(s[key]) + (f" ({source})" if source else "")
+
+
+def case_row(case: dict) -> list[str]:
+    s = case.get("summary") or {}
+    lat = s.get("latency_s") or {}
+    if case.get("status") != "ok":
+        return [case["label"], str(case.get("batch_size") or "–"), f"**{case['status']}**: {case.get('error') or ''}"] + [""] * 9
+    return [
+        _label(case),
+        str(case["batch_size"]),
+        fmt(lat.get("mean")),
+        fmt(lat.get("p50")),
+        fmt(lat.get("p90")),
+        fmt((s.get("ttft_s") or {}).get("mean")),
+        fmt(throughput_of(case), ".1f") + (" " + per_s(case) if throughput_of(case) is not None else ""),
+        fmt(s.get("output_tokens_per_s"), ".1f"),
+        fmt(s.get("decode_tokens_per_s"), ".1f"),
+        _mbu(s, "mbu"),
+        _mbu(s, "mbu_p50"),
+        mib(s.get("peak_memory_bytes")),
+    ]
+
+
+def pct(x):
+    return "–" if x is None else f"{100 * x:.0f}%"
+
+
+CASE_HEADER = ["stack", "batch", "latency mean (s)", "p50", "p90", "TTFT (s)", "throughput", "tok/s", "decode tok/s",
+               "MBU", "MBU p50 step", "peak MiB"]
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def environment_md(env: dict) -> str:
+    versions = ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items() if v)
+    bw = env.get("memory_bandwidth_bytes_per_s")
+    out = f"- device: {env.get('device')} — {env.get('device_name')}\n- versions: {versions}\n"
+    if bw:
+        probe = env.get("memory_bandwidth_probe_bytes_per_s")
+        now = f" (this run measured {probe / 1e9:.1f})" if probe else ""
+        out += (f"- memory bandwidth, MBU's reference (the best measured on this machine): {bw / 1e9:.1f} GB/s{now}; "
+                "each case's MBU is over the highest of it and the case's own probes (before and after), at most 100%\n")
+    return out
+
+
+def _db(x) -> str:
+    return "∞ (equal)" if x is None else f"{x:.2f} dB"
+
+
+def _media_quality(acc: dict) -> str:
+    """One line on the images' (PSNR, SSIM) or waveforms' (SNR) difference from the reference."""
+    if "snr_db" in acc:
+        return (f"audio (vs the unoptimized model's waveforms): SNR {_db(acc['snr_db'])} (lowest "
+                f"{_db(acc['min_snr_db'])}), same length {acc['same_length_rate']:.0%}; per sample "
+                + ", ".join(f"{r['id']}: {_db(r['snr_db'])}" for r in acc["samples"]))
+    return (f"image quality (vs the unoptimized model's images): PSNR {_db(acc['psnr_db'])}, SSIM {acc['ssim']:.4f}; "
+            "per sample " + ", ".join(f"{r['id']}: {_db(r['psnr_db'])} / {r['ssim']:.3f}" for r in acc["samples"]))
+
+
+def case_details(case: dict) -> str:
+    parts = []
+    if case.get("skipped_optimizations"):
+        parts.append("skipped: " + "; ".join(f"`{s['name']}` ({s['reason']})" for s in case["skipped_optimizations"]))
+    for name, note in (case.get("optimization_notes") or {}).items():
+        if isinstance(note, dict):
+            note = note.get("summary")
+        if note:
+            parts.append(f"`{name}`: {note}")
+    acc = case.get("accuracy")
+    if acc and ("ssim" in acc or "snr_db" in acc):
+        parts.append(_media_quality(acc))
+    elif acc and "mean_kl" not in acc:
+        parts.append(f"accuracy impact (vs the unoptimized model): output agreement {acc['token_agreement']:.1%}, "
+                     f"set overlap {acc['set_overlap']:.1%}, exact {acc['exact_match_rate']:.0%}")
+    elif acc:
+        parts.append(
+            f"accuracy impact (vs {acc.get('reference') or 'greedy decoding of the unoptimized model'}): "
+            f"token agreement {acc['token_agreement']:.1%}, "
+            f"exact {acc['exact_match_rate']:.0%}, teacher-forced top-1 {acc['teacher_forced_top1_agreement']:.1%}, "
+            f"mean KL {acc['mean_kl']:.2e}, perplexity {acc['reference_perplexity']:.2f} → {acc['perplexity']:.2f}"
+        )
+    if acc and acc.get("decoded"):  # the images or speech that the outputs decode to
+        parts.append(_media_quality(acc["decoded"]))
+    spec = case.get("speculative")
+    if spec and spec.get("cycles"):
+        parts.append(
+            f"self-speculative: exit layer {spec['exit_layer']}, draft length {spec['draft_len']}; acceptance "
+            f"{spec['acceptance_rate']:.1%}, {spec['tokens_per_cycle']:.2f} tokens per cycle; time in draft "
+            f"{spec['draft_share']:.0%}, verify {spec['verify_share']:.0%}"
+        )
+    s = case.get("summary") or {}
+    if contended(case):
+        parts.append("**INVALID: measured under contention**, no headline ratio drawn from it: " + "; ".join(contended(case)))
+    bw = s.get("mbu_bandwidth")
+    if bw and bw.get("bytes_per_s"):
+        probes = "/".join(fmt(p and p / 1e9, ".1f") for p in (bw.get("probe_before_bytes_per_s"),
+                                                                bw.get("probe_after_bytes_per_s")))
+        capped = "; capped at 100% (uncapped " + pct(s["mbu_uncapped"]) + ")" if s.get("mbu_uncapped") else ""
+        parts.append(f"MBU over {bw['bytes_per_s'] / 1e9:.1f} GB/s, the {bw['source']} (reference "
+                     f"{fmt(bw.get('reference_bytes_per_s') and bw['reference_bytes_per_s'] / 1e9, '.1f')}, "
+                     f"probes before/after {probes} GB/s){capped}")
+    if s.get("compile_s"):
+        parts.append(f"compile (first warm-up minus last): {s['compile_s']:.1f} s")
+    return "\n".join(f"  - {p}" for p in parts)
+
+
+def speedup_rows(cases: list[dict]) -> list[list[str]]:
+    """Rows of an ablation: each stack's throughput (the workload's units per second) against the
+    baseline and the previous step."""
+    rows, base, prev = [], None, None
+    for case in cases:
+        tps = throughput_of(case)
+        if case.get("decoder") in REFERENCE_DECODERS or not tps:
+            continue
+        base = base or tps
+        mark = " INVALID: contended" if contended(case) else ""
+        rows.append([case["label"], fmt(tps, ".1f"), f"{tps / base:.2f}×{mark}", f"{tps / prev:.2f}×{mark}" if prev else "–"])
+        prev = tps
+    return rows
+
+
+def _phases(case: dict) -> dict:
+    """A case's seconds per phase, when it has more than a text decoder's prefill and decode."""
+    phases = (case.get("summary") or {}).get("phase_s") or {}
+    return phases if len(phases) >= 2 and set(phases) != {"prefill", "decode"} else {}
+
+
+def phase_table(cases: list[dict]) -> str:
+    """Seconds per phase (a cascade's stages, text encoder, decoders ...) over each case's timed batches, and
+    each phase's share of their sum, one row per case; empty when no case has phases of its own."""
+    shown = [c for c in cases if c.get("status") == "ok" and _phases(c)]
+    names = list(dict.fromkeys(name for c in shown for name in _phases(c)))
+    if not shown:
+        return ""
+    rows = []
+    for c in shown:
+        phases = _phases(c)
+        total = sum(phases.values()) or 1.0
+        rows.append([c["label"], *(f"{phases[n]:.3f} ({phases[n] / total:.0%})" if n in phases else "–" for n in names)])
+    return table(["stack", *(f"{n} s (share)" for n in names)], rows)
+
+
+def speedup_table(cases: list[dict]) -> str:
+    """An ablation's speedup table, in the unit of its (first measured) workload."""
+    cases = upgrade({"schema_version": SCHEMA_VERSION, "kind": "ablate", "cases": cases})["cases"]
+    unit = next((c for c in cases if throughput_of(c)), {"unit": "token"})
+    return table(["stack", per_s(unit), "× baseline", "× previous step"], speedup_rows(cases))
+
+
+def sweep_rows(cases: list[dict]) -> list[list[str]]:
+    """Per sequence length: each stack's latency and memory, and its speedup over the first stack."""
+    rows, base = [], {}
+    for c in sorted((c for c in cases if c.get("status") == "ok" and c.get("seq_len")), key=lambda c: c["seq_len"]):
+        s = c["summary"]
+        lat, mem = s["latency_s"]["mean"], s.get("peak_memory_increase_bytes") or 0
+        b = base.setdefault(c["seq_len"], (lat, mem))
+        measurable = min(mem, b[1]) >= 2**20  # a ratio of sub-MiB growths is noise
+        rows.append([str(c["seq_len"]), c["label"], fmt(lat), f"{b[0] / lat:.2f}×", mib(mem),
+                     f"{b[1] / mem:.1f}×" if measurable else "–"])
+    return rows
+
+
+def group_cases(cases) -> dict[tuple, list[dict]]:
+    """Cases by workload, model, batch size, device, dtype and sequence length (a table each)."""
+    groups: dict[tuple, list[dict]] = {}
+    for c in cases:
+        key = (c["workload"], c.get("preset") or c.get("checkpoint"), c["batch_size"], c["device"], c["dtype"],
+               c.get("seq_len"))
+        groups.setdefault(key, []).append(c)
+    return groups
+
+

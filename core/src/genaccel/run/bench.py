@@ -1,0 +1,102 @@
+"""A bench's cases (an ablation's too): resolved from a bench TOML before the first case runs, run
+one after another (a tensor-parallel case in worker processes), each written to the report as it
+finishes; a resumed bench keeps the cases it finished before."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+
+from ..distributed.group import is_rank
+from ..errors import GenaccelError
+from ..report.characterization import breakdown_markdown, plot_breakdown
+from ..report.results import CaseResult
+from .case import run_case_safe
+from .config import BenchConfig
+from .profile import profile_workload
+from .resolve import ResolvedRun, resolve
+from .spread import rank_devices, run_spread
+
+
+def case_key(config: dict) -> str:
+    """What identifies a case across runs of the same bench: its whole configuration but the output
+    folder, with the kind of device only (a worker of ``--devices`` or a tensor-parallel rank runs
+    on ``cuda:1`` a case asked for on ``cuda``)."""
+    key = {k: v for k, v in config.items() if k != "out_dir"}
+    key["device"] = str(key.get("device", "")).partition(":")[0]
+    return json.dumps(key, sort_keys=True, default=str)
+
+
+def bench_runs(bench: BenchConfig, registry) -> tuple[list[ResolvedRun], list[tuple[str, str]]]:
+    """Every run of ``bench``, resolved (a role a workload lacks: a recorded skip), and the
+    (workload, reason) of each case that cannot run here: its plugin is not installed, or its
+    checkpoint is missing."""
+    families = {w.split("/")[0] for w in registry.workloads}
+    runs, skipped = [], []
+    for case in bench.cases:
+        if case.workload.split("/")[0] not in families:
+            skipped.append((case.workload, f"no installed plugin provides {case.workload.split('/')[0]}/*"))
+            continue
+        registry.workload(case.workload)  # a misspelt task of an installed family is an error
+        if case.missing_checkpoint():
+            skipped.append((case.workload, case.missing_checkpoint()))
+            continue
+        for c in case.configs():  # every name checked before the first case runs, not when its case is reached
+            try:
+                runs.append(resolve(registry, c, strict=False))
+            except GenaccelError as e:
+                raise GenaccelError(f"{bench.path}: case {c.workload} {c.label}: {e}") from None
+    return runs, skipped
+
+
+def add_skipped(report, skipped: list[tuple[str, str]]) -> None:
+    for workload, reason in skipped:
+        report.add(CaseResult(label="-", status="skipped", error=reason, workload=workload))
+        print(f"skipped {workload}: {reason}", file=sys.stderr)
+
+
+def run_cases(runs: list[ResolvedRun], report, *, done=frozenset()) -> None:
+    """Run each case into ``report`` (its outputs under the report's ``outputs/``), keeping ``done`` ones."""
+    for i, run in enumerate(runs, start=1):
+        config = run.config
+        slug = re.sub(r"[^a-z0-9.+-]+", "-", f"{config.workload}-bs{config.batch_size}-{config.label}".lower())
+        run = run.with_config(out_dir=str(report.dir / "outputs" / f"{i:02d}-{slug}"))
+        if case_key(run.config.to_dict()) in done:
+            print(f"[{i}/{len(runs)}] {config.workload} bs{config.batch_size} {config.label}: finished before, kept",
+                  file=sys.stderr, flush=True)
+            continue
+        print(f"[{i}/{len(runs)}] {config.workload} {config.preset or config.checkpoint or ''} "
+              f"bs{config.batch_size} {config.label}", file=sys.stderr, flush=True)
+        if config.tp > 1 and not is_rank():  # a tensor-parallel case: its ranks in worker processes
+            run_spread([run], report, rank_devices(config.device, config.tp))
+            continue
+        report.add(run_case_safe(run))
+
+
+def spread_cases(runs: list[ResolvedRun], report, devices, *, done=frozenset()) -> None:
+    """Independent cases in parallel, one worker process per device."""
+    runs = [r.with_config(out_dir=str(report.dir / "outputs" / f"{i:02d}")) for i, r in enumerate(runs, 1)]
+    run_spread(runs, report, devices, done=done, key=case_key)
+
+
+def bench_profiles(registry, bench: BenchConfig, report) -> str:
+    """Profile the bench's chosen cases into the report (``profiles``, ``breakdown.png``); a failure is
+    recorded and the bench keeps what it has.  Returns the breakdown's Markdown ('' when none)."""
+    configs = [c for case in bench.cases if case.workload in registry.workloads for c in case.profile_configs()]
+    profiles = []
+    for config in configs:
+        print(f"profiling {config.workload} {config.label}", file=sys.stderr, flush=True)
+        try:
+            profiles.append(profile_workload(registry, resolve(registry, config, strict=False), strict=False))
+        except Exception as e:  # noqa: BLE001 - keep the measured cases whatever happens here
+            print(f"  profile failed: {type(e).__name__}: {e}", file=sys.stderr)
+    if not profiles:
+        return ""
+    report.doc["profiles"] = profiles
+    report.save()
+    plot_breakdown(profiles, report.dir / "breakdown.png")
+    return breakdown_markdown(profiles)
+
+
+__all__ = ["add_skipped", "bench_profiles", "bench_runs", "case_key", "run_cases", "spread_cases"]

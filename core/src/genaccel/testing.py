@@ -1,0 +1,70 @@
+"""Test support for plugins' and genaccel's own tests: a registry holding chosen plugins, tiny run
+configs, a prepared run and its first batch, a whole measured case, and the command line with its
+exit code and output.  Tests import these instead of the run layer's internals."""
+
+from __future__ import annotations
+
+import attrs
+
+from .plugin.manager import build_registry, default_registry, make_plugin_manager
+from .plugin.registry import Registry
+from .run.case import run_case
+from .run.config import RunConfig
+from .run.context import RunContext, make_batches
+from .run.prepare import prepare
+from .run.resolve import resolve
+
+
+def registry_with(*plugins, entry_points: bool = False) -> Registry:
+    """A registry of the built-ins and ``plugins`` (modules or objects with hook implementations; each
+    registered under its ``__name__`` or class name), without the installed entry points unless asked."""
+    pm = make_plugin_manager(load_entry_points=entry_points)
+    for plugin in plugins:
+        pm.register(plugin, name=getattr(plugin, "__name__", type(plugin).__name__))
+    return build_registry(pm)
+
+
+def installed() -> Registry:
+    """What the installed plugins register."""
+    return default_registry()
+
+
+def tiny(workload: str, **fields) -> RunConfig:
+    """A run of ``workload``'s tiny preset, 2 samples in one batch of 2, unless ``fields`` say otherwise
+    (``options``: the run's option values, by name)."""
+    return RunConfig(workload=workload, **{"preset": "tiny", "samples": 2, "batch_size": 2, **fields})
+
+
+def prepared(registry: Registry, config: RunConfig, *, apply: bool = True, strict: bool = True) -> RunContext:
+    """``config`` resolved and prepared (its stack applied unless ``apply`` is False)."""
+    return prepare(resolve(registry, config, strict=strict), apply=apply)
+
+
+def first_batch(registry: Registry, config: RunConfig) -> tuple:
+    """The prepared run, its first batch and the decoder's result on it: (ctx, batch, result)."""
+    ctx = prepared(registry, config)
+    batch = (ctx.batches or make_batches(ctx))[0]
+    return ctx, batch, ctx.decoder.run(ctx, batch)
+
+
+def measure(registry: Registry, config: RunConfig, **kwargs):
+    """One measured case (:class:`genaccel.report.results.CaseResult`) of ``config``."""
+    return run_case(resolve(registry, config), **kwargs)
+
+
+def with_options(config: RunConfig, **options) -> RunConfig:
+    """``config`` with these option values added."""
+    return attrs.evolve(config, options={**config.options, **options})
+
+
+def cli(capsys, *argv: str) -> tuple[int, str, str]:
+    """``genaccel ARGV...`` in this process: (exit code, stdout, stderr)."""
+    from .cli.app import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+__all__ = ["RunConfig", "cli", "first_batch", "installed", "make_batches", "measure", "prepared", "registry_with",
+           "tiny", "with_options"]
