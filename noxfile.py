@@ -68,8 +68,13 @@ def llamacpp(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff")
+    """ruff, and the import contracts of pyproject.toml (import-linter): the core's layers import only
+    downward, plugins only genaccel.api.  The packages are installed without their dependencies: the
+    contracts read the source."""
+    session.install("ruff", "import-linter")
+    session.install("--no-deps", *(f"-e{ROOT / p}" for p in ["core", *(f"plugins/{p}" for p in PLUGINS), *EXAMPLES]))
     session.run("ruff", "check", ".")
+    session.run("lint-imports")
 
 
 # --- the GPU check ---------------------------------------------------------------------------

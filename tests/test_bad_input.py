@@ -21,7 +21,7 @@ HSTU = ["run", "hstu/ranking", "--preset", "tiny", "--samples", "1"]
 @pytest.fixture(autouse=True)
 def _no_bandwidth_probe(monkeypatch):
     """A run's environment measures memory bandwidth over 1 GiB; these tests need any number."""
-    import genaccel.measure as measure
+    import genaccel.engine.machine as measure
 
     monkeypatch.setattr(measure, "_stream_bandwidth", lambda *a: 1e10)
 

@@ -15,7 +15,7 @@ import pytest
 # The CLI with the 1 GiB bandwidth probe replaced by a constant; with $GO set, the probe (which a run
 # reaches after locking its output directory) first waits for that file, so the test decides when
 # the lock holder goes on.
-CLI = ("import os, sys, time, genaccel.measure as m\n"
+CLI = ("import os, sys, time, genaccel.engine.machine as m\n"
        "def probe(*a):\n"
        "    go, t0 = os.environ.get('GO'), time.monotonic()\n"
        "    while go and not os.path.exists(go) and time.monotonic() - t0 < 120:\n"

@@ -13,7 +13,7 @@ import torch
 from genaccel.cli import main
 from genaccel.diffusion import stepcache
 from genaccel.plugin.manager import build_registry, make_plugin_manager
-from genaccel.run import accuracy
+from genaccel.run import quality
 from genaccel.testing import RunConfig, make_batches, measure, prepared
 
 sd_plugin = pytest.importorskip("genaccel_stable_diffusion")
@@ -68,11 +68,11 @@ def test_diffusers_pipeline_reference_equals_our_loop(registry, workload):
 def test_ssim_and_psnr():
     torch.manual_seed(0)
     a = torch.rand(32, 32, 3)
-    assert accuracy.ssim(a, a) == pytest.approx(1.0) and math.isinf(accuracy.psnr(a, a))
+    assert quality.ssim(a, a) == pytest.approx(1.0) and math.isinf(quality.psnr(a, a))
     noisy = (a + 0.1 * torch.randn_like(a)).clamp(0, 1)
-    assert 0 < accuracy.ssim(a, noisy) < 0.99
-    assert 15 < accuracy.psnr(a, noisy) < 25
-    impact = accuracy.image_impact({"0": a, "1": torch.stack([a, a])}, {"0": noisy, "1": torch.stack([a, noisy])})
+    assert 0 < quality.ssim(a, noisy) < 0.99
+    assert 15 < quality.psnr(a, noisy) < 25
+    impact = quality.image_impact({"0": a, "1": torch.stack([a, a])}, {"0": noisy, "1": torch.stack([a, noisy])})
     assert impact["samples"][1]["frames"] == 2 and 0 < impact["ssim"] < 1 and impact["psnr_db"] > 15
 
 

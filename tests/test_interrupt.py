@@ -14,7 +14,7 @@ import pytest
 from genaccel.cli import main
 
 # The subprocess: the CLI with the 1 GiB bandwidth probe replaced by a constant.
-CLI = ("import sys, genaccel.measure as m; m._stream_bandwidth = lambda *a: 1e10; "
+CLI = ("import sys, genaccel.engine.machine as m; m._stream_bandwidth = lambda *a: 1e10; "
        "from genaccel.cli import main; sys.exit(main(sys.argv[1:]))")
 
 
@@ -27,7 +27,7 @@ def _cases(path):
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")
 def test_interrupted_bench_keeps_its_cases_resumes_and_holds_its_lock(tmp_path, monkeypatch, capsys):
-    import genaccel.measure as measure
+    import genaccel.engine.machine as measure
 
     monkeypatch.setattr(measure, "_stream_bandwidth", lambda *a: 1e10)
     cfg = tmp_path / "bench.toml"

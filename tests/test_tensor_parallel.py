@@ -116,15 +116,16 @@ def test_a_missing_backend_or_more_ranks_than_devices_and_a_list_outside_ablate(
 
 def test_resume_knows_a_case_run_on_any_device_of_its_kind_but_not_at_another_tp():
     import attrs
-    from genaccel.cli import _case_key
+    from genaccel.run.bench import case_key as _case_key
     from genaccel.run.config import RunConfig
+    from genaccel.run.prepare import build_options
 
     asked = RunConfig(workload="llama/t-t", preset="tiny", device="cuda", tp=2)
     ran = attrs.evolve(asked, device="cuda:1", out_dir="out/outputs/01")  # as a worker of --devices records it
     assert _case_key(ran.to_dict()) == _case_key(asked.to_dict())
     for other in (attrs.evolve(asked, tp=1), attrs.evolve(asked, device="cpu")):
         assert _case_key(other.to_dict()) != _case_key(asked.to_dict())
-    assert ran.build_options().device == "cuda:1"
+    assert build_options(ran).device == "cuda:1"
 
 
 def _tagged(tag: str) -> list[int]:

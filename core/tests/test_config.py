@@ -1,6 +1,6 @@
 import pytest
 from genaccel.api import GenaccelError
-from genaccel.run.config import BenchConfig
+from genaccel.run.bench_config import BenchConfig
 
 GOOD = """\
 [defaults]

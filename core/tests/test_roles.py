@@ -11,7 +11,7 @@ from genaccel.api import (
     WorkloadSpec,
     hookimpl,
 )
-from genaccel.plugin.roles import Role, check_roles
+from genaccel.plugin.role import Role, check_roles
 from genaccel.testing import RunConfig, cli, prepared, registry_with
 
 

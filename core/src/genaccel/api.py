@@ -46,17 +46,20 @@ _PUBLIC = {
     "FRAMES": "plugin.builtin",
     "BatchResult": "plugin.batch",
     # the workload contract (light)
+    "Role": "plugin.role",
+    "Member": "plugin.role",
     **dict.fromkeys(
-        ("Role", "Member", "Workload", "TokenModel", "BatchRunner", "MediaCodec", "PromptInput", "TeacherForcing",
+        ("Workload", "TokenModel", "BatchRunner", "MediaCodec", "PromptInput", "TeacherForcing",
          "WeightStreaming", "EarlyExit", "BeamSearch", "TransformersReference", "Quantizable", "AttentionSwitch",
          "KVCacheSwitch", "Compilable", "CUDAGraphable", "ChannelsLast", "FusedQKV", "Guided", "TokenGuidance",
-         "Denoiser", "GuidedLoop", "StepCache", "PipelineReference", "StepProtocol", "ReorderableSteps",
+         "Denoiser", "GuidedLoop", "MaskedTokens", "StepCache", "PipelineReference", "StepProtocol", "ReorderableSteps",
          "TwinSteps", "SpeculativeSteps", "LATENT_DIFFUSION_ROLES"), "plugin.roles"),
     # errors and files (light)
     **dict.fromkeys(("GenaccelError", "unknown_name", "cannot_load", "first_line"), "errors"),
     **dict.fromkeys(("warn", "read_text", "read_json_object", "write_bytes", "write_json", "cache_dir"), "files"),
     # the engine
     "StepExecutor": "engine.executor",
+    "CompiledSteps": "engine.executor",
     **dict.fromkeys(("phase", "region", "annotate", "current_phase"), "engine.profiling"),
     **dict.fromkeys(("StepClock", "synced_now", "synchronize"), "engine.clock"),
     **dict.fromkeys(("channels_last", "conv1d_channels_last"), "engine.layout"),
@@ -81,9 +84,12 @@ _PUBLIC = {
     # diffusion
     "LatentDiffusion": "diffusion.latent",
     **dict.fromkeys(("SCHEDULERS", "Settings", "settings", "make_scheduler", "denoise"), "diffusion.loop"),
-    **dict.fromkeys(("PROMPTS", "PromptSample", "prompt_samples", "prompt_sample", "save_images"), "diffusion.prompts"),
-    **dict.fromkeys(("build_parts", "part_configs", "load_pipeline_folder", "scheduler_name"), "diffusion.parts"),
+    **dict.fromkeys(("PROMPTS", "PromptSample", "Prompted", "parameters", "prompt_samples", "prompt_sample", "save_images"),
+                    "diffusion.prompts"),
+    **dict.fromkeys(("build_parts", "part_configs", "load_pipeline_folder", "scheduler_name", "positive_option"),
+                    "diffusion.parts"),
     "attention_profile": "diffusion.attention",
+    **dict.fromkeys(("ParallelSettings", "parallel_settings", "parallel_decode"), "diffusion.parallel"),
 }
 
 __all__ = sorted(_PUBLIC)

@@ -24,6 +24,17 @@ def registry_with(*plugins, entry_points: bool = False) -> Registry:
     return build_registry(pm)
 
 
+def registry_fixture(*plugins):
+    """A module-scoped pytest fixture of :func:`registry_with` these plugins: ``registry = registry_fixture(mod)``."""
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def registry():
+        return registry_with(*plugins)
+
+    return registry
+
+
 def installed() -> Registry:
     """What the installed plugins register."""
     return default_registry()
@@ -57,6 +68,21 @@ def with_options(config: RunConfig, **options) -> RunConfig:
     return attrs.evolve(config, options={**config.options, **options})
 
 
+def one_line_error(fn, *args, **kwargs) -> str:
+    """The message of the :class:`~genaccel.errors.GenaccelError` that ``fn(*args, **kwargs)`` raises, which
+    must be one line (what the command line prints)."""
+    from .errors import GenaccelError
+
+    try:
+        fn(*args, **kwargs)
+    except GenaccelError as e:
+        message = str(e)
+    else:
+        raise AssertionError(f"{getattr(fn, '__name__', fn)} raised no GenaccelError")
+    assert "\n" not in message, f"not one line: {message!r}"
+    return message
+
+
 def cli(capsys, *argv: str) -> tuple[int, str, str]:
     """``genaccel ARGV...`` in this process: (exit code, stdout, stderr)."""
     from .cli.app import main
@@ -66,5 +92,5 @@ def cli(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-__all__ = ["RunConfig", "cli", "first_batch", "installed", "make_batches", "measure", "prepared", "registry_with",
-           "tiny", "with_options"]
+__all__ = ["RunConfig", "cli", "first_batch", "installed", "make_batches", "measure", "one_line_error", "prepared", "registry_fixture",
+           "registry_with", "tiny", "with_options"]

@@ -4,6 +4,7 @@ import pytest
 import torch
 from genaccel.api import BuildOptions, GenaccelError
 from genaccel_hstu.model import HSTUConfig, Jagged, RelativeBias, bucketize, dense_attention, fused_attention
+from genaccel_hstu.testing import random_layout
 from genaccel_hstu.workload import build_for, validate
 
 torch.manual_seed(0)
@@ -11,13 +12,7 @@ CFG = HSTUConfig(dim=32, heads=2, qk_dim=8, v_dim=8, layers=3, full_layers=1, tr
 
 
 def _layout(lengths, targets=None, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    offsets = torch.tensor([0, *lengths]).cumsum(0)
-    steps = torch.randint(0, 5000, (int(offsets[-1]),), generator=g)
-    ts = torch.zeros_like(steps)
-    for s, e in zip(offsets[:-1].tolist(), offsets[1:].tolist()):
-        ts[s:e] = 1_700_000_000 + steps[s:e].cumsum(0)
-    return Jagged(offsets=offsets, timestamps=ts, num_targets=torch.tensor(targets or [0] * len(lengths)))
+    return random_layout(lengths, targets or [0] * len(lengths), torch.Generator().manual_seed(seed))
 
 
 def _qkv(total, seed=1):

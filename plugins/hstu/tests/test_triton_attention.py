@@ -12,7 +12,8 @@ if not torch.cuda.is_available():  # read when the kernel is decorated, on first
 triton = pytest.importorskip("triton")
 
 from genaccel_hstu import triton_attention as kernel  # noqa: E402
-from genaccel_hstu.model import Jagged, RelativeBias, fused_attention  # noqa: E402
+from genaccel_hstu.model import RelativeBias, fused_attention  # noqa: E402
+from genaccel_hstu.testing import random_layout  # noqa: E402
 from genaccel_hstu.triton_attention import available, triton_attention  # noqa: E402
 
 INTERPRETED = type(getattr(kernel, "_hstu_attention_fwd", None)).__name__ == "InterpretedFunction"
@@ -22,13 +23,8 @@ MAX_LEN = 128
 
 def _case(lengths, targets, dqk=8, dv=8, heads=2, device="cpu", dtype=torch.float32, seed=0):
     g = torch.Generator().manual_seed(seed)
-    offsets = torch.tensor([0, *lengths]).cumsum(0)
-    steps = torch.randint(0, 5000, (int(offsets[-1]),), generator=g)
-    ts = torch.zeros_like(steps)
-    for s, e in zip(offsets[:-1].tolist(), offsets[1:].tolist()):
-        ts[s:e] = 1_700_000_000 + steps[s:e].cumsum(0)
-    layout = Jagged(offsets=offsets.to(device), timestamps=ts.to(device), num_targets=torch.tensor(targets).to(device))
-    total = int(offsets[-1])
+    layout = random_layout(lengths, targets, g, device)
+    total = int(layout.offsets[-1])
     q, k = (torch.randn(total, heads * dqk, generator=g).to(device, dtype) for _ in range(2))
     v = torch.randn(total, heads * dv, generator=g).to(device, dtype)
     bias = RelativeBias(MAX_LEN, 32)

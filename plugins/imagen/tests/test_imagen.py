@@ -3,39 +3,24 @@ upscaler's, guidance batched and sequential, checkpoint folders, bad input, opti
 
 from __future__ import annotations
 
-import attrs
+import functools
+
 import genaccel_imagen
 import pytest
 import torch
 from genaccel.errors import GenaccelError
-from genaccel.plugin.manager import build_registry, make_plugin_manager
-from genaccel.testing import RunConfig, make_batches, measure, prepared
+from genaccel.testing import first_batch, measure, one_line_error, prepared, registry_fixture, tiny
 
 WORKLOAD = "imagen/t-i"
 
 
-@pytest.fixture(scope="module")
-def registry():
-    pm = make_plugin_manager(load_entry_points=False)
-    pm.register(genaccel_imagen, name="imagen")
-    return build_registry(pm)
-
-
-def config(**fields) -> RunConfig:
-    options = fields.pop("options", {})
-    base = RunConfig(workload=WORKLOAD, **{"preset": "tiny", "samples": 2, "batch_size": 2, **fields})
-    return attrs.evolve(base, options=options)
-
-
-def generate(registry, **fields):
-    ctx = prepared(registry, config(**fields))
-    batch = make_batches(ctx)[0]
-    return ctx, batch, ctx.decoder.run(ctx, batch)
+registry = registry_fixture(genaccel_imagen)
+config = functools.partial(tiny, WORKLOAD)
 
 
 @pytest.fixture(scope="module")
 def base(registry):
-    return generate(registry)
+    return first_batch(registry, config())
 
 
 def pipelines(inst):
@@ -86,15 +71,15 @@ def test_matches_diffusers_pipelines_stage_by_stage(base):
 
 def test_cfg_equals_cfg_sequential(registry, base):
     _, _, batched = base
-    _, _, sequential = generate(registry, decoder="cfg-sequential")
+    _, _, sequential = first_batch(registry, config(decoder="cfg-sequential"))
     for a, b in zip(batched.extra["stages"], sequential.extra["stages"]):
         assert torch.allclose(a, b, atol=1e-4)  # batch 2B against two of B: float rounding only
     assert (batched.weight_passes, sequential.weight_passes) == (1, 2)
 
 
 def test_diffusers_pipeline_decoder_is_the_reference(registry):
-    _, _, ours = generate(registry, optimizations=("sdpa",))
-    _, _, theirs = generate(registry, decoder="diffusers-pipeline")
+    _, _, ours = first_batch(registry, config(optimizations=("sdpa",)))
+    _, _, theirs = first_batch(registry, config(decoder="diffusers-pipeline"))
     for a, b in zip(ours.extra["stages"], theirs.extra["stages"]):
         assert torch.allclose(a, b, atol=1e-4)
     assert set(theirs.records[0]["phases"]) >= {"stage I", "stage II", "stage III"}
@@ -102,13 +87,13 @@ def test_diffusers_pipeline_decoder_is_the_reference(registry):
 
 def test_ddpm_is_the_stages_default(registry, base):
     _, _, default = base
-    _, _, ddpm = generate(registry, options={"scheduler": "ddpm", "stages": 2})
+    _, _, ddpm = first_batch(registry, config(options={"scheduler": "ddpm", "stages": 2}))
     assert len(ddpm.extra["stages"]) == 2
     for a, b in zip(default.extra["stages"], ddpm.extra["stages"]):
         assert torch.equal(a, b)
     # DDIM has no learned variance: the pipeline and our loop drop the predicted one alike
-    _, _, ddim = generate(registry, optimizations=("sdpa",), options={"scheduler": "ddim", "stages": 1})
-    _, _, theirs = generate(registry, decoder="diffusers-pipeline", options={"scheduler": "ddim", "stages": 1})
+    _, _, ddim = first_batch(registry, config(optimizations=("sdpa",), options={"scheduler": "ddim", "stages": 1}))
+    _, _, theirs = first_batch(registry, config(decoder="diffusers-pipeline", options={"scheduler": "ddim", "stages": 1}))
     assert torch.allclose(ddim.extra["media"], theirs.extra["media"], atol=1e-4)
     assert not torch.allclose(default.extra["stages"][0], ddim.extra["media"], atol=1e-3)
 
@@ -124,15 +109,15 @@ def test_checkpoint_round_trip(registry, base, tmp_path):
     ctx, _, preset = base
     save_checkpoint(ctx.instance, tmp_path)
     # a checkpoint's defaults are the release's steps; ask for the preset's so the images compare
-    ctx2, _, loaded = generate(registry, preset=None, checkpoint=str(tmp_path),
-                               options={"num_inference_steps": 2, "sr_steps": 2, "upscaler_steps": 2})
+    ctx2, _, loaded = first_batch(registry, config(preset=None, checkpoint=str(tmp_path),
+                               options={"num_inference_steps": 2, "sr_steps": 2, "upscaler_steps": 2}))
     assert not ctx2.instance.random_weights and [s.size for s in ctx2.instance.stages] == [8, 32, 128]
     for a, b in zip(preset.extra["stages"], loaded.extra["stages"]):
         assert torch.allclose(a, b, atol=1e-5)
 
 
 def test_missing_cascade_stage(registry, tmp_path):
-    ctx, _, _ = generate(registry, options={"stages": 1})
+    ctx, _, _ = first_batch(registry, config(options={"stages": 1}))
     p1, _, _ = pipelines(ctx.instance)
     p1.save_pretrained(tmp_path / "stage_1")
     with pytest.raises(GenaccelError) as e:
@@ -141,14 +126,14 @@ def test_missing_cascade_stage(registry, tmp_path):
 
 
 def test_super_resolution_given_the_wrong_input_size(registry, monkeypatch):
-    from genaccel_imagen import workload
+    from genaccel_imagen import presets
 
-    tiny = workload.PRESETS["tiny"]
-    monkeypatch.setitem(workload.PRESETS, "tiny", {**tiny, "sizes": (8, 64)})  # a 64x64 stage II expects 16x16 input
+    small = presets.PRESETS["tiny"]
+    monkeypatch.setitem(presets.PRESETS, "tiny", {**small, "sizes": (8, 64)})  # a 64x64 stage II expects 16x16 input
     with pytest.raises(GenaccelError) as e:
         prepared(registry, config())
     assert str(e.value) == "stage II (sr) takes 16x16 images but stage I makes 8x8"
-    monkeypatch.setitem(workload.PRESETS, "tiny", tiny)
+    monkeypatch.setitem(presets.PRESETS, "tiny", small)
     ctx = prepared(registry, config())
     with pytest.raises(GenaccelError, match=r"stage II \(sr\) takes 8x8 images, got 16x16"):
         ctx.instance.check_input(ctx.instance.stages[1], torch.zeros(1, 3, 16, 16), 1)
@@ -161,9 +146,7 @@ def test_super_resolution_given_the_wrong_input_size(registry, monkeypatch):
     ({"stages": 4}, "--stages must be >= 1 and <= 3, got 4"),
 ])
 def test_bad_input(registry, options, message):
-    with pytest.raises(GenaccelError) as e:
-        generate(registry, options=options)
-    assert message in str(e.value) and "\n" not in str(e.value)
+    assert message in one_line_error(first_batch, registry, config(options=options))
 
 
 def psnr(a, b) -> float:
@@ -173,10 +156,10 @@ def psnr(a, b) -> float:
 
 def test_lossless_and_lossy_stacks(registry, base, tmp_path):
     _, _, base = base
-    _, _, fast = generate(registry, optimizations=("sdpa", "channels-last"))
+    _, _, fast = first_batch(registry, config(optimizations=("sdpa", "channels-last")))
     for a, b in zip(base.extra["stages"], fast.extra["stages"]):
         assert torch.allclose(a, b, atol=1e-3)
-    _, _, lossy = generate(registry, optimizations=("int8-dynamic",))
+    _, _, lossy = first_batch(registry, config(optimizations=("int8-dynamic",)))
     quality = psnr(base.extra["media"], lossy.extra["media"])
     assert 10 < quality < float("inf")  # changed, but the same image
     case = measure(registry, config(optimizations=("sdpa",), out_dir=str(tmp_path), warmup=0), progress=False).to_dict()
@@ -186,7 +169,7 @@ def test_lossless_and_lossy_stacks(registry, base, tmp_path):
 
 
 def test_sequence_lengths_are_u_shaped_per_stage(registry):
-    from genaccel_imagen.workload import sequence_profile
+    from genaccel_imagen.characterize import sequence_profile
 
     ctx = prepared(registry, config())
     prof = sequence_profile(ctx.instance)
@@ -203,7 +186,7 @@ def test_if_preset_has_the_released_sizes():
     """The ``if`` preset's UNets, built on the meta device (no memory, seconds), have the model cards' sizes:
     IF-I-XL 4.3B and IF-II-L 1.2B parameters, within 10% (the widths are fitted to them; see the preset)."""
     from diffusers import UNet2DConditionModel
-    from genaccel_imagen.workload import PRESETS
+    from genaccel_imagen.presets import PRESETS
 
     def count(config):
         with torch.device("meta"):

@@ -9,6 +9,7 @@ from genaccel.cli import main
 from genaccel.plugin.manager import build_registry, make_plugin_manager
 from genaccel.report.store import Report
 from genaccel.run.case import run_case_safe
+from genaccel.run.resolve import resolve
 from genaccel.testing import RunConfig
 
 TINY = ["--preset", "tiny", "--samples", "2", "--max-new-tokens", "6"]
@@ -132,8 +133,8 @@ def test_out_of_memory_is_recorded_and_the_bench_goes_on(tmp_path):
     registry = build_registry(pm)
     report = Report(tmp_path, "bench", {}, {})
     for opts in (("explode",), ("sdpa",)):
-        report.add(run_case_safe(registry, RunConfig(workload="llama/t-t", preset="tiny", samples=1,
-                                                     max_new_tokens=3, optimizations=opts), progress=False))
+        config = RunConfig(workload="llama/t-t", preset="tiny", samples=1, max_new_tokens=3, optimizations=opts)
+        report.add(run_case_safe(resolve(registry, config), progress=False))
     doc = json.loads((tmp_path / "report.json").read_text())
     assert [c["status"] for c in doc["cases"]] == ["oom", "ok"]
     assert "out of memory" in doc["cases"][0]["error"]

@@ -67,7 +67,7 @@ def test_llama_cpp_greedy_equals_ours_on_the_f32_export(tiny, tmp_path):
 
 def test_bench_case_takes_a_list_of_reference_engines(registry, tmp_path):
     from genaccel.api import GenaccelError
-    from genaccel.run.config import BenchConfig
+    from genaccel.run.bench_config import BenchConfig
 
     toml = tmp_path / "b.toml"
     toml.write_text('[[cases]]\nworkload = "llama/t-t"\npreset = "tiny"\nreference = ["transformers", "llama.cpp"]\n'

@@ -3,57 +3,19 @@ batched and sequential, the checkpoint folder round trip, bad input, GIF outputs
 
 from __future__ import annotations
 
-import attrs
+import functools
+
 import genaccel_make_a_video
 import pytest
 import torch
-from genaccel.api import attention_profile, denoise, make_scheduler
-from genaccel.errors import GenaccelError
-from genaccel.plugin.manager import build_registry, make_plugin_manager
-from genaccel.plugin.roles import check_roles
-from genaccel.plugin.specs import DecoderSpec
-from genaccel.testing import RunConfig, make_batches, measure, prepared
+from genaccel.api import attention_profile, make_scheduler
+from genaccel.testing import first_batch, measure, one_line_error, prepared, registry_fixture, tiny
 
 WORKLOAD = "make-a-video/t-v"
 
 
-class _Guidance:  # stand-in for the core's cfg / cfg-sequential decoders until they land
-    sequential = False
-
-    def __init__(self, **options):
-        pass
-
-    def run(self, ctx, batch):
-        return denoise(ctx, batch, self.sequential)
-
-
-class _SequentialGuidance(_Guidance):
-    sequential = True
-
-
-@pytest.fixture(scope="module")
-def registry():
-    pm = make_plugin_manager(load_entry_points=False)
-    pm.register(genaccel_make_a_video, name="make-a-video")
-    reg = build_registry(pm)
-    if "cfg" not in reg.decoders:
-        reg.add(DecoderSpec(name="cfg", description="test", factory=_Guidance, requires="denoise"))
-        reg.add(DecoderSpec(name="cfg-sequential", description="test", factory=_SequentialGuidance, requires="denoise"))
-    return reg
-
-
-def config(**fields) -> RunConfig:
-    options = fields.pop("options", {})
-    base = RunConfig(workload=WORKLOAD, **{"preset": "tiny", "samples": 2, "batch_size": 2, **fields})
-    if "options" in attrs.fields_dict(RunConfig):
-        return attrs.evolve(base, options=options)
-    return attrs.evolve(base, workload_options=options)
-
-
-def generate(registry, **fields):
-    ctx = prepared(registry, config(**fields))
-    batch = make_batches(ctx)[0]
-    return ctx, batch, ctx.decoder.run(ctx, batch)
+registry = registry_fixture(genaccel_make_a_video)
+config = functools.partial(tiny, WORKLOAD)
 
 
 def pipeline(inst, scheduler):
@@ -69,7 +31,7 @@ def pipeline(inst, scheduler):
 # and Euler's step draws noise per generator row, so it cannot take one generator per sample
 @pytest.mark.parametrize("scheduler", ["ddim", "pndm", "dpm-solver"])
 def test_matches_diffusers_pipeline(registry, scheduler):
-    ctx, batch, result = generate(registry, options={"scheduler": scheduler, "num_inference_steps": 3})
+    ctx, batch, result = first_batch(registry, config(options={"scheduler": scheduler, "num_inference_steps": 3}))
     inst = ctx.instance
     theirs = pipeline(inst, scheduler)(
         [s.prompt for s in batch], num_inference_steps=3, guidance_scale=9.0, height=64, width=64, num_frames=4,
@@ -82,8 +44,8 @@ def test_matches_diffusers_pipeline(registry, scheduler):
 
 
 def test_cfg_equals_cfg_sequential(registry):
-    _, _, batched = generate(registry, decoder="cfg", options={"frames": 3})
-    _, _, sequential = generate(registry, decoder="cfg-sequential", options={"frames": 3})
+    _, _, batched = first_batch(registry, config(decoder="cfg", options={"frames": 3}))
+    _, _, sequential = first_batch(registry, config(decoder="cfg-sequential", options={"frames": 3}))
     assert batched.extra["media"].shape[1] == 3
     assert torch.allclose(batched.extra["media"], sequential.extra["media"], atol=1e-5)
 
@@ -91,7 +53,7 @@ def test_cfg_equals_cfg_sequential(registry):
 def test_checkpoint_round_trip_and_gif(registry, tmp_path):
     from PIL import Image
 
-    ctx, _, preset = generate(registry)
+    ctx, _, preset = first_batch(registry, config())
     inst = ctx.instance
     pipeline(inst, "ddim").save_pretrained(tmp_path / "ckpt")
     case = measure(registry, config(preset=None, checkpoint=str(tmp_path / "ckpt"), out_dir=str(tmp_path / "out"),
@@ -101,14 +63,9 @@ def test_checkpoint_round_trip_and_gif(registry, tmp_path):
     assert sample["units"] == sample["frames"] == 4 and len(sample["files"]) == 5
     gif = Image.open(sample["files"][0])
     assert gif.n_frames == 4 and gif.size == (64, 64)
-    ctx2, _, loaded = generate(registry, preset=None, checkpoint=str(tmp_path / "ckpt"),
-                               options={"frames": 4, "num_inference_steps": 2})
+    ctx2, _, loaded = first_batch(registry, config(preset=None, checkpoint=str(tmp_path / "ckpt"),
+                               options={"frames": 4, "num_inference_steps": 2}))
     assert torch.allclose(preset.extra["media"], loaded.extra["media"], atol=1e-5)
-
-
-def test_instance_plays_its_roles(registry):
-    ctx = prepared(registry, config())
-    check_roles(WORKLOAD, genaccel_make_a_video.ROLES, ctx.instance)
 
 
 @pytest.mark.parametrize("options, message", [
@@ -118,9 +75,7 @@ def test_instance_plays_its_roles(registry):
     ({"frames": 0}, "--frames must be >= 1, got 0"),
 ])
 def test_bad_input(registry, options, message):
-    with pytest.raises(GenaccelError) as e:
-        generate(registry, options=options)
-    assert message in str(e.value) and "\n" not in str(e.value)
+    assert message in one_line_error(first_batch, registry, config(options=options))
 
 
 def test_attention_profile_temporal_vs_spatial(registry):
@@ -147,7 +102,7 @@ def test_released_preset_size():
 
 
 def test_optimizations_keep_the_video(registry):
-    _, _, base = generate(registry)
-    ctx, _, fast = generate(registry, optimizations=("sdpa", "fused-qkv", "channels-last", "cuda-graph"))
+    _, _, base = first_batch(registry, config())
+    ctx, _, fast = first_batch(registry, config(optimizations=("sdpa", "fused-qkv", "channels-last", "cuda-graph")))
     assert [s.name for s in ctx.stack.skipped] == ["cuda-graph"]  # CUDA only: a recorded skip on CPU
     assert torch.allclose(base.extra["media"], fast.extra["media"], atol=1e-3)

@@ -3,34 +3,18 @@ batched and sequential, static shapes, the checkpoint folder round trip, bad inp
 
 from __future__ import annotations
 
-import attrs
+import functools
+
 import genaccel_muse
 import pytest
 import torch
-from genaccel.errors import GenaccelError
-from genaccel.plugin.manager import build_registry, make_plugin_manager
-from genaccel.testing import RunConfig, make_batches, measure, prepared
+from genaccel.testing import first_batch, measure, one_line_error, prepared, registry_fixture, tiny
 
 WORKLOAD = "muse/t-i"
 
 
-@pytest.fixture(scope="module")
-def registry():
-    pm = make_plugin_manager(load_entry_points=False)
-    pm.register(genaccel_muse, name="muse")
-    return build_registry(pm)
-
-
-def config(**fields) -> RunConfig:
-    options = fields.pop("options", {})
-    base = RunConfig(workload=WORKLOAD, **{"preset": "tiny", "samples": 2, "batch_size": 2, **fields})
-    return attrs.evolve(base, options=options)
-
-
-def generate(registry, **fields):
-    ctx = prepared(registry, config(**fields))
-    batch = make_batches(ctx)[0]
-    return ctx, batch, ctx.decoder.run(ctx, batch)
+registry = registry_fixture(genaccel_muse)
+config = functools.partial(tiny, WORKLOAD)
 
 
 def pipeline(inst):
@@ -43,7 +27,7 @@ def pipeline(inst):
 
 
 def test_matches_amused_pipeline_step_by_step(registry):
-    ctx, batch, result = generate(registry)
+    ctx, batch, result = first_batch(registry, config())
     inst = ctx.instance
     seen = []
     out = pipeline(inst)([s.prompt for s in batch], num_inference_steps=4, guidance_scale=10.0,
@@ -51,25 +35,25 @@ def test_matches_amused_pipeline_step_by_step(registry):
                          callback=lambda i, t, latents: seen.append(latents.clone()), callback_steps=1).images
     assert len(seen) == 4
     mask = inst.scheduler_config["mask_token_id"]
-    assert [int((x == mask).sum()) // 2 for x in seen] == result.extra["muse"]["masked_after_step"]
+    assert [int((x == mask).sum()) // 2 for x in seen] == result.extra["parallel"]["masked_after_step"]
     assert torch.equal(seen[-1].cpu(), result.extra["tokens"])
     assert abs(result.extra["media"].numpy() - out).max() < 1e-5
-    assert result.extra["muse"]["masked_after_step"][-1] == 0  # every token decoded
-    assert result.extra["muse"]["static_shapes"]
+    assert result.extra["parallel"]["masked_after_step"][-1] == 0  # every token decoded
+    assert result.extra["parallel"]["static_shapes"]
 
 
 def test_cfg_equals_cfg_sequential(registry):
-    _, _, batched = generate(registry, decoder="cfg")
-    _, _, sequential = generate(registry, decoder="cfg-sequential")
+    _, _, batched = first_batch(registry, config(decoder="cfg"))
+    _, _, sequential = first_batch(registry, config(decoder="cfg-sequential"))
     assert torch.equal(batched.extra["tokens"], sequential.extra["tokens"])
     assert (batched.weight_passes, sequential.weight_passes) == (1, 2)
-    assert sequential.extra["muse"]["static_shapes"]
+    assert sequential.extra["parallel"]["static_shapes"]
 
 
 def test_checkpoint_round_trip(registry, tmp_path):
-    ctx, _, preset = generate(registry)
+    ctx, _, preset = first_batch(registry, config())
     pipeline(ctx.instance).save_pretrained(tmp_path)
-    ctx2, _, loaded = generate(registry, preset=None, checkpoint=str(tmp_path), options={"num_inference_steps": 4})
+    ctx2, _, loaded = first_batch(registry, config(preset=None, checkpoint=str(tmp_path), options={"num_inference_steps": 4}))
     assert not ctx2.instance.random_weights
     assert torch.equal(preset.extra["tokens"], loaded.extra["tokens"])
 
@@ -79,14 +63,12 @@ def test_checkpoint_round_trip(registry, tmp_path):
     ({"scheduler": "ddim"}, "--scheduler 'ddim' is not known to muse/t-i"),
 ])
 def test_bad_input(registry, options, message):
-    with pytest.raises(GenaccelError) as e:
-        generate(registry, options=options)
-    assert message in str(e.value) and "\n" not in str(e.value)
+    assert message in one_line_error(first_batch, registry, config(options=options))
 
 
 def test_sdpa_is_lossless_and_run_case_writes_pngs(registry, tmp_path):
-    _, _, base = generate(registry)
-    _, _, fast = generate(registry, optimizations=("sdpa",))
+    _, _, base = first_batch(registry, config())
+    _, _, fast = first_batch(registry, config(optimizations=("sdpa",)))
     assert torch.equal(base.extra["tokens"], fast.extra["tokens"])
     case = measure(registry, config(optimizations=("sdpa",), out_dir=str(tmp_path), warmup=0), progress=False).to_dict()
     assert case["status"] == "ok" and case["summary"]["phase_s"]["decode"] > 0
@@ -95,18 +77,18 @@ def test_sdpa_is_lossless_and_run_case_writes_pngs(registry, tmp_path):
 
 
 def test_diffusers_pipeline_decoder_is_the_reference(registry):
-    _, _, ours = generate(registry, optimizations=("sdpa",))
-    _, _, theirs = generate(registry, decoder="diffusers-pipeline")
+    _, _, ours = first_batch(registry, config(optimizations=("sdpa",)))
+    _, _, theirs = first_batch(registry, config(decoder="diffusers-pipeline"))
     assert abs(ours.extra["media"] - theirs.extra["media"]).max() < 1e-5
 
 
 def test_lossy_stack_reports_quality(registry):
-    _, _, base = generate(registry)
-    _, _, lossy = generate(registry, optimizations=("int8-dynamic",))
+    _, _, base = first_batch(registry, config())
+    _, _, lossy = first_batch(registry, config(optimizations=("int8-dynamic",)))
     mse = float(((base.extra["media"] - lossy.extra["media"]) ** 2).mean())
     psnr = float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(1 / mse)).item()
     assert psnr > 5  # tokens may flip; the image stays an image of the same prompt's grid
-    assert lossy.extra["muse"]["static_shapes"]
+    assert lossy.extra["parallel"]["static_shapes"]
 
 
 def test_sequence_length_is_constant(registry):

@@ -3,64 +3,27 @@ batched and sequential, the checkpoint folder round trip, bad input, optimizatio
 
 from __future__ import annotations
 
-import attrs
+import functools
+
 import genaccel_stable_diffusion
 import pytest
 import torch
-from genaccel.api import attention_profile, denoise, make_scheduler
+from genaccel.api import attention_profile, make_scheduler
 from genaccel.errors import GenaccelError
-from genaccel.plugin.manager import build_registry, make_plugin_manager
-from genaccel.plugin.roles import check_roles
-from genaccel.plugin.specs import DecoderSpec
-from genaccel.testing import RunConfig, make_batches, measure, prepared
+from genaccel.testing import first_batch, measure, one_line_error, prepared, registry_fixture, tiny
 
 WORKLOAD = "stable-diffusion/t-i"
 
 
-class _Guidance:  # stand-in for the core's cfg / cfg-sequential decoders until they land
-    sequential = False
-
-    def __init__(self, **options):
-        pass
-
-    def run(self, ctx, batch):
-        return denoise(ctx, batch, self.sequential)
-
-
-class _SequentialGuidance(_Guidance):
-    sequential = True
-
-
-@pytest.fixture(scope="module")
-def registry():
-    pm = make_plugin_manager(load_entry_points=False)
-    pm.register(genaccel_stable_diffusion, name="stable-diffusion")
-    reg = build_registry(pm)
-    if "cfg" not in reg.decoders:
-        reg.add(DecoderSpec(name="cfg", description="test", factory=_Guidance, requires="denoise"))
-        reg.add(DecoderSpec(name="cfg-sequential", description="test", factory=_SequentialGuidance, requires="denoise"))
-    return reg
-
-
-def config(**fields) -> RunConfig:
-    options = fields.pop("options", {})
-    base = RunConfig(workload=WORKLOAD, **{"preset": "tiny", "samples": 2, "batch_size": 2, **fields})
-    if "options" in attrs.fields_dict(RunConfig):
-        return attrs.evolve(base, options=options)
-    return attrs.evolve(base, workload_options=options)
-
-
-def generate(registry, **fields):
-    ctx = prepared(registry, config(**fields))
-    batch = make_batches(ctx)[0]
-    return ctx, batch, ctx.decoder.run(ctx, batch)
+registry = registry_fixture(genaccel_stable_diffusion)
+config = functools.partial(tiny, WORKLOAD)
 
 
 @pytest.mark.parametrize("scheduler", ["ddim", "pndm", "dpm-solver", "euler", "ddpm"])
 def test_matches_diffusers_pipeline(registry, scheduler):
     from diffusers import StableDiffusionPipeline
 
-    ctx, batch, result = generate(registry, options={"scheduler": scheduler, "num_inference_steps": 3})
+    ctx, batch, result = first_batch(registry, config(options={"scheduler": scheduler, "num_inference_steps": 3}))
     inst = ctx.instance
     pipe = StableDiffusionPipeline(vae=inst.vae, text_encoder=inst.text_encoder, tokenizer=inst.tokenizer, unet=inst.unet,
                                    scheduler=make_scheduler(scheduler, inst.scheduler_config), safety_checker=None,
@@ -79,8 +42,8 @@ def test_matches_diffusers_pipeline(registry, scheduler):
 
 
 def test_cfg_equals_cfg_sequential(registry):
-    _, _, batched = generate(registry, decoder="cfg")
-    _, _, sequential = generate(registry, decoder="cfg-sequential")
+    _, _, batched = first_batch(registry, config(decoder="cfg"))
+    _, _, sequential = first_batch(registry, config(decoder="cfg-sequential"))
     assert torch.allclose(batched.extra["media"], sequential.extra["media"], atol=1e-5)
     assert (batched.weight_passes, sequential.weight_passes) == (1, 2)
 
@@ -88,21 +51,16 @@ def test_cfg_equals_cfg_sequential(registry):
 def test_checkpoint_round_trip(registry, tmp_path):
     from diffusers import StableDiffusionPipeline
 
-    ctx, _, preset = generate(registry)
+    ctx, _, preset = first_batch(registry, config())
     inst = ctx.instance
     StableDiffusionPipeline(vae=inst.vae, text_encoder=inst.text_encoder, tokenizer=inst.tokenizer, unet=inst.unet,
                             scheduler=make_scheduler("pndm", inst.scheduler_config), safety_checker=None,
                             feature_extractor=None, requires_safety_checker=False).save_pretrained(tmp_path)
     # a checkpoint's default is 50 steps; ask for the preset's so the images compare
-    ctx2, _, loaded = generate(registry, preset=None, checkpoint=str(tmp_path),
-                               options={"num_inference_steps": inst.denoise_defaults["num_inference_steps"]})
+    ctx2, _, loaded = first_batch(registry, config(preset=None, checkpoint=str(tmp_path),
+                               options={"num_inference_steps": inst.denoise_defaults["num_inference_steps"]}))
     assert not ctx2.instance.random_weights and ctx2.instance.image_size == 64
     assert torch.allclose(preset.extra["media"], loaded.extra["media"], atol=1e-5)
-
-
-def test_instance_plays_its_roles(registry):
-    ctx = prepared(registry, config())
-    check_roles(WORKLOAD, genaccel_stable_diffusion.ROLES, ctx.instance)
 
 
 @pytest.mark.parametrize("options, message", [
@@ -111,9 +69,7 @@ def test_instance_plays_its_roles(registry):
     ({"image_size": 60}, "--image-size must be a positive multiple of 8"),
 ])
 def test_bad_input(registry, options, message):
-    with pytest.raises(GenaccelError) as e:
-        generate(registry, options=options)
-    assert message in str(e.value) and "\n" not in str(e.value)
+    assert message in one_line_error(first_batch, registry, config(options=options))
 
 
 def test_bad_checkpoint(registry, tmp_path):
@@ -122,8 +78,8 @@ def test_bad_checkpoint(registry, tmp_path):
 
 
 def test_run_case_with_optimizations(registry, tmp_path):
-    _, _, base = generate(registry)
-    _, _, fast = generate(registry, optimizations=("channels-last", "fused-qkv", "sdpa"))
+    _, _, base = first_batch(registry, config())
+    _, _, fast = first_batch(registry, config(optimizations=("channels-last", "fused-qkv", "sdpa")))
     assert torch.allclose(base.extra["media"], fast.extra["media"], atol=1e-3)
     case = measure(registry, config(optimizations=("sdpa",), out_dir=str(tmp_path), warmup=0), progress=False).to_dict()
     assert case["status"] == "ok" and case["summary"]["phase_s"]["denoise"] > 0
@@ -161,5 +117,5 @@ def test_meta_build_materializes(registry, monkeypatch):
     from genaccel_stable_diffusion import workload
 
     monkeypatch.setitem(workload.PRESETS, "tiny", {**workload.PRESETS["tiny"], "meta": True})
-    _, _, result = generate(registry)
+    _, _, result = first_batch(registry, config())
     assert torch.isfinite(result.extra["media"]).all() and result.extra["media"].std() > 0

@@ -15,22 +15,13 @@ Writes ``diffusion-characterization.json`` and ``.md`` (beside the study's figur
 
 from __future__ import annotations
 
-import sys
-import time
 from pathlib import Path
 
 from ..errors import GenaccelError
 from ..files import write_json
-from ..plugin.roles import Denoiser, offers
+from ..plugin.role import offers
+from ..plugin.roles import Denoiser
 from .args import device_arg
-
-STUDY = {
-    "seq_len_ratio": "Figs. 8-9: sequence length varies up to 4x over a Stable Diffusion inference (U-shaped cycle)",
-    "conv_after_flash": "Fig. 7/10: after Flash Attention, Convolution takes up to 44% of a diffusion TTI model's time "
-                        "and grows faster with image size than Attention",
-    "temporal": "Fig. 12: in Make-A-Video, temporal attention takes 2x the time of spatial attention with 9x fewer FLOPs",
-    "frames": "Fig. 14: temporal attention FLOPs grow quadratically with the number of frames, spatial linearly",
-}
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -52,68 +43,22 @@ def arguments(p) -> None:
 
 
 def characterize_diffusion(args, registry) -> int:
-    from ..report.tables import table
-    from ..run.config import RunConfig
-    from ..run.diffusion import profile_once
-
     for w in args.workloads:
         if not offers(registry.workload(w).roles, Denoiser):
             raise GenaccelError(f"workload {w!r} is not a diffusion workload (no Denoiser role)")
+    from ..report.diffusion import STUDY, diffusion_markdown  # the run layer (torch) once the names are right
+    from ..run.config import RunConfig
+    from ..run.diffusion import characterize_workload
+
     args.out.mkdir(parents=True, exist_ok=True)
     doc = {"study": STUDY, "workloads": []}
-    md = ["# Diffusion characterization", ""]
     for w in args.workloads:
         base = RunConfig(workload=w, preset=args.preset, checkpoint=args.checkpoint, device=args.device,
                          dtype=args.dtype, seed=args.seed)
-        t0 = time.perf_counter()
-        print(f"{w}: attention profile (eager, sdpa)", file=sys.stderr, flush=True)
-        eager = profile_once(registry, base, args.steps, attention="eager")
-        sdpa = profile_once(registry, base, args.steps, attention="sdpa")
-        s = eager["summary"]
-        entry = {"workload": w, "preset": args.preset, "steps": args.steps,
-                 "attention": {k: s[k] for k in s if k != "profile"}, "eager": eager, "sdpa": sdpa,
-                 "image_sweep": [], "frame_sweep": []}
-        step0 = [r["query_len"] for r in eager["sequence_profile"] if r["step"] == 0 and r["kind"] == "spatial"]
-        md += [f"## {w} ({args.preset or args.checkpoint}, {args.steps} steps)", "",
-               f"- attention sequence length (spatial self-attention, step 0, in call order): {' '.join(map(str, step0))}",
-               f"- max/min sequence length {s['max_seq_len']}/{s['min_seq_len']} = **{s['seq_len_ratio']:.1f}×** "
-               f"(study: {STUDY['seq_len_ratio']})"]
-        rows = [[a["attention"], f"{a['inference_s']:.3f}", f"{a['attention_s']:.3f}", f"{a['attention_share']:.0%}",
-                 f"{a['conv_s']:.3f}", f"{a['conv_share']:.0%}"] for a in (eager, sdpa)]
-        md += ["", table(["attention", "inference (s)", "Attention (s)", "Attention share", "Conv (s)", "Conv share"],
-                         rows), "", f"Study: {STUDY['conv_after_flash']}", ""]
-        kinds = s["kinds"]
-        if "temporal" in kinds:
-            md += [table(["kind", "calls", "seconds", "GFLOPs"],
-                         [[k, str(v["calls"]), f"{v['seconds']:.4f}", f"{v['flops'] / 1e9:.3f}"] for k, v in kinds.items()]),
-                   "", f"- temporal / spatial attention: time **{s['temporal_over_spatial_seconds']:.2f}×**, FLOPs "
-                   f"**{s['temporal_over_spatial_flops']:.3f}×** (study: {STUDY['temporal']})", ""]
-        for size in args.image_sizes:
-            print(f"{w}: image size {size}", file=sys.stderr, flush=True)
-            pair = [profile_once(registry, base, args.steps, attention=a, options={"image_size": size}) for a in ("eager", "sdpa")]
-            entry["image_sweep"].append({"image_size": size, **{p["attention"]: {k: p[k] for k in (
-                "inference_s", "attention_s", "conv_s", "attention_share", "conv_share")} for p in pair}})
-        if entry["image_sweep"]:
-            md += ["Conv vs Attention over image size (Fig. 10):", "",
-                   table(["image size", "eager Attention (s)", "eager Conv (s)", "sdpa Attention (s)", "sdpa Conv (s)",
-                          "sdpa Conv share"],
-                         [[str(r["image_size"]), f"{r['eager']['attention_s']:.3f}", f"{r['eager']['conv_s']:.3f}",
-                           f"{r['sdpa']['attention_s']:.3f}", f"{r['sdpa']['conv_s']:.3f}",
-                           f"{r['sdpa']['conv_share']:.0%}"] for r in entry["image_sweep"]]), ""]
-        if args.frame_counts and "temporal" in kinds:
-            for frames in args.frame_counts:
-                print(f"{w}: {frames} frames", file=sys.stderr, flush=True)
-                p = profile_once(registry, base, args.steps, attention="sdpa", options={"frames": frames})
-                k = p["summary"]["kinds"]
-                entry["frame_sweep"].append({"frames": frames, "temporal": k["temporal"], "spatial": k["spatial"]})
-            md += ["Temporal vs spatial attention over frame counts (Fig. 14; sdpa):", "",
-                   table(["frames", "temporal GFLOPs", "spatial GFLOPs", "temporal (s)", "spatial (s)"],
-                         [[str(r["frames"]), f"{r['temporal']['flops'] / 1e9:.4f}", f"{r['spatial']['flops'] / 1e9:.4f}",
-                           f"{r['temporal']['seconds']:.4f}", f"{r['spatial']['seconds']:.4f}"]
-                          for r in entry["frame_sweep"]]), "", f"Study: {STUDY['frames']}", ""]
-        entry["seconds"] = time.perf_counter() - t0
-        doc["workloads"].append(entry)
+        doc["workloads"].append(characterize_workload(registry, base, args.steps, image_sizes=args.image_sizes,
+                                                      frame_counts=args.frame_counts))
+    md = diffusion_markdown(doc, args.checkpoint)
     write_json(args.out / "diffusion-characterization.json", doc)
-    (args.out / "diffusion-characterization.md").write_text("\n".join(md))
-    print("\n".join(md))
+    (args.out / "diffusion-characterization.md").write_text(md)
+    print(md)
     return 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from ..errors import GenaccelError
 from ..files import OutputDir
-from ..plugin.roles import PromptInput, TokenModel, offers
+from ..plugin.role import offers
+from ..plugin.roles import PromptInput, TokenModel
 from .args import out_dir, resolve_run
 
 

@@ -7,12 +7,12 @@ the commands).
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 from ..errors import GenaccelError, unknown_name
 from ..files import OutputDir, cache_dir, read_json_object
-from ..plugin.roles import EarlyExit, check_roles, offers
+from ..plugin.role import check_roles, offers
+from ..plugin.roles import EarlyExit
 from .args import add_run_arguments, csv, device_arg, out_dir, resolve_run
 
 
@@ -93,14 +93,6 @@ def train(args, registry) -> int:
 
 
 def sweep(args, registry) -> int:
-    from ..llm.decoding import generate, greedy_pick, loop_options
-    from ..llm.speculative import SETTINGS_FILE, speculate
-    from ..report.store import write_json
-    from ..report.tables import table
-    from ..run.context import make_batches
-    from ..run.prepare import prepare
-    from ..run.summary import speculative_summary
-
     spec = _early_exit_workload(registry, args.workload)
     run = resolve_run(args, registry, args.opt)
     config = run.config
@@ -108,48 +100,29 @@ def sweep(args, registry) -> int:
         raise GenaccelError("--save writes into a checkpoint directory: give --checkpoint DIR")
     out = out_dir(args, "layerskip-sweep")
     OutputDir(out, overwrite=args.overwrite, report="sweep.json")  # checked, created and locked before any work
+    from ..llm.speculative import SETTINGS_FILE  # the run layer (torch) once every name is right
+    from ..report.store import write_json
+    from ..report.tables import table
+    from ..run.layerskip import default_pairs, sweep_pairs
+    from ..run.prepare import prepare
+
     ctx = prepare(run)
-    inst = ctx.instance
-    batches = make_batches(ctx)
-    common = loop_options(ctx)
-
-    def timed(fn):
-        fn(batches[0])  # warm-up (compiles)
-        t0 = time.perf_counter()
-        results = [fn(b) for b in batches]
-        return time.perf_counter() - t0, results
-
-    n_layers = inst.model.num_layers
-    exits = args.exit_layers or tuple(sorted({max(1, n_layers * i // 8) for i in range(1, 5)}))
-    lens = args.draft_lens or (2, 3, 4, 6)
+    exits, lens = default_pairs(ctx.instance.model.num_layers, args.exit_layers or (), args.draft_lens or ())
     print(f"{spec.name}: plain greedy, then {len(exits) * len(lens)} (E, k) pairs", file=sys.stderr)
-    base_s, base = timed(lambda b: generate(inst.model, b, greedy_pick, **common))
-    tokens = sum(len(o) for r in base for o in r.outputs)
-    rows, records = [], []
-    for e in exits:
-        for k in lens:
-            inst.model.reset_steps()  # each (E, k) compiles its own draft and verify steps
-            secs, res = timed(lambda b, e=e, k=k: speculate(inst.model, b, exit_layer=e, draft_len=k, **common))
-            same = all(r.outputs == q.outputs for r, q in zip(res, base))
-            stats = speculative_summary([r.extra["speculative"] for r in res])
-            rec = {"exit_layer": e, "draft_len": k, "seconds": secs, "speedup": base_s / secs,
-                   "acceptance_rate": stats["acceptance_rate"], "tokens_per_cycle": stats["tokens_per_cycle"],
-                   "same_tokens": same}
-            records.append(rec)
-            rows.append([str(e), str(k), f"{rec['acceptance_rate']:.3f}", f"{rec['tokens_per_cycle']:.2f}",
-                         f"{tokens / secs:.1f}", f"{rec['speedup']:.2f}×", "yes" if same else "NO"])
-            print(f"  E={e} k={k}: {rec['speedup']:.2f}×", file=sys.stderr, flush=True)
-    best = max(records, key=lambda r: r["speedup"])
-    print(f"plain greedy: {tokens / base_s:.1f} tok/s ({'+'.join(ctx.stack.names) or 'baseline'})")
-    print(table(["E", "k", "acceptance", "tokens/cycle", "tok/s", "× greedy", "same tokens"], rows))
+    found = sweep_pairs(ctx, exits, lens)
+    tokens, best = found["tokens"], found["best"]
+    print(f"plain greedy: {tokens / found['greedy_s']:.1f} tok/s ({'+'.join(ctx.stack.names) or 'baseline'})")
+    print(table(["E", "k", "acceptance", "tokens/cycle", "tok/s", "× greedy", "same tokens"],
+                [[str(r["exit_layer"]), str(r["draft_len"]), f"{r['acceptance_rate']:.3f}", f"{r['tokens_per_cycle']:.2f}",
+                  f"{tokens / r['seconds']:.1f}", f"{r['speedup']:.2f}×", "yes" if r["same_tokens"] else "NO"]
+                 for r in found["pairs"]]))
     print(f"\nbest: exit layer {best['exit_layer']}, draft length {best['draft_len']} ({best['speedup']:.2f}×)")
-    write_json(out / "sweep.json", {"config": config.to_dict(), "greedy_s": base_s, "tokens": tokens, "pairs": records,
-                                    "best": best})
+    write_json(out / "sweep.json", {"config": config.to_dict(), **found})
     print(f"sweep: {out / 'sweep.json'}")
     if args.save:
         path = Path(config.checkpoint) / SETTINGS_FILE
         data = read_json_object(path, "LayerSkip settings") if path.exists() else {}
-        data.update(exit_layer=best["exit_layer"], draft_len=best["draft_len"], sweep=records)
+        data.update(exit_layer=best["exit_layer"], draft_len=best["draft_len"], sweep=found["pairs"])
         write_json(path, data)
         print(f"saved exit layer and draft length to {path}")
     return 0

@@ -67,7 +67,7 @@ def bench_command(args, registry) -> int:
     from ..report.render import render
     from ..report.store import Report
     from ..run.bench import add_skipped, bench_profiles, bench_runs, case_key, run_cases, spread_cases
-    from ..run.config import BenchConfig
+    from ..run.bench_config import BenchConfig
 
     bench = BenchConfig.from_toml(args.config, registry)
     runs, skipped = bench_runs(bench, registry)

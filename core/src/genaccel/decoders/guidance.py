@@ -1,10 +1,12 @@
 """The ``cfg`` and ``cfg-sequential`` decoders: classifier-free (contrastive) guidance, batched (the
 conditional and unconditional rows in one forward) or sequential (a second forward per step).
 
-A workload plays guidance through one of three roles: :class:`~genaccel.plugin.roles.TokenGuidance`
+A workload plays guidance through one of four roles: :class:`~genaccel.plugin.roles.TokenGuidance`
 (a token model's logits: :func:`genaccel.llm.guidance.guided_generate`, with temperature and top-p),
-:class:`~genaccel.plugin.roles.Denoiser` (the core's denoising loop, :func:`genaccel.diffusion.loop.denoise`)
-or :class:`~genaccel.plugin.roles.GuidedLoop` (the workload's own loop: a cascade, parallel decoding).
+:class:`~genaccel.plugin.roles.Denoiser` (the core's denoising loop, :func:`genaccel.diffusion.loop.denoise`),
+:class:`~genaccel.plugin.roles.MaskedTokens` (the core's parallel decoding,
+:func:`genaccel.diffusion.parallel.parallel_decode`) or :class:`~genaccel.plugin.roles.GuidedLoop` (the
+workload's own loop: a cascade).
 The guidance scale is the decoder's option ``guidance_scale``, else the run's, else the workload's.
 """
 
@@ -13,10 +15,11 @@ from __future__ import annotations
 import torch
 
 from ..diffusion.loop import denoise, settings
+from ..diffusion.parallel import parallel_decode, parallel_settings
 from ..llm.decoding import loop_options, top_p_pick, with_media
 from ..llm.guidance import guided_generate
 from ..plugin.batch import BatchResult
-from ..plugin.roles import Denoiser, GuidedLoop
+from ..plugin.roles import Denoiser, GuidedLoop, MaskedTokens
 
 
 class CFG:
@@ -32,10 +35,13 @@ class CFG:
         options, out_dir = ctx.config.options, ctx.config.out_dir
         if ctx.has(GuidedLoop):  # the workload's own loop (a cascade, parallel decoding)
             return ctx.instance.guided_run(batch, options, not self.batched, out_dir)
+        inst = ctx.instance
         if ctx.has(Denoiser):
-            inst = ctx.instance
             return denoise(inst, batch, settings(options, inst.denoise_defaults), sequential=not self.batched,
                            device=ctx.device, out_dir=out_dir)
+        if ctx.has(MaskedTokens):
+            return parallel_decode(inst, batch, parallel_settings(options, inst.decode_defaults),
+                                   sequential=not self.batched, device=ctx.device, out_dir=out_dir)
         return with_media(ctx, batch, lambda b: self._tokens(ctx, b))
 
     def _tokens(self, ctx, batch) -> BatchResult:

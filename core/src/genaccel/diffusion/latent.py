@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import torch
 
-from ..engine.executor import StepExecutor
+from ..engine.executor import CompiledSteps, StepExecutor
 from ..engine.layout import channels_last
 from ..errors import GenaccelError
 from .loop import settings
 from .pipeline import make_pipeline, run_pipeline
-from .prompts import PromptSample, prompt_sample, prompt_samples
+from .prompts import Prompted, parameters
 from .stepcache import full, shallow
 
 
-class LatentDiffusion:
+class LatentDiffusion(Prompted, CompiledSteps):
     """Base of diffusion workloads made of ``diffusers``/``transformers`` parts: ``tokenizer``,
     ``text_encoder`` (CLIP), ``unet`` (2-D or 3-D) and ``vae`` (``AutoencoderKL``).  It plays the
     roles Denoiser, PromptInput, PipelineReference, AttentionSwitch, FusedQKV, ChannelsLast,
@@ -24,6 +24,8 @@ class LatentDiffusion:
     Subclasses set ``latent_shape``, ``decode_latents``, ``save_outputs``, ``units_per_sample`` and
     ``image_size`` (and ``frames`` for video).
     """
+
+    compiled_steps = "UNet and VAE decode"
 
     def __init__(self, *, tokenizer, text_encoder, unet, vae, scheduler_config: dict, denoise_defaults: dict,
                  device: str, dtype, random_weights: bool, name: str, data=None):
@@ -39,18 +41,10 @@ class LatentDiffusion:
         self.set_attention("eager")  # the baseline is diffusers' plain AttnProcessor (matmul, softmax, matmul)
 
     # -- Workload
-    def make_samples(self, n: int, seed: int, max_new_tokens=None, seq_len=None) -> list[PromptSample]:
-        return prompt_samples(self.tokenizer, self.data, n, seed)
-
-    def prompt_sample(self, text: str, max_new_tokens=None, options=None) -> PromptSample:
-        return prompt_sample(self.tokenizer, text)
 
     def describe(self) -> dict:
-        def count(m):
-            return sum(p.numel() for p in m.parameters())
-
-        return {"name": self.name, "parameters": count(self.module), "text_encoder_parameters": count(self.text_encoder),
-                "unet_parameters": count(self.unet), "vae_parameters": count(self.vae), "latent_shape": self.latent_shape(1),
+        return {"name": self.name, "parameters": parameters(self.module), "text_encoder_parameters": parameters(self.text_encoder),
+                "unet_parameters": parameters(self.unet), "vae_parameters": parameters(self.vae), "latent_shape": self.latent_shape(1),
                 "attention": self.attention, "executor": self.executor.mode, **self.denoise_defaults}
 
     # -- PipelineReference
@@ -146,12 +140,4 @@ class LatentDiffusion:
         n = channels_last((self.unet, self.vae))
         return f"{n} Conv2d weights and the 4-D latents in channels-last (NHWC) layout"
 
-    def set_compile(self, mode: str) -> str:
-        self.compile_mode = mode
-        self.executor.configure(compile=mode, fullgraph=True, dynamic=False)
-        return f"UNet and VAE decode compiled through the step executor (mode={mode}, fullgraph, static shapes)"
-
-    def set_cuda_graph(self) -> str:
-        self.executor.configure(compile=self.compile_mode, cuda_graph=True)
-        return "UNet and VAE decode replayed from CUDA graphs per shape (step executor)"
 

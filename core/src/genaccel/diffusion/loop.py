@@ -95,6 +95,22 @@ def _step_kwargs(scheduler, generators) -> dict:
     return kwargs
 
 
+def _guided_noise(inst, scheduler, latents, t, text: tuple, scale: float):
+    """The denoiser's noise prediction at step ``t``; ``text``: (cond, uncond, both), the unconditional
+    embeddings None without guidance, ``both`` (uncond and cond in one batch) None for sequential
+    guidance; guided ``u + s·(c − u)``."""
+    cond, uncond, both = text
+    if uncond is None:
+        return inst.predict_noise(scheduler.scale_model_input(latents, t), t, cond)
+    if both is None:
+        x = scheduler.scale_model_input(latents, t)
+        u, c = inst.predict_noise(x, t, uncond), inst.predict_noise(x, t, cond)
+    else:
+        x = scheduler.scale_model_input(torch.cat([latents] * 2), t)
+        u, c = inst.predict_noise(x, t, both).chunk(2)
+    return u + scale * (c - u)
+
+
 @torch.no_grad()
 def denoise(inst, batch: Sequence, s: Settings, *, sequential: bool, device: str, out_dir=None) -> BatchResult:
     """Text → latents → media for one batch of prompt samples (``genaccel.diffusion.prompts.PromptSample``)
@@ -102,75 +118,48 @@ def denoise(inst, batch: Sequence, s: Settings, *, sequential: bool, device: str
     saved to ``out_dir`` when given."""
     from diffusers.utils.torch_utils import randn_tensor
 
-    dev = device
     guided = s.guidance_scale > 1.0  # as diffusers' pipelines: no unconditional pass at scale <= 1
-    bsz = len(batch)
     generators = [torch.Generator().manual_seed(sample.seed) for sample in batch]
     inst.executor.new_batch()
-
-    t0 = synced_now(dev)
+    t0 = synced_now(device)
     with phase("text encoder"):
         cond = inst.encode_prompt([sample.prompt for sample in batch])
-        uncond = inst.encode_prompt([""] * bsz) if guided else None
-    t1 = synced_now(dev)
+        uncond = inst.encode_prompt([""] * len(batch)) if guided else None
+    t1 = synced_now(device)
     scheduler = make_scheduler(s.scheduler, inst.scheduler_config)
-    scheduler.set_timesteps(s.num_inference_steps, device=dev)
-    latents = randn_tensor(inst.latent_shape(bsz), generator=generators, device=torch.device(dev), dtype=inst.dtype)
-    latents = latents * scheduler.init_noise_sigma
+    scheduler.set_timesteps(s.num_inference_steps, device=device)
+    latents = randn_tensor(inst.latent_shape(len(batch)), generator=generators, device=torch.device(device),
+                           dtype=inst.dtype) * scheduler.init_noise_sigma
     extra = _step_kwargs(scheduler, generators)
-    both = torch.cat([uncond, cond]) if guided and not sequential else None
-    clock = StepClock(dev)
+    text = (cond, uncond, torch.cat([uncond, cond]) if guided and not sequential else None)
+    clock = StepClock(device)
     clock.start()
     for i, t in enumerate(scheduler.timesteps):
         inst.begin_step(i)  # a step cache numbers the steps
         with phase("denoise"):
-            if not guided:
-                noise = inst.predict_noise(scheduler.scale_model_input(latents, t), t, cond)
-            elif sequential:
-                x = scheduler.scale_model_input(latents, t)
-                u, c = inst.predict_noise(x, t, uncond), inst.predict_noise(x, t, cond)
-                noise = u + s.guidance_scale * (c - u)
-            else:
-                x = scheduler.scale_model_input(torch.cat([latents] * 2), t)
-                u, c = inst.predict_noise(x, t, both).chunk(2)
-                noise = u + s.guidance_scale * (c - u)
+            noise = _guided_noise(inst, scheduler, latents, t, text, s.guidance_scale)
             latents = scheduler.step(noise, t, latents, **extra, return_dict=False)[0]
         clock.mark()
-    step_times = clock.seconds()
-    steps = len(step_times)  # denoiser passes: PNDM's PLMS takes one more than the steps asked for
-    t2 = synced_now(dev)
+    step_times = clock.seconds()  # denoiser passes: PNDM's PLMS takes one more than the steps asked for
+    t2 = synced_now(device)
     with phase("vae decode"):
         media = inst.decode_latents(latents)
-    t3 = synced_now(dev)
-    files = inst.save_outputs(batch, media, out_dir)
-
+    t3 = synced_now(device)
     phases = {"text encoder": t1 - t0, "denoise": t2 - t1, "vae decode": t3 - t2}
-    latency = t3 - t0
-    records = [
-        {
-            "id": sample.id,
-            "input_tokens": sample.input_tokens,
-            "output_tokens": 0,
-            "latency_s": latency,
-            "ttft_s": None,
-            "tpot_s": None,
-            "steps": steps,
-            "units": inst.units_per_sample,
-            "phases": dict(phases),
-            **extra_fields,
-        }
-        for sample, extra_fields in zip(batch, files)
-    ]
-    return BatchResult(
-        records=records,
-        outputs=[[] for _ in batch],
-        latency_s=latency,
-        prefill_s=phases["text encoder"],
-        decode_s=phases["denoise"],
-        decode_steps=steps,
-        weight_passes=2 if guided and sequential else 1,
-        step_s=[b - a for a, b in zip([0.0, *step_times], step_times)],
-        phases=phases,
-        extra={"denoise": {**attrs.asdict(s), "batched": not sequential, "guided": guided}, "media": media},
-    )
+    result = _result(inst, batch, media, phases, step_times, out_dir)
+    result.weight_passes = 2 if guided and sequential else 1
+    result.extra["denoise"] = {**attrs.asdict(s), "batched": not sequential, "guided": guided}
+    return result
 
+
+def _result(inst, batch, media, phases: dict, step_times: list[float], out_dir) -> BatchResult:
+    """A batch's result: per-sample records (the media saved to ``out_dir``), phases, each step's time."""
+    files = inst.save_outputs(batch, media, out_dir)
+    latency, steps = sum(phases.values()), len(step_times)
+    records = [{"id": sample.id, "input_tokens": sample.input_tokens, "output_tokens": 0, "latency_s": latency,
+                "ttft_s": None, "tpot_s": None, "steps": steps, "units": inst.units_per_sample, "phases": dict(phases),
+                **extra_fields} for sample, extra_fields in zip(batch, files)]
+    return BatchResult(records=records, outputs=[[] for _ in batch], latency_s=latency, prefill_s=phases["text encoder"],
+                       decode_s=phases["denoise"], decode_steps=steps,
+                       step_s=[b - a for a, b in zip([0.0, *step_times], step_times)], phases=phases,
+                       extra={"media": media})

@@ -81,3 +81,18 @@ def build_parts(preset: dict, *, device: str, dtype, seed: int, unet_class) -> d
         parts = [_to(m, device, dtype) for m in (CLIPTextModel(text), unet_class(**unet_cfg), AutoencoderKL(**vae_cfg))]
     text_encoder, unet, vae = parts
     return {"tokenizer": tokenizer, "text_encoder": text_encoder, "unet": unet, "vae": vae}
+
+
+def positive_option(value, default: int, flag: str, multiple: int = 1) -> int:
+    """A whole-number option (``--image-size``, ``--frames``) that must be a positive multiple of ``multiple``;
+    ``default`` where not given."""
+    if value is None:
+        return default
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise GenaccelError(f"{flag} {value!r} is not an integer") from None
+    if n < 1 or n % multiple:
+        raise GenaccelError(f"{flag} must be a positive {'multiple of ' + str(multiple) if multiple > 1 else 'integer'}, "
+                            f"got {n}")
+    return n

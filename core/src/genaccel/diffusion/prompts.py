@@ -75,3 +75,19 @@ def save_images(batch, images, out_dir) -> list[dict]:
             extra["files"] = [str(path)]
         extras.append(extra)
     return extras
+
+
+class Prompted:
+    """The members of a text-to-image or text-to-video workload with a ``tokenizer`` and the user's
+    ``data`` folder that roles Workload and PromptInput call: its samples and ``generate``'s prompt."""
+
+    def make_samples(self, n: int, seed: int, max_new_tokens=None, seq_len=None) -> list[PromptSample]:
+        return prompt_samples(self.tokenizer, self.data, n, seed)
+
+    def prompt_sample(self, text: str, max_new_tokens=None, options=None) -> PromptSample:
+        return prompt_sample(self.tokenizer, text)
+
+
+def parameters(module) -> int:
+    """How many parameters ``module`` holds (the figures ``describe()`` reports)."""
+    return sum(p.numel() for p in module.parameters())

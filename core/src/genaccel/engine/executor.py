@@ -128,3 +128,21 @@ class StepExecutor:
             buf.copy_(a)
         graph.replay()
         return static_out
+
+
+class CompiledSteps:
+    """The ``set_compile`` and ``set_cuda_graph`` members (roles Compilable, CUDAGraphable) of a workload
+    whose hot steps all run through ``self.executor``, a :class:`StepExecutor`: fullgraph with static
+    shapes.  ``compiled_steps`` names those steps in the notes the report shows."""
+
+    compile_mode: str | None = None
+    compiled_steps = "the workload's steps"
+
+    def set_compile(self, mode: str) -> str:
+        self.compile_mode = mode
+        self.executor.configure(compile=mode, fullgraph=True, dynamic=False)
+        return f"{self.compiled_steps} compiled through the step executor (mode={mode}, fullgraph, static shapes)"
+
+    def set_cuda_graph(self) -> str:
+        self.executor.configure(compile=self.compile_mode, cuda_graph=True)
+        return f"{self.compiled_steps} replayed from CUDA graphs per shape (step executor)"

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ..engine.executor import StepExecutor
-from .flex_decode import SDPA_FLEX_DECODE
+from .flex_decode import SDPA_FLEX_DECODE, flex_window
 from .footprint import StepBytes
 from .gemv import cpu_gemv_linears
 from .kvcache import DynamicKVCache, StaticKVCache
@@ -192,6 +192,8 @@ class HFCausalLM(SelfSpeculation, StepBytes):
         graphs (a graph replays fixed shapes).  Compiled, the length stays symbolic."""
         if kv_len is None or self.cuda_graph or not isinstance(self.cache, StaticKVCache):
             return None
+        if self.attention == SDPA_FLEX_DECODE:
+            kv_len = flex_window(kv_len, self.cache.max_seq_len)
         return self.cache.window(kv_len, symbolic=bool(self.compile_mode))
 
     def _decode(self, tokens: torch.Tensor, pos: torch.Tensor, window: torch.Tensor | None = None) -> torch.Tensor:

@@ -15,7 +15,19 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 SDPA_FLEX_DECODE = "genaccel-sdpa-flex-decode"
+#: Inductor's CPU flex-attention kernel (torch 2.13) reads keys past a key length of 16·k + 8 when the head
+#: dimension is 16: with stale keys there (a static cache's previous batch) the output is wrong (measured: key
+#: lengths 8, 24, 40 off by up to 76 in the output, every other length 3..59 exact).  A window of that length is
+#: read one position longer, the extra position masked as any later one.
+_UNSAFE_BLOCK, _UNSAFE_TAIL = 16, 8
 CROSS = "genaccel_cross_attention"  # the attribute that marks a cross-attention module
+
+
+def flex_window(kv_len: int, limit: int) -> int:
+    """The number of cached positions a flex decode step reads for ``kv_len`` (at most ``limit``)."""
+    if kv_len % _UNSAFE_BLOCK == _UNSAFE_TAIL and kv_len < limit:
+        return kv_len + 1
+    return kv_len
 
 
 def mark_cross_attention(module) -> None:

@@ -74,6 +74,48 @@ def checkpoint_settings(checkpoint) -> dict:
     return settings
 
 
+class _Drafts:
+    """One batch's draft-and-verify state: the k drafted tokens, their layer-E hidden states and, when
+    sampling, their draft distributions."""
+
+    def __init__(self, model, *, exit_layer: int, k: int, bsz: int, device, sampling):
+        self.model, self.exit_layer, self.k, self.device, self.sampling = model, exit_layer, k, device, sampling
+        self.tokens = torch.zeros((bsz, k), dtype=torch.long, device=device)
+        self.hidden = self.q = None
+
+    def probs(self, logits):
+        temperature, top_p, _ = self.sampling
+        return nucleus_probs(logits, temperature, top_p)
+
+    def first(self, logits):
+        """The token after the prompt: argmax, or drawn from the nucleus."""
+        return logits.argmax(-1) if self.sampling is None else draw(self.probs(logits), self.sampling[2])
+
+    def draft(self, token, pos) -> None:
+        """k tokens through layers [0, E) from ``token`` at ``pos``, with their hidden states."""
+        cur = token
+        for i in range(self.k):
+            h, logits = self.model.draft(cur, pos + i, self.exit_layer)
+            if self.hidden is None:
+                self.hidden = torch.empty((h.shape[0], self.k, h.shape[-1]), dtype=h.dtype, device=self.device)
+                if self.sampling is not None:
+                    self.q = torch.empty((h.shape[0], self.k, logits.shape[-1]), dtype=torch.float32, device=self.device)
+            self.hidden[:, i : i + 1].copy_(h)
+            if self.sampling is None:
+                cur = logits.argmax(-1)
+            else:
+                self.q[:, i] = self.probs(logits)
+                cur = draw(self.q[:, i], self.sampling[2])
+            self.tokens[:, i] = cur
+
+    def verify(self, pos):
+        """The full model over the drafts: the accepted prefix per row and the token after each prefix."""
+        logits = self.model.verify(self.tokens[:, -1], self.hidden, pos, self.exit_layer)
+        if self.sampling is None:
+            return accept_greedy(self.tokens, logits)
+        return accept_sampled(self.tokens, self.q, self.probs(logits), self.sampling[2])
+
+
 def speculate(model, batch, *, exit_layer, draft_len, device, pad_id, max_seq_len, eos_id=None, sampling=None):
     """Generate each sample's ``max_new_tokens`` tokens by draft-and-verify cycles.
 
@@ -83,18 +125,12 @@ def speculate(model, batch, *, exit_layer, draft_len, device, pad_id, max_seq_le
     k = draft_len
     run = DecodeRun(batch, device=device, pad_id=pad_id, max_seq_len=max_seq_len, eos_id=eos_id, models=(model,),
                     extra=k)
-    bsz, length, steps, pos = run.bsz, run.length, run.steps, run.pos
-    out = torch.zeros((bsz, steps + k + 1), dtype=torch.long, device=device)
-    drafts = torch.zeros((bsz, k), dtype=torch.long, device=device)
-    hidden = None
-    q = None
-    if sampling is not None:
-        temperature, top_p, generator = sampling
-        probs = lambda logits: nucleus_probs(logits, temperature, top_p)  # noqa: E731
+    length, steps, pos = run.length, run.steps, run.pos
+    out = torch.zeros((run.bsz, steps + k + 1), dtype=torch.long, device=device)
+    drafts = _Drafts(model, exit_layer=exit_layer, k=k, bsz=run.bsz, device=device, sampling=sampling)
     run.start()
     with phase("prefill"):
-        logits = model.prefill(run.ids, run.valid)
-        token = logits.argmax(-1) if sampling is None else draw(probs(logits), generator)
+        token = drafts.first(model.prefill(run.ids, run.valid))
         out[:, 0] = token
     run.mark()
     emitted_at = [0]  # clock mark that emitted each token
@@ -102,55 +138,28 @@ def speculate(model, batch, *, exit_layer, draft_len, device, pad_id, max_seq_le
     while n < steps:
         t0 = time.perf_counter()
         with phase("draft"):
-            cur = token
-            for i in range(k):
-                h, logits = model.draft(cur, pos + i, exit_layer)
-                if hidden is None:
-                    hidden = torch.empty((bsz, k, h.shape[-1]), dtype=h.dtype, device=device)
-                    if sampling is not None:
-                        q = torch.empty((bsz, k, logits.shape[-1]), dtype=torch.float32, device=device)
-                hidden[:, i : i + 1].copy_(h)
-                if sampling is None:
-                    cur = logits.argmax(-1)
-                else:
-                    q[:, i] = probs(logits)
-                    cur = draw(q[:, i], generator)
-                drafts[:, i] = cur
+            drafts.draft(token, pos)
         synchronize(device)
         t1 = time.perf_counter()
         with phase("verify"):
-            logits = model.verify(drafts[:, -1], hidden, pos, exit_layer)
-            if sampling is None:
-                agree, nxt = accept_greedy(drafts, logits)
-            else:
-                agree, nxt = accept_sampled(drafts, q, probs(logits), generator)
+            agree, nxt = drafts.verify(pos)
             a = int(agree.min())  # the cycle's one host sync
-            token = torch.where(agree > a, drafts[:, a], nxt[:, a]) if a < k else nxt[:, a]
-            out[:, n : n + a] = drafts[:, :a]
+            token = torch.where(agree > a, drafts.tokens[:, a], nxt[:, a]) if a < k else nxt[:, a]
+            out[:, n : n + a] = drafts.tokens[:, :a]
             out[:, n + a] = token
-        t2 = time.perf_counter()
-        draft_s, verify_s = draft_s + t1 - t0, verify_s + t2 - t1
+        draft_s, verify_s = draft_s + t1 - t0, verify_s + time.perf_counter() - t1
         pos += a + 1
         model.crop(length + n + a)
-        n += a + 1
-        cycles, accepted = cycles + 1, accepted + a
+        n, cycles, accepted = n + a + 1, cycles + 1, accepted + a
         run.mark()
         emitted_at += [cycles] * (a + 1)
         run.stop(out[:, n - a - 1 : n])
         if run.stopped():
             break
     model.crop(length + min(n, steps) - 1)  # the last cycle may have gone past the tokens asked for
-    stats = {
-        "exit_layer": exit_layer,
-        "draft_len": k,
-        "cycles": cycles,
-        "drafted": cycles * k,
-        "accepted": accepted,
-        "acceptance_rate": accepted / (cycles * k) if cycles else None,
-        "tokens_per_cycle": (n - 1) / cycles if cycles else None,
-        "draft_s": draft_s,
-        "verify_s": verify_s,
-    }
+    stats = {"exit_layer": exit_layer, "draft_len": k, "cycles": cycles, "drafted": cycles * k, "accepted": accepted,
+             "acceptance_rate": accepted / (cycles * k) if cycles else None,
+             "tokens_per_cycle": (n - 1) / cycles if cycles else None, "draft_s": draft_s, "verify_s": verify_s}
     result = run.finish(out[:, : min(n, steps)].tolist(), decode_steps=cycles, mark_of=emitted_at.__getitem__,
                         extra={"speculative": stats})
     result.phases = {"prefill": result.prefill_s, "draft": draft_s, "verify": verify_s}

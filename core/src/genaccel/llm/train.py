@@ -108,84 +108,98 @@ def early_exit_losses(model, ids, weights: dict[int, float], keep: list[torch.Te
     return losses
 
 
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Linear warm-up, then cosine decay to a tenth of ``config.lr``."""
+    if step < config.warmup:
+        return config.lr * (step + 1) / config.warmup
+    frac = (step - config.warmup) / max(1, config.steps - config.warmup)
+    return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+
+
+class _Trainer:
+    """One optimizer step at a time over shuffled token windows, with layer dropout and early-exit losses."""
+
+    def __init__(self, instance, windows: torch.Tensor, config: TrainConfig):
+        self.model, self.config, self.windows = instance.model, config, windows
+        self.device = self.model.device
+        self.gen = torch.Generator(device=self.device).manual_seed(config.seed)
+        self.rates = dropout_rates(self.model.num_layers, config.max_dropout)
+        self.params = [p for p in instance.module.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(self.params, lr=config.lr, betas=(0.9, 0.95), weight_decay=0.1)
+        self.order = list(range(len(windows)))
+        random.Random(config.seed).shuffle(self.order)
+        self.cursor = 0
+
+    def step(self, step: int) -> dict:
+        """One step; returns its history row (the loss and each supervised layer's cross-entropy)."""
+        config, n_layers = self.config, self.model.num_layers
+        idx = [self.order[(self.cursor + i) % len(self.order)] for i in range(config.batch_size)]
+        self.cursor += config.batch_size
+        batch = self.windows[idx].to(self.device)
+        keep = [torch.rand(config.batch_size, generator=self.gen, device=self.device) >= p for p in self.rates]
+        weights = exit_weights(n_layers, config.exit_scale, step, config.rotation)
+        n_pos = config.batch_size * config.seq_len
+        sampled = None
+        if config.exit_fraction < 1:
+            sampled = torch.randperm(n_pos, generator=self.gen, device=self.device)[: max(1, int(n_pos * config.exit_fraction))]
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.autocast):
+            losses = early_exit_losses(self.model, batch, weights, keep, sampled)
+        loss = sum(weights[l] * losses[l] for l in weights)
+        for group in self.opt.param_groups:
+            group["lr"] = learning_rate(config, step)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.opt.step()
+        return {"step": step, "loss": loss.item(), **{f"ce_layer{l + 1}": x.item() for l, x in losses.items()}}
+
+
 def train_early_exit(instance, texts: list[str], out: Path, config: TrainConfig, *, source: Path | None = None,
                      progress: bool = True) -> dict:
     """Train ``instance`` (a workload whose ``model`` is an HFCausalLM) and save it to ``out``;
     ``source``: the checkpoint it was built from (a continued training keeps its lineage)."""
     from tqdm import tqdm
 
-    model, hf = instance.model, instance.module
-    device = model.device
-    rng = random.Random(config.seed)
-    gen = torch.Generator(device=device).manual_seed(config.seed)
     windows = token_windows(instance.tokenizer, texts, config.seq_len, instance.eos_token_id)
-    n_layers = model.num_layers
-    rates = dropout_rates(n_layers, config.max_dropout)
-    hf.train()
-    params = [p for p in hf.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=config.lr, betas=(0.9, 0.95), weight_decay=0.1)
-
-    def lr_at(step):
-        if step < config.warmup:
-            return config.lr * (step + 1) / config.warmup
-        frac = (step - config.warmup) / max(1, config.steps - config.warmup)
-        return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
-
-    order = list(range(len(windows)))
-    rng.shuffle(order)
-    history, start, cursor = [], time.perf_counter(), 0
+    trainer = _Trainer(instance, windows, config)
+    last = instance.model.num_layers
+    instance.module.train()
+    history, start = [], time.perf_counter()
     bar = tqdm(total=config.steps, desc="  layerskip training", unit="step", disable=not progress or None, file=sys.stderr)
     step = 0
     with torch.enable_grad():
         for step in range(config.steps):
             if config.minutes is not None and time.perf_counter() - start > config.minutes * 60:
                 break
-            idx = [order[(cursor + i) % len(order)] for i in range(config.batch_size)]
-            cursor += config.batch_size
-            batch = windows[idx].to(device)
-            keep = [torch.rand(config.batch_size, generator=gen, device=device) >= p for p in rates]
-            weights = exit_weights(n_layers, config.exit_scale, step, config.rotation)
-            n_pos = config.batch_size * config.seq_len
-            sampled = None
-            if config.exit_fraction < 1:
-                sampled = torch.randperm(n_pos, generator=gen, device=device)[: max(1, int(n_pos * config.exit_fraction))]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.autocast):
-                losses = early_exit_losses(model, batch, weights, keep, sampled)
-            loss = sum(weights[l] * losses[l] for l in weights)
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            history.append({"step": step, "loss": loss.item(), **{f"ce_layer{l + 1}": x.item() for l, x in losses.items()}})
-            bar.set_postfix(loss=f"{loss.item():.3f}", final=f"{losses[n_layers - 1].item():.3f}")
+            history.append(trainer.step(step))
+            bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", final=f"{history[-1][f'ce_layer{last}']:.3f}")
             bar.update(1)
             if progress and bar.disable and (step % 10 == 0 or step == config.steps - 1):  # not a terminal: log lines
-                print(f"  step {step + 1}/{config.steps}: loss {loss.item():.3f} "
+                print(f"  step {step + 1}/{config.steps}: loss {history[-1]['loss']:.3f} "
                       f"({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
         else:
             step = config.steps
     bar.close()
-    hf.eval()
-    seconds = time.perf_counter() - start
+    instance.module.eval()
+    return _save(instance, out, config, history, step=step, seconds=time.perf_counter() - start, windows=len(windows),
+                 source=source, rates=trainer.rates)
+
+
+def _save(instance, out: Path, config: TrainConfig, history: list[dict], *, step: int, seconds: float, windows: int,
+          source: Path | None, rates: list[float]) -> dict:
+    """The trained model and tokenizer as a Hugging Face folder, with how it was trained in ``layerskip.json``."""
     previous = None
     if source is not None and (Path(source) / SETTINGS_FILE).exists():  # continued training: keep the lineage
         previous = read_json_object(Path(source) / SETTINGS_FILE, "LayerSkip settings").get("trained")
     out.mkdir(parents=True, exist_ok=True)
-    hf.save_pretrained(out)
+    instance.module.save_pretrained(out)
     instance.tokenizer.save_pretrained(out)
     info = {
         "trained": {
-            "steps": step,
-            "seconds": seconds,
-            "tokens": step * config.batch_size * config.seq_len,
-            "windows": len(windows),
-            "config": attrs.asdict(config),
-            "dropout_rates": rates,
+            "steps": step, "seconds": seconds, "tokens": step * config.batch_size * config.seq_len,
+            "windows": windows, "config": attrs.asdict(config), "dropout_rates": rates,
             "final_loss": history[-1] if history else None,
-            "continued_from": str(source) if source is not None else None,
-            "previous": previous,
+            "continued_from": str(source) if source is not None else None, "previous": previous,
         },
         "history": history,
     }

@@ -1,113 +1,16 @@
-"""The workload contract: roles a workload's spec declares once (``WorkloadSpec.roles``).
+"""The workload contract: the roles a workload's spec declares once (``WorkloadSpec.roles``), each
+listing the members the core calls and giving the capability decoders and optimizations require.
 
-A role lists the members the core calls: its methods, written as stubs whose signatures say how
-they are called, and its attributes (:class:`Member`), whose value may itself have to play a
-protocol role (``model = Member(plays=StepProtocol)``).  A role gives decoders and optimizations a
-capability: a decoder or optimization ``requires`` roles, and a workload offers a required role when
-it declares that role or one derived from it (``Denoiser`` is a ``Guided`` role, so a guidance
-decoder runs it).
-
-When a workload is built, :func:`check_roles` verifies the instance against every declared role: a
-missing member, an attribute that is not callable where a method is needed, or a method whose
-signature cannot take the role's arguments fails at once, naming the workload, the role and the
-member.  Past that check the core decides by the declared roles (``ctx.has(MediaCodec)``), never
-by probing the instance.  Workload classes do not inherit roles (the stubs would satisfy the check
-without doing anything); the spec is the one declaration.  Light: no torch.
+A workload offers a required role when it declares that role or one derived from it (``Denoiser`` is a
+``Guided`` role, so a guidance decoder runs it).  Past the check at build (:func:`genaccel.plugin.role.check_roles`)
+the core decides by the declared roles (``ctx.has(MediaCodec)``), never by probing the instance.
+Workload classes do not inherit roles (the stubs would satisfy the check without doing anything); the
+spec is the one declaration.  Light: no torch.
 """
 
 from __future__ import annotations
 
-import inspect
-
-from ..errors import GenaccelError
-
-_ABSENT = object()
-
-
-class Member:
-    """An attribute a role needs.  ``plays``: a protocol (a :class:`Role`) its value must play too."""
-
-    def __init__(self, plays: type[Role] | None = None):
-        self.plays = plays
-
-
-class Role:
-    """Base of every role.  ``capability``: the name ``genaccel list`` shows for what it offers."""
-
-    capability: str | None = None
-    _methods: dict[str, inspect.Signature] = {}
-    _attributes: dict[str, Member] = {}
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        methods, attributes = {}, {}
-        for base in reversed(cls.__mro__[1:]):
-            if issubclass(base, Role):
-                methods.update(base._methods)
-                attributes.update(base._attributes)
-        for name, value in vars(cls).items():
-            if name.startswith("_") or name == "capability":
-                continue
-            if isinstance(value, Member):
-                attributes[name] = value
-            elif inspect.isfunction(value):
-                methods[name] = inspect.signature(value)
-        cls._methods, cls._attributes = methods, attributes
-
-    @classmethod
-    def members(cls) -> tuple[str, ...]:
-        return (*cls._attributes, *cls._methods)
-
-    @classmethod
-    def problems(cls, instance, prefix: str = "") -> list[str]:
-        """What ``instance`` lacks or gets wrong of this role's members (empty: it plays the role)."""
-        found = []
-        for name, member in cls._attributes.items():
-            if inspect.getattr_static(instance, name, _ABSENT) is _ABSENT:
-                found.append(f"lacks {prefix}{name}")
-            elif member.plays is not None:
-                found += member.plays.problems(getattr(instance, name), prefix=f"{prefix}{name}.")
-        for name, signature in cls._methods.items():
-            if inspect.getattr_static(instance, name, _ABSENT) is _ABSENT:
-                found.append(f"lacks {prefix}{name}")
-                continue
-            method = getattr(instance, name)
-            if not callable(method):
-                found.append(f"has {prefix}{name}, which is not callable")
-            elif not _takes(method, signature):
-                found.append(f"has {prefix}{name}{_shown(method)}, which cannot be called as {name}{_stub(signature)}")
-        return found
-
-
-def _stub(signature: inspect.Signature) -> str:
-    return str(signature.replace(parameters=[p for p in signature.parameters.values() if p.name != "self"]))
-
-
-def _shown(method) -> str:
-    try:
-        return str(inspect.signature(method))
-    except (TypeError, ValueError):
-        return "(...)"
-
-
-def _takes(method, signature: inspect.Signature) -> bool:
-    """Whether ``method`` accepts every argument the role's stub names, passed as the stub passes them."""
-    try:
-        own = inspect.signature(method)
-    except (TypeError, ValueError):  # a builtin without a signature: trust it
-        return True
-    args, kwargs = [], {}
-    for p in list(signature.parameters.values())[1:]:  # after self
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
-            args.append(None)
-        elif p.kind is p.KEYWORD_ONLY:
-            kwargs[p.name] = None
-    try:
-        own.bind(*args, **kwargs)
-    except TypeError:
-        return False
-    return True
-
+from .role import Member, Role
 
 # --- protocols: what an attribute's value must play ------------------------------------------------
 
@@ -359,6 +262,34 @@ class GuidedLoop(Guided):
     def guided_run(self, batch, options, sequential, out_dir): ...
 
 
+class MaskedTokens(Guided):
+    """Parallel decoding of masked tokens (MaskGIT: Muse's images, Phenaki's videos): the core's loop
+    (:func:`genaccel.diffusion.parallel.parallel_decode`) runs the workload's transformer over every
+    token at every step, guided, and ``diffusers``' ``AmusedScheduler`` unmasks them along the cosine
+    schedule.
+
+    ``decode_defaults``: steps and guidance scale where the run gives none; ``scheduler_config``: the
+    ``AmusedScheduler`` config (its ``mask_token_id``); ``temperatures(steps)``: the re-masking noise's
+    (start, end) temperatures; ``tokens_shape(batch_size)``: the token grid (B, ...); ``encode_prompt``
+    returns a tuple of conditioning tensors (batch first) that ``token_logits(tokens, *conditioning)``
+    takes, giving logits (B, V, ...) or (B, L, V) through ``executor``; ``decode_tokens`` turns the final
+    tokens into media in phase ``decode_phase``."""
+
+    capability = "masked-tokens"
+    decode_defaults = Member()
+    scheduler_config = Member()
+    executor = Member()
+    units_per_sample = Member()
+    decode_phase = Member()
+
+    def temperatures(self, steps): ...
+    def tokens_shape(self, batch_size): ...
+    def encode_prompt(self, prompts): ...
+    def token_logits(self, tokens, *conditioning): ...
+    def decode_tokens(self, tokens): ...
+    def save_outputs(self, batch, media, out_dir): ...
+
+
 class StepCache(Role):
     """A denoiser that reuses deep features across adjacent steps (DeepCache); returns a note."""
 
@@ -384,29 +315,6 @@ ROLES: dict[str, type[Role]] = {
     cls.__name__: cls
     for cls in (Workload, TokenModel, BatchRunner, MediaCodec, PromptInput, TeacherForcing, WeightStreaming, EarlyExit,
                 BeamSearch, TransformersReference, Quantizable, AttentionSwitch, KVCacheSwitch, Compilable,
-                CUDAGraphable, ChannelsLast, FusedQKV, Guided, TokenGuidance, Denoiser, GuidedLoop, StepCache,
-                PipelineReference)
+                CUDAGraphable, ChannelsLast, FusedQKV, Guided, TokenGuidance, Denoiser, GuidedLoop, MaskedTokens,
+                StepCache, PipelineReference)
 }
-
-
-def offers(declared, required: type[Role]) -> bool:
-    """Whether roles ``declared`` offer ``required`` (it or a role derived from it)."""
-    return any(issubclass(role, required) for role in declared)
-
-
-def capabilities_of(roles) -> tuple[str, ...]:
-    """The capability names of ``roles`` and of the roles they derive from, sorted."""
-    return tuple(sorted({base.capability for role in roles for base in role.__mro__
-                         if isinstance(base, type) and issubclass(base, Role) and base.capability}))
-
-
-def check_roles(workload_name: str, roles, instance) -> None:
-    """Every member of every declared role is on the built instance, callable as the role says."""
-    if isinstance(instance, Role):
-        raise GenaccelError(f"workload {workload_name}'s instance ({type(instance).__name__}) inherits role classes; "
-                            "a workload declares its roles in its WorkloadSpec only")
-    for role in dict.fromkeys((Workload, *roles)):
-        problems = role.problems(instance)
-        if problems:
-            raise GenaccelError(f"workload {workload_name} declares role {role.__name__} but its instance "
-                                f"({type(instance).__name__}) {'; '.join(problems)}")

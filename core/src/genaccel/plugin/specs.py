@@ -19,7 +19,8 @@ import attrs
 
 from ..errors import GenaccelError
 from .options import Option, check_options, name_check, option_tuple
-from .roles import Role, Workload, capabilities_of
+from .role import Role, capabilities_of
+from .roles import Workload
 
 #: Optimization stages, in the order a stack is applied.  Users list optimizations in any
 #: order; the stack is sorted by stage (stable within a stage).

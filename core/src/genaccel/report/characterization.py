@@ -8,6 +8,7 @@ import statistics
 from pathlib import Path
 
 from ..engine.profiling import CATEGORIES, COLORS, OVERHEAD, shares
+from .figure import pyplot, save
 from .results import CaseResult, plural
 from .tables import table
 
@@ -27,11 +28,7 @@ def work_markdown(profiles: list[dict]) -> str:
 
 def plot_breakdown(profiles: list[dict], path: Path) -> Path:
     """Stacked bars per workload and phase, normalized to 100%, fixed category order and colors."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     bars = [(p, name, entry) for p in profiles for name, entry in p["phases"].items()]
     device = profiles[0]["device"]
     order = [*CATEGORIES, OVERHEAD[device]]
@@ -47,10 +44,7 @@ def plot_breakdown(profiles: list[dict], path: Path) -> Path:
     ax.set_ylim(0, 100)
     ax.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
     ax.set_title("Where inference time goes")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def breakdown_markdown(profiles: list[dict]) -> str:
@@ -111,11 +105,7 @@ def characterize_markdown(rows: list[dict]) -> str:
 
 
 def plot_latency_distribution(cases: list[CaseResult], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(cases), figsize=(4 * len(cases), 3.5), squeeze=False)
     for ax, case in zip(axes[0], cases):
         lat = [r.latency_s * 1e3 for r in case.samples]
@@ -123,7 +113,4 @@ def plot_latency_distribution(cases: list[CaseResult], path: Path) -> Path:
         ax.set_title(case.workload, fontsize=9)
         ax.set_xlabel("end-to-end latency per sample (ms)")
         ax.set_ylabel("samples")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path)

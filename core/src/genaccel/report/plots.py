@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..plugin.specs import REFERENCE_DECODERS
+from .figure import pyplot, save
 from .tables import contended, per_s, throughput_of
 
 
@@ -15,11 +16,7 @@ def _plot_label(case: dict) -> str:
 
 
 def plot_speedups(cases: list[dict], path: Path, title: str) -> Path | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     ok = [c for c in cases if throughput_of(c)]
     steps = [c for c in ok if c.get("decoder") not in REFERENCE_DECODERS]
     if not steps:
@@ -40,18 +37,11 @@ def plot_speedups(cases: list[dict], path: Path, title: str) -> Path | None:
     ax.set_xlim(0, max(values) * 1.15)
     ax.set_xlabel(f"speedup over baseline ({per_s(steps[0])})")
     ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def plot_latency(cases: list[dict], path: Path, title: str) -> Path | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     ok = [c for c in cases if c.get("samples")]
     if not ok:
         return None
@@ -64,19 +54,12 @@ def plot_latency(cases: list[dict], path: Path, title: str) -> Path | None:
     ax.invert_yaxis()
     ax.set_xlabel("per-sample latency (s)")
     ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def plot_sweep(cases: list[dict], path: Path, title: str) -> Path | None:
     """Latency and activation memory against sequence length, one line per stack."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     ok = [c for c in cases if c.get("status") == "ok" and c.get("seq_len")]
     if len({c["seq_len"] for c in ok}) < 2:
         return None
@@ -94,7 +77,4 @@ def plot_sweep(cases: list[dict], path: Path, title: str) -> Path | None:
         ax.grid(alpha=0.3)
     ax1.legend(fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path)

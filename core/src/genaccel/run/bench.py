@@ -12,8 +12,8 @@ from ..distributed.group import is_rank
 from ..errors import GenaccelError
 from ..report.characterization import breakdown_markdown, plot_breakdown
 from ..report.results import CaseResult
+from .bench_config import BenchConfig
 from .case import run_case_safe
-from .config import BenchConfig
 from .profile import profile_workload
 from .resolve import ResolvedRun, resolve
 from .spread import rank_devices, run_spread

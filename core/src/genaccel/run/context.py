@@ -9,7 +9,8 @@ import os
 import attrs
 
 from ..errors import GenaccelError
-from ..plugin.roles import Role, TokenModel, offers
+from ..plugin.role import Role, offers
+from ..plugin.roles import TokenModel
 from ..plugin.specs import Stack, WorkloadSpec
 from .config import RunConfig
 

@@ -1,8 +1,11 @@
 """The study's characterization of one diffusion workload's inference (``genaccel characterize-diffusion``):
 its attention profile (sequence lengths, seconds and FLOPs per kind) and the seconds of every
-convolution, with eager attention or SDPA, at a given image size or frame count."""
+convolution, with eager attention and with SDPA, over image sizes (Fig. 10) and frame counts (Fig. 14)."""
 
 from __future__ import annotations
+
+import sys
+import time
 
 import attrs
 import torch
@@ -54,3 +57,30 @@ def profile_once(registry, base: RunConfig, steps: int, *, attention: str, optio
     del inst
     release_memory()
     return result
+
+
+_SHARES = ("inference_s", "attention_s", "conv_s", "attention_share", "conv_share")
+
+
+def characterize_workload(registry, base: RunConfig, steps: int, *, image_sizes=(), frame_counts=()) -> dict:
+    """A workload's characterization: the attention profile with eager attention and SDPA, and the image-size
+    and frame-count sweeps asked for."""
+    t0 = time.perf_counter()
+    w = base.workload
+    print(f"{w}: attention profile (eager, sdpa)", file=sys.stderr, flush=True)
+    eager = profile_once(registry, base, steps, attention="eager")
+    sdpa = profile_once(registry, base, steps, attention="sdpa")
+    s = eager["summary"]
+    entry = {"workload": w, "preset": base.preset, "steps": steps, "attention": {k: s[k] for k in s if k != "profile"},
+             "eager": eager, "sdpa": sdpa, "image_sweep": [], "frame_sweep": []}
+    for size in image_sizes:
+        print(f"{w}: image size {size}", file=sys.stderr, flush=True)
+        pair = [profile_once(registry, base, steps, attention=a, options={"image_size": size}) for a in ("eager", "sdpa")]
+        entry["image_sweep"].append({"image_size": size, **{p["attention"]: {k: p[k] for k in _SHARES} for p in pair}})
+    if "temporal" in s["kinds"]:
+        for frames in frame_counts:
+            print(f"{w}: {frames} frames", file=sys.stderr, flush=True)
+            k = profile_once(registry, base, steps, attention="sdpa", options={"frames": frames})["summary"]["kinds"]
+            entry["frame_sweep"].append({"frames": frames, "temporal": k["temporal"], "spatial": k["spatial"]})
+    entry["seconds"] = time.perf_counter() - t0
+    return entry

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from ..plugin.roles import check_roles
+from ..plugin.role import check_roles
 from ..plugin.specs import BuildOptions, NotApplied, Skip, Stack
 from .config import RunConfig
 from .context import RunContext

@@ -19,17 +19,9 @@ from .case import release_memory
 from .context import make_batches
 from .prepare import prepare
 from .resolve import ResolvedRun, resolve
+from .summary import phase_totals
 
 GRAPH_STAGES = ("compile", "graph")
-
-
-def _phase_seconds(results) -> dict[str, float]:
-    """Seconds per phase, summed over a pass's batch results."""
-    seconds: dict[str, float] = {}
-    for r in results:
-        for k, v in r.phases.items():
-            seconds[k] = seconds.get(k, 0.0) + v
-    return seconds
 
 
 def _rates(w: dict, seconds: float | None, peak_flops: float, bandwidth: float) -> dict:
@@ -83,7 +75,7 @@ def _profile_once(run: ResolvedRun, trace_path: Path | None, count: bool = True)
             profiled_s = synced_now(config.device) - t0
             prof.step()
     phases = breakdown(captured["events"], config.device)
-    unprofiled = _phase_seconds(plain)
+    unprofiled = phase_totals(plain)
     result = {
         "label": case_label(ctx.stack.names, decoder=config.decoder, skipped=ctx.stack.skipped, tp=config.tp),
         "optimizations": list(ctx.stack.names),

@@ -52,7 +52,7 @@ def summarize(ctx, results: list[BatchResult], records: list[SampleRecord], mem,
         "peak_memory_bytes": peak,
         "peak_memory_increase_bytes": peak_increase,
         "model_bytes": sum(nbytes(p) for p in inst.module.parameters()),
-        "phase_s": _phase_totals(results),
+        "phase_s": phase_totals(results),
         "compile_s": (warmup_s[0] - warmup_s[-1] if len(warmup_s) > 1 else warmup_s[0]) if compiled and warmup_s else 0.0,
         "ttft_s": None,
         "tpot_s": None,
@@ -118,7 +118,7 @@ def _capped(summary: dict, key: str, mbu: float) -> float:
     return min(mbu, 1.0)
 
 
-def _phase_totals(results) -> dict[str, float]:
+def phase_totals(results) -> dict[str, float]:
     """Seconds per phase (image encode, prefill, decode, image decode, ...) over the case's batches."""
     totals: dict[str, float] = {}
     for r in results:

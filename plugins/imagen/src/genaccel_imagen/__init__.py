@@ -30,17 +30,12 @@ OPTIONS = (
     Option("sr_steps", int, min=1, help="super-resolution stage denoising steps (default: the preset's)"),
     Option("upscaler_steps", int, min=1, help="x4 upscaler stage denoising steps (default: the preset's)"),
 )
-FIELDS = dict(
-    name="imagen/t-i",
-    description="pixel-space cascade (T5 encoder, 64x64 base UNet, 64->256 super-resolution UNet, 256->1024 x4 "
-                "upscaler): a prompt in, a PNG per stage out",
-    presets=tuple(PRESETS),
-    default_preset="small",
-    default_decoder="cfg",
-)
 
 
 @hookimpl
 def genaccel_register_workloads(register):
-    register(WorkloadSpec(**FIELDS, build="genaccel_imagen.build:build", roles=ROLES,
-                          unit="image", options=OPTIONS))
+    register(WorkloadSpec(
+        name="imagen/t-i", build="genaccel_imagen.build:build", presets=tuple(PRESETS), default_preset="small",
+        description="pixel-space cascade (T5 encoder, 64x64 base UNet, 64->256 super-resolution UNet, 256->1024 x4 "
+                    "upscaler): a prompt in, a PNG per stage out",
+        default_decoder="cfg", unit="image", roles=ROLES, options=OPTIONS))

@@ -21,21 +21,23 @@ import torch
 from genaccel.api import (
     SCHEDULERS,
     BatchResult,
+    CompiledSteps,
     GenaccelError,
-    PromptSample,
+    Prompted,
     StepExecutor,
     channels_last,
-    prompt_sample,
-    prompt_samples,
+    parameters,
 )
 
 from .cascade import Settings, Stage, run_cascade
 from .presets import STAGE_NAMES
 
 
-class Imagen:
+class Imagen(Prompted, CompiledSteps):
     """Text → a pixel-space cascade of images (``imagen/t-i``).  It plays GuidedLoop, PipelineReference,
     PromptInput, Quantizable, AttentionSwitch, ChannelsLast, Compilable and CUDAGraphable."""
+
+    compiled_steps = "every stage's UNet (and the upscaler's VAE decode)"
 
     units_per_sample = 1
     guidance_scale = 7.0
@@ -60,18 +62,10 @@ class Imagen:
                                     f"{STAGE_NAMES[i]} makes {a.size}x{a.size}")
 
     # -- Workload
-    def make_samples(self, n: int, seed: int, max_new_tokens=None, seq_len=None) -> list[PromptSample]:
-        return prompt_samples(self.tokenizer, self.data, n, seed)
-
-    def prompt_sample(self, text: str, max_new_tokens=None, options=None) -> PromptSample:
-        return prompt_sample(self.tokenizer, text)
 
     def describe(self) -> dict:
-        def count(m):
-            return sum(p.numel() for p in m.parameters())
-
-        return {"name": self.name, "parameters": count(self.module), "text_encoder_parameters": count(self.text_encoder),
-                "stages": [{"kind": s.kind, "size": s.size, "unet_parameters": count(s.unet)} for s in self.stages],
+        return {"name": self.name, "parameters": parameters(self.module), "text_encoder_parameters": parameters(self.text_encoder),
+                "stages": [{"kind": s.kind, "size": s.size, "unet_parameters": parameters(s.unet)} for s in self.stages],
                 "attention": self.attention, "executor": self.executor.mode, **self.defaults}
 
     # -- settings
@@ -192,11 +186,3 @@ class Imagen:
         n = channels_last([part for stage in self.stages for part in (stage.unet, stage.vae)])
         return f"{n} Conv2d weights and the stages' 4-D inputs in channels-last (NHWC) layout"
 
-    def set_compile(self, mode: str) -> str:
-        self.compile_mode = mode
-        self.executor.configure(compile=mode, fullgraph=True, dynamic=False)
-        return f"every stage's UNet (and the upscaler's VAE decode) compiled through the step executor (mode={mode})"
-
-    def set_cuda_graph(self) -> str:
-        self.executor.configure(compile=self.compile_mode, cuda_graph=True)
-        return "every stage's UNet replayed from CUDA graphs per shape (step executor)"

@@ -55,21 +55,33 @@ def export(model, tokenizer, path: str | Path, ftype: str = "f32", *, name: str 
 
     if ftype not in FTYPES:
         raise ValueError(f"GGUF type {ftype!r}: choose one of {', '.join(FTYPES)}")
-    cfg = model.config
-    heads, kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads or cfg.num_attention_heads
-    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
-    file_type = {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
-                 "bf16": gguf.LlamaFileType.MOSTLY_BF16, "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[ftype]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".part")
     w = gguf.GGUFWriter(str(tmp), "llama")
+    _header(w, model.config, tokenizer, ftype, name)
+    _tensors(w, model, ftype)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    tmp.replace(path)
+    return path
+
+
+def _header(w, cfg, tokenizer, ftype: str, name: str) -> None:
+    """The architecture's and tokenizer's keys."""
+    import gguf
+
+    heads, kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads or cfg.num_attention_heads
+    file_type = {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
+                 "bf16": gguf.LlamaFileType.MOSTLY_BF16, "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[ftype]
     w.add_name(name)
     w.add_context_length(cfg.max_position_embeddings)
     w.add_embedding_length(cfg.hidden_size)
     w.add_block_count(cfg.num_hidden_layers)
     w.add_feed_forward_length(cfg.intermediate_size)
-    w.add_rope_dimension_count(head_dim)
+    w.add_rope_dimension_count(getattr(cfg, "head_dim", None) or cfg.hidden_size // heads)
     w.add_head_count(heads)
     w.add_head_count_kv(kv_heads)
     w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
@@ -89,11 +101,17 @@ def export(model, tokenizer, path: str | Path, ftype: str = "f32", *, name: str 
             fn(int(tid))
     w.add_add_bos_token(False)  # prompts are given as the run's own token ids
 
-    names = _names(cfg.num_hidden_layers)
+
+def _tensors(w, model, ftype: str) -> None:
+    """Every weight under its GGUF name, Q and K rows permuted, in the file's type (norms in f32)."""
+    import gguf
+
+    cfg = model.config
+    heads, kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads or cfg.num_attention_heads
     state = model.state_dict()
     if "lm_head.weight" not in state or cfg.tie_word_embeddings:
         state = {**state, "lm_head.weight": state["model.embed_tokens.weight"]}
-    for hf_name, gg_name in names.items():
+    for hf_name, gg_name in _names(cfg.num_hidden_layers).items():
         data = state[hf_name].detach().to("cpu", torch.float32).numpy()
         if hf_name.endswith("q_proj.weight"):
             data = _permute(data, heads)
@@ -106,12 +124,6 @@ def export(model, tokenizer, path: str | Path, ftype: str = "f32", *, name: str 
         else:
             qtype = gguf.GGMLQuantizationType.BF16 if ftype == "bf16" else gguf.GGMLQuantizationType.Q8_0
             w.add_tensor(gg_name, gguf.quants.quantize(data, qtype), raw_dtype=qtype)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    tmp.replace(path)
-    return path
 
 
 def cached_export(model, tokenizer, ftype: str, key: str) -> Path:

@@ -7,22 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from genaccel.api import GenaccelError, LatentDiffusion, build_parts, load_pipeline_folder, scheduler_name
+from genaccel.api import (
+    GenaccelError,
+    LatentDiffusion,
+    build_parts,
+    load_pipeline_folder,
+    positive_option,
+    scheduler_name,
+)
 
 from .presets import PRESETS, SCHEDULER
-
-
-def _int_option(value, default: int, flag: str, multiple: int = 1) -> int:
-    if value is None:
-        return default
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        raise GenaccelError(f"{flag} {value!r} is not an integer") from None
-    if n < 1 or n % multiple:
-        raise GenaccelError(f"{flag} must be a positive {'multiple of ' + str(multiple) if multiple > 1 else 'integer'}, "
-                            f"got {n}")
-    return n
 
 
 class TextToVideo(LatentDiffusion):
@@ -93,8 +87,8 @@ def build(options) -> TextToVideo:
         scheduler_config = SCHEDULER
         defaults = {"scheduler": "ddim", "num_inference_steps": p["steps"], "guidance_scale": 9.0}
         name, random_weights = f"make-a-video {preset}", True
-    size = _int_option(given.get("image_size"), size_default, "--image-size", 8)
-    frames = _int_option(given.get("frames"), frames_default, "--frames")
+    size = positive_option(given.get("image_size"), size_default, "--image-size", 8)
+    frames = positive_option(given.get("frames"), frames_default, "--frames")
     return TextToVideo(**parts, image_size=size, frames=frames, scheduler_config=scheduler_config,
                        denoise_defaults=defaults, device=device, dtype=dtype, random_weights=random_weights, name=name,
                        data=options.data)

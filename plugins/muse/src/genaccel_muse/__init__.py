@@ -10,7 +10,7 @@ from genaccel.api import (
     AttentionSwitch,
     Compilable,
     CUDAGraphable,
-    GuidedLoop,
+    MaskedTokens,
     PipelineReference,
     PromptInput,
     Quantizable,
@@ -20,18 +20,12 @@ from genaccel.api import (
 
 from .presets import PRESETS
 
-ROLES = (GuidedLoop, PipelineReference, PromptInput, Quantizable, AttentionSwitch, Compilable, CUDAGraphable)
-FIELDS = dict(
-    name="muse/t-i",
-    description="masked image-token transformer (CLIP text encoder, UVit2D over VQ tokens, VQ decoder) decoding "
-                "all tokens in parallel over a cosine masking schedule: a prompt in, a PNG out",
-    presets=tuple(PRESETS),
-    default_preset="small",
-    default_decoder="cfg",
-)
-
 
 @hookimpl
 def genaccel_register_workloads(register):
-    register(WorkloadSpec(**FIELDS, build="genaccel_muse.workload:build", roles=ROLES,
-                          unit="image"))
+    register(WorkloadSpec(
+        name="muse/t-i", build="genaccel_muse.workload:build", presets=tuple(PRESETS), default_preset="small",
+        description="masked image-token transformer (CLIP text encoder, UVit2D over VQ tokens, VQ decoder) decoding "
+                    "all tokens in parallel over a cosine masking schedule: a prompt in, a PNG out",
+        default_decoder="cfg", unit="image",
+        roles=(MaskedTokens, PipelineReference, PromptInput, Quantizable, AttentionSwitch, Compilable, CUDAGraphable)))

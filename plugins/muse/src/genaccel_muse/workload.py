@@ -17,15 +17,16 @@ import torch
 from genaccel.api import (
     PROMPTS,
     BatchResult,
+    CompiledSteps,
     GenaccelError,
-    PromptSample,
-    StepClock,
+    Prompted,
     StepExecutor,
     clip_style_tokenizer,
     materialize,
+    parallel_decode,
+    parallel_settings,
+    parameters,
     phase,
-    prompt_sample,
-    prompt_samples,
     save_images,
     synced_now,
 )
@@ -33,16 +34,20 @@ from genaccel.api import (
 from .presets import PRESETS, SCHEDULER
 
 
-class Muse:
-    """Text → one image per prompt by parallel decoding of VQ tokens (``muse/t-i``)."""
+class Muse(Prompted, CompiledSteps):
+    """Text → one image per prompt by parallel decoding of VQ tokens (``muse/t-i``): the core's loop
+    (role MaskedTokens) over aMUSEd's U-ViT, and ``AmusedPipeline`` as the reference."""
+
+    compiled_steps = "the transformer step (every step the same shapes)"
 
     units_per_sample = 1
-    guidance_scale = 10.0
+    decode_phase = "vq decode"
 
     def __init__(self, *, tokenizer, text_encoder, transformer, vqvae, scheduler_config: dict, steps: int, device: str,
                  dtype, random_weights: bool, name: str, data=None):
         self.tokenizer, self.text_encoder, self.transformer, self.vqvae = tokenizer, text_encoder, transformer, vqvae
-        self.scheduler_config, self.default_steps = dict(scheduler_config), steps
+        self.scheduler_config = dict(scheduler_config)
+        self.decode_defaults = {"num_inference_steps": steps, "guidance_scale": 10.0}
         self.device, self.dtype, self.random_weights, self.name, self.data = device, dtype, random_weights, name, data
         self.module = torch.nn.ModuleDict({"text_encoder": text_encoder, "transformer": transformer,
                                            "vqvae": vqvae}).eval()
@@ -52,110 +57,46 @@ class Muse:
         self.set_attention("eager")
 
     # -- Workload
-    def make_samples(self, n: int, seed: int, max_new_tokens=None, seq_len=None) -> list[PromptSample]:
-        return prompt_samples(self.tokenizer, self.data, n, seed)
-
-    def prompt_sample(self, text: str, max_new_tokens=None, options=None) -> PromptSample:
-        return prompt_sample(self.tokenizer, text)
 
     @property
     def grid(self) -> int:
         return self.transformer.config.sample_size
 
     def describe(self) -> dict:
-        def count(m):
-            return sum(p.numel() for p in m.parameters())
-
-        return {"name": self.name, "parameters": count(self.module), "transformer_parameters": count(self.transformer),
-                "text_encoder_parameters": count(self.text_encoder), "vq_parameters": count(self.vqvae),
+        return {"name": self.name, "parameters": parameters(self.module), "transformer_parameters": parameters(self.transformer),
+                "text_encoder_parameters": parameters(self.text_encoder), "vq_parameters": parameters(self.vqvae),
                 "tokens": self.grid ** 2, "image_size": self.grid * self.vae_scale, "attention": self.attention,
-                "executor": self.executor.mode, "num_inference_steps": self.default_steps,
-                "guidance_scale": self.guidance_scale}
+                "executor": self.executor.mode, **self.decode_defaults}
 
-    def settings(self, options: dict) -> tuple[int, float]:
-        if options.get("scheduler") is not None:
-            raise GenaccelError(f"--scheduler {options['scheduler']!r} is not known to muse/t-i, whose only "
-                                f"schedule is the cosine masking schedule")
-        steps = options.get("num_inference_steps")
-        steps = self.default_steps if steps is None else int(steps)
-        if steps < 1:
-            raise GenaccelError(f"--num-inference-steps must be at least 1, got {steps}")
-        scale = options.get("guidance_scale")
-        return steps, self.guidance_scale if scale is None else float(scale)
+    # -- MaskedTokens: the core's parallel decoding drives these
+    def temperatures(self, steps: int) -> tuple[float, float]:
+        return (2.0, 0.0)  # AmusedPipeline's re-masking temperatures, annealed from 2 to 0
 
-    def encode_prompt(self, prompts: list[str]):
+    def tokens_shape(self, batch_size: int) -> tuple[int, ...]:
+        return (batch_size, self.grid, self.grid)
+
+    def encode_prompt(self, prompts: list[str]) -> tuple:
+        """As ``AmusedPipeline``: CLIP's pooled text embedding and penultimate hidden states, and the micro
+        conditions (the image size, crop and aesthetic score 6) per prompt."""
         ids = self.tokenizer(prompts, return_tensors="pt", padding="max_length", truncation=True,
                              max_length=self.tokenizer.model_max_length).input_ids.to(self.device)
         out = self.text_encoder(ids, return_dict=True, output_hidden_states=True)
-        return out.text_embeds, out.hidden_states[-2]
+        hidden = out.hidden_states[-2]
+        side = self.grid * self.vae_scale
+        micro = torch.tensor([side, side, 0, 0, 6], device=self.device, dtype=hidden.dtype).expand(len(prompts), -1)
+        return micro, out.text_embeds, hidden
 
-    def logits(self, tokens, micro_conds, pooled, hidden):
+    def token_logits(self, tokens, micro_conds, pooled, hidden):
         return self.executor.run("transformer", self._forward, tokens, micro_conds, pooled, hidden)
 
     def _forward(self, tokens, micro_conds, pooled, hidden):
         return self.transformer(tokens, micro_conds=micro_conds, pooled_text_emb=pooled, encoder_hidden_states=hidden)
 
-    @torch.no_grad()
-    def guided_run(self, batch, options: dict, sequential: bool, out_dir) -> BatchResult:
-        from diffusers import AmusedScheduler
-
-        steps, scale = self.settings(options)
-        dev, bsz, guided = self.device, len(batch), scale > 1.0
-        self.executor.new_batch()
-        generator = torch.Generator().manual_seed(batch[0].seed)
-        t0 = synced_now(dev)
-        with phase("text encoder"):
-            pooled, hidden = self.encode_prompt([s.prompt for s in batch])
-            if guided:
-                u_pooled, u_hidden = self.encode_prompt([""] * bsz)
-        t1 = synced_now(dev)
-        side = self.grid * self.vae_scale
-        micro = torch.tensor([side, side, 0, 0, 6], device=dev, dtype=hidden.dtype).unsqueeze(0)
-        scheduler = AmusedScheduler.from_config(self.scheduler_config)
-        scheduler.set_timesteps(steps, (2, 0), dev)
-        tokens = torch.full((bsz, self.grid, self.grid), scheduler.config.mask_token_id, dtype=torch.long, device=dev)
-        if guided and not sequential:
-            both = (torch.cat([u_pooled, pooled]), torch.cat([u_hidden, hidden]))
-        shapes, masked = set(), []
-        clock = StepClock(dev)
-        clock.start()
-        for timestep in scheduler.timesteps:
-            with phase("decode"):
-                if not guided:
-                    args = (tokens, micro.expand(bsz, -1), pooled, hidden)
-                    out = self.logits(*args)
-                elif sequential:
-                    args = (tokens, micro.expand(bsz, -1), pooled, hidden)
-                    u = self.logits(tokens, micro.expand(bsz, -1), u_pooled, u_hidden)
-                    c = self.logits(*args)
-                    out = u + scale * (c - u)
-                else:
-                    args = (torch.cat([tokens, tokens]), micro.expand(2 * bsz, -1), *both)
-                    u, c = self.logits(*args).chunk(2)
-                    out = u + scale * (c - u)
-                shapes.add(tuple(tuple(a.shape) for a in args))
-                tokens = scheduler.step(model_output=out, timestep=timestep, sample=tokens, generator=generator).prev_sample
-            masked.append(int((tokens == scheduler.config.mask_token_id).sum()) // bsz)
-            clock.mark()
-        step_times = clock.seconds()
-        t2 = synced_now(dev)
-        with phase("vq decode"):
-            images = self.vqvae.decode(tokens, force_not_quantize=True,
-                                       shape=(bsz, self.grid, self.grid, self.vqvae.config.latent_channels)).sample
-            images = images.clip(0, 1).permute(0, 2, 3, 1).float().cpu()
-        t3 = synced_now(dev)
-        files = self.save_outputs(batch, images, out_dir)
-        phases = {"text encoder": t1 - t0, "decode": t2 - t1, "vq decode": t3 - t2}
-        records = [{"id": s.id, "input_tokens": s.input_tokens, "output_tokens": self.grid ** 2, "latency_s": t3 - t0,
-                    "ttft_s": None, "tpot_s": None, "steps": steps, "units": 1, "phases": dict(phases), **f}
-                   for s, f in zip(batch, files)]
-        return BatchResult(records=records, outputs=[[] for _ in batch], latency_s=t3 - t0, prefill_s=phases["text encoder"],
-                           decode_s=phases["decode"], decode_steps=steps, weight_passes=2 if guided and sequential else 1,
-                           step_s=[b - a for a, b in zip([0.0, *step_times], step_times)], phases=phases,
-                           extra={"muse": {"num_inference_steps": steps, "guidance_scale": scale, "batched": not sequential,
-                                           "static_shapes": len(shapes) == 1, "sequence_length": self.grid ** 2,
-                                           "masked_after_step": masked},
-                                  "media": images, "tokens": tokens.cpu()})
+    def decode_tokens(self, tokens) -> torch.Tensor:
+        """Images (B, H, W, 3) in [0, 1] from the final tokens (the VQ-GAN's decoder)."""
+        shape = (tokens.shape[0], self.grid, self.grid, self.vqvae.config.latent_channels)
+        images = self.vqvae.decode(tokens, force_not_quantize=True, shape=shape).sample
+        return images.clip(0, 1).permute(0, 2, 3, 1).float().cpu()
 
     @torch.no_grad()
     def pipeline_run(self, batch, options: dict, out_dir) -> BatchResult:
@@ -165,7 +106,8 @@ class Muse:
 
         if self.attention != "sdpa":
             self.set_attention("sdpa")  # diffusers' and transformers' defaults
-        steps, scale = self.settings(options)
+        run = parallel_settings(options, self.decode_defaults)
+        steps, scale = run.num_inference_steps, run.guidance_scale
         pipe = AmusedPipeline(vqvae=self.vqvae, tokenizer=self.tokenizer, text_encoder=self.text_encoder,
                               transformer=self.transformer, scheduler=AmusedScheduler.from_config(self.scheduler_config))
         pipe.set_progress_bar_config(disable=True)
@@ -196,14 +138,6 @@ class Muse:
         self.text_encoder.set_attn_implementation(impl)
         self.attention = impl
 
-    def set_compile(self, mode: str) -> str:
-        self.compile_mode = mode
-        self.executor.configure(compile=mode, fullgraph=True, dynamic=False)
-        return f"the transformer step compiled through the step executor (mode={mode}; every step the same shapes)"
-
-    def set_cuda_graph(self) -> str:
-        self.executor.configure(compile=self.compile_mode, cuda_graph=True)
-        return "the transformer step replayed from one CUDA graph (every step the same shapes)"
 
 
 def build(options) -> Muse:
@@ -278,9 +212,10 @@ def sequence_profile(instance, steps: int | None = None) -> dict:
     for module in instance.transformer.modules():
         if isinstance(module, Attention):
             handles.append(module.register_forward_pre_hook(on_attention, with_kwargs=True))
-    options = {"num_inference_steps": steps} if steps else {}
+    s = parallel_settings({"num_inference_steps": steps} if steps else {}, instance.decode_defaults)
     try:
-        result = instance.guided_run([instance.prompt_sample(PROMPTS[0])], options, False, None)
+        result = parallel_decode(instance, [instance.prompt_sample(PROMPTS[0])], s, sequential=False,
+                                 device=instance.device)
     finally:
         for h in handles:
             h.remove()
@@ -290,5 +225,5 @@ def sequence_profile(instance, steps: int | None = None) -> dict:
             per_step.setdefault(c["step"], set()).add(c["query_len"])
     lengths = sorted({q for qs in per_step.values() for q in qs})
     return {"calls": calls, "steps": len(per_step), "self_attention_lengths": lengths,
-            "constant": len(lengths) == 1, "static_shapes": result.extra["muse"]["static_shapes"],
-            "masked_after_step": result.extra["muse"]["masked_after_step"]}
+            "constant": len(lengths) == 1, "static_shapes": result.extra["parallel"]["static_shapes"],
+            "masked_after_step": result.extra["parallel"]["masked_after_step"]}

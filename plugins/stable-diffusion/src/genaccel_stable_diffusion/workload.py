@@ -6,21 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from genaccel.api import GenaccelError, LatentDiffusion, build_parts, load_pipeline_folder, save_images, scheduler_name
+from genaccel.api import (
+    GenaccelError,
+    LatentDiffusion,
+    build_parts,
+    load_pipeline_folder,
+    positive_option,
+    save_images,
+    scheduler_name,
+)
 
 from .presets import PRESETS, SCHEDULER
-
-
-def image_size_option(value, default: int) -> int:
-    if value is None:
-        return default
-    try:
-        size = int(value)
-    except (TypeError, ValueError):
-        raise GenaccelError(f"--image-size {value!r} is not an integer") from None
-    if size < 8 or size % 8:
-        raise GenaccelError(f"--image-size must be a positive multiple of 8, got {size}")
-    return size
 
 
 class StableDiffusion(LatentDiffusion):
@@ -57,13 +53,13 @@ def build(options) -> StableDiffusion:
         parts = load_pipeline_folder(options.checkpoint, UNet2DConditionModel, device=device, dtype=dtype)
         scheduler_config = parts.pop("scheduler_config")
         vae_scale = 2 ** (len(parts["vae"].config.block_out_channels) - 1)
-        size = image_size_option(given, parts["unet"].config.sample_size * vae_scale)
+        size = positive_option(given, parts["unet"].config.sample_size * vae_scale, "--image-size", 8)
         defaults = {"scheduler": scheduler_name(scheduler_config, "pndm"), "num_inference_steps": 50,
                     "guidance_scale": 7.5}
         name, random_weights = f"stable-diffusion ({Path(options.checkpoint).name})", False
     else:
         preset = options.preset or "small"
-        size = image_size_option(given, PRESETS[preset]["image_size"])
+        size = positive_option(given, PRESETS[preset]["image_size"], "--image-size", 8)
         parts = build_parts(PRESETS[preset], device=device, dtype=dtype, seed=options.seed,
                             unet_class=UNet2DConditionModel)
         scheduler_config = SCHEDULER

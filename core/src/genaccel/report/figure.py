@@ -1,0 +1,24 @@
+"""matplotlib for reports: the non-interactive backend, imported when a figure is drawn (not at import),
+and one way to write a figure and release it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(fig, path: Path, *, dpi: int = 120) -> Path:
+    """Lay out, write and close ``fig``; returns ``path``."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+    return path
