@@ -70,6 +70,8 @@ def speak(inst, batch, outputs: list[list[int]]) -> tuple[list, dict[str, float]
     times = {}
     t0 = synced_now(dev)
     with phase("text decoder pass 2"):
+        # the translation ends at its first EOS (random weights decode on past it; T2U cannot read what follows)
+        outputs = [out[: out.index(eos) + 1] if eos in out else out for out in outputs]
         seqs = [list(s.input_ids) + out + ([] if out and out[-1] == eos else [eos]) for s, out in zip(batch, outputs)]
         width = max(len(q) for q in seqs)
         ids = torch.tensor([q + [pad] * (width - len(q)) for q in seqs], device=dev)
