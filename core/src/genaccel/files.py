@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sys
@@ -175,8 +176,6 @@ class OutputDir:
             raise GenaccelError(f"{flag} {str(path)!r} is not writable; give a writable directory path")
 
     def _acquire(self) -> None:
-        import fcntl
-
         lock = open(self.path / LOCK_NAME, "a+")  # noqa: SIM115 - held open for the run's lifetime
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import attrs
 
+from .cli.app import main
+from .errors import GenaccelError
 from .plugin.manager import build_registry, default_registry, make_plugin_manager
 from .plugin.registry import Registry
 from .run.case import run_case
@@ -26,7 +28,7 @@ def registry_with(*plugins, entry_points: bool = False) -> Registry:
 
 def registry_fixture(*plugins):
     """A module-scoped pytest fixture of :func:`registry_with` these plugins: ``registry = registry_fixture(mod)``."""
-    import pytest
+    import pytest  # a test dependency, not a runtime one
 
     @pytest.fixture(scope="module")
     def registry():
@@ -71,8 +73,6 @@ def with_options(config: RunConfig, **options) -> RunConfig:
 def one_line_error(fn, *args, **kwargs) -> str:
     """The message of the :class:`~genaccel.errors.GenaccelError` that ``fn(*args, **kwargs)`` raises, which
     must be one line (what the command line prints)."""
-    from .errors import GenaccelError
-
     try:
         fn(*args, **kwargs)
     except GenaccelError as e:
@@ -85,8 +85,6 @@ def one_line_error(fn, *args, **kwargs) -> str:
 
 def cli(capsys, *argv: str) -> tuple[int, str, str]:
     """``genaccel ARGV...`` in this process: (exit code, stdout, stderr)."""
-    from .cli.app import main
-
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from transformers import GenerationConfig
 
 from ..llm.beam import beam_search
 from ..llm.decoding import DecodeRun, generate, greedy_pick, loop_options, top_p_pick, with_media
@@ -53,8 +54,6 @@ class HFGenerate:
 
     @torch.no_grad()
     def _generate(self, ctx, batch) -> BatchResult:
-        from transformers import GenerationConfig
-
         inst = ctx.instance
         run = DecodeRun(batch, **loop_options(ctx))  # transformers keeps its own cache
         config = GenerationConfig(max_new_tokens=run.steps, do_sample=False, eos_token_id=run.eos_id,

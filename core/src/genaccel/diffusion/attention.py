@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+from diffusers.models.attention_processor import Attention
+
 from ..engine.clock import synced_now
 from .loop import denoise, settings
 from .prompts import PROMPTS
@@ -15,8 +17,6 @@ class _Recorder:
     the denoising step, module, kind, query and key lengths, FLOPs and seconds."""
 
     def __init__(self, instance):
-        from diffusers.models.attention_processor import Attention
-
         self.device, self.calls, self.step, self._starts = instance.device, [], -1, {}
         self._temporal = [f"unet.{n}." for n, m in instance.unet.named_modules() if "Temporal" in type(m).__name__]
         self._handles = []

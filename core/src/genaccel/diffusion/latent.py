@@ -5,6 +5,7 @@ the core's loop calls, diffusers' pipeline as the reference, and the switches of
 from __future__ import annotations
 
 import torch
+from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0, FusedAttnProcessor2_0
 
 from ..engine.executor import CompiledSteps, StepExecutor
 from ..engine.layout import channels_last
@@ -116,8 +117,6 @@ class LatentDiffusion(Prompted, CompiledSteps):
 
     # -- switches the optimizations call
     def set_attention(self, impl: str) -> None:
-        from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0, FusedAttnProcessor2_0
-
         if impl not in ("eager", "sdpa"):
             raise GenaccelError(f"attention {impl!r} is not offered by {self.name}; use eager or sdpa")
         if impl == "eager" and self.fused_qkv:

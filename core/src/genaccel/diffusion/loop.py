@@ -22,7 +22,9 @@ import inspect
 from collections.abc import Sequence
 
 import attrs
+import diffusers
 import torch
+from diffusers.utils.torch_utils import randn_tensor
 
 from ..engine.clock import StepClock, synced_now
 from ..engine.profiling import phase
@@ -74,8 +76,6 @@ def make_scheduler(name: str, config: dict):
     """A ``diffusers`` scheduler of kind ``name`` (``ddim``, ``pndm``, ``dpm-solver``, ``euler``,
     ``ddpm``) from a scheduler config (the training betas carry over, as with ``Scheduler.from_config``;
     PNDM without a word on PRK steps skips them)."""
-    import diffusers
-
     if name not in SCHEDULERS:
         raise GenaccelError(f"--scheduler {name!r} is not known; choose one of {', '.join(SCHEDULERS)}")
     overrides = {}
@@ -116,8 +116,6 @@ def denoise(inst, batch: Sequence, s: Settings, *, sequential: bool, device: str
     """Text → latents → media for one batch of prompt samples (``genaccel.diffusion.prompts.PromptSample``)
     through the Denoiser ``inst``, with classifier-free guidance when the scale is > 1; the media are
     saved to ``out_dir`` when given."""
-    from diffusers.utils.torch_utils import randn_tensor
-
     guided = s.guidance_scale > 1.0  # as diffusers' pipelines: no unconditional pass at scale <= 1
     generators = [torch.Generator().manual_seed(sample.seed) for sample in batch]
     inst.executor.new_batch()

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import attrs
 import torch
+from diffusers import AmusedScheduler
 
 from ..engine.clock import StepClock, synced_now
 from ..engine.profiling import phase
@@ -64,8 +65,6 @@ def _logits(inst, tokens, cond, uncond, s: ParallelSettings, sequential: bool):
 def parallel_decode(inst, batch: Sequence, s: ParallelSettings, *, sequential: bool, device: str,
                     out_dir=None) -> BatchResult:
     """Prompts → tokens → media for one batch of prompt samples through the MaskedTokens workload ``inst``."""
-    from diffusers import AmusedScheduler
-
     bsz, guided = len(batch), s.guidance_scale > 1.0
     inst.executor.new_batch()
     generator = torch.Generator().manual_seed(batch[0].seed)

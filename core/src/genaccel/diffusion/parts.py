@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import torch
+from diffusers import AutoencoderKL
+from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModel
 
 from ..errors import GenaccelError
 from ..models.tokenizers import clip_style_tokenizer
@@ -17,9 +19,6 @@ from .loop import SCHEDULERS
 def load_pipeline_folder(path, unet_class, *, device: str, dtype) -> dict:
     """The parts of a local ``diffusers`` pipeline folder (``model_index.json``, ``text_encoder``,
     ``tokenizer``, ``unet``, ``vae``, ``scheduler``), each checked; errors name the folder."""
-    from diffusers import AutoencoderKL
-    from transformers import AutoTokenizer, CLIPTextModel
-
     path = Path(path)
     if not (path / "model_index.json").is_file():
         raise GenaccelError(f"checkpoint {str(path)!r} has no model_index.json; pass a diffusers pipeline folder")
@@ -51,8 +50,6 @@ def scheduler_name(config: dict, default: str) -> str:
 def part_configs(preset: dict) -> tuple:
     """The configs of a preset's text encoder (``CLIPTextConfig``), UNet and VAE (``AutoencoderKL``
     keyword arguments) from its ``text``, ``unet``, ``vae`` and ``image_size`` fields."""
-    from transformers import CLIPTextConfig
-
     p = preset
     text = CLIPTextConfig(**p["text"], max_position_embeddings=77, hidden_act=p.get("text_act", "quick_gelu"),
                           projection_dim=p["text"]["hidden_size"], bos_token_id=0, eos_token_id=1, pad_token_id=1)
@@ -67,9 +64,6 @@ def build_parts(preset: dict, *, device: str, dtype, seed: int, unet_class) -> d
     """Tokenizer, text encoder (CLIP), UNet (``unet_class``) and VAE (``AutoencoderKL``) of a preset
     (:func:`part_configs`), with random weights.  Presets marked ``meta`` are built on the meta
     device and materialized on ``device``."""
-    from diffusers import AutoencoderKL
-    from transformers import CLIPTextModel
-
     text, unet_cfg, vae_cfg = part_configs(preset)
     tokenizer = clip_style_tokenizer(preset["text"]["vocab_size"])
     if preset.get("meta"):

@@ -14,6 +14,7 @@ the whole pipeline call; its outputs are kept (``extra["media"]``) for the quali
 from __future__ import annotations
 
 import torch
+from diffusers import StableDiffusionPipeline, TextToVideoSDPipeline
 
 from ..engine.clock import synced_now
 from ..plugin.batch import BatchResult
@@ -23,8 +24,6 @@ from .stepcache import is_3d
 
 def make_pipeline(inst, s: Settings):
     """The diffusers pipeline of a :class:`~genaccel.diffusion.latent.LatentDiffusion` workload's parts."""
-    from diffusers import StableDiffusionPipeline, TextToVideoSDPipeline
-
     inst.set_attention("sdpa")  # diffusers' default processors (AttnProcessor2_0)
     parts = dict(vae=inst.vae, text_encoder=inst.text_encoder, tokenizer=inst.tokenizer, unet=inst.unet,
                  scheduler=make_scheduler(s.scheduler, inst.scheduler_config))

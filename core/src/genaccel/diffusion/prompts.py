@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import attrs
+from PIL import Image
 
 from ..errors import GenaccelError
 from ..files import read_text
@@ -62,8 +63,6 @@ def prompt_sample(tokenizer, text: str) -> PromptSample:
 def save_images(batch, images, out_dir) -> list[dict]:
     """Each sample's image (H, W, 3) in [0, 1] as a PNG in ``out_dir/images`` (when given); per-sample
     record fields: its size and the files written."""
-    from PIL import Image
-
     extras = []
     for sample, image in zip(batch, images):
         extra = {"image_size": list(image.shape[:2])}

@@ -13,9 +13,17 @@ same way.
 
 from __future__ import annotations
 
+import datetime
+import logging
 import os
+import signal
 import sys
 import uuid
+
+import torch
+import torch.distributed as dist
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
 from ..errors import GenaccelError
 
@@ -45,9 +53,6 @@ def timeout_s() -> float:
 
 def check_launch(tp: int, device: str) -> None:
     """What can be told before any rank starts: the backend exists, there are devices enough."""
-    import torch
-    import torch.distributed as dist
-
     if tp < 1:
         raise GenaccelError(f"--tp {tp}: expected a positive number of ranks")
     if not dist.is_available():
@@ -68,12 +73,7 @@ def check_launch(tp: int, device: str) -> None:
 def launch(argv: list[str], tp: int, device: str, module: str = "genaccel.cli") -> int:
     """Run ``genaccel <argv>`` as ``tp`` ranks on this node and wait for them; 0 when all succeed,
     else one line naming the first rank that failed (the launcher stops the others)."""
-    import logging
-
     check_launch(tp, device)
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
-
     logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=tp, run_id=f"genaccel-{uuid.uuid4().hex[:8]}",
                           rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.2)
@@ -98,11 +98,6 @@ def local_world_size() -> int:
 
 def init_rank(device: str) -> str:
     """Join the launched group; returns this rank's device (``cuda:<local rank>`` on CUDA)."""
-    import datetime
-
-    import torch
-    import torch.distributed as dist
-
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if device.startswith("cuda"):
         device = f"cuda:{local}"
@@ -115,22 +110,16 @@ def init_rank(device: str) -> str:
     GROUP_PIDS = tuple(pid for pid, host in gather_objects((os.getpid(), os.uname().nodename))
                        if host == os.uname().nodename and pid != os.getpid())
     if os.environ.get("GENACCEL_TEST_KILL_RANK") == str(rank()):  # tests: a rank that dies
-        import signal
-
         os.kill(os.getpid(), signal.SIGKILL)
     return device
 
 
 def active() -> bool:
-    import torch.distributed as dist
-
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def gather_objects(obj) -> list:
     """Every rank's ``obj`` (a small picklable value), in rank order; ``[obj]`` without a group."""
-    import torch.distributed as dist
-
     if not active():
         return [obj]
     out = [None] * dist.get_world_size()
@@ -152,7 +141,5 @@ def rank_summary(summary: dict) -> dict:
 
 
 def finish() -> None:
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

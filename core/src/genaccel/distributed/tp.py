@@ -17,6 +17,11 @@ from __future__ import annotations
 import types
 
 import attrs
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.distributed import _functional_collectives as funcol
 
 from ..engine.profiling import region
 from ..errors import GenaccelError
@@ -35,24 +40,16 @@ class TensorParallel:
 
 
 def _group():
-    import torch.distributed as dist
-
     return dist.group.WORLD
 
 
 def _all_reduce(module, args, out):
-    from torch.distributed import _functional_collectives as funcol
-
     with region("Communication", "all_reduce"):
         return funcol.wait_tensor(funcol.all_reduce(out, "sum", _group()))
 
 
 def _all_gather_last(module, args, out):
-    from torch.distributed import _functional_collectives as funcol
-
     with region("Communication", "all_gather"):
-        import torch
-
         gathered = funcol.wait_tensor(funcol.all_gather_single(out.contiguous(), 0, _group()))  # ranks stacked on dim 0
         return torch.cat(gathered.chunk(module.tensor_parallel_size, 0), dim=-1)
 
@@ -60,9 +57,6 @@ def _all_gather_last(module, args, out):
 def _vocab_parallel_embedding(module, ids):
     """The forward of an embedding split by vocabulary rows: this rank's rows, zeros for ids it
     does not hold, summed over the ranks (each id is held by one rank, so the sum is exact)."""
-    import torch.nn.functional as F
-    from torch.distributed import _functional_collectives as funcol
-
     local = ids - module.vocab_start
     outside = (local < 0) | (local >= module.weight.shape[0])
     out = F.embedding(local.masked_fill(outside, 0), module.weight).masked_fill(outside.unsqueeze(-1), 0)
@@ -73,9 +67,6 @@ def _vocab_parallel_embedding(module, ids):
 def _shard_param(module, name: str, dim: int, rank_: int, n: int) -> None:
     """Keep this rank's slice of ``module.<name>`` along ``dim`` (a meta tensor stays meta); the
     full shape is kept in ``module.tp_shards`` for :func:`fill_shard`."""
-    import torch
-    from torch import nn
-
     param = getattr(module, name)
     full = tuple(param.shape)
     if full[dim] % n:
@@ -104,8 +95,6 @@ def _linear(module, dim: int, rank_: int, n: int) -> None:
 def shard_causal_lm(hf) -> TensorParallel | None:
     """Shard a Llama-like ``hf`` (``hf.model.layers[i].self_attn``/``.mlp``, ``hf.lm_head``) in
     place between the ranks of the group; nothing without a group of 2 or more."""
-    import torch.distributed as dist
-
     if not active():
         return None
     r, n = dist.get_rank(), dist.get_world_size()

@@ -4,6 +4,7 @@ the peak memory of a block (CUDA allocator peak, or the process RSS sampled on C
 from __future__ import annotations
 
 import os
+import resource
 import threading
 import time
 
@@ -77,8 +78,6 @@ class PeakMemory:
             with open("/proc/self/statm") as f:
                 return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
         except OSError:  # not Linux: fall back to the lifetime high-water mark
-            import resource
-
             return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
     def _sample(self) -> None:

@@ -17,6 +17,7 @@ import re
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode, register_flop_formula, sdpa_flop_count
 
 CATEGORIES = ("Linear", "Attention", "Norm", "Activation", "Embedding", "KV-cache update", "KV-cache reorder",
               "Conv", "Communication", "Other")
@@ -76,8 +77,6 @@ def _register_missing_formulas() -> None:
     global _formulas_registered
     if _formulas_registered:
         return
-    from torch.utils.flop_counter import register_flop_formula, sdpa_flop_count
-
     op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
     if op is not None:
 
@@ -92,8 +91,6 @@ def _register_missing_formulas() -> None:
 def count_flops():
     """Count FLOPs per phase (eager code only: compiled graphs are opaque to the counter)."""
     global _flops
-    from torch.utils.flop_counter import FlopCounterMode
-
     _register_missing_formulas()
     totals: dict[str, int] = {}
     with FlopCounterMode(display=False) as counter:

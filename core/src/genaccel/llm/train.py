@@ -26,6 +26,7 @@ from pathlib import Path
 import attrs
 import torch
 from attrs import validators as v
+from tqdm import tqdm
 
 from ..errors import GenaccelError
 from ..files import read_json_object, write_json
@@ -158,8 +159,6 @@ def train_early_exit(instance, texts: list[str], out: Path, config: TrainConfig,
                      progress: bool = True) -> dict:
     """Train ``instance`` (a workload whose ``model`` is an HFCausalLM) and save it to ``out``;
     ``source``: the checkpoint it was built from (a continued training keeps its lineage)."""
-    from tqdm import tqdm
-
     windows = token_windows(instance.tokenizer, texts, config.seq_len, instance.eos_token_id)
     trainer = _Trainer(instance, windows, config)
     last = instance.model.num_layers

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+from transformers import AutoTokenizer, GenerationConfig
+from transformers.utils import logging as hf_logging
+
 from ..errors import GenaccelError, cannot_load
 from ..files import read_json_object
 from ..plugin.specs import BuildOptions
@@ -55,8 +59,6 @@ def load_hf_checkpoint(options: BuildOptions, model_class, *, model_types: tuple
     device, sharded, and each rank reads only its own slices of the safetensors files
     (:func:`genaccel.models.slices.load_slices`); a checkpoint of ``.bin`` files is loaded whole and
     then sharded."""
-    from transformers import AutoTokenizer
-
     path = options.checkpoint
     check_checkpoint_dir(path, model_types=model_types)
     check_tokenizer_files(path)
@@ -67,8 +69,6 @@ def load_hf_checkpoint(options: BuildOptions, model_class, *, model_types: tuple
     allow = str(options.options.get("allow_missing_weights", "")).lower() in ("1", "true", "yes")
     if shard is not None and options.tp > 1 and any(Path(path).glob("*.safetensors")):
         return _load_sharded(options, model_class, shard, allow), tokenizer
-    from transformers.utils import logging as hf_logging
-
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # its load report is replaced by check_loading_info's line
     try:
@@ -85,9 +85,6 @@ def load_hf_checkpoint(options: BuildOptions, model_class, *, model_types: tuple
 
 def _load_sharded(options: BuildOptions, model_class, shard, allow_missing: bool):
     """This rank's shard of a checkpoint's model: built on meta, sharded, filled from its files."""
-    import torch
-    from transformers import GenerationConfig
-
     path = options.checkpoint
     try:
         config = model_class.config_class.from_pretrained(path)

@@ -7,6 +7,7 @@ import contextlib
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 
 from ..errors import GenaccelError
 from ..files import read_json_object
@@ -32,8 +33,6 @@ def load_slices(hf, path, device: str, *, allow_missing: bool = False) -> None:
     replicated one whole.  Missing, unexpected and misshapen weights are judged as a whole load's
     (:func:`genaccel.models.loading.check_loading_info`); the model records the names left random in
     ``genaccel_missing_weights`` and the bytes this rank read in ``genaccel_checkpoint_bytes_read``."""
-    from safetensors import safe_open
-
     path = Path(path)
     index = path / "model.safetensors.index.json"
     if index.is_file():

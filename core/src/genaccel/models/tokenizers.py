@@ -6,6 +6,10 @@ from __future__ import annotations
 import sysconfig
 from pathlib import Path
 
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers.processors import TemplateProcessing
+from transformers import PreTrainedTokenizerFast
+
 from ..errors import first_line
 from ..files import cache_dir, warn, write_text
 
@@ -36,9 +40,6 @@ def train_bpe_tokenizer(
     Returns a ``transformers.PreTrainedTokenizerFast`` whose first special tokens are
     ``special_tokens`` (ids 0, 1, ...), so it saves and loads like a checkpoint's tokenizer.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
     path = cache_dir() / "tokenizers" / f"{name}-bpe-{vocab_size}.json"
     tok = None
     if path.exists():
@@ -65,8 +66,6 @@ def train_bpe_tokenizer(
 def clip_style_tokenizer(vocab_size: int, max_length: int = 77, name: str = "clip"):
     """A byte-level BPE tokenizer trained offline (``train_bpe_tokenizer``) with CLIP's framing:
     ``<|startoftext|>`` … ``<|endoftext|>``, padded with ``<|endoftext|>`` to ``max_length``."""
-    from tokenizers.processors import TemplateProcessing
-
     bos, eos = "<|startoftext|>", "<|endoftext|>"
     tok = train_bpe_tokenizer(vocab_size, special_tokens=[bos, eos], name=name)
     tok._tokenizer.post_processor = TemplateProcessing(single=f"{bos} $A {eos}", special_tokens=[(bos, 0), (eos, 1)])

@@ -19,7 +19,9 @@ import copy
 from collections import Counter
 
 import torch
+import torchao.quantization as tq
 from torch import nn
+from torchao.quantization import quantize_
 
 from ..engine.clock import synced_now
 from ..engine.executor import StepExecutor
@@ -30,8 +32,6 @@ from ..plugin.builtin import QUANT_CONFIGS as CONFIGS  # name -> (torchao config
 
 
 def make_config(name: str):
-    import torchao.quantization as tq
-
     cls, kwargs, _ = CONFIGS[name]
     return getattr(tq, cls)(**kwargs)
 
@@ -50,8 +50,6 @@ def linear_layers(module: nn.Module) -> dict[str, nn.Linear]:
 
 
 def _quantize(module: nn.Module, names: set[str], config_name: str) -> None:
-    from torchao.quantization import quantize_
-
     quantize_(module, make_config(config_name), filter_fn=lambda m, fqn: fqn in names)
 
 

@@ -288,6 +288,6 @@ class BuildOptions:
 
     @property
     def torch_dtype(self):
-        import torch
+        import torch  # on use: the plugin layer stays free of torch for `genaccel list`
 
         return getattr(torch, self.dtype)

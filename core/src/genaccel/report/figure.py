@@ -8,6 +8,7 @@ from pathlib import Path
 
 def pyplot():
     """``matplotlib.pyplot`` on the Agg backend."""
+    # matplotlib (about 0.5 s) loads only for a figure: every run writes a report, few draw one
     import matplotlib
 
     matplotlib.use("Agg")

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import attrs
 import torch
+from tqdm import tqdm
 
 from ..distributed import group
 from ..engine.clock import PeakMemory
@@ -149,6 +150,4 @@ def run_case_safe(run: ResolvedRun, **kwargs) -> CaseResult:
 
 
 def _progress(total: int, desc: str, enabled: bool):
-    from tqdm import tqdm
-
     return tqdm(total=total, desc=f"  {desc}", unit="batch", disable=not enabled or None, file=sys.stderr, leave=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 
 def media_impact(reference: dict, produced: dict) -> dict:
@@ -60,8 +61,6 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5) -> float:
     """Structural similarity (Wang et al. 2004) of two (H, W, C) images in [0, 1]: an 11x11 Gaussian
     window of sigma 1.5, K1 = 0.01, K2 = 0.03, per channel over the valid positions, averaged."""
-    import torch.nn.functional as F
-
     x = a.double().permute(2, 0, 1)[:, None]  # (C, 1, H, W)
     y = b.double().permute(2, 0, 1)[:, None]
     size = min(window, x.shape[-1], x.shape[-2])

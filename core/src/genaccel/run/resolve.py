@@ -51,7 +51,7 @@ def check_device(device: str) -> None:
         raise GenaccelError(f"--device {device}: genaccel times cpu and cuda devices (a {kind} device's work is "
                             "asynchronous and has no clock here); use --device cpu or cuda")
     if kind == "cuda":
-        import torch
+        import torch  # only for a CUDA device: resolving a CPU run (and `--help`) stays free of torch
 
         if not torch.cuda.is_available():
             raise GenaccelError(f"--device {device} was asked for but no CUDA device is visible; use --device cpu")
