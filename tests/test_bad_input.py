@@ -156,7 +156,7 @@ CASES = [
      2, ["--out", "which is a file"]),
     ("train --minutes -1", lambda t, c: ["train-layerskip", "llama/t-t", "--preset", "tiny", "--minutes", "-1",
                                          "--out", str(t / "ls")], 2, ["minutes", "> 0"]),
-    ("train --out under a file", lambda t, c: ["train-layerskip", "llama/t-t", "--preset", "tiny", "--steps", "1",
+    ("train --out under a file", lambda t, c: ["train-layerskip", "llama/t-t", "--preset", "tiny", "--train-steps", "1",
                                                "--out", _file(t, "f", b"x") + "/x"], 2, ["which is a file"]),
     ("bench TOML not UTF-8", lambda t, c: ["bench", _file(t, "b.toml", b'[[cases]]\nworkload = "\xff"\n')],
      2, ["b.toml", "not UTF-8"]),

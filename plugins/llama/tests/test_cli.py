@@ -98,7 +98,7 @@ def test_bench_case_without_its_checkpoint_is_a_skip_naming_the_command(tmp_path
         (["run", "llama/t-t", "--preset", "tiny", "--max-new-tokens", "8", "--cache-len", "40"],
          r"does not fit --cache-len 40; raise --cache-len to at least"),
         (["run", "llama/t-t", "--preset", "tiny", "--decoder", "top-p", "--top-pp", "0.9"],
-         "unknown option of llama/t-t with decoder top-p '--top-pp'; did you mean '--top-p'"),
+         "unknown option '--top-pp' of genaccel run; did you mean '--top-p'"),
         (["run", "llama/t-t", "--preset", "tiny", "--temperature", "0.9"], "--temperature is not taken by llama/t-t"),
         (["run", "llama/t-t", "--preset", "tiny", "--opt", "layerskip", "--exit-layer", "x"], "--exit-layer takes an integer"),
         (["run", "llama/t-t", "--preset", "tiny", "--device", "cuda:7"], "cuda:7"),

@@ -191,7 +191,7 @@ def test_bad_layerskip_options_are_clear(registry, samples):
 
 def test_train_then_sweep_then_run_from_the_checkpoint(tmp_path, capsys):
     ckpt = tmp_path / "ckpt"
-    assert main(["train-layerskip", "llama/t-t", "--preset", "tiny", "--out", str(ckpt), "--steps", "4",
+    assert main(["train-layerskip", "llama/t-t", "--preset", "tiny", "--out", str(ckpt), "--train-steps", "4",
                  "--seq-len", "32", "--batch-size", "4", "--lr-warmup", "1"]) == 0
     info = json.loads((ckpt / "layerskip.json").read_text())
     assert info["trained"]["steps"] == 4 and len(info["history"]) == 4
