@@ -167,15 +167,15 @@ def test_a_stack_the_same_as_its_neighbour_once_skips_are_left_out_runs_once(cli
                                     "not play role CUDAGraphable")
     assert twin["optimizations"] == ["sdpa", "cuda-graph"] and twin["skipped_optimizations"][0]["name"] == "cuda-graph"
     err = capsys.readouterr().err
-    assert "[1/3] toy/denoise tiny bs1 sdpa\n" in err  # nothing timed yet: no estimate
-    assert "[2/3] toy/denoise tiny bs1 sdpa+cuda-graph: the same as sdpa here, not run again" in err
-    assert re.search(r"\[3/3\] toy/denoise tiny bs1 baseline  ~1 min left", err)
+    assert "[1/3] toy/denoise bs1 sdpa\n" in err  # nothing timed yet: no estimate
+    assert "[2/3] toy/denoise bs1 sdpa+cuda-graph: the same as sdpa here, not run again" in err
+    assert re.search(r"\[3/3\] toy/denoise bs1 baseline  ~1 min left", err)
 
 
 def test_progress_estimates_the_time_left_from_finished_cases(monkeypatch, capsys):
     from genaccel.run import progress
 
-    now = iter([0.0, 120.0, 120.0, 150.0])  # a: 120 s, b: 30 s
+    now = iter([0.0, 120.0, 120.0, 150.0, 150.0])  # a: 120 s, b: 30 s
     monkeypatch.setattr(progress.time, "perf_counter", lambda: next(now))
     p = progress.Progress(["a", "b", None, "a", "b", "c"])
     for i in (1, 2):

@@ -87,7 +87,8 @@ def twin_case(run: ResolvedRun, twin: ResolvedRun) -> CaseResult:
 
 
 def _describe(config) -> str:
-    return f"{config.workload} {config.preset or config.checkpoint or ''} bs{config.batch_size} {config.label}"
+    model = config.preset or config.checkpoint
+    return f"{config.workload}{f' {model}' if model else ''} bs{config.batch_size} {config.label}"
 
 
 def run_cases(runs: list[ResolvedRun], report, *, done=frozenset()) -> None:
