@@ -61,14 +61,15 @@ def add_skipped(report, skipped: list[tuple[str, str]]) -> None:
 
 def twins(runs: list[ResolvedRun]) -> dict[int, int]:
     """Runs that are the same as an earlier one once their skipped optimizations are left out (a
-    ``cuda-graph`` stack on a CPU is its neighbour without it): index → the earlier run's index."""
+    ``cuda-graph`` stack on a CPU is its neighbour without it), or listed twice by the bench's cases
+    (a case's first stack repeating another case's last): index → the earlier run's index."""
     first: dict[str, int] = {}
     same: dict[int, int] = {}
     for i, run in enumerate(runs):
         config = run.config.to_dict()
         config["optimizations"] = list(run.stack.names)
         key = case_key(config)
-        if key in first and run.stack.skipped:
+        if key in first:
             same[i] = first[key]
         first.setdefault(key, i)
     return same
@@ -78,9 +79,9 @@ def twin_case(run: ResolvedRun, twin: ResolvedRun) -> CaseResult:
     """The record of a run left out as ``twin``'s repeat: a skipped case that names the steps skipped
     on this device and the case it resolved to."""
     skipped = [{"name": s.name, "reason": s.reason} for s in run.stack.skipped]
-    why = "; ".join(f"{s.name}: {s.reason}" for s in run.stack.skipped)
-    case = CaseResult.not_run(run.config, "skipped", f"resolves to the same stack as {twin.config.label} here "
-                              f"({why}); measured once, there", unit=run.workload.unit)
+    why = f" ({'; '.join(f'{s.name}: {s.reason}' for s in run.stack.skipped)})" if skipped else ""
+    case = CaseResult.not_run(run.config, "skipped", f"resolves to the same stack as {twin.config.label} here{why}; "
+                              "measured once, there", unit=run.workload.unit)
     return attrs.evolve(case, label=case_label(run.stack.names, decoder=run.config.decoder, tp=run.config.tp,
                                                skipped=run.stack.skipped),
                         skipped_optimizations=skipped)
