@@ -118,7 +118,8 @@ def test_ablate_puts_diffusers_pipeline_beside_the_stacks(cli, tmp_path):
 
 def test_characterize_diffusion_command(cli, tmp_path):
     out = tmp_path / "char"
-    rc = cli(["characterize-diffusion", MAV, "--preset", "tiny", "--num-inference-steps", "2", "--frame-counts", "2,4", "--out", str(out)])
+    rc = cli(["characterize-diffusion", MAV, "--preset", "tiny", "--num-inference-steps", "2", "--frame-counts", "2,4",
+              "--out", str(out)])
     assert rc == 0
     doc = json.loads((out / "diffusion-characterization.json").read_text())
     wl = doc["workloads"][0]

@@ -112,5 +112,6 @@ def cli(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-__all__ = ["RunConfig", "check_token_accuracy", "cli", "first_batch", "installed", "make_batches", "measure", "one_line_error", "prepared", "registry_fixture",
+__all__ = ["RunConfig", "check_token_accuracy", "cli", "first_batch", "installed", "make_batches", "measure",
+           "one_line_error", "prepared", "registry_fixture",
            "registry_with", "tiny", "with_options"]

@@ -41,8 +41,10 @@ def _versions(registry) -> str:
 def _builtin_commands(sub) -> None:
     """The built-in commands' parsers (those of the plugins' commands are added after)."""
     p = sub.add_parser("list", help="installed workloads, decoders, optimizations and their options")
-    p.add_argument("--json", action="store_true", help="everything as JSON (workloads, decoders, optimizations, options)")
-    p.add_argument("--options", dest="options_of", metavar="WORKLOAD", help="only the options a run of WORKLOAD takes, by who declares them")
+    p.add_argument("--json", action="store_true",
+                   help="everything as JSON (workloads, decoders, optimizations, options)")
+    p.add_argument("--options", dest="options_of", metavar="WORKLOAD",
+                   help="only the options a run of WORKLOAD takes, by who declares them")
     p.set_defaults(fn=list_command)
     p = sub.add_parser("run", help="measure one workload with one optimization stack")
     add_run_arguments(p)

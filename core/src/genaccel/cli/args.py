@@ -62,7 +62,8 @@ def add_run_arguments(p: argparse.ArgumentParser, *, steps: bool = False, measur
         p.add_argument("--opt", type=csv, default=(), help="optimization stack, any order: A,B,...")
     if measure:
         p.add_argument("--batch-size", type=int, default=1, help="samples per batch (default 1)")
-        p.add_argument("--samples", type=int, default=4, help="samples to time (rounded up to whole batches; default 4)")
+        p.add_argument("--samples", type=int, default=4,
+                       help="samples to time (rounded up to whole batches; default 4)")
     p.add_argument("--max-new-tokens", type=int, help="new tokens per sample (default: the paper's distribution)")
     if measure:
         p.add_argument("--seq-len", type=int,
