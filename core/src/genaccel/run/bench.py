@@ -133,8 +133,8 @@ def bench_profiles(registry, bench: BenchConfig, report) -> str:
     recorded and the bench keeps what it has.  Returns the breakdown's Markdown ('' when none)."""
     configs = [c for case in bench.cases if case.workload in registry.workloads for c in case.profile_configs()]
     profiles = []
-    for config in configs:
-        print(f"profiling {config.workload} {config.label}", file=sys.stderr, flush=True)
+    for i, config in enumerate(configs, start=1):
+        print(f"[profile {i}/{len(configs)}] {config.workload} {config.label}", file=sys.stderr, flush=True)
         try:
             profiles.append(profile_workload(registry, resolve(registry, config, strict=False), strict=False))
         except Exception as e:  # noqa: BLE001 - keep the measured cases whatever happens here
