@@ -8,44 +8,70 @@ torch is pinned to the CPU wheel by default; set GENACCEL_TORCH to override, e.g
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import nox
 
-nox.options.default_venv_backend = "venv"
+nox.options.default_venv_backend = "uv|venv"
 nox.options.sessions = ["tests", "lint"]
 
 ROOT = Path(__file__).parent
 TORCH = os.environ.get("GENACCEL_TORCH", "torch==2.13.0")
 PLUGINS = sorted(p.name for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
 EXAMPLES = sorted(f"examples/{p.name}" for p in (ROOT / "examples").iterdir() if (p / "pyproject.toml").exists())
+PYTEST = ("pytest", "-q", "--durations=25")
 
 
-def _install(session: nox.Session, *packages: str) -> None:
-    session.install(TORCH)  # first, so that nothing pulls a CUDA build of torch
-    session.install("pytest>=8", "jsonschema", *(f"-e{ROOT / p}" for p in packages))
+def _pip_find_links() -> list[str]:
+    """pip's find-links (a folder of wheels kept on the machine, such as a CPU torch wheel), which uv
+    does not read by itself: from PIP_FIND_LINKS, else from pip's configuration files."""
+    links = os.environ.get("PIP_FIND_LINKS")
+    if links is None:
+        done = subprocess.run([sys.executable, "-m", "pip", "config", "get", "global.find-links"],
+                              capture_output=True, text=True, check=False)
+        links = done.stdout if done.returncode == 0 else ""
+    return links.split()
+
+
+def _with_extra(package: str) -> str:
+    """``-e package``, with its ``test`` extra where its pyproject.toml declares one (what its own
+    tests need beyond its dependencies: triton for HSTU's kernel in the interpreter, gguf for Llama's export)."""
+    import tomllib  # Python 3.11+, like the rest of what nox runs here
+
+    extras = tomllib.loads((ROOT / package / "pyproject.toml").read_text())["project"].get("optional-dependencies", {})
+    return f"-e{ROOT / package}" + ("[test]" if "test" in extras else "")
+
+
+def _install(session: nox.Session, *packages: str, test_extra: bool = False) -> None:
+    """torch, then pytest and ``packages`` editable (with their test extras when ``test_extra``)."""
+    uv = session.venv_backend == "uv"
+    links = [a for link in _pip_find_links() for a in ("--find-links", link)] if uv else []
+    session.install(*links, TORCH)  # first, so that nothing pulls a CUDA build of torch
+    session.install("pytest>=8", "jsonschema",
+                    *(_with_extra(p) if test_extra else f"-e{ROOT / p}" for p in packages))
 
 
 @nox.session
 @nox.parametrize("package", ["core", *PLUGINS, "all"])
 def tests(session: nox.Session, package: str) -> None:
-    """Tests of one package with only what it needs installed; 'all' runs every package's tests together."""
+    """Tests of one package with only what it needs installed; 'all' installs every plugin and runs
+    what needs them together (tests/ and the example plugin's tests), not each package's tests again."""
     env = {"GENACCEL_CACHE": str(Path(session.create_tmp()) / "cache")}
     if package == "core":
         _install(session, "core")
         session.run("genaccel", "list", env=env)  # the core alone works and lists no workloads
-        session.run("python", "-c", "from genaccel.plugins import default_registry as r; "
+        session.run("python", "-c", "from genaccel.plugin.manager import default_registry as r; "
                     "assert r().workloads == {}, r().workloads", env=env)
-        session.run("pytest", "-q", "core/tests", *session.posargs, env=env)
+        session.run(*PYTEST, "core/tests", *session.posargs, env=env)
     elif package == "all":  # every plugin, and the example optimization plugin a user would write
         _install(session, "core", *(f"plugins/{p}" for p in PLUGINS), *EXAMPLES)
-        session.run("pytest", "-q", "core/tests", *(f"plugins/{p}/tests" for p in PLUGINS), "tests",
-                    *(f"{e}/tests" for e in EXAMPLES), *session.posargs, env=env)
+        session.run(*PYTEST, "tests", *(f"{e}/tests" for e in EXAMPLES), *session.posargs, env=env)
     else:
-        _install(session, "core", f"plugins/{package}")
-        session.run("pytest", "-q", f"plugins/{package}/tests", *session.posargs, env=env)
+        _install(session, "core", f"plugins/{package}", test_extra=True)
+        session.run(*PYTEST, f"plugins/{package}/tests", *session.posargs, env=env)
 
 
 @nox.session
@@ -63,7 +89,7 @@ def llamacpp(session: nox.Session) -> None:
     session.install(TORCH)
     session.install("pytest>=8", f"-e{ROOT / 'core'}", f"-e{ROOT / 'plugins' / 'llama'}[llamacpp]")
     env = {"GENACCEL_CACHE": str(Path(session.create_tmp()) / "cache")}
-    session.run("pytest", "-q", "plugins/llama/tests/test_gguf.py", *session.posargs, env=env)
+    session.run(*PYTEST, "plugins/llama/tests/test_gguf.py", *session.posargs, env=env)
 
 
 @nox.session

@@ -8,6 +8,7 @@ import json
 import shutil
 import struct
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -156,7 +157,7 @@ CASES = [
      2, ["--out", "which is a file"]),
     ("train --minutes -1", lambda t, c: ["train-layerskip", "llama/t-t", "--preset", "tiny", "--minutes", "-1",
                                          "--out", str(t / "ls")], 2, ["minutes", "> 0"]),
-    ("train --out under a file", lambda t, c: ["train-layerskip", "llama/t-t", "--preset", "tiny", "--steps", "1",
+    ("train --out under a file", lambda t, c: ["train-layerskip", "llama/t-t", "--preset", "tiny", "--train-steps", "1",
                                                "--out", _file(t, "f", b"x") + "/x"], 2, ["which is a file"]),
     ("bench TOML not UTF-8", lambda t, c: ["bench", _file(t, "b.toml", b'[[cases]]\nworkload = "\xff"\n')],
      2, ["b.toml", "not UTF-8"]),
@@ -218,12 +219,15 @@ def test_bad_input(make, code, words, tmp_path, checkpoint, capsys):
     argv = make(tmp_path, checkpoint)
     if argv[0] in ("run", "train-layerskip", "layerskip-sweep") and "--out" not in argv:
         argv += ["--out", str(tmp_path / "out")]
+    out = Path(argv[argv.index("--out") + 1]) if "--out" in argv else None
+    existed = out is not None and out.exists()
     assert main(argv) == code
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    line = next(x for x in err.splitlines() if x.startswith("genaccel: error: "))
+    captured = capsys.readouterr()
+    assert captured.err.startswith("genaccel: error: ") and captured.err.count("\n") == 1, captured.err
+    assert captured.out == ""
     for w in words:
-        assert w in line, (w, line)
+        assert w in captured.err, (w, captured.err)
+    assert existed or out is None or not out.exists(), f"{out} was left behind"
 
 
 def test_missing_weights_run_when_allowed_and_the_report_names_them(tmp_path, checkpoint, capsys):

@@ -83,8 +83,10 @@ def test_lossy_stacks_report_psnr_ssim(registry, workload, stack):
     case = measure(registry, attrs_evolve(config(workload, optimizations=stack), options), progress=False)
     acc = case.accuracy
     assert not case.lossless and len(acc["samples"]) == 1
-    assert acc["psnr_db"] is None or acc["psnr_db"] > 5
-    assert 0 < acc["ssim"] <= 1
+    # close to the unoptimized images but not equal: measured 36-57 dB and SSIM 0.99-0.9999 on these tiny
+    # presets, where an unrelated image (another seed) scores 9-14 dB
+    assert math.isfinite(acc["psnr_db"]) and acc["psnr_db"] > 25
+    assert 0.9 < acc["ssim"] < 1
     if "deepcache" in stack:
         assert "step cache" in case.optimization_notes["deepcache"]
 
@@ -116,7 +118,8 @@ def test_ablate_puts_diffusers_pipeline_beside_the_stacks(cli, tmp_path):
 
 def test_characterize_diffusion_command(cli, tmp_path):
     out = tmp_path / "char"
-    rc = cli(["characterize-diffusion", MAV, "--preset", "tiny", "--steps", "2", "--frame-counts", "2,4", "--out", str(out)])
+    rc = cli(["characterize-diffusion", MAV, "--preset", "tiny", "--num-inference-steps", "2", "--frame-counts", "2,4",
+              "--out", str(out)])
     assert rc == 0
     doc = json.loads((out / "diffusion-characterization.json").read_text())
     wl = doc["workloads"][0]

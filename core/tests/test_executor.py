@@ -64,6 +64,7 @@ def test_cuda_graph_needs_cuda():
         StepExecutor("cpu").configure(cuda_graph=True)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
 def test_cuda_graph_replays_per_shape():
     ex = StepExecutor("cuda")

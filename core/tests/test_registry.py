@@ -120,21 +120,6 @@ def test_workload_options_are_checked_against_what_the_workload_declares():
         bare.check_options({"src_lang": "eng"})
 
 
-def test_unknown_flags_become_workload_options_or_fail_clearly():
-    from genaccel.cli.app import _extra_options, build_parser
-
-    parser = build_parser()
-    args, extra = parser.parse_known_args(["run", "x/y", "--image-tokenizer", "/a", "--guidance-scale=2"])
-    _extra_options(parser, args, extra)
-    assert args.options == {"image_tokenizer": "/a", "guidance_scale": "2"}
-    args, extra = parser.parse_known_args(["run", "x/y", "--image-tokenizer"])
-    with pytest.raises(SystemExit):
-        _extra_options(parser, args, extra)  # a flag without its value
-    args, extra = parser.parse_known_args(["list", "--image-tokenizer", "/a"])
-    with pytest.raises(SystemExit):
-        _extra_options(parser, args, extra)  # only commands that run a workload take them
-
-
 def test_options_parse_and_check_naming_the_flag():
     top_p = Option("top_p", float, 0.9, min=0, min_exclusive=True, max=1)
     assert top_p.flag == "--top-p" and top_p.parse("0.5") == 0.5 and top_p.check(1) == 1.0

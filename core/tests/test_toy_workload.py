@@ -3,6 +3,7 @@ loop over a tiny convolutional network with one self-attention block, whose unit
 image.  It goes through run, ablate (sdpa), bench and the profiler with the core as it is."""
 
 import json
+import re
 import time
 
 import attrs
@@ -150,6 +151,41 @@ def test_bench_runs_and_profiles_it(cli, tmp_path):
     assert set(profiles[0]["phases"]) == {"denoise", "to pixels"} and profiles[0]["phases"]["denoise"]["calls"] >= 1
     assert "images/s" in (tmp_path / "b" / "report.md").read_text()
     assert cli(["compare", str(tmp_path / "b" / "report.json"), str(tmp_path / "b" / "report.json")]) == 0
+
+
+def test_a_stack_the_same_as_its_neighbour_once_skips_are_left_out_runs_once(cli, tmp_path, capsys):
+    cfg = tmp_path / "bench.toml"
+    cfg.write_text('[defaults]\nsamples = 1\n\n[[cases]]\nworkload = "toy/denoise"\n'
+                   'stacks = [["sdpa"], ["sdpa", "cuda-graph"], []]\n')
+    assert cli(["bench", str(cfg), "--out", str(tmp_path / "b")]) == 0
+    doc = json.loads((tmp_path / "b" / "report.json").read_text())
+    _validate(doc)
+    assert [(c["label"], c["status"]) for c in doc["cases"]] == [
+        ("sdpa", "ok"), ("sdpa (skipped cuda-graph)", "skipped"), ("baseline", "ok")]
+    twin = doc["cases"][1]
+    assert twin["error"].startswith("resolves to the same stack as sdpa here (cuda-graph: workload toy/denoise does "
+                                    "not play role CUDAGraphable")
+    assert twin["optimizations"] == ["sdpa", "cuda-graph"] and twin["skipped_optimizations"][0]["name"] == "cuda-graph"
+    err = capsys.readouterr().err
+    assert "[1/3] toy/denoise bs1 sdpa\n" in err  # nothing timed yet: no estimate
+    assert "[2/3] toy/denoise bs1 sdpa+cuda-graph: the same as sdpa here, not run again" in err
+    assert re.search(r"\[3/3\] toy/denoise bs1 baseline  ~1 min left", err)
+
+
+def test_progress_estimates_the_time_left_from_finished_cases(monkeypatch, capsys):
+    from genaccel.run import progress
+
+    now = iter([0.0, 120.0, 120.0, 150.0, 150.0])  # a: 120 s, b: 30 s
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: next(now))
+    p = progress.Progress(["a", "b", None, "a", "b", "c"])
+    for i in (1, 2):
+        p.start(i, "x")
+        p.done(i)
+    p.note(3, "kept")
+    p.start(4, "x")
+    err = capsys.readouterr().err.splitlines()
+    # 4 × 120 s (b not timed yet: the mean of all); then a 120 s, b 30 s, c the mean, 75 s
+    assert err == ["[1/6] x", "[2/6] x  ~8 min left", "[3/6] kept", "[4/6] x  ~4 min left"]
 
 
 def _no_win(ctx):

@@ -13,7 +13,10 @@ everything else those libraries say still shows:
 - transformers' ``Instantiating a decoder SeamlessM4Tv2Attention without passing `layer_idx```,
   logged while its own SeamlessM4T v2 constructor builds the model (genaccel's steps pass their own caches);
 - torch's ``Int8Tensor does not implement _stable_hash_for_caching`` when a torchao int8 model is
-  compiled (it only means that AOT autograd's on-disk cache is not used for that graph).
+  compiled (it only means that AOT autograd's on-disk cache is not used for that graph);
+- the Hugging Face progress bars (transformers' ``Loading weights``, read from a local folder in a
+  moment), which would otherwise stand before a one-line error: ``HF_HUB_DISABLE_PROGRESS_BARS`` is
+  set unless the user set it (``=0`` brings them back).
 
 :func:`install` runs when genaccel is imported (stdlib only, nothing else is imported) and is idempotent.
 """
@@ -21,6 +24,7 @@ everything else those libraries say still shows:
 from __future__ import annotations
 
 import logging
+import os
 import re
 import warnings
 
@@ -57,6 +61,7 @@ def install() -> None:
     if _installed:
         return
     _installed = True
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read when huggingface_hub is imported
     for name, pattern in LOG_MESSAGES.items():
         logging.getLogger(name).addFilter(_Drop(pattern))
     for category, message, module in WARNINGS:

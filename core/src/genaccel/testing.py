@@ -4,6 +4,8 @@ exit code and output.  Tests import these instead of the run layer's internals."
 
 from __future__ import annotations
 
+import math
+
 import attrs
 
 from .cli.app import main
@@ -83,6 +85,24 @@ def one_line_error(fn, *args, **kwargs) -> str:
     return message
 
 
+def check_token_accuracy(case: dict) -> dict:
+    """Assert that a report case's token accuracy impact holds together, so that a wrong count fails:
+    the rates are the means of the samples', and each sample's agreement fits its first difference
+    (all positions agree before it, at least one from it on; none: every token the reference's).
+    Returns the accuracy block."""
+    acc, lengths = case["accuracy"], {r["id"]: r["output_tokens"] for r in case["samples"]}
+    rows = acc["samples"]
+    assert math.isclose(acc["token_agreement"], sum(s["token_agreement"] for s in rows) / len(rows)), acc
+    assert math.isclose(acc["exact_match_rate"], sum(s["exact"] for s in rows) / len(rows)), acc
+    for s in rows:
+        n, first = lengths[s["id"]], s["first_difference"]
+        if first is None:
+            assert s["token_agreement"] == 1 and s["exact"], s
+        else:
+            assert not s["exact"] and first / n <= s["token_agreement"] <= (n - 1) / n, (s, n)
+    return acc
+
+
 def cli(capsys, *argv: str) -> tuple[int, str, str]:
     """``genaccel ARGV...`` in this process: (exit code, stdout, stderr)."""
     code = main(list(argv))
@@ -90,5 +110,6 @@ def cli(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-__all__ = ["RunConfig", "cli", "first_batch", "installed", "make_batches", "measure", "one_line_error", "prepared", "registry_fixture",
+__all__ = ["RunConfig", "check_token_accuracy", "cli", "first_batch", "installed", "make_batches", "measure",
+           "one_line_error", "prepared", "registry_fixture",
            "registry_with", "tiny", "with_options"]

@@ -3,7 +3,7 @@
 import json
 
 import torch
-from genaccel.testing import RunConfig, installed, prepared
+from genaccel.testing import RunConfig, check_token_accuracy, installed, prepared
 
 
 def test_discovered_through_the_entry_point():
@@ -24,5 +24,5 @@ def test_run_reports_its_accuracy_impact(tmp_path, capsys):
                  "--opt", "bf16-weights,static-kv", "--out", str(tmp_path)]) == 0
     doc = json.loads((tmp_path / "report.json").read_text())
     assert doc["optimizations"] == ["bf16-weights", "static-kv"] and doc["lossless"] is False
-    acc = doc["accuracy"]
-    assert acc["mean_kl"] > 0 and 0 <= acc["token_agreement"] <= 1  # bf16 changes the distributions a little
+    acc = check_token_accuracy(doc)
+    assert acc["mean_kl"] > 0  # bf16 changes the distributions a little

@@ -170,7 +170,10 @@ def test_quantized_hstu_reports_its_accuracy_impact(tmp_path, opt):
     doc = json.loads((out / "report.json").read_text())
     acc = doc["accuracy"]
     assert doc["lossless"] is False and len(acc["samples"]) == 2
-    assert 0 <= acc["set_overlap"] <= 1 and 0 <= acc["token_agreement"] <= 1
+    rows = acc["samples"]  # the rates are the samples' means; an item in place is in the set too
+    assert acc["token_agreement"] == pytest.approx(sum(r["agreement"] for r in rows) / 2)
+    assert acc["set_overlap"] == pytest.approx(sum(r["overlap"] for r in rows) / 2)
+    assert all(r["overlap"] >= r["agreement"] and (not r["exact"] or r["agreement"] == r["overlap"] == 1) for r in rows)
     layers = set(doc["optimization_notes"][opt]["layers"])
     used = {f"layers.{i}.{n}" for i in range(3) for n in ("uvqk", "o")}
     # autoquant times only the layers the calibration batch calls (retrieval never runs the ranking head)

@@ -40,8 +40,13 @@ def test_run_writes_the_report(tmp_path, capsys):
     for rec in doc["samples"]:
         assert rec["output_tokens"] == 6 and rec["latency_s"] >= rec["ttft_s"] > 0 and rec["tpot_s"] > 0
     s = doc["summary"]
-    assert s["latency_s"]["p50"] > 0 and s["output_tokens_per_s"] > 0 and 0 < s["mbu"] < 1.5 and s["mbu_p50"] > 0
+    assert s["latency_s"]["p50"] > 0 and s["output_tokens_per_s"] > 0 and s["mbu_p50"] > 0
     assert s["decode_step_s"]["p50"] > 0 and s["decode_steps"] == 2 * 5
+    # MBU: bytes read by the decode steps over their time, over the bandwidth, at most 1 (recomputed here)
+    bandwidth, step_bytes = s["mbu_bandwidth"]["bytes_per_s"], s["bytes_per_decode_step"]
+    decode_s = sum(r["output_tokens"] - 1 for r in doc["samples"]) / s["decode_tokens_per_s"]
+    assert s["mbu"] == pytest.approx(min(step_bytes * s["decode_steps"] / decode_s / bandwidth, 1.0), rel=1e-6)
+    assert s["mbu_p50"] == pytest.approx(min(step_bytes / s["decode_step_s"]["p50"] / bandwidth, 1.0), rel=1e-6)
     assert doc["label"] == "sdpa+static-kv (skipped cuda-graph)"
     assert s["model_bytes"] > 0 and s["peak_memory_bytes"] > 0 and s["compile_s"] == 0
     assert (out / "report.md").exists()
@@ -66,8 +71,15 @@ def test_bench_and_compare(tmp_path, capsys):
     assert main(["bench", str(cfg), "--out", str(tmp_path / "a")]) == 0
     doc = json.loads((tmp_path / "a" / "report.json").read_text())
     assert [c["status"] for c in doc["cases"]] == ["skipped", "ok", "ok"]
-    assert main(["compare", str(tmp_path / "a" / "report.json"), str(tmp_path / "a" / "report.json")]) == 0
-    assert "1.00×" in capsys.readouterr().out
+    faster = json.loads(json.dumps(doc))  # the compiled case twice as fast, the baseline unchanged
+    faster["cases"][2]["summary"]["throughput_per_s"] *= 2
+    faster["cases"][2]["summary"]["latency_s"]["mean"] /= 2
+    (tmp_path / "b.json").write_text(json.dumps(faster))
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "a" / "report.json"), str(tmp_path / "b.json")]) == 0
+    rows = {line.split("|")[1].strip(): line for line in capsys.readouterr().out.splitlines() if "llama/t-t" in line}
+    assert "1.00×" in rows["llama/t-t baseline bs1"] and "+0.0%" in rows["llama/t-t baseline bs1"]
+    assert "2.00×" in rows["llama/t-t sdpa+compile bs1"] and "-50.0%" in rows["llama/t-t sdpa+compile bs1"]
 
 
 def test_bench_case_without_its_checkpoint_is_a_skip_naming_the_command(tmp_path):
@@ -98,7 +110,7 @@ def test_bench_case_without_its_checkpoint_is_a_skip_naming_the_command(tmp_path
         (["run", "llama/t-t", "--preset", "tiny", "--max-new-tokens", "8", "--cache-len", "40"],
          r"does not fit --cache-len 40; raise --cache-len to at least"),
         (["run", "llama/t-t", "--preset", "tiny", "--decoder", "top-p", "--top-pp", "0.9"],
-         "unknown option of llama/t-t with decoder top-p '--top-pp'; did you mean '--top-p'"),
+         "unknown option '--top-pp' of genaccel run; did you mean '--top-p'"),
         (["run", "llama/t-t", "--preset", "tiny", "--temperature", "0.9"], "--temperature is not taken by llama/t-t"),
         (["run", "llama/t-t", "--preset", "tiny", "--opt", "layerskip", "--exit-layer", "x"], "--exit-layer takes an integer"),
         (["run", "llama/t-t", "--preset", "tiny", "--device", "cuda:7"], "cuda:7"),

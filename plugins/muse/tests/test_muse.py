@@ -4,6 +4,7 @@ batched and sequential, static shapes, the checkpoint folder round trip, bad inp
 from __future__ import annotations
 
 import functools
+import math
 
 import genaccel_muse
 import pytest
@@ -87,7 +88,9 @@ def test_lossy_stack_reports_quality(registry):
     _, _, lossy = first_batch(registry, config(optimizations=("int8-dynamic",)))
     mse = float(((base.extra["media"] - lossy.extra["media"]) ** 2).mean())
     psnr = float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(1 / mse)).item()
-    assert psnr > 5  # tokens may flip; the image stays an image of the same prompt's grid
+    # a few tokens flip (measured: 1.6%, 33 dB); the image of another seed scores about 8 dB
+    assert not torch.equal(base.extra["tokens"], lossy.extra["tokens"])
+    assert math.isfinite(psnr) and psnr > 25
     assert lossy.extra["parallel"]["static_shapes"]
 
 

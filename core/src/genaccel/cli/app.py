@@ -18,6 +18,7 @@ from .args import add_run_arguments, csv, device_arg, out_path
 from .generate import generate_command
 from .listing import compare_command, list_command
 from .measure import ablate_command, bench_command, run_command
+from .options import add_option_arguments, given_options, unrecognized
 from .profile import characterize_command, profile_command
 
 EXIT_CODES = """exit codes:
@@ -27,13 +28,23 @@ EXIT_CODES = """exit codes:
   130  interrupted; finished cases are in the report (bench --resume continues it)"""
 
 
-def build_parser(registry=None) -> argparse.ArgumentParser:
-    """The parser of the built-in commands and of those the plugins register (given ``registry``)."""
-    parser = argparse.ArgumentParser(prog="genaccel", description="Characterize and accelerate generative inference.",
-                                     epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+def _versions(registry) -> str:
+    """``--version``: the core's version and every installed plugin's (the registry's ``versions``)."""
+    from .. import __version__
+
+    versions = dict(registry.versions) if registry is not None else {}
+    versions.setdefault("genaccel", __version__)
+    core = versions.pop("genaccel")
+    return "\n".join([f"genaccel {core}", *(f"{name} {v}" for name, v in sorted(versions.items()))])
+
+
+def _builtin_commands(sub) -> None:
+    """The built-in commands' parsers (those of the plugins' commands are added after)."""
     p = sub.add_parser("list", help="installed workloads, decoders, optimizations and their options")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true",
+                   help="everything as JSON (workloads, decoders, optimizations, options)")
+    p.add_argument("--options", dest="options_of", metavar="WORKLOAD",
+                   help="only the options a run of WORKLOAD takes, by who declares them")
     p.set_defaults(fn=list_command)
     p = sub.add_parser("run", help="measure one workload with one optimization stack")
     add_run_arguments(p)
@@ -42,16 +53,16 @@ def build_parser(registry=None) -> argparse.ArgumentParser:
     add_run_arguments(p, steps=True)
     p.set_defaults(fn=ablate_command)
     p = sub.add_parser("bench", help="the matrix of a bench TOML over every installed plugin")
-    p.add_argument("config", nargs="?", default="bench.toml")
-    p.add_argument("--out", type=out_path)
+    p.add_argument("config", nargs="?", default="bench.toml", help="the bench TOML (default: bench.toml)")
+    p.add_argument("--out", type=out_path, help="output directory (default: reports/<timestamp>)")
     p.add_argument("--resume", action="store_true", help="continue the report in --out, skipping its finished cases")
     p.add_argument("--devices", type=lambda t: tuple(device_arg(x) for x in csv(t)), default=(),
                    help="run independent cases in parallel, one process per device: cuda:0,cuda:1 (or cpu,cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace a report already in --out")
     p.set_defaults(fn=bench_command)
     p = sub.add_parser("compare", help="per-case deltas between two report.json files")
-    p.add_argument("a", type=Path)
-    p.add_argument("b", type=Path)
+    p.add_argument("a", type=Path, help="the report.json before (the base of each ratio)")
+    p.add_argument("b", type=Path, help="the report.json after")
     p.set_defaults(fn=compare_command)
     for name, fn, what in (("profile", profile_command, "operator time breakdown per phase (Fig. 4 form)"),
                            ("characterize", characterize_command,
@@ -60,39 +71,32 @@ def build_parser(registry=None) -> argparse.ArgumentParser:
         add_run_arguments(p)
         p.add_argument("workloads", nargs="*", default=[], help="more workloads with the same options")
         p.set_defaults(fn=fn)
-    p = sub.add_parser("generate", help="generate text from a prompt")
-    add_run_arguments(p)
-    p.add_argument("--prompt", required=True)
+    p = sub.add_parser("generate", help="generate from one prompt: text, or the image or speech a workload makes")
+    add_run_arguments(p, measure=False)
+    p.add_argument("--prompt", required=True, help="the text to continue (or to draw, or to speak)")
     p.set_defaults(fn=generate_command)
+
+
+def build_parser(registry=None) -> argparse.ArgumentParser:
+    """The parser of the built-in commands and of those the plugins register (given ``registry``),
+    every command that runs a workload taking the options the registry's specs declare."""
+    parser = argparse.ArgumentParser(prog="genaccel", description="Characterize and accelerate generative inference.",
+                                     epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=_versions(registry),
+                        help="the core's and every installed plugin's version")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _builtin_commands(sub)
     for command in (registry.commands.values() if registry is not None else ()):
         if command.name in sub.choices:
             raise GenaccelError(f"plugin {command.plugin!r} registers command {command.name!r}, which genaccel has")
         p = sub.add_parser(command.name, help=command.help)
         command.add_arguments(p)
         p.set_defaults(fn=command.run)
+    if registry is not None:
+        for p in sub.choices.values():
+            if p.get_default("takes_options"):
+                add_option_arguments(p, registry)
     return parser
-
-
-def _extra_options(parser: argparse.ArgumentParser, args, extra: list[str], bools=frozenset()) -> None:
-    """Flags argparse does not know (``--image-tokenizer PATH``, ``--top-p 0.95``) become ``args.options``
-    (name → text), checked against what the run's workload, decoder and optimizations declare.  A bool
-    option (``bools``: names) may stand alone: ``--allow-missing-weights`` is ``--allow-missing-weights true``."""
-    options, i = {}, 0
-    while i < len(extra):
-        token = extra[i]
-        if not token.startswith("--") or len(token) < 3 or not getattr(args, "takes_options", False):
-            parser.error(f"unrecognized arguments: {' '.join(extra[i:])}")
-        name, eq, value = token[2:].partition("=")
-        if not eq and name.replace("-", "_") in bools and (
-                i + 1 >= len(extra) or extra[i + 1].lower() not in ("true", "false", "yes", "no", "on", "off", "1", "0")):
-            value = "true"
-        elif not eq:
-            if i + 1 >= len(extra) or extra[i + 1].startswith("--"):
-                parser.error(f"{token} needs a value")
-            value, i = extra[i + 1], i + 1
-        options[name.replace("-", "_")] = value
-        i += 1
-    args.options = options
 
 
 def main(argv=None) -> int:
@@ -100,7 +104,10 @@ def main(argv=None) -> int:
         registry = default_registry()
         parser = build_parser(registry)
         args, extra = parser.parse_known_args(argv)
-        _extra_options(parser, args, extra, {n for n, (o, _) in registry.all_options().items() if o.type is bool})
+        if extra:
+            commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+            raise unrecognized(commands[args.command], args.command, extra)
+        args.options = given_options(args)
         if getattr(args, "tp", (1,)) != (1,):  # tensor parallel: launch the ranks, or run as one of them
             from .tp import tensor_parallel
 

@@ -43,9 +43,11 @@ def device_arg(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def add_run_arguments(p: argparse.ArgumentParser, *, steps: bool = False) -> None:
+def add_run_arguments(p: argparse.ArgumentParser, *, steps: bool = False, measure: bool = True) -> None:
     """The arguments of a command that runs one workload: the model, inputs, decoder, stack (or an
-    ablation's ``--steps``), batch, device, dtype, output folder, tensor-parallel size."""
+    ablation's ``--steps``), device, dtype, output folder, tensor-parallel size, and with ``measure``
+    what a timed run adds (batches, samples, warm-up, input lengths, replacing a report).  The options
+    the registry's specs declare are added by the parser (:func:`genaccel.cli.options.add_option_arguments`)."""
     p.add_argument("workload", help="family/task, e.g. llama/t-t (see `genaccel list`)")
     model = p.add_mutually_exclusive_group()
     model.add_argument("--preset", help="random-weight model size (default: the workload's)")
@@ -58,23 +60,33 @@ def add_run_arguments(p: argparse.ArgumentParser, *, steps: bool = False) -> Non
                        help="skip the reference (transformers' generate, diffusers' pipeline)")
     else:
         p.add_argument("--opt", type=csv, default=(), help="optimization stack, any order: A,B,...")
-    p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--samples", type=int, default=4, help="samples to time (rounded up to whole batches)")
+    if measure:
+        p.add_argument("--batch-size", type=int, default=1, help="samples per batch (default 1)")
+        p.add_argument("--samples", type=int, default=4,
+                       help="samples to time (rounded up to whole batches; default 4)")
     p.add_argument("--max-new-tokens", type=int, help="new tokens per sample (default: the paper's distribution)")
-    p.add_argument("--seq-len", type=int, help="fix every sample's input length (default: the paper's distribution)")
-    p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda or cuda:N")
+    if measure:
+        p.add_argument("--seq-len", type=int,
+                       help="fix every sample's input length (default: the paper's distribution)")
+    p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--dtype", choices=DTYPES, default="float32",
                    help="weights and activations; bfloat16 and float16 are lossy relative to float32")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--warmup", type=int, default=None, help="warm-up generations (default 1, 2 with compile)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs (default 0)")
+    if measure:
+        p.add_argument("--warmup", type=int, default=None, help="warm-up generations (default 1, 2 with compile)")
     p.add_argument("--cache-len", type=int, help="KV cache positions (default: fit the samples)")
-    p.add_argument("--out", type=out_path, help="output directory")
-    p.add_argument("--overwrite", action="store_true", help="replace a report already in --out")
+    p.add_argument("--out", type=out_path, help="output directory (default: runs/<command>-<timestamp>)")
+    if measure:
+        p.add_argument("--overwrite", action="store_true", help="replace a report already in --out")
     p.add_argument("--tp", type=tp_sizes, default=(1,), help="tensor-parallel ranks (ablate: a list, e.g. 1,2,4, "
                    "for a scaling table)")
     p.set_defaults(takes_options=True)
-    p.epilog = ("The workload, the decoder and each optimization of the run take their own options, e.g. "
-                "--top-p 0.95, --exit-layer 4, --image-tokenizer PATH (`genaccel list` shows them).")
+    p.epilog = ("The workload, the decoder and each optimization of the run take their own options, listed above "
+                "by who declares them; `genaccel list --options WORKLOAD` shows those a workload's runs take.")
+
+
+#: RunConfig fields a command may lack (``generate`` times nothing): absent, the RunConfig default holds
+_MEASURE_FIELDS = ("batch_size", "samples", "seq_len")
 
 
 def resolve_runs(args, registry, runs, *, strict: bool = True) -> list:
@@ -89,7 +101,7 @@ def resolve_runs(args, registry, runs, *, strict: bool = True) -> list:
     used, resolved = set(), []
     for optimizations, decoder in runs:
         decoder = decoder or args.decoder
-        warmup = args.warmup
+        warmup = getattr(args, "warmup", None)
         if warmup is None:
             warmup = 2 if {"compile", "cuda-graph"} & set(optimizations) else 1
         takes = registry.run_options(spec, decoder, optimizations)
@@ -98,10 +110,9 @@ def resolve_runs(args, registry, runs, *, strict: bool = True) -> list:
         try:
             config = RunConfig(
                 workload=args.workload, preset=args.preset, checkpoint=args.checkpoint, data=args.data,
-                decoder=decoder, optimizations=optimizations, batch_size=args.batch_size, samples=args.samples,
-                max_new_tokens=args.max_new_tokens, seq_len=args.seq_len, device=args.device, dtype=args.dtype,
-                seed=args.seed, warmup=warmup, cache_len=args.cache_len, options=options,
-                tp=max(getattr(args, "tp", (1,))))
+                decoder=decoder, optimizations=optimizations, max_new_tokens=args.max_new_tokens, device=args.device,
+                dtype=args.dtype, seed=args.seed, warmup=warmup, cache_len=args.cache_len, options=options,
+                tp=max(getattr(args, "tp", (1,))), **{f: getattr(args, f) for f in _MEASURE_FIELDS if hasattr(args, f)})
         except (ValueError, TypeError) as e:
             raise GenaccelError(f"bad option: {e}") from None
         resolved.append(resolve(registry, config, strict=strict))

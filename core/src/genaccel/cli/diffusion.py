@@ -15,31 +15,41 @@ Writes ``diffusion-characterization.json`` and ``.md`` (beside the study's figur
 
 from __future__ import annotations
 
-from pathlib import Path
+import argparse
 
 from ..errors import GenaccelError
-from ..files import write_json
+from ..files import OutputDir, write_json
 from ..plugin.role import offers
 from ..plugin.roles import Denoiser
-from .args import device_arg
+from ..plugin.specs import DTYPES
+from .args import csv, device_arg, out_dir, out_path
+from .options import DeprecatedAlias
+
+REPORT = "diffusion-characterization.json"
 
 
 def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in text.split(",") if x.strip())
+    try:
+        return tuple(int(x) for x in csv(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected whole numbers separated by commas, e.g. 64,128") from None
 
 
 def arguments(p) -> None:
     p.add_argument("workloads", nargs="+", help="diffusion workloads, e.g. stable-diffusion/t-i make-a-video/t-v")
     model = p.add_mutually_exclusive_group()
-    model.add_argument("--preset")
-    model.add_argument("--checkpoint")
-    p.add_argument("--steps", type=int, default=2, help="denoising steps of the profiled inference")
+    model.add_argument("--preset", help="random-weight model size (default: each workload's)")
+    model.add_argument("--checkpoint", help="local diffusers pipeline directory")
+    p.add_argument("--num-inference-steps", type=int, default=2, help="denoising steps of the profiled inference "
+                   "(default 2)")
+    p.add_argument("--steps", type=int, dest="num_inference_steps", action=DeprecatedAlias, new="--num-inference-steps")
     p.add_argument("--image-sizes", type=_ints, default=(), help="image sizes of the Conv vs Attention sweep (Fig. 10)")
     p.add_argument("--frame-counts", type=_ints, default=(), help="frame counts of the temporal attention sweep (Fig. 14)")
-    p.add_argument("--device", type=device_arg, default="cpu")
-    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--dtype", choices=DTYPES, default="float32", help="weights and activations (default float32)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights and prompts (default 0)")
+    p.add_argument("--out", type=out_path, help="output directory (default: runs/characterize-diffusion-<timestamp>)")
+    p.add_argument("--overwrite", action="store_true", help="replace a characterization already in --out")
 
 
 def characterize_diffusion(args, registry) -> int:
@@ -50,15 +60,17 @@ def characterize_diffusion(args, registry) -> int:
     from ..run.config import RunConfig
     from ..run.diffusion import characterize_workload
 
-    args.out.mkdir(parents=True, exist_ok=True)
+    out = out_dir(args, "characterize-diffusion")
+    OutputDir(out, overwrite=args.overwrite, report=REPORT)  # checked, created and locked before any work
     doc = {"study": STUDY, "workloads": []}
     for w in args.workloads:
         base = RunConfig(workload=w, preset=args.preset, checkpoint=args.checkpoint, device=args.device,
                          dtype=args.dtype, seed=args.seed)
-        doc["workloads"].append(characterize_workload(registry, base, args.steps, image_sizes=args.image_sizes,
+        doc["workloads"].append(characterize_workload(registry, base, args.num_inference_steps, image_sizes=args.image_sizes,
                                                       frame_counts=args.frame_counts))
     md = diffusion_markdown(doc, args.checkpoint)
-    write_json(args.out / "diffusion-characterization.json", doc)
-    (args.out / "diffusion-characterization.md").write_text(md)
+    write_json(out / REPORT, doc)
+    (out / "diffusion-characterization.md").write_text(md)
     print(md)
+    print(f"\ncharacterization: {out / REPORT}, {out / 'diffusion-characterization.md'}")
     return 0

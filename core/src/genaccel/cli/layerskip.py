@@ -14,29 +14,31 @@ from ..files import OutputDir, cache_dir, read_json_object
 from ..plugin.role import check_roles, offers
 from ..plugin.roles import EarlyExit
 from .args import add_run_arguments, csv, device_arg, out_dir, resolve_run
+from .options import DeprecatedAlias
 
 
 def train_arguments(p) -> None:
-    p.add_argument("workload")
+    p.add_argument("workload", help="a workload that can exit early, e.g. llama/t-t")
     model = p.add_mutually_exclusive_group()
-    model.add_argument("--preset")
-    model.add_argument("--checkpoint")
+    model.add_argument("--preset", help="random-weight model size to start from (default: the workload's)")
+    model.add_argument("--checkpoint", help="local Hugging Face checkpoint directory to start from")
     p.add_argument("--out", help="directory for the trained checkpoint (default: "
                    "$GENACCEL_CACHE/checkpoints/FAMILY-PRESET-layerskip)")
     p.add_argument("--data", help="directory of the user's own training text")
-    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--train-steps", type=int, default=200, help="optimizer steps (default 200)")
+    p.add_argument("--steps", type=int, dest="train_steps", action=DeprecatedAlias, new="--train-steps")
     p.add_argument("--minutes", type=float, help="stop after this much wall time")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--seq-len", type=int, default=256)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--lr-warmup", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=8, help="sequences per step (default 8)")
+    p.add_argument("--seq-len", type=int, default=256, help="tokens per sequence (default 256)")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    p.add_argument("--lr-warmup", type=int, default=20, help="steps of linear learning-rate warm-up (default 20)")
     p.add_argument("--max-dropout", type=float, default=0.1, help="layer dropout of the last layer")
     p.add_argument("--exit-scale", type=float, default=1.0, help="weight of the early-exit losses")
     p.add_argument("--rotation", type=int, default=4, help="supervise every R-th layer, rotating each step")
     p.add_argument("--exit-fraction", type=float, default=0.25, help="share of positions an early exit's loss uses")
     p.add_argument("--fp32", action="store_true", help="no bfloat16 autocast")
-    p.add_argument("--device", type=device_arg, default="cpu")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights, data order and dropout (default 0)")
 
 
 def sweep_arguments(p) -> None:
@@ -65,7 +67,7 @@ def train(args, registry) -> int:
     check_device(args.device)
     try:
         config = TrainConfig(
-            steps=args.steps, minutes=args.minutes, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
+            steps=args.train_steps, minutes=args.minutes, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
             warmup=args.lr_warmup, max_dropout=args.max_dropout, exit_scale=args.exit_scale, rotation=args.rotation,
             exit_fraction=args.exit_fraction, autocast=not args.fp32, seed=args.seed,
         )

@@ -45,7 +45,32 @@ def listing(registry) -> dict:
     }
 
 
+def options_table(options: dict) -> str:
+    """Options (name → (Option, owners)) as a table: flag, type or choices, default, who declares it, help."""
+    rows = []
+    for option, owners in options.values():
+        d = option.describe()
+        rows.append([option.flag, d["type"] + (f": {', '.join(d['choices'])}" if "choices" in d else ""),
+                     d["default"] or "-", ", ".join(owners), d["help"]])
+    return table(["option", "type", "default", "of", "help"], rows)
+
+
+def _workload_options(args, registry) -> int:
+    """``list --options WORKLOAD``: the options that workload's runs take (with --json, as JSON)."""
+    options = registry.workload_options(registry.workload(args.options_of))
+    if args.json:
+        print(json.dumps({o.flag: {**o.describe(), "declared_by": owners} for o, owners in options.values()}, indent=1))
+    elif options:
+        print(f"Options a run of {args.options_of} takes (after the workload name; each where the run has its owner)")
+        print(options_table(options))
+    else:
+        print(f"{args.options_of} takes no options of its own, and none of its decoders and optimizations declares one")
+    return 0
+
+
 def list_command(args, registry) -> int:
+    if args.options_of:
+        return _workload_options(args, registry)
     data = listing(registry)
     if args.json:
         print(json.dumps(data, indent=1))
@@ -66,9 +91,7 @@ def list_command(args, registry) -> int:
                                          "no (lossy relative to float32: runs report the accuracy impact)"]
                                         for d in data["dtypes"]]))
     print("\nOptions (after the workload name; taken where the run has one of their owners)")
-    print(table(["option", "type", "default", "of", "help"], [
-        [flag, o["type"] + (f": {', '.join(o['choices'])}" if "choices" in o else ""), o["default"] or "-",
-         ", ".join(o["declared_by"]), o["help"]] for flag, o in data["options"].items()]))
+    print(options_table(registry.all_options()))
     return 0
 
 

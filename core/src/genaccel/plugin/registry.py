@@ -77,6 +77,18 @@ class Registry:
                     out.setdefault(option.name, (option, []))[1].append(f"{kind} {spec.name}")
         return out
 
+    def workload_options(self, workload: WorkloadSpec) -> dict[str, tuple[Option, list[str]]]:
+        """The options some run of ``workload`` takes, by name, each with who declares it among the
+        workload itself, the decoders it can use and the optimizations that can apply to it."""
+        specs = [("workload", workload)]
+        specs += [("decoder", d) for d in self.decoders.values() if not workload.offers(d.requires)]
+        specs += [("optimization", o) for o in self.optimizations.values() if not workload.offers(o.requires)]
+        out: dict[str, tuple[Option, list[str]]] = {}
+        for kind, spec in specs:
+            for option in spec.options:
+                out.setdefault(option.name, (option, []))[1].append(f"{kind} {spec.name}")
+        return out
+
     def run_options(self, workload: WorkloadSpec, decoder: str | None, optimizations: Iterable[str]) -> dict[str, Option]:
         """The options a run takes: its workload's, its decoder's and its optimizations'."""
         specs = [workload, self.decoder(decoder or workload.default_decoder)]

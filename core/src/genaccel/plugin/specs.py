@@ -41,8 +41,14 @@ def device_type(device: str) -> str:
 
 
 def check_device_name(device: str) -> str:
+    """``device`` if it names a device genaccel can time (cpu, cuda, cuda:N), else the one-line error
+    that the command line (``--device``, ``--devices``), a bench TOML and a resolved run all give."""
     if not isinstance(device, str) or not DEVICE.match(device):
         raise GenaccelError(f"device {device!r} is not a device name: use cpu, cuda or cuda:N")
+    kind = device_type(device)
+    if kind not in DEVICES:
+        raise GenaccelError(f"device {device!r} cannot be timed: genaccel times cpu and cuda devices (a {kind} "
+                            "device's work is asynchronous and has no clock here); use cpu, cuda or cuda:N")
     return device
 
 

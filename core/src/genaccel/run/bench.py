@@ -8,13 +8,16 @@ import json
 import re
 import sys
 
+import attrs
+
 from ..distributed.group import is_rank
 from ..errors import GenaccelError
 from ..report.characterization import breakdown_markdown, plot_breakdown
-from ..report.results import CaseResult
+from ..report.results import CaseResult, case_label
 from .bench_config import BenchConfig
 from .case import run_case_safe
 from .profile import profile_workload
+from .progress import Progress
 from .resolve import ResolvedRun, resolve
 from .spread import rank_devices, run_spread
 
@@ -56,22 +59,67 @@ def add_skipped(report, skipped: list[tuple[str, str]]) -> None:
         print(f"skipped {workload}: {reason}", file=sys.stderr)
 
 
+def twins(runs: list[ResolvedRun]) -> dict[int, int]:
+    """Runs that are the same as an earlier one once their skipped optimizations are left out (a
+    ``cuda-graph`` stack on a CPU is its neighbour without it), or listed twice by the bench's cases
+    (a case's first stack repeating another case's last): index → the earlier run's index."""
+    first: dict[str, int] = {}
+    same: dict[int, int] = {}
+    for i, run in enumerate(runs):
+        config = run.config.to_dict()
+        config["optimizations"] = list(run.stack.names)
+        key = case_key(config)
+        if key in first:
+            same[i] = first[key]
+        first.setdefault(key, i)
+    return same
+
+
+def twin_case(run: ResolvedRun, twin: ResolvedRun) -> CaseResult:
+    """The record of a run left out as ``twin``'s repeat: a skipped case that names the steps skipped
+    on this device and the case it resolved to."""
+    skipped = [{"name": s.name, "reason": s.reason} for s in run.stack.skipped]
+    why = f" ({'; '.join(f'{s.name}: {s.reason}' for s in run.stack.skipped)})" if skipped else ""
+    case = CaseResult.not_run(run.config, "skipped", f"resolves to the same stack as {twin.config.label} here{why}; "
+                              "measured once, there", unit=run.workload.unit)
+    return attrs.evolve(case, label=case_label(run.stack.names, decoder=run.config.decoder, tp=run.config.tp,
+                                               skipped=run.stack.skipped),
+                        skipped_optimizations=skipped)
+
+
+def _describe(config) -> str:
+    model = config.preset or config.checkpoint
+    return f"{config.workload}{f' {model}' if model else ''} bs{config.batch_size} {config.label}"
+
+
 def run_cases(runs: list[ResolvedRun], report, *, done=frozenset()) -> None:
-    """Run each case into ``report`` (its outputs under the report's ``outputs/``), keeping ``done`` ones."""
+    """Run each case into ``report`` (its outputs under the report's ``outputs/``), keeping ``done``
+    ones and recording a repeat of an earlier case (:func:`twins`) without running it again; a counter
+    and the time left go to stderr."""
+    runs = [run.with_config(out_dir=str(report.dir / "outputs" / f"{i:02d}-{_slug(run.config)}"))
+            for i, run in enumerate(runs, start=1)]
+    same = twins(runs)
+    finished = {i for i, run in enumerate(runs) if case_key(run.config.to_dict()) in done}
+    progress = Progress([None if i in same or i in finished else r.config.workload for i, r in enumerate(runs)])
     for i, run in enumerate(runs, start=1):
         config = run.config
-        slug = re.sub(r"[^a-z0-9.+-]+", "-", f"{config.workload}-bs{config.batch_size}-{config.label}".lower())
-        run = run.with_config(out_dir=str(report.dir / "outputs" / f"{i:02d}-{slug}"))
-        if case_key(run.config.to_dict()) in done:
-            print(f"[{i}/{len(runs)}] {config.workload} bs{config.batch_size} {config.label}: finished before, kept",
-                  file=sys.stderr, flush=True)
-            continue
-        print(f"[{i}/{len(runs)}] {config.workload} {config.preset or config.checkpoint or ''} "
-              f"bs{config.batch_size} {config.label}", file=sys.stderr, flush=True)
-        if config.tp > 1 and not is_rank():  # a tensor-parallel case: its ranks in worker processes
-            run_spread([run], report, rank_devices(config.device, config.tp))
-            continue
-        report.add(run_case_safe(run))
+        if i - 1 in finished:
+            progress.note(i, f"{config.workload} bs{config.batch_size} {config.label}: finished before, kept")
+        elif i - 1 in same:
+            twin = runs[same[i - 1]]
+            progress.note(i, f"{_describe(config)}: the same as {twin.config.label} here, not run again")
+            report.add(twin_case(run, twin))
+        else:
+            progress.start(i, _describe(config))
+            if config.tp > 1 and not is_rank():  # a tensor-parallel case: its ranks in worker processes
+                run_spread([run], report, rank_devices(config.device, config.tp))
+            else:
+                report.add(run_case_safe(run))
+            progress.done(i)
+
+
+def _slug(config) -> str:
+    return re.sub(r"[^a-z0-9.+-]+", "-", f"{config.workload}-bs{config.batch_size}-{config.label}".lower())
 
 
 def spread_cases(runs: list[ResolvedRun], report, devices, *, done=frozenset()) -> None:
@@ -85,8 +133,8 @@ def bench_profiles(registry, bench: BenchConfig, report) -> str:
     recorded and the bench keeps what it has.  Returns the breakdown's Markdown ('' when none)."""
     configs = [c for case in bench.cases if case.workload in registry.workloads for c in case.profile_configs()]
     profiles = []
-    for config in configs:
-        print(f"profiling {config.workload} {config.label}", file=sys.stderr, flush=True)
+    for i, config in enumerate(configs, start=1):
+        print(f"[profile {i}/{len(configs)}] {config.workload} {config.label}", file=sys.stderr, flush=True)
         try:
             profiles.append(profile_workload(registry, resolve(registry, config, strict=False), strict=False))
         except Exception as e:  # noqa: BLE001 - keep the measured cases whatever happens here
@@ -99,4 +147,4 @@ def bench_profiles(registry, bench: BenchConfig, report) -> str:
     return breakdown_markdown(profiles)
 
 
-__all__ = ["add_skipped", "bench_profiles", "bench_runs", "case_key", "run_cases", "spread_cases"]
+__all__ = ["add_skipped", "bench_profiles", "bench_runs", "case_key", "run_cases", "spread_cases", "twin_case", "twins"]

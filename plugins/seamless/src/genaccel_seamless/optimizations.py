@@ -43,11 +43,6 @@ def _bfloat16_vocoder(ctx) -> str:
 
 
 def _compile_vocoder(ctx) -> str:
-    if device_type(ctx.device) != "cuda":
-        # On a 2-core x86 CPU the compiled generator took 1.3-1.6x the time of eager channels-last
-        # convolutions (oneDNN) on the same input, and each new padded length compiles anew.
-        raise NotApplied("the compiled vocoder is slower than eager oneDNN convolutions on CPU; "
-                         "use channels-last there")
     voc = ctx.instance.vocoder
     removed = _remove_weight_norm(voc.generator)
     voc.set_compile(VOCODER_BUCKET)
