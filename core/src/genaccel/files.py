@@ -17,9 +17,10 @@ import os
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import GenaccelError
+from .errors import GenaccelError, OutputError
 
 LOCK_NAME = ".genaccel.lock"
 OPEN: list = []  # this process's output directories, for the interrupted-run message
@@ -30,20 +31,33 @@ def warn(message: str) -> None:
     print(f"genaccel: warning: {message}", file=sys.stderr, flush=True)
 
 
-def write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (unique temporary name in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+@contextmanager
+def writing(path):
+    """Around the writing of ``path`` (a report part, a figure, generated media, a cache entry): an
+    ``OSError`` (a full disk, a read-only or unwritable place) becomes an :class:`OutputError` naming
+    the file (the one the error names, when it names one under a folder ``path``)."""
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        yield
+    except OSError as e:
+        raise OutputError(e.filename if e.filename and Path(path).is_dir() else path, e) from None
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (unique temporary name in the same folder, then rename);
+    a file system that refuses it is an :class:`OutputError` naming ``path`` (the old file kept whole)."""
+    path = Path(path)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def write_text(path: Path, text: str) -> None:
@@ -237,5 +251,5 @@ def close_all() -> None:
         out.close()
 
 
-__all__ = ["OPEN", "OutputDir", "cache_dir", "close_all", "read_json_cache", "read_json_object", "read_text", "warn", "write_bytes",
-           "write_json", "write_text"]
+__all__ = ["OPEN", "OutputDir", "cache_dir", "close_all", "read_json_cache", "read_json_object", "read_text", "warn",
+           "write_bytes", "write_json", "write_text", "writing"]

@@ -28,7 +28,7 @@ def profile_command(args, registry) -> int:
 
     out = out_dir(args, "profile")
     OutputDir(out, overwrite=args.overwrite, report="profile.json")  # checked, created and locked before any work
-    env = environment(registry, runs[0].config.device)
+    env = environment(registry, runs[0].config.device, args)
     profiles = []
     for i, run in enumerate(runs):
         config = run.config
@@ -57,7 +57,7 @@ def characterize_command(args, registry) -> int:
 
     out = out_dir(args, "characterize")
     OutputDir(out, overwrite=args.overwrite, report="characterize.json")  # checked, created and locked before any work
-    env = environment(registry, runs[0].config.device)
+    env = environment(registry, runs[0].config.device, args)
     cases = [run_case(run) for run in runs]
     rows = [characterize(c) for c in cases]
     write_json(out / "characterize.json", {"schema_version": SCHEMA_VERSION, "kind": "characterize",
