@@ -33,31 +33,38 @@ def warn(message: str) -> None:
 
 @contextmanager
 def writing(path):
-    """Around the writing of ``path`` (a report part, a figure, generated media, a cache entry): an
-    ``OSError`` (a full disk, a read-only or unwritable place) becomes an :class:`OutputError` naming
-    the file (the one the error names, when it names one under a folder ``path``)."""
+    """Around the writing of the file ``path`` in place (a figure, generated media): an ``OSError`` (a full
+    disk, a read-only or unwritable place) becomes an :class:`OutputError` naming the file, and what was
+    written of it is removed (no truncated image is left looking whole)."""
+    path = Path(path)
     try:
         yield
     except OSError as e:
-        raise OutputError(e.filename if e.filename and Path(path).is_dir() else path, e) from None
+        if path.is_file():
+            path.unlink(missing_ok=True)
+        raise OutputError(path, e) from None
 
 
 def write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (unique temporary name in the same folder, then rename);
     a file system that refuses it is an :class:`OutputError` naming ``path`` (the old file kept whole)."""
     path = Path(path)
-    with writing(path):
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+    except OSError as e:
+        raise OutputError(path, e) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise OutputError(path, e) from None
+        raise
 
 
 def write_text(path: Path, text: str) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import GenaccelError, OutputError, disk_fault, first_line, out_of_memory
 from ..files import OPEN, close_all
 from ..plugin.manager import default_registry
-from .args import add_run_arguments, csv, device_arg, out_path
+from .args import add_format_argument, add_repeat_argument, add_run_arguments, csv, device_arg, out_path, percent
 from .generate import generate_command
 from .listing import compare_command, list_command
 from .measure import ablate_command, bench_command, run_command
@@ -25,6 +25,7 @@ from .profile import characterize_command, profile_command
 
 EXIT_CODES = """exit codes:
   0    done
+  1    compare --fail-above: a case regressed beyond the threshold and its noise
   2    wrong input (one line "genaccel: error: ..." says what); nothing was measured
   3    some cases failed (kept in the report), out of memory, or a file could not be written (disk full,
        unwritable): one line names it and what was finished
@@ -42,9 +43,13 @@ def build_parser(registry=None) -> argparse.ArgumentParser:
     p.set_defaults(fn=list_command)
     p = sub.add_parser("run", help="measure one workload with one optimization stack")
     add_run_arguments(p)
+    add_repeat_argument(p)
+    add_format_argument(p)
     p.set_defaults(fn=run_command)
     p = sub.add_parser("ablate", help="baseline, then each cumulative stack, with speedups")
     add_run_arguments(p, steps=True)
+    add_repeat_argument(p)
+    add_format_argument(p)
     p.set_defaults(fn=ablate_command)
     p = sub.add_parser("bench", help="the matrix of a bench TOML over every installed plugin")
     p.add_argument("config", nargs="?", default="bench.toml")
@@ -53,10 +58,15 @@ def build_parser(registry=None) -> argparse.ArgumentParser:
     p.add_argument("--devices", type=lambda t: tuple(device_arg(x) for x in csv(t)), default=(),
                    help="run independent cases in parallel, one process per device: cuda:0,cuda:1 (or cpu,cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace a report already in --out")
+    add_format_argument(p)
     p.set_defaults(fn=bench_command)
-    p = sub.add_parser("compare", help="per-case deltas between two report.json files")
-    p.add_argument("a", type=Path)
-    p.add_argument("b", type=Path)
+    p = sub.add_parser("compare", help="per-case deltas over report.json files (a series: the first is the reference)")
+    p.add_argument("reports", nargs="+", type=Path, metavar="REPORT",
+                   help="two or more report.json files, oldest first; the last is judged against the first")
+    p.add_argument("--fail-above", type=percent, metavar="PCT",
+                   help="exit 1 when a case's throughput fell more than PCT percent and more than its noise (the 95%% "
+                        "intervals of its repetitions); INVALID (contended) cases are never counted")
+    add_format_argument(p)
     p.set_defaults(fn=compare_command)
     for name, fn, what in (("profile", profile_command, "operator time breakdown per phase (Fig. 4 form)"),
                            ("characterize", characterize_command,

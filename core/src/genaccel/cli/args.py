@@ -53,6 +53,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def percent(text: str) -> float:
+    try:
+        value = float(text.rstrip("%"))
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 100:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage from 0 to 100, e.g. 5")
+    return value
+
+
 FORMATS = ("md", "csv", "json")  # genaccel.report.formats.FORMATS (that module is imported when printing)
 
 
