@@ -68,6 +68,7 @@ def tests(session: nox.Session, package: str) -> None:
         session.run(*PYTEST, "core/tests", *session.posargs, env=env)
     elif package == "all":  # every plugin, and the example optimization plugin a user would write
         _install(session, "core", *(f"plugins/{p}" for p in PLUGINS), *EXAMPLES)
+        session.install("selenium")  # the browser test drives the system Chromium (apt-get install chromium chromium-driver)
         session.run(*PYTEST, "tests", *(f"{e}/tests" for e in EXAMPLES), *session.posargs, env=env)
     else:
         _install(session, "core", f"plugins/{package}", test_extra=True)

@@ -2,6 +2,8 @@
 loop over a tiny convolutional network with one self-attention block, whose unit of work is an
 image.  It goes through run, ablate (sdpa), bench and the profiler with the core as it is."""
 
+import csv
+import io
 import json
 import re
 import time
@@ -121,6 +123,29 @@ def test_run_counts_images(cli, tmp_path, capsys):
     assert s["ttft_s"] is None and s["output_tokens_per_s"] is None and s["mbu"] is None
     assert set(s["phase_s"]) == {"denoise", "to pixels"}
     assert "images/s" in capsys.readouterr().out and "images/s" in (out / "report.md").read_text()
+
+
+def test_repeat_gives_the_spread_and_formats_print_the_same_numbers(cli, tmp_path, capsys):
+    out = tmp_path / "rep"
+    assert cli(["run", "toy/denoise", "--samples", "2", "--batch-size", "2", "--repeat", "3", "--format", "json",
+                "--out", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    doc = json.loads((out / "report.json").read_text())
+    _validate(doc)
+    assert [r["repeat"] for r in doc["samples"]] == [0, 0, 1, 1, 2, 2]
+    s = doc["summary"]["repeats"]["throughput_per_s"]
+    assert s["n"] == 3 and s["sd"] > 0 and s["ci95"][0] < s["mean"] < s["ci95"][1]
+    (record,) = printed["cases"]
+    assert record["throughput_per_s"] == doc["summary"]["throughput_per_s"] and record["throughput_sd"] == s["sd"]
+    assert f" ± {s['sd']:.1f} images/s" in (out / "report.md").read_text()
+    out = tmp_path / "ablate"
+    assert cli(["ablate", "toy/denoise", "--samples", "1", "--steps", "sdpa", "--format", "csv", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    md = (out / "report.md").read_text()
+    assert [r["label"] for r in rows] == ["baseline", "sdpa"] and float(rows[0]["speedup_vs_baseline"]) == 1.0
+    for r in rows:
+        assert re.search(rf"\| {r['label']}( \*\*INVALID: contended\*\*)? \| 1 \| {float(r['latency_mean_s']):.3f} \|", md)
+        assert f"| {float(r['throughput_per_s']):.1f} | {float(r['speedup_vs_baseline']):.2f}×" in md
 
 
 def test_ablate_prints_a_speedup_table_in_images_per_second(cli, tmp_path, capsys):

@@ -11,7 +11,8 @@ import its specs, roles and options from here without importing torch: ``genacce
 - the workload contract: ``Role``, ``Member`` and every role (``TokenModel``, ``Denoiser`` ...) and
   step protocol (``StepProtocol`` ...), ``BatchResult`` (what a decoder returns);
 - errors and files: ``GenaccelError``, ``unknown_name``, ``cannot_load``, ``first_line``, ``warn``,
-  ``read_text``, ``read_json_object``, ``write_bytes``, ``write_json``, ``cache_dir``;
+  ``read_text``, ``read_json_object``, ``write_bytes``, ``write_json``, ``cache_dir``, ``writing`` (an
+  unwritable or full disk while saving media: one line naming the file);
 - the engine: ``StepExecutor``, ``phase``, ``region``, ``annotate``, ``current_phase``, clocks,
   ``channels_last``, ``conv1d_channels_last``;
 - models: inputs, tokenizers trained offline, checkpoint loading, random weights;
@@ -56,7 +57,8 @@ _PUBLIC = {
          "TwinSteps", "SpeculativeSteps", "LATENT_DIFFUSION_ROLES"), "plugin.roles"),
     # errors and files (light)
     **dict.fromkeys(("GenaccelError", "unknown_name", "cannot_load", "first_line"), "errors"),
-    **dict.fromkeys(("warn", "read_text", "read_json_object", "write_bytes", "write_json", "cache_dir"), "files"),
+    **dict.fromkeys(("warn", "read_text", "read_json_object", "write_bytes", "write_json", "cache_dir", "writing"),
+                    "files"),
     # the engine
     "StepExecutor": "engine.executor",
     "CompiledSteps": "engine.executor",

@@ -3,11 +3,34 @@
 from __future__ import annotations
 
 import difflib
+import errno
 from collections.abc import Iterable
 
 
 class GenaccelError(Exception):
     """An error caused by the user's input; the CLI prints it as one line and exits non-zero."""
+
+
+class OutputError(GenaccelError):
+    """A file genaccel writes (a report part, a figure, generated media, a cache entry) could not be
+    written: a full disk, a read-only or unwritable place.  Not the input's fault: the CLI prints it
+    as one line naming the file and what was finished, and exits 3."""
+
+    def __init__(self, path, error: OSError):
+        self.path = str(path)
+        reason = error.strerror or first_line(error) or type(error).__name__
+        super().__init__(f"cannot write {self.path!r}: {reason}")
+
+
+#: the errors of a full or unwritable file system (as opposed to a bug): no space, over quota, read-only, a
+#: file too large, no permission
+DISK_ERRNOS = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EROFS", "EFBIG", "EACCES", "EPERM")
+                         if hasattr(errno, name))
+
+
+def disk_fault(e: BaseException) -> bool:
+    """Whether ``e`` is the file system refusing a write (full, over quota, read-only, not permitted)."""
+    return isinstance(e, OSError) and e.errno in DISK_ERRNOS
 
 
 def unknown_name(kind: str, name: str, known: Iterable[str]) -> GenaccelError:

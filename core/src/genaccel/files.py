@@ -18,9 +18,10 @@ import os
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import GenaccelError
+from .errors import GenaccelError, OutputError
 
 LOCK_NAME = ".genaccel.lock"
 OPEN: list = []  # this process's output directories, for the interrupted-run message
@@ -31,19 +32,39 @@ def warn(message: str) -> None:
     print(f"genaccel: warning: {message}", file=sys.stderr, flush=True)
 
 
-def write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (unique temporary name in the same folder, then rename)."""
+@contextmanager
+def writing(path):
+    """Around the writing of the file ``path`` in place (a figure, generated media): an ``OSError`` (a full
+    disk, a read-only or unwritable place) becomes an :class:`OutputError` naming the file, and what was
+    written of it is removed (no truncated image is left looking whole)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        yield
+    except OSError as e:
+        if path.is_file():
+            path.unlink(missing_ok=True)
+        raise OutputError(path, e) from None
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (unique temporary name in the same folder, then rename);
+    a file system that refuses it is an :class:`OutputError` naming ``path`` (the old file kept whole)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise OutputError(path, e) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise OutputError(path, e) from None
         raise
 
 
@@ -236,5 +257,5 @@ def close_all() -> None:
         out.close()
 
 
-__all__ = ["OPEN", "OutputDir", "cache_dir", "close_all", "read_json_cache", "read_json_object", "read_text", "warn", "write_bytes",
-           "write_json", "write_text"]
+__all__ = ["OPEN", "OutputDir", "cache_dir", "close_all", "read_json_cache", "read_json_object", "read_text", "warn",
+           "write_bytes", "write_json", "write_text", "writing"]

@@ -43,6 +43,43 @@ def device_arg(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1, e.g. 3")
+    return value
+
+
+def percent(text: str) -> float:
+    try:
+        value = float(text.rstrip("%"))
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 100:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage from 0 to 100, e.g. 5")
+    return value
+
+
+FORMATS = ("md", "csv", "json")  # genaccel.report.formats.FORMATS (that module is imported when printing)
+
+
+def add_format_argument(p: argparse.ArgumentParser) -> None:
+    """``--format md|csv|json``: what the command prints on stdout (its report files are written the same)."""
+    p.add_argument("--format", choices=FORMATS, default="md",
+                   help="what is printed on stdout: Markdown tables (default), CSV or JSON with the same numbers "
+                        "(progress and the report's paths go to stderr then)")
+
+
+def add_repeat_argument(p: argparse.ArgumentParser) -> None:
+    """``--repeat N``: a case's timed batches run N times, for their spread (mean ± sd, 95% interval)."""
+    p.add_argument("--repeat", type=positive_int, default=1,
+                   help="run each case's timed batches N times; the report gives throughput's mean ± sd and its "
+                        "95%% interval over them (default 1: no spread)")
+
+
 def add_run_arguments(p: argparse.ArgumentParser, *, steps: bool = False, measure: bool = True) -> None:
     """The arguments of a command that runs one workload: the model, inputs, decoder, stack (or an
     ablation's ``--steps``), device, dtype, output folder, tensor-parallel size, and with ``measure``
@@ -112,7 +149,8 @@ def resolve_runs(args, registry, runs, *, strict: bool = True) -> list:
                 workload=args.workload, preset=args.preset, checkpoint=args.checkpoint, data=args.data,
                 decoder=decoder, optimizations=optimizations, max_new_tokens=args.max_new_tokens, device=args.device,
                 dtype=args.dtype, seed=args.seed, warmup=warmup, cache_len=args.cache_len, options=options,
-                tp=max(getattr(args, "tp", (1,))), **{f: getattr(args, f) for f in _MEASURE_FIELDS if hasattr(args, f)})
+                repeat=getattr(args, "repeat", 1), tp=max(getattr(args, "tp", (1,))),
+                **{f: getattr(args, f) for f in _MEASURE_FIELDS if hasattr(args, f)})
         except (ValueError, TypeError) as e:
             raise GenaccelError(f"bad option: {e}") from None
         resolved.append(resolve(registry, config, strict=strict))
@@ -135,22 +173,35 @@ def out_dir(args, kind: str) -> Path:
     return Path("runs") / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def environment(registry, device: str) -> dict:
-    """The report's environment block (versions of the registry's plugins, the device and its bandwidth)."""
+def environment(registry, device: str, args=None) -> dict:
+    """The report's environment block: its provenance (time, ``args``' command line, the checkout's
+    commit), versions (the registry's plugins and their dependencies), the device and its probes."""
     from ..engine.machine import measure_bandwidth  # torch: imported when a command measures
     from ..report.environment import environment as capture
 
-    return capture(device, registry.versions, measure_bandwidth(device))
+    return capture(device, registry.versions, measure_bandwidth(device),
+                   command_line=getattr(args, "command_line", None))
 
 
-def print_cases(cases) -> None:
-    """The cases of a report as the Markdown table of its summary (a bench's rows name their workload)."""
+def print_cases(cases, fmt: str = "md") -> None:
+    """The cases of a report as the Markdown table of its summary (a bench's rows name their workload),
+    or their records as CSV or JSON (``fmt``)."""
+    from ..report.formats import case_records, render_records
     from ..report.tables import CASE_HEADER, case_row, table
 
+    if fmt != "md":
+        print(render_records(case_records(cases), fmt))
+        return
     header, rows = CASE_HEADER, [case_row(c) for c in cases]
     if len({c.get("workload") for c in cases}) > 1:
         header, rows = ["workload", *header], [[str(c.get("workload")), *r] for c, r in zip(cases, rows)]
     print(table(header, rows))
+
+
+def say(args, text: str) -> None:
+    """A line for the person (where the report is, what was skipped): on stdout with Markdown, on stderr
+    when stdout carries CSV or JSON."""
+    print(text, file=sys.stdout if getattr(args, "format", "md") == "md" else sys.stderr)
 
 
 def failed_cases(cases) -> int:

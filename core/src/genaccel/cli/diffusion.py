@@ -10,7 +10,8 @@ For each workload (one inference of one prompt, warm):
 - temporal against spatial attention, seconds and FLOPs (Fig. 12), and over frame counts
   (Fig. 14) for video workloads.
 
-Writes ``diffusion-characterization.json`` and ``.md`` (beside the study's figures) to ``--out``.
+Writes ``diffusion-characterization.json`` (schema_version and environment as every report), ``.md`` and
+``.html`` (beside the study's figures) to ``--out``.
 """
 
 from __future__ import annotations
@@ -56,13 +57,18 @@ def characterize_diffusion(args, registry) -> int:
     for w in args.workloads:
         if not offers(registry.workload(w).roles, Denoiser):
             raise GenaccelError(f"workload {w!r} is not a diffusion workload (no Denoiser role)")
+    from ..files import write_text
     from ..report.diffusion import STUDY, diffusion_markdown  # the run layer (torch) once the names are right
+    from ..report.html_pages import write_diffusion_html
+    from ..report.results import SCHEMA_VERSION
     from ..run.config import RunConfig
     from ..run.diffusion import characterize_workload
+    from .args import environment
 
     out = out_dir(args, "characterize-diffusion")
     OutputDir(out, overwrite=args.overwrite, report=REPORT)  # checked, created and locked before any work
-    doc = {"study": STUDY, "workloads": []}
+    doc = {"schema_version": SCHEMA_VERSION, "kind": "diffusion-characterization",
+           "environment": environment(registry, args.device, args), "study": STUDY, "workloads": []}
     for w in args.workloads:
         base = RunConfig(workload=w, preset=args.preset, checkpoint=args.checkpoint, device=args.device,
                          dtype=args.dtype, seed=args.seed)
@@ -70,7 +76,9 @@ def characterize_diffusion(args, registry) -> int:
                                                       frame_counts=args.frame_counts))
     md = diffusion_markdown(doc, args.checkpoint)
     write_json(out / REPORT, doc)
-    (out / "diffusion-characterization.md").write_text(md)
+    write_text(out / "diffusion-characterization.md", md)
+    write_diffusion_html(doc, out / "diffusion-characterization.html", args.checkpoint)
     print(md)
-    print(f"\ncharacterization: {out / REPORT}, {out / 'diffusion-characterization.md'}")
+    print(f"\ncharacterization: {out / REPORT}, {out / 'diffusion-characterization.md'}, "
+          f"{out / 'diffusion-characterization.html'}")
     return 0

@@ -13,7 +13,7 @@ from ..errors import GenaccelError, unknown_name
 from ..files import OutputDir, cache_dir, read_json_object
 from ..plugin.role import check_roles, offers
 from ..plugin.roles import EarlyExit
-from .args import add_run_arguments, csv, device_arg, out_dir, resolve_run
+from .args import add_run_arguments, csv, device_arg, environment, out_dir, resolve_run
 from .options import DeprecatedAlias
 
 
@@ -103,6 +103,8 @@ def sweep(args, registry) -> int:
     out = out_dir(args, "layerskip-sweep")
     OutputDir(out, overwrite=args.overwrite, report="sweep.json")  # checked, created and locked before any work
     from ..llm.speculative import SETTINGS_FILE  # the run layer (torch) once every name is right
+    from ..report.html_pages import write_sweep_html
+    from ..report.results import SCHEMA_VERSION
     from ..report.store import write_json
     from ..report.tables import table
     from ..run.layerskip import default_pairs, sweep_pairs
@@ -119,8 +121,11 @@ def sweep(args, registry) -> int:
                   f"{tokens / r['seconds']:.1f}", f"{r['speedup']:.2f}×", "yes" if r["same_tokens"] else "NO"]
                  for r in found["pairs"]]))
     print(f"\nbest: exit layer {best['exit_layer']}, draft length {best['draft_len']} ({best['speedup']:.2f}×)")
-    write_json(out / "sweep.json", {"config": config.to_dict(), **found})
-    print(f"sweep: {out / 'sweep.json'}")
+    doc = {"schema_version": SCHEMA_VERSION, "kind": "layerskip-sweep",
+           "environment": environment(registry, config.device, args), "config": config.to_dict(), **found}
+    write_json(out / "sweep.json", doc)
+    write_sweep_html(doc, out / "sweep.html")
+    print(f"sweep: {out / 'sweep.json'}, {out / 'sweep.html'}")
     if args.save:
         path = Path(config.checkpoint) / SETTINGS_FILE
         data = read_json_object(path, "LayerSkip settings") if path.exists() else {}

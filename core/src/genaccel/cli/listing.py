@@ -4,8 +4,10 @@ reports).  Neither imports torch."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
+from ..errors import GenaccelError
 from ..files import warn
 from ..plugin.specs import DTYPES, STAGES
 from ..report.tables import table
@@ -96,11 +98,27 @@ def list_command(args, registry) -> int:
 
 
 def compare_command(args, registry) -> int:
-    from ..report.compare import compare
+    """Print the series' deltas; warn of each environment difference; with ``--fail-above``, exit 1 when a
+    case regressed beyond the threshold and its noise."""
+    from ..report.compare import compare_series, regressions, render_comparison
     from ..report.store import load
 
-    a, b = load(args.a), load(args.b)
-    if Path(args.a).resolve() == Path(args.b).resolve():
-        warn(f"comparing {str(args.a)!r} with itself: every delta is zero; give two reports (before, after)")
-    print(compare(a, b))
+    paths = list(args.reports)
+    if len(paths) < 2:
+        raise GenaccelError(f"compare needs two or more reports (oldest first); got {len(paths)}: give e.g. "
+                            "base/report.json head/report.json")
+    docs = [load(p) for p in paths]
+    if len({Path(p).resolve() for p in paths}) < len(paths):
+        warn("a report is given twice: its deltas to itself are zero; give different reports (before, after)")
+    result = compare_series(docs, [str(p) for p in paths])
+    for line in result["environment_differences"]:
+        warn(f"the environments differ, so do the figures: {line}")
+    print(render_comparison(result, args.format, args.fail_above))
+    if args.fail_above is None:
+        return 0
+    bad = regressions(result, args.fail_above)
+    if bad:
+        print(f"genaccel: {len(bad)} case(s) regressed more than {args.fail_above:g}% and beyond their noise: "
+              + "; ".join(f"{r['case']} {r['change']:+.1%}" for r in bad), file=sys.stderr)
+        return 1
     return 0

@@ -1,5 +1,6 @@
 """``genaccel run``, ``ablate`` and ``bench``: measure one stack, a cumulative ablation, or a bench
-TOML's matrix; each writes report.json (after every case), report.md and plots.
+TOML's matrix; each writes report.json (after every case), report.md, report.html and plots, and
+prints its cases as Markdown, CSV or JSON (``--format``).
 
 The run layer (torch) is imported inside the commands: ``list`` and ``--help`` stay free of it.
 """
@@ -10,28 +11,29 @@ import time
 from pathlib import Path
 
 from ..files import OutputDir
-from .args import environment, failed_cases, out_dir, print_cases, resolve_run, resolve_runs
+from .args import environment, failed_cases, out_dir, print_cases, resolve_run, resolve_runs, say
 
 
 def run_command(args, registry) -> int:
     out = out_dir(args, "run")
     run = resolve_run(args, registry, args.opt)  # every name, option and the device, before any work (and torch)
     from ..report.render import render
-    from ..report.results import ReportDoc
+    from ..report.results import ReportDoc, note_inputs
     from ..report.store import write_json
     from ..run.case import run_case
 
     run = run.with_config(out_dir=str(out / "outputs"))
     OutputDir(out, overwrite=args.overwrite)  # checked, created and locked before any work
-    env = environment(registry, run.config.device)
+    env = environment(registry, run.config.device, args)
     case = run_case(run)
     doc = ReportDoc(kind="run", environment=env, cases=[case]).to_dict()
+    note_inputs(env, doc)
     write_json(out / "report.json", doc)
     render(doc, out)
-    print_cases([doc])
+    print_cases([doc], args.format)
     for s in case.skipped_optimizations:
-        print(f"skipped {s['name']}: {s['reason']}")
-    print(f"\nreport: {out / 'report.json'}, {out / 'report.md'}")
+        say(args, f"skipped {s['name']}: {s['reason']}")
+    say(args, f"\nreport: {out / 'report.json'}, {out / 'report.md'}, {out / 'report.html'}")
     return 0
 
 
@@ -49,17 +51,18 @@ def ablate_command(args, registry) -> int:
 
     out = out_dir(args, "ablate")
     OutputDir(out, overwrite=args.overwrite)
-    report = Report(out, "ablate", environment(registry, args.device),
+    report = Report(out, "ablate", environment(registry, args.device, args),
                     {"steps": list(args.steps), **runs[-1].config.to_dict()})
     run_cases(runs, report)
     render(report.doc, out)
-    print_cases(report.doc["cases"])
-    print()
-    print(speedup_table(report.doc["cases"]))
-    phases = phase_table(report.doc["cases"])
-    if phases:
-        print("\ntime by phase:\n" + phases)
-    print(f"\nreport: {out / 'report.json'}, {out / 'report.md'}")
+    print_cases(report.doc["cases"], args.format)
+    if args.format == "md":
+        print()
+        print(speedup_table(report.doc["cases"]))
+        phases = phase_table(report.doc["cases"])
+        if phases:
+            print("\ntime by phase:\n" + phases)
+    say(args, f"\nreport: {out / 'report.json'}, {out / 'report.md'}, {out / 'report.html'}")
     return failed_cases(report.doc["cases"])
 
 
@@ -76,17 +79,15 @@ def bench_command(args, registry) -> int:
     kept = [c for c in (outdir.existing or {}).get("cases", [])
             if isinstance(c, dict) and c.get("status") == "ok" and isinstance(c.get("config"), dict)]
     device = runs[0].config.device if runs else "cpu"
-    report = Report(out, "bench", environment(registry, device), {"path": str(bench.path)}, cases=kept)
+    report = Report(out, "bench", environment(registry, device, args), {"path": str(bench.path)}, cases=kept)
     add_skipped(report, skipped)
     done = {case_key(c["config"]) for c in kept}
     if args.devices:
         spread_cases(runs, report, args.devices, done=done)
     else:
         run_cases(runs, report, done=done)
+    bench_profiles(registry, bench, report)
     md = render(report.doc, out)
-    profile_md = bench_profiles(registry, bench, report)
-    if profile_md:
-        md.write_text(md.read_text() + "\n## Where the time goes\n\n" + profile_md + "\n\n![breakdown](breakdown.png)\n")
-    print_cases([c for c in report.doc["cases"] if c["status"] != "skipped"])
-    print(f"\nreport: {out / 'report.json'}, {md}")
+    print_cases([c for c in report.doc["cases"] if c["status"] != "skipped"], args.format)
+    say(args, f"\nreport: {out / 'report.json'}, {md}, {out / 'report.html'}")
     return failed_cases(report.doc["cases"])

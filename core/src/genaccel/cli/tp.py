@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..distributed import group
 from ..errors import GenaccelError
+from ..files import write_json, write_text
 from ..report.results import case_label
 
 
@@ -86,11 +87,17 @@ def scaling(args, argv: list[str], sizes: tuple[int, ...], main) -> int:
             tps = by_n.get(n)
             eff = tps / by_n[base] / (n / base) if tps and by_n.get(base) else None
             table.append({"label": label, "tp": n, "tokens_per_s": tps, "efficiency": eff})
-    (out / "scaling.json").write_text(json.dumps({"sizes": list(sizes), "rows": table, "exit_codes": codes}, indent=1))
+    first = out / f"tp{sizes[0]}" / "report.json"  # the environment of the first size's run
+    env = json.loads(first.read_text()).get("environment", {}) if first.exists() else {}
+    doc = {"kind": "tp-scaling", "environment": env, "sizes": list(sizes), "rows": table, "exit_codes": codes}
+    write_json(out / "scaling.json", doc)
     lines = ["| stack | ranks | tok/s | efficiency |", "|---|---:|---:|---:|"]
     lines += [f"| {r['label']} | {r['tp']} | {r['tokens_per_s'] or float('nan'):.2f} | "
               f"{'-' if r['efficiency'] is None else format(r['efficiency'], '.2f')} |" for r in table]
-    (out / "scaling.md").write_text("# Tensor-parallel scaling\n\n" + "\n".join(lines) + "\n")
+    write_text(out / "scaling.md", "# Tensor-parallel scaling\n\n" + "\n".join(lines) + "\n")
+    from ..report.html_pages import write_scaling_html  # matplotlib and Jinja2 once the ranks are done
+
+    write_scaling_html(doc, out / "scaling.html")
     print("\n".join(lines))
-    print(f"\nscaling: {out / 'scaling.md'}")
+    print(f"\nscaling: {out / 'scaling.md'}, {out / 'scaling.html'}")
     return max(codes.values())

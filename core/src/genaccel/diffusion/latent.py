@@ -46,7 +46,8 @@ class LatentDiffusion(Prompted, CompiledSteps):
     def describe(self) -> dict:
         return {"name": self.name, "parameters": parameters(self.module), "text_encoder_parameters": parameters(self.text_encoder),
                 "unet_parameters": parameters(self.unet), "vae_parameters": parameters(self.vae), "latent_shape": self.latent_shape(1),
-                "attention": self.attention, "executor": self.executor.mode, **self.denoise_defaults}
+                "attention": self.attention, "executor": self.executor.mode, "inputs": self.input_source(),
+                **self.denoise_defaults}
 
     # -- PipelineReference
     def pipeline_run(self, batch, options: dict, out_dir):

@@ -154,8 +154,8 @@ def _result(inst, batch, media, phases: dict, step_times: list[float], out_dir) 
     """A batch's result: per-sample records (the media saved to ``out_dir``), phases, each step's time."""
     files = inst.save_outputs(batch, media, out_dir)
     latency, steps = sum(phases.values()), len(step_times)
-    records = [{"id": sample.id, "input_tokens": sample.input_tokens, "output_tokens": 0, "latency_s": latency,
-                "ttft_s": None, "tpot_s": None, "steps": steps, "units": inst.units_per_sample, "phases": dict(phases),
+    records = [{"id": sample.id, "prompt": sample.prompt, "seed": sample.seed, "input_tokens": sample.input_tokens,
+                "output_tokens": 0, "latency_s": latency, "ttft_s": None, "tpot_s": None, "steps": steps, "units": inst.units_per_sample, "phases": dict(phases),
                 **extra_fields} for sample, extra_fields in zip(batch, files)]
     return BatchResult(records=records, outputs=[[] for _ in batch], latency_s=latency, prefill_s=phases["text encoder"],
                        decode_s=phases["denoise"], decode_steps=steps,

@@ -96,7 +96,8 @@ def parallel_decode(inst, batch: Sequence, s: ParallelSettings, *, sequential: b
     phases = {"text encoder": t1 - t0, "decode": t2 - t1, inst.decode_phase: t3 - t2}
     per_sample = tokens[0].numel()
     files = inst.save_outputs(batch, media, out_dir)
-    records = [{"id": sample.id, "input_tokens": sample.input_tokens, "output_tokens": per_sample, "latency_s": t3 - t0,
+    records = [{"id": sample.id, "prompt": sample.prompt, "seed": sample.seed, "input_tokens": sample.input_tokens,
+                "output_tokens": per_sample, "latency_s": t3 - t0,
                 "ttft_s": None, "tpot_s": None, "steps": s.num_inference_steps, "units": inst.units_per_sample,
                 "phases": dict(phases), **f} for sample, f in zip(batch, files)]
     return BatchResult(records=records, outputs=[[] for _ in batch], latency_s=t3 - t0, prefill_s=phases["text encoder"],

@@ -52,7 +52,8 @@ def run_pipeline(inst, pipe, batch, s: Settings, out_dir) -> BatchResult:
     steps = len(pipe.scheduler.timesteps)
     files = inst.save_outputs(batch, media, out_dir)
     records = [
-        {"id": sample.id, "input_tokens": sample.input_tokens, "output_tokens": 0, "latency_s": latency,
+        {"id": sample.id, "prompt": sample.prompt, "seed": sample.seed, "input_tokens": sample.input_tokens,
+         "output_tokens": 0, "latency_s": latency,
          "ttft_s": None, "tpot_s": None, "steps": steps, "units": inst.units_per_sample, **extra}
         for sample, extra in zip(batch, files)
     ]

@@ -9,7 +9,7 @@ import attrs
 from PIL import Image
 
 from ..errors import GenaccelError
-from ..files import read_text
+from ..files import read_text, writing
 
 
 @attrs.frozen(kw_only=True)
@@ -68,9 +68,10 @@ def save_images(batch, images, out_dir) -> list[dict]:
         extra = {"image_size": list(image.shape[:2])}
         if out_dir:
             folder = Path(out_dir) / "images"
-            folder.mkdir(parents=True, exist_ok=True)
             path = folder / (sample.id.replace("/", "-") + ".png")
-            Image.fromarray((image.numpy() * 255).round().astype("uint8")).save(path)
+            with writing(path):  # a full disk: one line naming the image
+                folder.mkdir(parents=True, exist_ok=True)
+                Image.fromarray((image.numpy() * 255).round().astype("uint8")).save(path)
             extra["files"] = [str(path)]
         extras.append(extra)
     return extras
@@ -85,6 +86,10 @@ class Prompted:
 
     def prompt_sample(self, text: str, max_new_tokens=None, options=None) -> PromptSample:
         return prompt_sample(self.tokenizer, text)
+
+    def input_source(self) -> str:
+        """Where the prompts come from, for the report's provenance."""
+        return f"prompts of --data {self.data}" if self.data is not None else f"the {len(PROMPTS)} built-in prompts"
 
 
 def parameters(module) -> int:

@@ -13,7 +13,8 @@ from .results import CaseResult, plural
 from .tables import table
 
 
-def work_markdown(profiles: list[dict]) -> str:
+def work_rows(profiles: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Work per phase (FLOPs, bytes, arithmetic intensity, MFU, MBU) of each profile: (header, rows)."""
     def num(x, scale=1.0, spec=".2f"):
         return "–" if x is None else format(x / scale, spec)
 
@@ -23,20 +24,28 @@ def work_markdown(profiles: list[dict]) -> str:
             rows.append([p["workload"], p["label"], name, num(w["flops"], 1e9), num(w["bytes"], 1e6, ".1f"),
                          num(w["arithmetic_intensity"], 1, ".1f"), num(w["flops_per_s"], 1e9, ".1f"),
                          num(w["mfu"] and 100 * w["mfu"], 1, ".1f"), num(w["mbu"] and 100 * w["mbu"], 1, ".0f")])
-    return table(["workload", "stack", "phase", "GFLOP", "MB read", "FLOP/byte", "GFLOP/s", "MFU %", "MBU %"], rows)
+    return ["workload", "stack", "phase", "GFLOP", "MB read", "FLOP/byte", "GFLOP/s", "MFU %", "MBU %"], rows
 
 
-def plot_breakdown(profiles: list[dict], path: Path) -> Path:
-    """Stacked bars per workload and phase, normalized to 100%, fixed category order and colors."""
+def work_markdown(profiles: list[dict]) -> str:
+    return table(*work_rows(profiles))
+
+
+def breakdown_figure(profiles: list[dict]):
+    """Stacked bars per workload and phase, normalized to 100%, fixed category order and colors; with
+    each segment's share as its hover title."""
     plt = pyplot()
     bars = [(p, name, entry) for p in profiles for name, entry in p["phases"].items()]
     device = profiles[0]["device"]
     order = [*CATEGORIES, OVERHEAD[device]]
     fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(bars) + 2), 4.5))
-    bottoms = [0.0] * len(bars)
+    bottoms, titles = [0.0] * len(bars), []
     for cat in order:
         vals = [100 * shares(entry, device).get(cat, 0.0) for _, _, entry in bars]
-        ax.bar(range(len(bars)), vals, bottom=bottoms, color=COLORS[cat], label=cat, edgecolor="white", linewidth=0.3)
+        drawn = ax.bar(range(len(bars)), vals, bottom=bottoms, color=COLORS[cat], label=cat, edgecolor="white",
+                       linewidth=0.3)
+        titles += [(b, f"{p['workload']} {p['label']} · {name} · {cat}: {v:.1f}%")
+                   for b, v, (p, name, _) in zip(drawn, vals, bars) if v > 0]
         bottoms = [b + v for b, v in zip(bottoms, vals)]
     labels = [f"{p['workload']}\n{p['label']}\n{name}" for p, name, _ in bars]
     ax.set_xticks(range(len(bars)), labels, fontsize=7)
@@ -44,10 +53,15 @@ def plot_breakdown(profiles: list[dict], path: Path) -> Path:
     ax.set_ylim(0, 100)
     ax.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
     ax.set_title("Where inference time goes")
-    return save(fig, path)
+    return fig, titles
 
 
-def breakdown_markdown(profiles: list[dict]) -> str:
+def plot_breakdown(profiles: list[dict], path: Path) -> Path:
+    return save(breakdown_figure(profiles)[0], path)
+
+
+def breakdown_rows(profiles: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Each profile's phases: milliseconds per call, calls and each category's share: (header, rows)."""
     device = profiles[0]["device"]
     order = [*CATEGORIES, OVERHEAD[device]]
     rows = []
@@ -57,7 +71,11 @@ def breakdown_markdown(profiles: list[dict]) -> str:
             rows.append([p["workload"], p["label"], name, f"{entry['wall_us'] / 1e3 / entry['calls']:.2f}",
                          str(entry["calls"]), *(f"{100 * sh.get(c, 0):.1f}" for c in order),
                          f"{entry['dilation']:.2f}" if entry.get("dilation") else "–"])
-    return table(["workload", "stack", "phase", "ms/call", "calls", *(f"{c} %" for c in order), "dilation"], rows)
+    return ["workload", "stack", "phase", "ms/call", "calls", *(f"{c} %" for c in order), "dilation"], rows
+
+
+def breakdown_markdown(profiles: list[dict]) -> str:
+    return table(*breakdown_rows(profiles))
 
 
 # --- characterize ----------------------------------------------------------------------------------
@@ -90,7 +108,8 @@ def characterize(case: CaseResult) -> dict:
     }
 
 
-def characterize_markdown(rows: list[dict]) -> str:
+def characterize_rows(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Table II form of :func:`characterize`'s rows: (header, rows), one per workload and input modality."""
     def fmt(st):
         return "–" if not st else f"{st['min']:.0f} / {st['max']:.0f} / {st['mean']:.1f}"
 
@@ -100,17 +119,28 @@ def characterize_markdown(rows: list[dict]) -> str:
             body.append([r["workload"], modality, fmt(st), fmt(r["output_tokens"]),
                          f"{r['decode_steps']['mean']:.1f}" if r["decode_steps"] else "N/A",
                          f"{fmt(r['units'])} {plural(r['unit'])}", f"{r['latency_ms']['mean']:.1f}", str(r["samples"])])
-    return table(["workload", "input modality", "input min / max / avg", "output min / max / avg", "decode steps (avg)",
-                  "units of work min / max / avg", "mean latency (ms)", "samples"], body)
+    return ["workload", "input modality", "input min / max / avg", "output min / max / avg", "decode steps (avg)",
+            "units of work min / max / avg", "mean latency (ms)", "samples"], body
+
+
+def characterize_markdown(rows: list[dict]) -> str:
+    return table(*characterize_rows(rows))
+
+
+def latency_distribution_figure(cases: list[dict]):
+    """A histogram of end-to-end latency per sample for each workload (Fig. 3 form); ``cases`` in their JSON form."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(cases), figsize=(4 * len(cases), 3.5), squeeze=False)
+    titles = []
+    for ax, case in zip(axes[0], cases):
+        lat = [r["latency_s"] * 1e3 for r in case["samples"]]
+        _, _, patches = ax.hist(lat, bins=min(30, max(5, len(lat) // 2)), color="#3b75af")
+        titles += [(p, f"{case['workload']}: {int(p.get_height())} samples from {p.get_x():.1f} ms") for p in patches]
+        ax.set_title(case["workload"], fontsize=9)
+        ax.set_xlabel("end-to-end latency per sample (ms)")
+        ax.set_ylabel("samples")
+    return fig, titles
 
 
 def plot_latency_distribution(cases: list[CaseResult], path: Path) -> Path:
-    plt = pyplot()
-    fig, axes = plt.subplots(1, len(cases), figsize=(4 * len(cases), 3.5), squeeze=False)
-    for ax, case in zip(axes[0], cases):
-        lat = [r.latency_s * 1e3 for r in case.samples]
-        ax.hist(lat, bins=min(30, max(5, len(lat) // 2)), color="#3b75af")
-        ax.set_title(case.workload, fontsize=9)
-        ax.set_xlabel("end-to-end latency per sample (ms)")
-        ax.set_ylabel("samples")
-    return save(fig, path)
+    return save(latency_distribution_figure([c.to_dict() for c in cases])[0], path)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..files import writing
+
 
 def pyplot():
     """``matplotlib.pyplot`` on the Agg backend."""
@@ -20,6 +22,9 @@ def pyplot():
 def save(fig, path: Path, *, dpi: int = 120) -> Path:
     """Lay out, write and close ``fig``; returns ``path``."""
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    pyplot().close(fig)
+    try:
+        with writing(path):  # a full disk: one line naming the figure, not PIL's traceback
+            fig.savefig(path, dpi=dpi)
+    finally:
+        pyplot().close(fig)
     return path

@@ -1,10 +1,12 @@
-"""A report rendered to Markdown and PNG plots beside its ``report.json``."""
+"""A report rendered to Markdown with PNG plots, and to one self-contained HTML page, beside its ``report.json``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..plugin.specs import REFERENCE_DECODERS
+from ..files import write_text
+from .characterization import breakdown_markdown, plot_breakdown
+from .html_report import write_report_html
 from .plots import plot_latency, plot_speedups, plot_sweep
 from .results import upgrade
 from .store import cases_of
@@ -16,17 +18,17 @@ from .tables import (
     contended,
     environment_md,
     group_cases,
+    headlines,
     per_s,
     phase_table,
     speedup_rows,
     sweep_rows,
     table,
-    throughput_of,
 )
 
 
 def render(doc: dict, out_dir: Path) -> Path:
-    """Write report.md and PNG plots next to report.json; returns the Markdown path."""
+    """Write report.md, PNG plots and report.html next to report.json; returns the Markdown path."""
     out_dir = Path(out_dir)
     doc = upgrade(doc)
     cases = cases_of(doc)
@@ -43,8 +45,12 @@ def render(doc: dict, out_dir: Path) -> Path:
         lines += ["## End-to-end SDPA speedup (the study's Table II form)", "",
                   table(["workload", "model", "batch", "device", "sdpa / baseline", "study (Flash Attention)"],
                         table2), "", STUDY_SDPA_NOTE, ""]
+    if doc.get("profiles"):  # a bench's profiled cases
+        plot_breakdown(doc["profiles"], out_dir / "breakdown.png")
+        lines += ["## Where the time goes", "", breakdown_markdown(doc["profiles"]), "", "![breakdown](breakdown.png)", ""]
     md = out_dir / "report.md"
-    md.write_text("\n".join(lines))
+    write_text(md, "\n".join(lines))
+    write_report_html(doc, out_dir)
     return md
 
 
@@ -94,17 +100,10 @@ def _group_section(i: int, key: tuple, group: list[dict], out_dir: Path) -> list
 def _headlines(group: list[dict]) -> list[str]:
     """The best stack against each reference engine in the group, unless either was contended."""
     lines = []
-    best = max((c for c in group if c.get("status") == "ok" and c.get("decoder") not in REFERENCE_DECODERS),
-               key=lambda c: throughput_of(c) or 0, default=None)
-    for ref_decoder, engine in (("hf-generate", "transformers' generate"), ("diffusers-pipeline", "diffusers' pipeline"),
-                                ("llama-cpp", "llama.cpp")):
-        ref = next((c for c in group if c.get("decoder") == ref_decoder and c.get("status") == "ok"), None)
-        invalid = [c["label"] for c in (ref, best) if c and contended(c)]
-        if ref and invalid:  # a ratio from a contended case is no figure to headline
-            lines += [f"No headline ratio against {engine}: " + ", ".join(f"`{x}`" for x in invalid)
+    for h in headlines(group):
+        if h["invalid"]:
+            lines += [f"No headline ratio against {h['engine']}: " + ", ".join(f"`{x}`" for x in h["invalid"])
                       + " was measured under contention (INVALID).", ""]
-        elif ref and best and throughput_of(ref) and throughput_of(best):
-            ratio = throughput_of(best) / throughput_of(ref)
-            lines += [f"Best stack `{best['label']}` vs {engine} on the same weights: "
-                      f"**{ratio:.2f}×** {per_s(best)}.", ""]
+        else:
+            lines += [f"Best stack `{h['best']}` vs {h['engine']} on the same weights: **{h['ratio']:.2f}×** {h['per_s']}.", ""]
     return lines

@@ -77,14 +77,20 @@ class SampleRecord:
     ttft_s: float | None = None
     tpot_s: float | None = None
     batch: int = 0
+    repeat: int = 0  # which repetition of the case's timed batches (``--repeat``) it ran in
+    step_ms: list[float] | None = None  # its batch's decode (or denoising) steps, milliseconds, in order
     output_ids: list | None = None
     phases: dict[str, float] | None = None
     extra: dict = attrs.field(factory=dict)
 
     @classmethod
-    def from_decoder(cls, record: dict, *, unit: str, batch: int, output=None) -> SampleRecord:
-        """A decoder's record dict (see :class:`BatchResult`) with its batch index and output ids."""
-        return cls.from_dict({**record, "units": sample_units(record, unit), "batch": batch, "output_ids": output})
+    def from_decoder(cls, record: dict, *, unit: str, batch: int, output=None, repeat: int = 0,
+                     step_s=()) -> SampleRecord:
+        """A decoder's record dict (see :class:`BatchResult`) with its batch index, repetition, output ids
+        and its batch's step times (kept compactly: milliseconds to 3 significant decimals)."""
+        step_ms = [round(t * 1e3, 3) for t in step_s] or None
+        return cls.from_dict({**record, "units": sample_units(record, unit), "batch": batch, "repeat": repeat,
+                              "output_ids": output, "step_ms": step_ms})
 
     @classmethod
     def from_dict(cls, d: dict) -> SampleRecord:
@@ -94,7 +100,7 @@ class SampleRecord:
     def to_dict(self) -> dict:
         d = attrs.asdict(self, recurse=False)
         extra = d.pop("extra")
-        return {**_drop_none(d, "phases"), **extra}
+        return {**_drop_none(d, "phases", "step_ms"), **extra}
 
 
 @attrs.define(kw_only=True)
@@ -175,6 +181,14 @@ class ReportDoc:
             return {**head, **case.to_dict()}
         return _drop_none({**head, "config": self.config, "cases": [c.to_dict() for c in self.cases],
                            "profiles": self.profiles}, "profiles")
+
+
+def note_inputs(environment: dict, case: dict) -> None:
+    """Record in a report's ``environment`` where a case's workload took its inputs from (its
+    ``describe()``'s ``inputs``: e.g. spoken or synthetic speech), by workload."""
+    source = (case.get("model") or {}).get("inputs")
+    if source:
+        environment.setdefault("inputs", {})[case["workload"]] = source
 
 
 def load_doc(doc: dict) -> ReportDoc:

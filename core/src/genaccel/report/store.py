@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import GenaccelError
 from ..files import read_json_object
 from ..files import write_json as write_atomically
-from .results import SCHEMA_VERSION, CaseResult, upgrade
+from .results import SCHEMA_VERSION, CaseResult, note_inputs, upgrade
 
 
 def write_json(path: Path, doc: dict) -> None:
@@ -46,10 +46,13 @@ class Report:
         self.dir = Path(out_dir)
         self.doc = {"schema_version": SCHEMA_VERSION, "kind": kind, "environment": environment, "config": config,
                     "cases": list(cases)}
+        for c in self.doc["cases"]:
+            note_inputs(environment, c)
         self.save()
 
     def add(self, case: CaseResult) -> None:
         self.doc["cases"].append(case.to_dict())
+        note_inputs(self.doc["environment"], self.doc["cases"][-1])
         self.save()
 
     def save(self) -> None:

@@ -17,10 +17,11 @@ STUDY_SDPA_NOTE = ("Study: Golden et al. 2024, Table II (Flash Attention over ba
                    "1.07× at batch 1 and 1.43× at the largest batch.")
 
 
-def sdpa_speedup_rows(cases: list[dict]) -> list[list[str]]:
+def sdpa_speedups(cases: list[dict]) -> list[dict]:
     """Table II form: per workload, model and batch, the end-to-end speedup of ``sdpa`` alone over the
-    baseline (both cases in the report), beside the study's value; the study's workloads first, in its order."""
-    rows = []
+    baseline (both cases in the report), beside the study's value (its model's name and speedup, or
+    None); the study's workloads first, in its order."""
+    found = []
     for (workload, model, bs, device, dtype, _), group in group_cases(cases).items():
         ok = [c for c in group if c.get("status") == "ok" and c.get("decoder") not in REFERENCE_DECODERS]
         base = next((c for c in ok if not c.get("optimizations")), None)
@@ -28,7 +29,14 @@ def sdpa_speedup_rows(cases: list[dict]) -> list[list[str]]:
         if not (base and sdpa and throughput_of(base) and throughput_of(sdpa)):
             continue
         study = STUDY_SDPA_SPEEDUP.get(workload)
-        rows.append([workload, str(model), str(bs), f"{device} {dtype}", f"{throughput_of(sdpa) / throughput_of(base):.2f}×",
-                     f"{study[1]:.2f}× ({study[0]})" if study else "–"])
+        found.append({"workload": workload, "model": str(model), "batch_size": bs, "device": f"{device} {dtype}",
+                      "speedup": throughput_of(sdpa) / throughput_of(base), "study_model": study and study[0],
+                      "study_speedup": study and study[1]})
     order = list(STUDY_SDPA_SPEEDUP)
-    return sorted(rows, key=lambda r: order.index(r[0]) if r[0] in order else len(order))  # stable within a workload
+    return sorted(found, key=lambda r: order.index(r["workload"]) if r["workload"] in order else len(order))
+
+
+def sdpa_speedup_rows(cases: list[dict]) -> list[list[str]]:
+    """:func:`sdpa_speedups` as Markdown rows."""
+    return [[r["workload"], r["model"], str(r["batch_size"]), r["device"], f"{r['speedup']:.2f}×",
+             f"{r['study_speedup']:.2f}× ({r['study_model']})" if r["study_model"] else "–"] for r in sdpa_speedups(cases)]

@@ -45,11 +45,30 @@ def _mbu(s: dict, key: str) -> str:
     return ("≥" if s.get(f"{key}_uncapped") else "") + pct(s[key]) + (f" ({source})" if source else "")
 
 
+def throughput_spread(case: dict) -> dict:
+    """The case's throughput over its repetitions (``--repeat``): n, values, mean, sd, ci95 ({} before them)."""
+    return ((case.get("summary") or {}).get("repeats") or {}).get("throughput_per_s") or {}
+
+
+def _throughput_cell(case: dict) -> str:
+    """Throughput, ± its sd over repetitions when repeated, in the workload's unit."""
+    tps = throughput_of(case)
+    if tps is None:
+        return "–"
+    sd = throughput_spread(case).get("sd")
+    return fmt(tps, ".1f") + (f" ± {sd:.1f}" if sd is not None else "") + " " + per_s(case)
+
+
+def _interval_cell(case: dict) -> str:
+    ci = throughput_spread(case).get("ci95")
+    return f"{ci[0]:.1f}–{ci[1]:.1f} (n={throughput_spread(case)['n']})" if ci else "–"
+
+
 def case_row(case: dict) -> list[str]:
     s = case.get("summary") or {}
     lat = s.get("latency_s") or {}
     if case.get("status") != "ok":
-        return [case["label"], str(case.get("batch_size") or "–"), f"**{case['status']}**: {case.get('error') or ''}"] + [""] * 9
+        return [case["label"], str(case.get("batch_size") or "–"), f"**{case['status']}**: {case.get('error') or ''}"] + [""] * 10
     return [
         _label(case),
         str(case["batch_size"]),
@@ -57,7 +76,8 @@ def case_row(case: dict) -> list[str]:
         fmt(lat.get("p50")),
         fmt(lat.get("p90")),
         fmt((s.get("ttft_s") or {}).get("mean")),
-        fmt(throughput_of(case), ".1f") + (" " + per_s(case) if throughput_of(case) is not None else ""),
+        _throughput_cell(case),
+        _interval_cell(case),
         fmt(s.get("output_tokens_per_s"), ".1f"),
         fmt(s.get("decode_tokens_per_s"), ".1f"),
         _mbu(s, "mbu"),
@@ -70,8 +90,8 @@ def pct(x):
     return "–" if x is None else f"{100 * x:.0f}%"
 
 
-CASE_HEADER = ["stack", "batch", "latency mean (s)", "p50", "p90", "TTFT (s)", "throughput", "tok/s", "decode tok/s",
-               "MBU", "MBU p50 step", "peak MiB"]
+CASE_HEADER = ["stack", "batch", "latency mean (s)", "p50", "p90", "TTFT (s)", "throughput (± sd)",
+               "95% interval", "tok/s", "decode tok/s", "MBU", "MBU p50 step", "peak MiB"]
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -80,16 +100,36 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def environment_facts(env: dict) -> list[tuple[str, str]]:
+    """A report's environment block as (name, value) rows: provenance first, then the machine and its probes."""
+    git = env.get("git") or {}
+    versions = ", ".join(f"{k} {v}" for k, v in (env.get("versions") or {}).items() if v)
+    deps = ", ".join(f"{k} {v}" for k, v in (env.get("dependencies") or {}).items() if v)
+    system = ", ".join(f"{k}: {v}" for k, v in (env.get("system") or {}).items())
+    bw, gemm = env.get("memory_bandwidth_bytes_per_s"), env.get("gemm_peak_flops_per_s")
+    rows = [
+        ("time (UTC)", env.get("timestamp_utc")),
+        ("command", env.get("command_line")),
+        ("git commit", git.get("commit") and git["commit"] + (" (with uncommitted changes)" if git.get("dirty") else "")),
+        ("device", env.get("device") and f"{env['device']} — {env.get('device_name')}"),
+        ("CPU", env.get("cpu")),
+        ("platform", env.get("platform")),
+        ("versions", versions),
+        ("dependencies", deps),
+        ("system (torch.utils.collect_env)", system),
+        ("memory bandwidth", bw and f"{bw / 1e9:.1f} GB/s, MBU's reference (the best measured on this machine)"
+         + (f"; this run measured {env['memory_bandwidth_probe_bytes_per_s'] / 1e9:.1f}"
+            if env.get("memory_bandwidth_probe_bytes_per_s") else "")
+         + "; each case's MBU is over the highest of it and the case's own probes (before and after), at most 100%"),
+        ("GEMM peak (float32)", gemm and f"{gemm / 1e9:.0f} GFLOP/s"),
+        *((f"inputs of {w}", src) for w, src in (env.get("inputs") or {}).items()),
+    ]
+    return [(k, str(v)) for k, v in rows if v]
+
+
 def environment_md(env: dict) -> str:
-    versions = ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items() if v)
-    bw = env.get("memory_bandwidth_bytes_per_s")
-    out = f"- device: {env.get('device')} — {env.get('device_name')}\n- versions: {versions}\n"
-    if bw:
-        probe = env.get("memory_bandwidth_probe_bytes_per_s")
-        now = f" (this run measured {probe / 1e9:.1f})" if probe else ""
-        out += (f"- memory bandwidth, MBU's reference (the best measured on this machine): {bw / 1e9:.1f} GB/s{now}; "
-                "each case's MBU is over the highest of it and the case's own probes (before and after), at most 100%\n")
-    return out
+    """The environment block as a Markdown list."""
+    return "".join(f"- {k}: {v}\n" for k, v in environment_facts(env))
 
 
 def _db(x) -> str:
@@ -153,40 +193,75 @@ def case_details(case: dict) -> str:
     return "\n".join(f"  - {p}" for p in parts)
 
 
-def speedup_rows(cases: list[dict]) -> list[list[str]]:
-    """Rows of an ablation: each stack's throughput (the workload's units per second) against the
-    baseline and the previous step."""
-    rows, base, prev = [], None, None
+def speedups(cases: list[dict]) -> list[tuple[dict, float, float, float | None]]:
+    """(case, throughput, × baseline, × previous step) of each stack that measured a throughput, in
+    order; the baseline is the first of them (references are left out)."""
+    out, base, prev = [], None, None
     for case in cases:
         tps = throughput_of(case)
         if case.get("decoder") in REFERENCE_DECODERS or not tps:
             continue
         base = base or tps
-        mark = " INVALID: contended" if contended(case) else ""
-        rows.append([case["label"], fmt(tps, ".1f"), f"{tps / base:.2f}×{mark}", f"{tps / prev:.2f}×{mark}" if prev else "–"])
+        out.append((case, tps, tps / base, tps / prev if prev else None))
         prev = tps
+    return out
+
+
+def speedup_rows(cases: list[dict]) -> list[list[str]]:
+    """Rows of an ablation: each stack's throughput (the workload's units per second) against the
+    baseline and the previous step."""
+    rows = []
+    for case, tps, x_base, x_prev in speedups(cases):
+        mark = " INVALID: contended" if contended(case) else ""
+        rows.append([case["label"], fmt(tps, ".1f"), f"{x_base:.2f}×{mark}", f"{x_prev:.2f}×{mark}" if x_prev else "–"])
     return rows
 
 
-def _phases(case: dict) -> dict:
+def case_phases(case: dict) -> dict:
     """A case's seconds per phase, when it has more than a text decoder's prefill and decode."""
     phases = (case.get("summary") or {}).get("phase_s") or {}
     return phases if len(phases) >= 2 and set(phases) != {"prefill", "decode"} else {}
 
 
-def phase_table(cases: list[dict]) -> str:
+def phase_rows(cases: list[dict]) -> tuple[list[str], list[list[str]]]:
     """Seconds per phase (a cascade's stages, text encoder, decoders ...) over each case's timed batches, and
-    each phase's share of their sum, one row per case; empty when no case has phases of its own."""
-    shown = [c for c in cases if c.get("status") == "ok" and _phases(c)]
-    names = list(dict.fromkeys(name for c in shown for name in _phases(c)))
-    if not shown:
-        return ""
+    each phase's share of their sum, one row per case: (header, rows); no rows when no case has phases of its own."""
+    shown = [c for c in cases if c.get("status") == "ok" and case_phases(c)]
+    names = list(dict.fromkeys(name for c in shown for name in case_phases(c)))
     rows = []
     for c in shown:
-        phases = _phases(c)
+        phases = case_phases(c)
         total = sum(phases.values()) or 1.0
         rows.append([c["label"], *(f"{phases[n]:.3f} ({phases[n] / total:.0%})" if n in phases else "–" for n in names)])
-    return table(["stack", *(f"{n} s (share)" for n in names)], rows)
+    return ["stack", *(f"{n} s (share)" for n in names)], rows
+
+
+def phase_table(cases: list[dict]) -> str:
+    """:func:`phase_rows` as a Markdown table; empty when no case has phases of its own."""
+    header, rows = phase_rows(cases)
+    return table(header, rows) if rows else ""
+
+
+REFERENCE_ENGINES = (("hf-generate", "transformers' generate"), ("diffusers-pipeline", "diffusers' pipeline"),
+                     ("llama-cpp", "llama.cpp"))
+
+
+def headlines(group: list[dict]) -> list[dict]:
+    """The best stack of a group against each reference engine in it: ``engine``, ``best`` (label),
+    ``ratio`` of throughputs and ``per_s``; or, when either was contended, ``invalid`` (their labels)
+    and no ratio (a figure from a contended case is no headline)."""
+    out = []
+    best = max((c for c in group if c.get("status") == "ok" and c.get("decoder") not in REFERENCE_DECODERS),
+               key=lambda c: throughput_of(c) or 0, default=None)
+    for ref_decoder, engine in REFERENCE_ENGINES:
+        ref = next((c for c in group if c.get("decoder") == ref_decoder and c.get("status") == "ok"), None)
+        invalid = [c["label"] for c in (ref, best) if c and contended(c)]
+        if ref and invalid:
+            out.append({"engine": engine, "invalid": invalid})
+        elif ref and best and throughput_of(ref) and throughput_of(best):
+            out.append({"engine": engine, "invalid": [], "best": best["label"], "reference": ref["label"],
+                        "ratio": throughput_of(best) / throughput_of(ref), "per_s": per_s(best)})
+    return out
 
 
 def speedup_table(cases: list[dict]) -> str:

@@ -11,8 +11,7 @@ import sys
 import attrs
 
 from ..distributed.group import is_rank
-from ..errors import GenaccelError
-from ..report.characterization import breakdown_markdown, plot_breakdown
+from ..errors import GenaccelError, OutputError, disk_fault
 from ..report.results import CaseResult, case_label
 from .bench_config import BenchConfig
 from .case import run_case_safe
@@ -128,9 +127,9 @@ def spread_cases(runs: list[ResolvedRun], report, devices, *, done=frozenset()) 
     run_spread(runs, report, devices, done=done, key=case_key)
 
 
-def bench_profiles(registry, bench: BenchConfig, report) -> str:
-    """Profile the bench's chosen cases into the report (``profiles``, ``breakdown.png``); a failure is
-    recorded and the bench keeps what it has.  Returns the breakdown's Markdown ('' when none)."""
+def bench_profiles(registry, bench: BenchConfig, report) -> None:
+    """Profile the bench's chosen cases into the report (``profiles``, rendered with it); a failure is
+    recorded and the bench keeps what it has."""
     configs = [c for case in bench.cases if case.workload in registry.workloads for c in case.profile_configs()]
     profiles = []
     for i, config in enumerate(configs, start=1):
@@ -138,13 +137,12 @@ def bench_profiles(registry, bench: BenchConfig, report) -> str:
         try:
             profiles.append(profile_workload(registry, resolve(registry, config, strict=False), strict=False))
         except Exception as e:  # noqa: BLE001 - keep the measured cases whatever happens here
+            if isinstance(e, OutputError) or disk_fault(e):  # a full disk: the bench stops with one line
+                raise
             print(f"  profile failed: {type(e).__name__}: {e}", file=sys.stderr)
-    if not profiles:
-        return ""
-    report.doc["profiles"] = profiles
-    report.save()
-    plot_breakdown(profiles, report.dir / "breakdown.png")
-    return breakdown_markdown(profiles)
+    if profiles:
+        report.doc["profiles"] = profiles
+        report.save()
 
 
 __all__ = ["add_skipped", "bench_profiles", "bench_runs", "case_key", "run_cases", "spread_cases", "twin_case", "twins"]

@@ -26,7 +26,7 @@ CASE_KEYS = (RUN_KEYS - {"seq_len"}) | {"workload", "stacks", "batch_sizes", "se
                                         "make_checkpoint"}
 TOP_KEYS = {"defaults", "cases"}
 WHOLE_KEYS = {"tp", "samples", "batch_size", "max_new_tokens", "seq_len", "seed", "warmup", "cache_len", "exit_layer",
-              "draft_len"}
+              "draft_len", "repeat"}
 
 
 #: reference engine -> its decoder; ``reference = true`` is the workload's own reference (transformers' generate,

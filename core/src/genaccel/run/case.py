@@ -16,7 +16,7 @@ from tqdm import tqdm
 from ..distributed import group
 from ..engine.clock import PeakMemory
 from ..engine.machine import Contention, probe_bandwidth
-from ..errors import GenaccelError, first_line, out_of_memory
+from ..errors import GenaccelError, OutputError, disk_fault, first_line, out_of_memory
 from ..plugin.batch import BatchResult
 from ..plugin.roles import TokenModel
 from ..report.results import CaseResult, SampleRecord, case_label, workload_unit
@@ -48,9 +48,9 @@ def run_case(run: ResolvedRun, *, progress: bool = True, samples: list | None = 
     warmup_s = _warm_up(ctx)
     label = case_label(ctx.stack.names, decoder=config.decoder, skipped=ctx.stack.skipped, tp=config.tp)
     results, mem, conditions = _timed(ctx, label, progress, rss_before_warmup, on_batch)
-    unit = workload_unit(ctx.workload)
-    records = [SampleRecord.from_decoder(rec, unit=unit, batch=b, output=out)
-               for b, res in enumerate(results) for rec, out in zip(res.records, res.outputs)]
+    unit, n = workload_unit(ctx.workload), len(ctx.batches)
+    records = [SampleRecord.from_decoder(rec, unit=unit, batch=i % n, repeat=i // n, output=out, step_s=res.step_s)
+               for i, res in enumerate(results) for rec, out in zip(res.records, res.outputs)]
     compiled = any(s.stage in ("compile", "graph") for s in ctx.stack.applied)
     case = CaseResult(
         label=label, workload=config.workload, unit=unit, preset=config.preset if not config.checkpoint else None,
@@ -63,8 +63,8 @@ def run_case(run: ResolvedRun, *, progress: bool = True, samples: list | None = 
     )
     if ctx.world_size > 1:  # tensor parallel: the group's figures are rank 0's, each rank's own beside them
         case.summary.update(group.rank_summary(case.summary))
-    if reference is not None:
-        case.accuracy = accuracy.assess(ctx, reference, results, [r.to_dict() for r in records])
+    if reference is not None:  # on the first repetition (the others decode the same samples again)
+        case.accuracy = accuracy.assess(ctx, reference, results[:n], [r.to_dict() for r in records if r.repeat == 0])
     spec_stats = [r.extra["speculative"] for r in results if "speculative" in r.extra]
     if spec_stats:
         case.speculative = speculative_summary(spec_stats)
@@ -106,16 +106,18 @@ def _warm_up(ctx: RunContext) -> list[float]:
 
 
 def _timed(ctx: RunContext, label: str, progress: bool, rss_start: int, on_batch) -> tuple:
-    """The timed batches, their peak memory, and the conditions they ran in (contention, bandwidth probes)."""
+    """The timed batches (``repeat`` times over), their peak memory, and the conditions they ran in
+    (contention, bandwidth probes)."""
     device = ctx.config.device
-    bar = _progress(len(ctx.batches), label, progress and ctx.rank == 0)  # only rank 0 shows progress
+    batches = ctx.batches * ctx.config.repeat
+    bar = _progress(len(batches), label, progress and ctx.rank == 0)  # only rank 0 shows progress
     probe_before = probe_bandwidth(device)  # the machine's bandwidth right before and after the case
     cpu = device == "cpu"
     ranks = group.local_world_size() if cpu else 1  # a CPU group's other ranks are its own load
     contention = Contention(threads=torch.get_num_threads() * ranks, pids=group.GROUP_PIDS)
     results: list[BatchResult] = []
     with contention, PeakMemory(device, start=rss_start if cpu else None) as mem:
-        for batch in ctx.batches:
+        for batch in batches:
             res = ctx.decoder.run(ctx, batch)
             results.append(res)
             if on_batch:
@@ -133,12 +135,17 @@ def release_memory() -> None:
 
 
 def run_case_safe(run: ResolvedRun, **kwargs) -> CaseResult:
-    """Like ``run_case``, but a failure (out of memory included) becomes a recorded case."""
+    """Like ``run_case``, but a failure (out of memory included) becomes a recorded case; a file that
+    cannot be written (a full disk) is raised, since every case after it would fail the same way."""
     try:
         return run_case(run, **kwargs)
+    except OutputError:  # a full or unwritable disk fails every case after it: the run stops with one line
+        raise
     except GenaccelError as e:
         status, reason = "failed", str(e)
     except Exception as e:  # noqa: BLE001 - a bench must go on and keep what it has
+        if disk_fault(e):
+            raise
         if out_of_memory(e):  # CUDA's OutOfMemoryError and the CPU allocator's RuntimeError alike
             status, reason = "oom", f"out of memory: {first_line(e)}"
         else:

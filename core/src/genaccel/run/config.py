@@ -39,6 +39,7 @@ class RunConfig:
     dtype: str = attrs.field(default="float32", validator=v.in_(DTYPES))
     seed: int = 0
     warmup: int = attrs.field(default=1, validator=v.ge(0))
+    repeat: int = attrs.field(default=1, validator=v.ge(1))  # the timed batches run this many times (spread)
     cache_len: int | None = attrs.field(default=None, validator=_positive_or_none)
     out_dir: str | None = None  # where the workload writes what it makes (images, audio)
     tp: int = attrs.field(default=1, validator=v.ge(1))  # tensor-parallel ranks (:mod:`genaccel.distributed`)

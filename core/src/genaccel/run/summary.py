@@ -10,6 +10,7 @@ from ..llm.footprint import nbytes
 from ..plugin.batch import BatchResult
 from ..plugin.roles import TokenModel, WeightStreaming
 from ..report.results import SampleRecord, workload_unit
+from ..report.stats import spread
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -54,6 +55,7 @@ def summarize(ctx, results: list[BatchResult], records: list[SampleRecord], mem,
         "model_bytes": sum(nbytes(p) for p in inst.module.parameters()),
         "phase_s": phase_totals(results),
         "compile_s": (warmup_s[0] - warmup_s[-1] if len(warmup_s) > 1 else warmup_s[0]) if compiled and warmup_s else 0.0,
+        "repeats": repeat_spread(results, records, ctx.config.repeat),
         "ttft_s": None,
         "tpot_s": None,
         "output_tokens": None,
@@ -116,6 +118,16 @@ def _capped(summary: dict, key: str, mbu: float) -> float:
     if mbu > 1.0:
         summary[f"{key}_uncapped"] = mbu
     return min(mbu, 1.0)
+
+
+def repeat_spread(results: list[BatchResult], records: list[SampleRecord], repeat: int) -> dict:
+    """Throughput (units/s) of each repetition of the timed batches, with mean, sd and 95% interval."""
+    n = len(results) // repeat
+    per = []
+    for r in range(repeat):
+        total = sum(x.latency_s for x in results[r * n:(r + 1) * n])
+        per.append(sum(s.units for s in records if s.repeat == r) / total if total else None)
+    return {"throughput_per_s": spread(per)}
 
 
 def phase_totals(results) -> dict[str, float]:

@@ -24,6 +24,7 @@ from genaccel.api import (
     train_bpe_tokenizer,
     unknown_name,
     weights_description,
+    writing,
 )
 from transformers import ChameleonConfig, ChameleonForConditionalGeneration, ChameleonVQVAEConfig
 
@@ -137,6 +138,9 @@ class ChameleonWorkload(CausalLMWorkload):
             "checkpoint": str(self.options.checkpoint) if self.options.checkpoint else None,
             **weights_description(self.module, self.random_weights),
             "parameters": sum(p.numel() for p in self.module.parameters()),
+            "inputs": (f"images and prompts of --data {self.options.data}" if self.options.data else
+                       "COCO-style prompts" if self.task == "t-i" else
+                       "scikit-image's sample photographs with COCO-style instructions and questions"),
             "image_decoder_parameters": (sum(p.numel() for p in self.image_tokenizer.decoder.parameters())
                                          if self.image_tokenizer is not None and self.image_tokenizer.decoder else None),
             "layers": cfg.num_hidden_layers,
@@ -281,9 +285,10 @@ class ChameleonWorkload(CausalLMWorkload):
                 from PIL import Image
 
                 folder = Path(out_dir) / "images"
-                folder.mkdir(parents=True, exist_ok=True)
                 path = folder / (sample.id.replace("/", "-") + ".png")
-                Image.fromarray(image.numpy()).save(path)
+                with writing(path):  # a full disk: one line naming the image
+                    folder.mkdir(parents=True, exist_ok=True)
+                    Image.fromarray(image.numpy()).save(path)
                 extra["files"] = [str(path)]
             extras.append(extra)
         return extras

@@ -81,7 +81,9 @@ class HSTUWorkload:
     def describe(self) -> dict:
         return {"preset": self.options.preset, "task": self.task, "random_weights": True,
                 "parameters": sum(p.numel() for p in self.module.parameters()), **attrs.asdict(self.cfg),
-                "attention": self.model.attention.__name__}
+                "attention": self.model.attention.__name__,
+                "inputs": f"histories of --data {self.options.data}" if self.options.data is not None
+                else "synthetic histories (the study's lengths, item ids, timestamps, actions)"}
 
     def set_attention(self, impl: str) -> None:
         if impl == "triton":  # CUDA (or Triton's interpreter): the fused path as one Triton kernel

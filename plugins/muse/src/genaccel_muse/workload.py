@@ -66,7 +66,7 @@ class Muse(Prompted, CompiledSteps):
         return {"name": self.name, "parameters": parameters(self.module), "transformer_parameters": parameters(self.transformer),
                 "text_encoder_parameters": parameters(self.text_encoder), "vq_parameters": parameters(self.vqvae),
                 "tokens": self.grid ** 2, "image_size": self.grid * self.vae_scale, "attention": self.attention,
-                "executor": self.executor.mode, **self.decode_defaults}
+                "executor": self.executor.mode, "inputs": self.input_source(), **self.decode_defaults}
 
     # -- MaskedTokens: the core's parallel decoding drives these
     def temperatures(self, steps: int) -> tuple[float, float]:

@@ -29,6 +29,7 @@ from genaccel.api import (
     train_bpe_tokenizer,
     unknown_name,
     weights_description,
+    writing,
 )
 from transformers import SeamlessM4Tv2Config, SeamlessM4Tv2Model
 
@@ -189,7 +190,19 @@ class SeamlessWorkload(CausalLMWorkload):
             "decoder_layers": cfg.decoder_layers, "encoder_layers": cfg.encoder_layers,
             "speech_encoder_layers": cfg.speech_encoder_layers, "hidden_size": cfg.hidden_size,
             "vocab_size": cfg.vocab_size, "src_lang": self.src_lang, "tgt_lang": self.tgt_lang,
+            "inputs": self.input_source(),
         }
+
+    def input_source(self) -> str:
+        """Where the inputs come from: spoken sentences where espeak-ng is installed, synthetic signals
+        where not (two machines then bench different inputs)."""
+        if self.options.data is not None:
+            return f"{'WAV files' if self.speech_in else 'text files'} of --data {self.options.data}"
+        if not self.speech_in:
+            return "Fleurs-like English sentences"
+        if recordings.espeak():
+            return "English sentences spoken by espeak-ng (16 kHz)"
+        return "synthetic speech-shaped signals (espeak-ng not installed)"
 
     def set_channels_last(self) -> str:
         n = conv1d_channels_last(self.vocoder.generator)
@@ -296,9 +309,10 @@ class SeamlessWorkload(CausalLMWorkload):
             extra = {"audio_s": len(samples_of_audio) / SAMPLE_RATE}
             if out_dir:
                 folder = Path(out_dir) / "audio"
-                folder.mkdir(parents=True, exist_ok=True)
                 path = folder / (sample.id.replace("/", "-") + ".wav")
-                write_wav(path, samples_of_audio)
+                with writing(path):  # a full disk: one line naming the file
+                    folder.mkdir(parents=True, exist_ok=True)
+                    write_wav(path, samples_of_audio)
                 extra["files"] = [str(path)]
             extras.append(extra)
         return extras
