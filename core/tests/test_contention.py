@@ -46,6 +46,7 @@ def test_mbu_uses_the_highest_bandwidth_and_never_exceeds_one(monkeypatch):
 
     class Ctx:
         workload = types.SimpleNamespace(unit="token")
+        config = types.SimpleNamespace(repeat=1)
         device = "cpu"
         instance = types.SimpleNamespace(module=torch.nn.Linear(2, 2), weight_bytes_per_step=lambda: 1e9,
                                          kv_bytes_per_token=lambda: 0)
