@@ -61,17 +61,24 @@ def prompt_sample(tokenizer, text: str) -> PromptSample:
     return PromptSample(id="0", prompt=text, seed=0, input_tokens=len(tokenizer(text).input_ids))
 
 def save_images(batch, images, out_dir) -> list[dict]:
-    """Each sample's image (H, W, 3) in [0, 1] as a PNG in ``out_dir/images`` (when given); per-sample
-    record fields: its size and the files written."""
+    """Each sample's image (H, W, 3), float in [0, 1] or uint8, as a PNG in ``out_dir/images`` (when
+    given); per-sample record fields: its size and the files written (none for a sample whose image
+    is None: a model that produced no image for it)."""
     extras = []
     for sample, image in zip(batch, images):
+        if image is None:
+            extras.append({})
+            continue
         extra = {"image_size": list(image.shape[:2])}
         if out_dir:
             folder = Path(out_dir) / "images"
             path = folder / (sample.id.replace("/", "-") + ".png")
+            pixels = image.numpy()
+            if pixels.dtype != "uint8":
+                pixels = (pixels * 255).round().astype("uint8")
             with writing(path):  # a full disk: one line naming the image
                 folder.mkdir(parents=True, exist_ok=True)
-                Image.fromarray((image.numpy() * 255).round().astype("uint8")).save(path)
+                Image.fromarray(pixels).save(path)
             extra["files"] = [str(path)]
         extras.append(extra)
     return extras

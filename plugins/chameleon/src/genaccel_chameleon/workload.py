@@ -20,11 +20,11 @@ from genaccel.api import (
     code_corpus,
     init_random_weights,
     load_hf_checkpoint,
+    save_images,
     shard_causal_lm,
     train_bpe_tokenizer,
     unknown_name,
     weights_description,
-    writing,
 )
 from transformers import ChameleonConfig, ChameleonForConditionalGeneration, ChameleonVQVAEConfig
 
@@ -275,23 +275,7 @@ class ChameleonWorkload(CausalLMWorkload):
         return list(to_uint8(self.image_tokenizer.decode(codes)))
 
     def save_outputs(self, batch, images, out_dir) -> list[dict]:
-        extras = []
-        for sample, image in zip(batch, images):
-            if image is None:
-                extras.append({})
-                continue
-            extra = {"image_size": list(image.shape[:2])}
-            if out_dir:
-                from PIL import Image
-
-                folder = Path(out_dir) / "images"
-                path = folder / (sample.id.replace("/", "-") + ".png")
-                with writing(path):  # a full disk: one line naming the image
-                    folder.mkdir(parents=True, exist_ok=True)
-                    Image.fromarray(image.numpy()).save(path)
-                extra["files"] = [str(path)]
-            extras.append(extra)
-        return extras
+        return save_images(batch, images, out_dir)
 
     def teacher_forced_logits(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Logits over the task's own vocabulary (for the accuracy impact of lossy optimizations)."""
