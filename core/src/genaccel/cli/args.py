@@ -186,6 +186,7 @@ def environment(registry, device: str, args=None) -> dict:
 def print_cases(cases, fmt: str = "md") -> None:
     """The cases of a report as the Markdown table of its summary (a bench's rows name their workload),
     or their records as CSV or JSON (``fmt``)."""
+    # imported when the command runs: `list` and `--help` stay free of torch
     from ..report.formats import case_records, render_records
     from ..report.tables import CASE_HEADER, case_row, table
 

@@ -57,6 +57,7 @@ def characterize_diffusion(args, registry) -> int:
     for w in args.workloads:
         if not offers(registry.workload(w).roles, Denoiser):
             raise GenaccelError(f"workload {w!r} is not a diffusion workload (no Denoiser role)")
+    # imported when the command runs: `list` and `--help` stay free of torch
     from ..files import write_text
     from ..report.diffusion import STUDY, diffusion_markdown  # the run layer (torch) once the names are right
     from ..report.html_pages import write_diffusion_html

@@ -57,6 +57,7 @@ def _early_exit_workload(registry, name):
 
 
 def train(args, registry) -> int:
+    # imported when the command runs: `list` and `--help` stay free of torch
     from ..llm.train import TrainConfig, train_early_exit
     from ..plugin.specs import BuildOptions
     from ..run.resolve import check_device
@@ -73,6 +74,7 @@ def train(args, registry) -> int:
         )
     except (ValueError, TypeError) as e:
         raise GenaccelError(f"bad option: {e}") from None
+    # imported when the command runs: `list` and `--help` stay free of torch
     import torch
 
     torch.manual_seed(args.seed)

@@ -100,6 +100,7 @@ def list_command(args, registry) -> int:
 def compare_command(args, registry) -> int:
     """Print the series' deltas; warn of each environment difference; with ``--fail-above``, exit 1 when a
     case regressed beyond the threshold and its noise."""
+    # imported when the command runs: `list` and `--help` stay free of torch
     from ..report.compare import compare_series, regressions, render_comparison
     from ..report.store import load
 

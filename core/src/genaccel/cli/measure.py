@@ -17,6 +17,7 @@ from .args import environment, failed_cases, out_dir, print_cases, resolve_run, 
 def run_command(args, registry) -> int:
     out = out_dir(args, "run")
     run = resolve_run(args, registry, args.opt)  # every name, option and the device, before any work (and torch)
+    # imported when the command runs: `list` and `--help` stay free of torch
     from ..report.render import render
     from ..report.results import ReportDoc, note_inputs
     from ..report.store import write_json
@@ -44,6 +45,7 @@ def ablate_command(args, registry) -> int:
         steps.append(((), spec.reference_decoder))
     steps += [(args.steps[:i], None) for i in range(len(args.steps) + 1)]
     runs = resolve_runs(args, registry, steps)  # fail fast on names and impossible stacks, before hours of measuring
+    # imported when the command runs: `list` and `--help` stay free of torch
     from ..report.render import render
     from ..report.store import Report
     from ..report.tables import phase_table, speedup_table
@@ -67,6 +69,7 @@ def ablate_command(args, registry) -> int:
 
 
 def bench_command(args, registry) -> int:
+    # imported when the command runs: `list` and `--help` stay free of torch
     from ..report.render import render
     from ..report.store import Report
     from ..run.bench import add_skipped, bench_profiles, bench_runs, case_key, run_cases, spread_cases

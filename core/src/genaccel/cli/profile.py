@@ -21,6 +21,7 @@ def _runs(args, registry) -> list:
 
 def profile_command(args, registry) -> int:
     runs = _runs(args, registry)  # every name first: torch only once they are right
+    # imported when the command runs: `list` and `--help` stay free of torch
     from ..files import write_text
     from ..report.characterization import breakdown_markdown, plot_breakdown, work_markdown
     from ..report.html_pages import write_profile_html
@@ -53,6 +54,7 @@ def profile_command(args, registry) -> int:
 
 def characterize_command(args, registry) -> int:
     runs = _runs(args, registry)  # every name first: torch only once they are right
+    # imported when the command runs: `list` and `--help` stay free of torch
     from ..files import write_text
     from ..report.characterization import characterize, characterize_markdown, plot_latency_distribution
     from ..report.html_pages import write_characterize_html
