@@ -83,7 +83,7 @@ def system_facts() -> dict:
     """torch.utils.collect_env's facts (OS, compilers, CUDA, cuDNN, driver, GPUs), once per process;
     {} where collecting them fails (a missing tool is its own None)."""
     try:
-        from torch.utils import collect_env
+        from torch.utils import collect_env  # inside the try: a failing import is a failed collection
 
         info = collect_env.get_env_info()._asdict()
     except Exception:  # noqa: BLE001 - provenance is best effort, never the run's end

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 import attrs
+import jinja2
 
 from ..files import write_text
 
@@ -114,8 +115,6 @@ class Page:
 
 @functools.cache
 def _template():
-    import jinja2
-
     env = jinja2.Environment(loader=jinja2.PackageLoader("genaccel.report", "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)

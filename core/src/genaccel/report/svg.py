@@ -9,13 +9,13 @@ import re
 import uuid
 from html import escape
 
+import matplotlib
+
 from .figure import pyplot
 
 
 def to_svg(fig, titles: list[tuple[object, str]] = ()) -> str:
     """``fig`` as an ``<svg>`` element (closed after); each (artist, text) of ``titles`` shows its text on hover."""
-    import matplotlib
-
     uid = "g" + uuid.uuid4().hex[:10]
     gids = {}
     for k, (artist, text) in enumerate(titles):
