@@ -3,6 +3,7 @@ files) and saving the images they make."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
@@ -41,10 +42,11 @@ PROMPTS = (
 )
 
 
-def prompt_samples(tokenizer, data, n: int, seed: int) -> list[PromptSample]:
-    """``n`` prompts of a text-to-image or text-to-video workload: the built-in ones, or one per line
-    of the ``--data`` folder's *.txt files; sample ``i`` seeds its latents with ``seed * 100003 + i``."""
-    prompts = list(PROMPTS)
+def prompt_samples(tokenizer, data, n: int, seed: int, prompts: Sequence[str] = PROMPTS) -> list[PromptSample]:
+    """``n`` prompts of a text-to-image or text-to-video workload: the built-in ones (``prompts``: the
+    workload's own list, else :data:`PROMPTS`), or one per line of the ``--data`` folder's *.txt files;
+    sample ``i`` seeds its latents with ``seed * 100003 + i``."""
+    prompts = list(prompts)
     if data is not None:
         files = sorted(Path(data).glob("*.txt"))
         prompts = [line.strip() for f in files for line in read_text(f, "prompt file").splitlines() if line.strip()]
