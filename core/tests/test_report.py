@@ -6,6 +6,7 @@ from genaccel.report.compare import compare
 from genaccel.report.render import render
 from genaccel.report.results import SCHEMA_VERSION
 from genaccel.report.store import load, write_json
+from genaccel.report.tables import rate
 
 
 def _case(label, tps, lat, decoder="greedy"):
@@ -138,3 +139,7 @@ def test_typed_results_round_trip_and_validate():
     assert load_doc(run).cases == [ok]
     with pytest.raises(ValueError):
         CaseResult(label="x", status="crashed", workload="x/y")
+
+
+def test_slow_throughputs_keep_their_digits():
+    assert [rate(x) for x in (0.0275, 4.25, 1419.23, None)] == ["0.0275", "4.25", "1419.2", "–"]

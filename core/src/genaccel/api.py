@@ -86,7 +86,8 @@ _PUBLIC = {
     # diffusion
     "LatentDiffusion": "diffusion.latent",
     **dict.fromkeys(("SCHEDULERS", "Settings", "settings", "make_scheduler", "denoise"), "diffusion.loop"),
-    **dict.fromkeys(("PROMPTS", "PromptSample", "Prompted", "parameters", "prompt_samples", "prompt_sample", "save_images"),
+    **dict.fromkeys(("PROMPTS", "PromptSample", "Prompted", "parameters", "pick_prompts", "prompt_samples", "prompt_sample",
+                     "save_images"),
                     "diffusion.prompts"),
     **dict.fromkeys(("build_parts", "part_configs", "load_pipeline_folder", "scheduler_name", "positive_option"),
                     "diffusion.parts"),

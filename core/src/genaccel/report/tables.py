@@ -11,6 +11,12 @@ def fmt(x, spec=".3f", none="–"):
     return none if x is None else format(x, spec)
 
 
+def rate(x) -> str:
+    """A throughput: one decimal from 10 up, else three significant digits (a slow workload's 0.0275
+    images/s is not "0.0")."""
+    return fmt(x, ".1f" if x is not None and abs(x) >= 10 else ".3g")
+
+
 def mib(x):
     return "–" if not x else f"{x / 2**20:,.0f}"
 
@@ -57,7 +63,7 @@ def case_row(case: dict) -> list[str]:
         fmt(lat.get("p50")),
         fmt(lat.get("p90")),
         fmt((s.get("ttft_s") or {}).get("mean")),
-        fmt(throughput_of(case), ".1f") + (" " + per_s(case) if throughput_of(case) is not None else ""),
+        rate(throughput_of(case)) + (" " + per_s(case) if throughput_of(case) is not None else ""),
         fmt(s.get("output_tokens_per_s"), ".1f"),
         fmt(s.get("decode_tokens_per_s"), ".1f"),
         _mbu(s, "mbu"),
@@ -163,7 +169,7 @@ def speedup_rows(cases: list[dict]) -> list[list[str]]:
             continue
         base = base or tps
         mark = " INVALID: contended" if contended(case) else ""
-        rows.append([case["label"], fmt(tps, ".1f"), f"{tps / base:.2f}×{mark}", f"{tps / prev:.2f}×{mark}" if prev else "–"])
+        rows.append([case["label"], rate(tps), f"{tps / base:.2f}×{mark}", f"{tps / prev:.2f}×{mark}" if prev else "–"])
         prev = tps
     return rows
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import attrs
 import torch
+from genaccel.api import init_random_weights
 
 from .model import PartiForConditionalGeneration, build_transformer
 from .presets import Preset
@@ -36,8 +37,6 @@ def build_parti(preset: Preset, *, seed: int = 0, device="cpu", dtype: torch.dty
     """Every part of ``preset``: on the meta device (``meta``: shapes only) or with random weights on ``device``,
     the Transformer in ``dtype``; the ViT-VQGAN stays float32, so a run's images change with the Transformer's
     dtype only through its tokens."""
-    from genaccel.api import init_random_weights
-
     transformer = build_transformer(preset, meta=True).to(dtype)
     vqgan = build_vitvqgan(preset.vqgan, meta=True)
     if not meta:

@@ -18,10 +18,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import attrs
+from genaccel.api import GenaccelError, cannot_load, load_hf_checkpoint, read_json_object, write_json
+from safetensors.torch import load_file, save_file
 
 from .build import PartiParts
 from .model import PartiForConditionalGeneration
 from .presets import Preset, TransformerShape, ViTShape, ViTVQGANShape
+from .vitvqgan import build_vitvqgan
 
 VQGAN_DIR = "vitvqgan"
 MODEL_TYPES = ("parti",)
@@ -29,9 +32,6 @@ MODEL_TYPES = ("parti",)
 
 def save_checkpoint(parts: PartiParts, path) -> Path:
     """Write ``parts`` (the Transformer, the text tokenizer, the ViT-VQGAN) as a ``--checkpoint`` folder."""
-    from genaccel.api import write_json
-    from safetensors.torch import save_file
-
     path = Path(path)
     parts.transformer.save_pretrained(path)
     parts.tokenizer.save_pretrained(path)
@@ -59,8 +59,6 @@ def checkpoint_preset(transformer: PartiForConditionalGeneration, vqgan: ViTVQGA
 
 def load_checkpoint(options) -> PartiParts:
     """The folder's parts (``options``: the run's BuildOptions) on the run's device, the Transformer in its dtype."""
-    from genaccel.api import GenaccelError, cannot_load, load_hf_checkpoint, read_json_object
-
     transformer, tokenizer = load_hf_checkpoint(options, PartiForConditionalGeneration, model_types=MODEL_TYPES)
     folder = Path(options.checkpoint) / VQGAN_DIR
     files = [folder / "config.json", folder / "model.safetensors"]
@@ -82,11 +80,6 @@ def load_checkpoint(options) -> PartiParts:
 
 def load_vqgan(checkpoint: Path, shape: ViTVQGANShape, weights: Path, device):
     """The ViT-VQGAN of ``shape`` with every weight from ``weights`` (float32, on ``device``)."""
-    from genaccel.api import cannot_load
-    from safetensors.torch import load_file
-
-    from .vitvqgan import build_vitvqgan
-
     vqgan = build_vitvqgan(shape, meta=True).to_empty(device=device)
     try:
         vqgan.load_state_dict(load_file(str(weights), device=str(device)), strict=True)

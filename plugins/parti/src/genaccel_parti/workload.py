@@ -19,11 +19,12 @@ from genaccel.api import (
     GenaccelError,
     Seq2SeqLM,
     parameters,
-    prompt_samples,
+    pick_prompts,
     save_images,
     unknown_name,
     weights_description,
 )
+from transformers.modeling_outputs import BaseModelOutput
 
 from .build import PartiParts, build_parti
 from .checkpoint import load_checkpoint
@@ -88,8 +89,8 @@ class PartiWorkload(CausalLMWorkload):
 
     def make_samples(self, n: int, seed: int, max_new_tokens: int | None, seq_len: int | None = None) -> list:
         """PartiPrompts-like prompts (or the ``--data`` files'); ``seq_len`` fixes the text's length in tokens."""
-        picked = prompt_samples(self.tokenizer, self.options.data, n, seed, prompts=PROMPTS)
-        return [self._sample(f"prompt/{s.id}", s.prompt, max_new_tokens, seq_len) for s in picked]
+        picked = pick_prompts(self.options.data, n, seed, prompts=PROMPTS)
+        return [self._sample(f"prompt/{i}", text, max_new_tokens, seq_len) for i, text in enumerate(picked)]
 
     def prompt_sample(self, text: str, max_new_tokens: int | None = None, options=None) -> PartiSample:
         return self._sample("prompt", text, max_new_tokens)
@@ -142,8 +143,6 @@ class PartiWorkload(CausalLMWorkload):
     def hf_generate(self, input_ids, attention_mask, generation_config):
         """Greedy ``generate`` over the batch's encoder states: ``input_ids`` is the decoder's prompt; ``<pad>``
         and ``<bos>`` suppressed, exactly as many tokens as asked (no image ends early)."""
-        from transformers.modeling_outputs import BaseModelOutput
-
         ids, mask, hidden = self._source
         config = copy.deepcopy(generation_config)
         config.suppress_tokens = [IMAGE_PAD, IMAGE_BOS]
