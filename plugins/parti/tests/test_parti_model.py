@@ -1,6 +1,6 @@
 """Parti's model pieces: the paper-size parameter counts on the meta device, the encoder-decoder's shapes, its
 separate text and image vocabularies and its save/load round trip, incremental decoding against the full forward,
-the ViT-VQGAN's shapes and factorized lookup, the text tokenizer's framing, and guided top-k sampling."""
+the ViT-VQGAN's shapes and factorized lookup, and the text tokenizer's framing."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from genaccel_parti.model import (
     image_token_mask,
 )
 from genaccel_parti.presets import IMAGE_BOS, IMAGE_OFFSET, PRESETS, TEXT_EOS, TEXT_PAD
-from genaccel_parti.sampling import guided_logits, top_k_pick, top_k_probs, top_k_sample
 from genaccel_parti.tokenizer import encode_prompts, text_tokenizer, unconditional_ids
 from genaccel_parti.vitvqgan import build_vitvqgan, stack_parameters
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
@@ -164,43 +163,3 @@ def test_text_tokenizer_framing():
     assert ids[1, -1] == TEXT_EOS and mask[1].all()  # truncated, still ending in </s>
     short = int(mask[0].sum())
     assert ids[0, short - 1] == TEXT_EOS and (ids[0, short:] == TEXT_PAD).all()
-
-
-def test_top_k_draws_only_from_the_top_k():
-    logits = torch.randn(4, 300, generator=torch.Generator().manual_seed(0))
-    g = torch.Generator().manual_seed(0)
-    draws = torch.stack([top_k_sample(logits, 5, g) for _ in range(400)])
-    for row in range(4):
-        allowed = set(logits[row].topk(5).indices.tolist())
-        assert set(draws[:, row].tolist()) <= allowed
-        assert len(set(draws[:, row].tolist())) > 1  # it samples, not argmax
-    assert torch.equal(top_k_sample(logits, 1, g), logits.argmax(-1))
-    again = torch.stack([top_k_sample(logits, 5, torch.Generator().manual_seed(3)) for _ in range(2)])
-    assert torch.equal(again[0], again[1])  # seeded: the same draw
-
-
-def test_top_k_draw_follows_the_renormalized_distribution():
-    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, -5.0]])
-    probs, ids = top_k_probs(logits, 3, temperature=0.5)
-    expected = torch.softmax(torch.tensor([2.0, 1.0, 0.0]) / 0.5, dim=0)
-    torch.testing.assert_close(probs[0], expected)
-    assert ids[0].tolist() == [0, 1, 2]
-    g = torch.Generator().manual_seed(0)
-    draws = torch.stack([top_k_sample(logits, 3, g, temperature=0.5) for _ in range(4000)]).flatten()
-    freq = torch.bincount(draws, minlength=5).float() / draws.numel()
-    torch.testing.assert_close(freq[:3], expected, atol=0.03, rtol=0)
-    assert freq[3:].sum() == 0
-
-
-def test_guidance_keeps_masked_tokens_masked():
-    cond = torch.randn(3, 10, generator=torch.Generator().manual_seed(0))
-    uncond = torch.randn(3, 10, generator=torch.Generator().manual_seed(1))
-    low = torch.finfo(torch.float32).min
-    cond[:, :2] = uncond[:, :2] = low
-    torch.testing.assert_close(guided_logits(cond, uncond, 1.0), cond)
-    mixed = guided_logits(cond, uncond, 1.2)
-    torch.testing.assert_close(mixed[:, 2:], uncond[:, 2:] + 1.2 * (cond[:, 2:] - uncond[:, 2:]))
-    assert (mixed[:, :2] == low).all()
-    pick = top_k_pick(8, torch.Generator().manual_seed(0), guidance_scale=1.2)
-    for _ in range(50):
-        assert (pick(torch.cat([cond, uncond])) >= 2).all()

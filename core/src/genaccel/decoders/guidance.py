@@ -2,7 +2,8 @@
 conditional and unconditional rows in one forward) or sequential (a second forward per step).
 
 A workload plays guidance through one of four roles: :class:`~genaccel.plugin.roles.TokenGuidance`
-(a token model's logits: :func:`genaccel.llm.guidance.guided_generate`, with temperature and top-p),
+(a token model's logits: :func:`genaccel.llm.guidance.guided_generate`, with temperature and top-p,
+or top-k where the run or the workload gives a k),
 :class:`~genaccel.plugin.roles.Denoiser` (the core's denoising loop, :func:`genaccel.diffusion.loop.denoise`),
 :class:`~genaccel.plugin.roles.MaskedTokens` (the core's parallel decoding,
 :func:`genaccel.diffusion.parallel.parallel_decode`) or :class:`~genaccel.plugin.roles.GuidedLoop` (the
@@ -16,7 +17,7 @@ import torch
 
 from ..diffusion.loop import denoise, settings
 from ..diffusion.parallel import parallel_decode, parallel_settings
-from ..llm.decoding import loop_options, top_p_pick, with_media
+from ..llm.decoding import loop_options, top_k_pick, top_p_pick, with_media
 from ..llm.guidance import guided_generate
 from ..plugin.batch import BatchResult
 from ..plugin.roles import Denoiser, GuidedLoop, MaskedTokens
@@ -26,8 +27,9 @@ class CFG:
     batched = True
 
     def __init__(self, guidance_scale: float | None = None, temperature: float = 0.6, top_p: float = 0.9,
-                 scheduler: str | None = None, num_inference_steps: int | None = None, **options):
-        self.guidance_scale, self.temperature, self.top_p = guidance_scale, temperature, top_p
+                 top_k: int | None = None, scheduler: str | None = None, num_inference_steps: int | None = None,
+                 **options):
+        self.guidance_scale, self.temperature, self.top_p, self.top_k = guidance_scale, temperature, top_p, top_k
         self._generator = None
         self._twin = None
 
@@ -55,9 +57,15 @@ class CFG:
             scale = ctx.config.options.get("guidance_scale")
         scale = float(inst.guidance_scale if scale is None else scale)
         return guided_generate(inst.model, batch, [inst.unconditional_prompt(s) for s in batch], scale=scale,
-                               pick=top_p_pick(self.temperature, self.top_p, self._generator), eoi=inst.eoi,
-                               twin=None if self.batched else self._twin,
+                               pick=self._picker(inst), eoi=inst.eoi, twin=None if self.batched else self._twin,
                                **{k: v for k, v in loop_options(ctx).items() if k != "eos_id"})
+
+    def _picker(self, inst):
+        """Top-k with the run's k, else the workload's; top-p where neither gives one."""
+        k = inst.top_k if self.top_k is None else self.top_k
+        if k is not None:
+            return top_k_pick(k, self.temperature, self._generator)
+        return top_p_pick(self.temperature, self.top_p, self._generator)
 
 
 class SequentialCFG(CFG):

@@ -3,6 +3,7 @@ files) and saving the images they make."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
@@ -42,18 +43,23 @@ PROMPTS = (
 )
 
 
-def prompt_samples(tokenizer, data, n: int, seed: int) -> list[PromptSample]:
-    """``n`` prompts of a text-to-image or text-to-video workload: the built-in ones, or one per line
-    of the ``--data`` folder's *.txt files; sample ``i`` seeds its latents with ``seed * 100003 + i``."""
-    prompts = list(PROMPTS)
+def pick_prompts(data, n: int, seed: int, prompts: Sequence[str] = PROMPTS) -> list[str]:
+    """``n`` prompt texts: the built-in ones (``prompts``: the workload's own list, else :data:`PROMPTS`) or one
+    per line of the ``--data`` folder's *.txt files, cycled from ``seed``."""
+    prompts = list(prompts)
     if data is not None:
         files = sorted(Path(data).glob("*.txt"))
         prompts = [line.strip() for f in files for line in read_text(f, "prompt file").splitlines() if line.strip()]
         if not prompts:
             raise GenaccelError(f"--data {str(data)!r} holds no prompts (*.txt files, one prompt per line)")
-    picked = [prompts[(seed + i) % len(prompts)] for i in range(n)]
+    return [prompts[(seed + i) % len(prompts)] for i in range(n)]
+
+
+def prompt_samples(tokenizer, data, n: int, seed: int) -> list[PromptSample]:
+    """``n`` prompts of a text-to-image or text-to-video workload (:func:`pick_prompts`); sample ``i`` seeds
+    its latents with ``seed * 100003 + i``."""
     return [PromptSample(id=str(i), prompt=p, seed=seed * 100_003 + i, input_tokens=len(tokenizer(p).input_ids))
-            for i, p in enumerate(picked)]
+            for i, p in enumerate(pick_prompts(data, n, seed))]
 
 
 def prompt_sample(tokenizer, text: str) -> PromptSample:

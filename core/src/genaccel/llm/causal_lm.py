@@ -74,6 +74,10 @@ class HFCausalLM(SelfSpeculation, StepBytes):
         other._new_executors()
         return other
 
+    def guidance_streams(self, twin: HFCausalLM | None = None) -> None:
+        """Condition classifier-free guidance's streams (batched, or over ``twin``): a decoder-only model's
+        streams differ in their prompts alone, which the guidance loop feeds, so there is nothing to do."""
+
     def set_allowed_tokens(self, allowed: torch.Tensor | None) -> None:
         """Restrict every step's logits to ``allowed`` (a device mask, kept for the run)."""
         self.allowed_tokens = None if allowed is None else allowed.to(self.device)

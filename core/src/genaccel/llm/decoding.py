@@ -243,6 +243,20 @@ def top_p_pick(temperature: float, top_p: float, generator: torch.Generator) -> 
     return pick
 
 
+def top_k_pick(k: int, temperature: float, generator: torch.Generator) -> Callable:
+    """Temperature + top-k sampling, on the device: a draw from the ``k`` largest logits of each row
+    (all of them where the vocabulary is smaller), renormalized after ``temperature``."""
+    if k < 1 or temperature <= 0:
+        raise ValueError(f"top-k sampling needs k >= 1 and a positive temperature, got k={k}, temperature={temperature}")
+
+    def pick(logits: torch.Tensor) -> torch.Tensor:
+        values, ids = logits.topk(min(k, logits.shape[-1]), dim=-1)
+        probs = torch.softmax(values.float() / temperature, dim=-1)
+        return ids.gather(-1, draw(probs, generator)[..., None]).squeeze(-1)
+
+    return pick
+
+
 def generate(model, batch: Sequence, pick: Callable[[torch.Tensor], torch.Tensor], *, device: str, pad_id: int,
              max_seq_len: int, eos_id: int | None = None, eos_check_every: int = 8) -> BatchResult:
     """Greedy or top-p (``pick``): prefill the batch, then decode one token per step until every

@@ -1,7 +1,11 @@
-"""The step protocol over SeamlessM4T v2's text decoder (the only autoregressive module).
+"""The step protocol over the decoder of a BART-like encoder-decoder: SeamlessM4T v2's text decoder (the
+only autoregressive module), Parti's decoder over image tokens (M2M100 layers).
 
 ``set_encoder(hidden, mask)`` gives it a batch's encoder output (text or speech encoder); the
-decoder's cross-attention keys and values are computed once, at prefill, and kept.  The
+decoder's cross-attention keys and values are computed once, at prefill, and kept.  Under
+classifier-free guidance the two streams differ in their encoder states alone (the prompt's, the empty
+prompt's): ``set_encoder`` takes both and :meth:`Seq2SeqLM.guidance_streams` gives batched guidance
+their concatenation (2B rows) or, sequential, the unconditional states to the twin.  The
 self-attention cache is transformers-free (``genaccel.llm.kvcache``): a growing one reordered with
 ``index_select`` (the baseline, as transformers does), or a static one reordered in place.
 A sample's beams share its encoder output, so the cross-attention cache needs no reordering
@@ -31,8 +35,9 @@ from .kvcache import StaticKVCache
 
 CROSS_BUCKET = 256  # CUDA graphs: encoder lengths padded to a multiple of this (fixed shapes)
 # Compiled without graphs: padded to a multiple of this, the length symbolic (one graph).  Never the
-# first step's window (prompt + 1 = 3), which dynamo would otherwise give the same symbol.
-CROSS_ALIGN = 8
+# first step's window (prompt + 1 = 3), which dynamo would otherwise give the same symbol, nor a length of
+# 16·k + 8, past which Inductor's CPU flex kernel reads keys (head dimension 16; see flex_decode).
+CROSS_ALIGN = 16
 
 
 class CrossCache:
@@ -65,27 +70,65 @@ class StepCache(EncoderDecoderCache):
 
 
 class Seq2SeqLM(HFCausalLM):
-    """Decoder steps of an encoder-decoder model whose decoder is BART-like (SeamlessM4T v2)."""
+    """Decoder steps of an encoder-decoder model whose decoder is BART-like (SeamlessM4T v2, M2M100).
 
-    def __init__(self, hf_model: nn.Module, decoder: nn.Module, lm_head: nn.Module):
+    ``cross_attention``: the attribute of a decoder layer holding its cross attention (``cross_attention``
+    in SeamlessM4T v2, ``encoder_attn`` in BART, M2M100 and NLLB)."""
+
+    def __init__(self, hf_model: nn.Module, decoder: nn.Module, lm_head: nn.Module, *,
+                 cross_attention: str = "cross_attention"):
         cfg = hf_model.config
         self.decoder = decoder
         self.padding_idx = decoder.embed_positions.padding_idx
         self.encoder_out: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.streams: tuple[tuple, tuple | None] | None = None  # (conditional, unconditional) encoder states
         self.cross_len = 0
         self.cross: CrossCache | None = None
         super().__init__(hf_model, backbone=None, embed_tokens=decoder.embed_tokens, layers=decoder.layers,
                          norm=decoder.layer_norm, lm_head=lm_head, num_kv_heads=cfg.decoder_attention_heads,
                          head_dim=cfg.hidden_size // cfg.decoder_attention_heads)
         for layer in self.layers:
-            mark_cross_attention(layer.cross_attention)
+            mark_cross_attention(getattr(layer, cross_attention))
 
     def _new_executors(self) -> None:
         super()._new_executors()
         self.reorder_steps = StepExecutor(str(self.device))  # eager unless compile_reorder
 
-    def set_encoder(self, hidden: torch.Tensor, mask: torch.Tensor) -> None:
-        """A batch's encoder states (B, S, D) and their validity (B, S)."""
+    def twin(self) -> Seq2SeqLM:
+        other = super().twin()
+        other.cross = None  # cross-attention buffers of its own (its encoder states differ)
+        return other
+
+    def set_encoder(self, hidden: torch.Tensor, mask: torch.Tensor,
+                    unconditional: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+        """A batch's encoder states (B, S, D) and their validity (B, S); ``unconditional``: those of
+        classifier-free guidance's unconditional stream ((B, S', D), (B, S')), placed by
+        :meth:`guidance_streams`."""
+        self.streams = ((hidden, mask), unconditional)
+        self._use_encoder(hidden, mask)
+
+    def guidance_streams(self, twin: Seq2SeqLM | None = None) -> None:
+        """Condition classifier-free guidance's streams: batched (``twin`` None), rows [0, B) read the
+        conditional encoder states and rows [B, 2B) the unconditional ones (both padded to the longer,
+        the padding masked); sequential, this model reads the conditional states and ``twin`` the others."""
+        (hidden, mask), unconditional = self.streams
+        if unconditional is None:
+            raise ValueError("guidance needs the unconditional stream's encoder states: set_encoder(..., unconditional=)")
+        u_hidden, u_mask = unconditional
+        if twin is not None:
+            self._use_encoder(hidden, mask)
+            twin._use_encoder(u_hidden, u_mask)
+            return
+        length = max(hidden.shape[1], u_hidden.shape[1])
+
+        def padded(h, m):
+            return nn.functional.pad(h, (0, 0, 0, length - h.shape[1])), nn.functional.pad(m, (0, length - m.shape[1]))
+
+        (hidden, mask), (u_hidden, u_mask) = padded(hidden, mask), padded(u_hidden, u_mask)
+        self._use_encoder(torch.cat([hidden, u_hidden]), torch.cat([mask, u_mask]))
+
+    def _use_encoder(self, hidden: torch.Tensor, mask: torch.Tensor) -> None:
+        """The encoder states the next prefill reads: padded to a multiple of the compiled step's alignment."""
         if self.cache_kind == "static" and (self.cuda_graph or self.compile_mode):
             pad = -hidden.shape[1] % (CROSS_BUCKET if self.cuda_graph else CROSS_ALIGN)
             hidden = nn.functional.pad(hidden, (0, 0, 0, pad))

@@ -35,6 +35,8 @@ TEMPERATURE = Option(name="temperature", type=float, default=0.6, min=0, min_exc
                      help="sampling temperature (top-p and guided sampling)")
 TOP_P = Option(name="top_p", type=float, default=0.9, min=0, min_exclusive=True, max=1,
                help="nucleus sampling: the smallest token set of this much probability")
+TOP_K = Option(name="top_k", type=int, min=1,
+               help="guided sampling: draw from the k most likely tokens (default: the workload's; top-p without one)")
 EXIT_LAYER = Option(name="exit_layer", type=int, min=1,
                     help="self-speculative: draft with layers [0, E) (default: the checkpoint's saved E, else N/4)")
 DRAFT_LEN = Option(name="draft_len", type=int, min=1,
@@ -89,10 +91,10 @@ class Decoders:
         register(DecoderSpec(name="diffusers-pipeline", factory=_D + "pipeline:DiffusersPipeline",
                              requires=PipelineReference, options=GUIDANCE_OPTIONS,
                              description="diffusers' own pipeline on the workload's components, the reference implementation"))
-        register(DecoderSpec(name="cfg", factory=_D + "guidance:CFG", requires=Guided, options=GUIDANCE_OPTIONS,
+        register(DecoderSpec(name="cfg", factory=_D + "guidance:CFG", requires=Guided, options=(*GUIDANCE_OPTIONS, TOP_K),
                              description="contrastive guidance: conditional and unconditional streams in one forward (2B)"))
         register(DecoderSpec(name="cfg-sequential", factory=_D + "guidance:SequentialCFG", requires=Guided,
-                             options=GUIDANCE_OPTIONS,
+                             options=(*GUIDANCE_OPTIONS, TOP_K),
                              description="contrastive guidance with a second, sequential forward per step (baseline)"))
 
 

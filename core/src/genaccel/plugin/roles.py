@@ -33,9 +33,11 @@ class ReorderableSteps(StepProtocol):
 
 class TwinSteps(StepProtocol):
     """A step protocol that gives a second one over the same weights with a cache of its own (a second
-    stream decoded by separate forwards: unbatched guidance)."""
+    stream decoded by separate forwards: unbatched guidance), and conditions guidance's two streams
+    (``guidance_streams(twin)``: an encoder-decoder's streams differ in their encoder states)."""
 
     def twin(self): ...
+    def guidance_streams(self, twin=None): ...
 
 
 class SpeculativeSteps(StepProtocol):
@@ -215,12 +217,14 @@ class Guided(Role):
 
 
 class TokenGuidance(Guided):
-    """Guidance over a token model's logits: an unconditional prompt per sample, a guidance scale, and
-    the token forced after the last sampled one (``eoi``: Chameleon's end of image)."""
+    """Guidance over a token model's logits: an unconditional prompt per sample, a guidance scale, the
+    sampler's default ``top_k`` (None: nucleus sampling) and the token forced after the last sampled one
+    (``eoi``: Chameleon's end of image; None forces none)."""
 
     capability = "token-guidance"
     model = Member(plays=TwinSteps)
     guidance_scale = Member()
+    top_k = Member()
     eoi = Member()
 
     def unconditional_prompt(self, sample): ...

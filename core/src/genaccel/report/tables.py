@@ -11,6 +11,12 @@ def fmt(x, spec=".3f", none="–"):
     return none if x is None else format(x, spec)
 
 
+def rate(x) -> str:
+    """A throughput: one decimal from 10 up, else three significant digits (a slow workload's 0.0275
+    images/s is not "0.0")."""
+    return fmt(x, ".1f" if x is not None and abs(x) >= 10 else ".3g")
+
+
 def mib(x):
     return "–" if not x else f"{x / 2**20:,.0f}"
 
@@ -56,12 +62,12 @@ def _throughput_cell(case: dict) -> str:
     if tps is None:
         return "–"
     sd = throughput_spread(case).get("sd")
-    return fmt(tps, ".1f") + (f" ± {sd:.1f}" if sd is not None else "") + " " + per_s(case)
+    return rate(tps) + (f" ± {rate(sd)}" if sd is not None else "") + " " + per_s(case)
 
 
 def _interval_cell(case: dict) -> str:
     ci = throughput_spread(case).get("ci95")
-    return f"{ci[0]:.1f}–{ci[1]:.1f} (n={throughput_spread(case)['n']})" if ci else "–"
+    return f"{rate(ci[0])}–{rate(ci[1])} (n={throughput_spread(case)['n']})" if ci else "–"
 
 
 def case_row(case: dict) -> list[str]:
@@ -213,7 +219,7 @@ def speedup_rows(cases: list[dict]) -> list[list[str]]:
     rows = []
     for case, tps, x_base, x_prev in speedups(cases):
         mark = " INVALID: contended" if contended(case) else ""
-        rows.append([case["label"], fmt(tps, ".1f"), f"{x_base:.2f}×{mark}", f"{x_prev:.2f}×{mark}" if x_prev else "–"])
+        rows.append([case["label"], rate(tps), f"{x_base:.2f}×{mark}", f"{x_prev:.2f}×{mark}" if x_prev else "–"])
     return rows
 
 

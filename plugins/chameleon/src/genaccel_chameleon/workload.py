@@ -82,6 +82,8 @@ class ChameleonSample:
 
 
 class ChameleonWorkload(CausalLMWorkload):
+    top_k = None  # t-i samples with temperature and top-p, as the reference (--top-k switches to top-k)
+
     def __init__(self, task: str, hf_model, tokenizer, image_tokenizer: ImageTokenizer | None, *,
                  options: BuildOptions, random_weights: bool):
         self.task = task

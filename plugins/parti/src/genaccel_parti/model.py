@@ -29,7 +29,7 @@ import attrs
 import torch
 from huggingface_hub.dataclasses import strict
 from torch import nn
-from transformers import M2M100Config, M2M100ForConditionalGeneration, M2M100Model
+from transformers import AutoConfig, M2M100Config, M2M100ForConditionalGeneration, M2M100Model
 from transformers.models.m2m_100.modeling_m2m_100 import (
     M2M100Decoder,
     M2M100Encoder,
@@ -46,6 +46,9 @@ class PartiConfig(M2M100Config):
 
     model_type = "parti"
     image_vocab_size: int = 8192 + IMAGE_OFFSET
+
+
+AutoConfig.register("parti", PartiConfig, exist_ok=True)  # a saved folder's config, read by AutoTokenizer too
 
 
 def decoder_config(config: PartiConfig) -> PartiConfig:

@@ -6,14 +6,14 @@ padded with ``<pad>``.  The unconditional prompt of classifier-free guidance is 
 
 from __future__ import annotations
 
+from genaccel.api import train_bpe_tokenizer
+from tokenizers.processors import TemplateProcessing
+
 from .presets import TEXT_EOS, TEXT_SPECIALS, TransformerShape
 
 
 def text_tokenizer(shape: TransformerShape):
     """A ``transformers.PreTrainedTokenizerFast`` of ``shape.text_vocab_size`` tokens, ``shape.max_text_len`` long."""
-    from genaccel.api import train_bpe_tokenizer
-    from tokenizers.processors import TemplateProcessing
-
     pad, eos, unk = TEXT_SPECIALS
     vocab = shape.text_vocab_size
     tok = train_bpe_tokenizer(vocab, special_tokens=list(TEXT_SPECIALS), name="parti",

@@ -71,7 +71,11 @@ class ViTVQGAN(nn.Module):
         self.project_up = nn.Linear(shape.code_dim, dec.width)
         self.decoder = ViTStack(dec, shape.tokens)
         self.to_pixels = feed_forward(dec.width, shape.patch_dim)
-        with torch.no_grad():  # random weights: images around mid-gray rather than clamped at black
+        self.reset_output_bias()
+
+    def reset_output_bias(self) -> None:
+        """Random weights: images around mid-gray rather than half clamped at black (call after drawing weights)."""
+        with torch.no_grad():
             self.to_pixels[-1].bias.fill_(0.5)
 
     def check_images(self, images: torch.Tensor) -> None:
