@@ -27,6 +27,9 @@ class ToyDenoiser:
     def encode_prompt(self, prompts):
         return torch.tensor([[float(len(p))] * 3 for p in prompts]).unsqueeze(1)  # (B, 1, 3)
 
+    def encode_negative(self, batch_size):
+        return self.encode_prompt([""] * batch_size)
+
     def latent_shape(self, batch_size):
         return (batch_size, 3, 2, 2)
 

@@ -91,9 +91,10 @@ _PUBLIC = {
     **dict.fromkeys(("PROMPTS", "PromptSample", "Prompted", "parameters", "pick_prompts", "prompt_samples", "prompt_sample",
                      "save_images"),
                     "diffusion.prompts"),
-    **dict.fromkeys(("build_parts", "part_configs", "load_pipeline_folder", "scheduler_name", "positive_option"),
-                    "diffusion.parts"),
+    **dict.fromkeys(("build_parts", "part_configs", "load_pipeline_folder", "read_model_index", "scheduler_name",
+                     "positive_option"), "diffusion.parts"),
     "attention_profile": "diffusion.attention",
+    "make_pipeline": "diffusion.pipeline",
     **dict.fromkeys(("ParallelSettings", "parallel_settings", "parallel_decode"), "diffusion.parallel"),
 }
 

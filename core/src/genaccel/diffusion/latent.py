@@ -10,6 +10,7 @@ from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 from ..engine.executor import CompiledSteps, StepExecutor
 from ..engine.layout import channels_last
 from ..errors import GenaccelError
+from .conditioning import added_kwargs, flat
 from .loop import settings
 from .pipeline import make_pipeline, run_pipeline
 from .prompts import Prompted, parameters
@@ -18,7 +19,9 @@ from .stepcache import full, shallow
 
 class LatentDiffusion(Prompted, CompiledSteps):
     """Base of diffusion workloads made of ``diffusers``/``transformers`` parts: ``tokenizer``,
-    ``text_encoder`` (CLIP), ``unet`` (2-D or 3-D) and ``vae`` (``AutoencoderKL``).  It plays the
+    ``text_encoder`` (CLIP), ``unet`` (2-D or 3-D) and ``vae`` (``AutoencoderKL``), and for SDXL a
+    second ``tokenizer_2`` and ``text_encoder_2`` (their conditioning is the subclass's
+    ``encode_prompt``: :mod:`genaccel.diffusion.conditioning`).  It plays the
     roles Denoiser, PromptInput, PipelineReference, AttentionSwitch, FusedQKV, ChannelsLast,
     StepCache, Compilable and CUDAGraphable (its plugin's spec declares them).
 
@@ -29,11 +32,14 @@ class LatentDiffusion(Prompted, CompiledSteps):
     compiled_steps = "UNet and VAE decode"
 
     def __init__(self, *, tokenizer, text_encoder, unet, vae, scheduler_config: dict, denoise_defaults: dict,
-                 device: str, dtype, random_weights: bool, name: str, data=None):
+                 device: str, dtype, random_weights: bool, name: str, data=None, tokenizer_2=None, text_encoder_2=None):
         self.tokenizer, self.text_encoder, self.unet, self.vae = tokenizer, text_encoder, unet, vae
+        self.tokenizer_2, self.text_encoder_2 = tokenizer_2, text_encoder_2
+        self.text_encoders = tuple(e for e in (text_encoder, text_encoder_2) if e is not None)
         self.scheduler_config, self.denoise_defaults = dict(scheduler_config), dict(denoise_defaults)
         self.device, self.dtype, self.random_weights, self.name, self.data = device, dtype, random_weights, name, data
-        self.module = torch.nn.ModuleDict({"text_encoder": text_encoder, "unet": unet, "vae": vae}).eval()
+        parts = {"text_encoder": text_encoder, "text_encoder_2": text_encoder_2, "unet": unet, "vae": vae}
+        self.module = torch.nn.ModuleDict({k: m for k, m in parts.items() if m is not None}).eval()
         self.executor = StepExecutor(device)
         self.attention, self.fused_qkv, self.channels_last, self.compile_mode = "eager", False, False, None
         self.cache_interval = None  # the step cache (deepcache): full UNet every N-th step
@@ -44,8 +50,8 @@ class LatentDiffusion(Prompted, CompiledSteps):
     # -- Workload
 
     def describe(self) -> dict:
-        return {"name": self.name, "parameters": parameters(self.module), "text_encoder_parameters": parameters(self.text_encoder),
-                "unet_parameters": parameters(self.unet), "vae_parameters": parameters(self.vae), "latent_shape": self.latent_shape(1),
+        return {"name": self.name, "parameters": parameters(self.module),
+                **{f"{k}_parameters": parameters(m) for k, m in self.module.items()}, "latent_shape": self.latent_shape(1),
                 "attention": self.attention, "executor": self.executor.mode, "inputs": self.input_source(),
                 **self.denoise_defaults}
 
@@ -53,8 +59,12 @@ class LatentDiffusion(Prompted, CompiledSteps):
     def pipeline_run(self, batch, options: dict, out_dir):
         s = settings(options, self.denoise_defaults)
         if self._pipeline is None:
-            self._pipeline = make_pipeline(self, s)
+            self._pipeline = self.reference_pipeline(s)
         return run_pipeline(self, self._pipeline, batch, s, out_dir)
+
+    def reference_pipeline(self, s):
+        """diffusers' own pipeline on these parts (SDXL's subclass makes its own)."""
+        return make_pipeline(self, s)
 
     # -- Denoiser
     def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
@@ -66,12 +76,17 @@ class LatentDiffusion(Prompted, CompiledSteps):
             mask = (ids != self.tokenizer.pad_token_id).long()
         return self.text_encoder(ids, attention_mask=mask)[0].to(self.dtype)
 
-    def predict_noise(self, latents: torch.Tensor, t, embeddings: torch.Tensor) -> torch.Tensor:
+    def encode_negative(self, batch_size: int):
+        """Classifier-free guidance's unconditional embeddings: the empty prompt's."""
+        return self.encode_prompt([""] * batch_size)
+
+    def predict_noise(self, latents: torch.Tensor, t, embeddings) -> torch.Tensor:
+        """The UNet's prediction; ``embeddings``: hidden states, or a tuple with SDXL's added conditions."""
         if self.channels_last and latents.dim() == 4:
             latents = latents.contiguous(memory_format=torch.channels_last)
         if self.cache_interval is None:
-            return self.executor.run("unet", self._unet_forward, latents, t, embeddings)
-        return self._cached_forward(latents, t, embeddings)
+            return self.executor.run("unet", self._unet_forward, latents, t, *flat(embeddings))
+        return self._cached_forward(latents, t, flat(embeddings))
 
     def begin_step(self, index: int) -> None:
         """The denoising loop starts step ``index`` (0 for a batch's first)."""
@@ -79,23 +94,23 @@ class LatentDiffusion(Prompted, CompiledSteps):
         if index == 0:
             self._deep = {}
 
-    def _cached_forward(self, latents, t, embeddings):
+    def _cached_forward(self, latents, t, cond: tuple):
         """The step cache: the whole UNet every ``cache_interval``-th step, keeping its deep feature
         per forward of the step (cfg-sequential makes two); the shallow path on it in between."""
         call, self._call = self._call, self._call + 1
         deep = self._deep.get(call)
         if self._step % self.cache_interval == 0 or deep is None or deep.shape[0] != latents.shape[0] * (
                 latents.shape[2] if latents.dim() == 5 else 1):
-            noise, deep = self.executor.run("unet-full", self._full_forward, latents, t, embeddings)
+            noise, deep = self.executor.run("unet-full", self._full_forward, latents, t, *cond)
             self._deep[call] = deep.clone()  # a CUDA graph's output buffer is rewritten by its next replay
             return noise
-        return self.executor.run("unet-shallow", self._shallow_forward, latents, t, embeddings, deep)
+        return self.executor.run("unet-shallow", self._shallow_forward, latents, t, deep, *cond)
 
-    def _full_forward(self, latents, t, embeddings):
-        return full(self.unet, latents, t, embeddings)
+    def _full_forward(self, latents, t, hidden, *added):
+        return full(self.unet, latents, t, hidden, added_kwargs(added))
 
-    def _shallow_forward(self, latents, t, embeddings, deep):
-        return shallow(self.unet, latents, t, embeddings, deep)
+    def _shallow_forward(self, latents, t, deep, hidden, *added):
+        return shallow(self.unet, latents, t, hidden, deep, added_kwargs(added))
 
     def set_step_cache(self, interval: int) -> str:
         if interval < 1:
@@ -104,8 +119,9 @@ class LatentDiffusion(Prompted, CompiledSteps):
         return (f"step cache (DeepCache): the whole UNet every {interval} steps, the steps between run only "
                 "conv_in, the first down-block and the last up-block on the cached deep feature")
 
-    def _unet_forward(self, latents, t, embeddings):
-        return self.unet(latents, t, encoder_hidden_states=embeddings, return_dict=False)[0]
+    def _unet_forward(self, latents, t, hidden, *added):
+        extra = {"added_cond_kwargs": added_kwargs(added)} if added else {}  # the 3-D UNet takes none
+        return self.unet(latents, t, encoder_hidden_states=hidden, **extra, return_dict=False)[0]
 
     def vae_decode(self, latents: torch.Tensor) -> torch.Tensor:
         """VAE decode of (N, C, h, w) latents already divided by the scaling factor."""
@@ -125,7 +141,8 @@ class LatentDiffusion(Prompted, CompiledSteps):
         processor = {"eager": AttnProcessor, "sdpa": FusedAttnProcessor2_0 if self.fused_qkv else AttnProcessor2_0}[impl]
         for part in (self.unet, self.vae):
             part.set_attn_processor(processor())
-        self.text_encoder.set_attn_implementation(impl)
+        for encoder in self.text_encoders:
+            encoder.set_attn_implementation(impl)
         self.attention = impl
 
     def fuse_qkv(self) -> str:

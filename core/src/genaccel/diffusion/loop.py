@@ -4,12 +4,15 @@
 playing the :class:`~genaccel.plugin.roles.Denoiser` role.  It follows ``diffusers``' pipelines step
 by step, so that the same components, seed, scheduler and steps give the same images:
 
-1. encode the prompts (phase ``text encoder``); with guidance also the empty prompt;
+1. encode the prompts (phase ``text encoder``); with guidance also the unconditional embeddings
+   (the empty prompt's, or zeros for a model that asks for them, as SDXL);
 2. latents drawn from one CPU generator per sample (seeded by the sample), times the
    scheduler's initial noise sigma;
 3. per step (phase ``denoise``, each step timed): ``scale_model_input`` → the denoiser's forward
    → classifier-free guidance ``u + s·(c − u)`` → ``scheduler.step``.  Batched guidance runs the
-   unconditional and conditional rows in one forward of batch 2B, sequential guidance in two;
+   unconditional and conditional rows in one forward of batch 2B, sequential guidance in two.
+   What the denoiser predicts (noise, or v for SD 2.x's v-prediction models) is the scheduler
+   config's ``prediction_type``, which every scheduler made here keeps;
 4. decode the latents (phase ``vae decode``) and save the outputs (untimed).
 
 The loop takes plain :class:`Settings` (:func:`settings` makes them from a run's options and the
@@ -30,6 +33,7 @@ from ..engine.clock import StepClock, synced_now
 from ..engine.profiling import phase
 from ..errors import GenaccelError
 from ..plugin.batch import BatchResult
+from .conditioning import join
 
 SCHEDULERS = {
     "ddim": "DDIMScheduler",
@@ -74,14 +78,19 @@ def settings(options: dict, defaults: dict) -> Settings:
 
 def make_scheduler(name: str, config: dict):
     """A ``diffusers`` scheduler of kind ``name`` (``ddim``, ``pndm``, ``dpm-solver``, ``euler``,
-    ``ddpm``) from a scheduler config (the training betas carry over, as with ``Scheduler.from_config``;
-    PNDM without a word on PRK steps skips them)."""
+    ``ddpm``) from a scheduler config (the training betas and the prediction type carry over, as with
+    ``Scheduler.from_config``; PNDM without a word on PRK steps skips them)."""
     if name not in SCHEDULERS:
         raise GenaccelError(f"--scheduler {name!r} is not known; choose one of {', '.join(SCHEDULERS)}")
     overrides = {}
     if name == "pndm" and "skip_prk_steps" not in config:  # PLMS only, as every Stable Diffusion pipeline
         overrides["skip_prk_steps"] = True
-    return getattr(diffusers, SCHEDULERS[name]).from_config(config, **overrides)
+    scheduler = getattr(diffusers, SCHEDULERS[name]).from_config(config, **overrides)
+    wanted = config.get("prediction_type", "epsilon")
+    if scheduler.config.get("prediction_type", "epsilon") != wanted:
+        raise GenaccelError(f"--scheduler {name} cannot take the model's prediction_type {wanted!r}; "
+                            "choose another scheduler")
+    return scheduler
 
 
 def _step_kwargs(scheduler, generators) -> dict:
@@ -122,14 +131,14 @@ def denoise(inst, batch: Sequence, s: Settings, *, sequential: bool, device: str
     t0 = synced_now(device)
     with phase("text encoder"):
         cond = inst.encode_prompt([sample.prompt for sample in batch])
-        uncond = inst.encode_prompt([""] * len(batch)) if guided else None
+        uncond = inst.encode_negative(len(batch)) if guided else None
     t1 = synced_now(device)
     scheduler = make_scheduler(s.scheduler, inst.scheduler_config)
     scheduler.set_timesteps(s.num_inference_steps, device=device)
     latents = randn_tensor(inst.latent_shape(len(batch)), generator=generators, device=torch.device(device),
                            dtype=inst.dtype) * scheduler.init_noise_sigma
     extra = _step_kwargs(scheduler, generators)
-    text = (cond, uncond, torch.cat([uncond, cond]) if guided and not sequential else None)
+    text = (cond, uncond, join(uncond, cond) if guided and not sequential else None)
     clock = StepClock(device)
     clock.start()
     for i, t in enumerate(scheduler.timesteps):

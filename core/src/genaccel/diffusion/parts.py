@@ -8,38 +8,80 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL
-from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModel
+from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
 from ..errors import GenaccelError
+from ..files import read_json_object
 from ..models.tokenizers import clip_style_tokenizer
 from ..models.weights import _to, materialize
 from .loop import SCHEDULERS
 
+#: the text encoders a pipeline folder may name (SDXL's second one returns pooled, projected embeddings)
+TEXT_ENCODERS = {"CLIPTextModel": CLIPTextModel, "CLIPTextModelWithProjection": CLIPTextModelWithProjection}
 
-def load_pipeline_folder(path, unet_class, *, device: str, dtype) -> dict:
-    """The parts of a local ``diffusers`` pipeline folder (``model_index.json``, ``text_encoder``,
-    ``tokenizer``, ``unet``, ``vae``, ``scheduler``), each checked; errors name the folder."""
+
+def read_model_index(path, pipelines=None) -> dict:
+    """A pipeline folder's ``model_index.json``; with ``pipelines`` (the class names a workload loads),
+    its ``_class_name`` must be one of them."""
     path = Path(path)
     if not (path / "model_index.json").is_file():
         raise GenaccelError(f"checkpoint {str(path)!r} has no model_index.json; pass a diffusers pipeline folder")
-    missing = [d for d in ("text_encoder", "tokenizer", "unet", "vae", "scheduler") if not (path / d).is_dir()]
+    index = read_json_object(path / "model_index.json", "model_index.json")
+    name = index.get("_class_name")
+    if pipelines is not None and name not in pipelines:
+        raise GenaccelError(f"checkpoint {str(path)!r} holds a {name or 'pipeline without _class_name'}; "
+                            f"supported pipelines: {', '.join(pipelines)}")
+    return index
+
+
+def _text_encoder_class(index: dict, part: str, default: str):
+    """The transformers class ``model_index.json`` names for a text encoder part (``default`` if none)."""
+    entry = index.get(part)
+    name = entry[1] if isinstance(entry, list) and len(entry) == 2 and entry[1] else default
+    if name not in TEXT_ENCODERS:
+        raise GenaccelError(f"model_index.json names {part} a {name}; supported: {', '.join(TEXT_ENCODERS)}")
+    return TEXT_ENCODERS[name]
+
+
+def load_pipeline_folder(path, unet_class, *, device: str, dtype, extra: tuple = ()) -> dict:
+    """The parts of a local ``diffusers`` pipeline folder (``model_index.json``, ``text_encoder``,
+    ``tokenizer``, ``unet``, ``vae``, ``scheduler``, and the ``extra`` ones: SDXL's ``tokenizer_2``
+    and ``text_encoder_2``), each checked; errors name the folder."""
+    path = Path(path)
+    index = read_model_index(path)
+    missing = [d for d in ("text_encoder", "tokenizer", "unet", "vae", "scheduler", *extra) if not (path / d).is_dir()]
     if missing:
         raise GenaccelError(f"checkpoint {str(path)!r} lacks the folder(s) {', '.join(missing)}")
+    loaders = {
+        "tokenizer": AutoTokenizer.from_pretrained,
+        "text_encoder": _text_encoder_class(index, "text_encoder", "CLIPTextModel"),
+        "unet": unet_class,
+        "vae": AutoencoderKL,
+        "scheduler_config": lambda p: json.loads((p / "scheduler_config.json").read_text()),
+        "tokenizer_2": AutoTokenizer.from_pretrained,
+    }
+    if "text_encoder_2" in extra:
+        loaders["text_encoder_2"] = _text_encoder_class(index, "text_encoder_2", "CLIPTextModelWithProjection")
     parts = {}
-    for name, folder, load in (
-        ("tokenizer", "tokenizer", AutoTokenizer.from_pretrained),
-        ("text_encoder", "text_encoder", lambda p: CLIPTextModel.from_pretrained(p, dtype=dtype)),
-        ("unet", "unet", lambda p: unet_class.from_pretrained(p, torch_dtype=dtype)),
-        ("vae", "vae", lambda p: AutoencoderKL.from_pretrained(p, torch_dtype=dtype)),
-        ("scheduler_config", "scheduler", lambda p: json.loads((p / "scheduler_config.json").read_text())),
-    ):
-        try:
-            parts[name] = load(path / folder)
-        except Exception as e:  # noqa: BLE001 - any failure here is a broken folder
-            raise GenaccelError(f"checkpoint {str(path)!r}: cannot load its {name} ({type(e).__name__}: {e})") from None
-    for name in ("text_encoder", "unet", "vae"):
-        parts[name] = parts[name].to(device)
+    for name in ("tokenizer", "text_encoder", "unet", "vae", "scheduler_config", *extra):
+        parts[name] = _load(path, name, loaders[name], dtype)
+    for name, part in parts.items():
+        if isinstance(part, torch.nn.Module):
+            parts[name] = part.to(device)
     return parts
+
+
+def _load(path: Path, name: str, loader, dtype):
+    """One part from its subfolder; any failure is a one-line error naming the folder and the part."""
+    folder = path / ("scheduler" if name == "scheduler_config" else name)
+    try:
+        if isinstance(loader, type) and name.startswith("text_encoder"):
+            return loader.from_pretrained(folder, dtype=dtype)
+        if isinstance(loader, type):
+            return loader.from_pretrained(folder, torch_dtype=dtype)
+        return loader(folder)
+    except Exception as e:  # noqa: BLE001 - any failure here is a broken folder
+        raise GenaccelError(f"checkpoint {str(path)!r}: cannot load its {name} ({type(e).__name__}: {e})") from None
 
 
 def scheduler_name(config: dict, default: str) -> str:

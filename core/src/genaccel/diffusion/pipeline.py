@@ -22,12 +22,16 @@ from .loop import Settings, make_scheduler
 from .stepcache import is_3d
 
 
-def make_pipeline(inst, s: Settings):
-    """The diffusers pipeline of a :class:`~genaccel.diffusion.latent.LatentDiffusion` workload's parts."""
+def make_pipeline(inst, s: Settings, pipeline_class=None, **extra):
+    """The diffusers pipeline of a :class:`~genaccel.diffusion.latent.LatentDiffusion` workload's parts:
+    ``pipeline_class`` with the ``extra`` components and arguments (SDXL's), else Stable Diffusion's or
+    text-to-video's by the UNet."""
     inst.set_attention("sdpa")  # diffusers' default processors (AttnProcessor2_0)
     parts = dict(vae=inst.vae, text_encoder=inst.text_encoder, tokenizer=inst.tokenizer, unet=inst.unet,
                  scheduler=make_scheduler(s.scheduler, inst.scheduler_config))
-    if is_3d(inst.unet):
+    if pipeline_class is not None:
+        pipe = pipeline_class(**parts, **extra)
+    elif is_3d(inst.unet):
         pipe = TextToVideoSDPipeline(**parts)
     else:
         pipe = StableDiffusionPipeline(**parts, safety_checker=None, feature_extractor=None,

@@ -22,9 +22,10 @@ def is_3d(unet) -> bool:
     return hasattr(unet, "transformer_in")
 
 
-def _embed(unet, sample, timestep, context):
-    """Time embedding, ``conv_in`` (+ the 3-D UNet's ``transformer_in``) and the frame layout, as the
-    UNets' own forwards.  Returns (sample, emb, context, num_frames or None, the batch size)."""
+def _embed(unet, sample, timestep, context, added):
+    """Time embedding (plus SDXL's added text and time embedding, ``added``: the UNet's
+    ``added_cond_kwargs`` or None), ``conv_in`` (+ the 3-D UNet's ``transformer_in``) and the frame
+    layout, as the UNets' own forwards.  Returns (sample, emb, context, num_frames or None, the batch size)."""
     batch = sample.shape[0]
     timesteps = timestep
     if not torch.is_tensor(timesteps):
@@ -34,6 +35,8 @@ def _embed(unet, sample, timestep, context):
     timesteps = timesteps.expand(batch)
     t_emb = unet.time_proj(timesteps).to(dtype=unet.dtype if is_3d(unet) else sample.dtype)
     emb = unet.time_embedding(t_emb, None)
+    if added is not None:
+        emb = emb + unet.get_aug_embed(emb=emb, encoder_hidden_states=context, added_cond_kwargs=added)
     frames = None
     if is_3d(unet):
         frames = sample.shape[2]
@@ -79,10 +82,10 @@ def _needs_upsample_size(unet, sample) -> bool:
     return any(s % factor for s in sample.shape[-2:])
 
 
-def full(unet, sample, timestep, context):
+def full(unet, sample, timestep, context, added=None):
     """The whole UNet (equal to its own forward); returns (noise, the last up-block's input feature)."""
     forward_size = _needs_upsample_size(unet, sample)
-    sample, emb, context, frames, batch = _embed(unet, sample, timestep, context)
+    sample, emb, context, frames, batch = _embed(unet, sample, timestep, context, added)
     res_all = (sample,)
     for block in unet.down_blocks:
         sample, res = _down(block, sample, emb, context, frames)
@@ -104,9 +107,9 @@ def full(unet, sample, timestep, context):
     return _out(unet, sample, frames, batch), deep
 
 
-def shallow(unet, sample, timestep, context, deep):
+def shallow(unet, sample, timestep, context, deep, added=None):
     """The shallow path on a cached deep feature: conv_in, the first down-block, the last up-block."""
-    sample, emb, context, frames, batch = _embed(unet, sample, timestep, context)
+    sample, emb, context, frames, batch = _embed(unet, sample, timestep, context, added)
     first = unet.down_blocks[0]
     _, res = _down(first, sample, emb, context, frames)
     skip = (sample,) + res

@@ -237,7 +237,8 @@ class Denoiser(Guided):
     ``denoise_defaults``: scheduler, steps and guidance scale where the run gives none;
     ``scheduler_config``: the ``diffusers`` scheduler config; ``dtype``: the latents' dtype;
     ``executor``: the StepExecutor its compiled parts run through; ``units_per_sample``: 1 image, or
-    the frames of a video; ``begin_step(index)``: the loop starts step ``index`` (0: a batch's first).
+    the frames of a video; ``begin_step(index)``: the loop starts step ``index`` (0: a batch's first);
+    ``encode_negative(batch_size)``: classifier-free guidance's unconditional embeddings.
     """
 
     capability = "denoise"
@@ -248,6 +249,7 @@ class Denoiser(Guided):
     units_per_sample = Member()
 
     def encode_prompt(self, prompts): ...
+    def encode_negative(self, batch_size): ...
     def latent_shape(self, batch_size): ...
     def predict_noise(self, latents, t, embeddings): ...
     def begin_step(self, index): ...
