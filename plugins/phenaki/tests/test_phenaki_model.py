@@ -1,6 +1,6 @@
 """Phenaki's model pieces on the tiny preset: C-ViViT's causality in time (exact, both attention paths), its round
 trip and the frame counts it refuses, the paper-size parameter counts on the meta device, MaskGIT's shapes.  The
-parallel-decoding schedule is the core loop's, tested through the workload (test_workload.py)."""
+parallel-decoding schedule is the core loop's, tested through the workload (test_phenaki_workload.py)."""
 
 from __future__ import annotations
 
