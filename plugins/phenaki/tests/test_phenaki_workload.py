@@ -73,6 +73,17 @@ def test_lossless_stacks_keep_the_tokens(registry, stack):
     assert (base.extra["media"] - fast.extra["media"]).abs().max() < 1e-4
 
 
+def test_flops_are_counted_per_phase(registry):
+    """``genaccel profile``'s FLOP count runs through torch's module tracker, which refuses a module input that
+    requires grad without a gradient function (MaskGIT's head once took a slice of the tied embeddings)."""
+    from genaccel.engine.profiling import count_flops
+
+    ctx, batch, _ = first_batch(registry, config())
+    with count_flops() as flops:
+        ctx.decoder.run(ctx, batch)
+    assert flops["decode"] > 0 and flops["c-vivit decode"] > 0 and flops["text encoder"] > 0
+
+
 def test_run_case_writes_a_gif_and_frames(registry, tmp_path):
     case = measure(registry, config(out_dir=str(tmp_path), warmup=0), progress=False).to_dict()
     assert case["status"] == "ok" and case["summary"]["phase_s"]["c-vivit decode"] > 0
