@@ -68,7 +68,8 @@ _PUBLIC = {
     **dict.fromkeys(("channels_last", "conv1d_channels_last"), "engine.layout"),
     # models
     **dict.fromkeys(("TextSample", "LengthDistribution"), "models.inputs"),
-    **dict.fromkeys(("code_corpus", "train_bpe_tokenizer", "clip_style_tokenizer"), "models.tokenizers"),
+    **dict.fromkeys(("code_corpus", "train_bpe_tokenizer", "clip_style_tokenizer", "t5_style_tokenizer"),
+                    "models.tokenizers"),
     **dict.fromkeys(("check_checkpoint_dir", "check_tokenizer_files", "load_hf_checkpoint"), "models.checkpoints"),
     **dict.fromkeys(("check_loading_info", "weights_description"), "models.loading"),
     **dict.fromkeys(("init_random_weights", "materialize"), "models.weights"),
@@ -89,7 +90,7 @@ _PUBLIC = {
     "LatentDiffusion": "diffusion.latent",
     **dict.fromkeys(("SCHEDULERS", "Settings", "settings", "make_scheduler", "denoise"), "diffusion.loop"),
     **dict.fromkeys(("PROMPTS", "PromptSample", "Prompted", "parameters", "pick_prompts", "prompt_samples", "prompt_sample",
-                     "save_images"),
+                     "save_images", "save_videos"),
                     "diffusion.prompts"),
     **dict.fromkeys(("build_parts", "part_configs", "load_pipeline_folder", "read_model_index", "scheduler_name",
                      "positive_option"), "diffusion.parts"),

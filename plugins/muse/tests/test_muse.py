@@ -61,7 +61,7 @@ def test_checkpoint_round_trip(registry, tmp_path):
 
 @pytest.mark.parametrize("options, message", [
     ({"num_inference_steps": 0}, "--num-inference-steps must be"),
-    ({"scheduler": "ddim"}, "--scheduler 'ddim' is not known to parallel decoding"),
+    ({"scheduler": "ddim"}, "--scheduler 'ddim' is not known to muse/t-i"),
 ])
 def test_bad_input(registry, options, message):
     assert message in one_line_error(first_batch, registry, config(options=options))

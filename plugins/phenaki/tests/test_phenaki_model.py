@@ -1,6 +1,6 @@
 """Phenaki's model pieces on the tiny preset: C-ViViT's causality in time (exact, both attention paths), its round
-trip and the frame counts it refuses, the paper-size parameter counts on the meta device, MaskGIT's shapes, and
-the parallel-decoding schedule step by step."""
+trip and the frame counts it refuses, the paper-size parameter counts on the meta device, MaskGIT's shapes.  The
+parallel-decoding schedule is the core loop's, tested through the workload (test_phenaki_workload.py)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,6 @@ import pytest
 import torch
 from genaccel_phenaki.build import build_modules
 from genaccel_phenaki.config import CViViTConfig, FrameCountError
-from genaccel_phenaki.parallel import (
-    choice_temperature,
-    guide,
-    masked_counts,
-    phenaki_guidance_scale,
-    sample_and_remask,
-)
 from genaccel_phenaki.presets import PRESETS
 
 IMPLEMENTATIONS = ("eager", "sdpa")
@@ -130,50 +123,3 @@ def test_maskgit_forward_shapes_and_attention_paths(tiny):
         maskgit(torch.zeros(1, 49, dtype=torch.long), text[:1])
     with pytest.raises(ValueError, match="not offered by MaskGIT"):
         maskgit.set_attention("flash")
-
-
-def test_cosine_schedule_counts():
-    # floor(1536 cos(π/2 (i+1)/12)) in float32: cos(π/3) rounds just below 1/2, so 767 (not 768), as in MaskGIT
-    assert masked_counts(1536, 12) == [1522, 1483, 1419, 1330, 1218, 1086, 935, 767, 587, 397, 200, 0]
-    assert masked_counts(192, 12) == [190, 185, 177, 166, 152, 135, 116, 95, 73, 49, 25, 0]  # the small preset
-    assert masked_counts(4, 6) == [3, 2, 1, 1, 1, 0]  # one fewer at least, one left until the last step
-    assert masked_counts(48, 1) == [0]
-    assert choice_temperature(0, 4, 8.0) == 6.0 and choice_temperature(3, 4, 8.0) == 0.0
-
-
-def test_schedule_matches_amused_scheduler():
-    diffusers = pytest.importorskip("diffusers")
-    for total, steps in ((48, 4), (192, 12), (1536, 48)):
-        scheduler = diffusers.AmusedScheduler(mask_token_id=16)
-        scheduler.set_timesteps(steps)
-        sample, counts = torch.full((1, total), 16), []
-        generator = torch.Generator().manual_seed(0)
-        for timestep in scheduler.timesteps:
-            logits = torch.randn(1, total, 16, generator=generator)
-            sample = scheduler.step(logits, timestep, sample, generator=generator).prev_sample
-            counts.append(int((sample == 16).sum()))
-        assert counts == masked_counts(total, steps), (total, steps)
-
-
-def test_sample_and_remask_follows_the_schedule():
-    steps, mask, vocab = 4, 64, 64
-    tokens = torch.full((2, 48), mask)
-    generator = torch.Generator().manual_seed(0)
-    for step, n in enumerate(masked_counts(48, steps)):
-        logits = torch.randn(2, 48, vocab, generator=generator)
-        known = tokens != mask
-        new = sample_and_remask(tokens, logits, n, temperature=choice_temperature(step, steps, 8.0),
-                                mask_token_id=mask, generator=generator)
-        assert ((new == mask).sum(dim=1) == n).all()
-        assert torch.equal(new[known], tokens[known])  # decided tokens stay decided
-        tokens = new
-    assert int(tokens.max()) < vocab
-    with pytest.raises(ValueError, match="only 0 are masked"):
-        sample_and_remask(tokens, logits, 1, temperature=1.0, mask_token_id=mask)
-
-
-def test_guidance_on_logits():
-    cond, uncond = torch.randn(2, 5, 8), torch.randn(2, 5, 8)
-    torch.testing.assert_close(guide(cond, uncond, 1.0), cond)
-    torch.testing.assert_close(guide(cond, uncond, 13.0), cond + 12.0 * (cond - uncond))
-    assert phenaki_guidance_scale(12.0) == 13.0

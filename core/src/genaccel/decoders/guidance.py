@@ -42,8 +42,8 @@ class CFG:
             return denoise(inst, batch, settings(options, inst.denoise_defaults), sequential=not self.batched,
                            device=ctx.device, out_dir=out_dir)
         if ctx.has(MaskedTokens):
-            return parallel_decode(inst, batch, parallel_settings(options, inst.decode_defaults),
-                                   sequential=not self.batched, device=ctx.device, out_dir=out_dir)
+            run = parallel_settings(options, inst.decode_defaults, workload=ctx.config.workload)
+            return parallel_decode(inst, batch, run, sequential=not self.batched, device=ctx.device, out_dir=out_dir)
         return with_media(ctx, batch, lambda b: self._tokens(ctx, b))
 
     def _tokens(self, ctx, batch) -> BatchResult:

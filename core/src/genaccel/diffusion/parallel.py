@@ -32,12 +32,12 @@ class ParallelSettings:
     guidance_scale: float
 
 
-def parallel_settings(options: dict, defaults: dict) -> ParallelSettings:
+def parallel_settings(options: dict, defaults: dict, *, workload: str) -> ParallelSettings:
     """The steps and guidance scale of a run's ``options`` (the workload's ``defaults`` where not given),
-    checked; a scheduler is refused (the masking schedule is the only one)."""
+    checked; a scheduler is refused, naming ``workload`` (the masking schedule is the only one)."""
     if options.get("scheduler") is not None:
-        raise GenaccelError(f"--scheduler {options['scheduler']!r} is not known to parallel decoding, whose only "
-                            f"schedule is the cosine masking schedule")
+        raise GenaccelError(f"--scheduler {options['scheduler']!r} is not known to {workload}, whose parallel "
+                            f"decoding has one schedule, the cosine masking schedule; drop --scheduler")
     steps = options.get("num_inference_steps")
     steps = defaults["num_inference_steps"] if steps is None else int(steps)
     if steps < 1:

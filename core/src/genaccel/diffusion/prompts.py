@@ -1,5 +1,5 @@
 """The prompts of text-to-image and text-to-video workloads (built-in ones, or the user's ``--data``
-files) and saving the images they make."""
+files) and saving the images and videos they make."""
 
 from __future__ import annotations
 
@@ -66,6 +66,7 @@ def prompt_sample(tokenizer, text: str) -> PromptSample:
     """The prompt of ``genaccel generate``."""
     return PromptSample(id="0", prompt=text, seed=0, input_tokens=len(tokenizer(text).input_ids))
 
+
 def save_images(batch, images, out_dir) -> list[dict]:
     """Each sample's image (H, W, 3), float in [0, 1] or uint8, as a PNG in ``out_dir/images`` (when
     given); per-sample record fields: its size and the files written (none for a sample whose image
@@ -86,6 +87,29 @@ def save_images(batch, images, out_dir) -> list[dict]:
                 folder.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(pixels).save(path)
             extra["files"] = [str(path)]
+        extras.append(extra)
+    return extras
+
+
+def save_videos(batch, videos, out_dir, *, frame_ms: int = 125) -> list[dict]:
+    """Each sample's video (F, H, W, 3) in [0, 1] as an animated GIF (``frame_ms`` a frame, looping) and
+    its frames as PNGs in ``out_dir/videos`` (when given); per-sample record fields: frames, size, files."""
+    from PIL import Image
+
+    extras = []
+    for sample, video in zip(batch, videos):
+        extra = {"frames": video.shape[0], "image_size": list(video.shape[1:3])}
+        if out_dir:
+            folder = Path(out_dir) / "videos"
+            stem = sample.id.replace("/", "-")
+            (folder / stem).mkdir(parents=True, exist_ok=True)
+            images = [Image.fromarray(f) for f in (video.numpy() * 255).round().astype("uint8")]
+            gif = folder / f"{stem}.gif"
+            images[0].save(gif, save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
+            pngs = [folder / stem / f"frame-{i:03d}.png" for i in range(len(images))]
+            for image, path in zip(images, pngs):
+                image.save(path)
+            extra["files"] = [str(gif), *map(str, pngs)]
         extras.append(extra)
     return extras
 

@@ -72,3 +72,15 @@ def clip_style_tokenizer(vocab_size: int, max_length: int = 77, name: str = "cli
     tok.bos_token, tok.eos_token, tok.pad_token, tok.unk_token = bos, eos, eos, eos
     tok.model_max_length = max_length
     return tok
+
+
+def t5_style_tokenizer(vocab_size: int, max_length: int = 77):
+    """A byte-level BPE tokenizer trained offline (``train_bpe_tokenizer``) with T5's framing: ``… </s>``,
+    padded with ``<pad>`` (id 0) to ``max_length``."""
+    from tokenizers.processors import TemplateProcessing
+
+    tok = train_bpe_tokenizer(vocab_size, special_tokens=["<pad>", "</s>", "<unk>"], name="t5")
+    tok._tokenizer.post_processor = TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    tok.pad_token, tok.eos_token, tok.unk_token = "<pad>", "</s>", "<unk>"
+    tok.model_max_length = max_length
+    return tok

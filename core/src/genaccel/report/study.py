@@ -9,7 +9,8 @@ from .tables import group_cases, throughput_of
 #: our workload, in the table's order → the study's model and its figure
 STUDY_SDPA_SPEEDUP = {"llama/t-t": ("LLaMA", 1.52), "imagen/t-i": ("Imagen", 1.22),
                       "stable-diffusion/t-i": ("StableDiffusion", 1.67), "muse/t-i": ("Muse", 1.11),
-                      "parti/t-i": ("Parti", 1.17), "make-a-video/t-v": ("MakeAVideo", 1.06)}
+                      "parti/t-i": ("Parti", 1.17), "make-a-video/t-v": ("MakeAVideo", 1.06),
+                      "phenaki/t-v": ("Phenaki", 1.15)}
 STUDY_SDPA_NOTE = ("Study: Golden et al. 2024, Table II (Flash Attention over baseline attention, end to end, A100); "
                    "workloads it has no column for (chameleon/t-i among them) are reported as themselves. Lee et al. 2024 "
                    "give SDPA's speedup for Llama and Chameleon only as bars (Fig. 5); over their suite it averages "

@@ -13,7 +13,7 @@ from genaccel.api import (
     clip_style_tokenizer,
     materialize,
     part_configs,
-    train_bpe_tokenizer,
+    t5_style_tokenizer,
 )
 
 from .cascade import Stage
@@ -28,17 +28,6 @@ from .presets import (
     UPSCALER_SCHEDULER,
 )
 from .workload import Imagen
-
-
-def t5_style_tokenizer(vocab_size: int, max_length: int = 77):
-    """A byte-level BPE tokenizer trained offline with T5's framing: ``… </s>``, padded with ``<pad>``."""
-    from tokenizers.processors import TemplateProcessing
-
-    tok = train_bpe_tokenizer(vocab_size, special_tokens=["<pad>", "</s>", "<unk>"], name="t5")
-    tok._tokenizer.post_processor = TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
-    tok.pad_token, tok.eos_token, tok.unk_token = "<pad>", "</s>", "<unk>"
-    tok.model_max_length = max_length
-    return tok
 
 
 def _build(make, meta: bool, device, dtype, seed):

@@ -13,8 +13,8 @@ from genaccel.api import (
     build_parts,
     load_pipeline_folder,
     positive_option,
+    save_videos,
     scheduler_name,
-    writing,
 )
 
 from .presets import PRESETS, SCHEDULER
@@ -47,26 +47,7 @@ class TextToVideo(LatentDiffusion):
         return (video / 2 + 0.5).clamp(0, 1).permute(0, 1, 3, 4, 2).float().cpu()
 
     def save_outputs(self, batch, videos, out_dir) -> list[dict]:
-        from PIL import Image
-
-        extras = []
-        for sample, video in zip(batch, videos):
-            extra = {"frames": video.shape[0], "image_size": list(video.shape[1:3])}
-            if out_dir:
-                folder = Path(out_dir) / "videos"
-                stem = sample.id.replace("/", "-")
-                images = [Image.fromarray(f) for f in (video.numpy() * 255).round().astype("uint8")]
-                gif = folder / f"{stem}.gif"
-                with writing(gif):  # a full disk: one line naming the file
-                    (folder / stem).mkdir(parents=True, exist_ok=True)
-                    images[0].save(gif, save_all=True, append_images=images[1:], duration=125, loop=0)
-                pngs = [folder / stem / f"frame-{i:03d}.png" for i in range(len(images))]
-                for image, path in zip(images, pngs):
-                    with writing(path):
-                        image.save(path)
-                extra["files"] = [str(gif), *map(str, pngs)]
-            extras.append(extra)
-        return extras
+        return save_videos(batch, videos, out_dir)
 
 
 def build(options) -> TextToVideo:

@@ -33,6 +33,8 @@ from genaccel.api import (
 
 from .presets import PRESETS, SCHEDULER
 
+WORKLOAD = "muse/t-i"
+
 
 class Muse(Prompted, CompiledSteps):
     """Text → one image per prompt by parallel decoding of VQ tokens (``muse/t-i``): the core's loop
@@ -106,7 +108,7 @@ class Muse(Prompted, CompiledSteps):
 
         if self.attention != "sdpa":
             self.set_attention("sdpa")  # diffusers' and transformers' defaults
-        run = parallel_settings(options, self.decode_defaults)
+        run = parallel_settings(options, self.decode_defaults, workload=WORKLOAD)
         steps, scale = run.num_inference_steps, run.guidance_scale
         pipe = AmusedPipeline(vqvae=self.vqvae, tokenizer=self.tokenizer, text_encoder=self.text_encoder,
                               transformer=self.transformer, scheduler=AmusedScheduler.from_config(self.scheduler_config))
@@ -212,7 +214,7 @@ def sequence_profile(instance, steps: int | None = None) -> dict:
     for module in instance.transformer.modules():
         if isinstance(module, Attention):
             handles.append(module.register_forward_pre_hook(on_attention, with_kwargs=True))
-    s = parallel_settings({"num_inference_steps": steps} if steps else {}, instance.decode_defaults)
+    s = parallel_settings({"num_inference_steps": steps} if steps else {}, instance.decode_defaults, workload=WORKLOAD)
     try:
         result = parallel_decode(instance, [instance.prompt_sample(PROMPTS[0])], s, sequential=False,
                                  device=instance.device)

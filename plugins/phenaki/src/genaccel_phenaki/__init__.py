@@ -1,8 +1,36 @@
 """genaccel plugin: Phenaki text-to-video (``phenaki/t-v``), the architecture of Villegas et al. 2022 with random
 weights: a C-ViViT video tokenizer (a spatial then a causal temporal transformer over space-time patches, factorized
 VQ codes), a bidirectional MaskGIT transformer over the video tokens with cross-attention to T5 text embeddings,
-filled in by parallel decoding (cosine masking schedule, confidence re-masking, classifier-free guidance).
+filled in by the core's parallel decoding (cosine masking schedule, confidence re-masking, classifier-free
+guidance).
 
-The model code lives in ``cvivit``, ``maskgit``, ``parallel``, ``config``, ``presets`` and ``build``; importing
-this package imports none of it (no torch).
+Registration only; the model code (``cvivit``, ``maskgit``, ``config``, ``presets``, ``build``, ``checkpoint``,
+``workload``: torch, transformers) loads on first build.
 """
+
+from __future__ import annotations
+
+from genaccel.api import (
+    FRAMES,
+    AttentionSwitch,
+    Compilable,
+    CUDAGraphable,
+    MaskedTokens,
+    PromptInput,
+    Quantizable,
+    WorkloadSpec,
+    hookimpl,
+)
+
+from .presets import PRESETS
+
+
+@hookimpl
+def genaccel_register_workloads(register):
+    register(WorkloadSpec(
+        name="phenaki/t-v", build="genaccel_phenaki.build:build", presets=tuple(PRESETS), default_preset="small",
+        description="masked video-token transformer (T5 text embeddings, MaskGIT over C-ViViT tokens, C-ViViT "
+                    "decoder) decoding all tokens in parallel over a cosine masking schedule: a prompt in, an "
+                    "animated GIF and its frames out",
+        default_decoder="cfg", unit="frame", options=(FRAMES,),
+        roles=(MaskedTokens, PromptInput, Quantizable, AttentionSwitch, Compilable, CUDAGraphable)))

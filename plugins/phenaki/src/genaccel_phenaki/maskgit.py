@@ -37,7 +37,11 @@ def qformer_config(config: MaskGITConfig) -> Blip2QFormerConfig:
 
 
 class MaskGITHead(nn.Module):
-    """MaskGIT's MLM head: dense, GELU, LayerNorm, then logits against the (tied) code embeddings plus a bias."""
+    """MaskGIT's MLM head: dense, GELU, LayerNorm, then logits against the (tied) code embeddings plus a bias.
+
+    The tied table comes in as its module, not as a tensor argument: a slice of a parameter keeps
+    ``requires_grad`` even under ``no_grad``, and torch's module tracker (the FLOP counter of ``genaccel
+    profile``) fails on a module input that requires grad but has no gradient function."""
 
     def __init__(self, config: MaskGITConfig):
         super().__init__()
@@ -45,9 +49,9 @@ class MaskGITHead(nn.Module):
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.bias = nn.Parameter(torch.zeros(config.codebook_size))
 
-    def forward(self, hidden: torch.Tensor, code_embeddings: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, token_embedding: nn.Embedding) -> torch.Tensor:
         h = self.norm(nn.functional.gelu(self.dense(hidden)))
-        return h @ code_embeddings.t() + self.bias
+        return h @ token_embedding.weight[: self.bias.shape[0]].t() + self.bias
 
 
 class MaskGIT(nn.Module):
@@ -88,5 +92,4 @@ class MaskGIT(nn.Module):
         x = self.token_embedding(flat) + self.position_embedding.weight[:length]
         hidden = self.transformer(query_embeds=x, encoder_hidden_states=text,
                                   encoder_attention_mask=text_mask).last_hidden_state
-        codes = self.token_embedding.weight[: self.config.codebook_size]
-        return self.head(hidden, codes).reshape(*tokens.shape, self.config.codebook_size)
+        return self.head(hidden, self.token_embedding).reshape(*tokens.shape, self.config.codebook_size)

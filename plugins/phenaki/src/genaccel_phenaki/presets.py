@@ -12,7 +12,13 @@ The ``1.8b`` numbers are Phenaki's App. A and B (arXiv 2210.02399):
   of 1536, 24 heads, MLP 6144) comes to 0.929B with the same layout.
 - Text: T5X embeddings of a frozen T5-XXL, precomputed (t5-v1_1-xxl's encoder here: 4096 wide, 24 layers,
   64 heads, gated-GELU MLP 10240; 4.76B, not part of the 1.8B).
-- Inference (B.3.5): 48 MaskGIT iterations, guidance λ = 12 (scale 13), temperature 8.0.
+- Inference (B.3.5): 48 MaskGIT iterations, guidance weight λ = 12, temperature 8.0.
+
+Guidance: the shared parallel-decoding loop guides logits as ``u + s·(c − u)`` (unconditional ``u``,
+conditional ``c``, diffusers' and Muse's convention).  Phenaki gives its weight λ without the formula: λ = 12
+for the paper's videos and λ = 0.1 in its comparison with NUWA, which only makes sense as ``c + λ·(c − u)``
+(λ = 0.1 as ``u + 0.1·(c − u)`` would nearly ignore the text).  ``c + λ·(c − u) = u + (1 + λ)·(c − u)``, so a
+preset's default ``--guidance-scale`` is ``s = 1 + λ``: 13 for λ = 12.  ``--guidance-scale`` takes ``s``.
 """
 
 from __future__ import annotations
@@ -24,7 +30,11 @@ from .config import CViViTConfig, MaskGITConfig, T5Shape
 
 @attrs.frozen
 class Preset:
-    """One size of the whole model and its decoding defaults; checks that the three modules fit together."""
+    """One size of the whole model and its decoding defaults; checks that the three modules fit together.
+
+    ``guidance_weight``: Phenaki's λ (``guidance_scale`` is the loop's ``s = 1 + λ``, module docstring);
+    ``temperature``: MaskGIT's choice temperature of the re-masking noise at its start, annealed linearly to 0;
+    ``text_length``: the T5 tokens every prompt is padded (or cut) to, so every step has the same shapes."""
 
     name: str
     cvivit: CViViTConfig
@@ -32,8 +42,9 @@ class Preset:
     t5: T5Shape
     frames: int
     steps: int
-    guidance_scale: float
+    guidance_weight: float
     temperature: float
+    text_length: int = 64
     meta: bool = False
 
     def __attrs_post_init__(self) -> None:
@@ -46,6 +57,11 @@ class Preset:
         if self.tokens > self.maskgit.max_tokens:
             raise ValueError(f"{self.name}: {self.frames} frames make {self.tokens} tokens, MaskGIT has "
                              f"{self.maskgit.max_tokens} positions")
+
+    @property
+    def guidance_scale(self) -> float:
+        """The loop's guidance scale ``s`` for Phenaki's weight λ: ``c + λ·(c − u) = u + (1 + λ)·(c − u)``."""
+        return 1.0 + self.guidance_weight
 
     @property
     def token_shape(self) -> tuple[int, int, int]:
@@ -71,14 +87,14 @@ PRESETS = {
     "tiny": _preset("tiny", CViViTConfig(image_size=32, hidden_size=32, heads=2, mlp_size=64, spatial_layers=1,
                                          temporal_layers=1, codebook_size=64, code_dim=8),
                     dict(hidden_size=32, layers=2, heads=2, mlp_size=64), T5Shape(32, 64, 2, 2, vocab_size=1000),
-                    frames=5, steps=4, guidance_scale=13.0, temperature=8.0),
+                    frames=5, steps=4, guidance_weight=12.0, temperature=8.0),
     # the CPU bench: 5 frames of 64x64 → (1+2)x8x8 = 192 tokens, 12 steps (the paper's NUWA setting)
     "small": _preset("small", CViViTConfig(image_size=64, hidden_size=256, heads=4, mlp_size=1024, spatial_layers=2,
                                            temporal_layers=2, codebook_size=1024, code_dim=32),
                      dict(hidden_size=512, layers=8, heads=8, mlp_size=2048), T5Shape(256, 1024, 4, 4, vocab_size=8192),
-                     frames=5, steps=12, guidance_scale=13.0, temperature=8.0),
+                     frames=5, steps=12, guidance_weight=12.0, temperature=8.0),
     # the paper's sizes (module docstring), built on the meta device
     "1.8b": _preset("1.8b", CViViTConfig(), dict(hidden_size=2048, layers=24, heads=32, mlp_size=8192),
-                    T5Shape(4096, 10240, 24, 64), frames=11, steps=48, guidance_scale=13.0, temperature=8.0,
+                    T5Shape(4096, 10240, 24, 64), frames=11, steps=48, guidance_weight=12.0, temperature=8.0,
                     meta=True),
 }
