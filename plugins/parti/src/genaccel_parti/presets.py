@@ -135,7 +135,7 @@ def _released(name: str, d_model: int, encoder_layers: int, decoder_layers: int,
 
 PRESETS = {
     # tests: seconds.  32x32 images of 4x4 patches → 8x8 = 64 tokens of 256 codes
-    "tiny": Preset("tiny", TransformerShape(64, 2, 2, 4, 256, text_vocab_size=1000, max_text_len=32),
+    "tiny": Preset("tiny", TransformerShape(64, 2, 2, 4, 256, text_vocab_size=1000, max_text_len=64),
                    ViTVQGANShape(image_size=32, patch_size=4, codebook_size=256, code_dim=8,
                                  encoder=ViTShape(32, 1, 2, 64), decoder=ViTShape(32, 1, 2, 64))),
     # the CPU bench: the released grid and codebook (1024 tokens of 8192 codes → 256x256), a 2+8-layer Transformer
