@@ -27,7 +27,7 @@ def test_packed_weights_round_trip_within_the_quantization_step(group_size):
     groups = w.view(48, -1, group_size)
     step = (groups.amax(-1) - groups.amin(-1)) / 15  # one int4 step per group (asymmetric, 16 levels)
     err = (_dequantized(layer) - w).abs().view(48, -1, group_size).amax(-1)
-    assert (err <= step * 0.5 + w.abs().max() * 2**-7).all()  # half a step, plus bf16's rounding
+    assert (err <= step * 0.6).all()  # half a step, plus the bf16 rounding of scales and zero points
     assert (err > 0).any()  # lossy: the test would notice float weights
     x = torch.randn(3, 256)
     with torch.no_grad():

@@ -9,7 +9,7 @@ fp32 activations against ~0.22-0.28 ms in bf16 (fp32 dense: ~0.3-0.5 ms).  So th
 quantized from its bf16 rounding (scales and zero points in bf16) and :class:`Int4Linear` runs
 the product in bf16 whatever the model's dtype, converting the result back: a float32 model
 pays bf16 rounding of each linear's input on top of the int4 weights (both are in the measured
-accuracy impact).  The kernel is an opaque call under torch.compile; everything around it fuses.
+accuracy impact).  The kernel is an opaque call under torch.compile (:func:`int4_linear_cpu`).
 
 A layer whose ``in_features`` is not a multiple of the group size cannot be packed: it stays in
 its precision and the note records it with the reason.
@@ -22,15 +22,36 @@ from torch import nn
 from torchao.prototype.quantization.int4 import PrototypeInt4WeightOnlyConfig
 from torchao.quantization import quantize_
 
-GROUP_SIZES = (32, 64, 128)
+
+@torch.library.custom_op("genaccel::int4_linear_cpu", mutates_args=())
+def int4_linear_cpu(x: torch.Tensor, packed: torch.Tensor, scale_zero: torch.Tensor, group_size: int) -> torch.Tensor:
+    """``x @ W.T`` for the int4 ``W`` packed by torchao's CPU layout, computed in bf16, in ``x``'s dtype.
+
+    One opaque op for Inductor: the bf16 conversions stay inside it, so none is fused as an
+    epilogue into the kernel that produced ``x`` (Inductor's CPU flex-attention template refuses
+    epilogues, and attention's output is what ``o_proj`` takes)."""
+    rows = x.reshape(-1, x.shape[-1]).to(torch.bfloat16).contiguous()
+    y = torch.ops.aten._weight_int4pack_mm_for_cpu(rows, packed, group_size, scale_zero)
+    return y.to(x.dtype).reshape(*x.shape[:-1], y.shape[-1])
+
+
+@int4_linear_cpu.register_fake
+def _(x, packed, scale_zero, group_size):
+    return x.new_empty(*x.shape[:-1], scale_zero.shape[1])
 
 
 class Int4Linear(nn.Linear):
-    """``nn.Linear`` with an int4 (``Int4OpaqueTensor``) weight: the product in bf16, the result
-    converted back to the input's dtype, the bias (kept in the model's dtype) added after."""
+    """``nn.Linear`` whose weight is torchao's ``Int4OpaqueTensor`` (kept as the parameter: what
+    the byte counts and the report read); the product goes through :func:`int4_linear_cpu` on the
+    packed data and the bf16 scales and zero points (``packed``, ``scale_zero``: the same storage),
+    the bias (in the model's dtype) added after."""
+
+    packed: torch.Tensor
+    scale_zero: torch.Tensor
+    group_size: int
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = nn.functional.linear(x.to(torch.bfloat16), self.weight).to(x.dtype)
+        y = int4_linear_cpu(x, self.packed, self.scale_zero, self.group_size)
         return y + self.bias if self.bias is not None else y
 
 
@@ -52,6 +73,10 @@ def quantize_int4_cpu(module: nn.Module, layers: dict[str, nn.Linear], group_siz
     quantize_(module, PrototypeInt4WeightOnlyConfig(group_size=group_size, set_inductor_config=False),
               filter_fn=lambda m, fqn: fqn in chosen)
     for name in chosen:
-        layers[name].__class__ = Int4Linear
+        layer = layers[name]
+        layer.__class__ = Int4Linear
+        layer.register_buffer("packed", layer.weight.qdata, persistent=False)
+        layer.register_buffer("scale_zero", layer.weight.scale_and_zero, persistent=False)
+        layer.group_size = group_size
     return left
 
