@@ -238,3 +238,13 @@ def test_layerskip_on_captioning_keeps_greedy_tokens(registry):
         return ctx.decoder.run(ctx, make_batches(ctx)[0]).outputs
 
     assert outputs(("sdpa", "static-kv", "layerskip")) == outputs(("sdpa", "static-kv"))
+
+
+def test_int4_weight_only_captions_on_the_compiled_cpu_path(registry):
+    ctx = _ctx(registry, "i-t", decoder="greedy", optimizations=("sdpa", "static-kv", "compile", "int4-weight-only"),
+               samples=1, batch_size=1, max_new_tokens=5, options={"int4_group_size": 32})
+    note = ctx.notes["int4-weight-only"]
+    mods = dict(ctx.instance.module.named_modules())
+    assert note["layers"] and "left" not in note  # tiny: every in_features a multiple of 32
+    assert all(type(mods[n].weight).__name__ == "Int4OpaqueTensor" for n in note["layers"])
+    assert 1 <= len(ctx.decoder.run(ctx, make_batches(ctx)[0]).outputs[0]) <= 5  # it generates

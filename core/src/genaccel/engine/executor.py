@@ -26,7 +26,9 @@ generated C++ function instead of Python; a decode step of ~100 small kernels th
 
 Compile time is kept apart: ``build_s`` sums the seconds of the runs that compiled a key or
 captured a graph (a recompile for new shapes inside a compiled function is not separated).  The
-runner's warm-up generations build every graph before the timed ones.
+runner's warm-up generations build every graph before the timed ones.  Compiled artifacts are
+kept across processes in genaccel's cache directory (:mod:`.compile_cache`): a second process
+compiling the same step loads them instead of generating and building C++ again.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from __future__ import annotations
 import torch
 
 from .clock import synced_now
+from .compile_cache import use_genaccel_dir
 
 
 class StepExecutor:
@@ -98,6 +101,7 @@ class StepExecutor:
         self._warm.clear()
 
     def _compiled(self, fn):
+        use_genaccel_dir()
         if self.cuda_graph:  # torch's CUDA graph trees: one graph per shape, inputs copied in
             return torch.compile(fn, mode="reduce-overhead", fullgraph=self.fullgraph, dynamic=self.dynamic)
         if self.cpp_wrapper:  # options replace the mode: "default" is the mode without options

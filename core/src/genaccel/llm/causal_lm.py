@@ -97,7 +97,8 @@ class HFCausalLM(SelfSpeculation, StepBytes):
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.lm_head.weight.dtype
+        """The model's compute dtype: the embedding's (never quantized; an int4 head reports bf16)."""
+        return self.embed_tokens.weight.dtype
 
     @property
     def attention(self) -> str:

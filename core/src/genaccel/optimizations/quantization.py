@@ -11,6 +11,9 @@
    model does (a lone small layer would sit in cache and hide what quantization saves); the
    cost is the count-weighted sum;
 3. the fastest candidate per layer is applied, and the choices with their timings go to the report.
+
+int4 weight-only on CPU is ours (:mod:`.int4cpu`, torchao's CPU int4 packing run in bf16); it is an
+autoquant candidate on CPU too, at the default group size, for the layers it can take.
 """
 
 from __future__ import annotations
@@ -29,11 +32,21 @@ from ..engine.profiling import current_phase
 from ..errors import first_line
 from ..llm.gemv import cpu_gemv_linears
 from ..plugin.builtin import QUANT_CONFIGS as CONFIGS  # name -> (torchao config, kwargs, devices)
+from .int4cpu import quantize_int4_cpu, unsupported
+
+INT4 = "int4-weight-only"
 
 
-def make_config(name: str):
+def make_config(name: str, group_size: int | None = None):
     cls, kwargs, _ = CONFIGS[name]
+    if group_size is not None and "group_size" in kwargs:
+        kwargs = {**kwargs, "group_size": group_size}
     return getattr(tq, cls)(**kwargs)
+
+
+def _group_size(ctx) -> int:
+    size = ctx.config.options.get("int4_group_size")
+    return CONFIGS[INT4][1]["group_size"] if size is None else int(size)
 
 
 def linear_layers(module: nn.Module) -> dict[str, nn.Linear]:
@@ -49,19 +62,31 @@ def linear_layers(module: nn.Module) -> dict[str, nn.Linear]:
     }
 
 
-def _quantize(module: nn.Module, names: set[str], config_name: str) -> None:
-    quantize_(module, make_config(config_name), filter_fn=lambda m, fqn: fqn in names)
+def _quantize(module: nn.Module, names: set[str], config_name: str, group_size: int | None = None) -> dict[str, str]:
+    """Quantize the linears ``names`` under ``module``; returns those left in their precision, with why."""
+    if config_name == INT4 and next(module.parameters()).device.type == "cpu":
+        layers = {n: m for n, m in module.named_modules() if n in names}
+        return quantize_int4_cpu(module, layers, group_size or CONFIGS[INT4][1]["group_size"])
+    quantize_(module, make_config(config_name, group_size), filter_fn=lambda m, fqn: fqn in names)
+    return {}
 
 
 def uniform(config_name: str):
     def apply(ctx):
         module = ctx.instance.module
         layers = linear_layers(module)
-        _quantize(module, set(layers), config_name)
-        return {
-            "summary": f"{len(layers)} linear layers quantized with torchao {CONFIGS[config_name][0]}",
-            "layers": {name: config_name for name in layers},
+        group_size = _group_size(ctx) if config_name == INT4 else None
+        left = _quantize(module, set(layers), config_name, group_size)
+        how = (f"int4 groups of {group_size}, " + ("ATen's CPU int4 kernel in bf16" if ctx.device == "cpu"
+               else f"torchao {CONFIGS[config_name][0]}")) if group_size else f"torchao {CONFIGS[config_name][0]}"
+        note = {
+            "summary": f"{len(layers) - len(left)} linear layers quantized with {how}"
+                       + (f"; {len(left)} left in their precision (shape)" if left else ""),
+            "layers": {name: config_name for name in layers if name not in left},
         }
+        if left:
+            note["left"] = left
+        return note
 
     return apply
 
@@ -169,7 +194,7 @@ def autoquant(ctx):
         if key not in decided:
             timings = {}
             for cand in candidates:
-                if cand in unavailable:
+                if cand in unavailable or (cand == INT4 and unsupported(layer, CONFIGS[INT4][1]["group_size"])):
                     continue
                 try:
                     timings[cand] = time_candidate(layer, cand, shapes, compiled=compiled, device=device)

@@ -58,13 +58,15 @@ GUIDANCE_OPTIONS = (GUIDANCE_SCALE, TEMPERATURE, TOP_P, SCHEDULER, NUM_INFERENCE
 IMAGE_SIZE = Option(name="image_size", type=int, min=8,
                     help="height and width of the images (video frames) in pixels, a multiple of 8 (default: the "
                          "preset's or checkpoint's)")
+INT4_GROUP_SIZE = Option(name="int4_group_size", type=int, choices=(32, 64, 128),
+                         help="int4-weight-only: input features per scale and zero point (default 128)")
 FRAMES = Option(name="frames", type=int, min=1, help="frames per video (default: the preset's or checkpoint's)")
 
 #: torchao configs of the uniform quantizations: name -> (config class, its arguments, device types)
 QUANT_CONFIGS = {
     "int8-weight-only": ("Int8WeightOnlyConfig", {}, ("cpu", "cuda")),
     "int8-dynamic": ("Int8DynamicActivationInt8WeightConfig", {}, ("cpu", "cuda")),
-    "int4-weight-only": ("Int4WeightOnlyConfig", {"group_size": 128}, ("cuda",)),
+    "int4-weight-only": ("Int4WeightOnlyConfig", {"group_size": 128}, ("cpu", "cuda")),  # CPU: ours, over ATen's kernel
     "float8-weight-only": ("Float8WeightOnlyConfig", {}, ("cuda",)),
 }
 
@@ -137,13 +139,14 @@ class Quantization:
     def genaccel_register_optimizations(self, register):
         register(OptimizationSpec(
             name="autoquant", stage="weights", requires=Quantizable, lossless=False, apply=_Q + "autoquant",
-            description="per linear layer, the fastest of no quantization / int8 weight-only / int8 dynamic "
-                        "(/ int4, float8 on CUDA), timed on the shapes the model really sees",
+            description="per linear layer, the fastest of no quantization / int8 weight-only / int8 dynamic / "
+                        "int4 weight-only (/ float8 on CUDA), timed on the shapes the model really sees",
         ))
         for name, (cls, _, devices) in QUANT_CONFIGS.items():
             register(OptimizationSpec(name=name, description=f"every linear layer quantized with torchao {cls}",
                                       stage="weights", requires=Quantizable, devices=devices, lossless=False,
-                                      apply=_Q + name.replace("-", "_")))
+                                      apply=_Q + name.replace("-", "_"),
+                                      options=(INT4_GROUP_SIZE,) if name == "int4-weight-only" else ()))
 
 
 _C = "genaccel.cli."

@@ -195,7 +195,9 @@ def case_details(case: dict) -> str:
                      f"{fmt(bw.get('reference_bytes_per_s') and bw['reference_bytes_per_s'] / 1e9, '.1f')}, "
                      f"probes before/after {probes} GB/s){capped}")
     if s.get("compile_s"):
-        parts.append(f"compile (first warm-up minus last): {s['compile_s']:.1f} s")
+        cache = (s.get("compile_cache") or {}).get("build")
+        parts.append(f"compile (first warm-up minus last): {s['compile_s']:.1f} s"
+                     + (f", a {cache} build (compile cache)" if cache else ""))
     return "\n".join(f"  - {p}" for p in parts)
 
 

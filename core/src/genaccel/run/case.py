@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from ..distributed import group
 from ..engine.clock import PeakMemory
+from ..engine.compile_cache import CacheTally
 from ..engine.machine import Contention, probe_bandwidth
 from ..errors import GenaccelError, OutputError, disk_fault, first_line, out_of_memory
 from ..plugin.batch import BatchResult
@@ -41,11 +42,12 @@ def run_case(run: ResolvedRun, *, progress: bool = True, samples: list | None = 
     ctx.batches = make_batches(ctx, samples)
     lossy_dtype = config.dtype != "float32"  # against float32: the accuracy impact is the dtype's and the stack's
     reference = _reference(run, ctx) if not ctx.stack.lossless or lossy_dtype else None
-    t_apply = time.perf_counter()
-    apply_stack(ctx)
-    apply_s = time.perf_counter() - t_apply
-    rss_before_warmup = PeakMemory.rss()
-    warmup_s = _warm_up(ctx)
+    with CacheTally() as compile_cache:  # the stack's and warm-up's compiles: a cold or a warm build
+        t_apply = time.perf_counter()
+        apply_stack(ctx)
+        apply_s = time.perf_counter() - t_apply
+        rss_before_warmup = PeakMemory.rss()
+        warmup_s = _warm_up(ctx)
     label = case_label(ctx.stack.names, decoder=config.decoder, skipped=ctx.stack.skipped, tp=config.tp)
     results, mem, conditions = _timed(ctx, label, progress, rss_before_warmup, on_batch)
     unit, n = workload_unit(ctx.workload), len(ctx.batches)
@@ -61,6 +63,8 @@ def run_case(run: ResolvedRun, *, progress: bool = True, samples: list | None = 
         model=ctx.instance.describe(), config=config.to_dict(), build_s=build_s, apply_s=apply_s, warmup_s=warmup_s,
         samples=records, summary=summarize(ctx, results, records, mem, warmup_s, compiled, conditions),
     )
+    if compiled:
+        case.summary["compile_cache"] = compile_cache.result()
     if ctx.world_size > 1:  # tensor parallel: the group's figures are rank 0's, each rank's own beside them
         case.summary.update(group.rank_summary(case.summary))
     if reference is not None:  # on the first repetition (the others decode the same samples again)
