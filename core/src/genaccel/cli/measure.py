@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..errors import GenaccelError
 from ..files import OutputDir
 from .args import environment, failed_cases, out_dir, print_cases, resolve_run, resolve_runs
 
@@ -16,6 +17,7 @@ from .args import environment, failed_cases, out_dir, print_cases, resolve_run, 
 def run_command(args, registry) -> int:
     out = out_dir(args, "run")
     run = resolve_run(args, registry, args.opt)  # every name, option and the device, before any work (and torch)
+    from ..plugin.specs import NotApplied
     from ..report.render import render
     from ..report.results import ReportDoc
     from ..report.store import write_json
@@ -24,7 +26,10 @@ def run_command(args, registry) -> int:
     run = run.with_config(out_dir=str(out / "outputs"))
     OutputDir(out, overwrite=args.overwrite)  # checked, created and locked before any work
     env = environment(registry, run.config.device)
-    case = run_case(run)
+    try:
+        case = run_case(run)
+    except NotApplied as e:  # a decoder that cannot take this model (a reference engine)
+        raise GenaccelError(f"decoder {run.config.decoder}: {e}") from None
     doc = ReportDoc(kind="run", environment=env, cases=[case]).to_dict()
     write_json(out / "report.json", doc)
     render(doc, out)

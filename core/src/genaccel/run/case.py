@@ -18,6 +18,7 @@ from ..engine.machine import Contention, probe_bandwidth
 from ..errors import GenaccelError, first_line, out_of_memory
 from ..plugin.batch import BatchResult
 from ..plugin.roles import TokenModel
+from ..plugin.specs import NotApplied
 from ..report.results import CaseResult, SampleRecord, case_label, workload_unit
 from . import accuracy
 from .context import RunContext, make_batches
@@ -132,9 +133,12 @@ def release_memory() -> None:
 
 
 def run_case_safe(run: ResolvedRun, **kwargs) -> CaseResult:
-    """Like ``run_case``, but a failure (out of memory included) becomes a recorded case."""
+    """Like ``run_case``, but a failure (out of memory included) becomes a recorded case, and a decoder
+    that cannot take the model (a reference engine raising :class:`NotApplied`) a recorded skip."""
     try:
         return run_case(run, **kwargs)
+    except NotApplied as e:
+        status, reason = "skipped", str(e)
     except GenaccelError as e:
         status, reason = "failed", str(e)
     except Exception as e:  # noqa: BLE001 - a bench must go on and keep what it has
