@@ -64,7 +64,7 @@ def llamacpp(session: nox.Session) -> None:
     session.install("pytest>=8", f"-e{ROOT / 'core'}[llamacpp]", f"-e{ROOT / 'plugins' / 'llama'}",
                     f"-e{ROOT / 'plugins' / 'hf'}")
     env = {"GENACCEL_CACHE": str(Path(session.create_tmp()) / "cache")}
-    session.run("pytest", "-q", "plugins/llama/tests/test_gguf.py", "plugins/hf/tests/test_gguf.py", *session.posargs,
+    session.run("pytest", "-q", "plugins/llama/tests/test_gguf.py", "plugins/hf/tests/test_hf_gguf.py", *session.posargs,
                 env=env)
 
 

@@ -19,7 +19,7 @@ ARCHS = {
     "qwen3": ("Qwen3Config", dict(head_dim=16)),
     "gemma": ("GemmaConfig", dict(head_dim=16)),
     "gemma2": ("Gemma2Config", dict(num_hidden_layers=4, head_dim=16, sliding_window=8, query_pre_attn_scalar=16,
-                                    attn_logit_softcapping=1.0, final_logit_softcapping=0.5)),
+                                    attn_logit_softcapping=1.0, final_logit_softcapping=5.0)),
     "phi3": ("Phi3Config", dict(sliding_window=8)),
 }
 CORPUS = ["def add(a, b):\n    return a + b\n", "for i in range(10):\n    print(i * i)\n",

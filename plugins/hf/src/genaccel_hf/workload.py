@@ -27,8 +27,10 @@ def preset_config(name: str, arch: str):
     _, config_class = ARCHITECTURES[arch].model_and_config_classes()
     shape = PRESETS[name]
     head_dim = shape["hidden_size"] // shape["num_attention_heads"]
-    extra = {"query_pre_attn_scalar": head_dim} if arch == "gemma2" else {}  # Gemma 2 scales by head size
-    return config_class(**shape, head_dim=head_dim, bos_token_id=1, eos_token_id=2, pad_token_id=0, **extra)
+    config = config_class(**shape, head_dim=head_dim, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    if getattr(config, "query_pre_attn_scalar", None) is not None:  # queries scaled by the head size (Gemma 2's)
+        config.query_pre_attn_scalar = head_dim
+    return config
 
 
 def build(options: BuildOptions) -> CodeCompletion:

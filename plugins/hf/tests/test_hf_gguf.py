@@ -35,7 +35,7 @@ def test_export_names_every_weight_as_llama_cpp_reads_it(registry, folder, tmp_p
         assert reader.fields["phi3.attention.sliding_window"].contents() == 8
     if arch == "gemma2":
         assert reader.fields["gemma2.attn_logit_softcapping"].contents() == pytest.approx(1.0)
-        assert reader.fields["gemma2.final_logit_softcapping"].contents() == pytest.approx(0.5)
+        assert reader.fields["gemma2.final_logit_softcapping"].contents() == pytest.approx(5.0)
     if arch == "llama3":  # each default frequency's divisor: 1 (high frequencies) up to the factor 8
         factors = tensors["rope_freqs.weight"]
         assert factors.shape == (cfg.head_dim // 2,) and factors.min() == 1 and factors.max() == pytest.approx(8.0)
