@@ -39,7 +39,7 @@ def test_a_hub_id_runs_from_the_local_cache(offline, capsys, folder, prompts, tm
     code, _, err = cli(capsys, "run", "hf/t-t", "--checkpoint", "acme/tiny-qwen2", "--data", str(prompts),
                        "--samples", "1", "--max-new-tokens", "3", "--warmup", "0", "--out", str(tmp_path / "run"))
     assert code == 0, err
-    model = json.loads((tmp_path / "run" / "report.json").read_text())["cases"][0]["model"]
+    model = json.loads((tmp_path / "run" / "report.json").read_text())["model"]
     assert model["architecture"] == "qwen2" and model["checkpoint"] == "acme/tiny-qwen2"
 
 
@@ -54,6 +54,7 @@ def test_an_unsupported_architecture_is_one_line_naming_the_supported(offline, c
     path = shutil.copytree(folder("llama"), tmp_path / "gpt2")
     config = json.loads((path / "config.json").read_text())
     (path / "config.json").write_text(json.dumps({**config, "model_type": "gpt2"}))
+    capsys.readouterr()  # saving the folder's progress bars
     code, _, err = cli(capsys, "run", "hf/t-t", "--checkpoint", str(path), "--out", str(tmp_path / "run"))
     assert code == 2
     (line,) = err.strip().splitlines()
@@ -61,7 +62,9 @@ def test_an_unsupported_architecture_is_one_line_naming_the_supported(offline, c
 
 
 def test_arch_is_for_presets(offline, capsys, folder, tmp_path):
-    code, _, err = cli(capsys, "run", "hf/t-t", "--checkpoint", str(folder("llama")), "--arch", "mistral",
+    path = folder("llama")
+    capsys.readouterr()  # saving the folder's progress bars
+    code, _, err = cli(capsys, "run", "hf/t-t", "--checkpoint", str(path), "--arch", "mistral",
                        "--out", str(tmp_path / "run"))
     assert code == 2 and "--arch" in err and len(err.strip().splitlines()) == 1
 
