@@ -108,15 +108,15 @@ class RankConfig:
     every write, the shared config's (so a later ``set_attn_implementation`` reaches it)."""
 
     def __init__(self, base, **overrides):
-        object.__setattr__(self, "_base", base)
-        object.__setattr__(self, "_overrides", overrides)
+        self.__dict__.update(overrides, _base=base)  # plain attributes: torch.compile traces reads of them
 
-    def __getattr__(self, name):
-        overrides = object.__getattribute__(self, "_overrides")
-        return overrides[name] if name in overrides else getattr(object.__getattribute__(self, "_base"), name)
+    def __getattr__(self, name):  # a field not overridden
+        if "_base" not in self.__dict__:  # a copy being rebuilt (copy, pickle) has no base yet
+            raise AttributeError(name)
+        return getattr(self.__dict__["_base"], name)
 
     def __setattr__(self, name, value):
-        setattr(object.__getattribute__(self, "_base"), name, value)
+        setattr(self.__dict__["_base"], name, value)
 
 
 def _shard_param(module, name: str, dim: int, rank_: int, n: int, blocks: tuple[int, ...] = ()) -> None:
