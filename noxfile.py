@@ -85,12 +85,14 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def llamacpp(session: nox.Session) -> None:
-    """llama.cpp as a reference engine: the llama plugin with its llamacpp extra (llama-cpp-python builds
-    llama.cpp from source; minutes), then the GGUF export and llama.cpp equality tests."""
+    """llama.cpp as a reference engine: the core with its llamacpp extra (llama-cpp-python builds
+    llama.cpp from source; minutes) and the model plugins, then the GGUF export and llama.cpp tests."""
     session.install(TORCH)
-    session.install("pytest>=8", f"-e{ROOT / 'core'}", f"-e{ROOT / 'plugins' / 'llama'}[llamacpp]")
+    session.install("pytest>=8", f"-e{ROOT / 'core'}[llamacpp]", f"-e{ROOT / 'plugins' / 'llama'}",
+                    f"-e{ROOT / 'plugins' / 'hf'}")
     env = {"GENACCEL_CACHE": str(Path(session.create_tmp()) / "cache")}
-    session.run(*PYTEST, "plugins/llama/tests/test_gguf.py", *session.posargs, env=env)
+    session.run(*PYTEST, "plugins/llama/tests/test_gguf.py", "plugins/hf/tests/test_hf_gguf.py", *session.posargs,
+                env=env)
 
 
 @nox.session

@@ -16,8 +16,9 @@ import its specs, roles and options from here without importing torch: ``genacce
 - the engine: ``StepExecutor``, ``phase``, ``region``, ``annotate``, ``current_phase``, clocks,
   ``channels_last``, ``conv1d_channels_last``;
 - models: inputs, tokenizers trained offline, checkpoint loading, random weights;
-- the token path: ``HFCausalLM``, ``Seq2SeqLM``, ``CausalLMWorkload``, caches, the decode frame and
-  loops (``DecodeRun``, ``generate``, ``beam_search``, pickers), ``shard_causal_lm``;
+- the token path: ``HFCausalLM``, ``Seq2SeqLM``, ``CausalLMWorkload``, ``CodeCompletion``, the supported
+  architectures and their builders (``ARCHITECTURES``, ``random_causal_lm``, ``load_causal_lm``), caches,
+  the decode frame and loops (``DecodeRun``, ``generate``, ``beam_search``, pickers), ``shard_causal_lm``;
 - diffusion: ``LatentDiffusion``, its parts, prompts, the denoising loop and its settings.
 """
 
@@ -52,7 +53,8 @@ _PUBLIC = {
     "Member": "plugin.role",
     **dict.fromkeys(
         ("Workload", "TokenModel", "BatchRunner", "MediaCodec", "PromptInput", "TeacherForcing",
-         "WeightStreaming", "EarlyExit", "BeamSearch", "TransformersReference", "Quantizable", "AttentionSwitch",
+         "WeightStreaming", "EarlyExit", "BeamSearch", "TransformersReference", "LlamaCppReference", "Quantizable",
+         "AttentionSwitch",
          "KVCacheSwitch", "Compilable", "CUDAGraphable", "ChannelsLast", "FusedQKV", "Guided", "TokenGuidance",
          "Denoiser", "GuidedLoop", "MaskedTokens", "StepCache", "PipelineReference", "StepProtocol", "ReorderableSteps",
          "TwinSteps", "SpeculativeSteps", "LATENT_DIFFUSION_ROLES"), "plugin.roles"),
@@ -77,6 +79,10 @@ _PUBLIC = {
     "HFCausalLM": "llm.causal_lm",
     "Seq2SeqLM": "llm.seq2seq",
     "CausalLMWorkload": "llm.workload",
+    **dict.fromkeys(("CodeCompletion", "code_tokenizer"), "llm.completion"),
+    **dict.fromkeys(("random_causal_lm", "load_causal_lm", "restore_buffers"), "llm.building"),
+    **dict.fromkeys(("ARCHITECTURES", "supported_architecture"), "llm.architectures"),
+    "resolve_checkpoint": "models.checkpoints",
     **dict.fromkeys(("DynamicKVCache", "StaticKVCache"), "llm.kvcache"),
     "nbytes": "llm.footprint",
     **dict.fromkeys(("SDPA_FLEX_DECODE", "mark_cross_attention"), "llm.flex_decode"),

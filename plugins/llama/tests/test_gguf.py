@@ -8,7 +8,7 @@ from genaccel.run.config import RunConfig
 from genaccel.testing import prepared
 
 gguf = pytest.importorskip("gguf")
-from genaccel_llama.gguf_export import FTYPES, cached_export, export  # noqa: E402
+from genaccel.models.gguf import FTYPES, cached_export, export  # noqa: E402
 
 
 @pytest.fixture(scope="module")

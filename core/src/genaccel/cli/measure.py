@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..errors import GenaccelError
 from ..files import OutputDir
 from .args import environment, failed_cases, out_dir, print_cases, resolve_run, resolve_runs, say
 
@@ -18,6 +19,7 @@ def run_command(args, registry) -> int:
     out = out_dir(args, "run")
     run = resolve_run(args, registry, args.opt)  # every name, option and the device, before any work (and torch)
     # imported when the command runs: `list` and `--help` stay free of torch
+    from ..plugin.specs import NotApplied
     from ..report.render import render
     from ..report.results import ReportDoc, note_inputs
     from ..report.store import write_json
@@ -26,7 +28,10 @@ def run_command(args, registry) -> int:
     run = run.with_config(out_dir=str(out / "outputs"))
     OutputDir(out, overwrite=args.overwrite)  # checked, created and locked before any work
     env = environment(registry, run.config.device, args)
-    case = run_case(run)
+    try:
+        case = run_case(run)
+    except NotApplied as e:  # a decoder that cannot take this model (a reference engine)
+        raise GenaccelError(f"decoder {run.config.decoder}: {e}") from None
     doc = ReportDoc(kind="run", environment=env, cases=[case]).to_dict()
     note_inputs(env, doc)
     write_json(out / "report.json", doc)

@@ -27,7 +27,9 @@ import torch
 from torch import nn
 
 from ..engine.executor import StepExecutor
-from .flex_decode import SDPA_FLEX_DECODE, flex_window
+from ..errors import GenaccelError
+from .architectures import architecture_of
+from .flex_decode import FLEX_DECODE, flex_window
 from .footprint import StepBytes
 from .gemv import cpu_gemv_linears
 from .kvcache import DynamicKVCache, StaticKVCache
@@ -53,6 +55,9 @@ class HFCausalLM(SelfSpeculation, StepBytes):
         if self.tensor_parallel is not None and not num_kv_heads:  # each rank holds (and caches) its share of the KV heads
             self.num_kv_heads //= self.tensor_parallel.world_size
         self.head_dim = head_dim or getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        self.arch = architecture_of(cfg)  # what this architecture does differently (llm/architectures.py)
+        self.windows = self.arch.layer_windows(cfg, self.num_layers)
+        self.final_softcap = self.arch.logit_softcap(cfg)
         self.cache_kind = "dynamic"
         self.compile_mode: str | None = None
         self.cuda_graph = False
@@ -84,8 +89,11 @@ class HFCausalLM(SelfSpeculation, StepBytes):
         self._configure()
 
     def head(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Final norm and LM head, restricted to the allowed tokens."""
+        """Final norm and LM head (soft-capped where the architecture caps its logits), restricted to
+        the allowed tokens."""
         logits = self.lm_head(self.norm(hidden))
+        if self.final_softcap:
+            logits = torch.tanh(logits / self.final_softcap) * self.final_softcap
         if self.allowed_tokens is not None:
             logits = logits.masked_fill(~self.allowed_tokens, torch.finfo(logits.dtype).min)
         return logits
@@ -105,6 +113,10 @@ class HFCausalLM(SelfSpeculation, StepBytes):
         return self.hf.config._attn_implementation
 
     def set_attention(self, impl: str) -> None:
+        """Attention through ``impl``, one the architecture takes (``arch.attention``)."""
+        if impl not in self.arch.attention:
+            raise GenaccelError(f"{self.arch.label or type(self.hf).__name__} takes attention "
+                                f"{' or '.join(self.arch.attention)}, not {impl!r}")
         self.hf.set_attn_implementation(impl)
         self._configure()
 
@@ -114,19 +126,27 @@ class HFCausalLM(SelfSpeculation, StepBytes):
         self.cache_kind, self.cache = kind, None
         self._configure()
 
+    @property
+    def flex_decode(self) -> bool:
+        """Whether one-token attention goes through ``flex_attention`` (:mod:`genaccel.llm.flex_decode`)."""
+        return self.attention in FLEX_DECODE.values()
+
     def set_compile(self, mode: str | None) -> int:
-        """Compile the decode step; on CPU also route few-row linears to a fused reduction and,
-        with SDPA, one-token attention to ``flex_attention`` (:func:`genaccel.llm.flex_decode.sdpa_flex_decode`).
+        """Compile the decode step; on CPU also route few-row linears to a fused reduction and
+        one-token attention to ``flex_attention`` (:func:`genaccel.llm.flex_decode.flex_decode`) when
+        attention is the architecture's fastest: SDPA, or its eager attention where it takes no SDPA
+        (Gemma 2's soft-capped attention, which the flex kernel caps).
 
         Returns how many linear layers were switched to :class:`genaccel.llm.gemv.RowReduceLinear`.
         """
         self.compile_mode = mode
         self._configure()
         cpu = mode and self.device.type == "cpu"
-        if cpu and self.attention == "sdpa":
-            self.hf.set_attn_implementation(SDPA_FLEX_DECODE)
-        elif not cpu and self.attention == SDPA_FLEX_DECODE:
-            self.hf.set_attn_implementation("sdpa")
+        fused = "sdpa" if "sdpa" in self.arch.attention else "eager"
+        if cpu and self.attention == fused:
+            self.hf.set_attn_implementation(FLEX_DECODE[fused])
+        elif not cpu and self.flex_decode:
+            self.hf.set_attn_implementation(next(k for k, v in FLEX_DECODE.items() if v == self.attention))
         return cpu_gemv_linears(self.hf) if cpu else 0
 
     def set_cuda_graph(self, enabled: bool = True) -> None:
@@ -182,13 +202,24 @@ class HFCausalLM(SelfSpeculation, StepBytes):
     def _additive(self, allowed: torch.Tensor) -> torch.Tensor:
         return torch.where(allowed, self._zero, self._min)
 
+    def _masks(self, allowed: torch.Tensor | None, q: torch.Tensor) -> dict:
+        """The additive masks of the layers, by window: ``allowed`` (B, 1, n, S; None: no mask) for
+        layers without one; with a sliding window W, only the keys at cache index > ``q`` - W too
+        (``q`` (n,): the queries' cache indices; key ``k`` is at cache index ``k``)."""
+        masks = {None: None if allowed is None else self._additive(allowed)}
+        for w in set(self.windows) - {None}:
+            cols = torch.arange(allowed.shape[-1], device=allowed.device)
+            masks[w] = self._additive(allowed & (cols[None, :] > q[:, None] - w))
+        return masks
+
     @torch.no_grad()
     def prefill(self, input_ids: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         if valid is None:
             valid = torch.ones_like(input_ids, dtype=torch.bool)
         allowed = self.cache.start(valid)
         pos_ids = (valid.cumsum(-1) - 1).clamp(min=0)
-        hidden = self.forward_layers(self.embed_tokens(input_ids), 0, self.num_layers, pos_ids, self._additive(allowed))
+        q = torch.arange(input_ids.shape[1], device=input_ids.device)
+        hidden = self.forward_layers(self.embed_tokens(input_ids), 0, self.num_layers, pos_ids, self._masks(allowed, q))
         return self.head(hidden[:, -1])
 
     def window(self, kv_len: int | None) -> torch.Tensor | None:
@@ -197,7 +228,7 @@ class HFCausalLM(SelfSpeculation, StepBytes):
         graphs (a graph replays fixed shapes).  Compiled, the length stays symbolic."""
         if kv_len is None or self.cuda_graph or not isinstance(self.cache, StaticKVCache):
             return None
-        if self.attention == SDPA_FLEX_DECODE:
+        if self.flex_decode:
             kv_len = flex_window(kv_len, self.cache.max_seq_len)
         return self.cache.window(kv_len, symbolic=bool(self.compile_mode))
 
@@ -205,10 +236,11 @@ class HFCausalLM(SelfSpeculation, StepBytes):
         embedded = self.embed_tokens(tokens[:, None])
         if isinstance(self.cache, StaticKVCache):
             hidden = self.forward_span(embedded, 0, self.num_layers, pos, window, one_token=True)
-        else:  # the cache grows by one: no position bookkeeping, a mask only when prompts were padded
-            allowed = self.cache.step_mask()
-            mask = None if allowed is None else self._additive(allowed)
-            hidden = self.forward_layers(embedded, 0, self.num_layers, (pos - self.cache.n_pad)[:, None], mask)
+        else:  # the cache grows by one: no position bookkeeping, a mask only for padded prompts or a window
+            allowed = self.cache.step_mask(always=any(self.windows))
+            q = None if allowed is None else torch.arange(allowed.shape[-1] - 1, allowed.shape[-1], device=pos.device)
+            hidden = self.forward_layers(embedded, 0, self.num_layers, (pos - self.cache.n_pad)[:, None],
+                                         self._masks(allowed, q))
         return self.head(hidden[:, -1])
 
     @torch.no_grad()
@@ -224,33 +256,31 @@ class HFCausalLM(SelfSpeculation, StepBytes):
                      window: torch.Tensor | None = None, one_token: bool = False) -> torch.Tensor:
         """Layers [start, end) over ``hidden.shape[1]`` new positions from cache position ``pos``.
 
-        Each new position sees the valid cached keys up to itself.  With the dynamic cache the
-        span starts where layer ``start``'s cache ends (``pos`` is not read).  ``window``: see
-        :meth:`window` (static cache).  ``one_token``: a plain decode step, whose attention may go
-        through :func:`genaccel.llm.flex_decode.sdpa_flex_decode` (the speculative spans keep SDPA:
-        dynamo lost track of the cache's write positions across a flex_attention call followed by
-        another span).
+        Each new position sees the valid cached keys up to itself (within its layer's sliding
+        window, if any).  With the dynamic cache the span starts where layer ``start``'s cache ends
+        (``pos`` is not read).  ``window``: see :meth:`window` (static cache).  ``one_token``: a
+        plain decode step, whose attention may go through :func:`genaccel.llm.flex_decode.flex_decode`
+        (the speculative spans keep SDPA: dynamo lost track of the cache's write positions across a
+        flex_attention call followed by another span).
         """
         if start >= end:
             return hidden
         q, allowed = self.cache.span(pos, hidden.shape[1], layer=start, window=window)
-        extra = {}
-        if one_token and self.attention == SDPA_FLEX_DECODE and isinstance(self.cache, StaticKVCache):
-            extra["static_keys"] = (self.cache.key_valid, pos)
+        flex = one_token and self.flex_decode and isinstance(self.cache, StaticKVCache)
         pos_ids = q[None, :] - self.cache.n_pad[:, None]
-        return self.forward_layers(hidden, start, end, pos_ids, self._additive(allowed), **extra)
+        return self.forward_layers(hidden, start, end, pos_ids, self._masks(allowed, q),
+                                   static_keys=(self.cache.key_valid, pos) if flex else None)
 
-    def forward_layers(self, hidden, start, end, pos_ids, mask, **attention_kwargs):
+    def forward_layers(self, hidden, start, end, pos_ids, masks: dict, static_keys=None):
+        """Layers [start, end) at positions ``pos_ids``, each with the mask of its window
+        (:meth:`_masks`); ``static_keys`` (key validity, position): what the flex decode
+        attention rebuilds its mask from, given with the layer's window."""
         position_embeddings = self.rotary_emb(hidden, pos_ids)
-        for layer in self.layers[start:end]:
-            hidden = layer(
-                hidden,
-                attention_mask=mask,
-                position_ids=pos_ids,
-                past_key_values=self.cache,
-                position_embeddings=position_embeddings,
-                **attention_kwargs,
-            )
+        for i in range(start, end):
+            window = self.windows[i]
+            extra = {} if static_keys is None else {"static_keys": (*static_keys, window)}
+            hidden = self.layers[i](hidden, attention_mask=masks[window], position_ids=pos_ids, cache=self.cache,
+                                    position_embeddings=position_embeddings, **extra)
             if isinstance(hidden, tuple):
                 hidden = hidden[0]
         return hidden

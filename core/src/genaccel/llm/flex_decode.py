@@ -1,20 +1,26 @@
 """Flex attention for compiled one-token decode steps on the static KV cache (CPU).
 
-``set_compile`` of :class:`genaccel.causal_lm.HFCausalLM` selects the attention implementation
-registered here, :data:`SDPA_FLEX_DECODE`, on CPU when attention is ``sdpa``.  An
+``set_compile`` of :class:`genaccel.llm.causal_lm.HFCausalLM` selects an attention implementation
+registered here (:data:`FLEX_DECODE`) on CPU: :data:`SDPA_FLEX_DECODE` when attention is ``sdpa``, the
+eager one for an architecture that takes no SDPA (Gemma 2).  An
 encoder-decoder's one-token cross attention takes the same path: its modules are marked with
 :func:`mark_cross_attention` and read the ``cross_keys`` of the step instead of ``static_keys``.
 """
 
 from __future__ import annotations
 
+import importlib
+
 import torch
 from torch.nn.attention.flex_attention import flex_attention
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
-from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+from transformers.masking_utils import AttentionMaskInterface, eager_mask, sdpa_mask
 
 SDPA_FLEX_DECODE = "genaccel-sdpa-flex-decode"
+#: The flex decode attention by the attention it falls back to for everything but one-token steps.  The
+#: eager one's name must not hold "sdpa": transformers checks such names against the model's SDPA support.
+FLEX_DECODE = {"sdpa": SDPA_FLEX_DECODE, "eager": "genaccel-eager-flex-decode"}
 #: Inductor's CPU flex-attention kernel (torch 2.13) reads keys past a key length of 16·k + 8 when the head
 #: dimension is 16: with stale keys there (a static cache's previous batch) the output is wrong (measured: key
 #: lengths 8, 24, 40 off by up to 76 in the output, every other length 3..59 exact).  A window of that length is
@@ -35,37 +41,74 @@ def mark_cross_attention(module) -> None:
     setattr(module, CROSS, True)
 
 
-def sdpa_flex_decode(module, query, key, value, attention_mask, scaling=None, dropout=0.0, static_keys=None,
-                     cross_keys=None, **kwargs):
-    """transformers' SDPA attention, except for one-token queries on the static cache inside a
-    compiled step, which go through ``flex_attention``: for those Inductor generates a CPU kernel
-    that reads the KV cache ~1.3-1.6x as fast as SDPA's CPU flash kernel does (small preset, 12
-    layers, 460-900 cached positions).  ``set_compile`` selects it on CPU when attention is ``sdpa``.
+def _eager(module):
+    """The attention module's own eager attention (every transformers modeling file defines
+    ``eager_attention_forward``; Gemma 2's soft-caps its logits)."""
+    fn = _EAGER.get(type(module))
+    if fn is None:
+        fn = _EAGER[type(module)] = importlib.import_module(type(module).__module__).eager_attention_forward
+    return fn
 
-    ``static_keys`` = (key_valid (B, max_seq_len), pos): the mask is rebuilt from these inputs
-    inside the kernel (Inductor's CPU flex kernel cannot read a mask computed in the graph).
+
+_EAGER: dict = {}
+_FALLBACKS = {"sdpa": lambda module: sdpa_attention_forward, "eager": _eager}
+
+
+def flex_decode(fallback: str):
+    """The attention function of :data:`FLEX_DECODE` ``[fallback]``: transformers' ``fallback``
+    attention, except for one-token queries on the static cache inside a compiled step, which go
+    through ``flex_attention``: for those Inductor generates a CPU kernel that reads the KV cache
+    ~1.3-1.6x as fast as SDPA's CPU flash kernel does (small preset, 12 layers, 460-900 cached
+    positions).  ``set_compile`` selects it on CPU.
+
+    ``static_keys`` = (key_valid (B, max_seq_len), pos[, window]): the mask is rebuilt from these
+    inputs inside the kernel (Inductor's CPU flex kernel cannot read a mask computed in the graph):
+    the valid keys up to ``pos``, within the layer's sliding ``window`` when it has one.
     ``cross_keys`` = (encoder_valid (B, S), None), read by modules marked with
-    :func:`mark_cross_attention`: every valid encoder position is seen.
+    :func:`mark_cross_attention`: every valid encoder position is seen.  ``softcap`` (Gemma 2) caps
+    the scores as transformers' eager attention does, before the mask.
     """
-    if getattr(module, CROSS, False):
-        static_keys = cross_keys
-    flex = query.dtype in (torch.float32, torch.bfloat16, torch.float16)  # what Inductor's CPU kernel supports
-    if static_keys is None or query.shape[2] != 1 or dropout or not flex or not torch.compiler.is_compiling():
-        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
-    valid, pos = static_keys
+    fallback_of = _FALLBACKS[fallback]
+
+    def attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, static_keys=None,
+                  cross_keys=None, softcap=None, **kwargs):
+        if getattr(module, CROSS, False):
+            static_keys = cross_keys
+        flex = query.dtype in (torch.float32, torch.bfloat16, torch.float16)  # what Inductor's CPU kernel supports
+        if static_keys is None or query.shape[2] != 1 or dropout or not flex or not torch.compiler.is_compiling():
+            if softcap is not None:
+                kwargs["softcap"] = softcap
+            return fallback_of(module)(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
+                                       **kwargs)
+        score_mod = _score_mod(*static_keys, *(None,) * (3 - len(static_keys)), softcap)
+        if query.dim() == 4 and query.shape[2] == 1:  # a 4-D buffer for Inductor's CPU template (not a view of a 3-D one)
+            query = query.clone(memory_format=torch.contiguous_format)
+        out = flex_attention(query, key, value, score_mod=score_mod, scale=scaling,
+                             enable_gqa=query.shape[1] != key.shape[1])
+        return out.transpose(1, 2).contiguous(), None
+
+    return attention
+
+
+def _score_mod(valid, pos, window, softcap):
+    """Scores of the keys a one-token query may see, soft-capped first where ``softcap`` is set; -inf elsewhere."""
 
     def score_mod(score, b, h, q_idx, kv_idx):
-        if pos is None:
-            return torch.where(valid[b, kv_idx], score, -float("inf"))
-        last = (pos if pos.dim() == 0 else pos[0]) + q_idx
-        return torch.where(valid[b, kv_idx] & (kv_idx <= last), score, -float("inf"))
+        if softcap is not None:
+            score = torch.tanh(score / softcap) * softcap
+        keep = valid[b, kv_idx]
+        if pos is not None:
+            last = (pos if pos.dim() == 0 else pos[0]) + q_idx
+            keep = keep & (kv_idx <= last)
+            if window is not None:
+                keep = keep & (kv_idx > last - window)
+        return torch.where(keep, score, -float("inf"))
 
-    if query.dim() == 4 and query.shape[2] == 1:  # a 4-D buffer for Inductor's CPU template (not a view of a 3-D one)
-        query = query.clone(memory_format=torch.contiguous_format)
-    out = flex_attention(query, key, value, score_mod=score_mod, scale=scaling, enable_gqa=query.shape[1] != key.shape[1])
-    return out.transpose(1, 2).contiguous(), None
+    return score_mod
 
 
-AttentionInterface.register(SDPA_FLEX_DECODE, sdpa_flex_decode)
-# transformers' own masks (an encoder's padding) are built as for SDPA; unregistered, they would be dropped
+for _fallback, _name in FLEX_DECODE.items():
+    AttentionInterface.register(_name, flex_decode(_fallback))
+# transformers' own masks (an encoder's padding) are built as for the fallback; unregistered, they would be dropped
 AttentionMaskInterface.register(SDPA_FLEX_DECODE, sdpa_mask)
+AttentionMaskInterface.register(FLEX_DECODE["eager"], eager_mask)

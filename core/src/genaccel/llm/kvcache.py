@@ -14,6 +14,8 @@ validity of its keys; it builds the boolean masks (True: may attend) of its own 
 - ``span(pos, n, layer=, window=)``: the positions and mask of ``n`` new positions (the static
   cache at ``pos``, reading ``window``; the dynamic one after layer ``layer``'s cached keys);
 - ``DynamicKVCache.step_mask()``: a plain decode step's mask (None when no row is padded).
+
+Sliding windows narrow these masks per layer (:meth:`genaccel.llm.causal_lm.HFCausalLM._masks`).
 """
 
 from __future__ import annotations
@@ -48,11 +50,13 @@ class DynamicKVCache:
         self.has_pad = not bool(valid.all())
         return prompt_mask(valid)
 
-    def step_mask(self) -> torch.Tensor | None:
-        """A one-token step's mask (B, 1, 1, cached + 1); None without padding (the cache grows
-        by one: every cached key is visible)."""
+    def step_mask(self, always: bool = False) -> torch.Tensor | None:
+        """A one-token step's mask (B, 1, 1, cached + 1); without padding None (the cache grows by
+        one: every cached key is visible) unless ``always`` (a sliding window narrows it)."""
         if not self.has_pad:
-            return None
+            if not always:
+                return None
+            return self.key_valid.new_ones(self.key_valid.shape[0], 1, 1, self.keys[0].shape[2] + 1)
         self.key_valid = torch.cat([self.key_valid, self.key_valid.new_ones(self.key_valid.shape[0], 1)], dim=1)
         return self.key_valid[:, None, None, :]
 

@@ -79,6 +79,15 @@ def token_windows(tokenizer, texts: list[str], seq_len: int, eos_id: int | None)
     return torch.tensor(ids[: n * (seq_len + 1)]).view(n, seq_len + 1)
 
 
+def _causal(t: int, window: int | None, dtype, device) -> torch.Tensor:
+    """(1, 1, t, t) additive mask: each position sees the earlier ones, within ``window`` when given."""
+    rows = torch.arange(t, device=device)
+    allowed = rows[None, :] <= rows[:, None]
+    if window is not None:
+        allowed &= rows[None, :] > rows[:, None] - window
+    return torch.where(allowed, 0.0, torch.finfo(dtype).min).to(dtype)[None, None]
+
+
 def early_exit_losses(model, ids, weights: dict[int, float], keep: list[torch.Tensor], sampled: torch.Tensor | None = None):
     """Forward with per-sample layer dropout; returns {layer: cross-entropy} for the supervised layers.
 
@@ -89,13 +98,13 @@ def early_exit_losses(model, ids, weights: dict[int, float], keep: list[torch.Te
     t = inputs.shape[1]
     pos_ids = torch.arange(t, device=ids.device)[None]
     position_embeddings = model.rotary_emb(hidden, pos_ids)
-    causal = torch.full((t, t), torch.finfo(hidden.dtype).min, device=ids.device).triu(1)[None, None]
+    masks = {w: _causal(t, w, hidden.dtype, ids.device) for w in set(model.windows)}
     losses = {}
     for l, layer in enumerate(model.layers):
         rows = keep[l].nonzero().squeeze(1)
         if rows.numel():
             out = layer(
-                hidden.index_select(0, rows), attention_mask=causal, position_ids=pos_ids,
+                hidden.index_select(0, rows), attention_mask=masks[model.windows[l]], position_ids=pos_ids,
                 position_embeddings=position_embeddings,
             )
             out = out[0] if isinstance(out, tuple) else out
@@ -104,7 +113,7 @@ def early_exit_losses(model, ids, weights: dict[int, float], keep: list[torch.Te
             flat = hidden.flatten(0, 1)
             early = sampled is not None and l < len(model.layers) - 1
             rows_l = flat.index_select(0, sampled) if early else flat
-            logits = model.lm_head(model.norm(rows_l))
+            logits = model.head(rows_l)  # the shared norm and head (soft-capped where the architecture caps)
             losses[l] = torch.nn.functional.cross_entropy(logits.float(), targets[sampled] if early else targets)
     return losses
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .flex_decode import SDPA_FLEX_DECODE
+from ..plugin.specs import NotApplied
 
 
 class CausalLMWorkload:
@@ -15,6 +15,11 @@ class CausalLMWorkload:
     bos_token_id: int | None = None  # prepended by ``encode`` when set
 
     def set_attention(self, impl: str) -> None:
+        """Attention through ``impl``; an implementation the architecture does not take is a recorded skip."""
+        allowed = self.model.arch.attention
+        if impl not in allowed:
+            raise NotApplied(f"{self.model.arch.label} takes attention {' or '.join(allowed)} only (transformers "
+                             f"refuses {impl} for it)")
         self.model.set_attention(impl)
 
     def set_cache(self, kind: str) -> None:
@@ -29,8 +34,9 @@ class CausalLMWorkload:
             note = f"decode step compiled (mode={mode}, dynamic shapes: the cache grows); prefill runs eager"
         if switched:
             note += f"; {switched} linear layers emit a fused multiply-reduce GEMV for <= 8 rows (CPU)"
-        if self.model.attention == SDPA_FLEX_DECODE:
-            note += "; one-token attention through flex_attention (Inductor's CPU kernel), SDPA elsewhere"
+        if self.model.flex_decode:
+            fallback = "SDPA" if "sdpa" in self.model.attention else "eager attention"
+            note += f"; one-token attention through flex_attention (Inductor's CPU kernel), {fallback} elsewhere"
         return note
 
     def set_cuda_graph(self) -> str:

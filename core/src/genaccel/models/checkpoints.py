@@ -4,6 +4,8 @@ the part that would not load."""
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import torch
@@ -17,6 +19,37 @@ from .loading import check_loading_info
 from .slices import load_slices
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model", "sentencepiece.bpe.model")
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def hub_cache() -> Path:
+    """Where huggingface_hub keeps downloaded models: ``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else
+    ``~/.cache/huggingface/hub`` (read now, not when huggingface_hub was imported)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "huggingface"
+    return Path(home).expanduser() / "hub"
+
+
+def resolve_checkpoint(path: Path) -> Path:
+    """A checkpoint given as a folder, or as a Hugging Face Hub id (``Qwen/Qwen2.5-0.5B``) that is not a
+    folder here: its snapshot in the local Hugging Face cache (:func:`hub_cache`), looked up offline.
+    genaccel never downloads: an id missing from the cache is a one-line error saying how to get it."""
+    path = Path(path)
+    if path.exists() or not _HUB_ID.fullmatch(str(path)):
+        return path
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    cache = hub_cache()
+    try:
+        return Path(snapshot_download(str(path), cache_dir=cache, local_files_only=True))
+    except LocalEntryNotFoundError:
+        raise GenaccelError(f"checkpoint {str(path)!r} is not a folder, and as a Hugging Face Hub id it is not in the "
+                            f"local cache {str(cache)!r} (HF_HUB_CACHE, or HF_HOME/hub); genaccel does not download: "
+                            f"run `hf download {path}` first, or pass the model's folder") from None
 
 
 def check_checkpoint_dir(path: Path, *, model_types: tuple[str, ...]) -> dict:
@@ -48,7 +81,7 @@ def check_tokenizer_files(path: Path) -> None:
                             "the tokenizer files of the model's release into it")
 
 
-def load_hf_checkpoint(options: BuildOptions, model_class, *, model_types: tuple[str, ...], shard=None):
+def load_hf_checkpoint(options: BuildOptions, model_class, *, model_types: tuple[str, ...], shard=None, restore=None):
     """A checked local Hugging Face folder's model (``model_class``, in the run's dtype, on its
     device) and tokenizer; any failure is a clear error naming the folder.  Missing weights are an
     error unless the workload option ``allow_missing_weights`` is true; the model then carries their
@@ -58,8 +91,8 @@ def load_hf_checkpoint(options: BuildOptions, model_class, *, model_types: tuple
     of a tensor-parallel group: in a run of ``options.tp`` > 1 ranks the model is built on the meta
     device, sharded, and each rank reads only its own slices of the safetensors files
     (:func:`genaccel.models.slices.load_slices`); a checkpoint of ``.bin`` files is loaded whole and
-    then sharded."""
-    path = options.checkpoint
+    then sharded; ``restore(model)`` then sets the buffers a meta build leaves undefined."""
+    path = resolve_checkpoint(options.checkpoint)
     check_checkpoint_dir(path, model_types=model_types)
     check_tokenizer_files(path)
     try:
@@ -68,7 +101,7 @@ def load_hf_checkpoint(options: BuildOptions, model_class, *, model_types: tuple
         raise cannot_load(path, "its tokenizer", e) from None
     allow = str(options.options.get("allow_missing_weights", "")).lower() in ("1", "true", "yes")
     if shard is not None and options.tp > 1 and any(Path(path).glob("*.safetensors")):
-        return _load_sharded(options, model_class, shard, allow), tokenizer
+        return _load_sharded(path, options, model_class, shard, restore, allow), tokenizer
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # its load report is replaced by check_loading_info's line
     try:
@@ -83,9 +116,8 @@ def load_hf_checkpoint(options: BuildOptions, model_class, *, model_types: tuple
     return hf.to(options.device), tokenizer
 
 
-def _load_sharded(options: BuildOptions, model_class, shard, allow_missing: bool):
+def _load_sharded(path: Path, options: BuildOptions, model_class, shard, restore, allow_missing: bool):
     """This rank's shard of a checkpoint's model: built on meta, sharded, filled from its files."""
-    path = options.checkpoint
     try:
         config = model_class.config_class.from_pretrained(path)
         generation = (GenerationConfig.from_pretrained(path) if (Path(path) / "generation_config.json").is_file()
@@ -96,8 +128,8 @@ def _load_sharded(options: BuildOptions, model_class, shard, allow_missing: bool
         hf = model_class(config).to(options.torch_dtype)
     shard(hf)
     load_slices(hf, path, options.device, allow_missing=allow_missing)
-    if getattr(hf.model, "rotary_emb", None) is not None:  # buffers are not in the files
-        hf.model.rotary_emb = type(hf.model.rotary_emb)(config=config).to(options.device)
+    if restore is not None:  # buffers are not in the files
+        restore(hf)
     if generation is not None:
         hf.generation_config = generation
     return hf

@@ -60,7 +60,7 @@ def load_slices(hf, path, device: str, *, allow_missing: bool = False) -> None:
         def full_shape(name):
             module, attr, param = params[name]
             shard = slice_of(module, attr)
-            return tuple(shard[1]) if shard else tuple(param.shape)
+            return shard.full if shard else tuple(param.shape)
 
         mismatched = [n for n in params if n in where and tuple(file_of(n).get_slice(n).get_shape()) != full_shape(n)]
         hf.genaccel_missing_weights = check_loading_info(
@@ -77,10 +77,10 @@ def load_slices(hf, path, device: str, *, allow_missing: bool = False) -> None:
                 shard = slice_of(module, attr)
                 if shard is None:
                     part = file_of(name).get_tensor(name)
-                else:
-                    dim, full, r, n = shard
-                    size = full[dim] // n
-                    part = file_of(name).get_slice(name)[(slice(None),) * dim + (slice(r * size, (r + 1) * size),)]
+                else:  # each range of the rank's part read alone (a fused projection's blocks: one per block)
+                    whole = file_of(name).get_slice(name)
+                    part = torch.cat([whole[(slice(None),) * shard.dim + (slice(a, b),)] for a, b in shard.ranges()],
+                                     dim=shard.dim)
                 param.copy_(part)
                 read += part.numel() * part.element_size()
     hf.genaccel_checkpoint_bytes_read = read

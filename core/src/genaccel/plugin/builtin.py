@@ -21,6 +21,7 @@ from .roles import (
     FusedQKV,
     Guided,
     KVCacheSwitch,
+    LlamaCppReference,
     PipelineReference,
     Quantizable,
     StepCache,
@@ -90,6 +91,11 @@ class Decoders:
                              requires=(TokenModel, EarlyExit), options=(EXIT_LAYER, DRAFT_LEN)))
         register(DecoderSpec(name="hf-generate", description="transformers' generate (greedy), the reference implementation",
                              factory=_D + "tokens:HFGenerate", requires=(TokenModel, TransformersReference)))
+        register(DecoderSpec(
+            name="llama-cpp", factory=_D + "llamacpp:LlamaCpp", requires=(TokenModel, LlamaCppReference),
+            description="llama.cpp (greedy) on the run's own weights exported to GGUF: a reference engine",
+            options=(Option(name="gguf_type", type=str, default="f32", choices=("f32", "f16", "bf16", "q8_0"),
+                            help="the GGUF export llama.cpp runs"),)))
         register(DecoderSpec(name="diffusers-pipeline", factory=_D + "pipeline:DiffusersPipeline",
                              requires=PipelineReference, options=GUIDANCE_OPTIONS,
                              description="diffusers' own pipeline on the workload's components, the reference implementation"))

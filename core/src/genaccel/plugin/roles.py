@@ -154,6 +154,15 @@ class TransformersReference(Role):
     def hf_generate(self, input_ids, attention_mask, generation_config): ...
 
 
+class LlamaCppReference(Role):
+    """llama.cpp on the run's own weights, exported to GGUF (the ``llama-cpp`` reference decoder)."""
+
+    capability = "llama-cpp"
+    tokenizer = Member()
+
+    def kv_bytes_per_token(self): ...
+
+
 class Quantizable(Role):
     """The linear layers of ``module`` may be quantized (torchao weight configs, autoquant)."""
 

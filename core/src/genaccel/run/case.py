@@ -20,6 +20,7 @@ from ..engine.machine import Contention, probe_bandwidth
 from ..errors import GenaccelError, OutputError, disk_fault, first_line, out_of_memory
 from ..plugin.batch import BatchResult
 from ..plugin.roles import TokenModel
+from ..plugin.specs import NotApplied
 from ..report.results import CaseResult, SampleRecord, case_label, workload_unit
 from . import accuracy
 from .context import RunContext, make_batches
@@ -139,12 +140,15 @@ def release_memory() -> None:
 
 
 def run_case_safe(run: ResolvedRun, **kwargs) -> CaseResult:
-    """Like ``run_case``, but a failure (out of memory included) becomes a recorded case; a file that
-    cannot be written (a full disk) is raised, since every case after it would fail the same way."""
+    """Like ``run_case``, but a failure (out of memory included) becomes a recorded case, and a decoder
+    that cannot take the model (a reference engine raising :class:`NotApplied`) a recorded skip; a file
+    that cannot be written (a full disk) is raised, since every case after it would fail the same way."""
     try:
         return run_case(run, **kwargs)
     except OutputError:  # a full or unwritable disk fails every case after it: the run stops with one line
         raise
+    except NotApplied as e:
+        status, reason = "skipped", str(e)
     except GenaccelError as e:
         status, reason = "failed", str(e)
     except Exception as e:  # noqa: BLE001 - a bench must go on and keep what it has

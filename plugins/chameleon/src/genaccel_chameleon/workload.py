@@ -19,7 +19,8 @@ from genaccel.api import (
     HFCausalLM,
     code_corpus,
     init_random_weights,
-    load_hf_checkpoint,
+    load_causal_lm,
+    random_causal_lm,
     save_images,
     shard_causal_lm,
     train_bpe_tokenizer,
@@ -296,8 +297,8 @@ def build_for(task: str):
         dev, dtype = options.device, options.torch_dtype
         vq_path = options.options.get("image_tokenizer")
         if options.checkpoint is not None:
-            hf, tokenizer = load_hf_checkpoint(options, ChameleonForConditionalGeneration, model_types=("chameleon",),
-                                               shard=shard_causal_lm)
+            hf, tokenizer = load_causal_lm(options, ChameleonForConditionalGeneration, model_types=("chameleon",),
+                                           shard=shard_causal_lm)
             random_weights = False
             image_tokenizer = None
             if vq_path:  # the release's VQGAN: its encoder replaces the checkpoint's copy
@@ -315,12 +316,7 @@ def build_for(task: str):
             vq = vq_config(name)
             tokenizer = preset_tokenizer(PRESETS[name]["vocab_size"], vq.num_embeddings)
             config = preset_config(name, tokenizer.get_vocab())
-            with torch.device("meta"):
-                hf = ChameleonForConditionalGeneration(config).to(dtype)
-            shard_causal_lm(hf)  # under --tp: this rank's shard only, before any weight exists
-            hf = hf.to_empty(device=dev)
-            init_random_weights(hf, seed=options.seed)
-            hf.model.rotary_emb = type(hf.model.rotary_emb)(config=config).to(dev)  # buffers are not weights
+            hf = random_causal_lm(ChameleonForConditionalGeneration, config, options, shard=shard_causal_lm)
             if vq_path:
                 image_tokenizer = load_image_tokenizer(vq_path, device=dev, dtype=dtype)
             else:

@@ -11,13 +11,10 @@ from genaccel.api import (
     BeamSearch,
     Compilable,
     CUDAGraphable,
-    DecoderSpec,
     EarlyExit,
     KVCacheSwitch,
-    Member,
-    Option,
+    LlamaCppReference,
     Quantizable,
-    Role,
     TeacherForcing,
     TokenModel,
     TransformersReference,
@@ -27,15 +24,6 @@ from genaccel.api import (
 )
 
 from .presets import PRESETS
-
-
-class LlamaCppReference(Role):
-    """llama.cpp on the run's own weights, exported to GGUF (the ``llama-cpp`` reference decoder)."""
-
-    capability = "llama-cpp"
-    tokenizer = Member()
-
-    def kv_bytes_per_token(self): ...
 
 
 @hookimpl
@@ -55,12 +43,3 @@ def genaccel_register_workloads(register):
         )
     )
 
-
-@hookimpl
-def genaccel_register_decoders(register):
-    register(DecoderSpec(
-        name="llama-cpp", factory="genaccel_llama.llamacpp:LlamaCpp", requires=(TokenModel, LlamaCppReference),
-        description="llama.cpp (greedy) on the run's own weights exported to GGUF: a reference engine",
-        options=(Option(name="gguf_type", type=str, default="f32", choices=("f32", "f16", "bf16", "q8_0"),
-                        help="the GGUF export llama.cpp runs"),),
-    ))

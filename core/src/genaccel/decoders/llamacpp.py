@@ -1,6 +1,7 @@
-"""llama.cpp as a reference engine (decoder ``llama-cpp``; ``pip install 'genaccel-llama[llamacpp]'``):
-the run's own weights exported to GGUF (:mod:`genaccel_llama.gguf_export`, cached), run by
-llama-cpp-python greedily on the same prompts with the same thread count as torch.
+"""llama.cpp as a reference engine (decoder ``llama-cpp``; ``pip install 'genaccel[llamacpp]'``):
+the run's own weights exported to GGUF (:mod:`genaccel.models.gguf`, cached), run by
+llama-cpp-python greedily on the same prompts with the same thread count as torch.  A model whose
+GGUF llama.cpp would run differently (:func:`genaccel.models.gguf.unsupported`) is a recorded skip.
 
 Records the same per-sample figures as genaccel's own loop (latency, TTFT, TPOT, per-step times).
 MBU counts the bytes llama.cpp reads: the GGUF file's tensors but the token embedding (f32, f16,
@@ -12,7 +13,11 @@ from __future__ import annotations
 import time
 
 import torch
-from genaccel.api import BatchResult, GenaccelError
+
+from ..errors import GenaccelError
+from ..models.gguf import cached_export, unsupported
+from ..plugin.batch import BatchResult
+from ..plugin.specs import NotApplied
 
 
 class LlamaCpp:
@@ -23,13 +28,14 @@ class LlamaCpp:
     def _load(self, ctx):
         if self._llm is not None:
             return self._llm
+        inst, cfg = ctx.instance, ctx.config
+        reason = unsupported(inst.module.config, ctx.max_seq_len)
+        if reason is not None:
+            raise NotApplied(f"llama.cpp: {reason}")
         try:
             import llama_cpp
         except ImportError:
-            raise GenaccelError("decoder llama-cpp needs llama-cpp-python: pip install 'genaccel-llama[llamacpp]'") from None
-        from .gguf_export import cached_export
-
-        inst, cfg = ctx.instance, ctx.config
+            raise GenaccelError("decoder llama-cpp needs llama-cpp-python: pip install 'genaccel[llamacpp]'") from None
         key = f"{cfg.checkpoint or cfg.preset}-seed{cfg.seed}-{cfg.dtype}"
         path = cached_export(inst.module, inst.tokenizer, self.gguf_type, key)
         threads = torch.get_num_threads()
