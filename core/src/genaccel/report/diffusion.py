@@ -13,12 +13,11 @@ STUDY = {
 }
 
 
-
-def diffusion_markdown(doc: dict, checkpoint=None) -> str:
-    """Every workload's section: sequence lengths, Attention and Conv time with eager attention and SDPA,
-    temporal against spatial attention, and the sweeps over image size and frame count."""
-    md = ["# Diffusion characterization", ""]
-    for entry in doc["workloads"]:
+def diffusion_markdown(entries: list[dict], checkpoint=None) -> str:
+    """Every diffusion workload's section: sequence lengths, Attention and Conv time with eager attention and
+    SDPA, temporal against spatial attention, and the sweeps over image size and frame count."""
+    md = ["## Diffusion: Conv and Attention (Figs. 7-14)", ""]
+    for entry in entries:
         md += _section(entry, checkpoint)
     return "\n".join(md)
 
@@ -26,7 +25,7 @@ def diffusion_markdown(doc: dict, checkpoint=None) -> str:
 def _section(entry: dict, checkpoint) -> list[str]:
     w, s, eager, sdpa = entry["workload"], entry["eager"]["summary"], entry["eager"], entry["sdpa"]
     step0 = [r["query_len"] for r in eager["sequence_profile"] if r["step"] == 0 and r["kind"] == "spatial"]
-    md = [f"## {w} ({entry['preset'] or checkpoint}, {entry['steps']} steps)", "",
+    md = [f"### {w} ({entry['preset'] or checkpoint}, {entry['steps']} steps)", "",
           f"- attention sequence length (spatial self-attention, step 0, in call order): {' '.join(map(str, step0))}",
           f"- max/min sequence length {s['max_seq_len']}/{s['min_seq_len']} = **{s['seq_len_ratio']:.1f}×** "
           f"(study: {STUDY['seq_len_ratio']})"]
