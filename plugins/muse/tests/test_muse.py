@@ -9,7 +9,7 @@ import math
 import genaccel_muse
 import pytest
 import torch
-from genaccel.testing import attention_record, first_batch, measure, one_line_error, prepared, registry_fixture, tiny
+from genaccel.testing import attention_record, first_batch, measure, one_line_error, registry_fixture, tiny
 
 WORKLOAD = "muse/t-i"
 

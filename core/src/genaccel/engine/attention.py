@@ -32,13 +32,14 @@ def _kind_or_none(instance, attribute, value) -> None:
 @attrs.define(frozen=True)
 class AttentionSite:
     """One attention module of a workload: ``name`` (its path, for the record), ``module``, ``kind``
-    (None: ``cross`` when a call attends to a context, else ``self``) and ``lengths`` (``(module, args,
+    (None: ``cross`` when a call attends to a context, else ``self_kind``) and ``lengths`` (``(module, args,
     kwargs, output) -> (query_len, key_len, cross)``, or with the batch as a fourth where the hidden states'
     first dimension is not it (jagged sequences); None: :func:`call_lengths`)."""
 
     name: str = attrs.field(validator=attrs.validators.instance_of(str))
     module: nn.Module = attrs.field(validator=attrs.validators.instance_of(nn.Module))
     kind: str | None = attrs.field(default=None, validator=_kind_or_none)
+    self_kind: str = attrs.field(default="self", validator=attrs.validators.in_(("self", "spatial")))
     lengths: Callable | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.is_callable()))
 
 
@@ -73,23 +74,14 @@ def call_lengths(module, args, kwargs, output) -> tuple[int, int, bool]:
 def find_attention_sites(root: nn.Module, prefix: str = "", *, self_kind: str = "self") -> list[AttentionSite]:
     """The innermost modules of ``root`` whose class names end in ``Attention`` (``transformers``' and
     ``diffusers``' alike), each a site.  Kinds: ``temporal`` inside a module whose class name says
-    ``Temporal`` (a video UNet's temporal transformers), ``cross`` for a ``diffusers`` cross-attention,
-    ``self_kind`` for a ``diffusers`` self-attention (``spatial`` in an image UNet), and decided per call
-    (None) for the rest."""
+    ``Temporal`` (a video UNet's temporal transformers); the others' decided per call: ``cross`` when it attends
+    to a context (not a joint one: IF's), else ``self_kind`` (``spatial`` in an image UNet)."""
     named = dict(root.named_modules(prefix=prefix))
     found = [n for n, m in named.items() if type(m).__name__.endswith("Attention")]
     leaves = [n for n in found if not any(o.startswith(n + ".") for o in found)]
     temporal = [n + "." for n, m in named.items() if "Temporal" in type(m).__name__]
-    sites = []
-    for name in leaves:
-        module = named[name]
-        kind = None
-        if any(name.startswith(t) for t in temporal):
-            kind = "temporal"
-        elif hasattr(module, "is_cross_attention"):  # diffusers: cross or self is fixed at construction
-            kind = "cross" if module.is_cross_attention and not _joint(module) else self_kind
-        sites.append(AttentionSite(name=name, module=module, kind=kind))
-    return sites
+    return [AttentionSite(name=n, module=named[n], kind="temporal" if any(n.startswith(t) for t in temporal) else None,
+                          self_kind=self_kind) for n in leaves]
 
 
 def _width(hidden) -> int:
@@ -121,7 +113,7 @@ class _Hooks:
             batch = int(batch[0] if batch else hidden.shape[0])
             width = getattr(module, "inner_dim", None) or _width(hidden)
             self.calls.append({"index": len(self.calls), "module": site.name,
-                               "kind": site.kind or ("cross" if cross else "self"), "query_len": lq, "key_len": lk,
+                               "kind": site.kind or ("cross" if cross else site.self_kind), "query_len": lq, "key_len": lk,
                                "batch": batch, "flops": 4 * batch * lq * lk * int(width), "seconds": seconds})
         return hook
 
