@@ -116,17 +116,20 @@ def test_ablate_puts_diffusers_pipeline_beside_the_stacks(cli, tmp_path):
     assert "Table II form" in md and "1.67× (StableDiffusion)" in md  # sdpa over baseline beside the study's
 
 
-def test_characterize_diffusion_command(cli, tmp_path):
+def test_characterize_study_command(cli, tmp_path):
     out = tmp_path / "char"
-    rc = cli(["characterize-diffusion", MAV, "--preset", "tiny", "--num-inference-steps", "2", "--frame-counts", "2,4",
-              "--out", str(out)])
+    rc = cli(["characterize-study", MAV, "--preset", "tiny", "--num-inference-steps", "2", "--frame-counts", "2,4",
+              "--image-sizes", "64,128", "--out", str(out)])
     assert rc == 0
-    doc = json.loads((out / "diffusion-characterization.json").read_text())
-    wl = doc["workloads"][0]
+    doc = json.loads((out / "characterization.json").read_text())
+    wl = doc["workloads"][0]["diffusion"]
     assert wl["attention"]["seq_len_ratio"] >= 4 - 1e-9  # the U-shaped cycle: 8x8 latents, three levels
     assert {"temporal", "spatial"} <= set(wl["attention"]["kinds"])
     assert [r["frames"] for r in wl["frame_sweep"]] == [2, 4]
-    assert "attention sequence length" in (out / "diffusion-characterization.md").read_text()
+    assert [r["image_size"] for r in doc["workloads"][0]["records"]] == [None, 64, 128]
+    assert set(doc["figures"]) == {"fig8", "fig9", "fig10", "fig12", "fig14"}
+    assert all((out / name).stat().st_size > 1000 for name in doc["figures"].values())
+    assert "attention sequence length" in (out / "characterization.md").read_text()
 
 
 def test_unet_convs_and_attention_land_in_conv_and_attention(registry):

@@ -10,7 +10,7 @@ import pytest
 from genaccel.api import DecoderSpec, Option, WorkloadSpec, hookimpl
 from genaccel.cli import build_parser, main
 from genaccel.plugin.manager import build_registry, make_plugin_manager
-from genaccel.plugin.roles import Denoiser, TokenModel
+from genaccel.plugin.roles import AttentionRecord, Denoiser, TokenModel
 
 
 def _noop(*a, **k):
@@ -29,6 +29,8 @@ class _Plugin:
                               options=(Option("src_lang", str, "eng", help="source language"),)))
         register(WorkloadSpec(name="toy/d", description="toy", build=_noop, presets=("tiny",), default_preset="tiny",
                               default_decoder="greedy", roles=(Denoiser,)))
+        register(WorkloadSpec(name="toy/a", description="toy", build=_noop, presets=("tiny",), default_preset="tiny",
+                              default_decoder="greedy", roles=(TokenModel, AttentionRecord)))
 
     @hookimpl
     def genaccel_register_decoders(self, register):
@@ -170,12 +172,13 @@ def test_a_bench_toml_device_that_cannot_be_timed_is_the_same_one_line_error(reg
     assert err.count("\n") == 1 and "device 'mps' cannot be timed: genaccel times cpu and cuda devices" in err
 
 
-def test_characterize_diffusion_refuses_an_existing_report_and_a_workload_without_denoising(registry, tmp_path, capsys):
+def test_characterize_study_refuses_an_existing_report_and_a_workload_without_an_attention_record(registry, tmp_path,
+                                                                                                    capsys):
     out = tmp_path / "o"
     out.mkdir()
-    (out / "diffusion-characterization.json").write_text("{}")
-    assert main(["characterize-diffusion", "toy/d", "--out", str(out)]) == 2
+    (out / "characterization.json").write_text("{}")
+    assert main(["characterize-diffusion", "toy/a", "--out", str(out)]) == 2  # the older name of the same command
     err = capsys.readouterr().err
     assert "already exists" in err and "--overwrite" in err and err.count("\n") == 1
-    assert main(["characterize-diffusion", "toy/t-t", "--out", str(tmp_path / "p")]) == 2
-    assert "not a diffusion workload" in capsys.readouterr().err and not (tmp_path / "p").exists()
+    assert main(["characterize-study", "toy/t-t", "--out", str(tmp_path / "p")]) == 2
+    assert "'toy/t-t' has no attention record" in capsys.readouterr().err and not (tmp_path / "p").exists()

@@ -142,7 +142,8 @@ def test_every_command_kind_has_a_page(tmp_path):
                                                                          "sequence_profile": calls},
              "sdpa": {"attention": "sdpa", **shares}, "image_sweep": [
                  {"image_size": n, "eager": shares, "sdpa": shares} for n in (64, 128)], "frame_sweep": []}
-    page = _written(html_pages.write_diffusion_html, {"environment": {}, "workloads": [entry]},
-                    tmp_path / "diffusion-characterization.html")
+    doc = {"environment": {}, "study": {"lengths": "lengths grow"}, "figures": {},
+           "workloads": [{"workload": "x/y", "records": [], "diffusion": entry}]}
+    page = _written(html_pages.write_study_html, doc, tmp_path / "characterization.html")
     assert "16.0×" in page and page.count("<svg") == 2 and "Conv vs Attention over image size" in page
     assert json.dumps(entry)  # the page's input is the command's JSON as written

@@ -57,7 +57,7 @@ _PUBLIC = {
          "AttentionSwitch",
          "KVCacheSwitch", "Compilable", "CUDAGraphable", "ChannelsLast", "FusedQKV", "Guided", "TokenGuidance",
          "Denoiser", "GuidedLoop", "MaskedTokens", "StepCache", "PipelineReference", "StepProtocol", "ReorderableSteps",
-         "TwinSteps", "SpeculativeSteps", "LATENT_DIFFUSION_ROLES"), "plugin.roles"),
+         "TwinSteps", "SpeculativeSteps", "AttentionRecord", "LATENT_DIFFUSION_ROLES"), "plugin.roles"),
     # errors and files (light)
     **dict.fromkeys(("GenaccelError", "unknown_name", "cannot_load", "first_line"), "errors"),
     **dict.fromkeys(("warn", "read_text", "read_json_object", "write_bytes", "write_json", "cache_dir", "writing"),
@@ -68,6 +68,7 @@ _PUBLIC = {
     **dict.fromkeys(("phase", "region", "annotate", "current_phase"), "engine.profiling"),
     **dict.fromkeys(("StepClock", "synced_now", "synchronize"), "engine.clock"),
     **dict.fromkeys(("channels_last", "conv1d_channels_last"), "engine.layout"),
+    **dict.fromkeys(("AttentionSite", "find_attention_sites", "call_lengths", "record_attention"), "engine.attention"),
     # models
     **dict.fromkeys(("TextSample", "LengthDistribution"), "models.inputs"),
     **dict.fromkeys(("code_corpus", "train_bpe_tokenizer", "clip_style_tokenizer", "t5_style_tokenizer"),

@@ -1,6 +1,6 @@
 """Test support for plugins' and genaccel's own tests: a registry holding chosen plugins, tiny run
-configs, a prepared run and its first batch, a whole measured case, and the command line with its
-exit code and output.  Tests import these instead of the run layer's internals."""
+configs, a prepared run and its first batch, a whole measured case, an attention-call record, and the command
+line with its exit code and output.  Tests import these instead of the run layer's internals."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from .cli.app import main
 from .errors import GenaccelError
 from .plugin.manager import build_registry, default_registry, make_plugin_manager
 from .plugin.registry import Registry
+from .run.attention import record_workload
 from .run.case import run_case
 from .run.config import RunConfig
 from .run.context import RunContext, make_batches
@@ -65,6 +66,12 @@ def first_batch(registry: Registry, config: RunConfig) -> tuple:
 def measure(registry: Registry, config: RunConfig, **kwargs):
     """One measured case (:class:`genaccel.report.results.CaseResult`) of ``config``."""
     return run_case(resolve(registry, config), **kwargs)
+
+
+def attention_record(registry: Registry, config: RunConfig, image_size: int | None = None) -> dict:
+    """The attention-call record of one period of ``config``'s workload (:func:`genaccel.run.attention.record_workload`):
+    ``calls`` in order, each with its ``module``, ``kind``, ``query_len`` and ``key_len``."""
+    return record_workload(registry, config, image_size=image_size)
 
 
 def with_options(config: RunConfig, **options) -> RunConfig:

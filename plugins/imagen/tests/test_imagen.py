@@ -9,7 +9,7 @@ import genaccel_imagen
 import pytest
 import torch
 from genaccel.errors import GenaccelError
-from genaccel.testing import first_batch, measure, one_line_error, prepared, registry_fixture, tiny
+from genaccel.testing import attention_record, first_batch, measure, one_line_error, prepared, registry_fixture, tiny
 
 WORKLOAD = "imagen/t-i"
 
@@ -168,18 +168,20 @@ def test_lossless_and_lossy_stacks(registry, base, tmp_path):
     assert len(files) == 6 and all(f.endswith(".png") for f in files)  # a PNG per stage and sample
 
 
-def test_sequence_lengths_are_u_shaped_per_stage(registry):
-    from genaccel_imagen.characterize import sequence_profile
-
-    ctx = prepared(registry, config())
-    prof = sequence_profile(ctx.instance)
-    assert list(prof) == ["stage I", "stage II", "stage III"]
+def test_sequence_lengths_per_stage(registry):
+    """One step of each stage, stage after stage (the record's period)."""
+    rec = attention_record(registry, config())
+    stages = {}
+    for c in rec["calls"]:
+        stages.setdefault(c["module"].split(".")[0], []).append(c)
+    assert list(stages) == ["unet_1", "unet_2", "unet_3"]  # in call order
     # tiny: two levels, self-attention only at the second level and the mid block; stage II works at 4x stage I's side
-    assert (prof["stage I"]["max"], prof["stage I"]["min"]) == (16, 16)
-    assert (prof["stage II"]["max"], prof["stage III"]["max"]) == (256, 256)
-    assert {c["key_len"] for c in prof["stage I"]["calls"]} == {16 + 77}  # IF attends over its positions and the text
-    assert {(c["kind"], c["key_len"]) for c in prof["stage II"]["calls"]} == {("cross", 77)}  # IF-II: the text only
-    assert {c["key_len"] for c in prof["stage III"]["calls"] if c["kind"] == "cross"} == {77}
+    assert {c["query_len"] for c in stages["unet_1"]} == {16}
+    assert max(c["query_len"] for c in stages["unet_2"]) == max(c["query_len"] for c in stages["unet_3"]) == 256
+    # IF attends over its positions and the text at once
+    assert {(c["kind"], c["key_len"]) for c in stages["unet_1"]} == {("spatial", 16 + 77)}
+    assert {(c["kind"], c["key_len"]) for c in stages["unet_2"]} == {("cross", 77)}  # IF-II: the text only
+    assert {c["key_len"] for c in stages["unet_3"] if c["kind"] == "cross"} == {77}
 
 
 def test_if_preset_has_the_released_sizes():

@@ -9,7 +9,7 @@ import math
 import genaccel_muse
 import pytest
 import torch
-from genaccel.testing import first_batch, measure, one_line_error, prepared, registry_fixture, tiny
+from genaccel.testing import attention_record, first_batch, measure, one_line_error, registry_fixture, tiny
 
 WORKLOAD = "muse/t-i"
 
@@ -95,13 +95,12 @@ def test_lossy_stack_reports_quality(registry):
 
 
 def test_sequence_length_is_constant(registry):
-    from genaccel_muse.workload import sequence_profile
-
-    ctx = prepared(registry, config())
-    prof = sequence_profile(ctx.instance)
-    assert prof["constant"] and prof["self_attention_lengths"] == [8 * 8] and prof["steps"] == 4 * 1
-    assert prof["static_shapes"] and prof["masked_after_step"][-1] == 0
-    assert {c["key_len"] for c in prof["calls"] if c["kind"] == "cross"} == {77}
+    """Parallel decoding attends over every image token at every step, masked or not: one query length, the
+    8×8 grid's, at every call of a step (the self-attention's keys too), the cross-attention's keys the text."""
+    rec = attention_record(registry, config())
+    assert rec["period_options"] == {"num_inference_steps": 1}
+    assert {c["query_len"] for c in rec["calls"]} == {8 * 8}
+    assert {(c["kind"], c["key_len"]) for c in rec["calls"]} == {("self", 8 * 8), ("cross", 77)}
 
 
 def test_amused_256_preset_has_the_released_sizes():

@@ -10,7 +10,7 @@ import pytest
 import torch
 from genaccel.api import attention_profile, make_scheduler
 from genaccel.errors import GenaccelError
-from genaccel.testing import first_batch, measure, one_line_error, prepared, registry_fixture, tiny
+from genaccel.testing import attention_record, first_batch, measure, one_line_error, prepared, registry_fixture, tiny
 
 WORKLOAD = "stable-diffusion/t-i"
 
@@ -98,6 +98,38 @@ def test_attention_profile(registry):
     assert lens[0] == lens[-1] == 64 and lens[:middle] == sorted(lens[:middle], reverse=True)
     assert lens[middle:] == sorted(lens[middle:])
     assert s["kinds"]["cross"]["calls"] > 0
+
+
+def _stage_lengths(unet, side: int) -> list[int]:
+    """The self-attention query lengths a UNet's stages imply for a ``side``×``side`` latent, in call order: each
+    cross-attention down block's layers at its level's side, the mid block's at the lowest, each up block's
+    (one layer more) back up."""
+    cfg, lengths = unet.config, []
+    levels, per_block = len(cfg.down_block_types), cfg.layers_per_block
+    for level, kind in enumerate(cfg.down_block_types):
+        lengths += [(side >> level) ** 2] * per_block * ("CrossAttn" in kind)
+    lengths += [(side >> (levels - 1)) ** 2] * ("CrossAttn" in (cfg.mid_block_type or ""))
+    for level, kind in zip(reversed(range(levels)), cfg.up_block_types):
+        lengths += [(side >> level) ** 2] * (per_block + 1) * ("CrossAttn" in kind)
+    return lengths
+
+
+@pytest.mark.parametrize("image_size", [None, 128])
+def test_attention_record_follows_the_unet_stages(registry, image_size):
+    """One denoising step's record: the spatial self-attention lengths are those the latent size implies at each
+    stage (a U), each followed by the cross-attention of the same positions to the 77 text tokens."""
+    rec = attention_record(registry, config(), image_size=image_size)
+    inst = prepared(registry, config(options={"image_size": image_size} if image_size else {})).instance
+    side = inst.latent_shape(1)[-1]
+    assert side == (image_size or 64) // 8
+    spatial = [c for c in rec["calls"] if c["kind"] == "spatial"]
+    cross = [c for c in rec["calls"] if c["kind"] == "cross"]
+    assert [c["query_len"] for c in spatial] == _stage_lengths(inst.unet, side)
+    assert all(c["key_len"] == c["query_len"] for c in spatial)
+    assert [c["query_len"] for c in cross] == [c["query_len"] for c in spatial]
+    assert {c["key_len"] for c in cross} == {77}
+    assert [c["kind"] for c in rec["calls"]] == ["spatial", "cross"] * len(spatial)  # one step only
+    assert rec["period_options"] == {"num_inference_steps": 1}
 
 
 def test_sd15_preset_has_the_released_sizes():

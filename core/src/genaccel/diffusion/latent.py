@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0, FusedAttnProcessor2_0
 
+from ..engine.attention import find_attention_sites
 from ..engine.executor import CompiledSteps, StepExecutor
 from ..engine.layout import channels_last
 from ..errors import GenaccelError
@@ -30,6 +31,7 @@ class LatentDiffusion(Prompted, CompiledSteps):
     """
 
     compiled_steps = "UNet and VAE decode"
+    period_options = {"num_inference_steps": 1}  # AttentionRecord: one period is one denoising step
 
     def __init__(self, *, tokenizer, text_encoder, unet, vae, scheduler_config: dict, denoise_defaults: dict,
                  device: str, dtype, random_weights: bool, name: str, data=None, tokenizer_2=None, text_encoder_2=None):
@@ -54,6 +56,11 @@ class LatentDiffusion(Prompted, CompiledSteps):
                 **{f"{k}_parameters": parameters(m) for k, m in self.module.items()}, "latent_shape": self.latent_shape(1),
                 "attention": self.attention, "executor": self.executor.mode, "inputs": self.input_source(),
                 **self.denoise_defaults}
+
+    # -- AttentionRecord
+    def attention_sites(self) -> list:
+        """The UNet's attention modules: ``spatial`` self-attention, ``cross`` to the text, ``temporal``."""
+        return find_attention_sites(self.unet, "unet", self_kind="spatial")
 
     # -- PipelineReference
     def pipeline_run(self, batch, options: dict, out_dir):

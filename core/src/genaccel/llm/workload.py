@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from ..engine.attention import find_attention_sites
 from ..plugin.specs import NotApplied
 
 
 class CausalLMWorkload:
     """Base for autoregressive text workloads whose ``model`` is a :class:`genaccel.llm.causal_lm.HFCausalLM`
     (or its encoder-decoder form): it turns the members of the roles TokenModel, WeightStreaming,
-    TransformersReference, AttentionSwitch, KVCacheSwitch, Compilable and CUDAGraphable (declared by
+    TransformersReference, AttentionSwitch, KVCacheSwitch, Compilable, CUDAGraphable and AttentionRecord (declared by
     the plugin's spec) into the model's settings.  Subclasses set ``model``, ``module``, ``tokenizer``,
     ``random_weights`` and the token ids."""
 
     bos_token_id: int | None = None  # prepended by ``encode`` when set
+    period_options: dict = {}  # AttentionRecord: one period is one whole generation (the key length grows by one a step)
+
+    def attention_sites(self) -> list:
+        """Every attention module of ``module`` (self or cross decided per call; keys include the cached ones)."""
+        return find_attention_sites(self.module)
 
     def set_attention(self, impl: str) -> None:
         """Attention through ``impl``; an implementation the architecture does not take is a recorded skip."""

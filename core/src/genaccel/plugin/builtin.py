@@ -165,9 +165,11 @@ class Commands:
                  _C + "layerskip:train_arguments", _C + "layerskip:train")
         register("layerskip-sweep", "search exit layer E and draft length k for self-speculative decoding",
                  _C + "layerskip:sweep_arguments", _C + "layerskip:sweep")
-        register("characterize-diffusion", "attention sequence length, Conv vs Attention and temporal vs spatial "
-                 "attention of diffusion workloads (the study's Figs. 8-14)",
-                 _C + "diffusion:arguments", _C + "diffusion:characterize_diffusion")
+        register("characterize-study", "attention sequence lengths of every workload with attention, and Conv vs "
+                 "Attention and temporal vs spatial attention of diffusion workloads, as figures (the study's Figs. "
+                 "8-14)", _C + "study:arguments", _C + "study:characterize_study")
+        register("characterize-diffusion", "the older name of characterize-study",
+                 _C + "study:arguments", _C + "study:characterize_study")
 
 
 #: plugin name → plugin object, registered by :func:`genaccel.plugin.manager.make_plugin_manager`

@@ -305,6 +305,19 @@ class MaskedTokens(Guided):
     def save_outputs(self, batch, media, out_dir): ...
 
 
+class AttentionRecord(Role):
+    """The study's attention characterization (Figs. 8-9): ``attention_sites()`` names the attention modules
+    one inference runs (:class:`genaccel.engine.attention.AttentionSite`: each with its kind, self, cross,
+    spatial or temporal, or None to decide self or cross per call), and ``period_options`` the run options that
+    make one inference one period of the model (``{"num_inference_steps": 1}``: one denoising step; ``{}`` for
+    a token model, whose record is one whole generation)."""
+
+    capability = "attention-record"
+    period_options = Member()
+
+    def attention_sites(self): ...
+
+
 class StepCache(Role):
     """A denoiser that reuses deep features across adjacent steps (DeepCache); returns a note."""
 
@@ -324,12 +337,12 @@ class PipelineReference(Role):
 
 #: the roles :class:`genaccel.diffusion.latent.LatentDiffusion` plays, for the specs of its workloads
 LATENT_DIFFUSION_ROLES = (Denoiser, PromptInput, PipelineReference, Quantizable, AttentionSwitch, FusedQKV, ChannelsLast,
-                          StepCache, Compilable, CUDAGraphable)
+                          StepCache, Compilable, CUDAGraphable, AttentionRecord)
 
 ROLES: dict[str, type[Role]] = {
     cls.__name__: cls
     for cls in (Workload, TokenModel, BatchRunner, MediaCodec, PromptInput, TeacherForcing, WeightStreaming, EarlyExit,
                 BeamSearch, TransformersReference, Quantizable, AttentionSwitch, KVCacheSwitch, Compilable,
                 CUDAGraphable, ChannelsLast, FusedQKV, Guided, TokenGuidance, Denoiser, GuidedLoop, MaskedTokens,
-                StepCache, PipelineReference)
+                StepCache, PipelineReference, AttentionRecord)
 }

@@ -15,13 +15,13 @@ STUDY = {
 }
 
 
-def diffusion_markdown(doc: dict, checkpoint=None) -> str:
-    """Every workload's section: sequence lengths, Attention and Conv time with eager attention and SDPA,
-    temporal against spatial attention, and the sweeps over image size and frame count."""
-    md = ["# Diffusion characterization", ""]
-    for entry in doc["workloads"]:
+def diffusion_markdown(entries: list[dict], checkpoint=None) -> str:
+    """Every diffusion workload's section: sequence lengths, Attention and Conv time with eager attention and
+    SDPA, temporal against spatial attention, and the sweeps over image size and frame count."""
+    md = ["## Diffusion: Conv and Attention (Figs. 7-14)", ""]
+    for entry in entries:
         parts = section_parts(entry, checkpoint)
-        md += [f"## {parts['title']}", "", *(f"- {line}" for line in parts["facts"]), ""]
+        md += [f"### {parts['title']}", "", *(f"- {line}" for line in parts["facts"]), ""]
         for caption, header, rows, note in parts["tables"]:
             md += ([f"{caption}:", ""] if caption else []) + [table(header, rows), ""] + ([f"Study: {note}", ""] if note else [])
     return "\n".join(md)

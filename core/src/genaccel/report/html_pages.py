@@ -1,5 +1,5 @@
 """The HTML pages of the commands that write other reports than ``report.json``: ``profile`` (profile.html),
-``characterize`` (characterize.html), ``characterize-diffusion`` (diffusion-characterization.html), the
+``characterize`` (characterize.html), ``characterize-study`` (characterization.html), the
 LayerSkip sweep (sweep.html) and ``ablate --tp`` scaling (scaling.html).  Each reads the JSON its command
 writes and is written beside it."""
 
@@ -15,8 +15,9 @@ from .characterization import (
     work_rows,
 )
 from .diffusion import section_parts
-from .html import Page, Section, Table, Text, write_page
+from .html import Media, MediaGrid, Page, Section, Table, Text, write_page
 from .html_report import figure, summary_table
+from .media import data_uri
 from .study_plots import frame_sweep_figure, image_sweep_figure, layerskip_heatmap, scaling_figure, sequence_figure
 from .tables import environment_facts
 
@@ -46,11 +47,11 @@ def write_characterize_html(doc: dict, path: Path) -> Path:
                                                   summary_table(cases)) if f])]), path)
 
 
-def write_diffusion_html(doc: dict, path: Path, checkpoint=None) -> Path:
-    """``diffusion-characterization.json``: per workload its sequence lengths (curve, histogram), Attention and
-    Conv time, and the sweeps, each beside the study's figure."""
+def _diffusion_sections(entries: list[dict], checkpoint=None) -> tuple[Table, list[Section]]:
+    """Per diffusion workload its sequence lengths (curve, histogram), Attention and Conv time and the
+    sweeps, each beside the study's figure; and the summary table over them."""
     sections, summary = [], []
-    for entry in doc["workloads"]:
+    for entry in entries:
         parts = section_parts(entry, checkpoint)
         blocks: list = [Text(line) for line in parts["facts"]]
         for caption, header, rows, note in parts["tables"]:
@@ -64,8 +65,20 @@ def write_diffusion_html(doc: dict, path: Path, checkpoint=None) -> Path:
                         if "temporal" in s["kinds"] else "–"])
     head = Table(["workload", "max/min sequence length (study: up to 4×)", "Attention share (eager)",
                   "Conv share (sdpa; study: up to 44%)", "temporal / spatial time (study: 2×)"], summary,
-                 caption="Summary beside the study (Golden et al. 2024)")
-    return write_page(_page("genaccel diffusion characterization", doc, [head], sections), path)
+                 caption="Diffusion beside the study (Golden et al. 2024)")
+    return head, sections
+
+
+def write_study_html(doc: dict, path: Path, checkpoint=None) -> Path:
+    """``characterization.json``: the attention sequence-length figures (Figs. 8-9, and 10, 12, 14 where
+    drawn; the PNGs written beside it, inline) and each diffusion workload's section."""
+    out = Path(path).parent
+    figures = [Media("img", data_uri(out / name), caption=f"{key}: {name}") for key, name in doc["figures"].items()]
+    diffusion = [e["diffusion"] for e in doc["workloads"] if e.get("diffusion")]
+    head, sections = _diffusion_sections(diffusion, checkpoint) if diffusion else (None, [])
+    lengths = Section("Attention sequence lengths (Figs. 8-9)", [Text(f"Study: {doc['study']['lengths']}"),
+                                                                 MediaGrid(["figure"], [(m.caption, [m]) for m in figures])])
+    return write_page(_page("genaccel characterization", doc, [head] if head else [], [lengths, *sections]), path)
 
 
 def write_sweep_html(doc: dict, path: Path) -> Path:

@@ -1,4 +1,4 @@
-"""The study's characterization of one diffusion workload's inference (``genaccel characterize-diffusion``):
+"""The study's characterization of one diffusion workload's inference (``genaccel characterize-study``):
 its attention profile (sequence lengths, seconds and FLOPs per kind) and the seconds of every
 convolution, with eager attention and with SDPA, over image sizes (Fig. 10) and frame counts (Fig. 14)."""
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from genaccel.api import (
     ALLOW_MISSING_WEIGHTS,
+    AttentionRecord,
     AttentionSwitch,
     BeamSearch,
     Compilable,
@@ -33,7 +34,7 @@ from genaccel.api import (
 from .presets import PRESETS
 
 ROLES = (TokenModel, MediaCodec, PromptInput, TeacherForcing, WeightStreaming, Quantizable, AttentionSwitch,
-         KVCacheSwitch, Compilable, CUDAGraphable)
+         KVCacheSwitch, Compilable, CUDAGraphable, AttentionRecord)
 TEXT_ROLES = (EarlyExit, TransformersReference, BeamSearch)
 TASKS = {  # description, default decoder, the task's own roles, unit
     "i-t": ("image captioning: an image (1024 tokens) and an instruction in, 30 text tokens out", "top-p",

@@ -5,7 +5,16 @@ Registration is light: the workload's code (torch) is imported on first build.
 
 from __future__ import annotations
 
-from genaccel.api import BatchRunner, Compilable, OptimizationSpec, Quantizable, Role, WorkloadSpec, hookimpl
+from genaccel.api import (
+    AttentionRecord,
+    BatchRunner,
+    Compilable,
+    OptimizationSpec,
+    Quantizable,
+    Role,
+    WorkloadSpec,
+    hookimpl,
+)
 
 from .presets import PRESETS
 
@@ -38,7 +47,8 @@ def genaccel_register_workloads(register):
         register(WorkloadSpec(name=f"hstu/{task}", description=f"HSTU {task}: {what}",
                               build=f"genaccel_hstu.workload:build_{task}", presets=tuple(PRESETS),
                               default_preset="small", default_decoder="nar",
-                              roles=(BatchRunner, HSTUAttention, Compilable, Quantizable), unit="item"))
+                              roles=(BatchRunner, HSTUAttention, Compilable, Quantizable, AttentionRecord),
+                              unit="item"))
 
 
 @hookimpl

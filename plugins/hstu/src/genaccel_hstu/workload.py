@@ -10,6 +10,7 @@ import time
 import attrs
 import torch
 from genaccel.api import (
+    AttentionSite,
     BuildOptions,
     GenaccelError,
     LengthDistribution,
@@ -70,6 +71,14 @@ def validate(items, actions, timestamps, offsets, num_targets, cfg: HSTUConfig) 
                             f"{int(timestamps[pos])} then {int(timestamps[pos + 1])}")
 
 
+def _jagged_lengths(module, args, kwargs, output) -> tuple[int, int, bool, int]:
+    """An HSTU layer's call (``x`` (ΣL, D), the layout): query and key lengths are the longest history's (what
+    the dense baseline pads to; shorter after truncation), the batch the number of histories."""
+    layout = args[1]
+    longest = int(layout.lengths.max())
+    return longest, longest, False, len(layout.lengths)
+
+
 class HSTUWorkload:
 
     def __init__(self, task: str, model: HSTU, options: BuildOptions):
@@ -84,6 +93,13 @@ class HSTUWorkload:
                 "attention": self.model.attention.__name__,
                 "inputs": f"histories of --data {self.options.data}" if self.options.data is not None
                 else "synthetic histories (the study's lengths, item ids, timestamps, actions)"}
+
+    # --- AttentionRecord: every layer's attention, causal self-attention over the history ----------
+    period_options: dict = {}
+
+    def attention_sites(self) -> list:
+        return [AttentionSite(name=f"layers.{i}", module=layer, kind="self", lengths=_jagged_lengths)
+                for i, layer in enumerate(self.model.layers)]
 
     def set_attention(self, impl: str) -> None:
         if impl == "triton":  # CUDA (or Triton's interpreter): the fused path as one Triton kernel

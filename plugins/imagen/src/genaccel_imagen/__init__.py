@@ -7,6 +7,7 @@ Registration only; the model code (torch, diffusers, transformers) loads on firs
 from __future__ import annotations
 
 from genaccel.api import (
+    AttentionRecord,
     AttentionSwitch,
     ChannelsLast,
     Compilable,
@@ -23,7 +24,7 @@ from genaccel.api import (
 from .presets import PRESETS
 
 ROLES = (GuidedLoop, PipelineReference, PromptInput, Quantizable, AttentionSwitch, ChannelsLast, Compilable,
-         CUDAGraphable)
+         CUDAGraphable, AttentionRecord)
 OPTIONS = (
     Option("stages", int, min=1, max=3, help="cascade stages run: 1 base, 2 + super-resolution, 3 + x4 upscaler "
                                              "(default: the preset's)"),

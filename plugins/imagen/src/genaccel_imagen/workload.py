@@ -26,6 +26,7 @@ from genaccel.api import (
     Prompted,
     StepExecutor,
     channels_last,
+    find_attention_sites,
     parameters,
     writing,
 )
@@ -42,6 +43,7 @@ class Imagen(Prompted, CompiledSteps):
 
     units_per_sample = 1
     guidance_scale = 7.0
+    period_options = {"num_inference_steps": 1, "sr_steps": 1, "upscaler_steps": 1}  # AttentionRecord: a step a stage
 
     def __init__(self, *, tokenizer, text_encoder, stages: list[Stage], defaults: dict, device: str, dtype,
                  random_weights: bool, name: str, data=None):
@@ -61,6 +63,13 @@ class Imagen(Prompted, CompiledSteps):
             if b.size // 4 != a.size:
                 raise GenaccelError(f"{STAGE_NAMES[i + 1]} ({b.kind}) takes {b.size // 4}x{b.size // 4} images but "
                                     f"{STAGE_NAMES[i]} makes {a.size}x{a.size}")
+
+    # -- AttentionRecord
+    def attention_sites(self) -> list:
+        """Every stage's UNet attention, stage after stage (``unet_1`` ...): ``spatial`` self-attention (IF's over
+        its positions and the text), ``cross`` to the text alone."""
+        return [site for i, st in enumerate(self.stages)
+                for site in find_attention_sites(st.unet, f"unet_{i + 1}", self_kind="spatial")]
 
     # -- Workload
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from genaccel.api import (
     ALLOW_MISSING_WEIGHTS,
+    AttentionRecord,
     AttentionSwitch,
     BeamSearch,
     Compilable,
@@ -37,7 +38,7 @@ def genaccel_register_workloads(register):
             default_preset="small",
             default_decoder="greedy",
             roles=(TokenModel, TeacherForcing, WeightStreaming, EarlyExit, BeamSearch, TransformersReference, Quantizable,
-                   LlamaCppReference, AttentionSwitch, KVCacheSwitch, Compilable, CUDAGraphable),
+                   LlamaCppReference, AttentionSwitch, KVCacheSwitch, Compilable, CUDAGraphable, AttentionRecord),
             unit="token",
             options=(ALLOW_MISSING_WEIGHTS,),
         )

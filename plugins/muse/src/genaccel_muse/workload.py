@@ -15,15 +15,14 @@ from pathlib import Path
 
 import torch
 from genaccel.api import (
-    PROMPTS,
     BatchResult,
     CompiledSteps,
     GenaccelError,
     Prompted,
     StepExecutor,
     clip_style_tokenizer,
+    find_attention_sites,
     materialize,
-    parallel_decode,
     parallel_settings,
     parameters,
     phase,
@@ -44,6 +43,7 @@ class Muse(Prompted, CompiledSteps):
 
     units_per_sample = 1
     decode_phase = "vq decode"
+    period_options = {"num_inference_steps": 1}  # AttentionRecord: one parallel-decoding step
 
     def __init__(self, *, tokenizer, text_encoder, transformer, vqvae, scheduler_config: dict, steps: int, device: str,
                  dtype, random_weights: bool, name: str, data=None):
@@ -57,6 +57,11 @@ class Muse(Prompted, CompiledSteps):
         self.vae_scale = 2 ** (len(vqvae.config.block_out_channels) - 1)
         self.attention, self.compile_mode = "eager", None
         self.set_attention("eager")
+
+    # -- AttentionRecord
+    def attention_sites(self) -> list:
+        """The transformer's attention: ``self`` over every image token (masked or not), ``cross`` to the text."""
+        return find_attention_sites(self.transformer, "transformer")
 
     # -- Workload
 
@@ -187,45 +192,3 @@ def build(options) -> Muse:
     return Muse(tokenizer=clip_style_tokenizer(preset["text"]["vocab_size"]), text_encoder=text_encoder,
                 transformer=transformer, vqvae=vqvae, scheduler_config=scheduler_config, steps=preset["steps"],
                 device=device, dtype=dtype, random_weights=True, name=f"muse {preset_name}", data=options.data)
-
-
-# --- characterization: sequence length over one inference ------------------------------------------
-
-
-def sequence_profile(instance, steps: int | None = None) -> dict:
-    """The attention sequence lengths over one inference: every attention call of every step (query and key
-    lengths).  Parallel decoding attends over every image token at every step, masked or not: one constant
-    length, the grid's positions, from the first step to the last (against a token model's growing prefix)."""
-    from diffusers.models.attention_processor import Attention
-
-    calls, state, handles = [], {"step": -1}, []
-
-    def on_step(module, args, kwargs):
-        state["step"] += 1
-
-    def on_attention(module, args, kwargs):
-        hidden = args[0] if args else kwargs["hidden_states"]
-        context = kwargs.get("encoder_hidden_states")
-        lq = hidden.shape[2] * hidden.shape[3] if hidden.dim() == 4 else hidden.shape[1]
-        calls.append({"step": state["step"], "kind": "cross" if context is not None else "self", "query_len": lq,
-                      "key_len": context.shape[1] if context is not None else lq})
-
-    handles.append(instance.transformer.register_forward_pre_hook(on_step, with_kwargs=True))
-    for module in instance.transformer.modules():
-        if isinstance(module, Attention):
-            handles.append(module.register_forward_pre_hook(on_attention, with_kwargs=True))
-    s = parallel_settings({"num_inference_steps": steps} if steps else {}, instance.decode_defaults, workload=WORKLOAD)
-    try:
-        result = parallel_decode(instance, [instance.prompt_sample(PROMPTS[0])], s, sequential=False,
-                                 device=instance.device)
-    finally:
-        for h in handles:
-            h.remove()
-    per_step = {}
-    for c in calls:
-        if c["kind"] == "self":
-            per_step.setdefault(c["step"], set()).add(c["query_len"])
-    lengths = sorted({q for qs in per_step.values() for q in qs})
-    return {"calls": calls, "steps": len(per_step), "self_attention_lengths": lengths,
-            "constant": len(lengths) == 1, "static_shapes": result.extra["parallel"]["static_shapes"],
-            "masked_after_step": result.extra["parallel"]["masked_after_step"]}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from genaccel.api import (
     ALLOW_MISSING_WEIGHTS,
+    AttentionRecord,
     AttentionSwitch,
     BeamSearch,
     ChannelsLast,
@@ -57,7 +58,7 @@ class Vocoder(Role):
 
 
 ROLES = (TokenModel, MediaCodec, PromptInput, WeightStreaming, BeamSearch, CompiledReorder, Quantizable,
-         AttentionSwitch, KVCacheSwitch, Compilable, CUDAGraphable)
+         AttentionSwitch, KVCacheSwitch, Compilable, CUDAGraphable, AttentionRecord)
 DESCRIPTIONS = {
     "s-s": "SeamlessM4T v2 speech-to-speech translation: 16 kHz English speech in, Spanish speech (WAV) out",
     "t-t": "SeamlessM4T v2 text-to-text translation: Fleurs-like English text in, Spanish text out (beam 5)",
