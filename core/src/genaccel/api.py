@@ -57,7 +57,8 @@ _PUBLIC = {
          "AttentionSwitch",
          "KVCacheSwitch", "Compilable", "CUDAGraphable", "ChannelsLast", "FusedQKV", "Guided", "TokenGuidance",
          "Denoiser", "GuidedLoop", "MaskedTokens", "StepCache", "PipelineReference", "StepProtocol", "ReorderableSteps",
-         "TwinSteps", "SpeculativeSteps", "AttentionRecord", "LATENT_DIFFUSION_ROLES"), "plugin.roles"),
+         "TwinSteps", "SpeculativeSteps", "AttentionRecord", "LATENT_DIFFUSION_ROLES",
+                     "CODE_COMPLETION_ROLES"), "plugin.roles"),
     # errors and files (light)
     **dict.fromkeys(("GenaccelError", "unknown_name", "cannot_load", "first_line"), "errors"),
     **dict.fromkeys(("warn", "read_text", "read_json_object", "write_bytes", "write_json", "cache_dir", "writing"),

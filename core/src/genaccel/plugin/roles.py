@@ -339,6 +339,11 @@ class PipelineReference(Role):
 LATENT_DIFFUSION_ROLES = (Denoiser, PromptInput, PipelineReference, Quantizable, AttentionSwitch, FusedQKV, ChannelsLast,
                           StepCache, Compilable, CUDAGraphable, AttentionRecord)
 
+#: the roles a code-completion workload on :class:`genaccel.llm.completion.CodeCompletion` plays
+CODE_COMPLETION_ROLES = (TokenModel, TeacherForcing, WeightStreaming, EarlyExit, BeamSearch, TransformersReference,
+                         Quantizable, LlamaCppReference, AttentionSwitch, KVCacheSwitch, Compilable, CUDAGraphable,
+                         AttentionRecord)
+
 ROLES: dict[str, type[Role]] = {
     cls.__name__: cls
     for cls in (Workload, TokenModel, BatchRunner, MediaCodec, PromptInput, TeacherForcing, WeightStreaming, EarlyExit,

@@ -7,19 +7,7 @@ from __future__ import annotations
 
 from genaccel.api import (
     ALLOW_MISSING_WEIGHTS,
-    AttentionRecord,
-    AttentionSwitch,
-    BeamSearch,
-    Compilable,
-    CUDAGraphable,
-    EarlyExit,
-    KVCacheSwitch,
-    LlamaCppReference,
-    Quantizable,
-    TeacherForcing,
-    TokenModel,
-    TransformersReference,
-    WeightStreaming,
+    CODE_COMPLETION_ROLES,
     WorkloadSpec,
     hookimpl,
 )
@@ -37,8 +25,7 @@ def genaccel_register_workloads(register):
             presets=tuple(PRESETS),
             default_preset="small",
             default_decoder="greedy",
-            roles=(TokenModel, TeacherForcing, WeightStreaming, EarlyExit, BeamSearch, TransformersReference, Quantizable,
-                   LlamaCppReference, AttentionSwitch, KVCacheSwitch, Compilable, CUDAGraphable, AttentionRecord),
+            roles=CODE_COMPLETION_ROLES,
             unit="token",
             options=(ALLOW_MISSING_WEIGHTS,),
         )
