@@ -77,6 +77,7 @@ _PUBLIC = {
     **dict.fromkeys(("check_checkpoint_dir", "check_tokenizer_files", "load_hf_checkpoint"), "models.checkpoints"),
     **dict.fromkeys(("check_loading_info", "weights_description"), "models.loading"),
     **dict.fromkeys(("init_random_weights", "materialize"), "models.weights"),
+    **dict.fromkeys(("positive", "divides"), "models.shapes"),
     # the token path
     "HFCausalLM": "llm.causal_lm",
     "Seq2SeqLM": "llm.seq2seq",

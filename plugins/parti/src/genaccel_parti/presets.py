@@ -19,6 +19,7 @@ The paper-size numbers are Parti's (arXiv 2206.10789):
 from __future__ import annotations
 
 import attrs
+from genaccel.api import divides, positive
 
 # The decoder's vocabulary: two special ids, then the image codes (code c is id c + IMAGE_OFFSET).  The padding id
 # is 0 in both vocabularies (M2M100 has one pad_token_id) and small, so the sinusoidal table stays 1026 rows.
@@ -31,45 +32,29 @@ TEXT_PAD = 0
 TEXT_EOS = 1
 
 
-def _positive(instance, attribute, value) -> None:
-    if value < 1:
-        raise ValueError(f"{attribute.name} must be at least 1, got {value}")
-
-
-def _divides(numerator: str):
-    """A validator: the field divides the named field (widths into heads, images into patches)."""
-
-    def check(instance, attribute, value) -> None:
-        whole = getattr(instance, numerator)
-        if value < 1 or whole % value:
-            raise ValueError(f"{attribute.name}={value} must divide {numerator}={whole}")
-
-    return check
-
-
 @attrs.frozen
 class TransformerShape:
     """Parti's encoder-decoder (Table 1): ``encoder_layers`` over the text, ``decoder_layers`` (causal, with
     cross-attention to the text) over the image tokens, all ``d_model`` wide with ``heads`` heads and a ReLU MLP of
     ``mlp``."""
 
-    d_model: int = attrs.field(validator=_positive)
-    encoder_layers: int = attrs.field(validator=_positive)
-    decoder_layers: int = attrs.field(validator=_positive)
-    heads: int = attrs.field(validator=_divides("d_model"))
-    mlp: int = attrs.field(validator=_positive)
-    text_vocab_size: int = attrs.field(default=16_000, validator=_positive)
-    max_text_len: int = attrs.field(default=128, validator=_positive)
+    d_model: int = attrs.field(validator=positive)
+    encoder_layers: int = attrs.field(validator=positive)
+    decoder_layers: int = attrs.field(validator=positive)
+    heads: int = attrs.field(validator=divides("d_model"))
+    mlp: int = attrs.field(validator=positive)
+    text_vocab_size: int = attrs.field(default=16_000, validator=positive)
+    max_text_len: int = attrs.field(default=128, validator=positive)
 
 
 @attrs.frozen
 class ViTShape:
     """One ViT stack of the image tokenizer: ``layers`` pre-LN blocks of ``width`` with ``heads`` heads, MLP ``mlp``."""
 
-    width: int = attrs.field(validator=_positive)
-    layers: int = attrs.field(validator=_positive)
-    heads: int = attrs.field(validator=_divides("width"))
-    mlp: int = attrs.field(validator=_positive)
+    width: int = attrs.field(validator=positive)
+    layers: int = attrs.field(validator=positive)
+    heads: int = attrs.field(validator=divides("width"))
+    mlp: int = attrs.field(validator=positive)
 
 
 VIT_SMALL = ViTShape(512, 8, 8, 2048)  # ViT-VQGAN Table 2 "Small": Parti's encoder
@@ -82,10 +67,10 @@ class ViTVQGANShape:
     """The ViT-VQGAN image tokenizer: ``patch_size``² patches of an ``image_size``² RGB image, one token each, each
     quantized to one of ``codebook_size`` l2-normalized ``code_dim``-wide codes; an encoder and a decoder ViT."""
 
-    image_size: int = attrs.field(default=256, validator=_positive)
-    patch_size: int = attrs.field(default=8, validator=_divides("image_size"))
-    codebook_size: int = attrs.field(default=8192, validator=_positive)
-    code_dim: int = attrs.field(default=32, validator=_positive)
+    image_size: int = attrs.field(default=256, validator=positive)
+    patch_size: int = attrs.field(default=8, validator=divides("image_size"))
+    codebook_size: int = attrs.field(default=8192, validator=positive)
+    code_dim: int = attrs.field(default=32, validator=positive)
     encoder: ViTShape = VIT_SMALL
     decoder: ViTShape = VIT_LARGE
     channels: int = 3

@@ -6,26 +6,11 @@ becomes)."""
 from __future__ import annotations
 
 import attrs
+from genaccel.api import divides, positive
 
 
 class FrameCountError(ValueError):
     """A video the tokenizer cannot take: its frame count, size or channels do not fit the C-ViViT."""
-
-
-def _positive(instance, attribute, value) -> None:
-    if value < 1:
-        raise ValueError(f"{attribute.name} must be at least 1, got {value}")
-
-
-def _divides(numerator: str):
-    """A validator: the field divides the named field (widths split into heads, images into patches)."""
-
-    def check(instance, attribute, value) -> None:
-        whole = getattr(instance, numerator)
-        if value < 1 or whole % value:
-            raise ValueError(f"{attribute.name}={value} must divide {numerator}={whole}")
-
-    return check
 
 
 @attrs.frozen
@@ -36,17 +21,17 @@ class CViViTConfig:
     to one of ``codebook_size`` factorized, l2-normalized ``code_dim``-wide codes (ViT-VQGAN's).  The decoder mirrors
     the encoder (temporal, then spatial, then one linear map back to pixels)."""
 
-    image_size: int = attrs.field(default=128, validator=_positive)
-    patch_size: int = attrs.field(default=8, validator=_divides("image_size"))
-    temporal_patch_size: int = attrs.field(default=2, validator=_positive)
-    channels: int = attrs.field(default=3, validator=_positive)
-    hidden_size: int = attrs.field(default=512, validator=_positive)
-    heads: int = attrs.field(default=8, validator=_divides("hidden_size"))
-    mlp_size: int = attrs.field(default=2048, validator=_positive)
-    spatial_layers: int = attrs.field(default=4, validator=_positive)
-    temporal_layers: int = attrs.field(default=4, validator=_positive)
-    codebook_size: int = attrs.field(default=8192, validator=_positive)
-    code_dim: int = attrs.field(default=32, validator=_positive)
+    image_size: int = attrs.field(default=128, validator=positive)
+    patch_size: int = attrs.field(default=8, validator=divides("image_size"))
+    temporal_patch_size: int = attrs.field(default=2, validator=positive)
+    channels: int = attrs.field(default=3, validator=positive)
+    hidden_size: int = attrs.field(default=512, validator=positive)
+    heads: int = attrs.field(default=8, validator=divides("hidden_size"))
+    mlp_size: int = attrs.field(default=2048, validator=positive)
+    spatial_layers: int = attrs.field(default=4, validator=positive)
+    temporal_layers: int = attrs.field(default=4, validator=positive)
+    codebook_size: int = attrs.field(default=8192, validator=positive)
+    code_dim: int = attrs.field(default=32, validator=positive)
     layer_norm_eps: float = 1e-6
 
     @property
@@ -101,13 +86,13 @@ class MaskGITConfig:
     values are read from the ``text_dim``-wide T5 embeddings; input tokens are the codebook plus one [MASK] token,
     positions are learned up to ``max_tokens`` (raster order over time, rows, columns)."""
 
-    hidden_size: int = attrs.field(default=2048, validator=_positive)
-    layers: int = attrs.field(default=24, validator=_positive)
-    heads: int = attrs.field(default=32, validator=_divides("hidden_size"))
-    mlp_size: int = attrs.field(default=8192, validator=_positive)
-    codebook_size: int = attrs.field(default=8192, validator=_positive)
-    text_dim: int = attrs.field(default=4096, validator=_positive)
-    max_tokens: int = attrs.field(default=1536, validator=_positive)
+    hidden_size: int = attrs.field(default=2048, validator=positive)
+    layers: int = attrs.field(default=24, validator=positive)
+    heads: int = attrs.field(default=32, validator=divides("hidden_size"))
+    mlp_size: int = attrs.field(default=8192, validator=positive)
+    codebook_size: int = attrs.field(default=8192, validator=positive)
+    text_dim: int = attrs.field(default=4096, validator=positive)
+    max_tokens: int = attrs.field(default=1536, validator=positive)
     layer_norm_eps: float = 1e-6
 
     @property
@@ -125,11 +110,11 @@ class MaskGITConfig:
 class T5Shape:
     """A T5 v1.1 encoder (gated-GELU), the text encoder Phenaki conditions on (frozen T5X embeddings)."""
 
-    d_model: int = attrs.field(validator=_positive)
-    d_ff: int = attrs.field(validator=_positive)
-    layers: int = attrs.field(validator=_positive)
-    heads: int = attrs.field(validator=_divides("d_model"))
-    vocab_size: int = attrs.field(default=32128, validator=_positive)
+    d_model: int = attrs.field(validator=positive)
+    d_ff: int = attrs.field(validator=positive)
+    layers: int = attrs.field(validator=positive)
+    heads: int = attrs.field(validator=divides("d_model"))
+    vocab_size: int = attrs.field(default=32128, validator=positive)
 
     def config_kwargs(self) -> dict:
         """Keyword arguments of ``transformers.T5Config`` for this encoder."""
