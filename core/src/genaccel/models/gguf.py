@@ -19,6 +19,9 @@ from pathlib import Path
 import attrs
 import numpy as np
 import torch
+from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+from ..files import cache_dir
 
 FTYPES = ("f32", "f16", "bf16", "q8_0")
 
@@ -80,7 +83,7 @@ def _permute(w: np.ndarray, heads: int) -> np.ndarray:
 
 
 def _vocab(tokenizer, vocab_size: int) -> tuple[list[str], list[int], list[str]]:
-    import gguf
+    import gguf  # an optional dependency (the llamacpp and test extras): imported when exporting
 
     tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
     special = set(tokenizer.all_special_ids)
@@ -173,8 +176,6 @@ def _state(spec: GGUFArch, model) -> dict:
     elif "lm_head.weight" not in state or cfg.tie_word_embeddings:
         state = {**state, "lm_head.weight": state["model.embed_tokens.weight"]}
     if _rope(cfg).get("rope_type") == "llama3":  # llama.cpp divides each default frequency by its factor
-        from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
-
         scaled, _ = ROPE_INIT_FUNCTIONS["llama3"](cfg, "cpu")
         dim = 2 * scaled.shape[0]
         default = 1.0 / _rope(cfg)["rope_theta"] ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim)
@@ -213,8 +214,6 @@ def _tensors(w, spec: GGUFArch, model, ftype: str) -> None:
 def cached_export(model, tokenizer, ftype: str, key: str) -> Path:
     """The GGUF of ``model`` in ``$GENACCEL_CACHE/gguf/``, written once per ``key`` (say, the preset or
     checkpoint and seed), architecture and type."""
-    from ..files import cache_dir
-
     ident = json.dumps({"key": key, "config": model.config.to_dict(), "ftype": ftype}, sort_keys=True, default=str)
     digest = hashlib.sha256(ident.encode()).hexdigest()[:16]
     path = cache_dir() / "gguf" / f"{model.config.model_type}-{digest}-{ftype}.gguf"
