@@ -29,6 +29,18 @@ def espeak() -> str | None:
     return shutil.which("espeak-ng")
 
 
+def input_source(speech_in: bool, data) -> str:
+    """Where a run's inputs come from: ``data``'s files, or spoken sentences where espeak-ng is installed
+    and synthetic signals where not (two machines then bench different inputs)."""
+    if data is not None:
+        return f"{'WAV files' if speech_in else 'text files'} of --data {data}"
+    if not speech_in:
+        return "Fleurs-like English sentences"
+    if espeak():
+        return "English sentences spoken by espeak-ng (16 kHz)"
+    return "synthetic speech-shaped signals (espeak-ng not installed)"
+
+
 def resample(audio: np.ndarray, rate: int, to: int = SAMPLE_RATE) -> np.ndarray:
     """Band-limited resampling: a windowed-sinc low-pass below the lower Nyquist rate, then
     linear interpolation onto the new grid."""

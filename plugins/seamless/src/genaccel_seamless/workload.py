@@ -190,19 +190,8 @@ class SeamlessWorkload(CausalLMWorkload):
             "decoder_layers": cfg.decoder_layers, "encoder_layers": cfg.encoder_layers,
             "speech_encoder_layers": cfg.speech_encoder_layers, "hidden_size": cfg.hidden_size,
             "vocab_size": cfg.vocab_size, "src_lang": self.src_lang, "tgt_lang": self.tgt_lang,
-            "inputs": self.input_source(),
+            "inputs": recordings.input_source(self.speech_in, self.options.data),
         }
-
-    def input_source(self) -> str:
-        """Where the inputs come from: spoken sentences where espeak-ng is installed, synthetic signals
-        where not (two machines then bench different inputs)."""
-        if self.options.data is not None:
-            return f"{'WAV files' if self.speech_in else 'text files'} of --data {self.options.data}"
-        if not self.speech_in:
-            return "Fleurs-like English sentences"
-        if recordings.espeak():
-            return "English sentences spoken by espeak-ng (16 kHz)"
-        return "synthetic speech-shaped signals (espeak-ng not installed)"
 
     def set_channels_last(self) -> str:
         n = conv1d_channels_last(self.vocoder.generator)
