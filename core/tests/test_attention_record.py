@@ -10,8 +10,8 @@ import torch
 from genaccel.api import IMAGE_SIZE, AttentionSite, WorkloadSpec, call_lengths, find_attention_sites, hookimpl
 from genaccel.cli import main
 from genaccel.engine.attention import record_attention
-from genaccel.plugin.manager import build_registry, make_plugin_manager
 from genaccel.plugin.roles import AttentionRecord, BatchRunner
+from genaccel.testing import registry_with
 from torch import nn
 
 CHANNELS = 4
@@ -83,9 +83,7 @@ class ToyPlugin:
 
 @pytest.fixture
 def cli(monkeypatch):
-    pm = make_plugin_manager(load_entry_points=False)
-    pm.register(ToyPlugin(), name="toy")
-    registry = build_registry(pm)
+    registry = registry_with(ToyPlugin())
     monkeypatch.setattr("genaccel.cli.app.default_registry", lambda: registry)
     return main
 
