@@ -98,12 +98,14 @@ def _reference(run: ResolvedRun, ctx: RunContext) -> dict:
 
 
 def _warm_up(ctx: RunContext) -> list[float]:
-    """The warm-up generations' seconds (a token model's at most 32 new tokens each)."""
-    warm_batch = ctx.batches[0]
-    if ctx.has(TokenModel):
-        warm_batch = [attrs.evolve(s, max_new_tokens=min(s.max_new_tokens, 32)) for s in warm_batch]
+    """The warm-up generations' seconds (a token model's at most 32 new tokens each).  Generation i runs
+    the run's batch i (cycling), so that a compiled step meets a second input shape while warming up and
+    torch.compile's recompile for dynamic shapes happens here rather than in the first timed batch."""
     seconds = []
-    for _ in range(ctx.config.warmup):
+    for i in range(ctx.config.warmup):
+        warm_batch = ctx.batches[i % len(ctx.batches)]
+        if ctx.has(TokenModel):
+            warm_batch = [attrs.evolve(s, max_new_tokens=min(s.max_new_tokens, 32)) for s in warm_batch]
         t0 = time.perf_counter()
         ctx.decoder.run(ctx, warm_batch)
         seconds.append(time.perf_counter() - t0)
