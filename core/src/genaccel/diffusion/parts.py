@@ -89,12 +89,19 @@ def scheduler_name(config: dict, default: str) -> str:
     return {cls: name for name, cls in SCHEDULERS.items()}.get(config.get("_class_name"), default)
 
 
+def clip_config(spec: dict, act: str = "quick_gelu") -> CLIPTextConfig:
+    """A CLIP text encoder's config from a preset's ``text`` (or ``text_2``) fields: 77 positions, CLIP's
+    token ids, ``act`` and a projection as wide as the hidden states unless ``spec`` names its own
+    (SDXL's OpenCLIP encoder: ``hidden_act`` ``gelu``, ``projection_dim``)."""
+    return CLIPTextConfig(**{"hidden_act": act, "projection_dim": spec["hidden_size"], **spec},
+                          max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=1)
+
+
 def part_configs(preset: dict) -> tuple:
     """The configs of a preset's text encoder (``CLIPTextConfig``), UNet and VAE (``AutoencoderKL``
     keyword arguments) from its ``text``, ``unet``, ``vae`` and ``image_size`` fields."""
     p = preset
-    text = CLIPTextConfig(**p["text"], max_position_embeddings=77, hidden_act=p.get("text_act", "quick_gelu"),
-                          projection_dim=p["text"]["hidden_size"], bos_token_id=0, eos_token_id=1, pad_token_id=1)
+    text = clip_config(p["text"], p.get("text_act", "quick_gelu"))
     unet = {**p["unet"], "sample_size": p["image_size"] // 8, "in_channels": 4, "out_channels": 4}
     vae = {**p["vae"], "latent_channels": 4, "sample_size": p["image_size"],
            "down_block_types": ("DownEncoderBlock2D",) * len(p["vae"]["block_out_channels"]),
@@ -102,21 +109,32 @@ def part_configs(preset: dict) -> tuple:
     return text, unet, vae
 
 
-def build_parts(preset: dict, *, device: str, dtype, seed: int, unet_class) -> dict:
-    """Tokenizer, text encoder (CLIP), UNet (``unet_class``) and VAE (``AutoencoderKL``) of a preset
-    (:func:`part_configs`), with random weights.  Presets marked ``meta`` are built on the meta
-    device and materialized on ``device``."""
+def part_modules(preset: dict, unet_class) -> dict:
+    """A preset's modules with fresh weights, built in this order (the random draws follow it): the
+    text encoder, the UNet (``unet_class``), the VAE, and where the preset has a ``text_2`` (SDXL) the
+    second text encoder, a ``CLIPTextModelWithProjection``.  Under ``torch.device("meta")`` nothing
+    is allocated, which is how the released sizes are counted and built."""
     text, unet_cfg, vae_cfg = part_configs(preset)
-    tokenizer = clip_style_tokenizer(preset["text"]["vocab_size"])
+    modules = {"text_encoder": CLIPTextModel(text), "unet": unet_class(**unet_cfg), "vae": AutoencoderKL(**vae_cfg)}
+    if "text_2" in preset:
+        modules["text_encoder_2"] = CLIPTextModelWithProjection(clip_config(preset["text_2"]))
+    return modules
+
+
+def build_parts(preset: dict, *, device: str, dtype, seed: int, unet_class) -> dict:
+    """Tokenizer(s) and the modules of a preset (:func:`part_modules`), with random weights.  Presets
+    marked ``meta`` are built on the meta device and materialized on ``device``."""
     if preset.get("meta"):
         with torch.device("meta"):
-            parts = [CLIPTextModel(text), unet_class(**unet_cfg), AutoencoderKL(**vae_cfg)]
-        parts = [materialize(m, device, dtype, seed + i) for i, m in enumerate(parts)]
+            modules = part_modules(preset, unet_class)
+        modules = {k: materialize(m, device, dtype, seed + i) for i, (k, m) in enumerate(modules.items())}
     else:
         torch.manual_seed(seed)
-        parts = [_to(m, device, dtype) for m in (CLIPTextModel(text), unet_class(**unet_cfg), AutoencoderKL(**vae_cfg))]
-    text_encoder, unet, vae = parts
-    return {"tokenizer": tokenizer, "text_encoder": text_encoder, "unet": unet, "vae": vae}
+        modules = {k: _to(m, device, dtype) for k, m in part_modules(preset, unet_class).items()}
+    tokenizers = {"tokenizer": clip_style_tokenizer(preset["text"]["vocab_size"])}
+    if "text_2" in preset:
+        tokenizers["tokenizer_2"] = clip_style_tokenizer(preset["text_2"]["vocab_size"])
+    return {**tokenizers, **modules}
 
 
 def positive_option(value, default: int, flag: str, multiple: int = 1) -> int:

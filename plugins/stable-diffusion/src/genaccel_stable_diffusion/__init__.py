@@ -1,5 +1,5 @@
-"""genaccel plugin: Stable Diffusion text-to-image (``stable-diffusion/t-i``): SD 1.5 presets, SD 1.x/2.x and
-SDXL pipeline folders.
+"""genaccel plugin: Stable Diffusion text-to-image (``stable-diffusion/t-i``): SD 1.5 and SDXL presets,
+SD 1.x/2.x and SDXL pipeline folders.
 
 Registration only; the model code (torch, diffusers, transformers) loads on first build.
 """
@@ -15,7 +15,7 @@ from .presets import PRESETS
 def genaccel_register_workloads(register):
     register(WorkloadSpec(
         name="stable-diffusion/t-i",
-        description="Stable Diffusion latent diffusion (CLIP text encoder(s), UNet, VAE; SD 1.5 presets, SD 1.x/2.x and "
-                    "SDXL folders): a prompt in, a PNG out",
+        description="Stable Diffusion latent diffusion (CLIP text encoder(s), UNet, VAE; SD 1.5 and SDXL presets, "
+                    "SD 1.x/2.x and SDXL folders): a prompt in, a PNG out",
         build="genaccel_stable_diffusion.workload:build", presets=tuple(PRESETS), default_preset="small",
         default_decoder="cfg", roles=LATENT_DIFFUSION_ROLES, unit="image", options=(IMAGE_SIZE,)))

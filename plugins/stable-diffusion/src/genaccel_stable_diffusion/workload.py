@@ -1,6 +1,7 @@
-"""Building ``stable-diffusion/t-i``: from a preset's configs (random weights of SD 1.5's layout) or from
-a local diffusers pipeline folder, whose ``model_index.json`` class picks the model: Stable Diffusion
-1.x/2.x (``StableDiffusionPipeline``) or SDXL's base (``StableDiffusionXLPipeline``)."""
+"""Building ``stable-diffusion/t-i``: from a preset's configs (random weights of SD 1.5's or SDXL's layout)
+or from a local diffusers pipeline folder.  Either names its pipeline class (the preset's ``pipeline``,
+the folder's ``model_index.json``), which picks the model: Stable Diffusion 1.x/2.x
+(``StableDiffusionPipeline``) or SDXL's base (``StableDiffusionXLPipeline``)."""
 
 from __future__ import annotations
 
@@ -28,15 +29,19 @@ def build(options) -> StableDiffusion:
 
 
 def _from_preset(options, given, common) -> StableDiffusion:
+    """A preset's model by its pipeline class (SD 1.5's unless it names SDXL's), with its scheduler config
+    (SD 1.5's PNDM unless it has its own) and the pipeline's guidance scale."""
     from diffusers import UNet2DConditionModel
 
-    preset = options.preset or "small"
-    size = positive_option(given, PRESETS[preset]["image_size"], "--image-size", 8)
-    parts = build_parts(PRESETS[preset], device=common["device"], dtype=common["dtype"], seed=options.seed,
+    name = options.preset or "small"
+    preset = PRESETS[name]
+    kind, _, scale = PIPELINES[preset.get("pipeline", "StableDiffusionPipeline")]
+    scheduler_config = preset.get("scheduler_config", SCHEDULER)
+    size = positive_option(given, preset["image_size"], "--image-size", 8)
+    parts = build_parts(preset, device=common["device"], dtype=common["dtype"], seed=options.seed,
                         unet_class=UNet2DConditionModel)
-    defaults = {"scheduler": "pndm", "num_inference_steps": PRESETS[preset]["steps"], "guidance_scale": 7.5}
-    return StableDiffusion(**parts, **common, image_size=size, scheduler_config=SCHEDULER, denoise_defaults=defaults,
-                           random_weights=True, name=f"stable-diffusion {preset}")
+    return _model(kind, parts, common, size=size, scheduler_config=scheduler_config, steps=preset["steps"],
+                  scale=scale, random_weights=True, name=f"stable-diffusion {name}")
 
 
 def _from_checkpoint(options, given, common) -> StableDiffusion:
@@ -50,9 +55,16 @@ def _from_checkpoint(options, given, common) -> StableDiffusion:
     scheduler_config = parts.pop("scheduler_config")
     vae_scale = 2 ** (len(parts["vae"].config.block_out_channels) - 1)
     size = positive_option(given, parts["unet"].config.sample_size * vae_scale, "--image-size", 8)
-    defaults = {"scheduler": scheduler_name(scheduler_config, "pndm"), "num_inference_steps": 50,
-                "guidance_scale": scale}
     if kind is StableDiffusionXL:
         parts["force_zeros"] = bool(index.get("force_zeros_for_empty_prompt", True))
+    return _model(kind, parts, common, size=size, scheduler_config=scheduler_config, steps=50, scale=scale,
+                  random_weights=False, name=f"stable-diffusion ({Path(options.checkpoint).name})")
+
+
+def _model(kind, parts, common, *, size: int, scheduler_config: dict, steps: int, scale: float, **extra):
+    """The workload of class ``kind`` on its parts, its defaults its pipeline's: the scheduler config's
+    class (PNDM if unknown), ``steps`` and guidance ``scale``."""
+    defaults = {"scheduler": scheduler_name(scheduler_config, "pndm"), "num_inference_steps": steps,
+                "guidance_scale": scale}
     return kind(**parts, **common, image_size=size, scheduler_config=scheduler_config, denoise_defaults=defaults,
-                random_weights=False, name=f"stable-diffusion ({Path(options.checkpoint).name})")
+                **extra)
