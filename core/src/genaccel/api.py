@@ -9,7 +9,9 @@ import its specs, roles and options from here without importing torch: ``genacce
   ``BuildOptions`` (what a workload's ``build`` receives), ``NotApplied``, ``STAGES``, ``device_type``,
   the options built-ins share (``ALLOW_MISSING_WEIGHTS``, ``GUIDANCE_OPTIONS``, ``TEMPERATURE``, ...);
 - the workload contract: ``Role``, ``Member`` and every role (``TokenModel``, ``Denoiser`` ...) and
-  step protocol (``StepProtocol`` ...), ``BatchResult`` (what a decoder returns);
+  step protocol (``StepProtocol`` ...), the roles the core's workload bases play, as bundles for specs
+  (``CAUSAL_LM_ROLES``, ``CODE_COMPLETION_ROLES``, ``MEDIA_TOKEN_ROLES``, ``MASKED_TOKEN_ROLES``,
+  ``LATENT_DIFFUSION_ROLES``), ``BatchResult`` (what a decoder returns);
 - errors and files: ``GenaccelError``, ``unknown_name``, ``cannot_load``, ``first_line``, ``warn``,
   ``read_text``, ``read_json_object``, ``write_bytes``, ``write_json``, ``cache_dir``, ``writing`` (an
   unwritable or full disk while saving media: one line naming the file);
@@ -57,8 +59,8 @@ _PUBLIC = {
          "AttentionSwitch",
          "KVCacheSwitch", "Compilable", "CUDAGraphable", "ChannelsLast", "FusedQKV", "Guided", "TokenGuidance",
          "Denoiser", "GuidedLoop", "MaskedTokens", "StepCache", "PipelineReference", "StepProtocol", "ReorderableSteps",
-         "TwinSteps", "SpeculativeSteps", "AttentionRecord", "LATENT_DIFFUSION_ROLES",
-                     "CODE_COMPLETION_ROLES"), "plugin.roles"),
+         "TwinSteps", "SpeculativeSteps", "AttentionRecord", "LATENT_DIFFUSION_ROLES", "CAUSAL_LM_ROLES",
+         "CODE_COMPLETION_ROLES", "MEDIA_TOKEN_ROLES", "MASKED_TOKEN_ROLES"), "plugin.roles"),
     # errors and files (light)
     **dict.fromkeys(("GenaccelError", "unknown_name", "cannot_load", "first_line"), "errors"),
     **dict.fromkeys(("warn", "read_text", "read_json_object", "write_bytes", "write_json", "cache_dir", "writing"),

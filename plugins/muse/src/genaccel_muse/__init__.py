@@ -6,18 +6,7 @@ Registration only; the model code (torch, diffusers, transformers) loads on firs
 
 from __future__ import annotations
 
-from genaccel.api import (
-    AttentionRecord,
-    AttentionSwitch,
-    Compilable,
-    CUDAGraphable,
-    MaskedTokens,
-    PipelineReference,
-    PromptInput,
-    Quantizable,
-    WorkloadSpec,
-    hookimpl,
-)
+from genaccel.api import MASKED_TOKEN_ROLES, AttentionRecord, PipelineReference, WorkloadSpec, hookimpl
 
 from .presets import PRESETS
 
@@ -29,5 +18,4 @@ def genaccel_register_workloads(register):
         description="masked image-token transformer (CLIP text encoder, UVit2D over VQ tokens, VQ decoder) decoding "
                     "all tokens in parallel over a cosine masking schedule: a prompt in, a PNG out",
         default_decoder="cfg", unit="image",
-        roles=(MaskedTokens, PipelineReference, PromptInput, Quantizable, AttentionSwitch, Compilable, CUDAGraphable,
-               AttentionRecord)))
+        roles=(*MASKED_TOKEN_ROLES, PipelineReference, AttentionRecord)))

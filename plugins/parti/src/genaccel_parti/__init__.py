@@ -11,25 +11,16 @@ from __future__ import annotations
 
 from genaccel.api import (
     ALLOW_MISSING_WEIGHTS,
-    AttentionSwitch,
-    Compilable,
-    CUDAGraphable,
-    KVCacheSwitch,
-    MediaCodec,
-    PromptInput,
-    Quantizable,
+    MEDIA_TOKEN_ROLES,
     TokenGuidance,
-    TokenModel,
     TransformersReference,
-    WeightStreaming,
     WorkloadSpec,
     hookimpl,
 )
 
 from .presets import PRESETS
 
-ROLES = (TokenModel, MediaCodec, PromptInput, TokenGuidance, WeightStreaming, TransformersReference, Quantizable,
-         AttentionSwitch, KVCacheSwitch, Compilable, CUDAGraphable)
+ROLES = (*MEDIA_TOKEN_ROLES, TokenGuidance, TransformersReference)
 
 
 @hookimpl

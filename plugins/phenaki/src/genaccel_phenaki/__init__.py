@@ -10,17 +10,7 @@ Registration only; the model code (``cvivit``, ``maskgit``, ``config``, ``preset
 
 from __future__ import annotations
 
-from genaccel.api import (
-    FRAMES,
-    AttentionSwitch,
-    Compilable,
-    CUDAGraphable,
-    MaskedTokens,
-    PromptInput,
-    Quantizable,
-    WorkloadSpec,
-    hookimpl,
-)
+from genaccel.api import FRAMES, MASKED_TOKEN_ROLES, WorkloadSpec, hookimpl
 
 from .presets import PRESETS
 
@@ -33,4 +23,4 @@ def genaccel_register_workloads(register):
                     "decoder) decoding all tokens in parallel over a cosine masking schedule: a prompt in, an "
                     "animated GIF and its frames out",
         default_decoder="cfg", unit="frame", options=(FRAMES,),
-        roles=(MaskedTokens, PromptInput, Quantizable, AttentionSwitch, Compilable, CUDAGraphable)))
+        roles=MASKED_TOKEN_ROLES))
