@@ -5,7 +5,7 @@ internal and may change.
 Names are imported on first use (module ``__getattr__``), so that a plugin's registration module can
 import its specs, roles and options from here without importing torch: ``genaccel list`` stays fast.
 
-- registering: ``hookimpl``, ``WorkloadSpec``, ``DecoderSpec``, ``OptimizationSpec``, ``Option``,
+- registering: ``hookimpl``, ``workload_hook``, ``WorkloadSpec``, ``DecoderSpec``, ``OptimizationSpec``, ``Option``,
   ``BuildOptions`` (what a workload's ``build`` receives), ``NotApplied``, ``STAGES``, ``device_type``,
   the options built-ins share (``ALLOW_MISSING_WEIGHTS``, ``GUIDANCE_OPTIONS``, ``TEMPERATURE``, ...);
 - the workload contract: ``Role``, ``Member`` and every role (``TokenModel``, ``Denoiser`` ...) and
@@ -31,6 +31,7 @@ import importlib
 _PUBLIC = {
     # registering (light)
     "hookimpl": "plugin.hookspecs",
+    "workload_hook": "plugin.hookspecs",
     "WorkloadSpec": "plugin.specs",
     "DecoderSpec": "plugin.specs",
     "OptimizationSpec": "plugin.specs",
