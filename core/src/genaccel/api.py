@@ -106,6 +106,7 @@ _PUBLIC = {
                     "diffusion.prompts"),
     **dict.fromkeys(("build_parts", "part_configs", "load_pipeline_folder", "read_model_index", "scheduler_name",
                      "positive_option"), "diffusion.parts"),
+    "reduced_parts": "diffusion.sizes",
     "attention_profile": "diffusion.attention",
     "make_pipeline": "diffusion.pipeline",
     **dict.fromkeys(("ParallelSettings", "parallel_settings", "parallel_decode"), "diffusion.parallel"),

@@ -1,5 +1,7 @@
 """stable-diffusion's presets (random weights of the real architecture at tiny, small and the released
-sizes) and its scheduler config.  Plain data, read at registration."""
+sizes: tiny and small are the core's reduced parts) and its scheduler config.  Plain data, read at registration."""
+
+from genaccel.api import reduced_parts
 
 #: SD 1.5's scheduler config (PNDM with the training betas) and its pipeline's defaults
 SCHEDULER = {
@@ -8,27 +10,9 @@ SCHEDULER = {
     "clip_sample": False,
 }
 
-_CROSS, _PLAIN = "CrossAttnDownBlock2D", "DownBlock2D"
-_UP_CROSS, _UP_PLAIN = "CrossAttnUpBlock2D", "UpBlock2D"
-
 PRESETS = {
-    "tiny": {  # tests: seconds
-        "text": {"vocab_size": 1000, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                 "num_attention_heads": 4},
-        "unet": {"block_out_channels": (32, 64, 64), "layers_per_block": 1, "cross_attention_dim": 32,
-                 "attention_head_dim": 8, "norm_num_groups": 8, "down_block_types": (_CROSS, _CROSS, _PLAIN),
-                 "up_block_types": (_UP_PLAIN, _UP_CROSS, _UP_CROSS)},
-        "vae": {"block_out_channels": (16, 16, 16, 16), "layers_per_block": 1, "norm_num_groups": 8},
-        "image_size": 64, "steps": 2,
-    },
-    "small": {  # the CPU bench: SD 1.5's layout at reduced widths, 256x256
-        "text": {"vocab_size": 8192, "hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 6,
-                 "num_attention_heads": 8},
-        "unet": {"block_out_channels": (64, 128, 256, 256), "layers_per_block": 2, "cross_attention_dim": 512,
-                 "attention_head_dim": 8, "norm_num_groups": 32},
-        "vae": {"block_out_channels": (32, 64, 128, 128), "layers_per_block": 2, "norm_num_groups": 32},
-        "image_size": 256, "steps": 20,
-    },
+    "tiny": {**reduced_parts("tiny"), "image_size": 64, "steps": 2},  # tests: seconds
+    "small": {**reduced_parts("small"), "image_size": 256, "steps": 20},  # the CPU bench: SD 1.5's layout, 256x256
     "sd-1.5": {  # the released sizes: UNet 859.5M, CLIP ViT-L/14 text encoder 123M, VAE 83.7M
         "text": {"vocab_size": 49408, "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
                  "num_attention_heads": 12},
