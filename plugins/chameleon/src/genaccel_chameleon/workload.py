@@ -24,7 +24,6 @@ from genaccel.api import (
     save_images,
     shard_causal_lm,
     train_bpe_tokenizer,
-    unknown_name,
     weights_description,
 )
 from transformers import ChameleonConfig, ChameleonForConditionalGeneration, ChameleonVQVAEConfig
@@ -310,9 +309,7 @@ def build_for(task: str):
                                     "folders lack: add --image-tokenizer PATH (the release's tokenizer/ folder "
                                     "with vqgan.yaml and vqgan.ckpt)")
         else:
-            name = options.preset or "small"
-            if name not in PRESETS:
-                raise unknown_name(f"preset of chameleon/{task}", name, PRESETS)
+            name = options.preset_in(PRESETS, f"chameleon/{task}")
             vq = vq_config(name)
             tokenizer = preset_tokenizer(PRESETS[name]["vocab_size"], vq.num_embeddings)
             config = preset_config(name, tokenizer.get_vocab())

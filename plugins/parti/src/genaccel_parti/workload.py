@@ -21,7 +21,6 @@ from genaccel.api import (
     parameters,
     pick_prompts,
     save_images,
-    unknown_name,
     weights_description,
 )
 from transformers.modeling_outputs import BaseModelOutput
@@ -157,9 +156,7 @@ def build(options: BuildOptions) -> PartiWorkload:
     if options.checkpoint is not None:
         parts, random_weights = load_checkpoint(options), False
     else:
-        name = options.preset or "small"
-        if name not in PRESETS:
-            raise unknown_name("preset of parti/t-i", name, PRESETS)
+        name = options.preset_in(PRESETS, "parti/t-i")
         parts = build_parti(PRESETS[name], seed=options.seed, device=options.device, dtype=options.torch_dtype)
         random_weights = True
     parts.transformer.set_attn_implementation("eager")

@@ -366,10 +366,7 @@ def build_for(task: str):
             hf, tokenizer = _load_checkpoint(options)
             random_weights = False
         else:
-            name = options.preset or "small"
-            if name not in PRESETS:
-                raise unknown_name(f"preset of seamless/{task}", name, PRESETS)
-            config = preset_config(name)
+            config = preset_config(options.preset_in(PRESETS, f"seamless/{task}"))
             tokenizer = preset_tokenizer(config.vocab_size)
             with torch.device("meta"):
                 hf = SeamlessM4Tv2Model(config).to(options.torch_dtype)

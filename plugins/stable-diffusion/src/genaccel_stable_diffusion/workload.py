@@ -30,7 +30,7 @@ def build(options) -> StableDiffusion:
 def _from_preset(options, given, common) -> StableDiffusion:
     from diffusers import UNet2DConditionModel
 
-    preset = options.preset or "small"
+    preset = options.preset_in(PRESETS, "stable-diffusion/t-i")
     size = positive_option(given, PRESETS[preset]["image_size"], "--image-size", 8)
     parts = build_parts(PRESETS[preset], device=common["device"], dtype=common["dtype"], seed=options.seed,
                         unet_class=UNet2DConditionModel)
