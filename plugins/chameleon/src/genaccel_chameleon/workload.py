@@ -86,13 +86,9 @@ class ChameleonWorkload(CausalLMWorkload):
 
     def __init__(self, task: str, hf_model, tokenizer, image_tokenizer: ImageTokenizer | None, *,
                  options: BuildOptions, random_weights: bool):
+        super().__init__(HFCausalLM(hf_model), hf_model, tokenizer, options=options, random_weights=random_weights)
         self.task = task
-        self.model = HFCausalLM(hf_model)
-        self.module = hf_model
-        self.tokenizer = tokenizer
         self.image_tokenizer = image_tokenizer
-        self.options = options
-        self.random_weights = random_weights
         cfg = hf_model.config
         vocab = hf_model.model.vocabulary_mapping
         self.bos_token_id = cfg.bos_token_id if cfg.bos_token_id is not None else 0
