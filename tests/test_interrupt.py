@@ -27,8 +27,10 @@ def _cases(path):
         return []
 
 
-def _bench(tmp_path):
-    """A bench of 12 tiny cases started in a subprocess, once it has finished its first case: (config, report, child)."""
+@pytest.fixture
+def bench(tmp_path):
+    """A bench of 12 tiny cases started in a subprocess, once it has finished its first case: (config, report, child).
+    A child still running at teardown (a test that failed before ending it) is killed."""
     cfg = tmp_path / "bench.toml"
     cfg.write_text('[defaults]\nsamples = 2\npreset = "tiny"\n\n[[cases]]\nworkload = "hstu/ranking"\n'
                    'seq_lens = [512, 1024, 2048]\nbatch_sizes = [1, 2]\nstacks = [[], ["hstu-fused-attention"]]\n')
@@ -40,28 +42,27 @@ def _bench(tmp_path):
         time.sleep(0.02)
     if child.poll() is not None:
         pytest.fail("the bench ended before it could be interrupted: " + child.stderr.read()[-2000:])
-    return cfg, report, child
+    yield cfg, report, child
+    if child.poll() is None:
+        child.kill()
+        child.wait()
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")
-def test_interrupted_bench_keeps_its_cases_resumes_and_holds_its_lock(tmp_path, monkeypatch, capsys):
+def test_interrupted_bench_keeps_its_cases_resumes_and_holds_its_lock(bench, monkeypatch, capsys):
     import genaccel.engine.machine as measure
 
     monkeypatch.setattr(measure, "_stream_bandwidth", lambda *a: 1e10)
-    cfg, report, child = _bench(tmp_path)
+    cfg, report, child = bench
     out = report.parent
-    try:
-        os.kill(child.pid, signal.SIGSTOP)  # held still, lock and all, whatever the next call costs
-        # a second run into the same folder fails at once, naming the holder
-        assert main(["run", "hstu/ranking", "--preset", "tiny", "--samples", "1", "--seq-len", "64",
-                     "--out", str(out)]) == 2
-        assert "is in use by another genaccel run" in capsys.readouterr().err
-        child.send_signal(signal.SIGINT)  # pending until it continues
-        os.kill(child.pid, signal.SIGCONT)
-        _, err = child.communicate(timeout=120)
-    finally:
-        if child.poll() is None:
-            child.kill()
+    os.kill(child.pid, signal.SIGSTOP)  # held still, lock and all, whatever the next call costs
+    # a second run into the same folder fails at once, naming the holder
+    assert main(["run", "hstu/ranking", "--preset", "tiny", "--samples", "1", "--seq-len", "64",
+                 "--out", str(out)]) == 2
+    assert "is in use by another genaccel run" in capsys.readouterr().err
+    child.send_signal(signal.SIGINT)  # pending until it continues
+    os.kill(child.pid, signal.SIGCONT)
+    _, err = child.communicate(timeout=120)
     assert child.returncode == 130, err[-2000:]
     assert f"finished cases are in {report}" in err and "Traceback" not in err
     done = _cases(report)
@@ -74,14 +75,10 @@ def test_interrupted_bench_keeps_its_cases_resumes_and_holds_its_lock(tmp_path, 
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM to a child process")
-def test_sigterm_ends_a_bench_as_sigint_does(tmp_path):
-    _, report, child = _bench(tmp_path)
-    try:
-        child.send_signal(signal.SIGTERM)
-        _, err = child.communicate(timeout=120)
-    finally:
-        if child.poll() is None:
-            child.kill()
+def test_sigterm_ends_a_bench_as_sigint_does(bench):
+    _, report, child = bench
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=120)
     assert child.returncode == 143, err[-2000:]
     assert f"genaccel: terminated (SIGTERM); finished cases are in {report}" in err and "Traceback" not in err
     done = _cases(report)

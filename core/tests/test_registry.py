@@ -1,10 +1,20 @@
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
-from genaccel.api import DecoderSpec, GenaccelError, OptimizationSpec, Option, WorkloadSpec, hookimpl
+from genaccel.api import (
+    BuildOptions,
+    DecoderSpec,
+    GenaccelError,
+    OptimizationSpec,
+    Option,
+    WorkloadSpec,
+    hookimpl,
+    workload_hook,
+)
 from genaccel.plugin.manager import build_registry, make_plugin_manager
 from genaccel.plugin.roles import AttentionSwitch, BeamSearch, CUDAGraphable, KVCacheSwitch, TokenModel
 from genaccel.plugin.specs import Lazy
@@ -166,6 +176,27 @@ def test_import_strings_resolve_on_first_use_and_roles_give_capabilities():
         DecoderSpec(name="x", description="", factory="not an import string")
     with pytest.raises(ValueError, match="roles must be Role classes"):
         DecoderSpec(name="x", description="", factory=_noop, requires="beam")  # a capability name is not a role
+
+
+def test_workload_hook_registers_fixed_specs_in_order():
+    specs = [WorkloadSpec(name=f"fixed/{task}", description="", build=_noop, presets=("tiny",), default_preset="tiny",
+                          default_decoder="greedy") for task in ("b", "a")]
+    hook = workload_hook(*specs)
+    seen = []
+    hook(seen.append)
+    assert seen == specs
+    pm = make_plugin_manager(load_entry_points=False)
+    pm.register(types.SimpleNamespace(genaccel_register_workloads=hook), name="fixed")
+    reg = build_registry(pm)
+    assert {"fixed/a", "fixed/b"} <= set(reg.workloads) and reg.workload("fixed/a").plugin == "fixed"
+
+
+def test_a_build_takes_the_named_preset_or_small_and_names_an_unknown_one():
+    presets = {"tiny": {}, "small": {}}
+    assert BuildOptions().preset_in(presets, "toy/t-t") == "small"
+    assert BuildOptions(preset="tiny").preset_in(presets, "toy/t-t") == "tiny"
+    with pytest.raises(GenaccelError, match=r"unknown preset of toy/t-t 'tiyn'; did you mean 'tiny'\?"):
+        BuildOptions(preset="tiyn").preset_in(presets, "toy/t-t")
 
 
 class _Commands:

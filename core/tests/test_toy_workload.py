@@ -162,13 +162,19 @@ def test_ablate_prints_a_speedup_table_in_images_per_second(cli, tmp_path, capsy
     assert list(out.glob("*speedup.png")) and "| stack | images/s |" in (out / "report.md").read_text()
 
 
-def test_bench_runs_and_profiles_it(cli, tmp_path):
+def _bench(cli, tmp_path, cases: str) -> dict:
+    """``genaccel bench`` of these TOML ``cases`` (one sample each) into ``tmp_path/b``: its report, validated."""
     cfg = tmp_path / "bench.toml"
-    cfg.write_text('[defaults]\nsamples = 1\n\n[[cases]]\nworkload = "toy/denoise"\nstacks = [[], ["sdpa"]]\n'
-                   'profile = true\n\n[[cases]]\nworkload = "absent/x"\n')
+    cfg.write_text("[defaults]\nsamples = 1\n\n" + cases)
     assert cli(["bench", str(cfg), "--out", str(tmp_path / "b")]) == 0
     doc = json.loads((tmp_path / "b" / "report.json").read_text())
     _validate(doc)
+    return doc
+
+
+def test_bench_runs_and_profiles_it(cli, tmp_path):
+    doc = _bench(cli, tmp_path, '[[cases]]\nworkload = "toy/denoise"\nstacks = [[], ["sdpa"]]\nprofile = true\n\n'
+                                '[[cases]]\nworkload = "absent/x"\n')
     assert [(c["status"], c["unit"]) for c in doc["cases"]] == [("skipped", "token"), ("ok", "image"), ("ok", "image")]
     assert all(c["summary"]["throughput_per_s"] > 0 for c in doc["cases"][1:])
     profiles = doc["profiles"]
@@ -179,12 +185,7 @@ def test_bench_runs_and_profiles_it(cli, tmp_path):
 
 
 def test_a_stack_the_same_as_its_neighbour_once_skips_are_left_out_runs_once(cli, tmp_path, capsys):
-    cfg = tmp_path / "bench.toml"
-    cfg.write_text('[defaults]\nsamples = 1\n\n[[cases]]\nworkload = "toy/denoise"\n'
-                   'stacks = [["sdpa"], ["sdpa", "cuda-graph"], []]\n')
-    assert cli(["bench", str(cfg), "--out", str(tmp_path / "b")]) == 0
-    doc = json.loads((tmp_path / "b" / "report.json").read_text())
-    _validate(doc)
+    doc = _bench(cli, tmp_path, '[[cases]]\nworkload = "toy/denoise"\nstacks = [["sdpa"], ["sdpa", "cuda-graph"], []]\n')
     assert [(c["label"], c["status"]) for c in doc["cases"]] == [
         ("sdpa", "ok"), ("sdpa (skipped cuda-graph)", "skipped"), ("baseline", "ok")]
     twin = doc["cases"][1]

@@ -5,11 +5,13 @@ internal and may change.
 Names are imported on first use (module ``__getattr__``), so that a plugin's registration module can
 import its specs, roles and options from here without importing torch: ``genaccel list`` stays fast.
 
-- registering: ``hookimpl``, ``WorkloadSpec``, ``DecoderSpec``, ``OptimizationSpec``, ``Option``,
+- registering: ``hookimpl``, ``workload_hook``, ``WorkloadSpec``, ``DecoderSpec``, ``OptimizationSpec``, ``Option``,
   ``BuildOptions`` (what a workload's ``build`` receives), ``NotApplied``, ``STAGES``, ``device_type``,
   the options built-ins share (``ALLOW_MISSING_WEIGHTS``, ``GUIDANCE_OPTIONS``, ``TEMPERATURE``, ...);
 - the workload contract: ``Role``, ``Member`` and every role (``TokenModel``, ``Denoiser`` ...) and
-  step protocol (``StepProtocol`` ...), ``BatchResult`` (what a decoder returns);
+  step protocol (``StepProtocol`` ...), the roles the core's workload bases play, as bundles for specs
+  (``CAUSAL_LM_ROLES``, ``CODE_COMPLETION_ROLES``, ``MEDIA_TOKEN_ROLES``, ``MASKED_TOKEN_ROLES``,
+  ``LATENT_DIFFUSION_ROLES``), ``BatchResult`` (what a decoder returns);
 - errors and files: ``GenaccelError``, ``unknown_name``, ``cannot_load``, ``first_line``, ``warn``,
   ``read_text``, ``read_json_object``, ``write_bytes``, ``write_json``, ``cache_dir``, ``writing`` (an
   unwritable or full disk while saving media: one line naming the file);
@@ -29,6 +31,7 @@ import importlib
 _PUBLIC = {
     # registering (light)
     "hookimpl": "plugin.hookspecs",
+    "workload_hook": "plugin.hookspecs",
     "WorkloadSpec": "plugin.specs",
     "DecoderSpec": "plugin.specs",
     "OptimizationSpec": "plugin.specs",
@@ -57,8 +60,8 @@ _PUBLIC = {
          "AttentionSwitch",
          "KVCacheSwitch", "Compilable", "CUDAGraphable", "ChannelsLast", "FusedQKV", "Guided", "TokenGuidance",
          "Denoiser", "GuidedLoop", "MaskedTokens", "StepCache", "PipelineReference", "StepProtocol", "ReorderableSteps",
-         "TwinSteps", "SpeculativeSteps", "AttentionRecord", "LATENT_DIFFUSION_ROLES",
-                     "CODE_COMPLETION_ROLES"), "plugin.roles"),
+         "TwinSteps", "SpeculativeSteps", "AttentionRecord", "LATENT_DIFFUSION_ROLES", "CAUSAL_LM_ROLES",
+         "CODE_COMPLETION_ROLES", "MEDIA_TOKEN_ROLES", "MASKED_TOKEN_ROLES"), "plugin.roles"),
     # errors and files (light)
     **dict.fromkeys(("GenaccelError", "unknown_name", "cannot_load", "first_line"), "errors"),
     **dict.fromkeys(("warn", "read_text", "read_json_object", "write_bytes", "write_json", "cache_dir", "writing"),
@@ -103,6 +106,7 @@ _PUBLIC = {
                     "diffusion.prompts"),
     **dict.fromkeys(("build_parts", "part_configs", "part_modules", "load_pipeline_folder", "read_model_index",
                      "scheduler_name", "positive_option"), "diffusion.parts"),
+    "reduced_parts": "diffusion.sizes",
     "attention_profile": "diffusion.attention",
     "make_pipeline": "diffusion.pipeline",
     **dict.fromkeys(("ParallelSettings", "parallel_settings", "parallel_decode"), "diffusion.parallel"),

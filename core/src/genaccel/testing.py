@@ -1,6 +1,7 @@
 """Test support for plugins' and genaccel's own tests: a registry holding chosen plugins, tiny run
-configs, a prepared run and its first batch, a whole measured case, an attention-call record, and the command
-line with its exit code and output.  Tests import these instead of the run layer's internals."""
+configs, a prepared run and its first batch, a whole measured case, an attention-call record, checks that
+several plugins' tests share, and the command line with its exit code and output.  Tests import these instead
+of the run layer's internals."""
 
 from __future__ import annotations
 
@@ -110,6 +111,19 @@ def check_token_accuracy(case: dict) -> dict:
     return acc
 
 
+def check_cfg_sequential(registry: Registry, config: RunConfig, key: str) -> tuple:
+    """Assert that classifier-free guidance gives the same ``extra[key]`` (a tensor: a masked-token workload's
+    tokens) on ``config``'s first batch batched (``cfg``: both streams in one pass over the weights) and sequential
+    (``cfg-sequential``: two passes).  Returns both results."""
+    import torch  # a test's dependency: the tensors compared
+
+    _, _, batched = first_batch(registry, attrs.evolve(config, decoder="cfg"))
+    _, _, sequential = first_batch(registry, attrs.evolve(config, decoder="cfg-sequential"))
+    assert torch.equal(batched.extra[key], sequential.extra[key]), key
+    assert (batched.weight_passes, sequential.weight_passes) == (1, 2)
+    return batched, sequential
+
+
 def cli(capsys, *argv: str) -> tuple[int, str, str]:
     """``genaccel ARGV...`` in this process: (exit code, stdout, stderr)."""
     code = main(list(argv))
@@ -117,6 +131,6 @@ def cli(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-__all__ = ["RunConfig", "check_token_accuracy", "cli", "first_batch", "installed", "make_batches", "measure",
-           "one_line_error", "prepared", "registry_fixture",
+__all__ = ["RunConfig", "check_cfg_sequential", "check_token_accuracy", "cli", "first_batch", "installed",
+           "make_batches", "measure", "one_line_error", "prepared", "registry_fixture",
            "registry_with", "tiny", "with_options"]

@@ -9,7 +9,15 @@ import math
 import genaccel_muse
 import pytest
 import torch
-from genaccel.testing import attention_record, first_batch, measure, one_line_error, registry_fixture, tiny
+from genaccel.testing import (
+    attention_record,
+    check_cfg_sequential,
+    first_batch,
+    measure,
+    one_line_error,
+    registry_fixture,
+    tiny,
+)
 
 WORKLOAD = "muse/t-i"
 
@@ -44,10 +52,7 @@ def test_matches_amused_pipeline_step_by_step(registry):
 
 
 def test_cfg_equals_cfg_sequential(registry):
-    _, _, batched = first_batch(registry, config(decoder="cfg"))
-    _, _, sequential = first_batch(registry, config(decoder="cfg-sequential"))
-    assert torch.equal(batched.extra["tokens"], sequential.extra["tokens"])
-    assert (batched.weight_passes, sequential.weight_passes) == (1, 2)
+    _, sequential = check_cfg_sequential(registry, config(), "tokens")
     assert sequential.extra["parallel"]["static_shapes"]
 
 

@@ -43,11 +43,7 @@ class CodeCompletion(CausalLMWorkload):
     """A code-completion workload over ``hf_model`` (a transformers ``*ForCausalLM``) named ``name``."""
 
     def __init__(self, hf_model, tokenizer, *, options: BuildOptions, random_weights: bool, name: str):
-        self.model = HFCausalLM(hf_model)
-        self.module = hf_model
-        self.tokenizer = tokenizer
-        self.options = options
-        self.random_weights = random_weights
+        super().__init__(HFCausalLM(hf_model), hf_model, tokenizer, options=options, random_weights=random_weights)
         self.name = name
         self._longest = None  # the longest synthetic-prompt file's tokens, found when a draw needs it
         cfg = hf_model.config

@@ -10,11 +10,17 @@ class CausalLMWorkload:
     """Base for autoregressive text workloads whose ``model`` is a :class:`genaccel.llm.causal_lm.HFCausalLM`
     (or its encoder-decoder form): it turns the members of the roles TokenModel, WeightStreaming,
     TransformersReference, AttentionSwitch, KVCacheSwitch, Compilable, CUDAGraphable and AttentionRecord (declared by
-    the plugin's spec) into the model's settings.  Subclasses set ``model``, ``module``, ``tokenizer``,
-    ``random_weights`` and the token ids."""
+    the plugin's spec) into the model's settings.  Subclasses pass what they hold to ``__init__`` and set the
+    token ids."""
 
     bos_token_id: int | None = None  # prepended by ``encode`` when set
     period_options: dict = {}  # AttentionRecord: one period is one whole generation (the key length grows by one a step)
+
+    def __init__(self, model, module, tokenizer, *, options, random_weights: bool):
+        """``model``: the step protocol (``HFCausalLM`` or ``Seq2SeqLM``); ``module``: every weight; the build's
+        ``options``; ``random_weights``: a preset's, or a checkpoint's."""
+        self.model, self.module, self.tokenizer = model, module, tokenizer
+        self.options, self.random_weights = options, random_weights
 
     def attention_sites(self) -> list:
         """Every attention module of ``module`` (self or cross decided per call; keys include the cached ones)."""

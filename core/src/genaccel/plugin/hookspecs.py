@@ -1,7 +1,7 @@
 """The hook specifications of genaccel: the only place hooks are declared.
 
 A plugin implements any of them with ``@genaccel.hookimpl`` and calls ``register`` once per
-thing it provides.  Plugins are found through the ``genaccel`` entry-point group.
+thing it provides (a plugin of fixed workload specs may let :func:`workload_hook` write that function).  Plugins are found through the ``genaccel`` entry-point group.
 """
 
 from __future__ import annotations
@@ -10,6 +10,18 @@ import pluggy
 
 hookspec = pluggy.HookspecMarker("genaccel")
 hookimpl = pluggy.HookimplMarker("genaccel")
+
+
+def workload_hook(*specs):
+    """The ``genaccel_register_workloads`` implementation of a plugin whose workloads are fixed specs, registered in
+    order: ``genaccel_register_workloads = workload_hook(WorkloadSpec(...))`` in its registration module."""
+
+    @hookimpl
+    def genaccel_register_workloads(register):
+        for spec in specs:
+            register(spec)
+
+    return genaccel_register_workloads
 
 
 @hookspec

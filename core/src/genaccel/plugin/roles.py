@@ -339,10 +339,23 @@ class PipelineReference(Role):
 LATENT_DIFFUSION_ROLES = (Denoiser, PromptInput, PipelineReference, Quantizable, AttentionSwitch, FusedQKV, ChannelsLast,
                           StepCache, Compilable, CUDAGraphable, AttentionRecord)
 
+#: the roles every token workload on :class:`genaccel.llm.workload.CausalLMWorkload` plays: the base turns their
+#: members into the model's settings (Quantizable: the linears of its ``module``)
+CAUSAL_LM_ROLES = (TokenModel, WeightStreaming, Quantizable, AttentionSwitch, KVCacheSwitch, Compilable, CUDAGraphable)
+
 #: the roles a code-completion workload on :class:`genaccel.llm.completion.CodeCompletion` plays
-CODE_COMPLETION_ROLES = (TokenModel, TeacherForcing, WeightStreaming, EarlyExit, BeamSearch, TransformersReference,
-                         Quantizable, LlamaCppReference, AttentionSwitch, KVCacheSwitch, Compilable, CUDAGraphable,
-                         AttentionRecord)
+CODE_COMPLETION_ROLES = (*CAUSAL_LM_ROLES, TeacherForcing, EarlyExit, BeamSearch, TransformersReference,
+                         LlamaCppReference, AttentionRecord)
+
+#: the roles of a token workload whose inputs or outputs are media (Chameleon's and Parti's images, Seamless's
+#: speech): :data:`CAUSAL_LM_ROLES`, media encoded before and decoded after the model, and ``generate``'s prompt
+MEDIA_TOKEN_ROLES = (*CAUSAL_LM_ROLES, MediaCodec, PromptInput)
+
+#: the roles a masked-token workload (Muse, Phenaki) plays: the core's parallel decoding
+#: (:func:`genaccel.diffusion.parallel.parallel_decode`), ``generate``'s prompt
+#: (:class:`genaccel.diffusion.prompts.Prompted`), quantizable linears, the attention switch, and hot steps
+#: through a step executor (:class:`genaccel.engine.executor.CompiledSteps`)
+MASKED_TOKEN_ROLES = (MaskedTokens, PromptInput, Quantizable, AttentionSwitch, Compilable, CUDAGraphable)
 
 ROLES: dict[str, type[Role]] = {
     cls.__name__: cls

@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from ..errors import GenaccelError
+from ..errors import GenaccelError, unknown_name
 from .options import Option, check_options, name_check, option_tuple
 from .role import Role, capabilities_of
 from .roles import Workload
@@ -291,6 +291,14 @@ class BuildOptions:
     options: dict = attrs.field(factory=dict, converter=dict, hash=False)
     out_dir: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
     tp: int = attrs.field(default=1, validator=attrs.validators.ge(1))
+
+    def preset_in(self, presets, workload: str, default: str = "small") -> str:
+        """The preset to build, ``default`` where the run names none: one of ``presets``, else the one-line error
+        naming ``workload`` and listing them (a build called directly, past the run's own check)."""
+        name = self.preset or default
+        if name not in presets:
+            raise unknown_name(f"preset of {workload}", name, presets)
+        return name
 
     @property
     def torch_dtype(self):

@@ -11,30 +11,21 @@ from pathlib import Path
 
 from genaccel.api import (
     ALLOW_MISSING_WEIGHTS,
+    MEDIA_TOKEN_ROLES,
     AttentionRecord,
-    AttentionSwitch,
     BeamSearch,
-    Compilable,
-    CUDAGraphable,
     EarlyExit,
-    KVCacheSwitch,
-    MediaCodec,
     Option,
-    PromptInput,
-    Quantizable,
     TeacherForcing,
     TokenGuidance,
-    TokenModel,
     TransformersReference,
-    WeightStreaming,
     WorkloadSpec,
     hookimpl,
 )
 
 from .presets import PRESETS
 
-ROLES = (TokenModel, MediaCodec, PromptInput, TeacherForcing, WeightStreaming, Quantizable, AttentionSwitch,
-         KVCacheSwitch, Compilable, CUDAGraphable, AttentionRecord)
+ROLES = (*MEDIA_TOKEN_ROLES, TeacherForcing, AttentionRecord)
 TEXT_ROLES = (EarlyExit, TransformersReference, BeamSearch)
 TASKS = {  # description, default decoder, the task's own roles, unit
     "i-t": ("image captioning: an image (1024 tokens) and an instruction in, 30 text tokens out", "top-p",

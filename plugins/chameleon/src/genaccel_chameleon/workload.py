@@ -24,7 +24,6 @@ from genaccel.api import (
     save_images,
     shard_causal_lm,
     train_bpe_tokenizer,
-    unknown_name,
     weights_description,
 )
 from transformers import ChameleonConfig, ChameleonForConditionalGeneration, ChameleonVQVAEConfig
@@ -87,13 +86,9 @@ class ChameleonWorkload(CausalLMWorkload):
 
     def __init__(self, task: str, hf_model, tokenizer, image_tokenizer: ImageTokenizer | None, *,
                  options: BuildOptions, random_weights: bool):
+        super().__init__(HFCausalLM(hf_model), hf_model, tokenizer, options=options, random_weights=random_weights)
         self.task = task
-        self.model = HFCausalLM(hf_model)
-        self.module = hf_model
-        self.tokenizer = tokenizer
         self.image_tokenizer = image_tokenizer
-        self.options = options
-        self.random_weights = random_weights
         cfg = hf_model.config
         vocab = hf_model.model.vocabulary_mapping
         self.bos_token_id = cfg.bos_token_id if cfg.bos_token_id is not None else 0
@@ -310,9 +305,7 @@ def build_for(task: str):
                                     "folders lack: add --image-tokenizer PATH (the release's tokenizer/ folder "
                                     "with vqgan.yaml and vqgan.ckpt)")
         else:
-            name = options.preset or "small"
-            if name not in PRESETS:
-                raise unknown_name(f"preset of chameleon/{task}", name, PRESETS)
+            name = options.preset_in(PRESETS, f"chameleon/{task}")
             vq = vq_config(name)
             tokenizer = preset_tokenizer(PRESETS[name]["vocab_size"], vq.num_embeddings)
             config = preset_config(name, tokenizer.get_vocab())

@@ -14,7 +14,7 @@ from genaccel.api import (
     CODE_COMPLETION_ROLES,
     Option,
     WorkloadSpec,
-    hookimpl,
+    workload_hook,
 )
 
 from .presets import DEFAULT_ARCH, PRESETS
@@ -23,18 +23,16 @@ ARCH = Option(name="arch", type=str, choices=tuple(ARCHITECTURES),
               help=f"a preset's architecture (default {DEFAULT_ARCH}); a checkpoint's comes from its config.json")
 
 
-@hookimpl
-def genaccel_register_workloads(register):
-    register(
-        WorkloadSpec(
-            name="hf/t-t",
-            description="your Hugging Face decoder-only LM (--checkpoint DIR or Hub id): code prompt in, code out",
-            build="genaccel_hf.workload:build",
-            presets=tuple(PRESETS),
-            default_preset="small",
-            default_decoder="greedy",
-            roles=CODE_COMPLETION_ROLES,
-            unit="token",
-            options=(ARCH, ALLOW_MISSING_WEIGHTS),
-        )
+genaccel_register_workloads = workload_hook(
+    WorkloadSpec(
+        name="hf/t-t",
+        description="your Hugging Face decoder-only LM (--checkpoint DIR or Hub id): code prompt in, code out",
+        build="genaccel_hf.workload:build",
+        presets=tuple(PRESETS),
+        default_preset="small",
+        default_decoder="greedy",
+        roles=CODE_COMPLETION_ROLES,
+        unit="token",
+        options=(ARCH, ALLOW_MISSING_WEIGHTS),
     )
+)

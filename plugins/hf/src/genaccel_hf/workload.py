@@ -14,7 +14,6 @@ from genaccel.api import (
     random_causal_lm,
     resolve_checkpoint,
     shard_causal_lm,
-    unknown_name,
 )
 
 from .presets import DEFAULT_ARCH, PRESETS
@@ -45,10 +44,7 @@ def build(options: BuildOptions) -> CodeCompletion:
         hf, tokenizer = load_causal_lm(options, model_class, model_types=(model_type,), shard=shard_causal_lm)
         random_weights = False
     else:
-        name = options.preset or "small"
-        if name not in PRESETS:
-            raise unknown_name(f"preset of {NAME}", name, PRESETS)
-        config = preset_config(name, arch or DEFAULT_ARCH)
+        config = preset_config(options.preset_in(PRESETS, NAME), arch or DEFAULT_ARCH)
         model_class, _ = ARCHITECTURES[config.model_type].model_and_config_classes()
         hf = random_causal_lm(model_class, config, options, shard=shard_causal_lm)
         tokenizer = code_tokenizer(config.vocab_size)

@@ -18,7 +18,6 @@ from genaccel.api import (
     phase,
     read_text,
     synchronize,
-    unknown_name,
 )
 
 from .model import HSTU, HSTUConfig, Jagged, dense_attention, fused_attention
@@ -237,9 +236,7 @@ def build_for(task: str):
     def build(options: BuildOptions) -> HSTUWorkload:
         if options.checkpoint is not None:
             raise GenaccelError("hstu workloads have no checkpoint format yet; use --preset tiny|small|paper")
-        name = options.preset or "small"
-        if name not in PRESETS:
-            raise unknown_name(f"preset of hstu/{task}", name, PRESETS)
+        name = options.preset_in(PRESETS, f"hstu/{task}")
         with torch.device("meta"):
             model = HSTU(HSTUConfig(**PRESETS[name]))
         model = model.to_empty(device=options.device)

@@ -18,7 +18,7 @@ from genaccel.api import (
     PromptInput,
     Quantizable,
     WorkloadSpec,
-    hookimpl,
+    workload_hook,
 )
 
 from .presets import PRESETS
@@ -33,10 +33,8 @@ OPTIONS = (
 )
 
 
-@hookimpl
-def genaccel_register_workloads(register):
-    register(WorkloadSpec(
-        name="imagen/t-i", build="genaccel_imagen.build:build", presets=tuple(PRESETS), default_preset="small",
-        description="pixel-space cascade (T5 encoder, 64x64 base UNet, 64->256 super-resolution UNet, 256->1024 x4 "
-                    "upscaler): a prompt in, a PNG per stage out",
-        default_decoder="cfg", unit="image", roles=ROLES, options=OPTIONS))
+genaccel_register_workloads = workload_hook(WorkloadSpec(
+    name="imagen/t-i", build="genaccel_imagen.build:build", presets=tuple(PRESETS), default_preset="small",
+    description="pixel-space cascade (T5 encoder, 64x64 base UNet, 64->256 super-resolution UNet, 256->1024 x4 "
+                "upscaler): a prompt in, a PNG per stage out",
+    default_decoder="cfg", unit="image", roles=ROLES, options=OPTIONS))

@@ -127,7 +127,7 @@ def build(options) -> Imagen:
         defaults = {"steps": (100, 50, 75), "stages": len(parts["stages"])}
         name, random_weights = f"imagen ({Path(options.checkpoint).name})", False
     else:
-        preset = options.preset or "small"
+        preset = options.preset_in(PRESETS, "imagen/t-i")
         parts = build_preset(PRESETS[preset], device=device, dtype=dtype, seed=options.seed)
         defaults = {"steps": PRESETS[preset]["steps"], "stages": PRESETS[preset]["stages"]}
         name, random_weights = f"imagen {preset}", True

@@ -58,16 +58,27 @@ def _t5(d_model, d_ff, layers, heads, vocab=32128) -> dict:
             "d_kv": d_model // heads, "feed_forward_proj": "gated-gelu", "is_encoder_decoder": False}
 
 
+def _clip(width, ffn, layers, heads, vocab) -> dict:
+    return {"vocab_size": vocab, "hidden_size": width, "intermediate_size": ffn, "num_hidden_layers": layers,
+            "num_attention_heads": heads}
+
+
+def _upscaler(text: dict, unet: tuple, vae: tuple, *, layers: int, groups: int, **blocks) -> dict:
+    """The x4 upscaler's parts, the fields ``part_configs`` reads: a CLIP ``text`` encoder, a UNet of ``unet`` widths
+    whose 8-channel attention heads cross-attend to the text, a VAE of ``vae`` widths; ``layers`` blocks a level and
+    ``groups`` norm groups in both; ``blocks``: the UNet's block types where not diffusers' defaults."""
+    return {"text": text,
+            "unet": {"block_out_channels": unet, "layers_per_block": layers, "cross_attention_dim": text["hidden_size"],
+                     "attention_head_dim": 8, "norm_num_groups": groups, **blocks},
+            "vae": {"block_out_channels": vae, "layers_per_block": layers, "norm_num_groups": groups}}
+
+
 PRESETS = {
     "tiny": {  # tests: seconds.  8x8 base, 32x32 super-resolution, x4 upscaler to 128x128
         "t5": _t5(32, 64, 2, 4, vocab=1000), "sizes": (8, 32),
         "base": _if_unet((32, 64), 1, attention=1, head_dim=8, text_dim=32, pool_heads=2, sr=False, size=8),
         "sr": _if_unet((32, 64), 1, attention=1, head_dim=8, text_dim=32, pool_heads=2, sr=True, size=32),
-        "upscaler": {"text": {"vocab_size": 1000, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                              "num_attention_heads": 4},
-                     "unet": {"block_out_channels": (32, 64), "layers_per_block": 1, "cross_attention_dim": 32,
-                              "attention_head_dim": 8, "norm_num_groups": 8},
-                     "vae": {"block_out_channels": (16, 16, 16), "layers_per_block": 1, "norm_num_groups": 8}},
+        "upscaler": _upscaler(_clip(32, 64, 2, 4, vocab=1000), (32, 64), (16, 16, 16), layers=1, groups=8),
         "steps": (2, 2, 2), "stages": 3,
     },
     "small": {  # the CPU bench: a shorter cascade (base 32x32, super-resolution to 128x128) at reduced widths
@@ -75,11 +86,7 @@ PRESETS = {
         "base": _if_unet((64, 128, 256), 1, attention=2, head_dim=32, text_dim=256, pool_heads=4, sr=False, size=32),
         # attention at 32x32 and 16x16, as IF-II
         "sr": _if_unet((32, 64, 128, 128), 1, attention=2, head_dim=32, text_dim=256, pool_heads=2, sr=True, size=128),
-        "upscaler": {"text": {"vocab_size": 8192, "hidden_size": 256, "intermediate_size": 1024, "num_hidden_layers": 4,
-                              "num_attention_heads": 4},
-                     "unet": {"block_out_channels": (64, 128), "layers_per_block": 1, "cross_attention_dim": 256,
-                              "attention_head_dim": 8, "norm_num_groups": 32},
-                     "vae": {"block_out_channels": (32, 64, 64), "layers_per_block": 1, "norm_num_groups": 32}},
+        "upscaler": _upscaler(_clip(256, 1024, 4, 4, vocab=8192), (64, 128), (32, 64, 64), layers=1, groups=32),
         "steps": (10, 5, 5), "stages": 2,
     },
     # The released layout.  T5: t5-v1_1-xxl's encoder (convert_if.py loads google/t5-v1_1-xxl).  The UNets' layout is
@@ -95,15 +102,9 @@ PRESETS = {
                          size=64),
         "sr": _if_unet((192, 384, 768, 1152, 1152), (2, 2, 3, 5, 5), attention=2, head_dim=64, text_dim=4096,
                        pool_heads=64, sr=True, size=256),
-        "upscaler": {"text": {"vocab_size": 49408, "hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 23,
-                              "num_attention_heads": 16},
-                     "unet": {"block_out_channels": (256, 512, 512, 1024), "layers_per_block": 2,
-                              "cross_attention_dim": 1024, "attention_head_dim": 8, "norm_num_groups": 32,
-                              "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D",
-                                                   "CrossAttnDownBlock2D"),
-                              "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D",
-                                                 "UpBlock2D")},
-                     "vae": {"block_out_channels": (128, 256, 512), "layers_per_block": 2, "norm_num_groups": 32}},
+        "upscaler": _upscaler(_clip(1024, 4096, 23, 16, vocab=49408), (256, 512, 512, 1024), (128, 256, 512), layers=2,
+                              groups=32, down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * 3,
+                              up_block_types=("CrossAttnUpBlock2D",) * 3 + ("UpBlock2D",)),
         "steps": (100, 50, 75), "stages": 3, "meta": True,
     },
 }

@@ -9,25 +9,21 @@ from genaccel.api import (
     ALLOW_MISSING_WEIGHTS,
     CODE_COMPLETION_ROLES,
     WorkloadSpec,
-    hookimpl,
+    workload_hook,
 )
 
 from .presets import PRESETS
 
-
-@hookimpl
-def genaccel_register_workloads(register):
-    register(
-        WorkloadSpec(
-            name="llama/t-t",
-            description="Code Llama code completion: code prompt in, code out (HumanEval lengths)",
-            build="genaccel_llama.workload:build",
-            presets=tuple(PRESETS),
-            default_preset="small",
-            default_decoder="greedy",
-            roles=CODE_COMPLETION_ROLES,
-            unit="token",
-            options=(ALLOW_MISSING_WEIGHTS,),
-        )
+genaccel_register_workloads = workload_hook(
+    WorkloadSpec(
+        name="llama/t-t",
+        description="Code Llama code completion: code prompt in, code out (HumanEval lengths)",
+        build="genaccel_llama.workload:build",
+        presets=tuple(PRESETS),
+        default_preset="small",
+        default_decoder="greedy",
+        roles=CODE_COMPLETION_ROLES,
+        unit="token",
+        options=(ALLOW_MISSING_WEIGHTS,),
     )
-
+)

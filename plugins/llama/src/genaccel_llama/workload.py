@@ -10,7 +10,6 @@ from genaccel.api import (
     load_causal_lm,
     random_causal_lm,
     shard_causal_lm,
-    unknown_name,
 )
 from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -38,10 +37,7 @@ def build(options: BuildOptions) -> CodeCompletion:
         hf, tokenizer = load_causal_lm(options, LlamaForCausalLM, model_types=("llama",), shard=shard_causal_lm)
         random_weights = False
     else:
-        name = options.preset or "small"
-        if name not in PRESETS:
-            raise unknown_name(f"preset of {NAME}", name, PRESETS)
-        config = preset_config(name)
+        config = preset_config(options.preset_in(PRESETS, NAME))
         hf = random_causal_lm(LlamaForCausalLM, config, options, shard=shard_causal_lm)
         tokenizer = preset_tokenizer(config.vocab_size)
         random_weights = True

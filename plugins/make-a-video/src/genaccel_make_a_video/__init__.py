@@ -6,16 +6,13 @@ Registration only; the model code (torch, diffusers, transformers) loads on firs
 
 from __future__ import annotations
 
-from genaccel.api import FRAMES, IMAGE_SIZE, LATENT_DIFFUSION_ROLES, WorkloadSpec, hookimpl
+from genaccel.api import FRAMES, IMAGE_SIZE, LATENT_DIFFUSION_ROLES, WorkloadSpec, workload_hook
 
 from .presets import PRESETS
 
-
-@hookimpl
-def genaccel_register_workloads(register):
-    register(WorkloadSpec(
-        name="make-a-video/t-v",
-        description="text-to-video latent diffusion (CLIP text encoder, UNet3D with temporal layers, VAE per frame): "
-                    "a prompt in, an animated GIF and its frames out",
-        build="genaccel_make_a_video.workload:build", presets=tuple(PRESETS), default_preset="small",
-        default_decoder="cfg", roles=LATENT_DIFFUSION_ROLES, unit="frame", options=(IMAGE_SIZE, FRAMES)))
+genaccel_register_workloads = workload_hook(WorkloadSpec(
+    name="make-a-video/t-v",
+    description="text-to-video latent diffusion (CLIP text encoder, UNet3D with temporal layers, VAE per frame): "
+                "a prompt in, an animated GIF and its frames out",
+    build="genaccel_make_a_video.workload:build", presets=tuple(PRESETS), default_preset="small",
+    default_decoder="cfg", roles=LATENT_DIFFUSION_ROLES, unit="frame", options=(IMAGE_SIZE, FRAMES)))

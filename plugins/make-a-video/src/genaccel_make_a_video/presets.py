@@ -1,5 +1,8 @@
 """make-a-video's presets (random weights of the real architecture at tiny, small and the released
-sizes) and its scheduler config.  Plain data, read at registration."""
+sizes: tiny and small are the core's reduced parts with UNet3D blocks) and its scheduler config.  Plain data, read
+at registration."""
+
+from genaccel.api import reduced_parts
 
 #: ModelScope text-to-video's scheduler config (DDIM with SD's training betas)
 SCHEDULER = {
@@ -7,27 +10,10 @@ SCHEDULER = {
     "beta_schedule": "scaled_linear", "clip_sample": False, "set_alpha_to_one": False, "steps_offset": 1,
 }
 
-_CROSS, _PLAIN = "CrossAttnDownBlock3D", "DownBlock3D"
-_UP_CROSS, _UP_PLAIN = "CrossAttnUpBlock3D", "UpBlock3D"
-
 PRESETS = {
-    "tiny": {  # tests: seconds
-        "text": {"vocab_size": 1000, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                 "num_attention_heads": 4},
-        "unet": {"block_out_channels": (32, 64, 64), "layers_per_block": 1, "cross_attention_dim": 32,
-                 "attention_head_dim": 8, "norm_num_groups": 8, "down_block_types": (_CROSS, _CROSS, _PLAIN),
-                 "up_block_types": (_UP_PLAIN, _UP_CROSS, _UP_CROSS)},
-        "vae": {"block_out_channels": (16, 16, 16, 16), "layers_per_block": 1, "norm_num_groups": 8},
-        "image_size": 64, "frames": 4, "steps": 2,
-    },
-    "small": {  # the CPU bench: the released layout at reduced widths, 8 frames of 128x128
-        "text": {"vocab_size": 8192, "hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 6,
-                 "num_attention_heads": 8},
-        "unet": {"block_out_channels": (64, 128, 256, 256), "layers_per_block": 2, "cross_attention_dim": 512,
-                 "attention_head_dim": 8, "norm_num_groups": 32},
-        "vae": {"block_out_channels": (32, 64, 128, 128), "layers_per_block": 2, "norm_num_groups": 32},
-        "image_size": 128, "frames": 8, "steps": 20,
-    },
+    "tiny": {**reduced_parts("tiny", blocks="3D"), "image_size": 64, "frames": 4, "steps": 2},  # tests: seconds
+    # the CPU bench: the released layout at reduced widths, 8 frames of 128x128
+    "small": {**reduced_parts("small", blocks="3D"), "image_size": 128, "frames": 8, "steps": 20},
     "1.7b": {  # the released text-to-video size (~1.7B): OpenCLIP ViT-H text encoder, UNet3D, SD's VAE; 16x256x256
         "text": {"vocab_size": 49408, "hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 23,
                  "num_attention_heads": 16},

@@ -64,7 +64,7 @@ def build(options) -> TextToVideo:
                     "guidance_scale": 9.0}
         name, random_weights = f"make-a-video ({Path(options.checkpoint).name})", False
     else:
-        preset = options.preset or "small"
+        preset = options.preset_in(PRESETS, "make-a-video/t-v")
         p = PRESETS[preset]
         size_default, frames_default = p["image_size"], p["frames"]
         parts = build_parts(p, device=device, dtype=dtype, seed=options.seed, unet_class=UNet3DConditionModel)

@@ -6,28 +6,13 @@ Registration only; the model code (torch, diffusers, transformers) loads on firs
 
 from __future__ import annotations
 
-from genaccel.api import (
-    AttentionRecord,
-    AttentionSwitch,
-    Compilable,
-    CUDAGraphable,
-    MaskedTokens,
-    PipelineReference,
-    PromptInput,
-    Quantizable,
-    WorkloadSpec,
-    hookimpl,
-)
+from genaccel.api import MASKED_TOKEN_ROLES, AttentionRecord, PipelineReference, WorkloadSpec, workload_hook
 
 from .presets import PRESETS
 
-
-@hookimpl
-def genaccel_register_workloads(register):
-    register(WorkloadSpec(
-        name="muse/t-i", build="genaccel_muse.workload:build", presets=tuple(PRESETS), default_preset="small",
-        description="masked image-token transformer (CLIP text encoder, UVit2D over VQ tokens, VQ decoder) decoding "
-                    "all tokens in parallel over a cosine masking schedule: a prompt in, a PNG out",
-        default_decoder="cfg", unit="image",
-        roles=(MaskedTokens, PipelineReference, PromptInput, Quantizable, AttentionSwitch, Compilable, CUDAGraphable,
-               AttentionRecord)))
+genaccel_register_workloads = workload_hook(WorkloadSpec(
+    name="muse/t-i", build="genaccel_muse.workload:build", presets=tuple(PRESETS), default_preset="small",
+    description="masked image-token transformer (CLIP text encoder, UVit2D over VQ tokens, VQ decoder) decoding "
+                "all tokens in parallel over a cosine masking schedule: a prompt in, a PNG out",
+    default_decoder="cfg", unit="image",
+    roles=(*MASKED_TOKEN_ROLES, PipelineReference, AttentionRecord)))

@@ -173,7 +173,7 @@ def build(options) -> Muse:
         scheduler_config = parts.pop("scheduler")
         return Muse(**parts, scheduler_config=scheduler_config, steps=12, device=device, dtype=dtype,
                     random_weights=False, name=f"muse ({path.name})", data=options.data)
-    preset_name = options.preset or "small"
+    preset_name = options.preset_in(PRESETS, "muse/t-i")
     preset = PRESETS[preset_name]
     text_cfg = CLIPTextConfig(**preset["text"])
 

@@ -11,32 +11,21 @@ from __future__ import annotations
 
 from genaccel.api import (
     ALLOW_MISSING_WEIGHTS,
-    AttentionSwitch,
-    Compilable,
-    CUDAGraphable,
-    KVCacheSwitch,
-    MediaCodec,
-    PromptInput,
-    Quantizable,
+    MEDIA_TOKEN_ROLES,
     TokenGuidance,
-    TokenModel,
     TransformersReference,
-    WeightStreaming,
     WorkloadSpec,
-    hookimpl,
+    workload_hook,
 )
 
 from .presets import PRESETS
 
-ROLES = (TokenModel, MediaCodec, PromptInput, TokenGuidance, WeightStreaming, TransformersReference, Quantizable,
-         AttentionSwitch, KVCacheSwitch, Compilable, CUDAGraphable)
+ROLES = (*MEDIA_TOKEN_ROLES, TokenGuidance, TransformersReference)
 
 
-@hookimpl
-def genaccel_register_workloads(register):
-    register(WorkloadSpec(
-        name="parti/t-i", build="genaccel_parti.workload:build", presets=tuple(PRESETS), default_preset="small",
-        description="Parti text-to-image: a prompt in, 1024 image tokens (32x32) out of an encoder-decoder with "
-                    "classifier-free guidance and top-k sampling, a 256x256 PNG from the ViT-VQGAN",
-        default_decoder="cfg", roles=ROLES, unit="image", options=(ALLOW_MISSING_WEIGHTS,),
-    ))
+genaccel_register_workloads = workload_hook(WorkloadSpec(
+    name="parti/t-i", build="genaccel_parti.workload:build", presets=tuple(PRESETS), default_preset="small",
+    description="Parti text-to-image: a prompt in, 1024 image tokens (32x32) out of an encoder-decoder with "
+                "classifier-free guidance and top-k sampling, a 256x256 PNG from the ViT-VQGAN",
+    default_decoder="cfg", roles=ROLES, unit="image", options=(ALLOW_MISSING_WEIGHTS,),
+))

@@ -21,7 +21,6 @@ from genaccel.api import (
     parameters,
     pick_prompts,
     save_images,
-    unknown_name,
     weights_description,
 )
 from transformers.modeling_outputs import BaseModelOutput
@@ -44,11 +43,11 @@ class PartiWorkload(CausalLMWorkload):
     media_phases = ("text encoder", "image decode")
 
     def __init__(self, parts: PartiParts, *, options: BuildOptions, random_weights: bool):
-        self.parts, self.options, self.random_weights = parts, options, random_weights
-        self.transformer, self.vqgan, self.tokenizer = parts.transformer, parts.vqgan, parts.tokenizer
-        self.module = torch.nn.ModuleDict({"transformer": self.transformer, "vitvqgan": self.vqgan})
-        self.model = Seq2SeqLM(self.transformer, self.transformer.model.decoder, self.transformer.lm_head,
-                               cross_attention="encoder_attn")
+        self.parts, self.transformer, self.vqgan = parts, parts.transformer, parts.vqgan
+        model = Seq2SeqLM(self.transformer, self.transformer.model.decoder, self.transformer.lm_head,
+                          cross_attention="encoder_attn")
+        module = torch.nn.ModuleDict({"transformer": self.transformer, "vitvqgan": self.vqgan})
+        super().__init__(model, module, parts.tokenizer, options=options, random_weights=random_weights)
         self.model.set_allowed_tokens(image_token_mask(self.transformer.config))  # never <pad> or <bos>
         self.guidance_scale = float(options.options.get("guidance_scale", parts.preset.guidance_scale))
         self.image_tokens = parts.vqgan.shape.tokens
@@ -157,9 +156,7 @@ def build(options: BuildOptions) -> PartiWorkload:
     if options.checkpoint is not None:
         parts, random_weights = load_checkpoint(options), False
     else:
-        name = options.preset or "small"
-        if name not in PRESETS:
-            raise unknown_name("preset of parti/t-i", name, PRESETS)
+        name = options.preset_in(PRESETS, "parti/t-i")
         parts = build_parti(PRESETS[name], seed=options.seed, device=options.device, dtype=options.torch_dtype)
         random_weights = True
     parts.transformer.set_attn_implementation("eager")

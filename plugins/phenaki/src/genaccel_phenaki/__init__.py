@@ -10,27 +10,14 @@ Registration only; the model code (``cvivit``, ``maskgit``, ``config``, ``preset
 
 from __future__ import annotations
 
-from genaccel.api import (
-    FRAMES,
-    AttentionSwitch,
-    Compilable,
-    CUDAGraphable,
-    MaskedTokens,
-    PromptInput,
-    Quantizable,
-    WorkloadSpec,
-    hookimpl,
-)
+from genaccel.api import FRAMES, MASKED_TOKEN_ROLES, WorkloadSpec, workload_hook
 
 from .presets import PRESETS
 
-
-@hookimpl
-def genaccel_register_workloads(register):
-    register(WorkloadSpec(
-        name="phenaki/t-v", build="genaccel_phenaki.build:build", presets=tuple(PRESETS), default_preset="small",
-        description="masked video-token transformer (T5 text embeddings, MaskGIT over C-ViViT tokens, C-ViViT "
-                    "decoder) decoding all tokens in parallel over a cosine masking schedule: a prompt in, an "
-                    "animated GIF and its frames out",
-        default_decoder="cfg", unit="frame", options=(FRAMES,),
-        roles=(MaskedTokens, PromptInput, Quantizable, AttentionSwitch, Compilable, CUDAGraphable)))
+genaccel_register_workloads = workload_hook(WorkloadSpec(
+    name="phenaki/t-v", build="genaccel_phenaki.build:build", presets=tuple(PRESETS), default_preset="small",
+    description="masked video-token transformer (T5 text embeddings, MaskGIT over C-ViViT tokens, C-ViViT "
+                "decoder) decoding all tokens in parallel over a cosine masking schedule: a prompt in, an "
+                "animated GIF and its frames out",
+    default_decoder="cfg", unit="frame", options=(FRAMES,),
+    roles=MASKED_TOKEN_ROLES))

@@ -93,7 +93,7 @@ def build(options):
         from .checkpoint import load_checkpoint
 
         return load_checkpoint(options)
-    name = options.preset or "small"
+    name = options.preset_in(PRESETS, "phenaki/t-v")
     preset = PRESETS[name]
     frames = checked_frames(preset, options.options.get("frames"))
     built = build_modules(preset, device="meta" if preset.meta else options.device, seed=options.seed)

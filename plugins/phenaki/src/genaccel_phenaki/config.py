@@ -1,12 +1,22 @@
 """The shapes of Phenaki's three modules as records: the C-ViViT tokenizer, the MaskGIT transformer and the T5 text
-encoder.  Plain data (no torch), so presets can be read at registration; the records check their own consistency
-and answer the shape questions the rest of the plugin asks (how many frames a video may have, how many tokens it
-becomes)."""
+encoder, and the attention implementations they take.  Plain data (no torch), so presets can be read at
+registration; the records check their own consistency and answer the shape questions the rest of the plugin asks
+(how many frames a video may have, how many tokens it becomes)."""
 
 from __future__ import annotations
 
 import attrs
 from genaccel.api import divides, positive
+
+#: the attention implementations Phenaki's modules take (transformers' names): the baseline and SDPA
+ATTENTION = ("eager", "sdpa")
+
+
+def checked_attention(impl: str, module: str) -> str:
+    """``impl`` where it is one of :data:`ATTENTION`, else the ValueError naming ``module`` and what it takes."""
+    if impl not in ATTENTION:
+        raise ValueError(f"attention {impl!r} is not offered by {module}; use one of {ATTENTION}")
+    return impl
 
 
 class FrameCountError(ValueError):

@@ -26,9 +26,7 @@ from torch import nn
 from transformers import ViTConfig
 from transformers.models.vit.modeling_vit import ViTLayer
 
-from .config import CViViTConfig, FrameCountError
-
-ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa")
+from .config import CViViTConfig, FrameCountError, checked_attention
 
 
 def to_patches(video: torch.Tensor, tp: int, p: int) -> torch.Tensor:
@@ -191,9 +189,7 @@ class CViViT(nn.Module):
 
     def set_attention(self, impl: str) -> None:
         """Every encoder and decoder layer to ``eager`` (matmul-softmax-matmul) or ``sdpa``."""
-        if impl not in ATTENTION_IMPLEMENTATIONS:
-            raise ValueError(f"attention {impl!r} is not offered by C-ViViT; use one of {ATTENTION_IMPLEMENTATIONS}")
-        self.vit_config._attn_implementation = impl
+        self.vit_config._attn_implementation = checked_attention(impl, "C-ViViT")
 
     def embed(self, video: torch.Tensor) -> torch.Tensor:
         """Frames → continuous codes before quantization (B, T, g, g, code_dim); checks the video's shape."""

@@ -21,9 +21,7 @@ import torch
 from torch import nn
 from transformers import Blip2QFormerConfig, Blip2QFormerModel
 
-from .config import MaskGITConfig
-
-ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa")
+from .config import MaskGITConfig, checked_attention
 
 
 def qformer_config(config: MaskGITConfig) -> Blip2QFormerConfig:
@@ -77,9 +75,7 @@ class MaskGIT(nn.Module):
 
     def set_attention(self, impl: str) -> None:
         """Every self- and cross-attention to ``eager`` (matmul-softmax-matmul) or ``sdpa``."""
-        if impl not in ATTENTION_IMPLEMENTATIONS:
-            raise ValueError(f"attention {impl!r} is not offered by MaskGIT; use one of {ATTENTION_IMPLEMENTATIONS}")
-        self.transformer.set_attn_implementation(impl)
+        self.transformer.set_attn_implementation(checked_attention(impl, "MaskGIT"))
         self.attention = impl
 
     def forward(self, tokens: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor | None = None) -> torch.Tensor:

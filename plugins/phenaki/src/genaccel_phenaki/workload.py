@@ -19,8 +19,7 @@ import torch
 from genaccel.api import CompiledSteps, GenaccelError, Prompted, StepExecutor, parameters, save_videos
 
 from .build import PhenakiModules
-
-ATTENTION = ("eager", "sdpa")
+from .config import ATTENTION
 
 
 class Phenaki(Prompted, CompiledSteps):

@@ -8,23 +8,15 @@ from __future__ import annotations
 
 from genaccel.api import (
     ALLOW_MISSING_WEIGHTS,
+    MEDIA_TOKEN_ROLES,
     AttentionRecord,
-    AttentionSwitch,
     BeamSearch,
     ChannelsLast,
-    Compilable,
-    CUDAGraphable,
-    KVCacheSwitch,
-    MediaCodec,
     Member,
     OptimizationSpec,
     Option,
-    PromptInput,
-    Quantizable,
     ReorderableSteps,
     Role,
-    TokenModel,
-    WeightStreaming,
     WorkloadSpec,
     hookimpl,
 )
@@ -57,8 +49,7 @@ class Vocoder(Role):
     vocoder = Member(plays=_VocoderSteps)
 
 
-ROLES = (TokenModel, MediaCodec, PromptInput, WeightStreaming, BeamSearch, CompiledReorder, Quantizable,
-         AttentionSwitch, KVCacheSwitch, Compilable, CUDAGraphable, AttentionRecord)
+ROLES = (*MEDIA_TOKEN_ROLES, BeamSearch, CompiledReorder, AttentionRecord)
 DESCRIPTIONS = {
     "s-s": "SeamlessM4T v2 speech-to-speech translation: 16 kHz English speech in, Spanish speech (WAV) out",
     "t-t": "SeamlessM4T v2 text-to-text translation: Fleurs-like English text in, Spanish text out (beam 5)",

@@ -159,11 +159,8 @@ class SeamlessWorkload(CausalLMWorkload):
         self.speech_in, self.speech_out = task.startswith("s-"), task.endswith("-s")
         self.media_phases = ("encoder", SPEECH_PHASES if self.speech_out else None)
         self.vocoder = Vocoder(hf_model.vocoder) if self.speech_out else None
-        self.module = hf_model
-        self.model = Seq2SeqLM(hf_model, hf_model.text_decoder, hf_model.lm_head)
-        self.tokenizer = tokenizer
-        self.options = options
-        self.random_weights = random_weights
+        super().__init__(Seq2SeqLM(hf_model, hf_model.text_decoder, hf_model.lm_head), hf_model, tokenizer,
+                         options=options, random_weights=random_weights)
         cfg = hf_model.config
         self.eos_token_id, self.pad_token_id = cfg.eos_token_id, cfg.pad_token_id
         self.decoder_start = cfg.decoder_start_token_id
@@ -366,10 +363,7 @@ def build_for(task: str):
             hf, tokenizer = _load_checkpoint(options)
             random_weights = False
         else:
-            name = options.preset or "small"
-            if name not in PRESETS:
-                raise unknown_name(f"preset of seamless/{task}", name, PRESETS)
-            config = preset_config(name)
+            config = preset_config(options.preset_in(PRESETS, f"seamless/{task}"))
             tokenizer = preset_tokenizer(config.vocab_size)
             with torch.device("meta"):
                 hf = SeamlessM4Tv2Model(config).to(options.torch_dtype)

@@ -6,16 +6,13 @@ Registration only; the model code (torch, diffusers, transformers) loads on firs
 
 from __future__ import annotations
 
-from genaccel.api import IMAGE_SIZE, LATENT_DIFFUSION_ROLES, WorkloadSpec, hookimpl
+from genaccel.api import IMAGE_SIZE, LATENT_DIFFUSION_ROLES, WorkloadSpec, workload_hook
 
 from .presets import PRESETS
 
-
-@hookimpl
-def genaccel_register_workloads(register):
-    register(WorkloadSpec(
-        name="stable-diffusion/t-i",
-        description="Stable Diffusion latent diffusion (CLIP text encoder(s), UNet, VAE; SD 1.5 and SDXL presets, "
-                    "SD 1.x/2.x and SDXL folders): a prompt in, a PNG out",
-        build="genaccel_stable_diffusion.workload:build", presets=tuple(PRESETS), default_preset="small",
-        default_decoder="cfg", roles=LATENT_DIFFUSION_ROLES, unit="image", options=(IMAGE_SIZE,)))
+genaccel_register_workloads = workload_hook(WorkloadSpec(
+    name="stable-diffusion/t-i",
+    description="Stable Diffusion latent diffusion (CLIP text encoder(s), UNet, VAE; SD 1.5 and SDXL presets, "
+                "SD 1.x/2.x and SDXL folders): a prompt in, a PNG out",
+    build="genaccel_stable_diffusion.workload:build", presets=tuple(PRESETS), default_preset="small",
+    default_decoder="cfg", roles=LATENT_DIFFUSION_ROLES, unit="image", options=(IMAGE_SIZE,)))

@@ -33,7 +33,7 @@ def _from_preset(options, given, common) -> StableDiffusion:
     (SD 1.5's PNDM unless it has its own) and the pipeline's guidance scale."""
     from diffusers import UNet2DConditionModel
 
-    name = options.preset or "small"
+    name = options.preset_in(PRESETS, "stable-diffusion/t-i")
     preset = PRESETS[name]
     kind, _, scale = PIPELINES[preset.get("pipeline", "StableDiffusionPipeline")]
     scheduler_config = preset.get("scheduler_config", SCHEDULER)
