@@ -28,9 +28,13 @@ def _cases(path):
 
 
 @pytest.fixture
-def bench(tmp_path):
+def bench(tmp_path, monkeypatch):
     """A bench of 12 tiny cases started in a subprocess, once it has finished its first case: (config, report, child).
-    A child still running at teardown (a test that failed before ending it) is killed."""
+    This process has imported torch and stubbed its bandwidth probe before (an import while the child runs
+    would let it finish).  A child still running at teardown (a test that failed before ending it) is killed."""
+    import genaccel.engine.machine as measure
+
+    monkeypatch.setattr(measure, "_stream_bandwidth", lambda *a: 1e10)
     cfg = tmp_path / "bench.toml"
     cfg.write_text('[defaults]\nsamples = 2\npreset = "tiny"\n\n[[cases]]\nworkload = "hstu/ranking"\n'
                    'seq_lens = [512, 1024, 2048]\nbatch_sizes = [1, 2]\nstacks = [[], ["hstu-fused-attention"]]\n')
@@ -49,10 +53,7 @@ def bench(tmp_path):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")
-def test_interrupted_bench_keeps_its_cases_resumes_and_holds_its_lock(bench, monkeypatch, capsys):
-    import genaccel.engine.machine as measure
-
-    monkeypatch.setattr(measure, "_stream_bandwidth", lambda *a: 1e10)
+def test_interrupted_bench_keeps_its_cases_resumes_and_holds_its_lock(bench, capsys):
     cfg, report, child = bench
     out = report.parent
     os.kill(child.pid, signal.SIGSTOP)  # held still, lock and all, whatever the next call costs
