@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..errors import GenaccelError
 from ..plugin.specs import DTYPES, check_device_name
+from ..run.config import default_warmup
 
 
 def csv(text: str) -> tuple[str, ...]:
@@ -140,7 +141,7 @@ def resolve_runs(args, registry, runs, *, strict: bool = True) -> list:
         decoder = decoder or args.decoder
         warmup = getattr(args, "warmup", None)
         if warmup is None:
-            warmup = 2 if {"compile", "cuda-graph"} & set(optimizations) else 1
+            warmup = default_warmup(optimizations)
         takes = registry.run_options(spec, decoder, optimizations)
         options = {k: v for k, v in given.items() if k in takes}
         used |= options.keys()

@@ -14,7 +14,7 @@ import attrs
 from ..errors import GenaccelError
 from ..files import cache_dir, read_text
 from ..plugin.specs import REFERENCES
-from .config import RunConfig
+from .config import RunConfig, default_warmup
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -81,7 +81,7 @@ class BenchCase:
         if spec is not None:  # [defaults] and stacks may hold options some runs do not take
             takes = self.registry.run_options(spec, decoder, optimizations)
             values = {k: x for k, x in values.items() if k in takes}
-        fields = {**self.options, **common, "decoder": decoder}
+        fields = {"warmup": default_warmup(optimizations), **self.options, **common, "decoder": decoder}
         return RunConfig(workload=self.workload, optimizations=optimizations, options=values, **fields)
 
     def profile_configs(self) -> list[RunConfig]:

@@ -16,6 +16,12 @@ def _positive_or_none(instance, attribute, value):
         raise ValueError(f"{attribute.name} must be >= 1, got {value}")
 
 
+def default_warmup(optimizations) -> int:
+    """Warm-up generations where none is given: 2 for a compiled or graphed stack (the second meets the
+    recompile a first call leaves, so that it is not timed), else 1."""
+    return 2 if {"compile", "cuda-graph"} & set(optimizations) else 1
+
+
 @attrs.frozen(kw_only=True)
 class RunConfig:
     """Everything that defines one measured case.
