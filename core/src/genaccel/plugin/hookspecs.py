@@ -1,7 +1,8 @@
 """The hook specifications of genaccel: the only place hooks are declared.
 
 A plugin implements any of them with ``@genaccel.hookimpl`` and calls ``register`` once per
-thing it provides (a plugin of fixed workload specs may let :func:`workload_hook` write that function).  Plugins are found through the ``genaccel`` entry-point group.
+thing it provides (a plugin of fixed workload specs may let :func:`workload_hook` write that
+function).  Plugins are found through the ``genaccel`` entry-point group.
 """
 
 from __future__ import annotations
