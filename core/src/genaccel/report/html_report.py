@@ -16,6 +16,7 @@ from .results import upgrade
 from .store import cases_of
 from .study import STUDY_SDPA_NOTE, sdpa_speedups
 from .study_plots import table2_figure
+from .suite import SUITE_HEADER, SUITE_NOTE, suite_headline, suite_summary, suite_table_rows
 from .svg import to_svg
 from .tables import (
     CASE_HEADER,
@@ -49,11 +50,14 @@ def report_page(doc: dict, out_dir: Path) -> Page:
         summary.append(Text(f"{len(invalid)} of {len(cases)} cases were measured while other processes competed for "
                             "their cores and are marked INVALID; no headline ratio is drawn from them.", strong=True))
     groups = group_cases(cases)
+    suite = suite_summary(cases)
+    if suite:
+        summary.append(Text(suite_headline(suite), strong=True))
     for key, group in groups.items():
         summary += [Text(f"{key[0]}: {line}", strong=True) for line in _headline_lines(group)]
     sections = _sweep_sections(cases)
     sections += [_group_section(key, group, out_dir) for key, group in groups.items()]
-    sections += [s for s in (_table2_section(cases), _profiles_section(doc.get("profiles"))) if s]
+    sections += [s for s in (_table2_section(cases), _suite_section(suite), _profiles_section(doc.get("profiles"))) if s]
     return Page(title=f"genaccel {doc.get('kind', 'run')} report", environment=environment_facts(doc.get("environment") or {}),
                 summary=summary, sections=sections)
 
@@ -157,6 +161,14 @@ def _table2_section(cases: list[dict]) -> Section | None:
     return Section(title="End-to-end SDPA speedup beside the study's Table II", blocks=[
         Table(["workload", "model", "batch", "device", "sdpa / baseline", "study (Flash Attention)"], rows),
         *filter(None, [figure(table2_figure(found))]), Text(STUDY_SDPA_NOTE)])
+
+
+def _suite_section(suite: dict | None) -> Section | None:
+    """Each group's best lossless stack and best of all over its baseline, and their geometric means."""
+    if not suite:
+        return None
+    return Section(title="All together: each workload's best stack and the suite's geometric mean",
+                   blocks=[Table(SUITE_HEADER, suite_table_rows(suite)), Text(SUITE_NOTE)])
 
 
 def _profiles_section(profiles: list[dict] | None) -> Section | None:

@@ -11,6 +11,7 @@ from .plots import plot_latency, plot_speedups, plot_sweep
 from .results import upgrade
 from .store import cases_of
 from .study import STUDY_SDPA_NOTE, sdpa_speedup_rows
+from .suite import SUITE_HEADER, SUITE_NOTE, suite_headline, suite_summary, suite_table_rows
 from .tables import (
     CASE_HEADER,
     case_details,
@@ -45,6 +46,10 @@ def render(doc: dict, out_dir: Path) -> Path:
         lines += ["## End-to-end SDPA speedup (the study's Table II form)", "",
                   table(["workload", "model", "batch", "device", "sdpa / baseline", "study (Flash Attention)"],
                         table2), "", STUDY_SDPA_NOTE, ""]
+    suite = suite_summary(cases)
+    if suite:
+        lines += ["## All together: each workload's best stack (the suite's geometric mean)", "", suite_headline(suite), "",
+                  table(SUITE_HEADER, suite_table_rows(suite)), "", SUITE_NOTE, ""]
     if doc.get("profiles"):  # a bench's profiled cases
         plot_breakdown(doc["profiles"], out_dir / "breakdown.png")
         lines += ["## Where the time goes", "", breakdown_markdown(doc["profiles"]), "", "![breakdown](breakdown.png)", ""]
