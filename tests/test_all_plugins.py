@@ -6,6 +6,8 @@ from importlib import metadata
 import pytest
 from genaccel.cli import main
 from genaccel.plugin.manager import default_registry
+from genaccel.plugin.role import offers
+from genaccel.plugin.roles import AttentionRecord, Denoiser
 
 WORKLOADS = sorted(default_registry().workloads)
 
@@ -53,3 +55,26 @@ def test_one_bench_spans_every_plugin_and_records_what_does_not_apply(tmp_path):
     assert [p["workload"] for p in doc["profiles"]] == WORKLOADS
     assert all(p["phases"] for p in doc["profiles"])
     assert "Where the time goes" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_characterize_study_records_and_draws_every_attention_record(tmp_path):
+    """Every workload that plays AttentionRecord through ``characterize-study`` on its tiny preset: a record of one
+    period with calls of each kind it names, and Figs. 8 and 9 as PNGs (the latent diffusion workloads, whose
+    Conv and Attention profile adds Figs. 10-14, have their own test in test_diffusion_acceleration)."""
+    reg = default_registry()
+    recorded = [w for w in WORKLOADS if offers(reg.workload(w).roles, AttentionRecord)
+                and not offers(reg.workload(w).roles, Denoiser)]
+    assert {"parti/t-i", "phenaki/t-v", "muse/t-i", "llama/t-t"} <= set(recorded)
+    out = tmp_path / "char"
+    assert main(["characterize-study", *recorded, "--preset", "tiny", "--max-new-tokens", "4", "--out", str(out)]) == 0
+    doc = json.loads((out / "characterization.json").read_text())
+    assert [e["workload"] for e in doc["workloads"]] == recorded
+    for e in doc["workloads"]:
+        (rec,) = e["records"]
+        assert rec["calls"] and set(rec["lengths"]) == {c["kind"] for c in rec["calls"]}, e["workload"]
+    assert set(doc["figures"]) == {"fig8", "fig9"}
+    for name in doc["figures"].values():
+        assert (out / name).stat().st_size > 1000 and (out / name).read_bytes()[:4] == b"\x89PNG"
+    kinds = {e["workload"]: set(e["records"][0]["lengths"]) for e in doc["workloads"]}
+    assert kinds["parti/t-i"] == {"self", "cross", "spatial"}
+    assert kinds["phenaki/t-v"] == {"self", "cross", "spatial", "temporal"}

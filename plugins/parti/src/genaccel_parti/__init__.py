@@ -12,6 +12,7 @@ from __future__ import annotations
 from genaccel.api import (
     ALLOW_MISSING_WEIGHTS,
     MEDIA_TOKEN_ROLES,
+    AttentionRecord,
     TokenGuidance,
     TransformersReference,
     WorkloadSpec,
@@ -20,7 +21,7 @@ from genaccel.api import (
 
 from .presets import PRESETS
 
-ROLES = (*MEDIA_TOKEN_ROLES, TokenGuidance, TransformersReference)
+ROLES = (*MEDIA_TOKEN_ROLES, TokenGuidance, TransformersReference, AttentionRecord)
 
 
 genaccel_register_workloads = workload_hook(WorkloadSpec(

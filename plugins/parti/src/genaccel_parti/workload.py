@@ -18,6 +18,7 @@ from genaccel.api import (
     CausalLMWorkload,
     GenaccelError,
     Seq2SeqLM,
+    find_attention_sites,
     parameters,
     pick_prompts,
     save_images,
@@ -69,6 +70,15 @@ class PartiWorkload(CausalLMWorkload):
 
     def set_cuda_graph(self) -> str:
         return super().set_cuda_graph() + "; cross-attention keys and values in fixed buffers (text padded to buckets)"
+
+    # --- AttentionRecord: one period is the whole generation (``period_options`` {}, CausalLMWorkload's) ---------
+    def attention_sites(self) -> list:
+        """The Transformer's attention: the encoder's self-attention over the text (the prompt's, then under guidance
+        the empty prompt's), the decoder's self-attention over the image tokens so far (one key more a step on the
+        baseline's growing cache) and its cross-attention to the text; then the ViT-VQGAN detokenizer's attention
+        over the token grid, ``spatial`` (the tokenizer's encoder never runs in text-to-image)."""
+        return (find_attention_sites(self.transformer, "transformer")
+                + find_attention_sites(self.vqgan.decoder, "vitvqgan.decoder", self_kind="spatial"))
 
     # --- prompts -----------------------------------------------------------------------------
     def _sample(self, sid: str, text: str, max_new_tokens: int | None, seq_len: int | None = None) -> PartiSample:

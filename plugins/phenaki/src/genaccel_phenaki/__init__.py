@@ -10,7 +10,7 @@ Registration only; the model code (``cvivit``, ``maskgit``, ``config``, ``preset
 
 from __future__ import annotations
 
-from genaccel.api import FRAMES, MASKED_TOKEN_ROLES, WorkloadSpec, workload_hook
+from genaccel.api import FRAMES, MASKED_TOKEN_ROLES, AttentionRecord, WorkloadSpec, workload_hook
 
 from .presets import PRESETS
 
@@ -20,4 +20,4 @@ genaccel_register_workloads = workload_hook(WorkloadSpec(
                 "decoder) decoding all tokens in parallel over a cosine masking schedule: a prompt in, an "
                 "animated GIF and its frames out",
     default_decoder="cfg", unit="frame", options=(FRAMES,),
-    roles=MASKED_TOKEN_ROLES))
+    roles=(*MASKED_TOKEN_ROLES, AttentionRecord)))

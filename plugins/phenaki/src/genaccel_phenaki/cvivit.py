@@ -22,6 +22,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from genaccel.api import AttentionSite
 from torch import nn
 from transformers import ViTConfig
 from transformers.models.vit.modeling_vit import ViTLayer
@@ -95,6 +96,12 @@ class FactorizedTransformer(nn.Module):
         for layer in self.temporal:
             h = layer(h, mask)
         return h.reshape(b, s, t, d).transpose(1, 2)
+
+    def attention_sites(self, prefix: str) -> list[AttentionSite]:
+        """Each layer's attention as a site of the attention record: ``spatial`` (over a time step's g·g tokens)
+        and ``temporal`` (over the time steps, causal)."""
+        return [AttentionSite(name=f"{prefix}.{kind}.{i}.attention", module=layer.attention, kind=kind)
+                for kind in ("spatial", "temporal") for i, layer in enumerate(getattr(self, kind))]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.temporal_first:

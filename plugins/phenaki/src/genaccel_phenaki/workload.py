@@ -16,7 +16,15 @@ The transformer step and the C-ViViT decode run through one :class:`StepExecutor
 from __future__ import annotations
 
 import torch
-from genaccel.api import CompiledSteps, GenaccelError, Prompted, StepExecutor, parameters, save_videos
+from genaccel.api import (
+    CompiledSteps,
+    GenaccelError,
+    Prompted,
+    StepExecutor,
+    find_attention_sites,
+    parameters,
+    save_videos,
+)
 
 from .build import PhenakiModules
 from .config import ATTENTION
@@ -27,6 +35,7 @@ class Phenaki(Prompted, CompiledSteps):
 
     compiled_steps = "the MaskGIT step and the C-ViViT decode (static shapes)"
     decode_phase = "c-vivit decode"
+    period_options = {"num_inference_steps": 1}  # AttentionRecord: one parallel-decoding step
 
     def __init__(self, *, modules: PhenakiModules, tokenizer, frames: int, device: str, random_weights: bool,
                  name: str, data=None):
@@ -43,6 +52,15 @@ class Phenaki(Prompted, CompiledSteps):
         self.executor = StepExecutor(device)
         self.attention = "eager"
         self.set_attention("eager")
+
+    # -- AttentionRecord
+
+    def attention_sites(self) -> list:
+        """MaskGIT's attention, ``self`` over every video token (masked or not) and ``cross`` to the T5 embeddings;
+        then C-ViViT's decoder, ``temporal`` across time steps and ``spatial`` within each.  The frozen T5 encoder is
+        left out (Phenaki reads precomputed T5X embeddings), as is C-ViViT's encoder (text-to-video never runs it)."""
+        return (find_attention_sites(self.maskgit, "maskgit")
+                + self.cvivit.decoder.transformer.attention_sites("cvivit.decoder.transformer"))
 
     # -- Workload
 
