@@ -127,9 +127,15 @@ def test_characterize_study_command(cli, tmp_path):
     assert {"temporal", "spatial"} <= set(wl["attention"]["kinds"])
     assert [r["frames"] for r in wl["frame_sweep"]] == [2, 4]
     assert [r["image_size"] for r in doc["workloads"][0]["records"]] == [None, 64, 128]
-    assert set(doc["figures"]) == {"fig8", "fig9", "fig10", "fig12", "fig14"}
+    assert set(doc["figures"]) == {"fig7", "fig8", "fig9", "fig10", "fig12", "fig14", "memory"}
     assert all((out / name).stat().st_size > 1000 for name in doc["figures"].values())
-    assert "attention sequence length" in (out / "characterization.md").read_text()
+    assert wl["fig7"]["bars"]["eager"]["Temporal attention"] > 0  # the video's temporal attention apart
+    assert [r["image_size"] for r in wl["memory"]] == [64, 128]
+    assert all(r["eager_peak_bytes"] > 0 and r["sdpa_peak_bytes"] > 0 for r in wl["memory"])
+    md = (out / "characterization.md").read_text()
+    assert "attention sequence length" in md and "Operator breakdown" in md and "Peak memory of a denoising step" in md
+    page = (out / "characterization.html").read_text()
+    assert "fig7-breakdown.png" in page and "fig-memory.png" in page and "Operator breakdown" in page
 
 
 def test_unet_convs_and_attention_land_in_conv_and_attention(registry):

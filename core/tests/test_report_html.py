@@ -11,6 +11,7 @@ import wave
 from pathlib import Path
 
 from genaccel.report import html_pages
+from genaccel.report.diffusion_plots import plot_memory, plot_operator_breakdown
 from genaccel.report.render import render
 from genaccel.report.results import SCHEMA_VERSION
 from genaccel.report.store import load
@@ -141,9 +142,21 @@ def test_every_command_kind_has_a_page(tmp_path):
     entry = {"workload": "x/y", "preset": "tiny", "steps": 2, "eager": {"attention": "eager", **shares, "summary": summary,
                                                                          "sequence_profile": calls},
              "sdpa": {"attention": "sdpa", **shares}, "image_sweep": [
-                 {"image_size": n, "eager": shares, "sdpa": shares} for n in (64, 128)], "frame_sweep": []}
-    doc = {"environment": {}, "study": {"lengths": "lengths grow"}, "figures": {},
+                 {"image_size": n, "eager": shares, "sdpa": shares} for n in (64, 128)], "frame_sweep": [],
+             "fig7": {"baseline_s": 1.0, "sdpa_s": 0.8, "categories": ["Conv", "Attention", "Other"],
+                      "bars": {"eager": {"Conv": 0.3, "Attention": 0.5, "Other": 0.2},
+                               "sdpa": {"Conv": 0.3, "Attention": 0.3, "Other": 0.2}}},
+             "memory": [{"image_size": n, "latent_shape": [1, 4, n // 8, n // 8], "eager_peak_bytes": n ** 4,
+                         "sdpa_peak_bytes": n ** 3, "model_largest_bytes": n ** 4 // 2, "model_total_bytes": n ** 4}
+                        for n in (64, 128)]}
+    figures = {"fig7": plot_operator_breakdown([entry], tmp_path / "fig7.png"),
+               "memory": plot_memory([entry], tmp_path / "memory.png")}
+    assert all(p.stat().st_size > 1000 for p in figures.values())
+    doc = {"environment": {}, "study": {"lengths": "lengths grow"}, "figures": {k: p.name for k, p in figures.items()},
            "workloads": [{"workload": "x/y", "records": [], "diffusion": entry}]}
     page = _written(html_pages.write_study_html, doc, tmp_path / "characterization.html")
     assert "16.0×" in page and page.count("<svg") == 2 and "Conv vs Attention over image size" in page
+    assert "Operator breakdown over the baseline" in page and "0.800" in page  # the sdpa bar's total
+    assert "Peak memory of a denoising step" in page and "256.000" in page  # 128**4 bytes in MiB
+    assert page.count('src="data:image/png') == 2
     assert json.dumps(entry)  # the page's input is the command's JSON as written

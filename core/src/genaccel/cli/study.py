@@ -9,9 +9,17 @@ For each workload (one inference of one prompt or sample, the baseline stack, wa
   the others at their own);
 - for latent diffusion (Denoiser) workloads: attention and convolution seconds per inference, eager and SDPA,
   over ``--image-sizes`` (Fig. 10), and temporal against spatial attention (Fig. 12) over ``--frame-counts``
-  (Fig. 14).
+  (Fig. 14);
+- for them too, Fig. 7: the inference's time by operator (Conv, Linear, Attention, temporal attention for video,
+  Norm, Resample, Other; by forward hooks, the innermost module wins) with baseline attention and with SDPA, both
+  over the baseline's time (``fig7-breakdown.png``);
+- and the peak memory of one denoising step at each of ``--image-sizes`` (the workload's own size without them),
+  eager and SDPA (the CUDA allocator's peak; on CPU the allocator's events under ``torch.profiler``), beside the
+  study's model of the attention similarity matrices (Section V-B: ``batch·heads·Lq·Lk·bytes`` per call, from
+  the built UNet's stages and heads; the largest and the sum over the forward) (``fig-memory.png``).
 
-Writes ``characterization.json`` (the data, every call), ``characterization.md`` and the figures' PNGs to ``--out``.
+Writes ``characterization.json`` (the data, every call), ``characterization.md``, ``characterization.html`` and
+the figures' PNGs to ``--out``.
 """
 
 from __future__ import annotations
@@ -46,8 +54,8 @@ def arguments(p) -> None:
     p.add_argument("--steps", type=int, dest="num_inference_steps", action=DeprecatedAlias, new="--num-inference-steps")
     p.add_argument("--max-new-tokens", type=int, default=16, help="tokens a token model generates in its record "
                    "(default 16)")
-    p.add_argument("--image-sizes", type=_ints, default=(), help="image sizes of Fig. 9's distributions and Fig. 10's "
-                   "Conv vs Attention sweep, e.g. 64,128,256,512")
+    p.add_argument("--image-sizes", type=_ints, default=(), help="image sizes of Fig. 9's distributions, Fig. 10's "
+                   "Conv vs Attention sweep and the peak-memory sweep, e.g. 64,128,256,512")
     p.add_argument("--frame-counts", type=_ints, default=(), help="frame counts of the temporal attention sweep (Fig. 14)")
     p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--dtype", choices=DTYPES, default="float32", help="weights and activations (default float32)")

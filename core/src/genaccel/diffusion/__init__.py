@@ -1,3 +1,3 @@
 """The diffusion path: the denoising loop over a diffusers scheduler, prompts, parts, the latent
 diffusion base, the step cache, diffusers' pipelines as the reference, the attention
-characterization.  Imports ``models`` and below."""
+characterization and the similarity-matrix memory model.  Imports ``models`` and below."""

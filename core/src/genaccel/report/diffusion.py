@@ -12,7 +12,12 @@ STUDY = {
                         "and grows faster with image size than Attention",
     "temporal": "Fig. 12: in Make-A-Video, temporal attention takes 2x the time of spatial attention with 9x fewer FLOPs",
     "frames": "Fig. 14: temporal attention FLOPs grow quadratically with the number of frames, spatial linearly",
+    "breakdown": "Fig. 7: baseline Attention takes 41.3% of TTI/TTV time on average, GroupNorm 4-11% and Convolution up "
+                 "to 36% in diffusion models; after Flash Attention, Attention takes 13-25% of a diffusion model's time",
+    "memory": "Section V-B: a similarity matrix takes 2·H_L·W_L·(H_L·W_L + text_encode) bytes (FP16, batch 1, one "
+              "head) at stage 0, H_L·W_L divided by d^2n at stage n: memory grows as O(L^4) in the latent side L",
 }
+MIB = 2**20
 
 
 def diffusion_markdown(entries: list[dict], checkpoint=None) -> str:
@@ -38,6 +43,7 @@ def section_parts(entry: dict, checkpoint=None) -> dict:
     tables = [(None, ["attention", "inference (s)", "Attention (s)", "Attention share", "Conv (s)", "Conv share"],
                [[a["attention"], f"{a['inference_s']:.3f}", f"{a['attention_s']:.3f}", f"{a['attention_share']:.0%}",
                  f"{a['conv_s']:.3f}", f"{a['conv_share']:.0%}"] for a in (eager, sdpa)], STUDY["conv_after_flash"])]
+    tables += _breakdown_table(entry)
     kinds = s["kinds"]
     if "temporal" in kinds:
         facts.append(f"temporal / spatial attention: time {s['temporal_over_spatial_seconds']:.2f}×, FLOPs "
@@ -58,5 +64,33 @@ def section_parts(entry: dict, checkpoint=None) -> dict:
                        [[str(r["frames"]), f"{r['temporal']['flops'] / 1e9:.4f}", f"{r['spatial']['flops'] / 1e9:.4f}",
                          f"{r['temporal']['seconds']:.4f}", f"{r['spatial']['seconds']:.4f}"] for r in entry["frame_sweep"]],
                        STUDY["frames"]))
+    tables += _memory_table(entry)
     return {"title": f"{entry['workload']} ({entry['preset'] or checkpoint}, {entry['steps']} steps)", "facts": facts,
             "tables": tables}
+
+
+def _breakdown_table(entry: dict) -> list[tuple]:
+    """Fig. 7's bars as a table: each category's time over the baseline's inference time (none without them)."""
+    fig7 = entry.get("fig7")
+    if not fig7:
+        return []
+    bars = fig7["bars"]
+    rows = [[c, f"{bars['eager'][c]:.3f}", f"{bars['sdpa'][c]:.3f}"] for c in fig7["categories"]
+            if bars["eager"][c] or bars["sdpa"][c]]
+    rows.append(["total", f"{sum(bars['eager'].values()):.3f}", f"{sum(bars['sdpa'].values()):.3f}"])
+    caption = (f"Operator breakdown over the baseline's {fig7['baseline_s']:.3f} s inference (Fig. 7; Attention is the "
+               "attention modules less their projections, which are Linear; Resample the up- and down-samplers)")
+    return [(caption, ["category", "baseline", "sdpa"], rows, STUDY["breakdown"])]
+
+
+def _memory_table(entry: dict) -> list[tuple]:
+    """A denoising step's measured peak memory over image size beside the similarity-matrix model."""
+    if not entry.get("memory"):
+        return []
+    rows = [[str(r["image_size"]), "×".join(map(str, r["latent_shape"][2:])), f"{r['eager_peak_bytes'] / MIB:.3f}",
+             f"{r['sdpa_peak_bytes'] / MIB:.3f}", f"{(r['eager_peak_bytes'] - r['sdpa_peak_bytes']) / MIB:.3f}",
+             f"{r['model_largest_bytes'] / MIB:.3f}", f"{r['model_total_bytes'] / MIB:.3f}"] for r in entry["memory"]]
+    header = ["image size", "latent", "eager peak (MiB)", "sdpa peak (MiB)", "eager − sdpa (MiB)",
+              "model: largest matrix (MiB)", "model: Σ matrices (MiB)"]
+    return [("Peak memory of a denoising step over image size beside the similarity-matrix model (Section V-B)",
+             header, rows, STUDY["memory"])]

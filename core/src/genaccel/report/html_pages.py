@@ -70,14 +70,15 @@ def _diffusion_sections(entries: list[dict], checkpoint=None) -> tuple[Table, li
 
 
 def write_study_html(doc: dict, path: Path, checkpoint=None) -> Path:
-    """``characterization.json``: the attention sequence-length figures (Figs. 8-9, and 10, 12, 14 where
-    drawn; the PNGs written beside it, inline) and each diffusion workload's section."""
+    """``characterization.json``: the study's figures (Figs. 8-9, and 7, 10, 12, 14 and the memory sweep where
+    drawn; the PNGs written beside it, inline) and each diffusion workload's section (its tables: the
+    operator breakdown, the sweeps, peak memory beside the similarity-matrix model)."""
     out = Path(path).parent
     figures = [Media("img", data_uri(out / name), caption=f"{key}: {name}") for key, name in doc["figures"].items()]
     diffusion = [e["diffusion"] for e in doc["workloads"] if e.get("diffusion")]
     head, sections = _diffusion_sections(diffusion, checkpoint) if diffusion else (None, [])
-    lengths = Section("Attention sequence lengths (Figs. 8-9)", [Text(f"Study: {doc['study']['lengths']}"),
-                                                                 MediaGrid(["figure"], [(m.caption, [m]) for m in figures])])
+    lengths = Section("Figures: attention sequence lengths (Figs. 8-9) and, for diffusion, Figs. 7-14 and memory",
+                      [Text(f"Study: {doc['study']['lengths']}"), MediaGrid(["figure"], [(m.caption, [m]) for m in figures])])
     return write_page(_page("genaccel characterization", doc, [head] if head else [], [lengths, *sections]), path)
 
 

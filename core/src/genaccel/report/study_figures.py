@@ -1,5 +1,6 @@
-"""``genaccel characterize-study``'s figures and Markdown: Figs. 8 and 9 for every workload, Figs. 10, 12 and 14
-for the latent diffusion ones, each a PNG beside the report, and the tables beside the study's findings."""
+"""``genaccel characterize-study``'s figures and Markdown: Figs. 8 and 9 for every workload, Figs. 7, 10, 12 and 14
+and the memory sweep for the latent diffusion ones, each a PNG beside the report, and the tables beside the
+study's findings."""
 
 from __future__ import annotations
 
@@ -7,10 +8,17 @@ from pathlib import Path
 
 from .attention import STUDY_LENGTHS, lengths_markdown, plot_length_histograms, plot_sequence_lengths
 from .diffusion import STUDY, diffusion_markdown
-from .diffusion_plots import plot_conv_attention, plot_frame_sweep, plot_temporal_spatial
+from .diffusion_plots import (
+    plot_conv_attention,
+    plot_frame_sweep,
+    plot_memory,
+    plot_operator_breakdown,
+    plot_temporal_spatial,
+)
 
-FIGURES = {"fig8": "fig8-sequence-lengths.png", "fig9": "fig9-length-histograms.png",
-           "fig10": "fig10-conv-attention.png", "fig12": "fig12-temporal-spatial.png", "fig14": "fig14-frames.png"}
+FIGURES = {"fig8": "fig8-sequence-lengths.png", "fig9": "fig9-length-histograms.png", "fig7": "fig7-breakdown.png",
+           "fig10": "fig10-conv-attention.png", "fig12": "fig12-temporal-spatial.png", "fig14": "fig14-frames.png",
+           "memory": "fig-memory.png"}
 STUDY_FINDINGS = {**STUDY, "lengths": STUDY_LENGTHS}
 
 
@@ -20,7 +28,8 @@ def study_figures(entries: list[dict], out: Path) -> dict[str, str]:
     written = {"fig8": plot_sequence_lengths([e["records"][0] for e in entries], out / FIGURES["fig8"]),
                "fig9": plot_length_histograms(fig9, out / FIGURES["fig9"])}
     diffusion = [e["diffusion"] for e in entries if e["diffusion"]]
-    for key, plot in (("fig10", plot_conv_attention), ("fig12", plot_temporal_spatial), ("fig14", plot_frame_sweep)):
+    for key, plot in (("fig7", plot_operator_breakdown), ("fig10", plot_conv_attention),
+                      ("fig12", plot_temporal_spatial), ("fig14", plot_frame_sweep), ("memory", plot_memory)):
         written[key] = plot(diffusion, out / FIGURES[key]) if diffusion else None
     return {key: path.name for key, path in written.items() if path is not None}
 
