@@ -9,7 +9,11 @@ For each workload (one inference of one prompt or sample, the baseline stack, wa
   the others at their own);
 - for latent diffusion (Denoiser) workloads: attention and convolution seconds per inference, eager and SDPA,
   over ``--image-sizes`` (Fig. 10), and temporal against spatial attention (Fig. 12) over ``--frame-counts``
-  (Fig. 14).
+  (Fig. 14);
+- Fig. 5, the roofline: one whole inference (the baseline stack, one sample), its FLOPs (counted in eager mode) per
+  byte of its parameters (the study's arithmetic intensity, "the ratio of FLOPs to required model capacity") against
+  the FLOP/s it attained warm, under this machine's roof (the cached GEMM peak in ``--dtype`` and read bandwidth);
+  memory-bound below the ridge point (peak / bandwidth), else compute-bound, beside the study's classification.
 
 Writes ``characterization.json`` (the data, every call), ``characterization.md`` and the figures' PNGs to ``--out``.
 """
