@@ -28,7 +28,7 @@ def test_intensity_is_the_counted_flops_of_one_generation_per_parameter_byte(reg
     parameters = 2 * vocab * h + layers * (per_layer + 2 * h) + h  # embeddings, head, layers with 2 norms, final norm
     point = roofline.roofline_point(registry, config)
     assert point["parameters"] == parameters and point["parameter_bytes"] == 4 * parameters
-    assert point["flops"] == pytest.approx(linear + attention, rel=0.01)
-    assert point["intensity_flops_per_byte"] == pytest.approx((linear + attention) / (4 * parameters), rel=0.01)
+    assert point["flops"] == linear + attention  # the counter sees every matmul, nothing else
+    assert point["intensity_flops_per_byte"] == pytest.approx((linear + attention) / (4 * parameters))
     assert point["bound"] == ("memory-bound" if point["intensity_flops_per_byte"] < 10 else "compute-bound")
     assert point["study"].startswith("memory-bound") and point["attained_flops_per_s"] > 0
