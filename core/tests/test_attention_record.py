@@ -155,6 +155,7 @@ def test_characterize_study_writes_figures_8_and_9_and_their_data(cli, tmp_path,
     assert point["flops"] == conv + attend
     assert point["parameter_bytes"] == 4 * (CHANNELS * 3 * 9 + CHANNELS + 2 * (qkv + 3 * CHANNELS))
     assert point["bound"] in ("memory-bound", "compute-bound") and point["study"] is None
+    assert all("Roofline (Fig. 5)" in (out / name).read_text() for name in ("characterization.md", "characterization.html"))
 
 
 def test_characterize_study_refuses_a_workload_without_an_attention_record(cli, tmp_path, capsys):
