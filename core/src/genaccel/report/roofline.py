@@ -113,7 +113,7 @@ def plot_roofline(entries: list[dict], path: Path) -> Path | None:
     lo, hi = min(*xs, ridge) / 10, max(*xs, ridge) * 10
     grid = [lo * (hi / lo) ** (i / 200) for i in range(201)]
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(10, 5))
     ax.plot(grid, [roof(x, peak, bandwidth) for x in grid], color="black", label="roof: min(peak, intensity × bandwidth)")
     ax.axvline(ridge, color="gray", linestyle=":", label=f"ridge point {ridge:.2f} FLOP/B")
     for p in points:
@@ -129,5 +129,5 @@ def plot_roofline(entries: list[dict], path: Path) -> Path | None:
     ax.set_ylabel("FLOP/s")
     ax.set_title(f"Roofline (Fig. 5 form): {_machine_line(machine)}", fontsize=8)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     return save(fig, path)
