@@ -72,7 +72,7 @@ def test_characterize_study_records_and_draws_every_attention_record(tmp_path):
     for e in doc["workloads"]:
         (rec,) = e["records"]
         assert rec["calls"] and set(rec["lengths"]) == {c["kind"] for c in rec["calls"]}, e["workload"]
-    assert set(doc["figures"]) == {"fig8", "fig9"}
+    assert set(doc["figures"]) == {"fig8", "fig9", "fig5"}
     for name in doc["figures"].values():
         assert (out / name).stat().st_size > 1000 and (out / name).read_bytes()[:4] == b"\x89PNG"
     kinds = {e["workload"]: set(e["records"][0]["lengths"]) for e in doc["workloads"]}

@@ -127,7 +127,7 @@ def test_characterize_study_command(cli, tmp_path):
     assert {"temporal", "spatial"} <= set(wl["attention"]["kinds"])
     assert [r["frames"] for r in wl["frame_sweep"]] == [2, 4]
     assert [r["image_size"] for r in doc["workloads"][0]["records"]] == [None, 64, 128]
-    assert set(doc["figures"]) == {"fig7", "fig8", "fig9", "fig10", "fig12", "fig14", "memory"}
+    assert set(doc["figures"]) == {"fig7", "fig8", "fig9", "fig10", "fig12", "fig14", "memory", "fig5"}
     assert all((out / name).stat().st_size > 1000 for name in doc["figures"].values())
     assert wl["fig7"]["bars"]["eager"]["Temporal attention"] > 0  # the video's temporal attention apart
     assert [r["image_size"] for r in wl["memory"]] == [64, 128]

@@ -138,7 +138,7 @@ def test_characterize_study_writes_figures_8_and_9_and_their_data(cli, tmp_path,
     out = tmp_path / "char"
     assert cli([command, "toy/images", "--image-sizes", "8,16", "--out", str(out)]) == 0
     doc = json.loads((out / "characterization.json").read_text())
-    assert set(doc["figures"]) == {"fig8", "fig9"}  # no diffusion profile: no Figs. 10-14
+    assert set(doc["figures"]) == {"fig8", "fig9", "fig5"}  # no diffusion profile: no Figs. 10-14
     for name in doc["figures"].values():
         assert (out / name).stat().st_size > 1000 and (out / name).read_bytes()[:4] == b"\x89PNG"
     records = doc["workloads"][0]["records"]
@@ -148,6 +148,14 @@ def test_characterize_study_writes_figures_8_and_9_and_their_data(cli, tmp_path,
     assert records[2]["lengths"]["spatial"] == {"calls": 2, "query_min": 64, "query_max": 256, "key_min": 64,
                                                 "key_max": 256, "constant": False}
     assert "fig8-sequence-lengths.png" in (out / "characterization.md").read_text()
+    point = doc["workloads"][0]["roofline"]  # one inference at its own 8 px: a conv, then attention at 64 and 16 pixels
+    qkv = CHANNELS * 3 * CHANNELS
+    conv = 2 * CHANNELS * 8 * 8 * 3 * 9  # output elements × (3 input channels × 3×3)
+    attend = sum(2 * n * qkv + 2 * 2 * n * n * CHANNELS for n in (64, 16))  # the qkv projection, Q·Kᵀ and P·V
+    assert point["flops"] == conv + attend
+    assert point["parameter_bytes"] == 4 * (CHANNELS * 3 * 9 + CHANNELS + 2 * (qkv + 3 * CHANNELS))
+    assert point["bound"] in ("memory-bound", "compute-bound") and point["study"] is None
+    assert all("Roofline (Fig. 5)" in (out / name).read_text() for name in ("characterization.md", "characterization.html"))
 
 
 def test_characterize_study_refuses_a_workload_without_an_attention_record(cli, tmp_path, capsys):

@@ -13,10 +13,14 @@ For each workload (one inference of one prompt or sample, the baseline stack, wa
 - for them too, Fig. 7: the inference's time by operator (Conv, Linear, Attention, temporal attention for video,
   Norm, Resample, Other; by forward hooks, the innermost module wins) with baseline attention and with SDPA, both
   over the baseline's time (``fig7-breakdown.png``);
-- and the peak memory of one denoising step at each of ``--image-sizes`` (the workload's own size without them),
+- the peak memory of one denoising step at each of ``--image-sizes`` (the workload's own size without them),
   eager and SDPA (the CUDA allocator's peak; on CPU the allocator's events under ``torch.profiler``), beside the
   study's model of the attention similarity matrices (Section V-B: ``batch·heads·Lq·Lk·bytes`` per call, from
   the built UNet's stages and heads; the largest and the sum over the forward) (``fig-memory.png``).
+- Fig. 5, the roofline: one whole inference (the baseline stack, one sample), its FLOPs (counted in eager mode) per
+  byte of its parameters (the study's arithmetic intensity, "the ratio of FLOPs to required model capacity") against
+  the FLOP/s it attained warm, under this machine's roof (the cached GEMM peak in ``--dtype`` and read bandwidth);
+  memory-bound below the ridge point (peak / bandwidth), else compute-bound, beside the study's classification.
 
 Writes ``characterization.json`` (the data, every call), ``characterization.md``, ``characterization.html`` and
 the figures' PNGs to ``--out``.

@@ -87,18 +87,26 @@ def _register_missing_formulas() -> None:
     _formulas_registered = True
 
 
+class PhaseFlops(dict):
+    """FLOPs by phase; ``total``: every FLOP counted in the block, inside a phase or not (phases may nest, so the
+    phases' sum is not the total), set when the block ends."""
+
+    total: int = 0
+
+
 @contextlib.contextmanager
 def count_flops():
-    """Count FLOPs per phase (eager code only: compiled graphs are opaque to the counter)."""
+    """Count FLOPs per phase and in all (eager code only: compiled graphs are opaque to the counter)."""
     global _flops
     _register_missing_formulas()
-    totals: dict[str, int] = {}
+    totals = PhaseFlops()
     with FlopCounterMode(display=False) as counter:
         _flops = (counter, totals)
         try:
             yield totals
         finally:
             _flops = None
+            totals.total = counter.get_total_flops()
 
 
 def region(category: str, name: str = ""):

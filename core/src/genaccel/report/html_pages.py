@@ -18,6 +18,7 @@ from .diffusion import section_parts
 from .html import Media, MediaGrid, Page, Section, Table, Text, write_page
 from .html_report import figure, summary_table
 from .media import data_uri
+from .roofline import roofline_sections
 from .study_plots import frame_sweep_figure, image_sweep_figure, layerskip_heatmap, scaling_figure, sequence_figure
 from .tables import environment_facts
 
@@ -70,14 +71,16 @@ def _diffusion_sections(entries: list[dict], checkpoint=None) -> tuple[Table, li
 
 
 def write_study_html(doc: dict, path: Path, checkpoint=None) -> Path:
-    """``characterization.json``: the study's figures (Figs. 8-9, and 7, 10, 12, 14 and the memory sweep where
-    drawn; the PNGs written beside it, inline) and each diffusion workload's section (its tables: the
-    operator breakdown, the sweeps, peak memory beside the similarity-matrix model)."""
+    """``characterization.json``: the study's figures (Figs. 8-9, and 5, 7, 10, 12, 14 and the memory sweep
+    where drawn; the PNGs written beside it, inline), the roofline table and each diffusion workload's section (its
+    tables: the operator breakdown, the sweeps, peak memory beside the similarity-matrix model)."""
     out = Path(path).parent
     figures = [Media("img", data_uri(out / name), caption=f"{key}: {name}") for key, name in doc["figures"].items()]
     diffusion = [e["diffusion"] for e in doc["workloads"] if e.get("diffusion")]
     head, sections = _diffusion_sections(diffusion, checkpoint) if diffusion else (None, [])
-    lengths = Section("Figures: attention sequence lengths (Figs. 8-9) and, for diffusion, Figs. 7-14 and memory",
+    sections[:0] = roofline_sections(doc["workloads"])
+    lengths = Section("Figures: attention sequence lengths (Figs. 8-9), the roofline (Fig. 5) and, for diffusion, "
+                      "Figs. 7-14 and memory",
                       [Text(f"Study: {doc['study']['lengths']}"), MediaGrid(["figure"], [(m.caption, [m]) for m in figures])])
     return write_page(_page("genaccel characterization", doc, [head] if head else [], [lengths, *sections]), path)
 

@@ -1,7 +1,7 @@
 """One workload's characterization in the form of Golden et al. 2024 (``genaccel characterize-study``): its
 attention-call record (Fig. 8) and the records at each image size it can take (Fig. 9), and for a latent
 diffusion workload the Conv and Attention profile, eager and SDPA, over image sizes and frame counts (Figs. 10,
-12, 14)."""
+12, 14); and its point on the roofline (Fig. 5)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from ..plugin.roles import Denoiser
 from .attention import length_summary, record_workload
 from .config import RunConfig
 from .diffusion import characterize_workload
+from .roofline import roofline_point
 
 
 def takes_image_size(registry: Registry, workload: str) -> bool:
@@ -21,9 +22,10 @@ def takes_image_size(registry: Registry, workload: str) -> bool:
 
 
 def study_entry(registry: Registry, base: RunConfig, *, steps: int, image_sizes=(), frame_counts=()) -> dict:
-    """``{workload, preset, records, diffusion}``: the records (each with its length summary per kind) at the
+    """``{workload, preset, records, diffusion, roofline}``: the records (each with its length summary per kind) at the
     workload's own size, then at each of ``image_sizes`` where it takes the option; ``diffusion``: the Denoiser
-    profile (:func:`genaccel.run.diffusion.characterize_workload`) or None."""
+    profile (:func:`genaccel.run.diffusion.characterize_workload`) or None; ``roofline``: the point of one
+    whole inference on Fig. 5's roofline (:func:`genaccel.run.roofline.roofline_point`)."""
     w = base.workload
     sizes = [None, *(image_sizes if takes_image_size(registry, w) else ())]
     records = []
@@ -34,4 +36,5 @@ def study_entry(registry: Registry, base: RunConfig, *, steps: int, image_sizes=
     diffusion = None
     if offers(registry.workload(w).roles, Denoiser):
         diffusion = characterize_workload(registry, base, steps, image_sizes=image_sizes, frame_counts=frame_counts)
-    return {"workload": w, "preset": base.preset, "records": records, "diffusion": diffusion}
+    return {"workload": w, "preset": base.preset, "records": records, "diffusion": diffusion,
+            "roofline": roofline_point(registry, base)}
