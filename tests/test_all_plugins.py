@@ -59,7 +59,7 @@ def test_one_bench_spans_every_plugin_and_records_what_does_not_apply(tmp_path):
 
 def test_characterize_study_records_and_draws_every_attention_record(tmp_path):
     """Every workload that plays AttentionRecord through ``characterize-study`` on its tiny preset: a record of one
-    period with calls of each kind it names, and Figs. 8 and 9 as PNGs (the latent diffusion workloads, whose
+    period with calls of each kind it names, its roofline point, and Figs. 5, 8 and 9 as PNGs (the latent diffusion workloads, whose
     Conv and Attention profile adds Figs. 10-14, have their own test in test_diffusion_acceleration)."""
     reg = default_registry()
     recorded = [w for w in WORKLOADS if offers(reg.workload(w).roles, AttentionRecord)
@@ -72,6 +72,7 @@ def test_characterize_study_records_and_draws_every_attention_record(tmp_path):
     for e in doc["workloads"]:
         (rec,) = e["records"]
         assert rec["calls"] and set(rec["lengths"]) == {c["kind"] for c in rec["calls"]}, e["workload"]
+        assert e["roofline"]["flops"] > 0 and e["roofline"]["parameter_bytes"] > 0, e["workload"]  # Fig. 5's point
     assert set(doc["figures"]) == {"fig8", "fig9", "fig5"}
     for name in doc["figures"].values():
         assert (out / name).stat().st_size > 1000 and (out / name).read_bytes()[:4] == b"\x89PNG"
