@@ -109,6 +109,18 @@ def test_cpu_gemv_path_of_int8_weight_only_matches_torchao(rows):
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
+def test_a_float_row_reduce_linear_equals_nn_linear():
+    from genaccel.llm.gemv import RowReduceLinear
+
+    torch.manual_seed(0)
+    layer = RowReduceLinear(12, 5)
+    x = torch.randn(2, 12)
+    with torch.no_grad():
+        want = nn.functional.linear(x, layer.weight, layer.bias)
+        torch.testing.assert_close(torch.compile(layer, dynamic=False)(x), want)
+    assert layer.int8_words is None and "int8_words" not in layer.state_dict()
+
+
 def test_int8_words_hold_every_weight_once():
     from genaccel.llm.gemv import int8_quarters, pack_int8
 

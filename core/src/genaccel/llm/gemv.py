@@ -39,6 +39,12 @@ class RowReduceLinear(nn.Linear):
     int8_words: torch.Tensor | None  # (out, ceil(in / 4)) int8 weight-only words as float32 bits, or None
     int8_scale: torch.Tensor | None  # (out,) scale of each output row, or None
 
+    def __init__(self, *args, **kwargs):
+        """A float layer; :func:`cpu_gemv_linears` switches existing ones (and sets their buffers)."""
+        super().__init__(*args, **kwargs)
+        self.register_buffer("int8_words", None, persistent=False)
+        self.register_buffer("int8_scale", None, persistent=False)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.numel() // x.shape[-1]
         if rows > self.MAX_ROWS or not torch.compiler.is_compiling():
