@@ -93,11 +93,80 @@ def test_cpu_gemv_path_of_int8_weight_only_matches_torchao(rows):
     from torchao.quantization import Int8WeightOnlyConfig, quantize_
 
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(48, 24), nn.Linear(24, 16, bias=False))
+    net = nn.Sequential(nn.Linear(50, 24), nn.Linear(24, 16, bias=False))  # 50: padded to 52 in the words
     quantize_(net, Int8WeightOnlyConfig())
-    x = torch.randn(rows, 48)
+    x = torch.randn(rows, 50)
     with torch.no_grad():
-        want = net(x)
-        assert cpu_gemv_linears(net) == 2 and net[0].int8 is not None
+        want = net(x)  # torchao's eager path
+        dequantized = x
+        for layer in net:  # the reference: the int8 values times their row scales, in float
+            w = layer.weight.qdata.float() * layer.weight.scale.reshape(-1, 1)
+            dequantized = nn.functional.linear(dequantized, w, layer.bias)
+        assert cpu_gemv_linears(net) == 2 and net[0].int8_words.dtype == torch.float32  # int32 bits
+        assert net[0].int8_words.shape == (24, 13) and net[1].int8_words.shape == (16, 6)
         got = torch.compile(net, dynamic=False)(x)
+    torch.testing.assert_close(got, dequantized, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_a_float_row_reduce_linear_equals_nn_linear():
+    from genaccel.llm.gemv import RowReduceLinear
+
+    torch.manual_seed(0)
+    layer = RowReduceLinear(12, 5)
+    x = torch.randn(2, 12)
+    with torch.no_grad():
+        want = nn.functional.linear(x, layer.weight, layer.bias)
+        torch.testing.assert_close(torch.compile(layer, dynamic=False)(x), want)
+    assert layer.int8_words is None and "int8_words" not in layer.state_dict()
+
+
+def test_int8_words_hold_every_weight_once():
+    from genaccel.llm.gemv import int8_quarters, pack_int8
+
+    q = torch.randint(-128, 128, (7, 10), dtype=torch.int8)
+    q[0, :4] = torch.tensor([-128, 127, -1, 0], dtype=torch.int8)  # the extremes and sign bits
+    quarters = int8_quarters(pack_int8(q), torch.float32)  # lane k holds features [3k, 3k + 3)
+    unpacked = torch.cat(quarters, dim=1)[:, :10]
+    assert torch.equal(unpacked, q.float())
+    assert torch.equal(torch.cat(quarters, dim=1)[:, 10:], torch.zeros(7, 2))  # the padding reads as 0
+
+
+def test_compiled_int8_decode_reads_the_words_and_equals_eager_int8(registry):
+    from genaccel.llm.gemv import RowReduceLinear
+    from genaccel.testing import make_batches
+
+    def ctx(*opts):
+        c = prepared(registry, RunConfig(workload="llama/t-t", preset="tiny", samples=2, max_new_tokens=10,
+                                         optimizations=("int8-weight-only", "sdpa", "static-kv", *opts)))
+        c.max_seq_len = 512
+        return c
+
+    eager, compiled = ctx(), ctx("compile")
+    linears = [m for m in compiled.instance.module.modules() if isinstance(m, RowReduceLinear)]
+    assert len(linears) == len(compiled.notes["int8-weight-only"]["layers"])
+    assert all(m.int8_words is not None for m in linears)
+    samples = [s for batch in make_batches(eager) for s in batch]
+    for c in (eager, compiled):
+        m = c.instance.model
+        m.setup(1, 64)
+        m.prefill(torch.tensor([samples[0].input_ids[:20]]))
+    token, pos = torch.tensor([5]), torch.tensor(20)
+    want = eager.instance.model.decode(token, pos, 21)
+    got = compiled.instance.model.decode(token, pos, 21)
+    assert (got - want).abs().max() <= 1e-4 * want.abs().max()  # the same int8 product, summed in another order
+    assert [eager.decoder.run(eager, [s]).outputs for s in samples] == \
+        [compiled.decoder.run(compiled, [s]).outputs for s in samples]
+
+
+def test_compiled_int8_run_reports_its_token_agreement_with_float32(tmp_path):
+    from genaccel.testing import check_token_accuracy
+
+    assert main(["run", "llama/t-t", "--preset", "tiny", "--samples", "2", "--max-new-tokens", "12",
+                 "--opt", "sdpa,static-kv,compile,int8-weight-only", "--out", str(tmp_path)]) == 0
+    doc = json.loads((tmp_path / "report.json").read_text())
+    acc = check_token_accuracy(doc)
+    assert doc["lossless"] is False and 0 < acc["mean_kl"] < 0.01  # int8 moves the logits, a little
+    assert acc["teacher_forced_top1_agreement"] >= 0.9
+    print(f"int8 vs float32: token agreement {acc['token_agreement']:.2f}, "
+          f"teacher-forced top-1 {acc['teacher_forced_top1_agreement']:.2f}, mean KL {acc['mean_kl']:.2e}")
