@@ -38,6 +38,10 @@ def test_sdpa_speedup_table_in_the_study_order(tmp_path):
             c = _case(label, tps, 1.0)
             c.update(workload=workload, optimizations=stack)
             cases.append(c)
+    contended = _case("baseline", 1.0, 1.0)  # a contended baseline gives no row
+    contended.update(workload="phenaki/t-v", optimizations=[])
+    contended["summary"]["contention"] = {"reasons": ["bandwidth probes far apart"]}
+    cases += [contended, {**_case("sdpa", 12.0, 1.0), "workload": "phenaki/t-v", "optimizations": ["sdpa"]}]
     md = render({"schema_version": SCHEMA_VERSION, "kind": "bench", "environment": {}, "cases": cases}, tmp_path).read_text()
     table = md[md.index("## End-to-end SDPA speedup"):].split("\n## ")[0]
     rows = [line for line in table.splitlines() if line.startswith("| ") and "×" in line]

@@ -4,7 +4,7 @@ end-to-end speedup), set against ``sdpa`` over the baseline for each workload in
 from __future__ import annotations
 
 from ..plugin.specs import REFERENCE_DECODERS
-from .tables import group_cases, throughput_of
+from .tables import contended, group_cases, throughput_of
 
 #: our workload, in the table's order → the study's model and its figure
 STUDY_SDPA_SPEEDUP = {"llama/t-t": ("LLaMA", 1.52), "imagen/t-i": ("Imagen", 1.22),
@@ -19,11 +19,12 @@ STUDY_SDPA_NOTE = ("Study: Golden et al. 2024, Table II (Flash Attention over ba
 
 def sdpa_speedups(cases: list[dict]) -> list[dict]:
     """Table II form: per workload, model and batch, the end-to-end speedup of ``sdpa`` alone over the
-    baseline (both cases in the report), beside the study's value (its model's name and speedup, or
+    baseline (both cases in the report, neither contended), beside the study's value (its model's name and speedup, or
     None); the study's workloads first, in its order."""
     found = []
     for (workload, model, bs, device, dtype, _), group in group_cases(cases).items():
-        ok = [c for c in group if c.get("status") == "ok" and c.get("decoder") not in REFERENCE_DECODERS]
+        ok = [c for c in group if c.get("status") == "ok" and c.get("decoder") not in REFERENCE_DECODERS
+              and not contended(c)]  # a ratio from a contended case is no figure
         base = next((c for c in ok if not c.get("optimizations")), None)
         sdpa = next((c for c in ok if c.get("optimizations") == ["sdpa"]), None)
         if not (base and sdpa and throughput_of(base) and throughput_of(sdpa)):
