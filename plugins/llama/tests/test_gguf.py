@@ -81,14 +81,35 @@ def test_bench_case_takes_a_list_of_reference_engines(registry, tmp_path):
 
 def test_llama_cpp_mbu_counts_the_bytes_of_its_own_export(registry, tmp_path, monkeypatch):
     """A q8_0 run reads about a quarter of the f32 export's weight bytes per step (MBU's numerator),
-    never the module's float32 bytes."""
+    never the module's float32 bytes; a q4_0 run (llama.cpp's own quantizer) about a seventh: its
+    matrices in q4_0 blocks (18 bytes per 32 weights), the tiny LM head in q8_0 (llama.cpp's choice
+    for 64 columns), so a little more."""
     pytest.importorskip("llama_cpp")
     from genaccel.testing import measure
 
     monkeypatch.setenv("GENACCEL_CACHE", str(tmp_path))
     per_step = {}
-    for ftype in ("f32", "q8_0"):
+    for ftype in ("f32", "q8_0", "q4_0"):
         cfg = RunConfig(workload="llama/t-t", preset="tiny", decoder="llama-cpp", samples=1, seq_len=16,
                         max_new_tokens=8, warmup=0, options={"gguf_type": ftype})
-        per_step[ftype] = measure(registry, cfg).summary["bytes_per_decode_step"]
+        case = measure(registry, cfg)
+        assert case.samples[0].output_tokens == 8
+        per_step[ftype] = case.summary["bytes_per_decode_step"]
     assert 0.2 < per_step["q8_0"] / per_step["f32"] < 0.35
+    assert 0.13 < per_step["q4_0"] / per_step["f32"] < 0.2
+    (path,) = (tmp_path / "gguf").glob("*-q4_0.gguf")
+    types = {t.name: t.tensor_type.name for t in gguf.GGUFReader(str(path)).tensors}
+    assert types["blk.0.ffn_up.weight"] == types["blk.1.attn_q.weight"] == "Q4_0"
+
+
+def test_q4_k_m_export_is_made_by_llama_cpp_quantizer(tiny, tmp_path, monkeypatch):
+    """q4_K_M comes from the cached f32 export through llama.cpp's quantizer (the tiny model's 64
+    columns are no multiple of 256: llama.cpp falls back to q5_0 and q8_0 blocks), once."""
+    pytest.importorskip("llama_cpp")
+    monkeypatch.setenv("GENACCEL_CACHE", str(tmp_path))
+    path = cached_export(tiny.module, tiny.tokenizer, "q4_K_M", "tiny-0")
+    assert len(list((tmp_path / "gguf").glob("*-f32.gguf"))) == 1
+    types = {t.tensor_type.name for t in gguf.GGUFReader(str(path)).tensors}
+    assert types <= {"F32", "Q5_0", "Q8_0"} and "Q5_0" in types
+    with pytest.raises(ValueError, match="choose one of"):
+        cached_export(tiny.module, tiny.tokenizer, "q3_K", "tiny-0")

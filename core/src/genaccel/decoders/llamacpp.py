@@ -5,7 +5,8 @@ GGUF llama.cpp would run differently (:func:`genaccel.models.gguf.unsupported`) 
 
 Records the same per-sample figures as genaccel's own loop (latency, TTFT, TPOT, per-step times).
 MBU counts the bytes llama.cpp reads: the GGUF file's tensors but the token embedding (f32, f16,
-bf16 or q8_0 blocks) and its f16 KV cache.
+bf16, q8_0 blocks, or the q4_0 and q4_K_M files' mix of types that llama.cpp's quantizer chose) and
+its f16 KV cache.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """The run's own weights (preset or checkpoint) as a GGUF file for llama.cpp, written with the ``gguf``
-package (``pip install 'genaccel[llamacpp]'``): f32, f16, bf16 or q8_0.
+package (``pip install 'genaccel[llamacpp]'``): f32, f16, bf16 or q8_0; q4_0 and q4_K_M are made from
+the f32 export by llama.cpp's own quantizer (:func:`quantize`, through llama-cpp-python), with its
+choice of types per tensor (q4_K_M keeps some in q6_K, the LM head in q6_K or q8_0).
 
 What llama.cpp's own converter (``convert_hf_to_gguf.py``) does differently per architecture is one
 record per ``model_type`` (:data:`GGUF`); tensor names come from gguf's own name map for that
@@ -24,6 +26,8 @@ from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 from ..files import cache_dir
 
 FTYPES = ("f32", "f16", "bf16", "q8_0")
+#: the types llama.cpp's quantizer makes from the f32 export, by llama-cpp-python's file-type constant
+QUANTIZED = {"q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0", "q4_K_M": "LLAMA_FTYPE_MOSTLY_Q4_K_M"}
 
 
 @attrs.frozen(kw_only=True)
@@ -211,10 +215,37 @@ def _tensors(w, spec: GGUFArch, model, ftype: str) -> None:
             w.add_tensor(gg_name, gguf.quants.quantize(data, qtype), raw_dtype=qtype)
 
 
+def quantize(source: str | Path, path: str | Path, ftype: str, *, threads: int = 0) -> Path:
+    """llama.cpp's quantizer (``llama_model_quantize`` with its default parameters) from the GGUF at
+    ``source`` to ``ftype`` (a key of :data:`QUANTIZED`) at ``path``."""
+    import ctypes
+
+    import llama_cpp
+
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".part")
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = getattr(llama_cpp, QUANTIZED[ftype])
+    params.nthread = threads
+    code = llama_cpp.llama_model_quantize(str(source).encode(), str(tmp).encode(), ctypes.byref(params))
+    if code != 0:
+        tmp.unlink(missing_ok=True)
+        raise RuntimeError(f"llama.cpp's quantizer returned {code} making {ftype} from {source}")
+    tmp.replace(path)
+    return path
+
+
 def cached_export(model, tokenizer, ftype: str, key: str) -> Path:
     """The GGUF of ``model`` in ``$GENACCEL_CACHE/gguf/``, written once per ``key`` (say, the preset or
-    checkpoint and seed), architecture and type."""
+    checkpoint and seed), architecture and type; a :data:`QUANTIZED` type is quantized from the (cached)
+    f32 export."""
+    if ftype not in FTYPES and ftype not in QUANTIZED:
+        raise ValueError(f"GGUF type {ftype!r}: choose one of {', '.join([*FTYPES, *QUANTIZED])}")
     ident = json.dumps({"key": key, "config": model.config.to_dict(), "ftype": ftype}, sort_keys=True, default=str)
     digest = hashlib.sha256(ident.encode()).hexdigest()[:16]
     path = cache_dir() / "gguf" / f"{model.config.model_type}-{digest}-{ftype}.gguf"
-    return path if path.exists() else export(model, tokenizer, path, ftype)
+    if path.exists():
+        return path
+    if ftype in QUANTIZED:
+        return quantize(cached_export(model, tokenizer, "f32", key), path, ftype, threads=torch.get_num_threads())
+    return export(model, tokenizer, path, ftype)

@@ -19,17 +19,13 @@ NAME = "llama/t-t"
 preset_tokenizer = code_tokenizer  # the presets' tokenizer, by vocabulary size
 
 
+#: Code Llama's settings, the presets' defaults
+CODE_LLAMA = dict(max_position_embeddings=16384, rope_parameters=dict(rope_type="default", rope_theta=1e6),
+                  rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=False)
+
+
 def preset_config(name: str) -> LlamaConfig:
-    return LlamaConfig(
-        **PRESETS[name],
-        max_position_embeddings=16384,
-        rope_theta=1e6,
-        rms_norm_eps=1e-5,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=0,
-        tie_word_embeddings=False,
-    )
+    return LlamaConfig(**{**CODE_LLAMA, **PRESETS[name]})
 
 
 def build(options: BuildOptions) -> CodeCompletion:
