@@ -88,3 +88,18 @@ def test_misspelt_or_untaken_option_keys(tmp_path):
         BenchConfig.from_toml(_write(tmp_path, GOOD.replace("reference = true", "reference = true\ntop_p = 1")), reg)
     with pytest.raises(GenaccelError, match=r"bench.toml:12: bad value in \[\[cases\]\] #1: --top-p must be > 0 and <= 1"):
         BenchConfig.from_toml(_write(tmp_path, GOOD.replace("reference = true", 'reference = true\ndecoder = "top-p"\ntop_p = 2')), reg)
+
+
+def test_a_case_in_rounds_alternates_its_runs_round_after_round(tmp_path, registry):
+    """``rounds = 2``: every run of the case, then every run again (A B A B), each knowing its round."""
+    bench = BenchConfig.from_toml(_write(tmp_path, GOOD.replace("[1, 2]", "[1]") + "rounds = 2\n"), registry)
+    configs = bench.cases[0].configs()
+    assert [(c.round, c.decoder, c.optimizations) for c in configs] == [
+        (0, "hf-generate", ()), (0, None, ()), (0, None, ("sdpa", "static-kv")),
+        (1, "hf-generate", ()), (1, None, ()), (1, None, ("sdpa", "static-kv")),
+    ]
+    assert configs[5].label == "sdpa+static-kv round 2" and configs[0].label == "transformers generate round 1"
+    assert BenchConfig.from_toml(_write(tmp_path, GOOD), registry).cases[0].configs()[0].round is None
+    for bad in ("0", "1.5", "true"):
+        with pytest.raises(GenaccelError, match=r"bench.toml:\d+: rounds = .* must be a whole number >= 1"):
+            BenchConfig.from_toml(_write(tmp_path, GOOD + f"rounds = {bad}\n"), registry)

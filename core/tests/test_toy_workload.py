@@ -184,6 +184,14 @@ def test_bench_runs_and_profiles_it(cli, tmp_path):
     assert cli(["compare", str(tmp_path / "b" / "report.json"), str(tmp_path / "b" / "report.json")]) == 0
 
 
+def test_a_case_in_rounds_keeps_every_round_as_a_case_of_its_own(cli, tmp_path):
+    """Rounds run alternately (A B A B), none a repeat of another, each with its round and samples."""
+    doc = _bench(cli, tmp_path, '[[cases]]\nworkload = "toy/denoise"\nstacks = [[], ["sdpa"]]\nrounds = 2\n')
+    assert [(c["label"], c["round"], c["status"]) for c in doc["cases"]] == [
+        ("baseline round 1", 0, "ok"), ("sdpa round 1", 0, "ok"), ("baseline round 2", 1, "ok"), ("sdpa round 2", 1, "ok")]
+    assert all(c["samples"] and c["config"]["round"] == c["round"] for c in doc["cases"])
+
+
 def test_a_stack_the_same_as_its_neighbour_once_skips_are_left_out_runs_once(cli, tmp_path, capsys):
     doc = _bench(cli, tmp_path, '[[cases]]\nworkload = "toy/denoise"\nstacks = [["sdpa"], ["sdpa", "cuda-graph"], []]\n')
     assert [(c["label"], c["status"]) for c in doc["cases"]] == [

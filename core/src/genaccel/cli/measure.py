@@ -75,6 +75,7 @@ def ablate_command(args, registry) -> int:
 
 def bench_command(args, registry) -> int:
     # imported when the command runs: `list` and `--help` stay free of torch
+    from ..report.llamacpp import comparison
     from ..report.render import render
     from ..report.store import Report
     from ..run.bench import add_skipped, bench_profiles, bench_runs, case_key, run_cases, spread_cases
@@ -95,6 +96,10 @@ def bench_command(args, registry) -> int:
     else:
         run_cases(runs, report, done=done)
     bench_profiles(registry, bench, report)
+    pairs = comparison(report.doc["cases"])
+    if pairs:  # the llama.cpp section's figures, in report.json too
+        report.doc["llama_cpp"] = pairs
+        report.save()
     md = render(report.doc, out)
     print_cases([c for c in report.doc["cases"] if c["status"] != "skipped"], args.format)
     say(args, f"\nreport: {out / 'report.json'}, {md}, {out / 'report.html'}")

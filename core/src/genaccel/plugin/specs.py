@@ -123,12 +123,15 @@ def resolve(fn) -> Callable[..., Any]:
 class Reference:
     """A reference implementation on the same weights that ablations put beside the stacks: its
     decoder, the bench TOML's name for it (``reference = ["transformers"]``), its label in tables,
-    and the capability of the role that offers it."""
+    the capability of the role that offers it, and the module it needs beyond genaccel's own
+    dependencies with the command that installs it (None: none)."""
 
     decoder: str
     engine: str
     label: str
     capability: str
+    module: str | None = None
+    install: str | None = None
 
 
 #: The reference decoders, in the order a workload's default one is chosen.
@@ -136,7 +139,8 @@ REFERENCES = (
     Reference(decoder="hf-generate", engine="transformers", label="transformers generate", capability="hf-generate"),
     Reference(decoder="diffusers-pipeline", engine="diffusers", label="diffusers pipeline",
               capability="diffusers-pipeline"),
-    Reference(decoder="llama-cpp", engine="llama.cpp", label="llama.cpp", capability="llama-cpp"),
+    Reference(decoder="llama-cpp", engine="llama.cpp", label="llama.cpp", capability="llama-cpp", module="llama_cpp",
+              install="pip install 'genaccel[llamacpp]'"),
 )
 REFERENCE_DECODERS = {r.decoder: r.label for r in REFERENCES}
 

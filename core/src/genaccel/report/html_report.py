@@ -10,6 +10,9 @@ from pathlib import Path
 
 from .characterization import breakdown_figure, breakdown_rows
 from .html import Cell, Details, Figure, Page, Section, Table, Text, write_page
+from .llamacpp import HEADER as LLAMACPP_HEADER
+from .llamacpp import NOTE as LLAMACPP_NOTE
+from .llamacpp import comparison, comparison_rows
 from .media import media_grid
 from .plots import latency_figure, phase_figure, speedup_figure, steps_figure, sweep_figure
 from .results import upgrade
@@ -57,7 +60,8 @@ def report_page(doc: dict, out_dir: Path) -> Page:
         summary += [Text(f"{key[0]}: {line}", strong=True) for line in _headline_lines(group)]
     sections = _sweep_sections(cases)
     sections += [_group_section(key, group, out_dir) for key, group in groups.items()]
-    sections += [s for s in (_table2_section(cases), _suite_section(suite), _profiles_section(doc.get("profiles"))) if s]
+    sections += [s for s in (_table2_section(cases), _llamacpp_section(cases), _suite_section(suite),
+                             _profiles_section(doc.get("profiles"))) if s]
     return Page(title=f"genaccel {doc.get('kind', 'run')} report", environment=environment_facts(doc.get("environment") or {}),
                 summary=summary, sections=sections)
 
@@ -161,6 +165,15 @@ def _table2_section(cases: list[dict]) -> Section | None:
     return Section(title="End-to-end SDPA speedup beside the study's Table II", blocks=[
         Table(["workload", "model", "batch", "device", "sdpa / baseline", "study (Flash Attention)"], rows),
         *filter(None, [figure(table2_figure(found))]), Text(STUDY_SDPA_NOTE)])
+
+
+def _llamacpp_section(cases: list[dict]) -> Section | None:
+    """Each precision pair's prompt processing and token generation, genaccel beside llama.cpp."""
+    rows = comparison(cases)
+    if not rows:
+        return None
+    return Section(title="genaccel against llama.cpp",
+                   blocks=[Table(LLAMACPP_HEADER, comparison_rows(rows)), Text(LLAMACPP_NOTE)])
 
 
 def _suite_section(suite: dict | None) -> Section | None:

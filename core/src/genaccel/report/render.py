@@ -7,6 +7,7 @@ from pathlib import Path
 from ..files import write_text
 from .characterization import breakdown_markdown, plot_breakdown
 from .html_report import write_report_html
+from .llamacpp import comparison_markdown
 from .plots import plot_latency, plot_speedups, plot_sweep
 from .results import upgrade
 from .store import cases_of
@@ -46,6 +47,7 @@ def render(doc: dict, out_dir: Path) -> Path:
         lines += ["## End-to-end SDPA speedup (the study's Table II form)", "",
                   table(["workload", "model", "batch", "device", "sdpa / baseline", "study (Flash Attention)"],
                         table2), "", STUDY_SDPA_NOTE, ""]
+    lines += comparison_markdown(cases)
     suite = suite_summary(cases)
     if suite:
         lines += ["## All together: each workload's best stack (the suite's geometric mean)", "", suite_headline(suite), "",

@@ -34,13 +34,15 @@ def plural(unit: str) -> str:
     return unit + "s"
 
 
-def case_label(optimizations, *, decoder: str | None = None, skipped=(), tp: int = 1) -> str:
+def case_label(optimizations, *, decoder: str | None = None, skipped=(), tp: int = 1, round: int | None = None) -> str:
     """A case's name in tables: its stack (stage order when resolved) or "baseline", "transformers
-    generate" for the hf-generate reference, `` tpN`` when it ran as N tensor-parallel ranks, and
-    what was asked for but skipped."""
+    generate" for the hf-generate reference, `` tpN`` when it ran as N tensor-parallel ranks, `` round
+    R`` (from 1) when its bench case alternates its runs in rounds, and what was asked for but skipped."""
     label = REFERENCE_DECODERS.get(decoder) or "+".join(optimizations) or "baseline"
     if tp > 1:
         label += f" tp{tp}"
+    if round is not None:
+        label += f" round {round + 1}"
     names = [s if isinstance(s, str) else s.name for s in skipped]
     if names and decoder not in REFERENCE_DECODERS:
         label += " (skipped " + ",".join(names) + ")"
@@ -134,6 +136,7 @@ class CaseResult:
     summary: dict = attrs.field(factory=dict)
     accuracy: dict | None = None
     speculative: dict | None = None
+    round: int | None = None  # the round of its bench case's alternation (``rounds = N``), from 0
 
     @property
     def ok(self) -> bool:
@@ -143,7 +146,8 @@ class CaseResult:
     def not_run(cls, config, status: str, error: str, *, unit: str = "token") -> CaseResult:
         """A case from its ``RunConfig`` that failed or was skipped before any measurement."""
         return cls(
-            label=case_label(config.optimizations, decoder=config.decoder, tp=config.tp), status=status, error=error,
+            label=case_label(config.optimizations, decoder=config.decoder, tp=config.tp, round=config.round),
+            status=status, error=error, round=config.round,
             workload=config.workload, unit=unit, preset=config.preset, checkpoint=config.checkpoint,
             decoder=config.decoder, optimizations=list(config.optimizations), device=config.device,
             dtype=config.dtype, batch_size=config.batch_size, seq_len=config.seq_len, config=config.to_dict(),
@@ -159,7 +163,7 @@ class CaseResult:
     def to_dict(self) -> dict:
         d = attrs.asdict(self, recurse=False)
         d["samples"] = [s.to_dict() for s in self.samples]
-        return _drop_none(d, "accuracy", "speculative")
+        return _drop_none(d, "accuracy", "speculative", "round")
 
 
 @attrs.define(kw_only=True)

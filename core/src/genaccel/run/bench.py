@@ -30,19 +30,25 @@ def case_key(config: dict) -> str:
     return json.dumps(key, sort_keys=True, default=str)
 
 
-def bench_runs(bench: BenchConfig, registry) -> tuple[list[ResolvedRun], list[tuple[str, str]]]:
-    """Every run of ``bench``, resolved (a role a workload lacks: a recorded skip), and the
-    (workload, reason) of each case that cannot run here: its plugin is not installed, or its
-    checkpoint is missing."""
+def bench_runs(bench: BenchConfig, registry) -> tuple[list[ResolvedRun], list[CaseResult]]:
+    """Every run of ``bench``, resolved (a role a workload lacks: a recorded skip), and the recorded
+    skips of the cases that cannot run here: one per case whose plugin is not installed or whose
+    checkpoint is missing, one per run of a case that compares with a reference engine not installed
+    (nothing of it runs: its stacks are there for the comparison)."""
     families = {w.split("/")[0] for w in registry.workloads}
     runs, skipped = [], []
     for case in bench.cases:
         if case.workload.split("/")[0] not in families:
-            skipped.append((case.workload, f"no installed plugin provides {case.workload.split('/')[0]}/*"))
+            why = f"no installed plugin provides {case.workload.split('/')[0]}/*"
+            skipped.append(CaseResult(label="-", status="skipped", error=why, workload=case.workload))
             continue
-        registry.workload(case.workload)  # a misspelt task of an installed family is an error
+        spec = registry.workload(case.workload)  # a misspelt task of an installed family is an error
         if case.missing_checkpoint():
-            skipped.append((case.workload, case.missing_checkpoint()))
+            skipped.append(CaseResult(label="-", status="skipped", error=case.missing_checkpoint(),
+                                      workload=case.workload))
+            continue
+        if case.missing_engine():
+            skipped += [CaseResult.not_run(c, "skipped", case.missing_engine(), unit=spec.unit) for c in case.configs()]
             continue
         for c in case.configs():  # every name checked before the first case runs, not when its case is reached
             try:
@@ -52,10 +58,10 @@ def bench_runs(bench: BenchConfig, registry) -> tuple[list[ResolvedRun], list[tu
     return runs, skipped
 
 
-def add_skipped(report, skipped: list[tuple[str, str]]) -> None:
-    for workload, reason in skipped:
-        report.add(CaseResult(label="-", status="skipped", error=reason, workload=workload))
-        print(f"skipped {workload}: {reason}", file=sys.stderr)
+def add_skipped(report, skipped: list[CaseResult]) -> None:
+    for case in skipped:
+        report.add(case)
+        print(f"skipped {case.workload}{'' if case.label == '-' else ' ' + case.label}: {case.error}", file=sys.stderr)
 
 
 def twins(runs: list[ResolvedRun]) -> dict[int, int]:
@@ -83,7 +89,7 @@ def twin_case(run: ResolvedRun, twin: ResolvedRun) -> CaseResult:
     case = CaseResult.not_run(run.config, "skipped", f"resolves to the same stack as {twin.config.label} here{why}; "
                               "measured once, there", unit=run.workload.unit)
     return attrs.evolve(case, label=case_label(run.stack.names, decoder=run.config.decoder, tp=run.config.tp,
-                                               skipped=run.stack.skipped),
+                                               skipped=run.stack.skipped, round=run.config.round),
                         skipped_optimizations=skipped)
 
 

@@ -5,6 +5,7 @@ case runs.  Light: no torch."""
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -21,9 +22,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-RUN_KEYS = {f.name for f in attrs.fields(RunConfig)} - {"workload", "optimizations", "batch_size", "options"}
+RUN_KEYS = {f.name for f in attrs.fields(RunConfig)} - {"workload", "optimizations", "batch_size", "options", "round"}
 CASE_KEYS = (RUN_KEYS - {"seq_len"}) | {"workload", "stacks", "batch_sizes", "seq_lens", "reference", "profile",
-                                        "make_checkpoint"}
+                                        "make_checkpoint", "rounds"}
 TOP_KEYS = {"defaults", "cases"}
 WHOLE_KEYS = {"tp", "samples", "batch_size", "max_new_tokens", "seq_len", "seed", "warmup", "cache_len", "exit_layer",
               "draft_len", "repeat"}
@@ -32,6 +33,14 @@ WHOLE_KEYS = {"tp", "samples", "batch_size", "max_new_tokens", "seq_len", "seed"
 #: reference engine -> its decoder; ``reference = true`` is the workload's own reference (transformers' generate,
 #: diffusers' pipeline)
 ENGINES = {r.engine: r.decoder for r in REFERENCES}
+
+
+def missing_engine(engine: str) -> str | None:
+    """Why a reference engine cannot run here (the module it needs is not installed), or None."""
+    ref = next(r for r in REFERENCES if r.engine == engine)
+    if ref.module is None or importlib.util.find_spec(ref.module) is not None:
+        return None
+    return f"{engine} needs the {ref.module} module, which is not installed: {ref.install}"
 
 
 def _references(raw, finder, n) -> tuple[str, ...]:
@@ -55,6 +64,7 @@ class BenchCase:
     options: dict = attrs.field(factory=dict, hash=False)  # RunConfig fields
     values: dict = attrs.field(factory=dict, hash=False)  # declared options (top_p, image_tokenizer ...)
     make_checkpoint: str | None = None  # the command that makes the case's checkpoint when it is missing
+    rounds: int = 1  # its runs alternate, round after round (A B A B), each round a case of its own
     registry: object = attrs.field(default=None, eq=False, repr=False)  # to give each run the options it takes
 
     def missing_checkpoint(self) -> str | None:
@@ -64,6 +74,12 @@ class BenchCase:
             return None
         how = f"; make it with: {self.make_checkpoint}" if self.make_checkpoint else ""
         return f"checkpoint {path} does not exist{how}"
+
+    def missing_engine(self) -> str | None:
+        """Why the case cannot run here: it compares with a reference engine that is not installed (its
+        stacks run only beside it), or None."""
+        why = next(filter(None, (missing_engine(r) for r in self.reference if r != "default")), None)
+        return why and f"this case compares with {why}; its runs are skipped"
 
     def runs(self) -> list[tuple[tuple[str, ...], str | None]]:
         """(optimizations, decoder) of every run of the case."""
@@ -92,8 +108,10 @@ class BenchCase:
         return [self._config(s, self.options.get("decoder"), **common) for s in stacks]
 
     def configs(self) -> list[RunConfig]:
-        """For each sequence length and batch size: the reference (when asked), then every stack."""
-        return [self._config(stack, decoder, batch_size=bs, seq_len=seq_len)
+        """For each round (when alternated in rounds), sequence length and batch size: the reference
+        (when asked), then every stack."""
+        rounds = range(self.rounds) if self.rounds > 1 else (None,)
+        return [self._config(stack, decoder, batch_size=bs, seq_len=seq_len, round=r) for r in rounds
                 for seq_len in self.seq_lens for bs in self.batch_sizes for stack, decoder in self.runs()]
 
 
@@ -159,7 +177,7 @@ class _CaseParser:
             batch_sizes=tuple(sizes), reference=_references(raw.get("reference", False), finder, n),
             profile=bool(raw.get("profile", False)), options=options, values=values,
             make_checkpoint=expand_cache(raw["make_checkpoint"]) if "make_checkpoint" in raw else None,
-            registry=self.registry,
+            registry=self.registry, rounds=self._rounds(n, raw),
         )
         try:
             case.configs()
@@ -188,6 +206,12 @@ class _CaseParser:
         if isinstance(options.get("checkpoint"), str):
             options["checkpoint"] = expand_cache(options["checkpoint"])
         return options, values
+
+    def _rounds(self, n: int, raw: dict) -> int:
+        rounds = raw.get("rounds", 1)
+        if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+            raise self.finder.error("rounds", n, f"rounds = {rounds!r} must be a whole number >= 1, e.g. rounds = 2")
+        return rounds
 
     def _lists(self, n: int, raw: dict, default_len) -> tuple[list, list, list]:
         """The case's stacks, batch sizes and sequence lengths, each checked."""

@@ -49,7 +49,8 @@ def run_case(run: ResolvedRun, *, progress: bool = True, samples: list | None = 
         apply_s = time.perf_counter() - t_apply
         rss_before_warmup = PeakMemory.rss()
         warmup_s = _warm_up(ctx)
-    label = case_label(ctx.stack.names, decoder=config.decoder, skipped=ctx.stack.skipped, tp=config.tp)
+    label = case_label(ctx.stack.names, decoder=config.decoder, skipped=ctx.stack.skipped, tp=config.tp,
+                       round=config.round)
     results, mem, conditions = _timed(ctx, label, progress, rss_before_warmup, on_batch)
     unit, n = workload_unit(ctx.workload), len(ctx.batches)
     records = [SampleRecord.from_decoder(rec, unit=unit, batch=i % n, repeat=i // n, output=out, step_s=res.step_s)
@@ -63,6 +64,7 @@ def run_case(run: ResolvedRun, *, progress: bool = True, samples: list | None = 
         dtype=config.dtype, batch_size=config.batch_size, seq_len=config.seq_len, max_seq_len=ctx.max_seq_len,
         model=ctx.instance.describe(), config=config.to_dict(), build_s=build_s, apply_s=apply_s, warmup_s=warmup_s,
         samples=records, summary=summarize(ctx, results, records, mem, warmup_s, compiled, conditions),
+        round=config.round,
     )
     if compiled:
         case.summary["compile_cache"] = compile_cache.result()

@@ -49,11 +49,13 @@ class RunConfig:
     cache_len: int | None = attrs.field(default=None, validator=_positive_or_none)
     out_dir: str | None = None  # where the workload writes what it makes (images, audio)
     tp: int = attrs.field(default=1, validator=v.ge(1))  # tensor-parallel ranks (:mod:`genaccel.distributed`)
+    # which round of its bench case's alternation (``rounds = N``) it ran in; None: a case without rounds
+    round: int | None = attrs.field(default=None, validator=v.optional(v.ge(0)))
     options: dict = attrs.field(factory=dict, converter=dict, hash=False)
 
     @property
     def label(self) -> str:
-        return case_label(self.optimizations, decoder=self.decoder, tp=self.tp)
+        return case_label(self.optimizations, decoder=self.decoder, tp=self.tp, round=self.round)
 
     def to_dict(self) -> dict:
         d = attrs.asdict(self)
