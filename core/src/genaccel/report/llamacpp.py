@@ -10,12 +10,8 @@ from __future__ import annotations
 
 from .results import case_label
 from .stats import spread
-from .tables import contended, fmt, pct, table
+from .tables import GGUF_PRECISION, contended, fmt, gguf_type, pct, precision, table
 
-#: llama.cpp's GGUF type → the genaccel precision it is set against (a weight-only quantization, else a dtype)
-GGUF_PRECISION = {"f32": "float32", "f16": "float16", "bf16": "bfloat16", "q8_0": "int8-weight-only",
-                  "q4_0": "int4-weight-only", "q4_K_M": "int4-weight-only"}
-WEIGHT_ONLY = ("int8-weight-only", "int4-weight-only")
 HEADER = ["model", "precision (genaccel ↔ llama.cpp)", "genaccel stack", "test", "genaccel pp tok/s",
           "llama.cpp pp tok/s", "pp ×", "genaccel tg tok/s", "llama.cpp tg tok/s", "tg ×", "genaccel decode MBU",
           "rounds (genaccel/llama.cpp)"]
@@ -26,21 +22,11 @@ NOTE = ("pp: the prompt's tokens over the time to the first token; tg: decoded t
         "INVALID (contended) rounds are left out.")
 
 
-def _gguf_type(case: dict) -> str:
-    return ((case.get("config") or {}).get("options") or {}).get("gguf_type", "f32")
-
-
 def _setting(case: dict) -> tuple:
     """What both engines of a pair share: workload, model, batch, prompt length, new tokens, device."""
     config = case.get("config") or {}
     return (case["workload"], case.get("preset") or case.get("checkpoint"), case.get("batch_size"),
             case.get("seq_len"), config.get("max_new_tokens"), case.get("device"))
-
-
-def _precision(case: dict) -> str | None:
-    if case.get("decoder") == "llama-cpp":
-        return GGUF_PRECISION.get(_gguf_type(case))
-    return next((q for q in WEIGHT_ONLY if q in case.get("optimizations", [])), case.get("dtype"))
 
 
 def _stack(case: dict) -> str:
@@ -77,10 +63,10 @@ def comparison(cases: list[dict]) -> list[dict]:
     (:func:`_figures`), and ``ratio`` (genaccel / llama.cpp) of ``pp`` and ``tg``."""
     ok = [c for c in cases if c.get("status") == "ok"]
     rows = []
-    for ref in _by(c for c in ok if c.get("decoder") == "llama-cpp" and _precision(c)):
-        setting, kind = _setting(ref[0]), _gguf_type(ref[0])
+    for ref in _by(c for c in ok if c.get("decoder") == "llama-cpp" and precision(c)):
+        setting, kind = _setting(ref[0]), gguf_type(ref[0])
         ours = [c for c in ok if c.get("decoder") != "llama-cpp" and _setting(c) == setting
-                and _precision(c) == GGUF_PRECISION[kind]]
+                and precision(c) == GGUF_PRECISION[kind]]
         theirs = _figures(ref)
         for stack in _by(ours):
             mine = _figures(stack)
@@ -96,7 +82,7 @@ def _by(cases) -> list[list[dict]]:
     """Cases grouped by setting, engine, GGUF type and stack (a pair's rounds together), in order of first appearance."""
     groups: dict[tuple, list[dict]] = {}
     for c in cases:
-        key = (_setting(c), c.get("decoder"), _gguf_type(c) if c.get("decoder") == "llama-cpp" else None, _stack(c))
+        key = (_setting(c), c.get("decoder"), gguf_type(c) if c.get("decoder") == "llama-cpp" else None, _stack(c))
         groups.setdefault(key, []).append(c)
     return list(groups.values())
 

@@ -252,17 +252,38 @@ def phase_table(cases: list[dict]) -> str:
 
 REFERENCE_ENGINES = (("hf-generate", "transformers' generate"), ("diffusers-pipeline", "diffusers' pipeline"),
                      ("llama-cpp", "llama.cpp"))
+#: llama.cpp's GGUF type → the genaccel precision it is set against (a weight-only quantization, else a dtype)
+GGUF_PRECISION = {"f32": "float32", "f16": "float16", "bf16": "bfloat16", "q8_0": "int8-weight-only",
+                  "q4_0": "int4-weight-only", "q4_K_M": "int4-weight-only"}
+WEIGHT_ONLY = ("int8-weight-only", "int4-weight-only")
+
+
+def gguf_type(case: dict) -> str:
+    """The GGUF type a llama-cpp case ran (f32 unless its options say otherwise)."""
+    return ((case.get("config") or {}).get("options") or {}).get("gguf_type", "f32")
+
+
+def precision(case: dict) -> str | None:
+    """A case's precision: llama.cpp's the one its GGUF type stands for, genaccel's its weight-only
+    quantization, else its dtype."""
+    if case.get("decoder") == "llama-cpp":
+        return GGUF_PRECISION.get(gguf_type(case))
+    return next((q for q in WEIGHT_ONLY if q in case.get("optimizations", [])), case.get("dtype"))
 
 
 def headlines(group: list[dict]) -> list[dict]:
-    """The best stack of a group against each reference engine in it: ``engine``, ``best`` (label),
-    ``ratio`` of throughputs and ``per_s``; or, when either was contended, ``invalid`` (their labels)
-    and no ratio (a figure from a contended case is no headline)."""
+    """The best stack of a group against each reference engine in it (against llama.cpp, the best at
+    its precision): ``engine``, ``best`` (label), ``ratio`` of throughputs and ``per_s``; or, when
+    either was contended, ``invalid`` (their labels) and no ratio (a figure from a contended case is
+    no headline)."""
     out = []
-    best = max((c for c in group if c.get("status") == "ok" and c.get("decoder") not in REFERENCE_DECODERS),
-               key=lambda c: throughput_of(c) or 0, default=None)
+    stacks = [c for c in group if c.get("status") == "ok" and c.get("decoder") not in REFERENCE_DECODERS]
     for ref_decoder, engine in REFERENCE_ENGINES:
         ref = next((c for c in group if c.get("decoder") == ref_decoder and c.get("status") == "ok"), None)
+        if ref is None:
+            continue
+        peers = [c for c in stacks if ref_decoder != "llama-cpp" or precision(c) == precision(ref)]
+        best = max(peers, key=lambda c: throughput_of(c) or 0, default=None)
         invalid = [c["label"] for c in (ref, best) if c and contended(c)]
         if ref and invalid:
             out.append({"engine": engine, "invalid": invalid})

@@ -40,7 +40,7 @@ def missing_engine(engine: str) -> str | None:
     ref = next(r for r in REFERENCES if r.engine == engine)
     if ref.module is None or importlib.util.find_spec(ref.module) is not None:
         return None
-    return f"{engine} needs the {ref.module} module, which is not installed: {ref.install}"
+    return f"{engine} needs the {ref.module} module, which is not installed ({ref.install})"
 
 
 def _references(raw, finder, n) -> tuple[str, ...]:
@@ -79,7 +79,7 @@ class BenchCase:
         """Why the case cannot run here: it compares with a reference engine that is not installed (its
         stacks run only beside it), or None."""
         why = next(filter(None, (missing_engine(r) for r in self.reference if r != "default")), None)
-        return why and f"this case compares with {why}; its runs are skipped"
+        return why and f"this case compares with a reference engine, and {why}: its runs are skipped"
 
     def runs(self) -> list[tuple[tuple[str, ...], str | None]]:
         """(optimizations, decoder) of every run of the case."""
