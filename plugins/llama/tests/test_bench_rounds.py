@@ -1,6 +1,6 @@
-"""A bench case that compares with llama.cpp where llama-cpp-python is not installed: every run of it
-(the reference and the genaccel stacks there for the comparison) is a recorded skip saying how to
-install it, and nothing is built or timed."""
+"""Bench cases in rounds on the tiny preset: one that compares with llama.cpp where llama-cpp-python is
+not installed is recorded skips (the reference and the genaccel stacks there for the comparison)
+saying how to install it, nothing built or timed; a lossy one takes its accuracy in its first round."""
 
 import json
 import sys
@@ -32,3 +32,13 @@ def test_a_llama_cpp_case_without_llama_cpp_python_is_recorded_skips(tmp_path, m
         ("llama.cpp round 2", "skipped"), ("sdpa+static-kv round 2", "skipped")]
     assert all("pip install 'genaccel[llamacpp]'" in c["error"] and "llama_cpp module" in c["error"] for c in cases)
     assert "skipped llama/t-t llama.cpp round 1: this case compares with a reference engine, and llama.cpp needs" in err
+
+
+def test_a_lossy_case_in_rounds_takes_its_accuracy_in_the_first_round_only(tmp_path, capsys):
+    """The later rounds decode the same samples with the same weights: their accuracy is the first's."""
+    (tmp_path / "b.toml").write_text('[[cases]]\nworkload = "llama/t-t"\npreset = "tiny"\ndtype = "bfloat16"\n'
+                                     'samples = 1\nmax_new_tokens = 4\nrounds = 2\nstacks = [[]]\n')
+    code, _, _ = cli(capsys, "bench", str(tmp_path / "b.toml"), "--out", str(tmp_path / "out"))
+    assert code == 0
+    cases = json.loads((tmp_path / "out" / "report.json").read_text())["cases"]
+    assert [(c["round"], "accuracy" in c) for c in cases] == [(0, True), (1, False)]
