@@ -3,7 +3,7 @@
 import copy
 
 import torch
-from genaccel.engine.layout import conv1d_channels_last
+from genaccel.engine.layout import channels_last, conv1d_channels_last
 from torch import nn
 
 
@@ -39,3 +39,17 @@ def test_conv1d_channels_last_is_exact_and_keeps_parameters():
 def test_a_conv_padded_otherwise_is_left_alone():
     conv = nn.Conv1d(2, 2, 3, padding=1, padding_mode="reflect")
     assert conv1d_channels_last(conv) == 0
+
+
+def test_channels_last_takes_conv2d_and_conv3d_and_keeps_outputs():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(4, 8, 3, padding=1), nn.Conv3d(8, 8, (3, 1, 1), padding=(1, 0, 0)))
+    fast = copy.deepcopy(model)
+    assert channels_last([fast, None]) == 2
+    assert fast[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert fast[1].weight.is_contiguous(memory_format=torch.channels_last_3d)
+    x = torch.randn(2, 4, 6, 6)
+    with torch.no_grad():
+        ref = model[1](model[0](x).unsqueeze(0).permute(0, 2, 1, 3, 4))
+        out = fast[1](fast[0](x.contiguous(memory_format=torch.channels_last)).unsqueeze(0).permute(0, 2, 1, 3, 4))
+    assert torch.allclose(out, ref, atol=1e-5)

@@ -162,6 +162,6 @@ class LatentDiffusion(Prompted, CompiledSteps):
     def set_channels_last(self) -> str:
         self.channels_last = True
         n = channels_last((self.unet, self.vae))
-        return f"{n} Conv2d weights and the 4-D latents in channels-last (NHWC) layout"
+        return f"{n} Conv2d/Conv3d weights and the 4-D latents in channels-last (NHWC, NDHWC) layout"
 
 

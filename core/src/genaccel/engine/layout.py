@@ -1,5 +1,10 @@
-"""Convolutions in oneDNN's preferred layout: channels-last (NHWC) for 2-D convolutions, and
-1-D convolutions run as their 2-D twins over (B, C, 1, L) channels-last tensors (NWC).
+"""Convolutions in oneDNN's preferred layout: channels-last (NHWC) for 2-D convolutions, channels-last-3d
+(NDHWC) for 3-D ones, and 1-D convolutions run as their 2-D twins over (B, C, 1, L) channels-last tensors (NWC).
+
+A video UNet's temporal Conv3d (kernel 3×1×1) reads its frames as (B, C, F, H, W), a permuted view of
+channels-last (B·F, C, H, W) activations: that view already has NDHWC strides, so NDHWC weights let oneDNN
+take it without a copy (Make-A-Video small, compiled, on a 2-core x86 CPU: a temporal block 4.8 against 6.6 ms
+at 64 channels × 16×16).
 
 On a 2-core x86 CPU a 256-channel dilated Conv1d over 10k frames takes ~30 ms channels-first and
 ~20 ms as NWC; both are exact (the same oneDNN arithmetic in another memory order)."""
@@ -12,15 +17,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+#: the channels-last memory format of each convolution type's weights
+_CHANNELS_LAST = {nn.Conv2d: torch.channels_last, nn.Conv3d: torch.channels_last_3d}
+
 
 def channels_last(modules) -> int:
-    """Every Conv2d under ``modules`` (None entries skipped) in channels-last layout; how many."""
+    """Every Conv2d (NHWC) and Conv3d (NDHWC) under ``modules`` (None entries skipped) in channels-last
+    layout; how many."""
     n = 0
     for part in modules:
         for m in (part.modules() if part is not None else ()):
-            if isinstance(m, nn.Conv2d):
-                m.to(memory_format=torch.channels_last)
-                n += 1
+            for kind, fmt in _CHANNELS_LAST.items():
+                if isinstance(m, kind):
+                    m.to(memory_format=fmt)
+                    n += 1
     return n
 
 
