@@ -62,3 +62,21 @@ def test_bfloat16_run_reports_its_accuracy_against_float32(tmp_path, capsys):
     assert main(["list", "--json"]) == 0
     dtypes = {d["name"]: d["lossless"] for d in json.loads(capsys.readouterr().out)["dtypes"]}
     assert dtypes == {"float32": True, "bfloat16": False, "float16": False}
+
+
+def test_bfloat16_prefill_linear_without_a_bf16_gemm_rounds_fp32_products(monkeypatch):
+    """Where the CPU has no bf16 GEMM, a many-row bf16 linear runs in fp32 and rounds once: the
+    exact fp32 result rounded to bf16, within bf16 rounding of the native bf16 linear."""
+    import genaccel.llm.gemv as gemv
+
+    torch.manual_seed(0)
+    layer = RowReduceLinear(96, 40).to(torch.bfloat16)
+    x = torch.randn(2, 50, 96).bfloat16()
+    want = torch.nn.functional.linear(x.float(), layer.weight.float(), layer.bias.float()).bfloat16()
+    native = torch.nn.functional.linear(x, layer.weight, layer.bias)
+    monkeypatch.setattr(gemv, "bf16_gemm", lambda: False)
+    got = layer(x)
+    assert got.dtype == torch.bfloat16 and torch.equal(got, want)
+    assert (got.float() - native.float()).abs().max() <= 0.02 * native.float().abs().max()
+    monkeypatch.setattr(gemv, "bf16_gemm", lambda: True)
+    assert torch.equal(layer(x), native)
