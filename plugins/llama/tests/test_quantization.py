@@ -87,10 +87,15 @@ def test_list_marks_lossy_optimizations(capsys):
     assert opts["int4-weight-only"]["devices"] == ["cpu", "cuda"]
 
 
+@pytest.mark.parametrize("native", [False, True])
 @pytest.mark.parametrize("rows", [1, 2, 5, 40])
-def test_cpu_gemv_path_of_int8_weight_only_matches_torchao(rows):
+def test_cpu_gemv_path_of_int8_weight_only_matches_torchao(rows, native):
     from genaccel.api import cpu_gemv_linears
+    from genaccel.engine.native import cpu_ops
     from torchao.quantization import Int8WeightOnlyConfig, quantize_
+
+    if native and cpu_ops() is None:
+        pytest.skip("genaccel's CPU kernels do not run here")
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(50, 24), nn.Linear(24, 16, bias=False))  # 50: padded to 52 in the words
@@ -102,8 +107,13 @@ def test_cpu_gemv_path_of_int8_weight_only_matches_torchao(rows):
         for layer in net:  # the reference: the int8 values times their row scales, in float
             w = layer.weight.qdata.float() * layer.weight.scale.reshape(-1, 1)
             dequantized = nn.functional.linear(dequantized, w, layer.bias)
-        assert cpu_gemv_linears(net) == 2 and net[0].int8_words.dtype == torch.float32  # int32 bits
-        assert net[0].int8_words.shape == (24, 13) and net[1].int8_words.shape == (16, 6)
+        assert cpu_gemv_linears(net, native=native) == 2 and all(layer.native == native for layer in net)
+        if native:  # the int8 values themselves
+            assert net[0].int8_weight.dtype == torch.int8 and net[0].int8_words is None
+            assert torch.equal(net[1].int8_weight, net[1].weight.qdata)
+        else:  # four to a word, as float32 bits
+            assert net[0].int8_words.dtype == torch.float32 and net[0].int8_weight is None
+            assert net[0].int8_words.shape == (24, 13) and net[1].int8_words.shape == (16, 6)
         got = torch.compile(net, dynamic=False)(x)
     torch.testing.assert_close(got, dequantized, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
@@ -119,6 +129,7 @@ def test_a_float_row_reduce_linear_equals_nn_linear():
         want = nn.functional.linear(x, layer.weight, layer.bias)
         torch.testing.assert_close(torch.compile(layer, dynamic=False)(x), want)
     assert layer.int8_words is None and "int8_words" not in layer.state_dict()
+    assert layer.int8_weight is None and "int8_weight" not in layer.state_dict()
 
 
 def test_int8_words_hold_every_weight_once():
@@ -132,7 +143,7 @@ def test_int8_words_hold_every_weight_once():
     assert torch.equal(torch.cat(quarters, dim=1)[:, 10:], torch.zeros(7, 2))  # the padding reads as 0
 
 
-def test_compiled_int8_decode_reads_the_words_and_equals_eager_int8(registry):
+def test_compiled_int8_decode_reads_packed_int8_and_equals_eager_int8(registry):
     from genaccel.llm.gemv import RowReduceLinear
     from genaccel.testing import make_batches
 
@@ -145,7 +156,7 @@ def test_compiled_int8_decode_reads_the_words_and_equals_eager_int8(registry):
     eager, compiled = ctx(), ctx("compile")
     linears = [m for m in compiled.instance.module.modules() if isinstance(m, RowReduceLinear)]
     assert len(linears) == len(compiled.notes["int8-weight-only"]["layers"])
-    assert all(m.int8_words is not None for m in linears)
+    assert all((m.int8_weight if m.native else m.int8_words) is not None for m in linears)
     samples = [s for batch in make_batches(eager) for s in batch]
     for c in (eager, compiled):
         m = c.instance.model

@@ -1,4 +1,5 @@
-"""A fused multiply-reduce GEMV for few-row linears under torch.compile on CPU, in float or int8."""
+"""Few-row linears on CPU that read each weight once: genaccel's native GEMV where it runs, else a
+fused multiply-reduce under torch.compile; in float32, bf16 or int8."""
 
 from __future__ import annotations
 
@@ -7,11 +8,19 @@ import functools
 import torch
 from torch import nn
 
+from ..engine.native import cpu_ops
+
 
 class RowReduceLinear(nn.Linear):
-    """``nn.Linear`` whose products with at most ``MAX_ROWS`` rows are multiply-reduces when compiled.
+    """``nn.Linear`` whose products with at most ``MAX_ROWS`` rows read each weight once.
 
-    Under torch.compile on CPU, Inductor fuses ``(x[..., None, :] * W).sum(-1)`` into one
+    Where genaccel's CPU kernels run (:func:`genaccel.engine.native.cpu_ops`: x86 with AVX2 and FMA),
+    such a product is ``genaccel_cpu.gemv`` on the float32 or bf16 weight, or on an int8
+    weight-only layer's int8 values (``int8_weight``) and row scales, eager or compiled (an opaque
+    call in the compiled graph): on 2 AVX2 cores it read bf16 and int8 weights at 1.6-2x the rate of
+    the fused reduction below, whose loops convert the weights through the stack.
+
+    Elsewhere, under torch.compile on CPU, Inductor fuses ``(x[..., None, :] * W).sum(-1)`` into one
     vectorized reduction that streams the weight once: a bandwidth-bound GEMV.  On a 2-core
     x86 machine it read weights at ~28 GB/s where ATen's GEMV (MKL) read ~9-12 GB/s.  Several
     rows are written as one reduction per row, which Inductor fuses into a single loop sharing
@@ -38,17 +47,22 @@ class RowReduceLinear(nn.Linear):
 
     MAX_ROWS = 32
     SHARED_ROWS = 8
+    native: bool = False  # few-row products run genaccel_cpu.gemv (set by cpu_gemv_linears)
+    int8_weight: torch.Tensor | None  # (out, in) int8 weight-only values for the native kernel, or None
     int8_words: torch.Tensor | None  # (out, ceil(in / 4)) int8 weight-only words as float32 bits, or None
     int8_scale: torch.Tensor | None  # (out,) scale of each output row, or None
 
     def __init__(self, *args, **kwargs):
         """A float layer; :func:`cpu_gemv_linears` switches existing ones (and sets their buffers)."""
         super().__init__(*args, **kwargs)
-        self.register_buffer("int8_words", None, persistent=False)
-        self.register_buffer("int8_scale", None, persistent=False)
+        for name in ("int8_weight", "int8_words", "int8_scale"):
+            self.register_buffer(name, None, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.numel() // x.shape[-1]
+        if rows <= self.MAX_ROWS and self.native:
+            w = self.weight if self.int8_weight is None else self.int8_weight
+            return torch.ops.genaccel_cpu.gemv(x.contiguous(), w, self.int8_scale, self.bias)
         if rows > self.MAX_ROWS or not torch.compiler.is_compiling():
             return self._linear(x)
         flat = stored(x).reshape(rows, x.shape[-1])
@@ -73,16 +87,19 @@ class RowReduceLinear(nn.Linear):
             out = out * self.int8_scale
         return out + self.bias if self.bias is not None else out
 
-
     def _linear(self, x: torch.Tensor) -> torch.Tensor:
         """``F.linear``; with bf16 float weights on a CPU without a bf16 GEMM (no AVX-512 BF16 or
         AMX), in fp32: the same exact products and fp32 accumulation, rounded once to bf16, where
         oneDNN's emulated bf16 GEMM ran 7x slower than fp32's (a 512-token prefill's 512x768 by
         768x2048: 81.6 against 11.6 ms on 2 AVX2 cores, the weight's conversion included)."""
-        if x.dtype != torch.bfloat16 or self.int8_words is not None or x.device.type != "cpu" or bf16_gemm():
+        int8 = self.int8_words is not None or self.int8_weight is not None
+        if x.dtype != torch.bfloat16 or int8 or x.device.type != "cpu" or bf16_gemm():
             return nn.functional.linear(x, self.weight, self.bias)
         bias = None if self.bias is None else self.bias.float()
         return nn.functional.linear(x.float(), self.weight.float(), bias).to(x.dtype)
+
+
+NATIVE_DTYPES = (torch.float32, torch.bfloat16)  # float weights genaccel_cpu.gemv reads
 
 
 @functools.cache
@@ -132,23 +149,31 @@ def _int8_weight_only(w) -> bool:
     )
 
 
-def cpu_gemv_linears(root: nn.Module) -> int:
+def cpu_gemv_linears(root: nn.Module, native: bool | None = None) -> int:
     """Switch the linear layers under ``root`` with float or int8 weight-only weights to
     :class:`RowReduceLinear`; returns how many.  Other weight formats keep their own kernels.
-    An int8 layer also keeps its packed words and row scales as (non-persistent) buffers: the
-    torchao weight stays the parameter, for eager calls and the byte counts."""
+    An int8 layer also keeps its int8 values (for the native kernel) or packed words (for the fused
+    reduction) and its row scales as (non-persistent) buffers: the torchao weight stays the
+    parameter, for eager calls and the byte counts.  ``native``: whether few-row products take the
+    native kernel (None: where it runs; False: the fused reduction)."""
+    native = cpu_ops() is not None if native is None else native
     switched = 0
     for module in root.modules():
         if type(module) is not nn.Linear:
             continue
         w = module.weight
-        if type(w) in (torch.Tensor, nn.Parameter):
-            words = scale = None
-        elif _int8_weight_only(w):
-            words, scale = pack_int8(w.qdata).view(torch.float32), w.scale.reshape(-1)
-        else:
+        values = words = scale = None
+        if _int8_weight_only(w):
+            scale = w.scale.reshape(-1)
+            if native and w.device.type == "cpu":
+                values, scale = w.qdata.contiguous(), scale.float().contiguous()
+            else:
+                words = pack_int8(w.qdata).view(torch.float32)
+        elif type(w) not in (torch.Tensor, nn.Parameter):
             continue
         module.__class__ = RowReduceLinear
+        module.native = native and w.device.type == "cpu" and (values is not None or w.dtype in NATIVE_DTYPES)
+        module.register_buffer("int8_weight", values, persistent=False)
         module.register_buffer("int8_words", words, persistent=False)
         module.register_buffer("int8_scale", scale, persistent=False)
         switched += 1

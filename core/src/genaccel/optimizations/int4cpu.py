@@ -1,17 +1,25 @@
-"""int4 weight-only linears on CPU: group-wise uint4 weights over ATen's CPU int4 kernel.
+"""int4 weight-only linears on CPU: group-wise uint4 weights over genaccel's CPU kernel.
 
-torchao's ``Int4WeightOnlyConfig`` packs for CUDA's tinygemm only; its CPU counterpart is the
-prototype ``Int4OpaqueTensor`` (asymmetric uint4 per group of ``group_size`` input features, a
-scale and a zero point per group, packed by ``aten._convert_weight_to_int4pack_for_cpu`` and
-multiplied by ``aten._weight_int4pack_mm_for_cpu``).  That kernel is vectorized for bf16 (and
-fp16) activations only: on a 2-core AVX2 machine a 2048x768 one-row product took ~1.8 ms with
-fp32 activations against ~0.22-0.28 ms in bf16 (fp32 dense: ~0.3-0.5 ms).  So the weight is
-quantized from its bf16 rounding (scales and zero points in bf16) and :class:`Int4Linear` runs
-the product in bf16 whatever the model's dtype, converting the result back: a float32 model
-pays bf16 rounding of each linear's input on top of the int4 weights (both are in the measured
-accuracy impact).  The kernel is an opaque call under torch.compile (:func:`int4_linear_cpu`).
+A weight is ``(q - 8) * scale + zero`` with ``q`` in 0..15 and a bf16 scale and zero point per
+group of ``group_size`` input features (the asymmetric min/max scheme of torchao's int4 configs:
+``scale = (max - min) / 15``, ``zero = min + 8 * scale``, each ``q`` rounded from the stored,
+bf16-rounded scale and zero point).  :func:`pack_uint4` stores 64 features in 32 bytes (byte ``j``
+of a chunk: feature ``j`` in its low nibble, ``32 + j`` in its high one, so that one load and two
+masks give two blocks of 32 in order) beside a (out, groups, 2) bf16 tensor of scales and zero
+points: 0.5 bytes a weight plus 4 bytes a group.
 
-A layer whose ``in_features`` is not a multiple of the group size cannot be packed: it stays in
+:class:`Int4Linear` multiplies few-row inputs (decode steps) with ``genaccel_cpu.gemv_int4``, which
+unpacks each weight once into float32 registers and accumulates in float32, in any input dtype:
+no rounding of the input to bf16.  Many-row inputs (prefill) dequantize the weight to float32
+(``dequantize_int4``) and take the float32 GEMM.  Where the native kernels are unavailable
+(:func:`genaccel.engine.native.cpu_ops`) both go through :func:`dequantize_uint4` and ``F.linear``:
+the same products, slower.
+
+torchao's CPU int4 (``Int4OpaqueTensor`` over ATen's ``_weight_int4pack_mm_for_cpu``) was this
+module's kernel before: it is vectorized for bf16 activations only and read weights at 13% of the
+bandwidth in the decode step on a 2-core AVX2 machine.
+
+A layer whose ``in_features`` is not a multiple of the group size and of 64 cannot be packed: it stays in
 its precision and the note records it with the reason.
 """
 
@@ -19,46 +27,66 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchao.prototype.quantization.int4 import PrototypeInt4WeightOnlyConfig
-from torchao.quantization import quantize_
+
+from ..engine.native import cpu_ops
+from ..llm.gemv import RowReduceLinear
 
 
-@torch.library.custom_op("genaccel::int4_linear_cpu", mutates_args=())
-def int4_linear_cpu(x: torch.Tensor, packed: torch.Tensor, scale_zero: torch.Tensor, group_size: int) -> torch.Tensor:
-    """``x @ W.T`` for the int4 ``W`` packed by torchao's CPU layout, computed in bf16, in ``x``'s dtype.
+def quantize_uint4(w: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``w`` (out, in) as group-wise ``q`` (out, in) uint8 in 0..15 and bf16 (out, groups, 2) scales and zero points."""
+    out, inp = w.shape
+    groups = w.detach().float().reshape(out, inp // group_size, group_size)
+    lo, hi = groups.amin(-1), groups.amax(-1)
+    scale = ((hi - lo) / 15).clamp(min=torch.finfo(torch.bfloat16).tiny).to(torch.bfloat16)
+    zero = (lo + 8 * scale.float()).to(torch.bfloat16)
+    s, z = scale.float()[..., None], zero.float()[..., None]
+    q = ((groups - z) / s + 8).round().clamp(0, 15).to(torch.uint8).reshape(out, inp)
+    return q, torch.stack([scale, zero], -1).contiguous()
 
-    One opaque op for Inductor: the bf16 conversions stay inside it, so none is fused as an
-    epilogue into the kernel that produced ``x`` (Inductor's CPU flex-attention template refuses
-    epilogues, and attention's output is what ``o_proj`` takes)."""
-    rows = x.reshape(-1, x.shape[-1]).to(torch.bfloat16).contiguous()
-    y = torch.ops.aten._weight_int4pack_mm_for_cpu(rows, packed, group_size, scale_zero)
-    return y.to(x.dtype).reshape(*x.shape[:-1], y.shape[-1])
+
+def pack_uint4(q: torch.Tensor) -> torch.Tensor:
+    """``q`` (out, in) in 0..15 as (out, in / 2) bytes, 32 bytes per 64 features (module docstring)."""
+    out, inp = q.shape
+    blocks = q.reshape(out, inp // 64, 2, 32)
+    return (blocks[:, :, 0] | (blocks[:, :, 1] << 4)).reshape(out, inp // 2).contiguous()
 
 
-@int4_linear_cpu.register_fake
-def _(x, packed, scale_zero, group_size):
-    return x.new_empty(*x.shape[:-1], scale_zero.shape[1])
+def dequantize_uint4(packed: torch.Tensor, scale_zero: torch.Tensor, group_size: int) -> torch.Tensor:
+    """The float32 weights (out, in) that ``packed`` and ``scale_zero`` stand for (portable)."""
+    out = packed.shape[0]
+    blocks = packed.reshape(out, -1, 32)
+    q = torch.stack([blocks & 0x0F, blocks >> 4], 2).reshape(out, -1, group_size).float()
+    s, z = scale_zero.float().unbind(-1)
+    return ((q - 8) * s[..., None] + z[..., None]).reshape(out, -1)
 
 
 class Int4Linear(nn.Linear):
-    """``nn.Linear`` whose weight is torchao's ``Int4OpaqueTensor`` (kept as the parameter: what
-    the byte counts and the report read); the product goes through :func:`int4_linear_cpu` on the
-    packed data and the bf16 scales and zero points (``packed``, ``scale_zero``: the same storage),
-    the bias (in the model's dtype) added after."""
+    """``nn.Linear`` whose ``weight`` parameter is the packed uint4 bytes (out, in / 2) and whose
+    ``scale_zero`` parameter holds the groups' scales and zero points: the parameters are what the
+    byte counts read.  Few-row products run the native int4 GEMV; the bias is added in the kernel."""
 
-    packed: torch.Tensor
-    scale_zero: torch.Tensor
+    scale_zero: nn.Parameter
     group_size: int
+    native: bool  # the genaccel_cpu ops run here (decided when quantized)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = int4_linear_cpu(x, self.packed, self.scale_zero, self.group_size)
-        return y + self.bias if self.bias is not None else y
+        if self.native and x.numel() // x.shape[-1] <= RowReduceLinear.MAX_ROWS:
+            return torch.ops.genaccel_cpu.gemv_int4(x.contiguous(), self.weight, self.scale_zero, self.group_size, self.bias)
+        dequantize = torch.ops.genaccel_cpu.dequantize_int4 if self.native else dequantize_uint4
+        w = dequantize(self.weight, self.scale_zero, self.group_size)
+        bias = None if self.bias is None else self.bias.float()
+        return nn.functional.linear(x.float(), w, bias).to(x.dtype)  # float32 products, rounded once
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, int4 groups of {self.group_size}"
 
 
 def unsupported(layer: nn.Linear, group_size: int) -> str | None:
     """Why ``layer`` cannot take int4 groups of ``group_size`` (None: it can)."""
     if layer.in_features % group_size:
         return f"in_features {layer.in_features} is not a multiple of the group size {group_size}"
+    if layer.in_features % 64:
+        return f"in_features {layer.in_features} is not a multiple of 64 (the packing's chunk)"
     return None
 
 
@@ -66,17 +94,14 @@ def quantize_int4_cpu(module: nn.Module, layers: dict[str, nn.Linear], group_siz
     """Quantize ``layers`` (by qualified name, under ``module``) to int4 in place; returns the
     layers left in their precision with the reason, by name."""
     left = {name: why for name, layer in layers.items() if (why := unsupported(layer, group_size))}
-    chosen = {name for name in layers if name not in left}
-    for name in chosen:
-        layer = layers[name]
-        layer.weight = nn.Parameter(layer.weight.detach().to(torch.bfloat16), requires_grad=False)
-    quantize_(module, PrototypeInt4WeightOnlyConfig(group_size=group_size, set_inductor_config=False),
-              filter_fn=lambda m, fqn: fqn in chosen)
-    for name in chosen:
-        layer = layers[name]
+    native = cpu_ops() is not None
+    for name, layer in layers.items():
+        if name in left:
+            continue
+        q, scale_zero = quantize_uint4(layer.weight, group_size)
         layer.__class__ = Int4Linear
-        layer.register_buffer("packed", layer.weight.qdata, persistent=False)
-        layer.register_buffer("scale_zero", layer.weight.scale_and_zero, persistent=False)
+        layer.weight = nn.Parameter(pack_uint4(q), requires_grad=False)
+        layer.scale_zero = nn.Parameter(scale_zero, requires_grad=False)
         layer.group_size = group_size
+        layer.native = native and layer.weight.device.type == "cpu"
     return left
-

@@ -12,8 +12,8 @@
    cost is the count-weighted sum;
 3. the fastest candidate per layer is applied, and the choices with their timings go to the report.
 
-int4 weight-only on CPU is ours (:mod:`.int4cpu`, torchao's CPU int4 packing run in bf16); it is an
-autoquant candidate on CPU too, at the default group size, for the layers it can take.
+int4 weight-only on CPU is ours (:mod:`.int4cpu`: group-wise uint4 over genaccel's CPU kernel); it is
+an autoquant candidate on CPU too, at the default group size, for the layers it can take.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from torchao.quantization import quantize_
 
 from ..engine.clock import synced_now
 from ..engine.executor import StepExecutor
+from ..engine.native import cpu_ops
 from ..engine.profiling import current_phase
 from ..errors import first_line
 from ..llm.gemv import cpu_gemv_linears
@@ -77,7 +78,7 @@ def uniform(config_name: str):
         layers = linear_layers(module)
         group_size = _group_size(ctx) if config_name == INT4 else None
         left = _quantize(module, set(layers), config_name, group_size)
-        how = (f"int4 groups of {group_size}, " + ("ATen's CPU int4 kernel in bf16" if ctx.device == "cpu"
+        how = (f"int4 groups of {group_size}, " + (("genaccel's CPU int4 kernel" if cpu_ops() is not None else "dequantized float products") if ctx.device == "cpu"
                else f"torchao {CONFIGS[config_name][0]}")) if group_size else f"torchao {CONFIGS[config_name][0]}"
         note = {
             "summary": f"{len(layers) - len(left)} linear layers quantized with {how}"

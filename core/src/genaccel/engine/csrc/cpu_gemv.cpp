@@ -1,0 +1,392 @@
+// Few-row products with a weight read once from memory, for decode steps on x86 CPUs with AVX2,
+// FMA and F16C: y = x @ W.T for x of up to a few rows and W in float32, bfloat16, int8 (one scale
+// per output row) or group-wise uint4 (a bf16 scale and zero point per group of input features).
+//
+// Each weight row is loaded once for every row of x (up to four rows share a load; more rows run
+// in chunks of four), converted to float32 in registers and multiplied with fused multiply-adds
+// into float32 accumulators.  Several output rows are interleaved so that independent chains hide
+// the FMA latency.  Output rows are split between threads (ATen's parallel_for).
+//
+// int4 layout (pack_uint4): for each output row, each chunk of 64 input features is 32 bytes; byte
+// j holds feature j in its low nibble and feature 32 + j in its high nibble.  A weight is
+// (q - 8) * scale + zero with the scale and zero point of its group (scale_zero: (out, groups, 2)).
+// The int4 product quantizes each row of x to int8 per group of the weights (a float scale per
+// group; llama.cpp's q4_0 x q8_0 dot does the same per 32 features) and sums (q - 8) * xq exactly
+// in integers: a fifth of the instructions of converting every weight to float.  The zero points
+// meet the float sums of x.
+
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+#include <torch/library.h>
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace {
+
+constexpr int kRows = 4;  // rows of x sharing one weight load
+constexpr int kPrefetch = 1024;  // bytes ahead of each weight row's loads
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline float bf16_to_float(uint16_t b) {
+  uint32_t u = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// Weight formats: eight consecutive weights as floats, and one as a float.
+struct F32 {
+  using T = float;
+  static __m256 load8(const T* p) { return _mm256_loadu_ps(p); }
+  static float load1(const T* p) { return *p; }
+};
+struct BF16 {
+  using T = uint16_t;
+  static __m256 load8(const T* p) {
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+  }
+  static float load1(const T* p) { return bf16_to_float(*p); }
+};
+struct I8 {
+  using T = int8_t;
+  static __m256 load8(const T* p) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+  }
+  static float load1(const T* p) { return static_cast<float>(*p); }
+};
+
+// Output rows computed together, for R rows of x: 4 independent chains at most 8 accumulators.
+constexpr int out_block(int R) { return R == 1 ? 4 : (R == 2 ? 2 : 1); }
+
+// y[r][o] = sum_k x[r][k] * w[o][k] for o in [o0, o1): float accumulation, unscaled.
+template <class W, int R>
+void dense_rows(const float* x, const typename W::T* w, float* y, int64_t k, int64_t out, int64_t o0, int64_t o1) {
+  constexpr int B = out_block(R);
+  const int64_t k8 = k - k % 8;
+  int64_t o = o0;
+  for (; o + B <= o1; o += B) {
+    __m256 acc[B][R];
+    for (int b = 0; b < B; ++b)
+      for (int r = 0; r < R; ++r) acc[b][r] = _mm256_setzero_ps();
+    auto eight = [&](int64_t i) {
+      __m256 xv[R];
+      for (int r = 0; r < R; ++r) xv[r] = _mm256_loadu_ps(x + r * k + i);
+      for (int b = 0; b < B; ++b) {
+        __m256 wv = W::load8(w + (o + b) * k + i);
+        for (int r = 0; r < R; ++r) acc[b][r] = _mm256_fmadd_ps(wv, xv[r], acc[b][r]);
+      }
+    };
+    constexpr int64_t line = 64 / sizeof(typename W::T);  // weights in a cache line
+    int64_t i = 0;
+    for (; i + line <= k8; i += line) {  // a cache line of each row at a time, the lines ahead prefetched
+      for (int b = 0; b < B; ++b)
+        _mm_prefetch(reinterpret_cast<const char*>(w + (o + b) * k + i) + kPrefetch, _MM_HINT_T0);
+      for (int64_t j = 0; j < line; j += 8) eight(i + j);
+    }
+    for (; i < k8; i += 8) eight(i);
+    for (int b = 0; b < B; ++b)
+      for (int r = 0; r < R; ++r) {
+        float s = hsum(acc[b][r]);
+        for (int64_t i = k8; i < k; ++i) s += x[r * k + i] * W::load1(w + (o + b) * k + i);
+        y[r * out + o + b] = s;
+      }
+  }
+  for (; o < o1; ++o)  // the rows left over by the blocks
+    for (int r = 0; r < R; ++r) {
+      __m256 acc = _mm256_setzero_ps();
+      for (int64_t i = 0; i < k8; i += 8) acc = _mm256_fmadd_ps(W::load8(w + o * k + i), _mm256_loadu_ps(x + r * k + i), acc);
+      float s = hsum(acc);
+      for (int64_t i = k8; i < k; ++i) s += x[r * k + i] * W::load1(w + o * k + i);
+      y[r * out + o] = s;
+    }
+}
+
+// The rows of x quantized to int8 in blocks of `block` features, a float scale per block (x ~ d * q),
+// and each block's float sum: the input side of the int4 product.
+struct QuantRows {
+  std::vector<int8_t> q;
+  std::vector<float> d, sum;
+};
+
+QuantRows quantize_rows(const float* x, int64_t rows, int64_t k, int64_t block) {
+  const int64_t n = rows * k / block;
+  QuantRows out{std::vector<int8_t>(rows * k), std::vector<float>(n), std::vector<float>(n)};
+  for (int64_t b = 0; b < n; ++b) {
+    const float* xb = x + b * block;
+    float amax = 0.f, sum = 0.f;
+    for (int64_t i = 0; i < block; ++i) amax = std::max(amax, std::abs(xb[i])), sum += xb[i];
+    const float inv = amax > 0.f ? 127.f / amax : 0.f;
+    out.d[b] = amax / 127.f;
+    out.sum[b] = sum;
+    for (int64_t i = 0; i < block; ++i) out.q[b * block + i] = static_cast<int8_t>(std::nearbyint(xb[i] * inv));
+  }
+  return out;
+}
+
+// The 64 weights of one int4 chunk (32 bytes) as two vectors of signed bytes q - 8 (-8..7), each
+// a block of 32 features in order: the low nibbles (features 0-31) and the high ones (32-63).
+inline void unpack64(const uint8_t* p, __m256i& first, __m256i& second) {
+  const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  const __m256i mask = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
+  first = _mm256_sub_epi8(_mm256_and_si256(bytes, mask), eight);
+  second = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask), eight);
+}
+
+// int4: y[r][o] = sum_g scale_g * d_rg * sum_{i in g} (q_i - 8) xq_i + zero_g * sum_{i in g} x_i, x
+// quantized per group.  The inner sums are exact integer dot products: maddubs of |q - 8| and xq
+// carrying q - 8's sign gives 16-bit pair sums of at most 2 * 8 * 127, added up over a group's
+// blocks (at most 4 * 2032 for groups of 128) and widened once per group.  Centred weights keep the
+// input's rounding error from adding up along q's mean.
+// xq, xd, xsum: quantize_rows of the R rows over the groups.
+template <int R>
+void int4_rows(const int8_t* xq, const float* xd, const float* xsum, const uint8_t* packed, const uint16_t* scale_zero,
+               float* y, int64_t k, int64_t out, int64_t group, int64_t o0, int64_t o1) {
+  constexpr int B = out_block(R);
+  const int64_t groups = k / group, per_group = group / 32;
+  const __m256i ones = _mm256_set1_epi16(1);
+  auto run = [&](auto Bc, int64_t o) {
+    constexpr int BB = decltype(Bc)::value;
+    __m256 tot[BB][R];
+    __m256i acc[BB][R];
+    float off[BB][R];
+    for (int b = 0; b < BB; ++b)
+      for (int r = 0; r < R; ++r) tot[b][r] = _mm256_setzero_ps(), acc[b][r] = _mm256_setzero_si256(), off[b][r] = 0.f;
+    // one block of 32 features (its weights q, per output row) into acc; at a group's end, into tot
+    int64_t left = per_group;  // blocks left in the group
+    auto block = [&](const __m256i (&q)[BB], int64_t blk) {
+      __m256i magnitude[BB];
+      for (int b = 0; b < BB; ++b) magnitude[b] = _mm256_sign_epi8(q[b], q[b]);
+      for (int r = 0; r < R; ++r) {
+        const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + r * k + blk * 32));
+        for (int b = 0; b < BB; ++b)
+          acc[b][r] = _mm256_add_epi16(acc[b][r], _mm256_maddubs_epi16(magnitude[b], _mm256_sign_epi8(xv, q[b])));
+      }
+      if (--left) return;
+      left = per_group;
+      const int64_t g = blk * 32 / group;
+      for (int b = 0; b < BB; ++b) {
+        const uint16_t* sz = scale_zero + ((o + b) * groups + g) * 2;
+        const float s = bf16_to_float(sz[0]), z = bf16_to_float(sz[1]);
+        for (int r = 0; r < R; ++r) {
+          const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(acc[b][r], ones));
+          tot[b][r] = _mm256_fmadd_ps(dot, _mm256_set1_ps(s * xd[r * groups + g]), tot[b][r]);
+          acc[b][r] = _mm256_setzero_si256();
+          off[b][r] += z * xsum[r * groups + g];
+        }
+      }
+    };
+    for (int64_t c = 0; c < k / 64; ++c) {
+      __m256i first[BB], second[BB];
+      for (int b = 0; b < BB; ++b) {
+        const uint8_t* p = packed + (o + b) * (k / 2) + c * 32;
+        _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetch), _MM_HINT_T0);
+        unpack64(p, first[b], second[b]);
+      }
+      block(first, 2 * c);
+      block(second, 2 * c + 1);
+    }
+    for (int b = 0; b < BB; ++b)
+      for (int r = 0; r < R; ++r) y[r * out + o + b] = hsum(tot[b][r]) + off[b][r];
+  };
+  int64_t o = o0;
+  for (; o + B <= o1; o += B) run(std::integral_constant<int, B>{}, o);
+  for (; o < o1; ++o) run(std::integral_constant<int, 1>{}, o);
+}
+
+// x (rows, k) of any float dtype as contiguous float32.
+std::vector<float> as_float(const at::Tensor& x) {
+  TORCH_CHECK(x.device().is_cpu() && x.is_contiguous(), "genaccel_cpu: inputs must be contiguous CPU tensors");
+  const int64_t n = x.numel();
+  std::vector<float> out(n);
+  switch (x.scalar_type()) {
+    case at::kFloat: std::memcpy(out.data(), x.const_data_ptr<float>(), n * 4); break;
+    case at::kBFloat16: {
+      auto p = x.const_data_ptr<c10::BFloat16>();
+      for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(p[i]);
+      break;
+    }
+    case at::kHalf: {
+      auto p = x.const_data_ptr<c10::Half>();
+      for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(p[i]);
+      break;
+    }
+    default: TORCH_CHECK(false, "genaccel_cpu: inputs must be float32, bfloat16 or float16, not ", x.scalar_type());
+  }
+  return out;
+}
+
+// Splits the output rows between threads and runs `rows_fn(R, r0, y, o0, o1)` over the rows of x
+// (already in float: xf) in chunks of kRows rows from row r0, writing y (R, out).
+template <class Fn>
+at::Tensor few_rows(const at::Tensor& x, const std::vector<float>& xf, int64_t out, const c10::optional<at::Tensor>& scale,
+                    const c10::optional<at::Tensor>& bias, Fn rows_fn) {
+  const int64_t k = x.size(-1), rows = x.numel() / k;
+  std::vector<float> yf(rows * out);
+  // about 256 KiB of weight per task: few enough tasks for two to eight threads, each streaming its rows
+  const int64_t grain = std::max<int64_t>(16, (int64_t{1} << 18) / std::max<int64_t>(k, 1));
+  at::parallel_for(0, out, grain, [&](int64_t o0, int64_t o1) {
+    for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
+      const int R = static_cast<int>(std::min<int64_t>(kRows, rows - r0));
+      rows_fn(R, r0, yf.data() + r0 * out, o0, o1);
+    }
+  });
+  const float* sc = nullptr;
+  if (scale) {
+    TORCH_CHECK(scale->scalar_type() == at::kFloat && scale->numel() == out && scale->is_contiguous(),
+                "genaccel_cpu: scale must be ", out, " contiguous float32 values");
+    sc = scale->const_data_ptr<float>();
+  }
+  std::vector<float> bf;
+  if (bias) {
+    TORCH_CHECK(bias->numel() == out, "genaccel_cpu: bias must have ", out, " values");
+    bf = as_float(bias->contiguous());
+  }
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t o = 0; o < out; ++o) {
+      float& v = yf[r * out + o];
+      if (sc) v *= sc[o];
+      if (bias) v += bf[o];
+    }
+  auto sizes = x.sizes().vec();
+  sizes.back() = out;
+  at::Tensor y = at::empty(sizes, x.options());
+  switch (x.scalar_type()) {
+    case at::kFloat: std::memcpy(y.data_ptr<float>(), yf.data(), yf.size() * 4); break;
+    case at::kBFloat16: {
+      auto p = y.data_ptr<c10::BFloat16>();
+      for (size_t i = 0; i < yf.size(); ++i) p[i] = c10::BFloat16(yf[i]);
+      break;
+    }
+    default: {
+      auto p = y.data_ptr<c10::Half>();
+      for (size_t i = 0; i < yf.size(); ++i) p[i] = c10::Half(yf[i]);
+    }
+  }
+  return y;
+}
+
+template <class W>
+void dense_dispatch(int R, const float* x, const typename W::T* w, float* y, int64_t k, int64_t out, int64_t o0, int64_t o1) {
+  switch (R) {
+    case 1: return dense_rows<W, 1>(x, w, y, k, out, o0, o1);
+    case 2: return dense_rows<W, 2>(x, w, y, k, out, o0, o1);
+    case 3: return dense_rows<W, 3>(x, w, y, k, out, o0, o1);
+    default: return dense_rows<W, 4>(x, w, y, k, out, o0, o1);
+  }
+}
+
+// x @ w.T (* scale per output row) (+ bias), w float32, bfloat16 or int8 (out, k), in x's dtype.
+at::Tensor gemv(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& scale,
+                const c10::optional<at::Tensor>& bias) {
+  TORCH_CHECK(w.dim() == 2 && w.is_contiguous() && w.device().is_cpu(), "genaccel_cpu.gemv: w must be a contiguous 2-D CPU tensor");
+  TORCH_CHECK(x.size(-1) == w.size(1), "genaccel_cpu.gemv: x has ", x.size(-1), " features, w ", w.size(1));
+  const int64_t k = w.size(1), out = w.size(0);
+  const std::vector<float> xf = as_float(x);
+  switch (w.scalar_type()) {
+    case at::kFloat: {
+      auto wp = w.const_data_ptr<float>();
+      return few_rows(x, xf, out, scale, bias, [&](int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
+        dense_dispatch<F32>(R, xf.data() + r0 * k, wp, yr, k, out, o0, o1);
+      });
+    }
+    case at::kBFloat16: {
+      auto wp = reinterpret_cast<const uint16_t*>(w.const_data_ptr<c10::BFloat16>());
+      return few_rows(x, xf, out, scale, bias, [&](int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
+        dense_dispatch<BF16>(R, xf.data() + r0 * k, wp, yr, k, out, o0, o1);
+      });
+    }
+    case at::kChar: {
+      auto wp = w.const_data_ptr<int8_t>();
+      return few_rows(x, xf, out, scale, bias, [&](int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
+        dense_dispatch<I8>(R, xf.data() + r0 * k, wp, yr, k, out, o0, o1);
+      });
+    }
+    default: TORCH_CHECK(false, "genaccel_cpu.gemv: weights must be float32, bfloat16 or int8, not ", w.scalar_type());
+  }
+}
+
+void check_int4(const at::Tensor& x, const at::Tensor& packed, const at::Tensor& scale_zero, int64_t group) {
+  TORCH_CHECK(packed.scalar_type() == at::kByte && packed.dim() == 2 && packed.is_contiguous(),
+              "genaccel_cpu: packed int4 weights must be contiguous uint8 (out, in / 2)");
+  const int64_t k = packed.size(1) * 2;
+  TORCH_CHECK(k % 64 == 0, "genaccel_cpu: int4 weights need a multiple of 64 input features, not ", k);
+  TORCH_CHECK(group % 32 == 0 && group <= 512 && k % group == 0,  // 16 blocks of 16-bit pair sums at most
+              "genaccel_cpu: the group size must be a multiple of 32, at most 512, dividing ", k, "; got ", group);
+  TORCH_CHECK(scale_zero.scalar_type() == at::kBFloat16 && scale_zero.is_contiguous()
+              && scale_zero.numel() == packed.size(0) * (k / group) * 2,
+              "genaccel_cpu: scale_zero must be contiguous bfloat16 (out, in / group, 2)");
+  TORCH_CHECK(!x.defined() || x.size(-1) == k, "genaccel_cpu: x has ", x.size(-1), " features, the weights ", k);
+}
+
+// x @ W.T (+ bias) for the group-wise int4 W, in x's dtype.
+at::Tensor gemv_int4(const at::Tensor& x, const at::Tensor& packed, const at::Tensor& scale_zero, int64_t group,
+                     const c10::optional<at::Tensor>& bias) {
+  check_int4(x, packed, scale_zero, group);
+  const int64_t k = x.size(-1), out = packed.size(0), groups = k / group, rows = x.numel() / k;
+  auto wp = packed.const_data_ptr<uint8_t>();
+  auto sz = reinterpret_cast<const uint16_t*>(scale_zero.const_data_ptr<c10::BFloat16>());
+  const std::vector<float> xf = as_float(x);
+  const QuantRows xq = quantize_rows(xf.data(), rows, k, group);
+  return few_rows(x, xf, out, c10::nullopt, bias, [&](int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
+    const int8_t* q = xq.q.data() + r0 * k;
+    const float *d = xq.d.data() + r0 * groups, *xs = xq.sum.data() + r0 * groups;
+    switch (R) {
+      case 1: return int4_rows<1>(q, d, xs, wp, sz, yr, k, out, group, o0, o1);
+      case 2: return int4_rows<2>(q, d, xs, wp, sz, yr, k, out, group, o0, o1);
+      case 3: return int4_rows<3>(q, d, xs, wp, sz, yr, k, out, group, o0, o1);
+      default: return int4_rows<4>(q, d, xs, wp, sz, yr, k, out, group, o0, o1);
+    }
+  });
+}
+
+// The float32 weights (out, in) of the group-wise int4 W (for many-row products).
+at::Tensor dequantize_int4(const at::Tensor& packed, const at::Tensor& scale_zero, int64_t group) {
+  check_int4(at::Tensor(), packed, scale_zero, group);
+  const int64_t out = packed.size(0), k = packed.size(1) * 2, groups = k / group;
+  auto wp = packed.const_data_ptr<uint8_t>();
+  auto sz = reinterpret_cast<const uint16_t*>(scale_zero.const_data_ptr<c10::BFloat16>());
+  at::Tensor w = at::empty({out, k}, packed.options().dtype(at::kFloat));
+  float* wf = w.data_ptr<float>();
+  at::parallel_for(0, out, 64, [&](int64_t o0, int64_t o1) {
+    for (int64_t o = o0; o < o1; ++o)
+      for (int64_t g = 0; g < groups; ++g) {
+        const float s = bf16_to_float(sz[(o * groups + g) * 2]), z = bf16_to_float(sz[(o * groups + g) * 2 + 1]) - 8.f * s;
+        for (int64_t i = g * group; i < (g + 1) * group; ++i) {
+          const uint8_t byte = wp[o * (k / 2) + (i / 64) * 32 + i % 32];
+          const int q = (i % 64) < 32 ? (byte & 0x0F) : (byte >> 4);
+          wf[o * k + i] = q * s + z;
+        }
+      }
+  });
+  return w;
+}
+
+}  // namespace
+
+TORCH_LIBRARY(genaccel_cpu, m) {
+  m.def("gemv(Tensor x, Tensor w, Tensor? scale=None, Tensor? bias=None) -> Tensor");
+  m.def("gemv_int4(Tensor x, Tensor packed, Tensor scale_zero, int group, Tensor? bias=None) -> Tensor");
+  m.def("dequantize_int4(Tensor packed, Tensor scale_zero, int group) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(genaccel_cpu, CPU, m) {
+  m.impl("gemv", &gemv);
+  m.impl("gemv_int4", &gemv_int4);
+  m.impl("dequantize_int4", &dequantize_int4);
+}

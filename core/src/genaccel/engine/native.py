@@ -1,0 +1,74 @@
+"""genaccel's own CPU kernels (``csrc/cpu_gemv.cpp``): few-row products for decode steps that read
+each weight once, in float32, bfloat16, int8 and group-wise int4, as the ``genaccel_cpu`` ops.
+
+They are compiled on first use with the machine's C++ compiler (torch's extension builder, about a
+minute on two cores) into ``cache_dir()/native/<key>``, the key naming the source, torch's version
+and the flags, so a second process loads the library at once and a change of either rebuilds it.
+They need an x86 CPU with AVX2 and FMA; elsewhere, or where the build fails (the reason is warned
+once), :func:`cpu_ops` is None and callers keep their portable paths.  ``GENACCEL_NATIVE=0`` turns
+them off.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import first_line
+from ..files import cache_dir, warn
+
+SOURCE = Path(__file__).parent / "csrc" / "cpu_gemv.cpp"
+FLAGS = ["-O3", "-mavx2", "-mfma", "-fopenmp"]
+
+
+def unavailable() -> str | None:
+    """Why the kernels cannot run here (None: they can, once built)."""
+    if os.environ.get("GENACCEL_NATIVE", "1") == "0":
+        return "GENACCEL_NATIVE=0"
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability not in ("AVX2", "AVX512"):
+        return f"the CPU has no AVX2 (torch reports {capability})"
+    return None
+
+
+@functools.cache
+def cpu_ops():
+    """``torch.ops.genaccel_cpu`` (``gemv``, ``gemv_int4``, ``dequantize_int4``), built or loaded
+    from the cache; None where :func:`unavailable` or the build failed."""
+    if unavailable():
+        return None
+    from torch.utils import cpp_extension
+
+    key = hashlib.sha256(SOURCE.read_bytes() + f"{torch.__version__} {FLAGS}".encode()).hexdigest()[:16]
+    where = cache_dir() / "native" / key
+    where.mkdir(parents=True, exist_ok=True)
+    try:
+        cpp_extension.load(name=f"genaccel_cpu_{key}", sources=[str(SOURCE)], extra_cflags=FLAGS,
+                           extra_ldflags=["-fopenmp"], build_directory=str(where), is_python_module=False,
+                           verbose=False)
+    except Exception as e:  # noqa: BLE001 - no compiler, or a failed build: the portable paths stay
+        warn(f"genaccel's CPU kernels could not be built in {where} ({type(e).__name__}: {first_line(e)}); "
+             "decode steps use the portable paths")
+        return None
+    _register_fakes()
+    return torch.ops.genaccel_cpu
+
+
+def _register_fakes() -> None:
+    """Output shapes for torch.compile's tracing (the ops are opaque calls in the compiled graph)."""
+
+    def gemv(x, w, scale=None, bias=None):
+        return x.new_empty(*x.shape[:-1], w.shape[0])
+
+    def gemv_int4(x, packed, scale_zero, group, bias=None):
+        return x.new_empty(*x.shape[:-1], packed.shape[0])
+
+    def dequantize_int4(packed, scale_zero, group):
+        return packed.new_empty(packed.shape[0], packed.shape[1] * 2, dtype=torch.float32)
+
+    for name, fn in (("gemv", gemv), ("gemv_int4", gemv_int4), ("dequantize_int4", dequantize_int4)):
+        torch.library.register_fake(f"genaccel_cpu::{name}", fn)

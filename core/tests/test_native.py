@@ -1,0 +1,101 @@
+"""genaccel's CPU kernels: each product equals the float32 product of the same weights (to float32
+rounding), for every weight format, row count, odd sizes and under torch.compile."""
+
+import pytest
+import torch
+from genaccel.engine.native import cpu_ops, unavailable
+from genaccel.optimizations.int4cpu import dequantize_uint4, pack_uint4, quantize_uint4
+from torch import nn
+
+pytestmark = pytest.mark.skipif(unavailable() is not None, reason=f"no native kernels: {unavailable()}")
+
+
+@pytest.fixture(scope="module")
+def ops():
+    ops = cpu_ops()
+    assert ops is not None, "the kernels did not build (see the warning above)"
+    return ops
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 9])
+@pytest.mark.parametrize("wdtype", [torch.float32, torch.bfloat16, torch.int8])
+def test_gemv_equals_the_float32_product(ops, rows, wdtype):
+    torch.manual_seed(rows)
+    out, inp = 37, 203  # neither a multiple of the kernel's blocks nor of its 8 lanes
+    w = torch.randn(out, inp)
+    w = (w * 40).round().clamp(-127, 127).to(torch.int8) if wdtype == torch.int8 else w.to(wdtype)
+    scale = torch.rand(out) + 0.5 if wdtype == torch.int8 else None
+    bias = torch.randn(out)
+    x = torch.randn(2, rows, inp)
+    want = nn.functional.linear(x.double(), w.double()) * (1 if scale is None else scale.double()) + bias.double()
+    got = ops.gemv(x, w.contiguous(), scale, bias)
+    assert got.shape == (2, rows, out) and got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-4)
+    got16 = ops.gemv(x.bfloat16(), w.contiguous(), scale, bias.bfloat16())
+    want16 = (nn.functional.linear(x.bfloat16().double(), w.double()) * (1 if scale is None else scale.double())
+              + bias.bfloat16().double())
+    assert got16.dtype == torch.bfloat16
+    torch.testing.assert_close(got16.double(), want16.bfloat16().double(), rtol=1e-2, atol=1e-2)
+
+
+def int4_reference(x, packed, scale_zero, group):
+    """The int4 product as the kernel computes it, in float64: x quantized to int8 per group, exact
+    integer sums of (q - 8) * xq per group, then the group scales and the zero points against x's float sums."""
+    rows, k = x.shape
+    blocks = x.reshape(rows, -1, group)
+    amax = blocks.abs().amax(-1, keepdim=True)
+    xq = torch.where(amax > 0, (blocks * (127.0 / amax)).round(), 0.0).double()
+    d = (amax / 127).double()
+    ones = torch.ones_like(scale_zero[..., 0])
+    q = dequantize_uint4(packed, torch.stack([ones, 0 * ones], -1), group).double().reshape(packed.shape[0], -1, group)  # q - 8
+    s, z = scale_zero.double().unbind(-1)
+    per_group = torch.einsum("rgi,ogi->rog", xq, q) * d[..., 0][:, None, :]  # (rows, out, groups)
+    scaled = (per_group * s).sum(-1)
+    xsum = x.double().reshape(rows, -1, group).sum(-1)
+    return scaled + xsum @ z.t()
+
+
+@pytest.mark.parametrize("group", [32, 64, 128])
+@pytest.mark.parametrize("rows", [1, 2, 4, 7])
+def test_int4_gemv_equals_its_integer_reference_and_the_float_product_closely(ops, group, rows):
+    torch.manual_seed(group + rows)
+    w = torch.randn(45, 256)
+    q, scale_zero = quantize_uint4(w, group)
+    packed = pack_uint4(q)
+    deq = dequantize_uint4(packed, scale_zero, group)
+    assert torch.equal(ops.dequantize_int4(packed, scale_zero, group), deq)
+    step = (w.view(45, -1, group).amax(-1) - w.view(45, -1, group).amin(-1)) / 15
+    err = (deq - w).abs().view(45, -1, group).amax(-1)
+    assert (err <= step * 0.6).all() and (err > 0).any()  # half a step, plus bf16 scales; lossy
+    x, bias = torch.randn(rows, 256), torch.randn(45)
+    x[0, :32] = 0  # a block of zeros: scale 0
+    got = ops.gemv_int4(x, packed, scale_zero, group, bias)
+    torch.testing.assert_close(got.double(), int4_reference(x, packed, scale_zero, group) + bias.double(), rtol=1e-5, atol=1e-4)
+    # the int8 inputs cost far less than the int4 weights do: the errors' root-mean-squares
+    exact = x.double() @ deq.double().t() + bias.double()
+    weights_error = (exact - (x.double() @ w.double().t() + bias.double())).pow(2).mean().sqrt()
+    inputs_error = (got.double() - exact).pow(2).mean().sqrt()
+    assert 0 < inputs_error < 0.3 * weights_error
+
+
+def test_kernels_are_opaque_calls_under_compile(ops):
+    torch.manual_seed(0)
+    w, x = torch.randn(64, 96).bfloat16(), torch.randn(1, 96)
+    q, scale_zero = quantize_uint4(torch.randn(64, 128), 32)
+    packed = pack_uint4(q)
+
+    def step(x):
+        h = ops.gemv(x, w, None, None).relu()
+        return ops.gemv_int4(h.contiguous(), packed[:, :32].contiguous(), scale_zero[:, :2].contiguous(), 32, None)
+
+    for options in ({}, {"cpp_wrapper": True}):
+        torch._dynamo.reset()
+        got = torch.compile(step, fullgraph=True, options=options)(x)
+        torch.testing.assert_close(got, step(x))
+
+
+def test_bad_inputs_are_refused_with_what_was_wrong(ops):
+    with pytest.raises(RuntimeError, match="features"):
+        ops.gemv(torch.randn(1, 8), torch.randn(4, 9), None, None)
+    with pytest.raises(RuntimeError, match="group size"):
+        ops.gemv_int4(torch.randn(1, 64), torch.zeros(4, 32, dtype=torch.uint8), torch.zeros(4, 1, 2, dtype=torch.bfloat16), 48, None)
