@@ -285,9 +285,9 @@ def headlines(group: list[dict]) -> list[dict]:
         peers = [c for c in stacks if ref_decoder != "llama-cpp" or precision(c) == precision(ref)]
         best = max(peers, key=lambda c: throughput_of(c) or 0, default=None)
         invalid = [c["label"] for c in (ref, best) if c and contended(c)]
-        if ref and invalid:
+        if invalid:
             out.append({"engine": engine, "invalid": invalid})
-        elif ref and best and throughput_of(ref) and throughput_of(best):
+        elif best and throughput_of(ref) and throughput_of(best):
             out.append({"engine": engine, "invalid": [], "best": best["label"], "reference": ref["label"],
                         "ratio": throughput_of(best) / throughput_of(ref), "per_s": per_s(best)})
     return out

@@ -47,8 +47,8 @@ def bench_runs(bench: BenchConfig, registry) -> tuple[list[ResolvedRun], list[Ca
             skipped.append(CaseResult(label="-", status="skipped", error=case.missing_checkpoint(),
                                       workload=case.workload))
             continue
-        if case.missing_engine():
-            skipped += [CaseResult.not_run(c, "skipped", case.missing_engine(), unit=spec.unit) for c in case.configs()]
+        if why := case.missing_engine():
+            skipped += [CaseResult.not_run(c, "skipped", why, unit=spec.unit) for c in case.configs()]
             continue
         for c in case.configs():  # every name checked before the first case runs, not when its case is reached
             try:

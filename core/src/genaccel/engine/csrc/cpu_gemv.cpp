@@ -1,6 +1,6 @@
-// Few-row products with a weight read once from memory, for decode steps on x86 CPUs with AVX2,
-// FMA and F16C: y = x @ W.T for x of up to a few rows and W in float32, bfloat16, int8 (one scale
-// per output row) or group-wise uint4 (a bf16 scale and zero point per group of input features).
+// Few-row products with a weight read once from memory, for decode steps on x86 CPUs with AVX2
+// and FMA: y = x @ W.T for x of up to a few rows and W in float32, bfloat16, int8 (one scale per
+// output row) or group-wise uint4 (a bf16 scale and zero point per group of input features).
 //
 // Each weight row is loaded once for every row of x (up to four rows share a load; more rows run
 // in chunks of four), converted to float32 in registers and multiplied with fused multiply-adds
@@ -33,7 +33,14 @@
 namespace {
 
 constexpr int kRows = 4;  // rows of x sharing one weight load
-constexpr int kPrefetch = 1024;  // bytes ahead of each weight row's loads
+constexpr int64_t kPrefetch = 4096;  // at least this many bytes ahead of the weight loads
+
+// How far ahead to prefetch weight rows read `rows` at a time, `row_bytes` each: the same place in
+// the next rows (the loads that follow), at least kPrefetch bytes on.
+inline int64_t ahead(int64_t rows, int64_t row_bytes) {
+  const int64_t next = rows * row_bytes;
+  return next * ((kPrefetch + next - 1) / next);
+}
 
 inline float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -78,6 +85,7 @@ constexpr int out_block(int R) { return R == 1 ? 4 : (R == 2 ? 2 : 1); }
 template <class W, int R>
 void dense_rows(const float* x, const typename W::T* w, float* y, int64_t k, int64_t out, int64_t o0, int64_t o1) {
   constexpr int B = out_block(R);
+  const int64_t dist = ahead(B, k * sizeof(typename W::T));
   const int64_t k8 = k - k % 8;
   int64_t o = o0;
   for (; o + B <= o1; o += B) {
@@ -96,7 +104,7 @@ void dense_rows(const float* x, const typename W::T* w, float* y, int64_t k, int
     int64_t i = 0;
     for (; i + line <= k8; i += line) {  // a cache line of each row at a time, the lines ahead prefetched
       for (int b = 0; b < B; ++b)
-        _mm_prefetch(reinterpret_cast<const char*>(w + (o + b) * k + i) + kPrefetch, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(w + (o + b) * k + i) + dist, _MM_HINT_T0);
       for (int64_t j = 0; j < line; j += 8) eight(i + j);
     }
     for (; i < k8; i += 8) eight(i);
@@ -158,6 +166,7 @@ template <int R>
 void int4_rows(const int8_t* xq, const float* xd, const float* xsum, const uint8_t* packed, const uint16_t* scale_zero,
                float* y, int64_t k, int64_t out, int64_t group, int64_t o0, int64_t o1) {
   constexpr int B = out_block(R);
+  const int64_t dist = ahead(B, k / 2);
   const int64_t groups = k / group, per_group = group / 32;
   const __m256i ones = _mm256_set1_epi16(1);
   auto run = [&](auto Bc, int64_t o) {
@@ -195,7 +204,7 @@ void int4_rows(const int8_t* xq, const float* xd, const float* xsum, const uint8
       __m256i first[BB], second[BB];
       for (int b = 0; b < BB; ++b) {
         const uint8_t* p = packed + (o + b) * (k / 2) + c * 32;
-        _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetch), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(p + dist), _MM_HINT_T0);
         unpack64(p, first[b], second[b]);
       }
       block(first, 2 * c);
