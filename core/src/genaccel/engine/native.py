@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -42,6 +43,14 @@ def cpu_ops():
     if unavailable():
         return None
     from torch.utils import cpp_extension
+
+    if shutil.which("ninja") is None:  # the ninja wheel's binary, where the environment's scripts are not on PATH
+        try:
+            import ninja
+
+            os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
+        except ImportError:
+            pass
 
     key = hashlib.sha256(SOURCE.read_bytes() + f"{torch.__version__} {FLAGS}".encode()).hexdigest()[:16]
     where = cache_dir() / "native" / key
