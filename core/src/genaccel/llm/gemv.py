@@ -61,7 +61,8 @@ class RowReduceLinear(nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.numel() // x.shape[-1]
-        if rows <= self.MAX_ROWS and self.native:
+        if rows <= self.MAX_ROWS and self.native and x.dtype in NATIVE_DTYPES and (
+                self.int8_weight is not None or self.weight.dtype in NATIVE_DTYPES):  # a later .to(dtype) may leave them
             w = self.weight if self.int8_weight is None else self.int8_weight
             return torch.ops.genaccel_cpu.gemv(x.contiguous(), w, self.int8_scale, self.bias)
         if rows > self.MAX_ROWS or not torch.compiler.is_compiling():
@@ -100,7 +101,7 @@ class RowReduceLinear(nn.Linear):
         return nn.functional.linear(x.float(), self.weight.float(), bias).to(x.dtype)
 
 
-NATIVE_DTYPES = (torch.float32, torch.bfloat16)  # float weights genaccel_cpu.gemv reads
+NATIVE_DTYPES = (torch.float32, torch.bfloat16)  # the float weights and inputs genaccel_cpu.gemv takes
 
 
 @functools.cache

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from ..engine.native import cpu_ops
-from ..llm.gemv import RowReduceLinear
+from ..llm.gemv import NATIVE_DTYPES, RowReduceLinear
 
 
 def quantize_uint4(w: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,7 +70,7 @@ class Int4Linear(nn.Linear):
     native: bool  # the genaccel_cpu ops run here (decided when quantized)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.native and x.numel() // x.shape[-1] <= RowReduceLinear.MAX_ROWS:
+        if self.native and x.dtype in NATIVE_DTYPES and x.numel() // x.shape[-1] <= RowReduceLinear.MAX_ROWS:
             return torch.ops.genaccel_cpu.gemv_int4(x.contiguous(), self.weight, self.scale_zero, self.group_size, self.bias)
         dequantize = torch.ops.genaccel_cpu.dequantize_int4 if self.native else dequantize_uint4
         w = dequantize(self.weight, self.scale_zero, self.group_size)
