@@ -23,6 +23,12 @@ TORCH = os.environ.get("GENACCEL_TORCH", "torch==2.13.0")
 PLUGINS = sorted(p.name for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
 EXAMPLES = sorted(f"examples/{p.name}" for p in (ROOT / "examples").iterdir() if (p / "pyproject.toml").exists())
 PYTEST = ("pytest", "-q", "--durations=25")
+# A plugin's tests are mostly single-threaded Python (tracing, compiling, tiny models): they run on every
+# core at once, in worker processes of one thread each (pytest-xdist; a file's tests stay in one worker, in
+# order, with its module fixtures).  The core's run in one process, with torch's threads, which its native
+# kernels' tests split work between.
+WORKERS = min(4, os.cpu_count() or 1)
+PARALLEL = ("-n", str(WORKERS), "--dist", "loadfile") if WORKERS > 1 else ()
 
 
 def _pip_find_links() -> list[str]:
@@ -50,7 +56,7 @@ def _install(session: nox.Session, *packages: str, test_extra: bool = False) -> 
     uv = session.venv_backend == "uv"
     links = [a for link in _pip_find_links() for a in ("--find-links", link)] if uv else []
     session.install(*links, TORCH)  # first, so that nothing pulls a CUDA build of torch
-    session.install("pytest>=8", "jsonschema",
+    session.install("pytest>=8", "pytest-xdist>=3", "jsonschema",
                     *(_with_extra(p) if test_extra else f"-e{ROOT / p}" for p in packages))
 
 
@@ -60,6 +66,7 @@ def tests(session: nox.Session, package: str) -> None:
     """Tests of one package with only what it needs installed; 'all' installs every plugin and runs
     what needs them together (tests/ and the example plugin's tests), not each package's tests again."""
     env = {"GENACCEL_CACHE": str(Path(session.create_tmp()) / "cache")}
+    workers = {"OMP_NUM_THREADS": "1"} if PARALLEL else {}
     if package == "core":
         _install(session, "core")
         session.run("genaccel", "list", env=env)  # the core alone works and lists no workloads
@@ -69,10 +76,11 @@ def tests(session: nox.Session, package: str) -> None:
     elif package == "all":  # every plugin, and the example optimization plugin a user would write
         _install(session, "core", *(f"plugins/{p}" for p in PLUGINS), *EXAMPLES)
         session.install("selenium")  # the browser test drives the system Chromium (apt-get install chromium chromium-driver)
-        session.run(*PYTEST, "tests", *(f"{e}/tests" for e in EXAMPLES), *session.posargs, env=env)
+        session.run(*PYTEST, *PARALLEL, "tests", *(f"{e}/tests" for e in EXAMPLES), *session.posargs,
+                    env={**env, **workers})
     else:
         _install(session, "core", f"plugins/{package}", test_extra=True)
-        session.run(*PYTEST, f"plugins/{package}/tests", *session.posargs, env=env)
+        session.run(*PYTEST, *PARALLEL, f"plugins/{package}/tests", *session.posargs, env={**env, **workers})
 
 
 @nox.session

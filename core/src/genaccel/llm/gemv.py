@@ -97,8 +97,13 @@ class RowReduceLinear(nn.Linear):
         int8 = self.int8_words is not None or self.int8_weight is not None
         if x.dtype != torch.bfloat16 or int8 or x.device.type != "cpu" or bf16_gemm():
             return nn.functional.linear(x, self.weight, self.bias)
-        bias = None if self.bias is None else self.bias.float()
-        return nn.functional.linear(x.float(), self.weight.float(), bias).to(x.dtype)
+        return float32_linear(x, self.weight, self.bias)
+
+
+def float32_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``F.linear`` in float32 (exact products of bf16 or dequantized weights, float32 accumulation),
+    rounded once to ``x``'s dtype."""
+    return nn.functional.linear(x.float(), weight.float(), None if bias is None else bias.float()).to(x.dtype)
 
 
 NATIVE_DTYPES = (torch.float32, torch.bfloat16)  # the float weights and inputs genaccel_cpu.gemv takes

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from ..engine.native import cpu_ops
-from ..llm.gemv import NATIVE_DTYPES, RowReduceLinear
+from ..llm.gemv import NATIVE_DTYPES, RowReduceLinear, float32_linear
 
 
 def quantize_uint4(w: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,9 +73,7 @@ class Int4Linear(nn.Linear):
         if self.native and x.dtype in NATIVE_DTYPES and x.numel() // x.shape[-1] <= RowReduceLinear.MAX_ROWS:
             return torch.ops.genaccel_cpu.gemv_int4(x.contiguous(), self.weight, self.scale_zero, self.group_size, self.bias)
         dequantize = torch.ops.genaccel_cpu.dequantize_int4 if self.native else dequantize_uint4
-        w = dequantize(self.weight, self.scale_zero, self.group_size)
-        bias = None if self.bias is None else self.bias.float()
-        return nn.functional.linear(x.float(), w, bias).to(x.dtype)  # float32 products, rounded once
+        return float32_linear(x, dequantize(self.weight, self.scale_zero, self.group_size), self.bias)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, int4 groups of {self.group_size}"
