@@ -11,7 +11,9 @@ from torch import nn
 
 
 def _weights(module):
-    return {name: type(m.weight).__name__ for name, m in module.named_modules() if isinstance(m, (nn.Linear, nn.Embedding))}
+    """The kind of each layer's weight: its tensor type, or Int4Linear for CPU int4 (packed bytes in a Parameter)."""
+    return {name: "Int4Linear" if type(m).__name__ == "Int4Linear" else type(m.weight).__name__
+            for name, m in module.named_modules() if isinstance(m, (nn.Linear, nn.Embedding))}
 
 
 @pytest.mark.parametrize("name,kind", [("int8-weight-only", "Int8Tensor"), ("int8-dynamic", "Int8Tensor")])
