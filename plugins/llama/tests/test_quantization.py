@@ -158,7 +158,7 @@ def test_compiled_int8_decode_reads_packed_int8_and_equals_eager_int8(registry):
     eager, compiled = ctx(), ctx("compile")
     linears = [m for m in compiled.instance.module.modules() if isinstance(m, RowReduceLinear)]
     assert len(linears) == len(compiled.notes["int8-weight-only"]["layers"])
-    assert all((m.int8_weight if m.native else m.int8_words) is not None for m in linears)
+    assert all((m.int8_packed if m.native else m.int8_words) is not None for m in linears)
     samples = [s for batch in make_batches(eager) for s in batch]
     for c in (eager, compiled):
         m = c.instance.model

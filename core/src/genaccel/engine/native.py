@@ -79,5 +79,12 @@ def _register_fakes() -> None:
     def dequantize_int4(packed, scale_zero, group):
         return packed.new_empty(packed.shape[0], packed.shape[1] * 2, dtype=torch.float32)
 
-    for name, fn in (("gemv", gemv), ("gemv_int4", gemv_int4), ("dequantize_int4", dequantize_int4)):
+    def gemv_int8(x, packed, scale, bias=None):
+        return x.new_empty(*x.shape[:-1], scale.shape[0])
+
+    def pack_int8_rows(w):
+        return w.new_empty(-(-w.shape[0] // 4), 4 * w.shape[1])
+
+    for name, fn in (("gemv", gemv), ("gemv_int4", gemv_int4), ("dequantize_int4", dequantize_int4),
+                     ("gemv_int8", gemv_int8), ("pack_int8_rows", pack_int8_rows)):
         torch.library.register_fake(f"genaccel_cpu::{name}", fn)

@@ -50,17 +50,20 @@ class RowReduceLinear(nn.Linear):
     SHARED_ROWS = 8
     native: bool = False  # few-row products run genaccel_cpu.gemv (set by cpu_gemv_linears)
     int8_weight: torch.Tensor | None  # (out, in) int8 weight-only values for the native kernel, or None
+    int8_packed: torch.Tensor | None  # int8 weight-only values repacked for genaccel_cpu.gemv_int8, or None
     int8_words: torch.Tensor | None  # (out, ceil(in / 4)) int8 weight-only words as float32 bits, or None
     int8_scale: torch.Tensor | None  # (out,) scale of each output row, or None
 
     def __init__(self, *args, **kwargs):
         """A float layer; :func:`cpu_gemv_linears` switches existing ones (and sets their buffers)."""
         super().__init__(*args, **kwargs)
-        for name in ("int8_weight", "int8_words", "int8_scale"):
+        for name in ("int8_weight", "int8_packed", "int8_words", "int8_scale"):
             self.register_buffer(name, None, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.numel() // x.shape[-1]
+        if rows <= self.MAX_ROWS and self.native and self.int8_packed is not None and x.dtype in NATIVE_DTYPES:
+            return torch.ops.genaccel_cpu.gemv_int8(x.contiguous(), self.int8_packed, self.int8_scale, self.bias)
         if rows <= self.MAX_ROWS and self.native and x.dtype in NATIVE_DTYPES and (
                 self.int8_weight is not None or self.weight.dtype in NATIVE_DTYPES):  # a later .to(dtype) may leave them
             w = self.weight if self.int8_weight is None else self.int8_weight
@@ -94,7 +97,7 @@ class RowReduceLinear(nn.Linear):
         AMX), in fp32: the same exact products and fp32 accumulation, rounded once to bf16, where
         oneDNN's emulated bf16 GEMM ran 7x slower than fp32's (a 512-token prefill's 512x768 by
         768x2048: 81.6 against 11.6 ms on 2 AVX2 cores, the weight's conversion included)."""
-        int8 = self.int8_words is not None or self.int8_weight is not None
+        int8 = self.int8_words is not None or self.int8_weight is not None or self.int8_packed is not None
         if x.dtype != torch.bfloat16 or int8 or x.device.type != "cpu" or bf16_gemm():
             return nn.functional.linear(x, self.weight, self.bias)
         return float32_linear(x, self.weight, self.bias)
@@ -169,18 +172,22 @@ def cpu_gemv_linears(root: nn.Module, native: bool | None = None) -> int:
         if type(module) is not nn.Linear:
             continue
         w = module.weight
-        values = words = scale = None
+        values = packed = words = scale = None
         if _int8_weight_only(w):
             scale = w.scale.reshape(-1)
-            if native and w.device.type == "cpu":
+            if native and w.device.type == "cpu" and w.qdata.shape[-1] % 32 == 0:
+                packed, scale = cpu_ops().pack_int8_rows(w.qdata.contiguous()), scale.float().contiguous()
+            elif native and w.device.type == "cpu":
                 values, scale = w.qdata.contiguous(), scale.float().contiguous()
             else:
                 words = pack_int8(w.qdata).view(torch.float32)
         elif type(w) not in (torch.Tensor, nn.Parameter):
             continue
         module.__class__ = RowReduceLinear
-        module.native = native and w.device.type == "cpu" and (values is not None or w.dtype in NATIVE_DTYPES)
+        module.native = native and w.device.type == "cpu" and (
+            values is not None or packed is not None or w.dtype in NATIVE_DTYPES)
         module.register_buffer("int8_weight", values, persistent=False)
+        module.register_buffer("int8_packed", packed, persistent=False)
         module.register_buffer("int8_words", words, persistent=False)
         module.register_buffer("int8_scale", scale, persistent=False)
         switched += 1

@@ -18,6 +18,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
 #include <torch/library.h>
@@ -218,6 +219,48 @@ void int4_rows(const int8_t* xq, const float* xd, const float* xsum, const uint8
   for (; o < o1; ++o) run(std::integral_constant<int, 1>{}, o);
 }
 
+// int8 over repacked weights (pack_int8_rows): each group of 4 output rows is one stream of 128-byte
+// chunks, the 32 weights of a block of features for each of the 4 rows in turn.  The rows of x are
+// quantized to int8 per 32 features (llama.cpp's q8_0 inputs); each block's dot is exact in integers
+// (maddubs of |w| and x carrying w's sign: pair sums of at most 2 * 128 * 127) and meets the block's
+// scale in float.  Rows of the group outside [o0, o1) are computed and not written.
+template <int R>
+void int8_rows(const int8_t* xq, const float* xd, const int8_t* packed, float* y, int64_t k, int64_t out,
+               int64_t o0, int64_t o1) {
+  const int64_t blocks = k / 32;
+  const int64_t dist = ahead(1, 4 * k);
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t g = o0 / 4; g * 4 < o1; ++g) {
+    const int8_t* p = packed + g * 4 * k;
+    __m256 acc[4][R];
+    for (int b = 0; b < 4; ++b)
+      for (int r = 0; r < R; ++r) acc[b][r] = _mm256_setzero_ps();
+    for (int64_t c = 0; c < blocks; ++c, p += 128) {
+      _mm_prefetch(reinterpret_cast<const char*>(p + dist), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(p + dist + 64), _MM_HINT_T0);
+      __m256i xv[R];
+      __m256 dv[R];
+      for (int r = 0; r < R; ++r) {
+        xv[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + r * k + c * 32));
+        dv[r] = _mm256_set1_ps(xd[r * blocks + c]);
+      }
+      for (int b = 0; b < 4; ++b) {
+        const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + b * 32));
+        const __m256i magnitude = _mm256_sign_epi8(w, w);
+        for (int r = 0; r < R; ++r) {
+          const __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(xv[r], w)), ones);
+          acc[b][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), dv[r], acc[b][r]);
+        }
+      }
+    }
+    for (int b = 0; b < 4; ++b) {
+      const int64_t o = g * 4 + b;
+      if (o >= o0 && o < o1 && o < out)
+        for (int r = 0; r < R; ++r) y[r * out + o] = hsum(acc[b][r]);
+    }
+  }
+}
+
 // x (rows, k) of any float dtype as contiguous float32.
 std::vector<float> as_float(const at::Tensor& x) {
   TORCH_CHECK(x.device().is_cpu() && x.is_contiguous(), "genaccel_cpu: inputs must be contiguous CPU tensors");
@@ -364,6 +407,46 @@ at::Tensor gemv_int4(const at::Tensor& x, const at::Tensor& packed, const at::Te
   });
 }
 
+// int8 weights (out, k) repacked for int8_rows: (ceil(out / 4), 4 * k), rows past out zero.
+at::Tensor pack_int8_rows(const at::Tensor& w) {
+  TORCH_CHECK(w.scalar_type() == at::kChar && w.dim() == 2 && w.is_contiguous(),
+              "genaccel_cpu.pack_int8_rows: weights must be contiguous int8 (out, in)");
+  const int64_t out = w.size(0), k = w.size(1), groups = (out + 3) / 4;
+  TORCH_CHECK(k % 32 == 0, "genaccel_cpu.pack_int8_rows: int8 weights need a multiple of 32 input features, not ", k);
+  at::Tensor packed = at::zeros({groups, 4 * k}, w.options());
+  const int8_t* src = w.const_data_ptr<int8_t>();
+  int8_t* dst = packed.data_ptr<int8_t>();
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t c = 0; c < k / 32; ++c)
+      std::memcpy(dst + (o / 4) * 4 * k + c * 128 + (o % 4) * 32, src + o * k + c * 32, 32);
+  return packed;
+}
+
+// x @ W.T * scale (+ bias) for int8 W repacked by pack_int8_rows, one scale per output row, in x's dtype.
+at::Tensor gemv_int8(const at::Tensor& x, const at::Tensor& packed, const at::Tensor& scale,
+                     const c10::optional<at::Tensor>& bias) {
+  TORCH_CHECK(packed.scalar_type() == at::kChar && packed.dim() == 2 && packed.is_contiguous(),
+              "genaccel_cpu.gemv_int8: packed weights must come from pack_int8_rows");
+  const int64_t k = packed.size(1) / 4, out = scale.numel();
+  TORCH_CHECK(x.size(-1) == k && (out + 3) / 4 == packed.size(0),
+              "genaccel_cpu.gemv_int8: x has ", x.size(-1), " features and scale ", out, " rows; the weights ",
+              k, " and ", packed.size(0) * 4);
+  const int64_t rows = x.numel() / k, blocks = k / 32;
+  auto wp = packed.const_data_ptr<int8_t>();
+  const std::vector<float> xf = as_float(x);
+  const QuantRows xq = quantize_rows(xf.data(), rows, k, 32);
+  return few_rows(x, xf, out, scale, bias, [&](int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
+    const int8_t* q = xq.q.data() + r0 * k;
+    const float* d = xq.d.data() + r0 * blocks;
+    switch (R) {
+      case 1: return int8_rows<1>(q, d, wp, yr, k, out, o0, o1);
+      case 2: return int8_rows<2>(q, d, wp, yr, k, out, o0, o1);
+      case 3: return int8_rows<3>(q, d, wp, yr, k, out, o0, o1);
+      default: return int8_rows<4>(q, d, wp, yr, k, out, o0, o1);
+    }
+  });
+}
+
 // The float32 weights (out, in) of the group-wise int4 W (for many-row products).
 at::Tensor dequantize_int4(const at::Tensor& packed, const at::Tensor& scale_zero, int64_t group) {
   check_int4(at::Tensor(), packed, scale_zero, group);
@@ -392,10 +475,14 @@ TORCH_LIBRARY(genaccel_cpu, m) {
   m.def("gemv(Tensor x, Tensor w, Tensor? scale=None, Tensor? bias=None) -> Tensor");
   m.def("gemv_int4(Tensor x, Tensor packed, Tensor scale_zero, int group, Tensor? bias=None) -> Tensor");
   m.def("dequantize_int4(Tensor packed, Tensor scale_zero, int group) -> Tensor");
+  m.def("pack_int8_rows(Tensor w) -> Tensor");
+  m.def("gemv_int8(Tensor x, Tensor packed, Tensor scale, Tensor? bias=None) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(genaccel_cpu, CPU, m) {
   m.impl("gemv", &gemv);
   m.impl("gemv_int4", &gemv_int4);
   m.impl("dequantize_int4", &dequantize_int4);
+  m.impl("pack_int8_rows", &pack_int8_rows);
+  m.impl("gemv_int8", &gemv_int8);
 }
