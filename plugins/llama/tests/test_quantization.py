@@ -145,7 +145,7 @@ def test_int8_words_hold_every_weight_once():
     assert torch.equal(torch.cat(quarters, dim=1)[:, 10:], torch.zeros(7, 2))  # the padding reads as 0
 
 
-def test_compiled_int8_decode_reads_packed_int8_and_equals_eager_int8(registry):
+def test_compiled_int8_decode_reads_packed_int8_within_its_input_rounding_of_eager_int8(registry):
     from genaccel.llm.gemv import RowReduceLinear
     from genaccel.testing import make_batches
 
@@ -167,9 +167,9 @@ def test_compiled_int8_decode_reads_packed_int8_and_equals_eager_int8(registry):
     token, pos = torch.tensor([5]), torch.tensor(20)
     want = eager.instance.model.decode(token, pos, 21)
     got = compiled.instance.model.decode(token, pos, 21)
-    assert (got - want).abs().max() <= 1e-4 * want.abs().max()  # the same int8 product, summed in another order
-    assert [eager.decoder.run(eager, [s]).outputs for s in samples] == \
-        [compiled.decoder.run(compiled, [s]).outputs for s in samples]
+    # the native kernel also rounds each input row to int8 per 32 features (as q8_0 does): not the same product
+    # (test_native checks the kernel exactly); the logits stay within that rounding of eager int8's
+    assert not torch.equal(got, want) and (got - want).abs().max() <= 0.03 * want.abs().max()
 
 
 def test_compiled_int8_run_reports_its_token_agreement_with_float32(tmp_path):

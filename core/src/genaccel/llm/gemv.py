@@ -34,7 +34,17 @@ class RowReduceLinear(nn.Linear):
     (:func:`stored`): left unstored, Inductor recomputed the RMSNorm that produces it inside the
     loop over output rows (the LM head's 32016 rows each redid the final norm).
 
-    torchao int8 weight-only weights are read from ``int8_words`` (:func:`pack_int8`), four int8
+    With the native kernels, torchao int8 weight-only layers whose input features are a multiple
+    of 32 keep ``int8_packed`` (``genaccel_cpu.pack_int8_rows``: four output rows interleaved in
+    32-byte chunks, one read stream per thread) and multiply with ``genaccel_cpu.gemv_int8``: each
+    input row is quantized to int8 per 32 features (as llama.cpp quantizes q8_0's inputs), each
+    block's products are summed exactly in integers (``maddubs``) and scaled in float32.  This is
+    lossy beyond the weights' own quantization (the report's agreement covers it); it reads the
+    weights at the machine's bandwidth where the float path (sign-extend, convert, FMA: three
+    256-bit ops per 8 weights on 128-bit units) was compute-bound at ~60% of it.  Other native
+    int8 layers keep ``int8_weight`` (float products of the int8 values).
+
+    Without the native kernels, torchao int8 weight-only weights are read from ``int8_words`` (:func:`pack_int8`), four int8
     weights to a 32-bit word, and scaled by ``int8_scale`` per output row after the reduction.
     Inductor's CPU loops load integer vectors through ATen's ``Vectorized<int>::loadu(ptr, count)``,
     which copies through the stack even for a whole vector (float loads of a whole vector are one
