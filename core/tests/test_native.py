@@ -117,3 +117,43 @@ def test_gemv_int8_is_the_exact_integer_product_of_inputs_quantized_per_32(ops, 
     torch.testing.assert_close(y.double(), want, rtol=1e-5, atol=1e-5)
     full = x.double() @ w.double().T * scale.double() + bias.double()
     assert (y.double() - full).abs().max() < 0.01 * full.abs().max()
+
+
+def _attention_reference(q, k, v, valid, pos, window, scale, softcap):
+    """Masked softmax attention in float64: key j of row b is seen when valid, at or before ``pos`` and within
+    ``window`` (0: none); query heads share KV heads in groups."""
+    g, n = q.shape[1] // k.shape[1], k.shape[2]
+    keys, values = k.double().repeat_interleave(g, 1), v.double().repeat_interleave(g, 1)
+    scores = q.double() @ keys.transpose(-1, -2) * scale
+    if softcap:
+        scores = torch.tanh(scores / softcap) * softcap
+    j = torch.arange(n)
+    seen = valid[:, :n] & (j <= pos)[None] & ((j > pos - window)[None] if window else True)
+    return (scores.masked_fill(~seen[:, None, None, :], float("-inf")).softmax(-1) @ values).transpose(1, 2)
+
+
+@pytest.mark.parametrize("kv_dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("heads,kv_heads,dim,n,window,softcap", [
+    (4, 2, 64, 37, 0, 0.0),      # grouped query heads; a length that is no multiple of the kernel's 4 or 8
+    (2, 2, 16, 9, 0, 0.0),
+    (8, 2, 128, 100, 16, 30.0),  # a sliding window and soft-capped scores (Gemma 2)
+])
+def test_decode_attention_equals_masked_softmax_attention(ops, kv_dtype, heads, kv_heads, dim, n, window, softcap):
+    torch.manual_seed(n)
+    cache = 2 * n  # the cache is longer than the positions read: k and v are views of its first n
+    q = torch.randn(2, heads, 1, dim)
+    k, v = (torch.randn(2, kv_heads, cache, dim).to(kv_dtype)[:, :, :n] for _ in range(2))
+    valid = torch.ones(2, cache, dtype=torch.bool)
+    valid[1, :5] = False  # a left-padded row
+    pos = torch.tensor(n - 2)  # the last key is past the query: masked
+    got = ops.decode_attention(q, k, v, valid, pos, window, dim ** -0.5, softcap)
+    want = _attention_reference(q, k, v, valid, n - 2, window, dim ** -0.5, softcap)
+    assert got.shape == (2, 1, heads, dim) and got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-6)
+    assert ops.decode_attention(q.bfloat16(), k, v, valid, pos, window, dim ** -0.5, softcap).dtype == torch.bfloat16
+
+
+def test_decode_attention_refuses_a_head_dimension_it_has_no_kernel_for(ops):
+    q, k = torch.randn(1, 2, 1, 24), torch.randn(1, 2, 5, 24)
+    with pytest.raises(RuntimeError, match="head dimension 16, 32, 64, 128 or 256, not 24"):
+        ops.decode_attention(q, k, k, torch.ones(1, 5, dtype=torch.bool), None, 0, 0.2, 0.0)

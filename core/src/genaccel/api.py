@@ -58,7 +58,7 @@ _PUBLIC = {
         ("Workload", "TokenModel", "BatchRunner", "MediaCodec", "PromptInput", "TeacherForcing",
          "WeightStreaming", "EarlyExit", "BeamSearch", "TransformersReference", "LlamaCppReference", "Quantizable",
          "AttentionSwitch",
-         "KVCacheSwitch", "Compilable", "CUDAGraphable", "ChannelsLast", "FusedQKV", "Guided", "TokenGuidance",
+         "KVCacheSwitch", "KVCacheDtype", "Compilable", "CUDAGraphable", "ChannelsLast", "FusedQKV", "Guided", "TokenGuidance",
          "Denoiser", "GuidedLoop", "MaskedTokens", "StepCache", "PipelineReference", "StepProtocol", "ReorderableSteps",
          "TwinSteps", "SpeculativeSteps", "AttentionRecord", "LATENT_DIFFUSION_ROLES", "CAUSAL_LM_ROLES",
          "CODE_COMPLETION_ROLES", "MEDIA_TOKEN_ROLES", "MASKED_TOKEN_ROLES"), "plugin.roles"),

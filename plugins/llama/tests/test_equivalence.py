@@ -80,7 +80,7 @@ def test_static_cache_window_reads_only_filled_positions(registry, compiled):
         models.append(model)
     if compiled:
         assert models[0].attention == SDPA_FLEX_DECODE
-        models[2].set_attention("sdpa")  # the same windowed steps through SDPA's kernel
+        models[2].hf.set_attn_implementation("sdpa")  # the same windowed steps through SDPA's kernel (no routing)
     torch._dynamo.reset()
     counters.clear()
     full, windowed = models[:2]

@@ -1,9 +1,10 @@
-"""genaccel's own CPU kernels (``csrc/cpu_gemv.cpp``): few-row products for decode steps that read
-each weight once, in float32, bfloat16, int8 and group-wise int4, as the ``genaccel_cpu`` ops.
+"""genaccel's own CPU kernels, the ``genaccel_cpu`` ops: few-row products for decode steps that read
+each weight once, in float32, bfloat16, int8 and group-wise int4 (``csrc/cpu_gemv.cpp``), and one-token
+attention over a float32 or bfloat16 KV cache (``csrc/cpu_attention.cpp``).
 
 They are compiled on first use with the machine's C++ compiler (torch's extension builder, about a
 minute on two cores) into ``cache_dir()/native/<key>``, the key naming the source, torch's version
-and the flags, so a second process loads the library at once and a change of either rebuilds it.
+and the flags, so a second process loads the library at once and a change of any rebuilds it.
 They need an x86 CPU with AVX2 and FMA; elsewhere, or where the build fails (the reason is warned
 once), :func:`cpu_ops` is None and callers keep their portable paths.  ``GENACCEL_NATIVE=0`` turns
 them off.
@@ -22,7 +23,8 @@ import torch
 from ..errors import first_line
 from ..files import cache_dir, warn
 
-SOURCE = Path(__file__).parent / "csrc" / "cpu_gemv.cpp"
+CSRC = Path(__file__).parent / "csrc"
+SOURCES = (CSRC / "cpu_gemv.cpp", CSRC / "cpu_attention.cpp")  # and the header they share, csrc/simd.h
 FLAGS = ["-O3", "-mavx2", "-mfma", "-fopenmp"]
 
 
@@ -38,7 +40,7 @@ def unavailable() -> str | None:
 
 @functools.cache
 def cpu_ops():
-    """``torch.ops.genaccel_cpu`` (``gemv``, ``gemv_int4``, ``dequantize_int4``), built or loaded
+    """``torch.ops.genaccel_cpu`` (``gemv``, ``gemv_int8``, ``gemv_int4``, ``decode_attention`` ...), built or loaded
     from the cache; None where :func:`unavailable` or the build failed."""
     if unavailable():
         return None
@@ -52,11 +54,12 @@ def cpu_ops():
         except ImportError:
             pass
 
-    key = hashlib.sha256(SOURCE.read_bytes() + f"{torch.__version__} {FLAGS}".encode()).hexdigest()[:16]
+    text = b"".join(p.read_bytes() for p in (*SOURCES, CSRC / "simd.h"))
+    key = hashlib.sha256(text + f"{torch.__version__} {FLAGS}".encode()).hexdigest()[:16]
     where = cache_dir() / "native" / key
     where.mkdir(parents=True, exist_ok=True)
     try:
-        cpp_extension.load(name=f"genaccel_cpu_{key}", sources=[str(SOURCE)], extra_cflags=FLAGS,
+        cpp_extension.load(name=f"genaccel_cpu_{key}", sources=[str(p) for p in SOURCES], extra_cflags=FLAGS,
                            extra_ldflags=["-fopenmp"], build_directory=str(where), is_python_module=False,
                            verbose=False)
     except Exception as e:  # noqa: BLE001 - no compiler, or a failed build: the portable paths stay
@@ -85,6 +88,10 @@ def _register_fakes() -> None:
     def pack_int8_rows(w):
         return w.new_empty(-(-w.shape[0] // 4), 4 * w.shape[1])
 
+    def decode_attention(q, k, v, valid, pos, window, scale, softcap):
+        return q.new_empty(q.shape[0], 1, q.shape[1], q.shape[3])
+
     for name, fn in (("gemv", gemv), ("gemv_int4", gemv_int4), ("dequantize_int4", dequantize_int4),
-                     ("gemv_int8", gemv_int8), ("pack_int8_rows", pack_int8_rows)):
+                     ("gemv_int8", gemv_int8), ("pack_int8_rows", pack_int8_rows),
+                     ("decode_attention", decode_attention)):
         torch.library.register_fake(f"genaccel_cpu::{name}", fn)

@@ -59,6 +59,7 @@ class HFCausalLM(SelfSpeculation, StepBytes):
         self.windows = self.arch.layer_windows(cfg, self.num_layers)
         self.final_softcap = self.arch.logit_softcap(cfg)
         self.cache_kind = "dynamic"
+        self.kv_dtype: torch.dtype | None = None  # the static cache's dtype where it is not the model's
         self.compile_mode: str | None = None
         self.cuda_graph = False
         self.cache: DynamicKVCache | StaticKVCache | None = None
@@ -118,6 +119,7 @@ class HFCausalLM(SelfSpeculation, StepBytes):
             raise GenaccelError(f"{self.arch.label or type(self.hf).__name__} takes attention "
                                 f"{' or '.join(self.arch.attention)}, not {impl!r}")
         self.hf.set_attn_implementation(impl)
+        self._route_attention()
         self._configure()
 
     def set_cache(self, kind: str) -> None:
@@ -126,28 +128,47 @@ class HFCausalLM(SelfSpeculation, StepBytes):
         self.cache_kind, self.cache = kind, None
         self._configure()
 
+    def set_kv_dtype(self, dtype: torch.dtype | None) -> None:
+        """Store the static cache's keys and values in ``dtype`` (None: the model's).  Attention goes
+        through :func:`genaccel.llm.flex_decode.flex_decode`'s functions, which reconcile the dtypes."""
+        if dtype is not None and self.plain_attention not in FLEX_DECODE:
+            raise GenaccelError(f"a KV cache in {dtype} needs attention {' or '.join(FLEX_DECODE)}, "
+                                f"not {self.plain_attention!r}")
+        self.kv_dtype, self.cache = (None if dtype == self.dtype else dtype), None
+        self._route_attention()
+
+    @property
+    def plain_attention(self) -> str:
+        """The attention ``set_attention`` chose, without the flex decode function around it."""
+        return next((k for k, v in FLEX_DECODE.items() if v == self.attention), self.attention)
+
     @property
     def flex_decode(self) -> bool:
-        """Whether one-token attention goes through ``flex_attention`` (:mod:`genaccel.llm.flex_decode`)."""
-        return self.attention in FLEX_DECODE.values()
+        """Whether one-token attention goes through ``flex_attention`` (:mod:`genaccel.llm.flex_decode`):
+        compiled on CPU, when attention is the architecture's fastest (SDPA, or its eager attention where it
+        takes no SDPA: Gemma 2's soft-capped attention, which the flex kernel caps)."""
+        fused = "sdpa" if "sdpa" in self.arch.attention else "eager"
+        return bool(self.compile_mode) and self.device.type == "cpu" and self.plain_attention == fused
+
+    def _route_attention(self) -> None:
+        """Attention through the flex decode function of the chosen one where one-token steps take flex
+        attention or the cache's dtype differs from the model's; the chosen one itself elsewhere."""
+        plain = self.plain_attention
+        wrapped = plain in FLEX_DECODE and (self.flex_decode or self.kv_dtype is not None)
+        impl = FLEX_DECODE[plain] if wrapped else plain
+        if impl != self.attention:
+            self.hf.set_attn_implementation(impl)
 
     def set_compile(self, mode: str | None) -> int:
         """Compile the decode step; on CPU also route few-row linears to a fused reduction and
-        one-token attention to ``flex_attention`` (:func:`genaccel.llm.flex_decode.flex_decode`) when
-        attention is the architecture's fastest: SDPA, or its eager attention where it takes no SDPA
-        (Gemma 2's soft-capped attention, which the flex kernel caps).
+        one-token attention to ``flex_attention`` (:attr:`flex_decode`).
 
         Returns how many linear layers were switched to :class:`genaccel.llm.gemv.RowReduceLinear`.
         """
         self.compile_mode = mode
         self._configure()
-        cpu = mode and self.device.type == "cpu"
-        fused = "sdpa" if "sdpa" in self.arch.attention else "eager"
-        if cpu and self.attention == fused:
-            self.hf.set_attn_implementation(FLEX_DECODE[fused])
-        elif not cpu and self.flex_decode:
-            self.hf.set_attn_implementation(next(k for k, v in FLEX_DECODE.items() if v == self.attention))
-        return cpu_gemv_linears(self.hf) if cpu else 0
+        self._route_attention()
+        return cpu_gemv_linears(self.hf) if mode and self.device.type == "cpu" else 0
 
     def set_cuda_graph(self, enabled: bool = True) -> None:
         if enabled and self.cache_kind != "static":
@@ -189,7 +210,7 @@ class HFCausalLM(SelfSpeculation, StepBytes):
             if not (isinstance(c, StaticKVCache) and c.batch_size == batch_size and c.max_seq_len == max_seq_len):
                 self.cache = StaticKVCache(
                     self.num_layers, batch_size, self.num_kv_heads, max_seq_len, self.head_dim,
-                    dtype=self.dtype, device=dev,
+                    dtype=self.kv_dtype or self.dtype, device=dev,
                 )
                 if self.cuda_graph or self.compile_mode:
                     self.cache.mark_static()

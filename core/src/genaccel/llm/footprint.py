@@ -20,7 +20,7 @@ _nbytes = nbytes  # the name other modules imported
 
 class StepBytes:
     """Mixed into a step protocol with ``hf``, ``embed_tokens``, ``lm_head``, ``num_layers``,
-    ``num_kv_heads``, ``head_dim`` and ``dtype``."""
+    ``num_kv_heads``, ``head_dim``, ``dtype`` and ``kv_dtype`` (the cache's where it differs, else None)."""
 
     def weight_bytes_per_step(self) -> int:
         """Bytes of weights read by one decode step: everything but the embedding table."""
@@ -31,4 +31,4 @@ class StepBytes:
         return total
 
     def kv_bytes_per_token(self) -> int:
-        return 2 * self.num_layers * self.num_kv_heads * self.head_dim * self.dtype.itemsize
+        return 2 * self.num_layers * self.num_kv_heads * self.head_dim * (self.kv_dtype or self.dtype).itemsize

@@ -157,8 +157,8 @@ class StaticKVCache:
     def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
         k_buf, v_buf = self.keys[layer_idx], self.values[layer_idx]
         with region("KV-cache update", f"static.{layer_idx}"):
-            k_buf.index_copy_(2, self.write_pos, key)
-            v_buf.index_copy_(2, self.write_pos, value)
+            k_buf.index_copy_(2, self.write_pos, key.to(k_buf.dtype))  # a cache may be narrower than the model
+            v_buf.index_copy_(2, self.write_pos, value.to(v_buf.dtype))
         if self.read_window is not None:
             n = self.read_window.shape[0]
             return k_buf[:, :, :n], v_buf[:, :, :n]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..engine.attention import find_attention_sites
+from .flex_decode import native_decode_attention
 from ..plugin.specs import NotApplied
 
 
@@ -37,6 +38,16 @@ class CausalLMWorkload:
     def set_cache(self, kind: str) -> None:
         self.model.set_cache(kind)
 
+    def set_kv_dtype(self, dtype) -> str:
+        """KVCacheDtype: the static cache stored in ``dtype``; a model computing in it already is a recorded skip."""
+        model = self.model
+        if model.dtype == dtype:
+            raise NotApplied(f"the model computes in {str(dtype).removeprefix('torch.')}: its KV cache already is")
+        before = model.kv_bytes_per_token()
+        model.set_kv_dtype(dtype)
+        return (f"static KV cache stored in {str(dtype).removeprefix('torch.')}: {model.kv_bytes_per_token():,} bytes "
+                f"per position instead of {before:,}; attention computes in {str(model.dtype).removeprefix('torch.')}")
+
     def set_compile(self, mode: str) -> str:
         switched = self.model.set_compile(mode)
         if self.model.cache_kind == "static":
@@ -48,7 +59,9 @@ class CausalLMWorkload:
             note += f"; {switched} linear layers emit a fused multiply-reduce GEMV for <= 8 rows (CPU)"
         if self.model.flex_decode:
             fallback = "SDPA" if "sdpa" in self.model.attention else "eager attention"
-            note += f"; one-token attention through flex_attention (Inductor's CPU kernel), {fallback} elsewhere"
+            kernel = "genaccel's native kernel" if native_decode_attention(self.model.head_dim) else \
+                "flex_attention (Inductor's CPU kernel)"
+            note += f"; one-token attention through {kernel}, {fallback} elsewhere"
         return note
 
     def set_cuda_graph(self) -> str:

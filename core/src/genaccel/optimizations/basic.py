@@ -4,6 +4,8 @@ require: each calls the workload's switch and returns a note for the report.  Re
 
 from __future__ import annotations
 
+import torch
+
 
 def sdpa(ctx):
     ctx.instance.set_attention("sdpa")
@@ -14,6 +16,10 @@ def static_kv(ctx):
     ctx.instance.set_cache("static")
     return ("KV cache preallocated to the run's cache length, written in place at device-side positions; "
             "a decode step reads its filled positions only (all of them under CUDA graphs)")
+
+
+def bf16_kv(ctx):
+    return ctx.instance.set_kv_dtype(torch.bfloat16)
 
 
 def compile_steps(ctx):

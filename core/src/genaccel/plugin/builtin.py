@@ -20,6 +20,7 @@ from .roles import (
     EarlyExit,
     FusedQKV,
     Guided,
+    KVCacheDtype,
     KVCacheSwitch,
     LlamaCppReference,
     PipelineReference,
@@ -116,6 +117,10 @@ class Optimizations:
                                   description="PyTorch scaled_dot_product_attention instead of eager matmul-softmax-matmul"))
         register(OptimizationSpec(name="static-kv", stage="cache", requires=KVCacheSwitch, apply=_O + "basic:static_kv",
                                   description="static KV cache, allocated once and written in place"))
+        register(OptimizationSpec(
+            name="bf16-kv", stage="cache", requires=KVCacheDtype, needs="static-kv", lossless=False,
+            apply=_O + "basic:bf16_kv",
+            description="static KV cache stored in bfloat16: half a float32 cache's bytes read per decode step"))
         register(OptimizationSpec(name="compile", stage="compile", requires=Compilable, apply=_O + "basic:compile_steps",
                                   description="torch.compile of the hot step (decode step for autoregressive models)"))
         register(OptimizationSpec(name="cuda-graph", stage="graph", requires=CUDAGraphable, needs="static-kv",

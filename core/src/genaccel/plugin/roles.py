@@ -186,6 +186,14 @@ class KVCacheSwitch(Role):
     def set_cache(self, kind): ...
 
 
+class KVCacheDtype(Role):
+    """The static KV cache stored in another dtype than the model computes in; returns a note."""
+
+    capability = "kv-dtype"
+
+    def set_kv_dtype(self, dtype): ...
+
+
 class Compilable(Role):
     """The hot steps go through ``torch.compile``; returns a note for the report."""
 
@@ -344,7 +352,7 @@ LATENT_DIFFUSION_ROLES = (Denoiser, PromptInput, PipelineReference, Quantizable,
 CAUSAL_LM_ROLES = (TokenModel, WeightStreaming, Quantizable, AttentionSwitch, KVCacheSwitch, Compilable, CUDAGraphable)
 
 #: the roles a code-completion workload on :class:`genaccel.llm.completion.CodeCompletion` plays
-CODE_COMPLETION_ROLES = (*CAUSAL_LM_ROLES, TeacherForcing, EarlyExit, BeamSearch, TransformersReference,
+CODE_COMPLETION_ROLES = (*CAUSAL_LM_ROLES, KVCacheDtype, TeacherForcing, EarlyExit, BeamSearch, TransformersReference,
                          LlamaCppReference, AttentionRecord)
 
 #: the roles of a token workload whose inputs or outputs are media (Chameleon's and Parti's images, Seamless's
@@ -360,7 +368,7 @@ MASKED_TOKEN_ROLES = (MaskedTokens, PromptInput, Quantizable, AttentionSwitch, C
 ROLES: dict[str, type[Role]] = {
     cls.__name__: cls
     for cls in (Workload, TokenModel, BatchRunner, MediaCodec, PromptInput, TeacherForcing, WeightStreaming, EarlyExit,
-                BeamSearch, TransformersReference, Quantizable, AttentionSwitch, KVCacheSwitch, Compilable,
-                CUDAGraphable, ChannelsLast, FusedQKV, Guided, TokenGuidance, Denoiser, GuidedLoop, MaskedTokens,
+                BeamSearch, TransformersReference, Quantizable, AttentionSwitch, KVCacheSwitch, KVCacheDtype,
+                Compilable, CUDAGraphable, ChannelsLast, FusedQKV, Guided, TokenGuidance, Denoiser, GuidedLoop, MaskedTokens,
                 StepCache, PipelineReference, AttentionRecord)
 }

@@ -31,7 +31,11 @@
 #include <cstring>
 #include <vector>
 
+#include "simd.h"
+
 namespace {
+
+using namespace genaccel_simd;
 
 constexpr int kRows = 4;  // rows of x sharing one weight load
 constexpr int64_t kPrefetch = 4096;  // at least this many bytes ahead of the weight loads
@@ -43,34 +47,6 @@ inline int64_t ahead(int64_t rows, int64_t row_bytes) {
   return next * ((kPrefetch + next - 1) / next);
 }
 
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-inline float bf16_to_float(uint16_t b) {
-  uint32_t u = static_cast<uint32_t>(b) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
-// Weight formats: eight consecutive weights as floats, and one as a float.
-struct F32 {
-  using T = float;
-  static __m256 load8(const T* p) { return _mm256_loadu_ps(p); }
-  static float load1(const T* p) { return *p; }
-};
-struct BF16 {
-  using T = uint16_t;
-  static __m256 load8(const T* p) {
-    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
-  }
-  static float load1(const T* p) { return bf16_to_float(*p); }
-};
 struct I8 {
   using T = int8_t;
   static __m256 load8(const T* p) {
