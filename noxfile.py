@@ -29,6 +29,7 @@ PYTEST = ("pytest", "-q", "--durations=25")
 # kernels' tests split work between.
 WORKERS = min(4, os.cpu_count() or 1)
 PARALLEL = ("-n", str(WORKERS), "--dist", "loadfile") if WORKERS > 1 else ()
+PARALLEL_ENV = {"OMP_NUM_THREADS": "1"} if WORKERS > 1 else {}  # one thread per worker
 
 
 def _pip_find_links() -> list[str]:
@@ -66,7 +67,6 @@ def tests(session: nox.Session, package: str) -> None:
     """Tests of one package with only what it needs installed; 'all' installs every plugin and runs
     what needs them together (tests/ and the example plugin's tests), not each package's tests again."""
     env = {"GENACCEL_CACHE": str(Path(session.create_tmp()) / "cache")}
-    workers = {"OMP_NUM_THREADS": "1"} if PARALLEL else {}
     if package == "core":
         _install(session, "core")
         session.run("genaccel", "list", env=env)  # the core alone works and lists no workloads
@@ -77,10 +77,10 @@ def tests(session: nox.Session, package: str) -> None:
         _install(session, "core", *(f"plugins/{p}" for p in PLUGINS), *EXAMPLES)
         session.install("selenium")  # the browser test drives the system Chromium (apt-get install chromium chromium-driver)
         session.run(*PYTEST, *PARALLEL, "tests", *(f"{e}/tests" for e in EXAMPLES), *session.posargs,
-                    env={**env, **workers})
+                    env={**env, **PARALLEL_ENV})
     else:
         _install(session, "core", f"plugins/{package}", test_extra=True)
-        session.run(*PYTEST, *PARALLEL, f"plugins/{package}/tests", *session.posargs, env={**env, **workers})
+        session.run(*PYTEST, *PARALLEL, f"plugins/{package}/tests", *session.posargs, env={**env, **PARALLEL_ENV})
 
 
 @nox.session

@@ -15,7 +15,8 @@ import pytest
 from genaccel.cli import main
 from genaccel.files import OutputDir
 
-# The subprocess: the CLI with the 1 GiB bandwidth probe replaced by a constant.  Ctrl-C's default handler is installed whatever this process inherited (a shell's background job ignores SIGINT).
+# The subprocess: the CLI with the 1 GiB bandwidth probe replaced by a constant.  Ctrl-C's default handler is
+# installed whatever this process inherited (a shell's background job ignores SIGINT).
 CLI = ("import signal, sys, genaccel.engine.machine as m; m._stream_bandwidth = lambda *a: 1e10; "
        "signal.signal(signal.SIGINT, signal.default_int_handler); "
        "from genaccel.cli import main; sys.exit(main(sys.argv[1:]))")

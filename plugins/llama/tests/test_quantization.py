@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 from genaccel.cli import main
+from genaccel.optimizations.int4cpu import Int4Linear
 from genaccel.plugin.manager import default_registry
 from genaccel.testing import RunConfig, prepared
 from torch import nn
@@ -12,7 +13,7 @@ from torch import nn
 
 def _weights(module):
     """The kind of each layer's weight: its tensor type, or Int4Linear for CPU int4 (packed bytes in a Parameter)."""
-    return {name: "Int4Linear" if type(m).__name__ == "Int4Linear" else type(m.weight).__name__
+    return {name: "Int4Linear" if isinstance(m, Int4Linear) else type(m.weight).__name__
             for name, m in module.named_modules() if isinstance(m, (nn.Linear, nn.Embedding))}
 
 
