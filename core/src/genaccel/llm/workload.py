@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..engine.attention import find_attention_sites
-from .flex_decode import native_decode_attention
 from ..plugin.specs import NotApplied
+from .flex_decode import native_decode_attention
 
 
 class CausalLMWorkload:
