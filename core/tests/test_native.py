@@ -153,6 +153,14 @@ def test_decode_attention_equals_masked_softmax_attention(ops, kv_dtype, heads, 
     assert ops.decode_attention(q.bfloat16(), k, v, valid, pos, window, dim ** -0.5, softcap).dtype == torch.bfloat16
 
 
+def test_compiled_steps_take_the_native_attention_where_it_has_a_kernel(ops):
+    from genaccel.llm.flex_decode import native_decode_attention
+
+    assert native_decode_attention(64, torch.float32) and native_decode_attention(128, torch.bfloat16)
+    assert not native_decode_attention(64, torch.float16)  # a float16 cache: flex attention
+    assert not native_decode_attention(24, torch.float32)
+
+
 def test_decode_attention_refuses_a_head_dimension_it_has_no_kernel_for(ops):
     q, k = torch.randn(1, 2, 1, 24), torch.randn(1, 2, 5, 24)
     with pytest.raises(RuntimeError, match="head dimension 16, 32, 64, 128 or 256, not 24"):

@@ -144,8 +144,8 @@ class HFCausalLM(SelfSpeculation, StepBytes):
 
     @property
     def flex_decode(self) -> bool:
-        """Whether one-token attention goes through ``flex_attention`` (:mod:`genaccel.llm.flex_decode`):
-        compiled on CPU, when attention is the architecture's fastest (SDPA, or its eager attention where it
+        """Whether one-token attention goes through :mod:`genaccel.llm.flex_decode` (the native kernel or
+        ``flex_attention``): compiled on CPU, when attention is the architecture's fastest (SDPA, or its eager attention where it
         takes no SDPA: Gemma 2's soft-capped attention, which the flex kernel caps)."""
         fused = "sdpa" if "sdpa" in self.arch.attention else "eager"
         return bool(self.compile_mode) and self.device.type == "cpu" and self.plain_attention == fused

@@ -94,7 +94,7 @@ def flex_decode(fallback: str):
             return fallback_of(module)(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
                                        **kwargs)
         valid, pos, window = (*static_keys, *(None,) * (3 - len(static_keys)))
-        if query.device.type == "cpu" and native_decode_attention(query.shape[-1]):
+        if query.device.type == "cpu" and native_decode_attention(query.shape[-1], key.dtype):
             scale = query.shape[-1] ** -0.5 if scaling is None else scaling
             out = torch.ops.genaccel_cpu.decode_attention(query, key, value, valid, pos, window or 0, scale, softcap or 0.0)
             return out, None
@@ -108,9 +108,10 @@ def flex_decode(fallback: str):
     return attention
 
 
-def native_decode_attention(head_dim: int) -> bool:
-    """Whether one-token CPU steps of this head dimension take ``genaccel_cpu.decode_attention``."""
-    return head_dim in NATIVE_HEAD_DIMS and _native()
+def native_decode_attention(head_dim: int, cache_dtype: torch.dtype) -> bool:
+    """Whether one-token CPU steps of this head dimension over a cache of this dtype take
+    ``genaccel_cpu.decode_attention`` (float32 or bfloat16 caches; float16's go through flex attention)."""
+    return head_dim in NATIVE_HEAD_DIMS and cache_dtype in (torch.float32, torch.bfloat16) and _native()
 
 
 @torch.compiler.assume_constant_result

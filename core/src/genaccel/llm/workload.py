@@ -59,7 +59,8 @@ class CausalLMWorkload:
             note += f"; {switched} linear layers emit a fused multiply-reduce GEMV for <= 8 rows (CPU)"
         if self.model.flex_decode:
             fallback = "SDPA" if "sdpa" in self.model.attention else "eager attention"
-            kernel = "genaccel's native kernel" if native_decode_attention(self.model.head_dim) else \
+            cache_dtype = self.model.kv_dtype or self.model.dtype
+            kernel = "genaccel's native kernel" if native_decode_attention(self.model.head_dim, cache_dtype) else \
                 "flex_attention (Inductor's CPU kernel)"
             note += f"; one-token attention through {kernel}, {fallback} elsewhere"
         return note
