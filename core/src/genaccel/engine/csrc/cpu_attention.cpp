@@ -6,9 +6,9 @@
 // computes the scores of its query heads in float32 (keys in float32 or bfloat16, converted in
 // registers), a masked softmax (a vectorized exp; masked keys weigh exactly zero) and the weighted sum
 // of the values, normalized once at the end.  Two passes over the item's rows (keys, then values)
-// replace Inductor's flex-attention template, which is tiled for many queries and, with one query,
-// read a small model's cache at a third of the machine's bandwidth and its bfloat16 cache slower
-// than its float32 one.
+// replace Inductor's flex-attention template, which is tiled for many queries: with one query it read
+// the small preset's cache at ~12 GB/s where plain streaming reads reach ~19, and its bfloat16 cache
+// slower than its float32 one (a compiled call over 12 heads x 560 positions: 830 against 570 us).
 
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
@@ -53,11 +53,9 @@ struct Shape {
   float scale, softcap;         // softcap 0: none
 };
 
-constexpr int64_t kAhead = 4096;  // bytes of a head's rows prefetched ahead of the loads
-
-// Prefetch the row `bytes` long that starts kAhead bytes after `p`.
+// Prefetch the row of a head's keys or values `bytes` long that the loads reach ahead(1, bytes) after `p`.
 inline void prefetch_row(const void* p, int64_t bytes) {
-  const char* c = static_cast<const char*>(p) + kAhead;
+  const char* c = static_cast<const char*>(p) + ahead(1, bytes);
   for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(c + o, _MM_HINT_T0);
 }
 

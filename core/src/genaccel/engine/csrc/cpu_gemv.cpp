@@ -38,14 +38,6 @@ namespace {
 using namespace genaccel_simd;
 
 constexpr int kRows = 4;  // rows of x sharing one weight load
-constexpr int64_t kPrefetch = 4096;  // at least this many bytes ahead of the weight loads
-
-// How far ahead to prefetch weight rows read `rows` at a time, `row_bytes` each: the same place in
-// the next rows (the loads that follow), at least kPrefetch bytes on.
-inline int64_t ahead(int64_t rows, int64_t row_bytes) {
-  const int64_t next = rows * row_bytes;
-  return next * ((kPrefetch + next - 1) / next);
-}
 
 struct I8 {
   using T = int8_t;

@@ -37,4 +37,13 @@ struct BF16 {
   static float load1(const T* p) { return bf16_to_float(*p); }
 };
 
+constexpr int64_t kPrefetch = 4096;  // at least this many bytes ahead of the loads of a stream
+
+// How far ahead to prefetch rows read `rows` at a time, `row_bytes` each: the same place in
+// the next rows (the loads that follow), at least kPrefetch bytes on.
+inline int64_t ahead(int64_t rows, int64_t row_bytes) {
+  const int64_t next = rows * row_bytes;
+  return next * ((kPrefetch + next - 1) / next);
+}
+
 }  // namespace genaccel_simd
