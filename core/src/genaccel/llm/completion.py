@@ -11,8 +11,6 @@ from __future__ import annotations
 import importlib.util
 import random
 
-import torch
-
 from ..errors import GenaccelError
 from ..files import read_text
 from ..models.inputs import LengthDistribution, TextSample
@@ -152,10 +150,6 @@ class CodeCompletion(CausalLMWorkload):
             raise GenaccelError(f"--seq-len {length}: the synthetic prompts are cut from code files of at most "
                                 f"{len(self._longest)} tokens; use --seq-len {len(self._longest)} or less")
         return self._longest
-
-    def teacher_forced_logits(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """Next-token logits at every position (the accuracy impact of lossy optimizations)."""
-        return self.module(input_ids=input_ids, use_cache=False).logits
 
     def training_texts(self, max_bytes: int = 6_000_000) -> list[str]:
         """Text to train on: the --data files, else standard-library code that prompts never use."""

@@ -113,11 +113,12 @@ class PromptInput(Role):
 
 
 class TeacherForcing(Role):
-    """Accuracy impact of lossy stacks: next-token logits (B, L, V) of whole sequences."""
+    """Accuracy impact of lossy stacks: ``model``'s steps decode prompts of token ids alone, so the
+    accuracy check (:mod:`genaccel.run.accuracy`) feeds them a reference's tokens one step at a time
+    and scores each step's next-token distribution."""
 
     capability = "teacher-forcing"
-
-    def teacher_forced_logits(self, input_ids): ...
+    model = Member(plays=StepProtocol)
 
 
 class WeightStreaming(Role):

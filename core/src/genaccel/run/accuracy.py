@@ -1,12 +1,13 @@
 """The accuracy impact of a lossy stack (the study's Table IV), measured on the run's own samples.
 
 Before the stack is applied, the unoptimized model decodes every sample greedily (the
-reference) and scores prompt + reference output in one forward (the reference next-token
-distributions).  After the run:
+reference) and scores it teacher-forced: prompt, then the reference's tokens fed one decode step
+at a time through the model's own steps (the reference next-token distributions).  After the run:
 
 - token agreement: the share of positions where the run's tokens equal the reference's (up
   to the shorter of the two), exact matches, and where the first difference falls;
-- teacher-forced: the optimized model scores the same prompt + reference output; the mean
+- teacher-forced: the optimized model scores the same prompt + reference output through its own
+  optimized steps (a cache in another dtype, decode-only kernels show), in the same batches; the mean
   KL(reference || optimized) of the next-token distributions, the top-1 agreement and the
   change of perplexity of the reference tokens.
 
@@ -22,6 +23,7 @@ import math
 import torch
 
 from ..llm.decoding import generate, greedy_pick, loop_options
+from ..models.inputs import TextSample
 from ..plugin.roles import MediaCodec, TeacherForcing, TokenModel
 from .quality import media_impact
 
@@ -107,15 +109,30 @@ def output_impact(reference: dict, records: list[dict]) -> dict:
     }
 
 
-def _score(inst, ids: list[int], n_out: int, device: str) -> torch.Tensor:
-    """Log-probabilities (n_out, V) that the model gives the last ``n_out`` tokens of ``ids``."""
+def forced_logprobs(ctx, samples: list[dict]) -> list[torch.Tensor]:
+    """Log-probabilities (len(output), V) the model gives each of ``samples``' ``output`` tokens after its
+    ``prompt``, teacher-forced through the model's own decode loop as one batch: prefill, then one step
+    per token fed the given token.  The scores come from the steps a run decodes with (its cache and
+    its dtype, compiled kernels, decode-only input rounding), not from a separate full forward."""
+    dev = ctx.device
+    n = max(max(len(s["output"]) for s in samples), 1)
+    prompts = [TextSample(id=str(i), input_ids=s["prompt"], max_new_tokens=n) for i, s in enumerate(samples)]
+    forced = torch.tensor([s["output"] + [0] * (n - len(s["output"])) for s in samples], device=dev)
+    steps = []
+
+    def pick(logits: torch.Tensor) -> torch.Tensor:
+        steps.append(torch.log_softmax(logits.float(), dim=-1).cpu())
+        return forced[:, len(steps) - 1]
+
     with torch.no_grad():
-        logits = inst.teacher_forced_logits(torch.tensor([ids[:-1]], device=device))[0, -n_out:]
-    return torch.log_softmax(logits.float(), dim=-1).cpu()
+        generate(ctx.instance.model, prompts, pick, **{**loop_options(ctx), "eos_id": None})
+    scores = torch.stack(steps, dim=1)
+    return [scores[i, : len(s["output"])] for i, s in enumerate(samples)]
 
 
 def capture(ctx, batches) -> dict:
-    """Reference greedy outputs and log-probabilities, keyed by sample id, from the model as built."""
+    """Reference greedy outputs and log-probabilities, keyed by sample id, from the model as built; each
+    keeps the ids of its batch (``batch``), which the optimized model is scored in again."""
     inst = ctx.instance
     encode = ctx.has(MediaCodec) and inst.media_phases[0]  # inputs to tokens, as the decoders do
     ref = {}
@@ -123,16 +140,17 @@ def capture(ctx, batches) -> dict:
         if encode:
             batch = inst.encode_inputs(batch)
         res = generate(inst.model, batch, greedy_pick, **loop_options(ctx))
-        for sample, out in zip(batch, res.outputs):
-            if sample.id not in ref:
-                ref[sample.id] = {"prompt": list(sample.input_ids), "output": out,
-                                  "logprobs": _score(inst, list(sample.input_ids) + out, len(out), ctx.device)}
+        rows = [{"prompt": list(sample.input_ids), "output": out} for sample, out in zip(batch, res.outputs)]
+        ids = tuple(sample.id for sample in batch)
+        for sample, row, scores in zip(batch, rows, forced_logprobs(ctx, rows)):
+            ref.setdefault(sample.id, {**row, "logprobs": scores, "batch": ids})
     return ref
 
 
 def impact(ctx, reference: dict, records: list[dict]) -> dict:
     """Compare the run's outputs and the optimized model's scores with the reference."""
     per_sample, kls, top1, ref_nll, opt_nll = [], [], [], [], []
+    scored = {}  # sample id -> the optimized model's log-probabilities
     done = set()
     for rec in records:
         ref = reference.get(rec["id"])
@@ -143,16 +161,18 @@ def impact(ctx, reference: dict, records: list[dict]) -> dict:
         n = min(len(out), len(want))
         same = sum(a == b for a, b in zip(out[:n], want[:n]))
         first = next((i for i in range(n) if out[i] != want[i]), None)
-        lp_ref = ref["logprobs"]
-        lp_opt = _score(ctx.instance, ref["prompt"] + want, len(want), ctx.device)
+        if rec["id"] not in scored:  # the reference's batch, scored as it was
+            batch = [i for i in ref["batch"] if i in reference]
+            scored.update(zip(batch, forced_logprobs(ctx, [reference[i] for i in batch])))
+        lp_ref, lp_opt = ref["logprobs"], scored[rec["id"]]
         kl = (lp_ref.exp() * (lp_ref - lp_opt)).sum(-1)  # per position
-        tokens = torch.tensor(want)
+        tokens = torch.tensor(want, dtype=torch.long)
         kls += kl.tolist()
         top1 += (lp_ref.argmax(-1) == lp_opt.argmax(-1)).tolist()
         ref_nll += (-lp_ref.gather(-1, tokens[:, None]).squeeze(-1)).tolist()
         opt_nll += (-lp_opt.gather(-1, tokens[:, None]).squeeze(-1)).tolist()
         per_sample.append({"id": rec["id"], "token_agreement": same / n if n else None, "exact": out == want,
-                           "first_difference": first, "mean_kl": float(kl.mean())})
+                           "first_difference": first, "mean_kl": float(kl.mean()) if len(kl) else None})
     if not per_sample:
         return {}
     agreements = [s["token_agreement"] for s in per_sample if s["token_agreement"] is not None]

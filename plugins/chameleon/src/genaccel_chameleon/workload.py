@@ -275,11 +275,6 @@ class ChameleonWorkload(CausalLMWorkload):
     def save_outputs(self, batch, images, out_dir) -> list[dict]:
         return save_images(batch, images, out_dir)
 
-    def teacher_forced_logits(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """Logits over the task's own vocabulary (for the accuracy impact of lossy optimizations)."""
-        hidden = self.module.model(input_ids=input_ids, use_cache=False).last_hidden_state
-        return self.model.head(hidden)
-
     def training_texts(self, max_bytes: int = 6_000_000) -> list[str]:
         return code_corpus(max_bytes)
 
