@@ -106,3 +106,32 @@ def test_optimizations_keep_the_video(registry):
     ctx, _, fast = first_batch(registry, config(optimizations=("sdpa", "fused-qkv", "channels-last", "cuda-graph")))
     assert [s.name for s in ctx.stack.skipped] == ["cuda-graph"]  # CUDA only: a recorded skip on CPU
     assert torch.allclose(base.extra["media"], fast.extra["media"], atol=1e-3)
+
+
+@pytest.mark.parametrize("stack", [("sdpa",), ("sdpa", "fused-qkv")])
+def test_cross_attention_projects_the_text_once_per_video(registry, stack):
+    """With SDPA the 3-D UNet's cross-attention projects each video's text once for all its frames (its
+    spatial layers see the frames as rows, each with the video's text repeated); the UNet's prediction
+    equals that of diffusers' own SDPA processor, which projects the text once per frame."""
+    from diffusers.models.attention_processor import AttnProcessor2_0, FusedAttnProcessor2_0
+
+    inst = prepared(registry, config(optimizations=stack)).instance
+    gen = torch.Generator().manual_seed(0)
+    latents = torch.randn(inst.latent_shape(2), generator=gen)
+    text = torch.randn(2, 77, inst.unet.config.cross_attention_dim, generator=gen)
+    cross = [m for m in inst.unet.modules() if getattr(m, "is_cross_attention", False)]
+    projection = "to_kv" if "fused-qkv" in stack else "to_k"
+    rows = []
+    hooks = [getattr(m, projection).register_forward_hook(lambda mod, args, out: rows.append(args[0].shape[0]))
+             for m in cross]
+    with torch.no_grad():
+        ours = inst.unet(latents, 10, encoder_hidden_states=text, return_dict=False)[0]
+        assert rows and set(rows) == {2}  # one row of keys and values per video, not per frame
+        rows.clear()
+        inst.unet.set_attn_processor(FusedAttnProcessor2_0() if "fused-qkv" in stack else AttnProcessor2_0())
+        theirs = inst.unet(latents, 10, encoder_hidden_states=text, return_dict=False)[0]
+    for h in hooks:
+        h.remove()
+    assert set(rows) == {2 * inst.frames}
+    assert ours.std() > 0.01
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)

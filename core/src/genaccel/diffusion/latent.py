@@ -15,7 +15,8 @@ from .conditioning import added_kwargs, flat
 from .loop import settings
 from .pipeline import make_pipeline, run_pipeline
 from .prompts import Prompted, parameters
-from .stepcache import full, shallow
+from .stepcache import full, is_3d, shallow
+from .video_attention import SharedTextAttention
 
 
 class LatentDiffusion(Prompted, CompiledSteps):
@@ -146,8 +147,8 @@ class LatentDiffusion(Prompted, CompiledSteps):
         if impl == "eager" and self.fused_qkv:
             raise GenaccelError("fused-qkv attends through SDPA; add sdpa to the stack")
         processor = {"eager": AttnProcessor, "sdpa": FusedAttnProcessor2_0 if self.fused_qkv else AttnProcessor2_0}[impl]
-        for part in (self.unet, self.vae):
-            part.set_attn_processor(processor())
+        self.unet.set_attn_processor(self._unet_processor(processor()) if impl == "sdpa" else processor())
+        self.vae.set_attn_processor(processor())
         for encoder in self.text_encoders:
             encoder.set_attn_implementation(impl)
         self.attention = impl
@@ -156,8 +157,14 @@ class LatentDiffusion(Prompted, CompiledSteps):
         self.fused_qkv = True
         for part in (self.unet, self.vae):
             part.fuse_qkv_projections()  # fused processors attend through SDPA
+        self.unet.set_attn_processor(self._unet_processor(FusedAttnProcessor2_0()))
         self.attention = "sdpa"
         return "query, key and value projections fused into one linear (key and value for cross-attention)"
+
+    def _unet_processor(self, sdpa):
+        """The UNet's SDPA processor: ``sdpa`` itself, or for a text-to-video UNet, ``sdpa`` with the text
+        projected once per video in cross-attention (:class:`~genaccel.diffusion.video_attention.SharedTextAttention`)."""
+        return SharedTextAttention(sdpa, self.frames, fused=self.fused_qkv) if is_3d(self.unet) else sdpa
 
     def set_channels_last(self) -> str:
         self.channels_last = True

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 from diffusers import StableDiffusionPipeline, TextToVideoSDPipeline
+from diffusers.models.attention_processor import AttnProcessor2_0
 
 from ..engine.clock import synced_now
 from ..plugin.batch import BatchResult
@@ -26,7 +27,8 @@ def make_pipeline(inst, s: Settings, pipeline_class=None, **extra):
     """The diffusers pipeline of a :class:`~genaccel.diffusion.latent.LatentDiffusion` workload's parts:
     ``pipeline_class`` with the ``extra`` components and arguments (SDXL's), else Stable Diffusion's or
     text-to-video's by the UNet."""
-    inst.set_attention("sdpa")  # diffusers' default processors (AttnProcessor2_0)
+    inst.set_attention("sdpa")
+    inst.unet.set_attn_processor(AttnProcessor2_0())  # diffusers' default (genaccel's 3-D UNet shares the text)
     parts = dict(vae=inst.vae, text_encoder=inst.text_encoder, tokenizer=inst.tokenizer, unet=inst.unet,
                  scheduler=make_scheduler(s.scheduler, inst.scheduler_config))
     if pipeline_class is not None:

@@ -15,11 +15,12 @@ caller), so the step executor compiles or graph-captures each as one computation
 from __future__ import annotations
 
 import torch
+from diffusers import UNet3DConditionModel
 
 
 def is_3d(unet) -> bool:
     """A text-to-video UNet (UNet3DConditionModel: temporal layers after conv_in)."""
-    return hasattr(unet, "transformer_in")
+    return isinstance(unet, UNet3DConditionModel)
 
 
 def _embed(unet, sample, timestep, context, added):
