@@ -41,12 +41,13 @@ class CausalLMWorkload:
     def set_kv_dtype(self, dtype) -> str:
         """KVCacheDtype: the static cache stored in ``dtype``; a model computing in it already is a recorded skip."""
         model = self.model
+        stored, computed = (str(d).removeprefix("torch.") for d in (dtype, model.dtype))
         if model.dtype == dtype:
-            raise NotApplied(f"the model computes in {str(dtype).removeprefix('torch.')}: its KV cache already is")
+            raise NotApplied(f"the model computes in {stored}: its KV cache already is")
         before = model.kv_bytes_per_token()
         model.set_kv_dtype(dtype)
-        return (f"static KV cache stored in {str(dtype).removeprefix('torch.')}: {model.kv_bytes_per_token():,} bytes "
-                f"per position instead of {before:,}; attention computes in {str(model.dtype).removeprefix('torch.')}")
+        return (f"static KV cache stored in {stored}: {model.kv_bytes_per_token():,} bytes per position instead of "
+                f"{before:,}; attention computes in {computed}")
 
     def set_compile(self, mode: str) -> str:
         switched = self.model.set_compile(mode)

@@ -25,6 +25,7 @@ from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
 from ..files import cache_dir
 
+#: the types written here (the llama-cpp decoder's choices: :data:`genaccel.plugin.specs.GGUF_PRECISION`)
 FTYPES = ("f32", "f16", "bf16", "q8_0")
 #: the types llama.cpp's quantizer makes from the f32 export, by llama-cpp-python's file-type constant
 QUANTIZED = {"q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0", "q4_K_M": "LLAMA_FTYPE_MOSTLY_Q4_K_M"}

@@ -29,7 +29,7 @@ from .roles import (
     TokenModel,
     TransformersReference,
 )
-from .specs import DecoderSpec, OptimizationSpec
+from .specs import GGUF_PRECISION, DecoderSpec, OptimizationSpec
 
 # --- options shared by several specs (one declaration, so that they are equal) --------------------
 
@@ -95,7 +95,7 @@ class Decoders:
         register(DecoderSpec(
             name="llama-cpp", factory=_D + "llamacpp:LlamaCpp", requires=(TokenModel, LlamaCppReference),
             description="llama.cpp (greedy) on the run's own weights exported to GGUF: a reference engine",
-            options=(Option(name="gguf_type", type=str, default="f32", choices=("f32", "f16", "bf16", "q8_0", "q4_0", "q4_K_M"),
+            options=(Option(name="gguf_type", type=str, default="f32", choices=tuple(GGUF_PRECISION),
                             help="the GGUF export llama.cpp runs (q4_0, q4_K_M: by llama.cpp's quantizer)"),)))
         register(DecoderSpec(name="diffusers-pipeline", factory=_D + "pipeline:DiffusersPipeline",
                              requires=PipelineReference, options=GUIDANCE_OPTIONS,

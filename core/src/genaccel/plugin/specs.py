@@ -143,6 +143,11 @@ REFERENCES = (
               install="pip install 'genaccel[llamacpp]'"),
 )
 REFERENCE_DECODERS = {r.decoder: r.label for r in REFERENCES}
+#: the GGUF types the llama-cpp decoder runs (its ``gguf_type``), each with the genaccel precision it is set
+#: against (a weight-only quantization, else a dtype): genaccel's exporter writes f32, f16, bf16 and q8_0;
+#: llama.cpp's quantizer makes q4_0 and q4_K_M from the f32 export (:mod:`genaccel.models.gguf`)
+GGUF_PRECISION = {"f32": "float32", "f16": "float16", "bf16": "bfloat16", "q8_0": "int8-weight-only",
+                  "q4_0": "int4-weight-only", "q4_K_M": "int4-weight-only"}
 
 
 @attrs.frozen(kw_only=True)

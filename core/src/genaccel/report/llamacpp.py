@@ -8,9 +8,10 @@ as everywhere in the report.  Light: no torch."""
 
 from __future__ import annotations
 
+from ..plugin.specs import GGUF_PRECISION
 from .results import case_label
 from .stats import spread
-from .tables import GGUF_PRECISION, contended, fmt, gguf_type, pct, precision, table
+from .tables import contended, fmt, gguf_type, pct, precision, table
 
 HEADER = ["model", "precision (genaccel ↔ llama.cpp)", "genaccel stack", "test", "genaccel pp tok/s",
           "llama.cpp pp tok/s", "pp ×", "genaccel tg tok/s", "llama.cpp tg tok/s", "tg ×", "genaccel decode MBU",

@@ -3,7 +3,7 @@ sequence-length sweeps.  Readers take a report's JSON form (cases as dicts) of t
 
 from __future__ import annotations
 
-from ..plugin.specs import REFERENCE_DECODERS
+from ..plugin.specs import GGUF_PRECISION, REFERENCE_DECODERS
 from .results import SCHEMA_VERSION, plural, upgrade
 
 
@@ -252,9 +252,6 @@ def phase_table(cases: list[dict]) -> str:
 
 REFERENCE_ENGINES = (("hf-generate", "transformers' generate"), ("diffusers-pipeline", "diffusers' pipeline"),
                      ("llama-cpp", "llama.cpp"))
-#: llama.cpp's GGUF type → the genaccel precision it is set against (a weight-only quantization, else a dtype)
-GGUF_PRECISION = {"f32": "float32", "f16": "float16", "bf16": "bfloat16", "q8_0": "int8-weight-only",
-                  "q4_0": "int4-weight-only", "q4_K_M": "int4-weight-only"}
 WEIGHT_ONLY = ("int8-weight-only", "int4-weight-only")
 
 
