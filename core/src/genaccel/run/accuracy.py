@@ -109,29 +109,35 @@ def output_impact(reference: dict, records: list[dict]) -> dict:
     }
 
 
+def scored(pick, steps: list):
+    """``pick``, recording the log-probabilities of each step's logits in ``steps`` (one (B, V) a step)."""
+
+    def record(logits: torch.Tensor) -> torch.Tensor:
+        steps.append(torch.log_softmax(logits.float(), dim=-1).cpu())
+        return pick(logits)
+
+    return record
+
+
 def forced_logprobs(ctx, samples: list[dict]) -> list[torch.Tensor]:
     """Log-probabilities (len(output), V) the model gives each of ``samples``' ``output`` tokens after its
     ``prompt``, teacher-forced through the model's own decode loop as one batch: prefill, then one step
     per token fed the given token.  The scores come from the steps a run decodes with (its cache and
     its dtype, compiled kernels, decode-only input rounding), not from a separate full forward."""
-    dev = ctx.device
     n = max(max(len(s["output"]) for s in samples), 1)
     prompts = [TextSample(id=str(i), input_ids=s["prompt"], max_new_tokens=n) for i, s in enumerate(samples)]
-    forced = torch.tensor([s["output"] + [0] * (n - len(s["output"])) for s in samples], device=dev)
+    forced = torch.tensor([s["output"] + [0] * (n - len(s["output"])) for s in samples], device=ctx.device)
     steps = []
-
-    def pick(logits: torch.Tensor) -> torch.Tensor:
-        steps.append(torch.log_softmax(logits.float(), dim=-1).cpu())
-        return forced[:, len(steps) - 1]
-
     with torch.no_grad():
-        generate(ctx.instance.model, prompts, pick, **{**loop_options(ctx), "eos_id": None})
+        generate(ctx.instance.model, prompts, scored(lambda logits: forced[:, len(steps) - 1], steps),
+                 **{**loop_options(ctx), "eos_id": None})
     scores = torch.stack(steps, dim=1)
     return [scores[i, : len(s["output"])] for i, s in enumerate(samples)]
 
 
 def capture(ctx, batches) -> dict:
-    """Reference greedy outputs and log-probabilities, keyed by sample id, from the model as built; each
+    """Reference greedy outputs and the log-probabilities of their steps, keyed by sample id, from the model
+    as built (the greedy decode feeds each step its own token: the reference's teacher forcing); each
     keeps the ids of its batch (``batch``), which the optimized model is scored in again."""
     inst = ctx.instance
     encode = ctx.has(MediaCodec) and inst.media_phases[0]  # inputs to tokens, as the decoders do
@@ -139,11 +145,13 @@ def capture(ctx, batches) -> dict:
     for batch in batches:
         if encode:
             batch = inst.encode_inputs(batch)
-        res = generate(inst.model, batch, greedy_pick, **loop_options(ctx))
-        rows = [{"prompt": list(sample.input_ids), "output": out} for sample, out in zip(batch, res.outputs)]
+        steps = []
+        res = generate(inst.model, batch, scored(greedy_pick, steps), **loop_options(ctx))
+        scores = torch.stack(steps, dim=1)
         ids = tuple(sample.id for sample in batch)
-        for sample, row, scores in zip(batch, rows, forced_logprobs(ctx, rows)):
-            ref.setdefault(sample.id, {**row, "logprobs": scores, "batch": ids})
+        for row, (sample, out) in enumerate(zip(batch, res.outputs)):
+            ref.setdefault(sample.id, {"prompt": list(sample.input_ids), "output": out,
+                                       "logprobs": scores[row, : len(out)], "batch": ids})
     return ref
 
 
