@@ -39,57 +39,103 @@ using namespace genaccel_simd;
 
 constexpr int kRows = 4;  // rows of x sharing one weight load
 
+// Weight formats for dense_rows: kStep consecutive weights as kStep / 8 float vectors (load), and
+// one as a float (load1).  x is read in the order load gives (see x_order).
+struct F32W {
+  using T = float;
+  static constexpr int kStep = 8;
+  static void load(const T* p, __m256* v) { v[0] = F32::load8(p); }
+  static float load1(const T* p) { return *p; }
+};
 struct I8 {
   using T = int8_t;
-  static __m256 load8(const T* p) {
-    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+  static constexpr int kStep = 8;
+  static void load(const T* p, __m256* v) {
+    v[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
   }
   static float load1(const T* p) { return static_cast<float>(*p); }
 };
+// bfloat16, sixteen at a time: interleaving each 128-bit lane's words with zeros puts them in the
+// high halves of float32 lanes, which is the conversion, one instruction for eight weights (against
+// a widening and a shift).  The floats come out as features 0-3 and 8-11, then 4-7 and 12-15.
+struct BF16W {
+  using T = uint16_t;
+  static constexpr int kStep = 16;
+  static void load(const T* p, __m256* v) {
+    const __m256i words = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), zero = _mm256_setzero_si256();
+    v[0] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, words));
+    v[1] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, words));
+  }
+  static float load1(const T* p) { return bf16_to_float(*p); }
+};
+
+// x's rows (k features each) in the order W::load gives each full step of weights; the features
+// after the last full step keep their places.
+template <class W>
+std::vector<float> x_order(const std::vector<float>& xf, int64_t k) {
+  if constexpr (W::kStep == 8) {
+    return xf;
+  } else {
+    static_assert(W::kStep == 16, "x_order: steps of 8 or 16 features");
+    std::vector<float> out(xf);
+    constexpr int order[16] = {0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15};
+    for (size_t r = 0; r < xf.size() / k; ++r)
+      for (int64_t i = 0; i + 16 <= k; i += 16)
+        for (int j = 0; j < 16; ++j) out[r * k + i + j] = xf[r * k + i + order[j]];
+    return out;
+  }
+}
 
 // Output rows computed together, for R rows of x: 4 independent chains at most 8 accumulators.
 constexpr int out_block(int R) { return R == 1 ? 4 : (R == 2 ? 2 : 1); }
 
-// y[r][o] = sum_k x[r][k] * w[o][k] for o in [o0, o1): float accumulation, unscaled.
+// y[r][o] = sum_k x[r][k] * w[o][k] for o in [o0, o1): float accumulation, unscaled; x in x_order<W>.
 template <class W, int R>
 void dense_rows(const float* x, const typename W::T* w, float* y, int64_t k, int64_t out, int64_t o0, int64_t o1) {
-  constexpr int B = out_block(R);
+  constexpr int B = out_block(R), V = W::kStep / 8;
   const int64_t dist = ahead(B, k * sizeof(typename W::T));
-  const int64_t k8 = k - k % 8;
+  const int64_t kfull = k - k % W::kStep;
   int64_t o = o0;
   for (; o + B <= o1; o += B) {
     __m256 acc[B][R];
     for (int b = 0; b < B; ++b)
       for (int r = 0; r < R; ++r) acc[b][r] = _mm256_setzero_ps();
-    auto eight = [&](int64_t i) {
-      __m256 xv[R];
-      for (int r = 0; r < R; ++r) xv[r] = _mm256_loadu_ps(x + r * k + i);
+    auto step = [&](int64_t i) {
+      __m256 xv[R][V];
+      for (int r = 0; r < R; ++r)
+        for (int v = 0; v < V; ++v) xv[r][v] = _mm256_loadu_ps(x + r * k + i + 8 * v);
       for (int b = 0; b < B; ++b) {
-        __m256 wv = W::load8(w + (o + b) * k + i);
-        for (int r = 0; r < R; ++r) acc[b][r] = _mm256_fmadd_ps(wv, xv[r], acc[b][r]);
+        __m256 wv[V];
+        W::load(w + (o + b) * k + i, wv);
+        for (int v = 0; v < V; ++v)
+          for (int r = 0; r < R; ++r) acc[b][r] = _mm256_fmadd_ps(wv[v], xv[r][v], acc[b][r]);
       }
     };
     constexpr int64_t line = 64 / sizeof(typename W::T);  // weights in a cache line
     int64_t i = 0;
-    for (; i + line <= k8; i += line) {  // a cache line of each row at a time, the lines ahead prefetched
+    for (; i + line <= kfull; i += line) {  // a cache line of each row at a time, the lines ahead prefetched
       for (int b = 0; b < B; ++b)
         _mm_prefetch(reinterpret_cast<const char*>(w + (o + b) * k + i) + dist, _MM_HINT_T0);
-      for (int64_t j = 0; j < line; j += 8) eight(i + j);
+      for (int64_t j = 0; j < line; j += W::kStep) step(i + j);
     }
-    for (; i < k8; i += 8) eight(i);
+    for (; i < kfull; i += W::kStep) step(i);
     for (int b = 0; b < B; ++b)
       for (int r = 0; r < R; ++r) {
         float s = hsum(acc[b][r]);
-        for (int64_t i = k8; i < k; ++i) s += x[r * k + i] * W::load1(w + (o + b) * k + i);
+        for (int64_t i = kfull; i < k; ++i) s += x[r * k + i] * W::load1(w + (o + b) * k + i);
         y[r * out + o + b] = s;
       }
   }
   for (; o < o1; ++o)  // the rows left over by the blocks
     for (int r = 0; r < R; ++r) {
       __m256 acc = _mm256_setzero_ps();
-      for (int64_t i = 0; i < k8; i += 8) acc = _mm256_fmadd_ps(W::load8(w + o * k + i), _mm256_loadu_ps(x + r * k + i), acc);
+      for (int64_t i = 0; i < kfull; i += W::kStep) {
+        __m256 wv[V];
+        W::load(w + o * k + i, wv);
+        for (int v = 0; v < V; ++v) acc = _mm256_fmadd_ps(wv[v], _mm256_loadu_ps(x + r * k + i + 8 * v), acc);
+      }
       float s = hsum(acc);
-      for (int64_t i = k8; i < k; ++i) s += x[r * k + i] * W::load1(w + o * k + i);
+      for (int64_t i = kfull; i < k; ++i) s += x[r * k + i] * W::load1(w + o * k + i);
       y[r * out + o] = s;
     }
 }
@@ -322,13 +368,14 @@ at::Tensor gemv(const at::Tensor& x, const at::Tensor& w, const c10::optional<at
     case at::kFloat: {
       auto wp = w.const_data_ptr<float>();
       return few_rows(x, xf, out, scale, bias, [&](int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
-        dense_dispatch<F32>(R, xf.data() + r0 * k, wp, yr, k, out, o0, o1);
+        dense_dispatch<F32W>(R, xf.data() + r0 * k, wp, yr, k, out, o0, o1);
       });
     }
     case at::kBFloat16: {
       auto wp = reinterpret_cast<const uint16_t*>(w.const_data_ptr<c10::BFloat16>());
+      const std::vector<float> xo = x_order<BF16W>(xf, k);
       return few_rows(x, xf, out, scale, bias, [&](int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
-        dense_dispatch<BF16>(R, xf.data() + r0 * k, wp, yr, k, out, o0, o1);
+        dense_dispatch<BF16W>(R, xo.data() + r0 * k, wp, yr, k, out, o0, o1);
       });
     }
     case at::kChar: {
