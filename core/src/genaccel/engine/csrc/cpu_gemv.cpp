@@ -41,7 +41,7 @@ constexpr int kRows = 4;  // rows of x sharing one weight load
 constexpr int64_t kUnpackFrom = 2048;  // bf16 rows of at least this many weights take BF16W
 
 // Weight formats for dense_rows: kStep consecutive weights as kStep / 8 float vectors (load), and
-// one as a float (load1).  x is read in the order load gives (see x_order).
+// one as a float (load1).  x is read in the order load gives (BF16W: unpack_order).
 struct F32W {
   using T = float;
   static constexpr int kStep = 8;
@@ -79,27 +79,21 @@ struct BF16W {
   static float load1(const T* p) { return bf16_to_float(*p); }
 };
 
-// x's rows (k features each) in the order W::load gives each full step of weights; the features
-// after the last full step keep their places.
-template <class W>
-std::vector<float> x_order(const std::vector<float>& xf, int64_t k) {
-  if constexpr (W::kStep == 8) {
-    return xf;
-  } else {
-    static_assert(W::kStep == 16, "x_order: steps of 8 or 16 features");
-    std::vector<float> out(xf);
-    constexpr int order[16] = {0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15};
-    for (size_t r = 0; r < xf.size() / k; ++r)
-      for (int64_t i = 0; i + 16 <= k; i += 16)
-        for (int j = 0; j < 16; ++j) out[r * k + i + j] = xf[r * k + i + order[j]];
-    return out;
-  }
+// x's rows (k features each) in the order BF16W::load gives each full 16 weights; the features
+// after the last full 16 keep their places.
+std::vector<float> unpack_order(const std::vector<float>& xf, int64_t k) {
+  std::vector<float> out(xf);
+  constexpr int order[16] = {0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15};
+  for (size_t r = 0; r < xf.size() / k; ++r)
+    for (int64_t i = 0; i + 16 <= k; i += 16)
+      for (int j = 0; j < 16; ++j) out[r * k + i + j] = xf[r * k + i + order[j]];
+  return out;
 }
 
 // Output rows computed together, for R rows of x: 4 independent chains at most 8 accumulators.
 constexpr int out_block(int R) { return R == 1 ? 4 : (R == 2 ? 2 : 1); }
 
-// y[r][o] = sum_k x[r][k] * w[o][k] for o in [o0, o1): float accumulation, unscaled; x in x_order<W>.
+// y[r][o] = sum_k x[r][k] * w[o][k] for o in [o0, o1): float accumulation, unscaled; x in the order W::load gives.
 template <class W, int R>
 void dense_rows(const float* x, const typename W::T* w, float* y, int64_t k, int64_t out, int64_t o0, int64_t o1) {
   constexpr int B = out_block(R), V = W::kStep / 8;
@@ -383,13 +377,11 @@ at::Tensor gemv(const at::Tensor& x, const at::Tensor& w, const c10::optional<at
     }
     case at::kBFloat16: {
       auto wp = reinterpret_cast<const uint16_t*>(w.const_data_ptr<c10::BFloat16>());
-      if (k < kUnpackFrom)
-        return few_rows(x, xf, out, scale, bias, [&](int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
-          dense_dispatch<BF16Widen>(R, xf.data() + r0 * k, wp, yr, k, out, o0, o1);
-        });
-      const std::vector<float> xo = x_order<BF16W>(xf, k);
+      const bool unpack = k >= kUnpackFrom;
+      const std::vector<float> xo = unpack ? unpack_order(xf, k) : std::vector<float>();
       return few_rows(x, xf, out, scale, bias, [&](int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
-        dense_dispatch<BF16W>(R, xo.data() + r0 * k, wp, yr, k, out, o0, o1);
+        if (unpack) dense_dispatch<BF16W>(R, xo.data() + r0 * k, wp, yr, k, out, o0, o1);
+        else dense_dispatch<BF16Widen>(R, xf.data() + r0 * k, wp, yr, k, out, o0, o1);
       });
     }
     case at::kChar: {
