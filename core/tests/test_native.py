@@ -152,7 +152,11 @@ def test_decode_attention_equals_masked_softmax_attention(ops, kv_dtype, heads, 
     want = _attention_reference(q, k, v, valid, n - 2, window, dim ** -0.5, softcap)
     assert got.shape == (2, 1, heads, dim) and got.dtype == torch.float32
     torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-6)
-    assert ops.decode_attention(q.bfloat16(), k, v, valid, pos, window, dim ** -0.5, softcap).dtype == torch.bfloat16
+    for narrow in (torch.bfloat16, torch.float16):  # bfloat16 queries read in place, float16 ones converted around
+        got = ops.decode_attention(q.to(narrow), k, v, valid, pos, window, dim ** -0.5, softcap)
+        want = _attention_reference(q.to(narrow).float(), k, v, valid, n - 2, window, dim ** -0.5, softcap)
+        assert got.dtype == narrow
+        torch.testing.assert_close(got, want.to(narrow))  # within one rounding of the narrow dtype
 
 
 def test_compiled_steps_take_the_native_attention_where_it_has_a_kernel(ops):

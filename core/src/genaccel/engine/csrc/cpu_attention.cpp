@@ -4,7 +4,8 @@
 //
 // Work items are (batch row, KV head) pairs split between threads (ATen's parallel_for).  An item
 // computes the scores of its query heads in float32 (keys in float32 or bfloat16, converted in
-// registers), a masked softmax (a vectorized exp; masked keys weigh exactly zero) and the weighted sum
+// registers: bfloat16 rows sixteen values at a time in BF16Unpack's order, the queries read in that order
+// and the outputs written back from it), a masked softmax (a vectorized exp; masked keys weigh exactly zero) and the weighted sum
 // of the values, normalized once at the end.  Two passes over the item's rows (keys, then values)
 // replace Inductor's flex-attention template, which is tiled for many queries: with one query it read
 // the small preset's cache at ~12 GB/s where plain streaming reads reach ~19, and its bfloat16 cache
@@ -65,13 +66,13 @@ inline __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
   return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
 }
 
-// Query heads 0..g-1 (q: g x D floats) over the keys kb and values vb of their KV head, D = 8 * C:
-// out (g x D floats).  scores: L floats of scratch.  Each head reads the rows from memory the first time
+// Query heads 0..g-1 (q: g x D floats, each head in the order KV::load gives) over the keys kb and values
+// vb of their KV head, D = 8 * C: out (g x D floats, in the same order).  scores: L floats of scratch.  Each head reads the rows from memory the first time
 // and from the cache after (a KV head's rows are L x D: in L2 at decode lengths).
 template <typename KV, int C>
 void attend(const float* q, const typename KV::T* kb, const typename KV::T* vb, const bool* valid, const Shape& s,
             float* out, float* scores) {
-  constexpr int D = 8 * C;
+  constexpr int D = 8 * C, V = KV::kStep / 8;  // floats per row, vectors per load
   const float neg_inf = -std::numeric_limits<float>::infinity();
   // the keys a query may see lie in [lo, hi): its position and window bound them, validity masks inside
   const int64_t hi = s.pos < 0 ? s.L : std::min(s.L, s.pos + 1);
@@ -79,6 +80,15 @@ void attend(const float* q, const typename KV::T* kb, const typename KV::T* vb, 
   for (int64_t i = 0; i < s.g; ++i) {
     __m256 qv[C];
     for (int c = 0; c < C; ++c) qv[c] = _mm256_loadu_ps(q + i * D + 8 * c);
+    auto dot = [&](const typename KV::T* kj) {  // q . k as a vector of partial sums
+      __m256 a = _mm256_setzero_ps();
+      for (int c = 0; c < C; c += V) {
+        __m256 w[V];
+        KV::load(kj + 8 * c, w);
+        for (int v = 0; v < V; ++v) a = _mm256_fmadd_ps(qv[c + v], w[v], a);
+      }
+      return a;
+    };
     std::fill(scores, scores + lo, neg_inf);
     std::fill(scores + hi, scores + s.L, neg_inf);
     int64_t j = lo;
@@ -87,16 +97,13 @@ void attend(const float* q, const typename KV::T* kb, const typename KV::T* vb, 
       for (int r = 0; r < 4; ++r) {
         const typename KV::T* kj = kb + (j + r) * s.k_row;
         prefetch_row(kj, D * sizeof(typename KV::T));
-        a[r] = _mm256_mul_ps(qv[0], KV::load8(kj));
-        for (int c = 1; c < C; ++c) a[r] = _mm256_fmadd_ps(qv[c], KV::load8(kj + 8 * c), a[r]);
+        a[r] = dot(kj);
       }
       _mm_storeu_ps(scores + j, _mm_mul_ps(hsum4(a[0], a[1], a[2], a[3]), _mm_set1_ps(s.scale)));
     }
     for (; j < hi; ++j) {
       const typename KV::T* kj = kb + j * s.k_row;
-      __m256 a = _mm256_mul_ps(qv[0], KV::load8(kj));
-      for (int c = 1; c < C; ++c) a = _mm256_fmadd_ps(qv[c], KV::load8(kj + 8 * c), a);
-      scores[j] = hsum(a) * s.scale;
+      scores[j] = hsum(dot(kj)) * s.scale;
     }
     float m = neg_inf;
     for (j = lo; j < hi; ++j) {
@@ -129,7 +136,11 @@ void attend(const float* q, const typename KV::T* kb, const typename KV::T* vb, 
       const __m256 pv = _mm256_set1_ps(p);
       const typename KV::T* vj = vb + j * s.v_row;
       prefetch_row(vj, D * sizeof(typename KV::T));
-      for (int c = 0; c < C; ++c) o[c] = _mm256_fmadd_ps(pv, KV::load8(vj + 8 * c), o[c]);
+      for (int c = 0; c < C; c += V) {
+        __m256 w[V];
+        KV::load(vj + 8 * c, w);
+        for (int v = 0; v < V; ++v) o[c + v] = _mm256_fmadd_ps(pv, w[v], o[c + v]);
+      }
     }
     const __m256 r = _mm256_set1_ps(1.f / total);
     for (int c = 0; c < C; ++c) _mm256_storeu_ps(oi + 8 * c, _mm256_mul_ps(o[c], r));
@@ -146,6 +157,17 @@ void attend_d(int64_t D, const float* q, const typename KV::T* kb, const typenam
     case 128: return attend<KV, 16>(q, kb, vb, valid, s, out, scores);
     default: return attend<KV, 32>(q, kb, vb, valid, s, out, scores);
   }
+}
+
+// One work item: the g query heads at q (g x D, float32 or bfloat16) over their KV head's keys and values,
+// in the order KV::load gives the rows' values; out (g x D) written in q's order and dtype.
+template <typename KV, typename Q>
+void attend_item(const Q* q, Q* out, const typename KV::T* kb, const typename KV::T* vb, const bool* valid,
+                 const Shape& s, int64_t D, float* qf, float* of, float* scores) {
+  const int64_t n = s.g * D;  // D is a multiple of KV::kStep: the heads' orders line up
+  for (int64_t i = 0; i < n; ++i) qf[i] = static_cast<float>(q[KV::feature(i)]);
+  attend_d<KV>(D, qf, kb, vb, valid, s, of, scores);
+  for (int64_t i = 0; i < n; ++i) out[KV::feature(i)] = Q(of[i]);
 }
 
 // softmax(q k^T * scale) v for one query per row: q (B, H, 1, D); k, v (B, H_kv, L, D) in float32 or
@@ -172,31 +194,33 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k, const at::
   // read in place, not through tensor ops: the ops around the kernel took 60 of its 248 us a call (profiled)
   Shape s{L, H / Hkv, k.stride(2), v.stride(2), pos.has_value() ? pos->const_data_ptr<int64_t>()[0] : -1, window,
           static_cast<float>(scale), static_cast<float>(softcap)};
-  const at::Tensor qf = q.scalar_type() == at::kFloat && q.is_contiguous() ? q : q.to(at::kFloat).contiguous();
-  at::Tensor out = at::empty({B, 1, H, D}, q.options().dtype(at::kFloat));
-  const float* qp = qf.const_data_ptr<float>();
-  float* op = out.data_ptr<float>();
+  // float32 and bfloat16 queries are read and their outputs written in place by each item; others converted around
+  const bool own = q.scalar_type() == at::kFloat || q.scalar_type() == at::kBFloat16;
+  const at::Tensor qc = own ? q.contiguous() : q.to(at::kFloat).contiguous();
+  at::Tensor out = at::empty({B, 1, H, D}, qc.options());
   const bool* vp = valid.const_data_ptr<bool>();
-  const bool bf16 = k.scalar_type() == at::kBFloat16;
+  const bool bf16 = k.scalar_type() == at::kBFloat16, q_bf16 = qc.scalar_type() == at::kBFloat16;
   at::parallel_for(0, B * Hkv, 1, [&](int64_t i0, int64_t i1) {
-    std::vector<float> scores(L);
+    std::vector<float> scores(L), qf(s.g * D), of(s.g * D);  // an item's queries and outputs in float32
     for (int64_t it = i0; it < i1; ++it) {
-      const int64_t b = it / Hkv, h = it % Hkv;
-      const float* qi = qp + (b * H + h * s.g) * D;
-      float* oi = op + (b * H + h * s.g) * D;
+      const int64_t b = it / Hkv, h = it % Hkv, first = (b * H + h * s.g) * D;  // the item's first query element
       const bool* vb = vp + b * valid.stride(0);
-      if (bf16) {
-        auto kb = reinterpret_cast<const uint16_t*>(k.const_data_ptr<at::BFloat16>()) + b * k.stride(0) + h * k.stride(1);
-        auto vv = reinterpret_cast<const uint16_t*>(v.const_data_ptr<at::BFloat16>()) + b * v.stride(0) + h * v.stride(1);
-        attend_d<BF16>(D, qi, kb, vv, vb, s, oi, scores.data());
-      } else {
-        const float* kb = k.const_data_ptr<float>() + b * k.stride(0) + h * k.stride(1);
-        const float* vv = v.const_data_ptr<float>() + b * v.stride(0) + h * v.stride(1);
-        attend_d<F32>(D, qi, kb, vv, vb, s, oi, scores.data());
-      }
+      auto item = [&](auto* qp, auto* op) {
+        if (bf16) {
+          auto kb = reinterpret_cast<const uint16_t*>(k.const_data_ptr<at::BFloat16>()) + b * k.stride(0) + h * k.stride(1);
+          auto vv = reinterpret_cast<const uint16_t*>(v.const_data_ptr<at::BFloat16>()) + b * v.stride(0) + h * v.stride(1);
+          attend_item<BF16Unpack>(qp, op, kb, vv, vb, s, D, qf.data(), of.data(), scores.data());
+        } else {
+          const float* kb = k.const_data_ptr<float>() + b * k.stride(0) + h * k.stride(1);
+          const float* vv = v.const_data_ptr<float>() + b * v.stride(0) + h * v.stride(1);
+          attend_item<F32>(qp, op, kb, vv, vb, s, D, qf.data(), of.data(), scores.data());
+        }
+      };
+      if (q_bf16) item(qc.const_data_ptr<at::BFloat16>() + first, out.data_ptr<at::BFloat16>() + first);
+      else item(qc.const_data_ptr<float>() + first, out.data_ptr<float>() + first);
     }
   });
-  return q.scalar_type() == at::kFloat ? out : out.to(q.scalar_type());
+  return own ? out : out.to(q.scalar_type());
 }
 
 }  // namespace

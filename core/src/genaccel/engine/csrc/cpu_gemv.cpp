@@ -29,6 +29,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "simd.h"
@@ -40,14 +41,11 @@ using namespace genaccel_simd;
 constexpr int kRows = 4;  // rows of x sharing one weight load
 constexpr int64_t kUnpackFrom = 2048;  // bf16 rows of at least this many weights take BF16W
 
-// Weight formats for dense_rows: kStep consecutive weights as kStep / 8 float vectors (load), and
-// one as a float (load1).  x is read in the order load gives (BF16W: unpack_order).  For one row of x,
-// kChains independent chains run along each weight row and 4 / kChains weight rows are interleaved.
-struct F32W {
-  using T = float;
-  static constexpr int kStep = 8, kChains = 1;
-  static void load(const T* p, __m256* v) { v[0] = F32::load8(p); }
-  static float load1(const T* p) { return *p; }
+// Weight formats for dense_rows: simd.h's stored formats, and int8.  x is read in the order load
+// gives (in_load_order).  For one row of x, kChains independent chains run along each weight row and
+// 4 / kChains weight rows are interleaved.
+struct F32W : F32 {
+  static constexpr int kChains = 1;
 };
 struct I8 {
   using T = int8_t;
@@ -56,41 +54,28 @@ struct I8 {
     v[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
   }
   static float load1(const T* p) { return static_cast<float>(*p); }
+  static int64_t feature(int64_t i) { return i; }
 };
-// bfloat16, eight at a time: widened to 32 bits and shifted into the high halves.  For one row of x,
-// one weight row at a time: measured on 2 Zen 1 cores (weights cold), 13-17% more GB/s than four
-// interleaved rows for rows of 768 weights; for rows of 2048 or 8192 (BF16W, and float32 at 768)
-// four interleaved rows read 5-25% more.
-struct BF16Widen {
-  using T = uint16_t;
-  static constexpr int kStep = 8, kChains = 4;
-  static void load(const T* p, __m256* v) { v[0] = BF16::load8(p); }
-  static float load1(const T* p) { return bf16_to_float(*p); }
+// bfloat16 widened eight at a time.  For one row of x, one weight row at a time: measured on 2 Zen 1
+// cores (weights cold), 13-17% more GB/s than four interleaved rows for rows of 768 weights; for rows
+// of 2048 or 8192 (BF16W, and float32 at 768) four interleaved rows read 5-25% more.
+struct BF16Widen : BF16 {
+  static constexpr int kChains = 4;
 };
-// bfloat16, sixteen at a time: interleaving each 128-bit lane's words with zeros puts them in the
-// high halves of float32 lanes, which is the conversion, one instruction for eight weights (against
-// a widening and a shift).  The floats come out as features 0-3 and 8-11, then 4-7 and 12-15.
-// Measured on 2 Zen 1 cores (weights cold, one row of x): 5-10% more GB/s than BF16Widen for rows
-// of 2048 or 8192 weights, 5-15% fewer for rows of 768 (kUnpackFrom).
-struct BF16W {
-  using T = uint16_t;
-  static constexpr int kStep = 16, kChains = 1;
-  static void load(const T* p, __m256* v) {
-    const __m256i words = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), zero = _mm256_setzero_si256();
-    v[0] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, words));
-    v[1] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, words));
-  }
-  static float load1(const T* p) { return bf16_to_float(*p); }
+// bfloat16 unpacked sixteen at a time.  Measured on 2 Zen 1 cores (weights cold, one row of x): 5-10%
+// more GB/s than BF16Widen for rows of 2048 or 8192 weights, 5-15% fewer for rows of 768 (kUnpackFrom).
+struct BF16W : BF16Unpack {
+  static constexpr int kChains = 1;
 };
 
-// x's rows (k features each) in the order BF16W::load gives each full 16 weights; the features
-// after the last full 16 keep their places.
-std::vector<float> unpack_order(const std::vector<float>& xf, int64_t k) {
-  std::vector<float> out(xf);
-  constexpr int order[16] = {0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15};
-  for (size_t r = 0; r < xf.size() / k; ++r)
-    for (int64_t i = 0; i + 16 <= k; i += 16)
-      for (int j = 0; j < 16; ++j) out[r * k + i + j] = xf[r * k + i + order[j]];
+// x's rows (k features each) in the order W::load gives each full kStep weights; the features after
+// the last full kStep keep their places.
+template <class W>
+std::vector<float> in_load_order(const float* xf, int64_t rows, int64_t k) {
+  std::vector<float> out(xf, xf + rows * k);
+  const int64_t kfull = k - k % W::kStep;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < kfull; ++i) out[r * k + i] = xf[r * k + W::feature(i)];
   return out;
 }
 
@@ -283,21 +268,29 @@ void int8_rows(const int8_t* xq, const float* xd, const int8_t* packed, float* y
   }
 }
 
-// x (rows, k) of any float dtype as contiguous float32.
-std::vector<float> as_float(const at::Tensor& x) {
+// x (rows, k) of any float dtype as contiguous float32: x's own data where it is float32, a converted copy otherwise.
+struct FloatRows {
+  std::vector<float> copy;
+  const float* direct = nullptr;
+  const float* p() const { return direct ? direct : copy.data(); }
+};
+
+FloatRows as_float(const at::Tensor& x) {
   TORCH_CHECK(x.device().is_cpu() && x.is_contiguous(), "genaccel_cpu: inputs must be contiguous CPU tensors");
   const int64_t n = x.numel();
-  std::vector<float> out(n);
+  FloatRows out;
   switch (x.scalar_type()) {
-    case at::kFloat: std::memcpy(out.data(), x.const_data_ptr<float>(), n * 4); break;
+    case at::kFloat: out.direct = x.const_data_ptr<float>(); break;
     case at::kBFloat16: {
       auto p = x.const_data_ptr<c10::BFloat16>();
-      for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(p[i]);
+      out.copy.resize(n);
+      for (int64_t i = 0; i < n; ++i) out.copy[i] = static_cast<float>(p[i]);
       break;
     }
     case at::kHalf: {
       auto p = x.const_data_ptr<c10::Half>();
-      for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(p[i]);
+      out.copy.resize(n);
+      for (int64_t i = 0; i < n; ++i) out.copy[i] = static_cast<float>(p[i]);
       break;
     }
     default: TORCH_CHECK(false, "genaccel_cpu: inputs must be float32, bfloat16 or float16, not ", x.scalar_type());
@@ -305,53 +298,53 @@ std::vector<float> as_float(const at::Tensor& x) {
   return out;
 }
 
-// Splits the output rows between threads and runs `rows_fn(R, r0, y, o0, o1)` over the rows of x
-// (already in float: xf) in chunks of kRows rows from row r0, writing y (R, out).
+// Splits the output rows between threads and runs `rows_fn(R, r0, y, o0, o1)` over the rows of x in
+// chunks of kRows rows from row r0, writing y (R, out) in float32; each thread then scales, adds the
+// bias to and converts its own output rows.  float32 results are written in place.
 template <class Fn>
-at::Tensor few_rows(const at::Tensor& x, const std::vector<float>& xf, int64_t out, const c10::optional<at::Tensor>& scale,
+at::Tensor few_rows(const at::Tensor& x, int64_t out, const c10::optional<at::Tensor>& scale,
                     const c10::optional<at::Tensor>& bias, Fn rows_fn) {
   const int64_t k = x.size(-1), rows = x.numel() / k;
-  std::vector<float> yf(rows * out);
-  // about 256 KiB of weight per task: few enough tasks for two to eight threads, each streaming its rows
-  const int64_t grain = std::max<int64_t>(16, (int64_t{1} << 18) / std::max<int64_t>(k, 1));
-  at::parallel_for(0, out, grain, [&](int64_t o0, int64_t o1) {
-    for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
-      const int R = static_cast<int>(std::min<int64_t>(kRows, rows - r0));
-      rows_fn(R, r0, yf.data() + r0 * out, o0, o1);
-    }
-  });
   const float* sc = nullptr;
   if (scale) {
     TORCH_CHECK(scale->scalar_type() == at::kFloat && scale->numel() == out && scale->is_contiguous(),
                 "genaccel_cpu: scale must be ", out, " contiguous float32 values");
     sc = scale->const_data_ptr<float>();
   }
-  std::vector<float> bf;
+  const at::Tensor bias_rows = bias ? bias->contiguous() : at::Tensor();  // alive while bf points into it
+  FloatRows bf;
   if (bias) {
     TORCH_CHECK(bias->numel() == out, "genaccel_cpu: bias must have ", out, " values");
-    bf = as_float(bias->contiguous());
+    bf = as_float(bias_rows);
   }
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t o = 0; o < out; ++o) {
-      float& v = yf[r * out + o];
-      if (sc) v *= sc[o];
-      if (bias) v += bf[o];
-    }
+  const float* bp = bias ? bf.p() : nullptr;
   auto sizes = x.sizes().vec();
   sizes.back() = out;
   at::Tensor y = at::empty(sizes, x.options());
-  switch (x.scalar_type()) {
-    case at::kFloat: std::memcpy(y.data_ptr<float>(), yf.data(), yf.size() * 4); break;
-    case at::kBFloat16: {
-      auto p = y.data_ptr<c10::BFloat16>();
-      for (size_t i = 0; i < yf.size(); ++i) p[i] = c10::BFloat16(yf[i]);
-      break;
+  const at::ScalarType dtype = x.scalar_type();
+  std::unique_ptr<float[]> buffer(dtype == at::kFloat ? nullptr : new float[rows * out]);
+  float* yf = dtype == at::kFloat ? y.data_ptr<float>() : buffer.get();
+  void* yp = y.data_ptr();
+  // about 256 KiB of weight per task: few enough tasks for two to eight threads, each streaming its rows
+  const int64_t grain = std::max<int64_t>(16, (int64_t{1} << 18) / std::max<int64_t>(k, 1));
+  at::parallel_for(0, out, grain, [&](int64_t o0, int64_t o1) {
+    for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
+      const int R = static_cast<int>(std::min<int64_t>(kRows, rows - r0));
+      rows_fn(R, r0, yf + r0 * out, o0, o1);
     }
-    default: {
-      auto p = y.data_ptr<c10::Half>();
-      for (size_t i = 0; i < yf.size(); ++i) p[i] = c10::Half(yf[i]);
-    }
-  }
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t o = o0; o < o1; ++o) {
+        const int64_t i = r * out + o;
+        float v = yf[i];
+        if (sc) v *= sc[o];
+        if (bp) v += bp[o];
+        switch (dtype) {
+          case at::kFloat: yf[i] = v; break;
+          case at::kBFloat16: static_cast<c10::BFloat16*>(yp)[i] = c10::BFloat16(v); break;
+          default: static_cast<c10::Half*>(yp)[i] = c10::Half(v);
+        }
+      }
+  });
   return y;
 }
 
@@ -371,27 +364,27 @@ at::Tensor gemv(const at::Tensor& x, const at::Tensor& w, const c10::optional<at
   TORCH_CHECK(w.dim() == 2 && w.is_contiguous() && w.device().is_cpu(), "genaccel_cpu.gemv: w must be a contiguous 2-D CPU tensor");
   TORCH_CHECK(x.size(-1) == w.size(1), "genaccel_cpu.gemv: x has ", x.size(-1), " features, w ", w.size(1));
   const int64_t k = w.size(1), out = w.size(0);
-  const std::vector<float> xf = as_float(x);
+  const FloatRows xf = as_float(x);
   switch (w.scalar_type()) {
     case at::kFloat: {
       auto wp = w.const_data_ptr<float>();
-      return few_rows(x, xf, out, scale, bias, [&](int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
-        dense_dispatch<F32W>(R, xf.data() + r0 * k, wp, yr, k, out, o0, o1);
+      return few_rows(x, out, scale, bias, [&](int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
+        dense_dispatch<F32W>(R, xf.p() + r0 * k, wp, yr, k, out, o0, o1);
       });
     }
     case at::kBFloat16: {
       auto wp = reinterpret_cast<const uint16_t*>(w.const_data_ptr<c10::BFloat16>());
       const bool unpack = k >= kUnpackFrom;
-      const std::vector<float> xo = unpack ? unpack_order(xf, k) : std::vector<float>();
-      return few_rows(x, xf, out, scale, bias, [&](int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
+      const std::vector<float> xo = unpack ? in_load_order<BF16W>(xf.p(), x.numel() / k, k) : std::vector<float>();
+      return few_rows(x, out, scale, bias, [&](int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
         if (unpack) dense_dispatch<BF16W>(R, xo.data() + r0 * k, wp, yr, k, out, o0, o1);
-        else dense_dispatch<BF16Widen>(R, xf.data() + r0 * k, wp, yr, k, out, o0, o1);
+        else dense_dispatch<BF16Widen>(R, xf.p() + r0 * k, wp, yr, k, out, o0, o1);
       });
     }
     case at::kChar: {
       auto wp = w.const_data_ptr<int8_t>();
-      return few_rows(x, xf, out, scale, bias, [&](int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
-        dense_dispatch<I8>(R, xf.data() + r0 * k, wp, yr, k, out, o0, o1);
+      return few_rows(x, out, scale, bias, [&](int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
+        dense_dispatch<I8>(R, xf.p() + r0 * k, wp, yr, k, out, o0, o1);
       });
     }
     default: TORCH_CHECK(false, "genaccel_cpu.gemv: weights must be float32, bfloat16 or int8, not ", w.scalar_type());
@@ -418,9 +411,9 @@ at::Tensor gemv_int4(const at::Tensor& x, const at::Tensor& packed, const at::Te
   const int64_t k = x.size(-1), out = packed.size(0), groups = k / group, rows = x.numel() / k;
   auto wp = packed.const_data_ptr<uint8_t>();
   auto sz = reinterpret_cast<const uint16_t*>(scale_zero.const_data_ptr<c10::BFloat16>());
-  const std::vector<float> xf = as_float(x);
-  const QuantRows xq = quantize_rows(xf.data(), rows, k, group);
-  return few_rows(x, xf, out, c10::nullopt, bias, [&](int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
+  const FloatRows xf = as_float(x);
+  const QuantRows xq = quantize_rows(xf.p(), rows, k, group);
+  return few_rows(x, out, c10::nullopt, bias, [&](int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
     const int8_t* q = xq.q.data() + r0 * k;
     const float *d = xq.d.data() + r0 * groups, *xs = xq.sum.data() + r0 * groups;
     switch (R) {
@@ -458,9 +451,9 @@ at::Tensor gemv_int8(const at::Tensor& x, const at::Tensor& packed, const at::Te
               k, " and ", packed.size(0) * 4);
   const int64_t rows = x.numel() / k, blocks = k / 32;
   auto wp = packed.const_data_ptr<int8_t>();
-  const std::vector<float> xf = as_float(x);
-  const QuantRows xq = quantize_rows(xf.data(), rows, k, 32);
-  return few_rows(x, xf, out, scale, bias, [&](int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
+  const FloatRows xf = as_float(x);
+  const QuantRows xq = quantize_rows(xf.p(), rows, k, 32);
+  return few_rows(x, out, scale, bias, [&](int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
     const int8_t* q = xq.q.data() + r0 * k;
     const float* d = xq.d.data() + r0 * blocks;
     switch (R) {
