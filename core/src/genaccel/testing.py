@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 import attrs
+import torch
 
 from .cli.app import main
 from .errors import GenaccelError
@@ -111,6 +112,22 @@ def check_token_accuracy(case: dict) -> dict:
     return acc
 
 
+def check_bf16_kv(registry: Registry, config: RunConfig) -> dict:
+    """Assert that ``bf16-kv`` on ``config``'s static cache (SDPA) stores every cached key and value in
+    bfloat16 while the model computes in float32, and that the run is lossy with its accuracy impact
+    measured.  Returns the measured case's accuracy block."""
+    stack = (*config.optimizations, "sdpa", "static-kv", "bf16-kv")
+    ctx = prepared(registry, attrs.evolve(config, optimizations=stack))
+    model = ctx.instance.model
+    model.setup(1, 32)
+    assert model.dtype == torch.float32
+    assert {t.dtype for t in (*model.cache.keys, *model.cache.values)} == {torch.bfloat16}
+    assert "bytes per position instead of" in ctx.notes["bf16-kv"]
+    case = measure(registry, attrs.evolve(config, optimizations=stack), progress=False).to_dict()
+    assert case["lossless"] is False and case["accuracy"], case
+    return case["accuracy"]
+
+
 def check_cfg_sequential(registry: Registry, config: RunConfig, key: str) -> tuple:
     """Assert that classifier-free guidance gives the same ``extra[key]`` (a tensor: a masked-token workload's
     tokens) on ``config``'s first batch batched (``cfg``: both streams in one pass over the weights) and sequential
@@ -131,6 +148,6 @@ def cli(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-__all__ = ["RunConfig", "check_cfg_sequential", "check_token_accuracy", "cli", "first_batch", "installed",
+__all__ = ["RunConfig", "check_bf16_kv", "check_cfg_sequential", "check_token_accuracy", "cli", "first_batch", "installed",
            "make_batches", "measure", "one_line_error", "prepared", "registry_fixture",
            "registry_with", "tiny", "with_options"]

@@ -8,7 +8,7 @@ import torch
 from genaccel.api import GenaccelError
 from genaccel.cli import main
 from genaccel.decoders.guidance import CFG, SequentialCFG
-from genaccel.testing import RunConfig, make_batches, measure, prepared
+from genaccel.testing import RunConfig, check_bf16_kv, make_batches, measure, prepared
 from genaccel_chameleon.vqgan import ImageTokenizer, load_image_tokenizer, save_release_format
 from PIL import Image
 
@@ -248,3 +248,8 @@ def test_int4_weight_only_captions_on_the_compiled_cpu_path(registry):
     assert note["layers"] and "left" not in note  # tiny: every in_features a multiple of 32
     assert all(type(mods[n]).__name__ == "Int4Linear" and mods[n].weight.dtype == torch.uint8 for n in note["layers"])
     assert 1 <= len(ctx.decoder.run(ctx, make_batches(ctx)[0]).outputs[0]) <= 5  # it generates
+
+
+def test_bf16_kv_stores_the_cache_in_bf16_and_reports_the_impact(registry):
+    acc = check_bf16_kv(registry, RunConfig(workload="chameleon/i-t", preset="tiny", samples=1, max_new_tokens=6))
+    assert acc["teacher_forced_top1_agreement"] >= 0.8 and 0 <= acc["mean_kl"] < 1e-2

@@ -9,7 +9,16 @@ import torch
 from genaccel.decoders.guidance import CFG, SequentialCFG
 from genaccel.decoders.tokens import Greedy
 from genaccel.llm.kvcache import StaticKVCache
-from genaccel.testing import RunConfig, cli, make_batches, measure, one_line_error, prepared, registry_fixture
+from genaccel.testing import (
+    RunConfig,
+    check_bf16_kv,
+    cli,
+    make_batches,
+    measure,
+    one_line_error,
+    prepared,
+    registry_fixture,
+)
 from genaccel_parti.checkpoint import save_checkpoint
 from genaccel_parti.presets import IMAGE_BOS, IMAGE_OFFSET, IMAGE_PAD, TEXT_PAD
 from PIL import Image
@@ -124,3 +133,8 @@ def test_bad_input_is_one_line(registry, capsys, monkeypatch):
     monkeypatch.setattr("genaccel.cli.app.default_registry", lambda: registry)
     code, _, err = cli(capsys, "run", "parti/t-i", "--preset", "tiny", "--samples", "1", "--top-k", "0")
     assert code == 2 and err.count("\n") == 1 and "--top-k must be >= 1" in err
+
+
+def test_bf16_kv_stores_the_cache_in_bf16_and_reports_the_image_impact(registry):
+    acc = check_bf16_kv(registry, RunConfig(workload="parti/t-i", preset="tiny", samples=1))
+    assert acc["decoded"]["psnr_db"] > 20 and acc["decoded"]["ssim"] > 0.5

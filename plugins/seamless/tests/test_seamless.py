@@ -5,7 +5,7 @@ import pytest
 import torch
 from genaccel.api import GenaccelError
 from genaccel.llm.kvcache import StaticKVCache
-from genaccel.testing import RunConfig, prepared
+from genaccel.testing import RunConfig, check_bf16_kv, prepared
 from genaccel_seamless.workload import SAMPLE_RATE, synthetic_speech, write_wav
 
 MAX_NEW = 10
@@ -247,3 +247,8 @@ def test_spoken_inputs_follow_the_drawn_lengths(registry):
     assert recording(12.5, SENTENCES, random.Random(0)).size == 12.5 * SAMPLE_RATE
     samples = _ctx(registry, "s-t").instance.make_samples(3, 0, 4)
     assert all(s.id.startswith("espeak/") for s in samples)
+
+
+def test_bf16_kv_stores_the_self_attention_cache_in_bf16_and_reports_the_impact(registry):
+    acc = check_bf16_kv(registry, RunConfig(workload="seamless/t-t", preset="tiny", samples=1, max_new_tokens=6))
+    assert 0 <= acc["token_agreement"] <= 1 and acc["reference"].startswith("outputs of the unoptimized model")

@@ -350,10 +350,11 @@ LATENT_DIFFUSION_ROLES = (Denoiser, PromptInput, PipelineReference, Quantizable,
 
 #: the roles every token workload on :class:`genaccel.llm.workload.CausalLMWorkload` plays: the base turns their
 #: members into the model's settings (Quantizable: the linears of its ``module``)
-CAUSAL_LM_ROLES = (TokenModel, WeightStreaming, Quantizable, AttentionSwitch, KVCacheSwitch, Compilable, CUDAGraphable)
+CAUSAL_LM_ROLES = (TokenModel, WeightStreaming, Quantizable, AttentionSwitch, KVCacheSwitch, KVCacheDtype, Compilable,
+                   CUDAGraphable)
 
 #: the roles a code-completion workload on :class:`genaccel.llm.completion.CodeCompletion` plays
-CODE_COMPLETION_ROLES = (*CAUSAL_LM_ROLES, KVCacheDtype, TeacherForcing, EarlyExit, BeamSearch, TransformersReference,
+CODE_COMPLETION_ROLES = (*CAUSAL_LM_ROLES, TeacherForcing, EarlyExit, BeamSearch, TransformersReference,
                          LlamaCppReference, AttentionRecord)
 
 #: the roles of a token workload whose inputs or outputs are media (Chameleon's and Parti's images, Seamless's
