@@ -253,3 +253,9 @@ def test_int4_weight_only_captions_on_the_compiled_cpu_path(registry):
 def test_bf16_kv_stores_the_cache_in_bf16_and_reports_the_impact(registry):
     acc = check_bf16_kv(registry, RunConfig(workload="chameleon/i-t", preset="tiny", samples=1, max_new_tokens=6))
     assert acc["teacher_forced_top1_agreement"] >= 0.8 and 0 <= acc["mean_kl"] < 1e-2
+    # i-t samples (top-p): its tokens are not compared with the greedy reference's, the scores are
+    assert acc["token_agreement"] is None and acc["exact_match_rate"] is None and "top-p" in acc["token_comparison"]
+    assert acc["samples"][0]["first_difference"] is None
+    greedy = check_bf16_kv(registry, RunConfig(workload="chameleon/i-t", preset="tiny", samples=1, max_new_tokens=6,
+                                               decoder="greedy"))
+    assert greedy["token_agreement"] is not None and "token_comparison" not in greedy

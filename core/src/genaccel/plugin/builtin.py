@@ -81,7 +81,8 @@ class Decoders:
         register(DecoderSpec(name="greedy", description="argmax at every step", factory=_D + "tokens:Greedy",
                              requires=TokenModel))
         register(DecoderSpec(name="top-p", description="temperature + nucleus sampling on the device, seeded",
-                             factory=_D + "tokens:TopP", requires=TokenModel, options=(TEMPERATURE, TOP_P)))
+                             factory=_D + "tokens:TopP", requires=TokenModel, options=(TEMPERATURE, TOP_P),
+                             samples=True))
         register(DecoderSpec(name="beam", factory=_D + "tokens:Beam", requires=(TokenModel, BeamSearch),
                              description="beam search, 5 beams, length penalty 1.0; the cache reordered after every step",
                              options=(NUM_BEAMS, LENGTH_PENALTY)))
@@ -101,9 +102,10 @@ class Decoders:
                              requires=PipelineReference, options=GUIDANCE_OPTIONS,
                              description="diffusers' own pipeline on the workload's components, the reference implementation"))
         register(DecoderSpec(name="cfg", factory=_D + "guidance:CFG", requires=Guided, options=(*GUIDANCE_OPTIONS, TOP_K),
-                             description="contrastive guidance: conditional and unconditional streams in one forward (2B)"))
+                             description="contrastive guidance: conditional and unconditional streams in one forward (2B)",
+                             samples=True))
         register(DecoderSpec(name="cfg-sequential", factory=_D + "guidance:SequentialCFG", requires=Guided,
-                             options=(*GUIDANCE_OPTIONS, TOP_K),
+                             options=(*GUIDANCE_OPTIONS, TOP_K), samples=True,
                              description="contrastive guidance with a second, sequential forward per step (baseline)"))
 
 

@@ -203,13 +203,15 @@ class WorkloadSpec:
 class DecoderSpec:
     """A decoding strategy.  ``factory(**values)`` (the values of its declared ``options``, defaults
     filled) returns an object with ``run(ctx, batch) -> BatchResult``; ``requires``: the roles a
-    workload must offer."""
+    workload must offer; ``samples``: whether it draws its tokens at random (seeded), so that a lossy
+    run's tokens are not compared one by one with the greedy reference (its scores are)."""
 
     name: str = attrs.field(validator=name_check(_NAME, "decoder"))
     description: str
     factory: Callable[..., Any] = attrs.field(converter=_callable)
     requires: tuple[type[Role], ...] = attrs.field(default=(), converter=_roles)
     options: tuple[Option, ...] = attrs.field(default=(), converter=option_tuple)
+    samples: bool = False
     plugin: str = ""
 
 

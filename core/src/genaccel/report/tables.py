@@ -168,10 +168,11 @@ def case_details(case: dict) -> str:
         parts.append(f"accuracy impact (vs the unoptimized model): output agreement {acc['token_agreement']:.1%}, "
                      f"set overlap {acc['set_overlap']:.1%}, exact {acc['exact_match_rate']:.0%}")
     elif acc:
+        compared = (f"token agreement {acc['token_agreement']:.1%}, exact {acc['exact_match_rate']:.0%}, "
+                    if acc["exact_match_rate"] is not None else f"token comparison {acc['token_comparison']}; ")
         parts.append(
-            f"accuracy impact (vs {acc.get('reference') or 'greedy decoding of the unoptimized model'}): "
-            f"token agreement {acc['token_agreement']:.1%}, "
-            f"exact {acc['exact_match_rate']:.0%}, teacher-forced top-1 {acc['teacher_forced_top1_agreement']:.1%}, "
+            f"accuracy impact (vs {acc.get('reference') or 'greedy decoding of the unoptimized model'}): {compared}"
+            f"teacher-forced top-1 {acc['teacher_forced_top1_agreement']:.1%}, "
             f"mean KL {acc['mean_kl']:.2e}, perplexity {acc['reference_perplexity']:.2f} → {acc['perplexity']:.2f}"
         )
     if acc and acc.get("decoded"):  # the images or speech that the outputs decode to

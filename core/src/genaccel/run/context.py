@@ -11,20 +11,21 @@ import attrs
 from ..errors import GenaccelError
 from ..plugin.role import Role, offers
 from ..plugin.roles import TokenModel
-from ..plugin.specs import Stack, WorkloadSpec
+from ..plugin.specs import DecoderSpec, Stack, WorkloadSpec
 from .config import RunConfig
 
 
 @attrs.define(kw_only=True)
 class RunContext:
     """A prepared run: its config (options checked), workload spec and built instance, the stack as
-    applied so far, the decoder, the cache length its batches need, the optimizations' notes."""
+    applied so far, the decoder (and its spec), the cache length its batches need, the optimizations' notes."""
 
     config: RunConfig
     workload: WorkloadSpec
     instance: object
     stack: Stack
     decoder: object = None
+    decoder_spec: DecoderSpec | None = None
     max_seq_len: int = 0
     notes: dict = attrs.field(factory=dict)
     batches: list = attrs.field(factory=list)  # the run's batches, once made

@@ -24,7 +24,7 @@ def prepare(run: ResolvedRun, *, apply: bool = True) -> RunContext:
     torch.manual_seed(config.seed)
     instance = run.workload.build(build_options(config))
     check_roles(run.workload.name, run.workload.roles, instance)
-    ctx = RunContext(config=config, workload=run.workload, instance=instance, stack=run.stack)
+    ctx = RunContext(config=config, workload=run.workload, instance=instance, stack=run.stack, decoder_spec=run.decoder)
     ctx.decoder = run.decoder.factory(**{o.name: config.options.get(o.name, o.default) for o in run.decoder.options})
     if apply:
         apply_stack(ctx)
