@@ -5,7 +5,8 @@
 // Each weight row is loaded once for every row of x (up to four rows share a load; more rows run
 // in chunks of four), converted to float32 in registers and multiplied with fused multiply-adds
 // into float32 accumulators.  Independent chains hide the FMA latency: several output rows
-// interleaved, or several chains along one row (the weight formats' kChains).  Output rows are split between threads (ATen's parallel_for).
+// interleaved, or several chains along one row (the weight formats' kChains).  Output rows are split
+// between threads (ATen's parallel_for).
 //
 // int4 layout (pack_uint4): for each output row, each chunk of 64 input features is 32 bytes; byte
 // j holds feature j in its low nibble and feature 32 + j in its high nibble.  A weight is
@@ -352,9 +353,9 @@ template <class W>
 void dense_dispatch(int R, const float* x, const typename W::T* w, float* y, int64_t k, int64_t out, int64_t o0, int64_t o1) {
   switch (R) {
     case 1: return dense_rows<W, 1, out_block(1) / W::kChains, W::kChains>(x, w, y, k, out, o0, o1);
-    case 2: return dense_rows<W, 2, 2, 1>(x, w, y, k, out, o0, o1);
-    case 3: return dense_rows<W, 3, 1, 1>(x, w, y, k, out, o0, o1);
-    default: return dense_rows<W, 4, 1, 1>(x, w, y, k, out, o0, o1);
+    case 2: return dense_rows<W, 2, out_block(2), 1>(x, w, y, k, out, o0, o1);
+    case 3: return dense_rows<W, 3, out_block(3), 1>(x, w, y, k, out, o0, o1);
+    default: return dense_rows<W, 4, out_block(4), 1>(x, w, y, k, out, o0, o1);
   }
 }
 
