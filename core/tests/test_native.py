@@ -171,3 +171,34 @@ def test_decode_attention_refuses_a_head_dimension_it_has_no_kernel_for(ops):
     q, k = torch.randn(1, 2, 1, 24), torch.randn(1, 2, 5, 24)
     with pytest.raises(RuntimeError, match="head dimension 16, 32, 64, 128 or 256, not 24"):
         ops.decode_attention(q, k, k, torch.ones(1, 5, dtype=torch.bool), None, 0, 0.2, 0.0)
+
+
+@pytest.mark.parametrize("batch,heads,lq,lk,spread", [
+    (2, 3, 19, 77, 1.0),   # tiles of eight queries and blocks of keys with remainders
+    (1, 2, 8, 200, 30.0),  # several key blocks whose maxima differ widely: the online rescaling
+    (5, 1, 3, 1, 1.0),     # one key
+])
+def test_narrow_attention_equals_softmax_attention(ops, batch, heads, lq, lk, spread):
+    torch.manual_seed(lk)
+    # (B, L, H, 8) projections seen as (B, H, L, 8), as diffusers' processors make them: read in place
+    q = torch.randn(batch, lq, heads, 8).transpose(1, 2) * spread
+    k = torch.randn(batch, lk, heads, 8).transpose(1, 2)
+    v = torch.randn(batch, lk, heads, 8).transpose(1, 2)
+    k[..., lk // 2:, :] *= 3  # later blocks with larger scores
+    scale = 8 ** -0.5
+    weights = ((q.double() @ k.double().transpose(-1, -2)) * scale).softmax(-1)
+    got = ops.narrow_attention(q, k, v, scale)
+    assert got.shape == (batch, heads, lq, 8) and got.transpose(1, 2).is_contiguous()  # (B, Lq, H, 8) in memory
+    torch.testing.assert_close(got.double(), weights @ v.double(), rtol=1e-5, atol=1e-5)
+    compiled = torch.compile(lambda q, k, v: ops.narrow_attention(q, k, v, scale).transpose(1, 2).reshape(batch, lq, -1),
+                             fullgraph=True)
+    torch.testing.assert_close(compiled(q, k, v), got.transpose(1, 2).reshape(batch, lq, -1))
+
+
+def test_narrow_attention_refuses_what_it_has_no_kernel_for(ops):
+    q = torch.randn(1, 2, 4, 16)
+    with pytest.raises(RuntimeError, match=r"head dimension 8\)"):
+        ops.narrow_attention(q, q, q, 0.25)
+    q = torch.randn(1, 2, 4, 8)
+    with pytest.raises(RuntimeError, match="float32"):
+        ops.narrow_attention(q.bfloat16(), q.bfloat16(), q.bfloat16(), 0.25)

@@ -10,13 +10,14 @@ from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 from ..engine.attention import find_attention_sites
 from ..engine.executor import CompiledSteps, StepExecutor
 from ..engine.layout import channels_last
+from ..engine.native import cpu_ops
 from ..errors import GenaccelError
 from .conditioning import added_kwargs, flat
 from .loop import settings
 from .pipeline import make_pipeline, run_pipeline
 from .prompts import Prompted, parameters
 from .stepcache import full, is_3d, shallow
-from .video_attention import SharedTextAttention
+from .unet_attention import UNetAttention, narrow_heads
 
 
 class LatentDiffusion(Prompted, CompiledSteps):
@@ -141,17 +142,21 @@ class LatentDiffusion(Prompted, CompiledSteps):
         return self.vae.decode(latents, return_dict=False)[0]
 
     # -- switches the optimizations call
-    def set_attention(self, impl: str) -> None:
+    def set_attention(self, impl: str) -> str | None:
         if impl not in ("eager", "sdpa"):
             raise GenaccelError(f"attention {impl!r} is not offered by {self.name}; use eager or sdpa")
         if impl == "eager" and self.fused_qkv:
             raise GenaccelError("fused-qkv attends through SDPA; add sdpa to the stack")
         processor = {"eager": AttnProcessor, "sdpa": FusedAttnProcessor2_0 if self.fused_qkv else AttnProcessor2_0}[impl]
-        self.unet.set_attn_processor(self._unet_processor(processor()) if impl == "sdpa" else processor())
+        unet_processor = self._unet_processor(processor()) if impl == "sdpa" else processor()
+        self.unet.set_attn_processor(unet_processor)
         self.vae.set_attn_processor(processor())
         for encoder in self.text_encoders:
             encoder.set_attn_implementation(impl)
         self.attention = impl
+        if impl == "sdpa" and unet_processor.native:
+            return "the UNet's heads of 8 through genaccel's CPU kernel (genaccel_cpu.narrow_attention)"
+        return None
 
     def fuse_qkv(self) -> str:
         self.fused_qkv = True
@@ -162,9 +167,12 @@ class LatentDiffusion(Prompted, CompiledSteps):
         return "query, key and value projections fused into one linear (key and value for cross-attention)"
 
     def _unet_processor(self, sdpa):
-        """The UNet's SDPA processor: ``sdpa`` itself, or for a text-to-video UNet, ``sdpa`` with the text
-        projected once per video in cross-attention (:class:`~genaccel.diffusion.video_attention.SharedTextAttention`)."""
-        return SharedTextAttention(sdpa, self.frames, fused=self.fused_qkv) if is_3d(self.unet) else sdpa
+        """The UNet's SDPA processor: :class:`~genaccel.diffusion.unet_attention.UNetAttention` over ``sdpa``
+        (heads of 8 through genaccel's CPU kernel where it runs; a text-to-video UNet's text projected once per
+        video in cross-attention)."""
+        native = torch.device(self.device).type == "cpu" and narrow_heads(self.unet) and cpu_ops() is not None
+        frames = self.frames if is_3d(self.unet) else 1
+        return UNetAttention(sdpa, frames=frames, fused=self.fused_qkv, native=native)
 
     def set_channels_last(self) -> str:
         self.channels_last = True

@@ -1,6 +1,7 @@
 """genaccel's own CPU kernels, the ``genaccel_cpu`` ops: few-row products for decode steps that read
 each weight once, in float32, bfloat16, int8 and group-wise int4 (``csrc/cpu_gemv.cpp``), and one-token
-attention over a float32 or bfloat16 KV cache (``csrc/cpu_attention.cpp``).
+attention over a float32 or bfloat16 KV cache and many-query attention over heads of 8
+(``csrc/cpu_attention.cpp``).
 
 They are compiled on first use with the machine's C++ compiler (torch's extension builder, about a
 minute on two cores) into ``cache_dir()/native/<key>``, the key naming the source, torch's version
@@ -91,7 +92,10 @@ def _register_fakes() -> None:
     def decode_attention(q, k, v, valid, pos, window, scale, softcap):
         return q.new_empty(q.shape[0], 1, q.shape[1], q.shape[3])
 
+    def narrow_attention(q, k, v, scale):
+        return q.new_empty(q.shape[0], q.shape[2], q.shape[1], q.shape[3]).transpose(1, 2)  # (B, Lq, H, D) in memory
+
     for name, fn in (("gemv", gemv), ("gemv_int4", gemv_int4), ("dequantize_int4", dequantize_int4),
                      ("gemv_int8", gemv_int8), ("pack_int8_rows", pack_int8_rows),
-                     ("decode_attention", decode_attention)):
+                     ("decode_attention", decode_attention), ("narrow_attention", narrow_attention)):
         torch.library.register_fake(f"genaccel_cpu::{name}", fn)

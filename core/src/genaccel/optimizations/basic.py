@@ -8,8 +8,8 @@ import torch
 
 
 def sdpa(ctx):
-    ctx.instance.set_attention("sdpa")
-    return "attention through torch.nn.functional.scaled_dot_product_attention"
+    note = ctx.instance.set_attention("sdpa")
+    return "attention through torch.nn.functional.scaled_dot_product_attention" + (f"; {note}" if note else "")
 
 
 def static_kv(ctx):

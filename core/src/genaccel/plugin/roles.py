@@ -172,7 +172,8 @@ class Quantizable(Role):
 
 
 class AttentionSwitch(Role):
-    """``eager`` attention (the baseline) or ``sdpa`` (and workload kernels)."""
+    """``eager`` attention (the baseline) or ``sdpa`` (and workload kernels); ``set_attention`` may return a
+    note on how it attends (None: nothing beyond SDPA's own)."""
 
     capability = "attention"
 
