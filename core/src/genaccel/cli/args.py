@@ -135,11 +135,12 @@ def resolve_runs(args, registry, runs, *, strict: bool = True) -> list:
     from ..run.resolve import resolve
 
     spec = registry.workload(args.workload)
-    given = dict(getattr(args, "options", {}))
+    fields = vars(args)  # what the command declares (generate: no measuring fields)
+    given = dict(fields.get("options", {}))
     used, resolved = set(), []
     for optimizations, decoder in runs:
         decoder = decoder or args.decoder
-        warmup = getattr(args, "warmup", None)
+        warmup = fields.get("warmup")
         if warmup is None:
             warmup = default_warmup(optimizations)
         takes = registry.run_options(spec, decoder, optimizations)
@@ -150,8 +151,8 @@ def resolve_runs(args, registry, runs, *, strict: bool = True) -> list:
                 workload=args.workload, preset=args.preset, checkpoint=args.checkpoint, data=args.data,
                 decoder=decoder, optimizations=optimizations, max_new_tokens=args.max_new_tokens, device=args.device,
                 dtype=args.dtype, seed=args.seed, warmup=warmup, cache_len=args.cache_len, options=options,
-                repeat=getattr(args, "repeat", 1), tp=max(getattr(args, "tp", (1,))),
-                **{f: getattr(args, f) for f in _MEASURE_FIELDS if hasattr(args, f)})
+                repeat=fields.get("repeat", 1), tp=max(fields.get("tp", (1,))),
+                **{f: v for f, v in fields.items() if f in _MEASURE_FIELDS})
         except (ValueError, TypeError) as e:
             raise GenaccelError(f"bad option: {e}") from None
         resolved.append(resolve(registry, config, strict=strict))

@@ -4,9 +4,9 @@
 //
 // Work items are (batch row, KV head) pairs split between threads (ATen's parallel_for).  An item
 // computes the scores of its query heads in float32 (keys in float32 or bfloat16, converted in
-// registers: bfloat16 rows sixteen values at a time in BF16Unpack's order, the queries read in that order
-// and the outputs written back from it), a masked softmax (a vectorized exp; masked keys weigh exactly zero) and the weighted sum
-// of the values, normalized once at the end.  Two passes over the item's rows (keys, then values)
+// registers: bfloat16 rows sixteen values at a time in BF16Unpack's order, the queries read in that
+// order and the outputs written back from it), a masked softmax (a vectorized exp; masked keys weigh
+// exactly zero) and the weighted sum of the values, normalized once at the end.  Two passes over the item's rows (keys, then values)
 // replace Inductor's flex-attention template, which is tiled for many queries: with one query it read
 // the small preset's cache at ~12 GB/s where plain streaming reads reach ~19, and its bfloat16 cache
 // slower than its float32 one (a compiled call over 12 heads x 560 positions: 830 against 570 us).
@@ -83,13 +83,25 @@ inline __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
   return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
 }
 
+// f(c, vector c) for the C float vectors of a row of 8 * C values, loaded KV::kStep at a time.
+template <typename KV, int C, typename F>
+inline void for_vectors(const typename KV::T* row, F&& f) {
+  constexpr int V = KV::kStep / 8;
+  for (int c = 0; c < C; c += V) {
+    __m256 w[V];
+    KV::load(row + 8 * c, w);
+    for (int v = 0; v < V; ++v) f(c + v, w[v]);
+  }
+}
+
 // Query heads 0..g-1 (q: g x D floats, each head in the order KV::load gives) over the keys kb and values
-// vb of their KV head, D = 8 * C: out (g x D floats, in the same order).  scores: L floats of scratch.  Each head reads the rows from memory the first time
-// and from the cache after (a KV head's rows are L x D: in L2 at decode lengths).
+// vb of their KV head, D = 8 * C: out (g x D floats, in the same order).  scores: L floats of scratch.
+// Each head reads the rows from memory the first time and from the cache after (a KV head's rows are
+// L x D: in L2 at decode lengths).
 template <typename KV, int C>
 void attend(const float* q, const typename KV::T* kb, const typename KV::T* vb, const bool* valid, const Shape& s,
             float* out, float* scores) {
-  constexpr int D = 8 * C, V = KV::kStep / 8;  // floats per row, vectors per load
+  constexpr int D = 8 * C;  // floats per row
   const float neg_inf = -std::numeric_limits<float>::infinity();
   // the keys a query may see lie in [lo, hi): its position and window bound them, validity masks inside
   const int64_t hi = s.pos < 0 ? s.L : std::min(s.L, s.pos + 1);
@@ -99,11 +111,7 @@ void attend(const float* q, const typename KV::T* kb, const typename KV::T* vb, 
     for (int c = 0; c < C; ++c) qv[c] = _mm256_loadu_ps(q + i * D + 8 * c);
     auto dot = [&](const typename KV::T* kj) {  // q . k as a vector of partial sums
       __m256 a = _mm256_setzero_ps();
-      for (int c = 0; c < C; c += V) {
-        __m256 w[V];
-        KV::load(kj + 8 * c, w);
-        for (int v = 0; v < V; ++v) a = _mm256_fmadd_ps(qv[c + v], w[v], a);
-      }
+      for_vectors<KV, C>(kj, [&](int c, __m256 w) { a = _mm256_fmadd_ps(qv[c], w, a); });
       return a;
     };
     std::fill(scores, scores + lo, neg_inf);
@@ -153,11 +161,7 @@ void attend(const float* q, const typename KV::T* kb, const typename KV::T* vb, 
       const __m256 pv = _mm256_set1_ps(p);
       const typename KV::T* vj = vb + j * s.v_row;
       prefetch_row(vj, D * sizeof(typename KV::T));
-      for (int c = 0; c < C; c += V) {
-        __m256 w[V];
-        KV::load(vj + 8 * c, w);
-        for (int v = 0; v < V; ++v) o[c + v] = _mm256_fmadd_ps(pv, w[v], o[c + v]);
-      }
+      for_vectors<KV, C>(vj, [&](int c, __m256 w) { o[c] = _mm256_fmadd_ps(pv, w, o[c]); });
     }
     const __m256 r = _mm256_set1_ps(1.f / total);
     for (int c = 0; c < C; ++c) _mm256_storeu_ps(oi + 8 * c, _mm256_mul_ps(o[c], r));

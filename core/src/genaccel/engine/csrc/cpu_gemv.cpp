@@ -55,7 +55,6 @@ struct I8 {
     v[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
   }
   static float load1(const T* p) { return static_cast<float>(*p); }
-  static int64_t feature(int64_t i) { return i; }
 };
 // bfloat16 widened eight at a time.  For one row of x, one weight row at a time: measured on 2 Zen 1
 // cores (weights cold), 13-17% more GB/s than four interleaved rows for rows of 768 weights; for rows
