@@ -57,3 +57,18 @@ def test_a_groups_other_ranks_are_not_other_processes():
         results[named] = c.result["other_cores"]
     assert results[False] > 0.5  # the busy process is seen ...
     assert results[True] < results[False] - 0.5  # ... and, named as the group's, not counted as another's
+
+
+def test_cpu_peak_memory_is_each_blocks_own():
+    """On CPU the peak is the RSS high-water mark, reset at each block's start: a block after a larger one
+    does not inherit its peak."""
+    import torch
+    from genaccel.engine.clock import PeakMemory
+
+    with PeakMemory("cpu") as first:
+        x = torch.ones(50_000_000)  # 200 MB, written
+        del x
+    with PeakMemory("cpu") as second:
+        pass
+    assert first.peak - first.start > 150e6
+    assert second.peak - second.start < 50e6

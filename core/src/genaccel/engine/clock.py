@@ -1,5 +1,5 @@
 """Clocks and memory of a device: synchronizing, step timestamps without a host sync per step, and
-the peak memory of a block (CUDA allocator peak, or the process RSS sampled on CPU)."""
+the peak memory of a block (CUDA allocator peak, or the process RSS's high-water mark on CPU)."""
 
 from __future__ import annotations
 
@@ -63,7 +63,10 @@ class StepClock:
 
 
 class PeakMemory:
-    """Peak memory during a block: CUDA allocator peak, or the process RSS sampled on CPU."""
+    """Peak memory during a block: CUDA allocator peak, or on CPU the process RSS's high-water mark, which
+    Linux keeps (``VmHWM``, reset at the block's start through ``/proc/self/clear_refs``); where it cannot be
+    reset, the RSS sampled every ``interval_s`` by a thread.  The sampler is the fallback only: on 2 cores its
+    wake-ups slowed a compute-bound 2-thread prefill by 3-4% (Llama 1b, 512 tokens: 28.9 against 29.9 tok/s)."""
 
     def __init__(self, device: str, interval_s: float = 0.005, *, start: int | None = None):
         """``start``: on CPU, the RSS to measure the increase from (taken before a warm-up, whose
@@ -80,6 +83,22 @@ class PeakMemory:
         except OSError:  # not Linux: fall back to the lifetime high-water mark
             return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
+    @staticmethod
+    def _reset_high_water() -> bool:
+        """Reset the kernel's RSS high-water mark to the current RSS; False where it cannot be."""
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            return True
+        except OSError:
+            return False
+
+    @staticmethod
+    def _high_water() -> int:
+        """The RSS high-water mark in bytes (``VmHWM``)."""
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+
     def _sample(self) -> None:
         while not self._stop.wait(self.interval_s):
             self.peak = max(self.peak, self.rss())
@@ -93,8 +112,10 @@ class PeakMemory:
         else:
             self.peak = self.rss()
             self.start = self._given_start if self._given_start is not None else self.peak
-            self._thread = threading.Thread(target=self._sample, daemon=True)
-            self._thread.start()
+            self._thread = None
+            if not self._reset_high_water():
+                self._thread = threading.Thread(target=self._sample, daemon=True)
+                self._thread.start()
         return self
 
     def __exit__(self, *exc):
@@ -102,6 +123,8 @@ class PeakMemory:
             dev = torch.device(self.device)
             torch.cuda.synchronize(dev)
             self.peak = torch.cuda.max_memory_allocated(dev)
+        elif self._thread is None:
+            self.peak = max(self.peak, self._high_water())
         else:
             self._stop.set()
             self._thread.join()
