@@ -17,6 +17,7 @@ hidden states (B, L, C), no mask, no group or spatial norm (others go through ``
 from __future__ import annotations
 
 import torch
+from diffusers.models.attention_processor import Attention
 from torch import nn
 from torch.nn import functional as F
 
@@ -27,8 +28,7 @@ NARROW_HEAD = 8  # the head width genaccel_cpu.narrow_attention takes
 
 def narrow_heads(module: nn.Module) -> bool:
     """Whether any ``diffusers`` attention in ``module`` has heads of :data:`NARROW_HEAD`."""
-    return any(getattr(m, "heads", 0) and getattr(m, "inner_dim", 0) == NARROW_HEAD * m.heads
-               for m in module.modules())
+    return any(isinstance(m, Attention) and m.inner_dim == NARROW_HEAD * m.heads for m in module.modules())
 
 
 def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float, *, native: bool) -> torch.Tensor:
