@@ -30,23 +30,6 @@ namespace {
 
 using namespace genaccel_simd;
 
-// exp of eight floats (Cephes' range reduction and polynomial; relative error ~2e-7).
-inline __m256 exp8(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
-  __m256 fx = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
-  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
-  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
-  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
-  y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.f)));
-  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(fx), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-}
-
 // exp of eight floats x <= 0 (softmax weights: scores less their maximum): 2^n 2^f with n = round(x log2 e)
 // and 2^f, |f| <= 1/2, by its Taylor series to the 6th power (relative error ~2e-7); under -87.3, ~1e-38.
 inline __m256 exp8_nonpositive(__m256 x) {
@@ -146,7 +129,7 @@ void attend(const float* q, const typename KV::T* kb, const typename KV::T* vb, 
     __m256 sum = _mm256_setzero_ps();
     for (j = lo; j + 8 <= hi; j += 8) {
       const __m256 x = _mm256_loadu_ps(scores + j);
-      const __m256 e = _mm256_and_ps(exp8(_mm256_sub_ps(x, mv)), _mm256_cmp_ps(x, ninf, _CMP_NEQ_OQ));
+      const __m256 e = _mm256_and_ps(exp8_nonpositive(_mm256_sub_ps(x, mv)), _mm256_cmp_ps(x, ninf, _CMP_NEQ_OQ));
       _mm256_storeu_ps(scores + j, e);
       sum = _mm256_add_ps(sum, e);
     }
