@@ -121,6 +121,68 @@ def test_gemv_int8_is_the_exact_integer_product_of_inputs_quantized_per_32(ops, 
     assert (y.double() - full).abs().max() < 0.01 * full.abs().max()
 
 
+@pytest.mark.parametrize("group", [32, 64, 128])
+def test_int7_from_int4_rounds_each_weight_to_64ths_of_its_rows_largest(ops, group):
+    torch.manual_seed(group)
+    w = torch.randn(19, 256)
+    w[3] = 0  # a row of zeros: scale 0
+    q, scale_zero = quantize_uint4(w, group)
+    packed = pack_uint4(q)
+    deq = dequantize_uint4(packed, scale_zero, group).double()
+    w7, scale = ops.int7_from_int4(packed, scale_zero, group)
+    assert w7.dtype == torch.int8 and w7.shape == (19, 256) and w7.abs().max() == 64
+    s, z = scale_zero.double().unbind(-1)
+    amax = torch.maximum((z - 8 * s).abs(), (z + 7 * s).abs()).amax(-1)  # each group's extremes: q = 0 and q = 15
+    torch.testing.assert_close(scale.double(), amax / 64)
+    exact = torch.where(amax[:, None] > 0, deq * 64 / amax[:, None], 0.0)
+    assert (w7.double() - exact).abs().max() <= 0.5 + 1e-4 and not w7[3].any()
+
+
+def test_int7_from_int8_keeps_narrow_rows_and_halves_the_others_steps(ops):
+    torch.manual_seed(0)
+    w = torch.randint(-127, 128, (6, 77), dtype=torch.int8)  # 77: the vector loop's remainder too
+    w[2] = w[2].clamp(-64, 64)
+    w[4, 0] = -128
+    scale = torch.rand(6) + 0.5
+    w7, scale7 = ops.int7_from_int8(w, scale)
+    amax = w.int().abs().amax(-1, keepdim=True)
+    m = torch.round(64 * 32768 / amax.double()).int()
+    want = torch.where(amax <= 64, w.int(), (w.int() * m + 16384) >> 15)
+    assert torch.equal(w7.int(), want) and w7.abs().max() <= 64
+    torch.testing.assert_close(scale7, torch.where(amax[:, 0] <= 64, scale, scale * 32768 / m[:, 0].float()))
+    assert (w7.double() * scale7.double()[:, None] - w.double() * scale.double()[:, None]).abs().max() <= (
+        scale.double().max() * 127 / 128)  # half a step of 1/64 of the row's largest
+
+
+def test_int7_linear_is_the_integer_product_of_rows_quantized_to_uint8(ops):
+    from genaccel.llm import qgemm
+
+    if not qgemm.available():
+        pytest.skip("oneDNN's quantized linear is not available")
+    torch.manual_seed(0)
+    w = torch.randn(45, 512)
+    q, scale_zero = quantize_uint4(w, 64)
+    packed = pack_uint4(q)
+    w7, scale = ops.int7_from_int4(packed, scale_zero, 64)
+    x, bias = torch.randn(3, 40, 512), torch.randn(45)
+    x[0, 0] = 0  # a row of zeros
+    got = qgemm.int7_linear(x, w7, scale, bias)
+    assert got.shape == (3, 40, 45) and got.dtype == torch.float32
+    flat = x.double().reshape(-1, 512)
+    step = flat.abs().amax(-1, keepdim=True).clamp(min=torch.finfo(torch.float32).tiny) / 127
+    xq = torch.round(flat / step)
+    want = (xq @ w7.double().T) * step * scale.double() + bias.double()
+    torch.testing.assert_close(got.double().reshape(-1, 45), want, rtol=1e-5, atol=1e-4)
+    assert not got[0, 0].sub(bias).any()
+    # the rounding of the input and of the weight's seventh bit cost far less than the int4 weights do
+    deq = dequantize_uint4(packed, scale_zero, 64).double()
+    exact = flat @ deq.T + bias.double()
+    weights_error = (exact - (flat @ w.double().T + bias.double())).pow(2).mean().sqrt()
+    ours_error = (got.double().reshape(-1, 45) - exact).pow(2).mean().sqrt()
+    assert 0 < ours_error < 0.35 * weights_error
+    assert qgemm.int7_linear(x.bfloat16(), w7, scale, bias.bfloat16()).dtype == torch.bfloat16
+
+
 def _attention_reference(q, k, v, valid, pos, window, scale, softcap):
     """Masked softmax attention in float64: key j of row b is seen when valid, at or before ``pos`` and within
     ``window`` (0: none); query heads share KV heads in groups."""

@@ -9,11 +9,12 @@ masks give two blocks of 32 in order) beside a (out, groups, 2) bf16 tensor of s
 points: 0.5 bytes a weight plus 4 bytes a group.
 
 :class:`Int4Linear` multiplies few-row inputs (decode steps) with ``genaccel_cpu.gemv_int4``, which
-unpacks each weight once into float32 registers and accumulates in float32, in any input dtype:
-no rounding of the input to bf16.  Many-row inputs (prefill) dequantize the weight to float32
-(``dequantize_int4``) and take the float32 GEMM.  Where the native kernels are unavailable
-(:func:`genaccel.engine.native.cpu_ops`) both go through :func:`dequantize_uint4` and ``F.linear``:
-the same products, slower.
+quantizes each input row to int8 per group and sums the products exactly in integers (its kernel's
+comment).  Many-row inputs (prefill), eager, take oneDNN's u8 x s8 GEMM (:mod:`genaccel.llm.qgemm`: the
+weight converted to int8 within +-64 with a scale per output row, the input to uint8 per row) where
+it runs, else dequantize the weight to float32 (``dequantize_int4``) and take the float32 GEMM.
+Where the native kernels are unavailable (:func:`genaccel.engine.native.cpu_ops`) both go through
+:func:`dequantize_uint4` and ``F.linear``: float products of the same weights, slower.
 
 torchao's CPU int4 (``Int4OpaqueTensor`` over ATen's ``_weight_int4pack_mm_for_cpu``) was this
 module's kernel before: it is vectorized for bf16 activations only and read weights at 13% of the
@@ -29,6 +30,7 @@ import torch
 from torch import nn
 
 from ..engine.native import cpu_ops
+from ..llm import qgemm
 from ..llm.gemv import NATIVE_DTYPES, RowReduceLinear, float32_linear
 
 
@@ -72,6 +74,9 @@ class Int4Linear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.native and x.dtype in NATIVE_DTYPES and x.numel() // x.shape[-1] <= RowReduceLinear.MAX_ROWS:
             return torch.ops.genaccel_cpu.gemv_int4(x.contiguous(), self.weight, self.scale_zero, self.group_size, self.bias)
+        if self.native and qgemm.available() and not torch.compiler.is_compiling():
+            w7, scale = torch.ops.genaccel_cpu.int7_from_int4(self.weight, self.scale_zero, self.group_size)
+            return qgemm.int7_linear(x, w7, scale, self.bias)
         dequantize = torch.ops.genaccel_cpu.dequantize_int4 if self.native else dequantize_uint4
         return float32_linear(x, dequantize(self.weight, self.scale_zero, self.group_size), self.bias)
 

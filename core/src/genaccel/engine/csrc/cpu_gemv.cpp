@@ -15,6 +15,9 @@
 // group; llama.cpp's q4_0 x q8_0 dot does the same per 32 features) and sums (q - 8) * xq exactly
 // in integers: a fifth of the instructions of converting every weight to float.  The zero points
 // meet the float sums of x.
+//
+// int7_from_int4 and int7_from_int8 give those weights as int8 within +-64 with a scale per output row: the
+// weight side of oneDNN's u8 x s8 GEMM for many-row products (genaccel/llm/qgemm.py).
 
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
@@ -31,6 +34,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <tuple>
 #include <vector>
 
 #include "simd.h"
@@ -487,6 +491,94 @@ at::Tensor dequantize_int4(const at::Tensor& packed, const at::Tensor& scale_zer
   return w;
 }
 
+// Weights for oneDNN's u8 x s8 GEMM (many-row products of int8 and int4 layers).  Without VNNI its inner
+// product adds pairs of u8 * s8 products in 16 bits with saturation (vpmaddubsw), so with inputs of 8 bits the
+// weights keep to |w| <= 64 (2 * 255 * 64 < 2^15): each output row's weights as int8 within +-64 and the row's
+// scale (w ~ scale * w7).
+
+// From group-wise int4: a row's scale is its largest |weight| over 64 (each group's extremes are its q = 0 and
+// q = 15); each group's 16 values become a table of rounded int8 that a byte shuffle looks the nibbles up in.
+std::tuple<at::Tensor, at::Tensor> int7_from_int4(const at::Tensor& packed, const at::Tensor& scale_zero, int64_t group) {
+  check_int4(at::Tensor(), packed, scale_zero, group);
+  const int64_t out = packed.size(0), k = packed.size(1) * 2, groups = k / group;
+  auto wp = packed.const_data_ptr<uint8_t>();
+  auto sz = reinterpret_cast<const uint16_t*>(scale_zero.const_data_ptr<c10::BFloat16>());
+  at::Tensor w7 = at::empty({out, k}, packed.options().dtype(at::kChar));
+  at::Tensor scale = at::empty({out}, packed.options().dtype(at::kFloat));
+  int8_t* wq = w7.data_ptr<int8_t>();
+  float* sp = scale.data_ptr<float>();
+  at::parallel_for(0, out, 16, [&](int64_t o0, int64_t o1) {
+    std::vector<int8_t> tables(groups * 32);  // per group: its 16 values, twice (one per 128-bit lane)
+    const __m256i nibble = _mm256_set1_epi8(0x0F);
+    for (int64_t o = o0; o < o1; ++o) {
+      const uint16_t* row = sz + o * groups * 2;
+      float amax = 0.f;
+      for (int64_t g = 0; g < groups; ++g) {
+        const float s = bf16_to_float(row[2 * g]), z = bf16_to_float(row[2 * g + 1]);
+        amax = std::max({amax, std::abs(z - 8.f * s), std::abs(z + 7.f * s)});
+      }
+      sp[o] = amax / 64.f;
+      const float f = amax > 0.f ? 64.f : 0.f, d = amax > 0.f ? amax : 1.f;  // 64 / amax may overflow, s / amax not
+      for (int64_t g = 0; g < groups; ++g) {
+        const float s = bf16_to_float(row[2 * g]) / d * f, z = bf16_to_float(row[2 * g + 1]) / d * f;
+        for (int q = 0; q < 16; ++q)
+          tables[g * 32 + q] = tables[g * 32 + 16 + q] =
+              static_cast<int8_t>(std::min(64.f, std::max(-64.f, std::nearbyint((q - 8) * s + z))));
+      }
+      for (int64_t c = 0; c < k / 64; ++c) {
+        const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp + o * (k / 2) + c * 32));
+        const __m256i first = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&tables[(c * 64 / group) * 32]));
+        const __m256i second = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&tables[((c * 64 + 32) / group) * 32]));
+        int8_t* dst = wq + o * k + c * 64;
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm256_shuffle_epi8(first, _mm256_and_si256(bytes, nibble)));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 32),
+                            _mm256_shuffle_epi8(second, _mm256_and_si256(_mm256_srli_epi16(bytes, 4), nibble)));
+      }
+    }
+  });
+  return {w7, scale};
+}
+
+// From int8 with a scale per row: rows within +-64 as they are; others times m / 2^15 rounded
+// (m = round(64 * 2^15 / max |w|), vpmulhrsw), their scale times 2^15 / m.
+std::tuple<at::Tensor, at::Tensor> int7_from_int8(const at::Tensor& w, const at::Tensor& scale) {
+  TORCH_CHECK(w.scalar_type() == at::kChar && w.dim() == 2 && w.is_contiguous(),
+              "genaccel_cpu.int7_from_int8: weights must be contiguous int8 (out, in)");
+  const int64_t out = w.size(0), k = w.size(1);
+  TORCH_CHECK(scale.scalar_type() == at::kFloat && scale.numel() == out && scale.is_contiguous(),
+              "genaccel_cpu.int7_from_int8: scale must be ", out, " contiguous float32 values");
+  at::Tensor w7 = at::empty({out, k}, w.options());
+  at::Tensor scale7 = at::empty({out}, scale.options());
+  const int8_t* src = w.const_data_ptr<int8_t>();
+  const float* sc = scale.const_data_ptr<float>();
+  int8_t* dst = w7.data_ptr<int8_t>();
+  float* sp = scale7.data_ptr<float>();
+  at::parallel_for(0, out, 16, [&](int64_t o0, int64_t o1) {
+    for (int64_t o = o0; o < o1; ++o) {
+      const int8_t* a = src + o * k;
+      int8_t* b = dst + o * k;
+      int amax = 0;
+      for (int64_t i = 0; i < k; ++i) amax = std::max(amax, std::abs(static_cast<int>(a[i])));
+      if (amax <= 64) {
+        std::memcpy(b, a, k);
+        sp[o] = sc[o];
+        continue;
+      }
+      const int m = static_cast<int>(std::lround(64.0 * 32768.0 / amax));
+      sp[o] = sc[o] * 32768.f / static_cast<float>(m);
+      const __m256i mv = _mm256_set1_epi16(static_cast<int16_t>(m));
+      int64_t i = 0;
+      for (; i + 32 <= k; i += 32) {
+        const __m256i lo = _mm256_mulhrs_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i))), mv);
+        const __m256i hi = _mm256_mulhrs_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i + 16))), mv);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(b + i), _mm256_permute4x64_epi64(_mm256_packs_epi16(lo, hi), 0xD8));
+      }
+      for (; i < k; ++i) b[i] = static_cast<int8_t>((a[i] * m + 16384) >> 15);
+    }
+  });
+  return {w7, scale7};
+}
+
 }  // namespace
 
 TORCH_LIBRARY(genaccel_cpu, m) {
@@ -495,6 +587,8 @@ TORCH_LIBRARY(genaccel_cpu, m) {
   m.def("dequantize_int4(Tensor packed, Tensor scale_zero, int group) -> Tensor");
   m.def("pack_int8_rows(Tensor w) -> Tensor");
   m.def("gemv_int8(Tensor x, Tensor packed, Tensor scale, Tensor? bias=None) -> Tensor");
+  m.def("int7_from_int4(Tensor packed, Tensor scale_zero, int group) -> (Tensor, Tensor)");
+  m.def("int7_from_int8(Tensor w, Tensor scale) -> (Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(genaccel_cpu, CPU, m) {
@@ -503,4 +597,6 @@ TORCH_LIBRARY_IMPL(genaccel_cpu, CPU, m) {
   m.impl("dequantize_int4", &dequantize_int4);
   m.impl("pack_int8_rows", &pack_int8_rows);
   m.impl("gemv_int8", &gemv_int8);
+  m.impl("int7_from_int4", &int7_from_int4);
+  m.impl("int7_from_int8", &int7_from_int8);
 }
