@@ -138,26 +138,10 @@ def test_int7_from_int4_rounds_each_weight_to_64ths_of_its_rows_largest(ops, gro
     assert (w7.double() - exact).abs().max() <= 0.5 + 1e-4 and not w7[3].any()
 
 
-def test_int7_from_int8_keeps_narrow_rows_and_halves_the_others_steps(ops):
-    torch.manual_seed(0)
-    w = torch.randint(-127, 128, (6, 77), dtype=torch.int8)  # 77: the vector loop's remainder too
-    w[2] = w[2].clamp(-64, 64)
-    w[4, 0] = -128
-    scale = torch.rand(6) + 0.5
-    w7, scale7 = ops.int7_from_int8(w, scale)
-    amax = w.int().abs().amax(-1, keepdim=True)
-    m = torch.round(64 * 32768 / amax.double()).int()
-    want = torch.where(amax <= 64, w.int(), (w.int() * m + 16384) >> 15)
-    assert torch.equal(w7.int(), want) and w7.abs().max() <= 64
-    torch.testing.assert_close(scale7, torch.where(amax[:, 0] <= 64, scale, scale * 32768 / m[:, 0].float()))
-    assert (w7.double() * scale7.double()[:, None] - w.double() * scale.double()[:, None]).abs().max() <= (
-        scale.double().max() * 127 / 128)  # half a step of 1/64 of the row's largest
-
-
 def test_int7_linear_is_the_integer_product_of_rows_quantized_to_uint8(ops):
-    from genaccel.llm import qgemm
+    from genaccel.optimizations.int4cpu import int7_linear, integer_gemm
 
-    if not qgemm.available():
+    if not integer_gemm():
         pytest.skip("oneDNN's quantized linear is not available")
     torch.manual_seed(0)
     w = torch.randn(45, 512)
@@ -166,7 +150,7 @@ def test_int7_linear_is_the_integer_product_of_rows_quantized_to_uint8(ops):
     w7, scale = ops.int7_from_int4(packed, scale_zero, 64)
     x, bias = torch.randn(3, 40, 512), torch.randn(45)
     x[0, 0] = 0  # a row of zeros
-    got = qgemm.int7_linear(x, w7, scale, bias)
+    got = int7_linear(x, w7, scale, bias)
     assert got.shape == (3, 40, 45) and got.dtype == torch.float32
     flat = x.double().reshape(-1, 512)
     step = flat.abs().amax(-1, keepdim=True).clamp(min=torch.finfo(torch.float32).tiny) / 127
@@ -180,7 +164,27 @@ def test_int7_linear_is_the_integer_product_of_rows_quantized_to_uint8(ops):
     weights_error = (exact - (flat @ w.double().T + bias.double())).pow(2).mean().sqrt()
     ours_error = (got.double().reshape(-1, 45) - exact).pow(2).mean().sqrt()
     assert 0 < ours_error < 0.35 * weights_error
-    assert qgemm.int7_linear(x.bfloat16(), w7, scale, bias.bfloat16()).dtype == torch.bfloat16
+    assert int7_linear(x.bfloat16(), w7, scale, bias.bfloat16()).dtype == torch.bfloat16
+
+
+def test_int4_layers_take_the_gemv_for_few_rows_and_the_integer_gemm_for_many(ops):
+    from genaccel.optimizations.int4cpu import int7_linear, integer_gemm, quantize_int4_cpu
+
+    if not integer_gemm():
+        pytest.skip("oneDNN's quantized linear is not available")
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(128, 24))
+    assert quantize_int4_cpu(net, {"0": net[0]}, 64) == {}
+    layer = net[0]
+    with torch.no_grad():
+        for rows in (3, 40):
+            x = torch.randn(rows, 128)
+            got = layer(x)
+            if rows <= 32:
+                want = ops.gemv_int4(x, layer.weight, layer.scale_zero, 64, layer.bias)
+            else:
+                want = int7_linear(x, *ops.int7_from_int4(layer.weight, layer.scale_zero, 64), layer.bias)
+            assert torch.equal(got, want)
 
 
 def _attention_reference(q, k, v, valid, pos, window, scale, softcap):

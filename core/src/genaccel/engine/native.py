@@ -1,5 +1,5 @@
 """genaccel's own CPU kernels, the ``genaccel_cpu`` ops: few-row products for decode steps that read
-each weight once, in float32, bfloat16, int8 and group-wise int4, and those weights as int8 for
+each weight once, in float32, bfloat16, int8 and group-wise int4, and the int4 weights as int8 for
 oneDNN's u8 x s8 GEMM (``csrc/cpu_gemv.cpp``), and one-token
 attention over a float32 or bfloat16 KV cache and many-query attention over heads of 8
 (``csrc/cpu_attention.cpp``).
@@ -94,9 +94,6 @@ def _register_fakes() -> None:
         out = packed.shape[0]
         return packed.new_empty(out, packed.shape[1] * 2, dtype=torch.int8), packed.new_empty(out, dtype=torch.float32)
 
-    def int7_from_int8(w, scale):
-        return torch.empty_like(w), torch.empty_like(scale)
-
     def decode_attention(q, k, v, valid, pos, window, scale, softcap):
         return q.new_empty(q.shape[0], 1, q.shape[1], q.shape[3])
 
@@ -105,6 +102,6 @@ def _register_fakes() -> None:
 
     for name, fn in (("gemv", gemv), ("gemv_int4", gemv_int4), ("dequantize_int4", dequantize_int4),
                      ("gemv_int8", gemv_int8), ("pack_int8_rows", pack_int8_rows),
-                     ("int7_from_int4", int7_from_int4), ("int7_from_int8", int7_from_int8),
+                     ("int7_from_int4", int7_from_int4),
                      ("decode_attention", decode_attention), ("narrow_attention", narrow_attention)):
         torch.library.register_fake(f"genaccel_cpu::{name}", fn)

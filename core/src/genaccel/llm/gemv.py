@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from ..engine.native import cpu_ops
-from . import qgemm
 
 
 class RowReduceLinear(nn.Linear):
@@ -104,14 +103,11 @@ class RowReduceLinear(nn.Linear):
         return out + self.bias if self.bias is not None else out
 
     def _linear(self, x: torch.Tensor) -> torch.Tensor:
-        """``F.linear``; for a native int8 layer, eager, oneDNN's u8 x s8 GEMM (:mod:`.qgemm`) where it
-        runs; with bf16 float weights on a CPU without a bf16 GEMM (no AVX-512 BF16 or AMX), in fp32: the same exact products and fp32 accumulation, rounded once to bf16, where
+        """``F.linear``; with bf16 float weights on a CPU without a bf16 GEMM (no AVX-512 BF16 or
+        AMX), in fp32: the same exact products and fp32 accumulation, rounded once to bf16, where
         oneDNN's emulated bf16 GEMM ran 7x slower than fp32's (a 512-token prefill's 512x768 by
         768x2048: 81.6 against 11.6 ms on 2 AVX2 cores, the weight's conversion included)."""
         int8 = self.int8_words is not None or self.int8_weight is not None or self.int8_packed is not None
-        if int8 and self.native and qgemm.available() and not torch.compiler.is_compiling():
-            w7, scale = torch.ops.genaccel_cpu.int7_from_int8(self.weight.qdata.contiguous(), self.int8_scale)
-            return qgemm.int7_linear(x, w7, scale, self.bias)
         if x.dtype != torch.bfloat16 or int8 or x.device.type != "cpu" or bf16_gemm():
             return nn.functional.linear(x, self.weight, self.bias)
         return float32_linear(x, self.weight, self.bias)

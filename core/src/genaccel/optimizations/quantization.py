@@ -33,7 +33,7 @@ from ..engine.profiling import current_phase
 from ..errors import first_line
 from ..llm.gemv import cpu_gemv_linears
 from ..plugin.builtin import QUANT_CONFIGS as CONFIGS  # name -> (torchao config, kwargs, devices)
-from .int4cpu import quantize_int4_cpu, unsupported
+from .int4cpu import integer_gemm, quantize_int4_cpu, unsupported
 
 INT4 = "int4-weight-only"
 
@@ -78,8 +78,10 @@ def uniform(config_name: str):
         layers = linear_layers(module)
         group_size = _group_size(ctx) if config_name == INT4 else None
         left = _quantize(module, set(layers), config_name, group_size)
-        how = (f"int4 groups of {group_size}, " + (("genaccel's CPU int4 kernel" if cpu_ops() is not None else "dequantized float products") if ctx.device == "cpu"
-               else f"torchao {CONFIGS[config_name][0]}")) if group_size else f"torchao {CONFIGS[config_name][0]}"
+        cpu = ("genaccel's CPU int4 kernel" + (" (decode) and oneDNN's u8 x s8 GEMM (prefill)" if integer_gemm() else "")
+               if cpu_ops() is not None else "dequantized float products")
+        how = (f"int4 groups of {group_size}, " + (cpu if ctx.device == "cpu" else f"torchao {CONFIGS[config_name][0]}")
+               if group_size else f"torchao {CONFIGS[config_name][0]}")
         note = {
             "summary": f"{len(layers) - len(left)} linear layers quantized with {how}"
                        + (f"; {len(left)} left in their precision (shape)" if left else ""),

@@ -16,8 +16,8 @@
 // in integers: a fifth of the instructions of converting every weight to float.  The zero points
 // meet the float sums of x.
 //
-// int7_from_int4 and int7_from_int8 give those weights as int8 within +-64 with a scale per output row: the
-// weight side of oneDNN's u8 x s8 GEMM for many-row products (genaccel/llm/qgemm.py).
+// int7_from_int4 gives the int4 weights as int8 within +-64 with a scale per output row: the weight side of
+// oneDNN's u8 x s8 GEMM for many-row products (genaccel/optimizations/int4cpu.py).
 
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
@@ -491,7 +491,7 @@ at::Tensor dequantize_int4(const at::Tensor& packed, const at::Tensor& scale_zer
   return w;
 }
 
-// Weights for oneDNN's u8 x s8 GEMM (many-row products of int8 and int4 layers).  Without VNNI its inner
+// Weights for oneDNN's u8 x s8 GEMM (many-row products of int4 layers).  Without VNNI its inner
 // product adds pairs of u8 * s8 products in 16 bits with saturation (vpmaddubsw), so with inputs of 8 bits the
 // weights keep to |w| <= 64 (2 * 255 * 64 < 2^15): each output row's weights as int8 within +-64 and the row's
 // scale (w ~ scale * w7).
@@ -539,46 +539,6 @@ std::tuple<at::Tensor, at::Tensor> int7_from_int4(const at::Tensor& packed, cons
   return {w7, scale};
 }
 
-// From int8 with a scale per row: rows within +-64 as they are; others times m / 2^15 rounded
-// (m = round(64 * 2^15 / max |w|), vpmulhrsw), their scale times 2^15 / m.
-std::tuple<at::Tensor, at::Tensor> int7_from_int8(const at::Tensor& w, const at::Tensor& scale) {
-  TORCH_CHECK(w.scalar_type() == at::kChar && w.dim() == 2 && w.is_contiguous(),
-              "genaccel_cpu.int7_from_int8: weights must be contiguous int8 (out, in)");
-  const int64_t out = w.size(0), k = w.size(1);
-  TORCH_CHECK(scale.scalar_type() == at::kFloat && scale.numel() == out && scale.is_contiguous(),
-              "genaccel_cpu.int7_from_int8: scale must be ", out, " contiguous float32 values");
-  at::Tensor w7 = at::empty({out, k}, w.options());
-  at::Tensor scale7 = at::empty({out}, scale.options());
-  const int8_t* src = w.const_data_ptr<int8_t>();
-  const float* sc = scale.const_data_ptr<float>();
-  int8_t* dst = w7.data_ptr<int8_t>();
-  float* sp = scale7.data_ptr<float>();
-  at::parallel_for(0, out, 16, [&](int64_t o0, int64_t o1) {
-    for (int64_t o = o0; o < o1; ++o) {
-      const int8_t* a = src + o * k;
-      int8_t* b = dst + o * k;
-      int amax = 0;
-      for (int64_t i = 0; i < k; ++i) amax = std::max(amax, std::abs(static_cast<int>(a[i])));
-      if (amax <= 64) {
-        std::memcpy(b, a, k);
-        sp[o] = sc[o];
-        continue;
-      }
-      const int m = static_cast<int>(std::lround(64.0 * 32768.0 / amax));
-      sp[o] = sc[o] * 32768.f / static_cast<float>(m);
-      const __m256i mv = _mm256_set1_epi16(static_cast<int16_t>(m));
-      int64_t i = 0;
-      for (; i + 32 <= k; i += 32) {
-        const __m256i lo = _mm256_mulhrs_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i))), mv);
-        const __m256i hi = _mm256_mulhrs_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i + 16))), mv);
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(b + i), _mm256_permute4x64_epi64(_mm256_packs_epi16(lo, hi), 0xD8));
-      }
-      for (; i < k; ++i) b[i] = static_cast<int8_t>((a[i] * m + 16384) >> 15);
-    }
-  });
-  return {w7, scale7};
-}
-
 }  // namespace
 
 TORCH_LIBRARY(genaccel_cpu, m) {
@@ -588,7 +548,6 @@ TORCH_LIBRARY(genaccel_cpu, m) {
   m.def("pack_int8_rows(Tensor w) -> Tensor");
   m.def("gemv_int8(Tensor x, Tensor packed, Tensor scale, Tensor? bias=None) -> Tensor");
   m.def("int7_from_int4(Tensor packed, Tensor scale_zero, int group) -> (Tensor, Tensor)");
-  m.def("int7_from_int8(Tensor w, Tensor scale) -> (Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(genaccel_cpu, CPU, m) {
@@ -598,5 +557,4 @@ TORCH_LIBRARY_IMPL(genaccel_cpu, CPU, m) {
   m.impl("pack_int8_rows", &pack_int8_rows);
   m.impl("gemv_int8", &gemv_int8);
   m.impl("int7_from_int4", &int7_from_int4);
-  m.impl("int7_from_int8", &int7_from_int8);
 }
