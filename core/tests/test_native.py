@@ -125,8 +125,9 @@ def test_gemv_int8_is_the_exact_integer_product_of_inputs_quantized_per_32(ops, 
 def test_int7_from_int4_rounds_each_weight_to_64ths_of_its_rows_largest(ops, group):
     torch.manual_seed(group)
     w = torch.randn(19, 256)
-    w[3] = 0  # a row of zeros: scale 0
+    w[3] = 0  # a row of zeros: the smallest bf16 scale
     q, scale_zero = quantize_uint4(w, group)
+    scale_zero[5] = 0  # scales and zero points of 0: the row's scale is 0
     packed = pack_uint4(q)
     deq = dequantize_uint4(packed, scale_zero, group).double()
     w7, scale = ops.int7_from_int4(packed, scale_zero, group)
@@ -136,6 +137,7 @@ def test_int7_from_int4_rounds_each_weight_to_64ths_of_its_rows_largest(ops, gro
     torch.testing.assert_close(scale.double(), amax / 64)
     exact = torch.where(amax[:, None] > 0, deq * 64 / amax[:, None], 0.0)
     assert (w7.double() - exact).abs().max() <= 0.5 + 1e-4 and not w7[3].any()
+    assert scale[5] == 0 and not w7[5].any()
 
 
 def test_int7_linear_is_the_integer_product_of_rows_quantized_to_uint8(ops):
@@ -168,6 +170,7 @@ def test_int7_linear_is_the_integer_product_of_rows_quantized_to_uint8(ops):
 
 
 def test_int4_layers_take_the_gemv_for_few_rows_and_the_integer_gemm_for_many(ops):
+    from genaccel.llm.gemv import RowReduceLinear
     from genaccel.optimizations.int4cpu import int7_linear, integer_gemm, quantize_int4_cpu
 
     if not integer_gemm():
@@ -177,10 +180,10 @@ def test_int4_layers_take_the_gemv_for_few_rows_and_the_integer_gemm_for_many(op
     assert quantize_int4_cpu(net, {"0": net[0]}, 64) == {}
     layer = net[0]
     with torch.no_grad():
-        for rows in (3, 40):
+        for rows in (3, RowReduceLinear.MAX_ROWS + 1):
             x = torch.randn(rows, 128)
             got = layer(x)
-            if rows <= 32:
+            if rows <= RowReduceLinear.MAX_ROWS:
                 want = ops.gemv_int4(x, layer.weight, layer.scale_zero, 64, layer.bias)
             else:
                 want = int7_linear(x, *ops.int7_from_int4(layer.weight, layer.scale_zero, 64), layer.bias)

@@ -10,19 +10,21 @@ points: 0.5 bytes a weight plus 4 bytes a group.
 
 :class:`Int4Linear` multiplies few-row inputs (decode steps) with ``genaccel_cpu.gemv_int4``, which
 quantizes each input row to int8 per group and sums the products exactly in integers (its kernel's
-comment).  Many-row inputs (prefill), eager, take oneDNN's u8 x s8 GEMM where it runs
+comment).  Many-row inputs (prefill, which runs eager) take oneDNN's u8 x s8 GEMM where it runs
 (:func:`int7_linear`): each input row quantized to uint8 with its own scale (per token, as torchao's
 and ExecuTorch's int8-dynamic-activation int4-weight schemes do), the weight converted on every call
 (not kept) to int8 within +-64 with a scale per output row (``genaccel_cpu.int7_from_int4``).
+Compiled, or without oneDNN's quantized linear, they dequantize the weight to float32
+(``dequantize_int4``) and take the float32 GEMM.
 Without VNNI, oneDNN's x86 kernels add pairs of u8 * s8 products in 16 bits with saturation
 (``vpmaddubsw``); weights within +-64 keep every pair below 2^15, so the integer sums are exact.  On
 2 Zen 3 cores a 512-row GEMM by an 8192 x 2048 weight ran at 204-275 GOP/s where float32's ran at
-102-131 GFLOP/s, and a 1B-class prefill at 95-98 tokens/s where dequantizing to float32
-(``dequantize_int4``, the path where oneDNN's quantized linear is missing) ran at 46-51.  The
+102-131 GFLOP/s, and a 1B-class prefill at 95-98 tokens/s where dequantizing to float32 ran at 46-51.  The
 input's rounding (1/254 of its row's largest value) and the weight's (1/128 of its row's largest)
 add an error about a fifth the size of int4's own on random weights (``tests/test_native.py``) and
 about three quarters of it where a few input features are 20x the others (outlier features); the
-report's accuracy impact measures it.  For int8 weight-only layers the same path would add about
+report's accuracy impact measures it.  With VNNI the pairs do not saturate and weights of +-127 would
+halve the weight's part; this module keeps +-64 everywhere.  For int8 weight-only layers the same path would add about
 seven times int8's own error there, so their prefill keeps torchao's float products.  Where the native kernels are unavailable
 (:func:`genaccel.engine.native.cpu_ops`) both go through :func:`dequantize_uint4` and ``F.linear``:
 float products of the same weights, slower.
@@ -87,7 +89,7 @@ def int7_linear(x: torch.Tensor, w7: torch.Tensor, scale: torch.Tensor, bias: to
     ``scale``: (out,) float32."""
     k = x.shape[-1]
     flat = x.reshape(-1, k).float()
-    step = flat.abs().amax(-1, keepdim=True).clamp(min=torch.finfo(torch.float32).tiny) / 127
+    step = (flat.abs().amax(-1, keepdim=True) / 127).clamp(min=torch.finfo(torch.float32).tiny)
     xq = (flat / step).round_().add_(128).to(torch.uint8)
     packed = torch.ops.onednn.qlinear_prepack(w7, None)
     zeros = torch.zeros(scale.shape, dtype=torch.int64)
@@ -109,9 +111,10 @@ class Int4Linear(nn.Linear):
     native: bool  # the genaccel_cpu ops run here (decided when quantized)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.native and x.dtype in NATIVE_DTYPES and x.numel() // x.shape[-1] <= RowReduceLinear.MAX_ROWS:
+        few = x.numel() // x.shape[-1] <= RowReduceLinear.MAX_ROWS
+        if self.native and x.dtype in NATIVE_DTYPES and few:
             return torch.ops.genaccel_cpu.gemv_int4(x.contiguous(), self.weight, self.scale_zero, self.group_size, self.bias)
-        if self.native and integer_gemm() and not torch.compiler.is_compiling():
+        if self.native and not few and not torch.compiler.is_compiling() and integer_gemm():
             w7, scale = torch.ops.genaccel_cpu.int7_from_int4(self.weight, self.scale_zero, self.group_size)
             return int7_linear(x, w7, scale, self.bias)
         dequantize = torch.ops.genaccel_cpu.dequantize_int4 if self.native else dequantize_uint4

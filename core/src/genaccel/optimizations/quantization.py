@@ -78,10 +78,13 @@ def uniform(config_name: str):
         layers = linear_layers(module)
         group_size = _group_size(ctx) if config_name == INT4 else None
         left = _quantize(module, set(layers), config_name, group_size)
-        cpu = ("genaccel's CPU int4 kernel" + (" (decode) and oneDNN's u8 x s8 GEMM (prefill)" if integer_gemm() else "")
-               if cpu_ops() is not None else "dequantized float products")
-        how = (f"int4 groups of {group_size}, " + (cpu if ctx.device == "cpu" else f"torchao {CONFIGS[config_name][0]}")
-               if group_size else f"torchao {CONFIGS[config_name][0]}")
+        how = f"torchao {CONFIGS[config_name][0]}"
+        if group_size and ctx.device == "cpu":
+            how = f"int4 groups of {group_size}, " + (
+                "dequantized float products" if cpu_ops() is None else "genaccel's CPU int4 kernel"
+                + (" (decode) and oneDNN's u8 x s8 GEMM (eager prefill)" if integer_gemm() else ""))
+        elif group_size:
+            how = f"int4 groups of {group_size}, {how}"
         note = {
             "summary": f"{len(layers) - len(left)} linear layers quantized with {how}"
                        + (f"; {len(left)} left in their precision (shape)" if left else ""),
@@ -153,6 +156,8 @@ def time_candidate(layer: nn.Linear, candidate: str, shapes, *, compiled: bool, 
     """Seconds per call on each shape for one candidate, and the count-weighted total.
 
     The layer is copied enough times to exceed the caches and the copies are called in turn.
+    ``compiled``: the shapes are timed compiled, as the stack's steps run, except the prefill's,
+    which runs eager (only the decode steps compile).
     """
     n = max(1, min(64, -(-COLD_BYTES // (layer.weight.numel() * layer.weight.element_size()))))
     copies = nn.Sequential(*[copy.deepcopy(layer) for _ in range(n)])
@@ -173,7 +178,7 @@ def time_candidate(layer: nn.Linear, candidate: str, shapes, *, compiled: bool, 
     with torch.no_grad():
         for ph, rows, count in shapes:
             x = torch.randn(rows, layer.in_features, dtype=layer.weight.dtype, device=device)
-            seconds = _time(fn, list(copies), x, device)
+            seconds = _time(_call if ph == "prefill" else fn, list(copies), x, device)  # prefills run eager
             per_shape[f"{ph}:{rows}"] = seconds
             total += seconds * count
     return {"per_shape_s": per_shape, "weighted_s": total, "copies": n}
