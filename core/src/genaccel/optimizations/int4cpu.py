@@ -79,8 +79,9 @@ def dequantize_uint4(packed: torch.Tensor, scale_zero: torch.Tensor, group_size:
 @functools.cache
 def integer_gemm() -> bool:
     """Whether genaccel's kernels and oneDNN's quantized linear both run here (the prefill's GEMM)."""
-    return (cpu_ops() is not None and torch.backends.mkldnn.is_available()
-            and hasattr(torch.ops.onednn, "qlinear_pointwise"))
+    return (cpu_ops() is not None and torch.backends.mkldnn.is_available()  # oneDNN's ops are registered with it
+            and all(torch._C._dispatch_has_kernel_for_dispatch_key(f"onednn::{op}", "CPU")
+                    for op in ("qlinear_prepack", "qlinear_pointwise")))
 
 
 def int7_linear(x: torch.Tensor, w7: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
