@@ -24,8 +24,8 @@ class OutputError(GenaccelError):
 
 #: the errors of a full or unwritable file system (as opposed to a bug): no space, over quota, read-only, a
 #: file too large, no permission
-DISK_ERRNOS = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EROFS", "EFBIG", "EACCES", "EPERM")
-                         if hasattr(errno, name))
+DISK_ERRNOS = frozenset(getattr(errno, name, None) for name in ("ENOSPC", "EDQUOT", "EROFS", "EFBIG", "EACCES", "EPERM")
+                        ) - {None}  # the names this platform has
 
 
 def disk_fault(e: BaseException) -> bool:

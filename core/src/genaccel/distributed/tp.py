@@ -79,21 +79,26 @@ class Sharding:
     holding several projections one after another, each block split in N on its own (Phi-3's qkv_proj
     and gate_up_proj), named by what sizes the blocks (``heads``: heads × head size, ``kv_heads``,
     ``ffn``: the MLP's width); ``per_rank_config``: the attention reads its head count from its config
-    at run time (Phi-3), so each rank's attention gets a view of the config with its own counts."""
+    at run time (Phi-3), so each rank's attention gets a view of the config with its own counts;
+    ``head_counts``: the attention's own attributes holding head counts (``num_heads``,
+    ``num_key_value_heads``), each set to the rank's share."""
 
     columns: tuple[str, ...] = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "mlp.gate_proj",
                                 "mlp.up_proj")
     rows: tuple[str, ...] = ("self_attn.o_proj", "mlp.down_proj")
     fused: dict = attrs.field(factory=dict)
     per_rank_config: bool = False
+    head_counts: tuple[str, ...] = ()
 
 
 _LLAMA_LIKE = Sharding()
 #: The sharding of each architecture, by ``model_type``.
 SHARDING = {
-    **dict.fromkeys(("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "chameleon"), _LLAMA_LIKE),
+    **dict.fromkeys(("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2"), _LLAMA_LIKE),
+    "chameleon": Sharding(head_counts=("num_heads", "num_key_value_heads")),
     "phi3": Sharding(columns=(), fused={"self_attn.qkv_proj": ("heads", "kv_heads", "kv_heads"),
-                                        "mlp.gate_up_proj": ("ffn", "ffn")}, per_rank_config=True),
+                                        "mlp.gate_up_proj": ("ffn", "ffn")}, per_rank_config=True,
+                     head_counts=("num_key_value_heads",)),
 }
 
 
@@ -166,9 +171,11 @@ def _shard_layer(layer, sharding: Sharding, sizes: dict, r: int, n: int, cfg) ->
                 _shard_param(norm, "bias", 0, r, n)
     d = sizes["head_dim"]
     counts = {"num_heads": sizes["heads"] // d, "num_key_value_heads": sizes["kv_heads"] // d}
-    for attr, total in counts.items():
-        if hasattr(attn, attr):
-            setattr(attn, attr, total // n)
+    for attr in sharding.head_counts:
+        if attr not in vars(attn):
+            raise GenaccelError(f"--tp: {type(attn).__name__} has no {attr} (its sharding declares it); "
+                                "this transformers version's attention differs from the one genaccel shards")
+        setattr(attn, attr, counts[attr] // n)
     if sharding.per_rank_config:
         attn.config = RankConfig(cfg, num_attention_heads=counts["num_heads"] // n,
                                  num_key_value_heads=counts["num_key_value_heads"] // n)
