@@ -98,3 +98,16 @@ def test_static_cache_window_reads_only_filled_positions(registry, compiled):
         assert counters["stats"]["unique_graphs"] == 3
     with pytest.raises(ValueError, match="kv_len 97"):
         windowed.decode(tokens, torch.tensor(15), 97)
+
+
+def test_weights_in_huge_pages_give_identical_greedy_tokens(registry, samples, baseline, monkeypatch):
+    from genaccel.engine import memory
+
+    if memory.huge_pages_unavailable():
+        pytest.skip(memory.huge_pages_unavailable())
+    monkeypatch.setattr(memory, "MIN_BYTES", 4096)  # the tiny preset's weights are a few KiB each
+    ctx = prepared(registry, RunConfig(workload="llama/t-t", preset="tiny",
+                                      optimizations=("sdpa", "static-kv", "compile", "huge-pages")))
+    assert "huge-pages" in ctx.stack.names
+    assert all(memory.in_huge_pages(p) for n, p in ctx.instance.module.named_parameters() if p.numel() >= 1024)
+    assert _outputs(registry, samples, 1, ("sdpa", "static-kv", "compile", "huge-pages")) == baseline

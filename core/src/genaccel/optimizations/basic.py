@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import torch
 
+from ..engine.memory import huge_page_bytes, huge_pages_unavailable, move_to_huge_pages
+from ..plugin.specs import NotApplied
+
 
 def sdpa(ctx):
     note = ctx.instance.set_attention("sdpa")
@@ -42,3 +45,15 @@ def fused_qkv(ctx):
 def deepcache(ctx):
     interval = ctx.config.options.get("cache_interval")
     return ctx.instance.set_step_cache(3 if interval is None else int(interval))
+
+
+def huge_pages(ctx):
+    why = huge_pages_unavailable()
+    if why:
+        raise NotApplied(why)
+    count, nbytes = move_to_huge_pages(ctx.instance.module)
+    if not count:
+        raise NotApplied("no CPU weight storage of 2 MiB or more")
+    held = huge_page_bytes()
+    return (f"{count} weight storages ({nbytes / 2**20:.0f} MiB) copied into memory advised MADV_HUGEPAGE"
+            + ("" if held is None else f"; the process holds {held / 2**20:.0f} MiB in huge pages"))

@@ -28,6 +28,7 @@ from .roles import (
     StepCache,
     TokenModel,
     TransformersReference,
+    Workload,
 )
 from .specs import GGUF_PRECISION, DecoderSpec, OptimizationSpec
 
@@ -139,6 +140,10 @@ class Optimizations:
             options=(CACHE_INTERVAL,),
             description="step cache (DeepCache): deep UNet features reused across adjacent steps, only the shallow "
                         "blocks run between full steps"))
+        register(OptimizationSpec(
+            name="huge-pages", stage="memory", requires=Workload, devices="cpu", apply=_O + "basic:huge_pages",
+            description="weights of 2 MiB or more copied into transparent huge pages (CPU): a decode step's weight "
+                        "stream crosses a TLB entry every 2 MiB instead of every 4 KiB"))
         register(OptimizationSpec(name="layerskip", stage="algorithm", requires=(TokenModel, EarlyExit),
                                   apply=_O + "layerskip:layerskip", options=(EXIT_LAYER, DRAFT_LEN),
                                   description="self-speculative decoding: early-exit drafts verified by the remaining layers"))

@@ -24,7 +24,7 @@ from .roles import Workload
 
 #: Optimization stages, in the order a stack is applied.  Users list optimizations in any
 #: order; the stack is sorted by stage (stable within a stage).
-STAGES = ("weights", "attention", "cache", "compile", "graph", "algorithm")
+STAGES = ("weights", "attention", "cache", "compile", "graph", "algorithm", "memory")
 #: Device types an optimization may name; a run's device is a string such as "cpu", "cuda", "cuda:1".
 DEVICES = frozenset({"cpu", "cuda"})
 DEVICE = re.compile(r"^[a-z][a-z0-9_]*(:[0-9]+)?$")
