@@ -122,6 +122,33 @@ def test_cpu_gemv_path_of_int8_weight_only_matches_torchao(rows, native):
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_many_row_int8_products_convert_the_weight_in_blocks_and_equal_torchao(dtype, monkeypatch):
+    from genaccel.api import cpu_gemv_linears
+    from genaccel.llm import gemv
+    from torchao.quantization import Int8WeightOnlyConfig, quantize_
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(64, 40), nn.Linear(40, 24, bias=False)).to(dtype)
+    quantize_(net, Int8WeightOnlyConfig())
+    x = torch.randn(2, 30, 64, dtype=dtype)  # 60 rows: more than a decode step's
+    monkeypatch.setattr(gemv, "INT8_BLOCK", 16)  # 40 output rows: two whole blocks and a part
+    original, calls = gemv.int8_linear, []
+
+    def counted(x, q, scale, bias):
+        calls.append(tuple(q.shape))
+        return original(x, q, scale, bias)
+
+    monkeypatch.setattr(gemv, "int8_linear", counted)
+    with torch.no_grad():
+        want = net(x)  # torchao's eager path: the dequantized weight's products
+        cpu_gemv_linears(net)
+        got = net(x)
+    assert calls == [(40, 64), (24, 40)]
+    assert got.dtype == dtype and got.shape == (2, 30, 24)
+    torch.testing.assert_close(got, want, **({} if dtype == torch.float32 else dict(rtol=2e-2, atol=2e-2)))
+
+
 def test_a_float_row_reduce_linear_equals_nn_linear():
     from genaccel.llm.gemv import RowReduceLinear
 

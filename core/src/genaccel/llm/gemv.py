@@ -106,11 +106,38 @@ class RowReduceLinear(nn.Linear):
         """``F.linear``; with bf16 float weights on a CPU without a bf16 GEMM (no AVX-512 BF16 or
         AMX), in fp32: the same exact products and fp32 accumulation, rounded once to bf16, where
         oneDNN's emulated bf16 GEMM ran 7x slower than fp32's (a 512-token prefill's 512x768 by
-        768x2048: 81.6 against 11.6 ms on 2 AVX2 cores, the weight's conversion included)."""
+        768x2048: 81.6 against 11.6 ms on 2 AVX2 cores, the weight's conversion included).  int8
+        weight-only layers on CPU: :func:`int8_linear`."""
         int8 = self.int8_words is not None or self.int8_weight is not None or self.int8_packed is not None
+        if int8 and x.device.type == "cpu" and not torch.compiler.is_compiling():
+            return int8_linear(x, self.weight.qdata, self.int8_scale, self.bias)
         if x.dtype != torch.bfloat16 or int8 or x.device.type != "cpu" or bf16_gemm():
             return nn.functional.linear(x, self.weight, self.bias)
         return float32_linear(x, self.weight, self.bias)
+
+
+INT8_BLOCK = 256  # output rows of an int8 weight converted to float32 at a time
+
+
+def int8_linear(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``x @ (q * scale).T + bias`` for many rows of ``x`` (prefill), in float32, rounded once to
+    ``x``'s dtype: the int8 weight ``q`` (out, in) converted to float32 ``INT8_BLOCK`` output rows at a
+    time into one reused buffer, each block multiplied by the float32 GEMM straight into its columns of
+    the output (the block is still in cache), and the row scales applied to the products.  The same
+    float products as dequantizing the whole weight first (torchao's path), up to the order of the
+    scale's rounding, without writing and reading back a float32 copy of the weight."""
+    k, n = q.shape[1], q.shape[0]
+    rows = x.reshape(-1, k).float()
+    out = torch.empty(rows.shape[0], n)
+    block = torch.empty(min(INT8_BLOCK, n), k)
+    for r0 in range(0, n, INT8_BLOCK):
+        b = block[: min(INT8_BLOCK, n - r0)]
+        b.copy_(q[r0 : r0 + len(b)])
+        torch.mm(rows, b.t(), out=out[:, r0 : r0 + len(b)])
+    out.mul_(scale.float())
+    if bias is not None:
+        out.add_(bias.float())
+    return out.view(*x.shape[:-1], n).to(x.dtype)
 
 
 def float32_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:

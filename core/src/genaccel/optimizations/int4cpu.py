@@ -25,7 +25,7 @@ add an error about a fifth the size of int4's own on random weights (``tests/tes
 about three quarters of it where a few input features are 20x the others (outlier features); the
 report's accuracy impact measures it.  With VNNI the pairs do not saturate and weights of +-127 would
 halve the weight's part; this module keeps +-64 everywhere.  For int8 weight-only layers the same path would add about
-seven times int8's own error there, so their prefill keeps torchao's float products.  Where the native kernels are unavailable
+seven times int8's own error there, so their prefill keeps float products (``genaccel.llm.gemv.int8_linear``).  Where the native kernels are unavailable
 (:func:`genaccel.engine.native.cpu_ops`) both go through :func:`dequantize_uint4` and ``F.linear``:
 float products of the same weights, slower.
 
