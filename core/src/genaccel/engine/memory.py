@@ -34,7 +34,7 @@ _MAPPINGS: dict[int, weakref.ref] = {}  # start of each huge-page storage -> its
 
 def huge_pages_unavailable() -> str | None:
     """Why this process cannot ask for transparent huge pages, or None when it can."""
-    if not hasattr(mmap, "MADV_HUGEPAGE"):
+    if getattr(mmap, "MADV_HUGEPAGE", None) is None:
         return "this platform has no madvise(MADV_HUGEPAGE) (transparent huge pages are Linux's)"
     try:
         setting = THP_SETTING.read_text()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from ..engine.memory import huge_page_bytes, huge_pages_unavailable, move_to_huge_pages
+from ..engine import memory
 from ..plugin.specs import NotApplied
 
 
@@ -48,12 +48,12 @@ def deepcache(ctx):
 
 
 def huge_pages(ctx):
-    why = huge_pages_unavailable()
+    why = memory.huge_pages_unavailable()
     if why:
         raise NotApplied(why)
-    count, nbytes = move_to_huge_pages(ctx.instance.module)
+    count, nbytes = memory.move_to_huge_pages(ctx.instance.module)
     if not count:
-        raise NotApplied("no CPU weight storage of 2 MiB or more")
-    held = huge_page_bytes()
+        raise NotApplied(f"no CPU weight storage of {memory.MIN_BYTES / 2**20:g} MiB or more")
+    held = memory.huge_page_bytes()
     return (f"{count} weight storages ({nbytes / 2**20:.0f} MiB) copied into memory advised MADV_HUGEPAGE"
             + ("" if held is None else f"; the process holds {held / 2**20:.0f} MiB in huge pages"))
