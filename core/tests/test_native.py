@@ -57,11 +57,11 @@ def int4_reference(x, packed, scale_zero, group):
     return scaled + xsum @ z.t()
 
 
-@pytest.mark.parametrize("group", [32, 64, 128])
+@pytest.mark.parametrize("group", [32, 64, 128, 512])
 @pytest.mark.parametrize("rows", [1, 2, 4, 7])
 def test_int4_gemv_equals_its_integer_reference_and_the_float_product_closely(ops, group, rows):
     torch.manual_seed(group + rows)
-    w = torch.randn(45, 256)
+    w = torch.randn(45, 512)
     q, scale_zero = quantize_uint4(w, group)
     packed = pack_uint4(q)
     deq = dequantize_uint4(packed, scale_zero, group)
@@ -69,7 +69,7 @@ def test_int4_gemv_equals_its_integer_reference_and_the_float_product_closely(op
     step = (w.view(45, -1, group).amax(-1) - w.view(45, -1, group).amin(-1)) / 15
     err = (deq - w).abs().view(45, -1, group).amax(-1)
     assert (err <= step * 0.6).all() and (err > 0).any()  # half a step, plus bf16 scales; lossy
-    x, bias = torch.randn(rows, 256), torch.randn(45)
+    x, bias = torch.randn(rows, 512), torch.randn(45)
     x[0, :32] = 0  # a block of zeros: scale 0
     got = ops.gemv_int4(x, packed, scale_zero, group, bias)
     torch.testing.assert_close(got.double(), int4_reference(x, packed, scale_zero, group) + bias.double(), rtol=1e-5, atol=1e-4)
@@ -78,6 +78,15 @@ def test_int4_gemv_equals_its_integer_reference_and_the_float_product_closely(op
     weights_error = (exact - (x.double() @ w.double().t() + bias.double())).pow(2).mean().sqrt()
     inputs_error = (got.double() - exact).pow(2).mean().sqrt()
     assert 0 < inputs_error < 0.3 * weights_error
+
+
+def test_int4_gemv_stays_exact_where_every_product_is_the_largest(ops):
+    w = torch.ones(8, 1024)
+    w[:, ::512] = 0  # q = 15 everywhere else; with inputs of 127, a group's 16-bit pair sums would pass 2^15
+    q, scale_zero = quantize_uint4(w, 512)
+    packed, x = pack_uint4(q), torch.ones(1, 1024)
+    got = ops.gemv_int4(x, packed, scale_zero, 512, None)
+    torch.testing.assert_close(got.double(), int4_reference(x, packed, scale_zero, 512), rtol=1e-6, atol=1e-4)
 
 
 def test_kernels_are_opaque_calls_under_compile(ops):

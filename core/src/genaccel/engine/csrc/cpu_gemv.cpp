@@ -137,93 +137,127 @@ void dense_rows(const float* x, const typename W::T* w, float* y, int64_t k, int
   for (; o < o1; ++o) rows(std::integral_constant<int, 1>{}, o);  // the rows left over by the blocks
 }
 
-// The rows of x quantized to int8 in blocks of `block` features, a float scale per block (x ~ d * q),
-// and each block's float sum: the input side of the int4 product.
+// The rows of x quantized to int8 in blocks of `block` features (a multiple of 8), a float scale per
+// block (x ~ d * q, q rounded to nearest even as nearbyint does), each block's float sum and the integer
+// sum of its q: the input side of the int4 and int8 products.
 struct QuantRows {
   std::vector<int8_t> q;
   std::vector<float> d, sum;
+  std::vector<int32_t> qsum;
 };
 
 QuantRows quantize_rows(const float* x, int64_t rows, int64_t k, int64_t block) {
   const int64_t n = rows * k / block;
-  QuantRows out{std::vector<int8_t>(rows * k), std::vector<float>(n), std::vector<float>(n)};
+  QuantRows out{std::vector<int8_t>(rows * k), std::vector<float>(n), std::vector<float>(n), std::vector<int32_t>(n)};
+  const __m256 sign = _mm256_set1_ps(-0.f);
   for (int64_t b = 0; b < n; ++b) {
     const float* xb = x + b * block;
-    float amax = 0.f, sum = 0.f;
-    for (int64_t i = 0; i < block; ++i) amax = std::max(amax, std::abs(xb[i])), sum += xb[i];
-    const float inv = amax > 0.f ? 127.f / amax : 0.f;
-    out.d[b] = amax / 127.f;
-    out.sum[b] = sum;
-    for (int64_t i = 0; i < block; ++i) out.q[b * block + i] = static_cast<int8_t>(std::nearbyint(xb[i] * inv));
+    __m256 amax = _mm256_setzero_ps(), sum = _mm256_setzero_ps();
+    for (int64_t i = 0; i < block; i += 8) {
+      const __m256 v = _mm256_loadu_ps(xb + i);
+      amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v));
+      sum = _mm256_add_ps(sum, v);
+    }
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    const float top = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+    const __m256 inv = _mm256_set1_ps(top > 0.f ? 127.f / top : 0.f);
+    out.d[b] = top / 127.f;
+    out.sum[b] = hsum(sum);
+    __m256i qsum = _mm256_setzero_si256();
+    for (int64_t i = 0; i < block; i += 8) {
+      const __m256i q = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + i), inv));
+      qsum = _mm256_add_epi32(qsum, q);
+      const __m128i words = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(out.q.data() + b * block + i), _mm_packs_epi16(words, words));
+    }
+    __m128i total = _mm_add_epi32(_mm256_castsi256_si128(qsum), _mm256_extracti128_si256(qsum, 1));
+    total = _mm_add_epi32(total, _mm_shuffle_epi32(total, 0x4E));
+    out.qsum[b] = _mm_cvtsi128_si32(_mm_add_epi32(total, _mm_shuffle_epi32(total, 0xB1)));
   }
   return out;
 }
 
-// The 64 weights of one int4 chunk (32 bytes) as two vectors of signed bytes q - 8 (-8..7), each
-// a block of 32 features in order: the low nibbles (features 0-31) and the high ones (32-63).
-inline void unpack64(const uint8_t* p, __m256i& first, __m256i& second) {
-  const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  const __m256i mask = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
-  first = _mm256_sub_epi8(_mm256_and_si256(bytes, mask), eight);
-  second = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask), eight);
+// The sums of four vectors' eight 32-bit lanes, one lane each.
+inline __m128i hsum4(__m256i a, __m256i b, __m256i c, __m256i d) {
+  const __m256i pairs = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+  return _mm_add_epi32(_mm256_castsi256_si128(pairs), _mm256_extracti128_si256(pairs, 1));
 }
 
-// int4: y[r][o] = sum_g scale_g * d_rg * sum_{i in g} (q_i - 8) xq_i + zero_g * sum_{i in g} x_i, x
-// quantized per group.  The inner sums are exact integer dot products: maddubs of |q - 8| and xq
-// carrying q - 8's sign gives 16-bit pair sums of at most 2 * 8 * 127, added up over a group's
-// blocks (at most 4 * 2032 for groups of 128) and widened once per group.  Centred weights keep the
-// input's rounding error from adding up along q's mean.
-// xq, xd, xsum: quantize_rows of the R rows over the groups.
+// int4: y[r][o] = sum_g scale_g * d_rg * (sum_{i in g} q_i xq_i - 8 * sum_{i in g} xq_i) + zero_g * sum_{i in g} x_i,
+// x quantized per group: the exact integer sum of (q - 8) * xq, taken as q * xq (maddubs of the unsigned
+// nibbles and the signed inputs: pair sums of at most 2 * 15 * 127) less 8 times the inputs' integer sum
+// (quantize_rows gives it per group).  Each 32-byte chunk (64 features) is one load, two masks and a
+// shift; each block of 32 features one maddubs and one 16-bit add per row of x.  The 16-bit sums are
+// widened every 8 blocks (8 * 3810 < 2^15) and at a group's end.  There the up to four interleaved
+// output rows are summed into the lanes of one vector and meet their scales and zero points together.
+// On 2 Zen 3 cores the 1B-class preset's decode weights (626 MiB, model order, cold) took 34-36 ms where
+// signed weights (sign-trick maddubs) and scalar scales per output row and group had taken 49 ms.
+// xq, xd, xsum, xqsum: quantize_rows of the R rows over the groups.
 template <int R>
-void int4_rows(const int8_t* xq, const float* xd, const float* xsum, const uint8_t* packed, const uint16_t* scale_zero,
-               float* y, int64_t k, int64_t out, int64_t group, int64_t o0, int64_t o1) {
+void int4_rows(const int8_t* xq, const float* xd, const float* xsum, const int32_t* xqsum, const uint8_t* packed,
+               const uint16_t* scale_zero, float* y, int64_t k, int64_t out, int64_t group, int64_t o0, int64_t o1) {
   constexpr int B = out_block(R);
   const int64_t dist = ahead(B, k / 2);
   const int64_t groups = k / group, per_group = group / 32;
-  const __m256i ones = _mm256_set1_epi16(1);
+  const __m256i ones = _mm256_set1_epi16(1), mask = _mm256_set1_epi8(0x0F);
+  const __m128i high = _mm_set1_epi32(static_cast<int32_t>(0xFFFF0000u));
   auto run = [&](auto Bc, int64_t o) {
     constexpr int BB = decltype(Bc)::value;
-    __m256 tot[BB][R];
-    __m256i acc[BB][R];
-    float off[BB][R];
-    for (int b = 0; b < BB; ++b)
-      for (int r = 0; r < R; ++r) tot[b][r] = _mm256_setzero_ps(), acc[b][r] = _mm256_setzero_si256(), off[b][r] = 0.f;
-    // one block of 32 features (its weights q, per output row) into acc; at a group's end, into tot
-    int64_t left = per_group;  // blocks left in the group
+    __m256i acc[4][R];  // rows past BB stay zero
+    __m128i dot[R];  // lane b: the group's integer sum for output row o + b
+    __m128 tot[R];  // lane b: output row o + b
+    for (int r = 0; r < R; ++r) {
+      tot[r] = _mm_setzero_ps(), dot[r] = _mm_setzero_si128();
+      for (int b = 0; b < 4; ++b) acc[b][r] = _mm256_setzero_si256();
+    }
+    int64_t left = per_group, g = 0;  // blocks left in group g
+    const uint16_t* sz_row = scale_zero + o * groups * 2;
+    // one block of 32 features (the nibbles q of each output row) into acc; widened into dot every 8
+    // blocks; at a group's end, scaled into tot
     auto block = [&](const __m256i (&q)[BB], int64_t blk) {
-      __m256i magnitude[BB];
-      for (int b = 0; b < BB; ++b) magnitude[b] = _mm256_sign_epi8(q[b], q[b]);
       for (int r = 0; r < R; ++r) {
         const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + r * k + blk * 32));
-        for (int b = 0; b < BB; ++b)
-          acc[b][r] = _mm256_add_epi16(acc[b][r], _mm256_maddubs_epi16(magnitude[b], _mm256_sign_epi8(xv, q[b])));
+        for (int b = 0; b < BB; ++b) acc[b][r] = _mm256_add_epi16(acc[b][r], _mm256_maddubs_epi16(q[b], xv));
       }
-      if (--left) return;
-      left = per_group;
-      const int64_t g = blk * 32 / group;
-      for (int b = 0; b < BB; ++b) {
-        const uint16_t* sz = scale_zero + ((o + b) * groups + g) * 2;
-        const float s = bf16_to_float(sz[0]), z = bf16_to_float(sz[1]);
-        for (int r = 0; r < R; ++r) {
-          const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(acc[b][r], ones));
-          tot[b][r] = _mm256_fmadd_ps(dot, _mm256_set1_ps(s * xd[r * groups + g]), tot[b][r]);
-          acc[b][r] = _mm256_setzero_si256();
-          off[b][r] += z * xsum[r * groups + g];
-        }
+      if ((--left & 7) != 0) return;
+      for (int r = 0; r < R; ++r) {
+        __m256i wide[4];
+        for (int b = 0; b < 4; ++b) wide[b] = b < BB ? _mm256_madd_epi16(acc[b][r], ones) : _mm256_setzero_si256();
+        dot[r] = _mm_add_epi32(dot[r], hsum4(wide[0], wide[1], wide[2], wide[3]));
+        for (int b = 0; b < BB; ++b) acc[b][r] = _mm256_setzero_si256();
       }
+      if (left) return;
+      int32_t word[4] = {0, 0, 0, 0};  // each row's bf16 scale (low half) and zero point (high half)
+      for (int b = 0; b < BB; ++b) std::memcpy(&word[b], sz_row + (b * groups + g) * 2, 4);
+      const __m128i sz = _mm_setr_epi32(word[0], word[1], word[2], word[3]);
+      const __m128 s = _mm_castsi128_ps(_mm_slli_epi32(sz, 16)), z = _mm_castsi128_ps(_mm_and_si128(sz, high));
+      for (int r = 0; r < R; ++r) {
+        const int64_t i = r * groups + g;
+        const __m128i exact = _mm_sub_epi32(dot[r], _mm_set1_epi32(8 * xqsum[i]));
+        tot[r] = _mm_fmadd_ps(_mm_cvtepi32_ps(exact), _mm_mul_ps(s, _mm_set1_ps(xd[i])), tot[r]);
+        tot[r] = _mm_fmadd_ps(z, _mm_set1_ps(xsum[i]), tot[r]);
+        dot[r] = _mm_setzero_si128();
+      }
+      left = per_group, ++g;
     };
     for (int64_t c = 0; c < k / 64; ++c) {
-      __m256i first[BB], second[BB];
+      __m256i bytes[BB], q[BB];
       for (int b = 0; b < BB; ++b) {
         const uint8_t* p = packed + (o + b) * (k / 2) + c * 32;
         _mm_prefetch(reinterpret_cast<const char*>(p + dist), _MM_HINT_T0);
-        unpack64(p, first[b], second[b]);
+        bytes[b] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+        q[b] = _mm256_and_si256(bytes[b], mask);  // features 0-31 of the chunk
       }
-      block(first, 2 * c);
-      block(second, 2 * c + 1);
+      block(q, 2 * c);
+      for (int b = 0; b < BB; ++b) q[b] = _mm256_and_si256(_mm256_srli_epi16(bytes[b], 4), mask);  // 32-63
+      block(q, 2 * c + 1);
     }
-    for (int b = 0; b < BB; ++b)
-      for (int r = 0; r < R; ++r) y[r * out + o + b] = hsum(tot[b][r]) + off[b][r];
+    for (int r = 0; r < R; ++r) {
+      float lanes[4];
+      _mm_storeu_ps(lanes, tot[r]);
+      for (int b = 0; b < BB; ++b) y[r * out + o + b] = lanes[b];
+    }
   };
   int64_t o = o0;
   for (; o + B <= o1; o += B) run(std::integral_constant<int, B>{}, o);
@@ -420,11 +454,12 @@ at::Tensor gemv_int4(const at::Tensor& x, const at::Tensor& packed, const at::Te
   return few_rows(x, out, c10::nullopt, bias, [&](int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
     const int8_t* q = xq.q.data() + r0 * k;
     const float *d = xq.d.data() + r0 * groups, *xs = xq.sum.data() + r0 * groups;
+    const int32_t* qs = xq.qsum.data() + r0 * groups;
     switch (R) {
-      case 1: return int4_rows<1>(q, d, xs, wp, sz, yr, k, out, group, o0, o1);
-      case 2: return int4_rows<2>(q, d, xs, wp, sz, yr, k, out, group, o0, o1);
-      case 3: return int4_rows<3>(q, d, xs, wp, sz, yr, k, out, group, o0, o1);
-      default: return int4_rows<4>(q, d, xs, wp, sz, yr, k, out, group, o0, o1);
+      case 1: return int4_rows<1>(q, d, xs, qs, wp, sz, yr, k, out, group, o0, o1);
+      case 2: return int4_rows<2>(q, d, xs, qs, wp, sz, yr, k, out, group, o0, o1);
+      case 3: return int4_rows<3>(q, d, xs, qs, wp, sz, yr, k, out, group, o0, o1);
+      default: return int4_rows<4>(q, d, xs, qs, wp, sz, yr, k, out, group, o0, o1);
     }
   });
 }
