@@ -49,7 +49,7 @@ def int4_reference(x, packed, scale_zero, group):
     xq = torch.where(amax > 0, (blocks * (127.0 / amax)).round(), 0.0).double()
     d = (amax / 127).double()
     ones = torch.ones_like(scale_zero[..., 0])
-    q = dequantize_uint4(packed, torch.stack([ones, 0 * ones], -1), group).double().reshape(packed.shape[0], -1, group)  # q - 8
+    q = dequantize_uint4(packed, torch.stack([ones, 0 * ones], -1), group).double().reshape(scale_zero.shape[0], -1, group)  # q - 8
     s, z = scale_zero.double().unbind(-1)
     per_group = torch.einsum("rgi,ogi->rog", xq, q) * d[..., 0][:, None, :]  # (rows, out, groups)
     scaled = (per_group * s).sum(-1)
@@ -92,12 +92,12 @@ def test_int4_gemv_stays_exact_where_every_product_is_the_largest(ops):
 def test_kernels_are_opaque_calls_under_compile(ops):
     torch.manual_seed(0)
     w, x = torch.randn(64, 96).bfloat16(), torch.randn(1, 96)
-    q, scale_zero = quantize_uint4(torch.randn(64, 128), 32)
+    q, scale_zero = quantize_uint4(torch.randn(64, 64), 32)
     packed = pack_uint4(q)
 
     def step(x):
         h = ops.gemv(x, w, None, None).relu()
-        return ops.gemv_int4(h.contiguous(), packed[:, :32].contiguous(), scale_zero[:, :2].contiguous(), 32, None)
+        return ops.gemv_int4(h.contiguous(), packed, scale_zero, 32, None)
 
     for options in ({}, {"cpp_wrapper": True}):
         torch._dynamo.reset()
@@ -110,6 +110,8 @@ def test_bad_inputs_are_refused_with_what_was_wrong(ops):
         ops.gemv(torch.randn(1, 8), torch.randn(4, 9), None, None)
     with pytest.raises(RuntimeError, match="group size"):
         ops.gemv_int4(torch.randn(1, 64), torch.zeros(4, 32, dtype=torch.uint8), torch.zeros(4, 1, 2, dtype=torch.bfloat16), 48, None)
+    with pytest.raises(RuntimeError, match="rounded up to 4"):  # 5 rows are packed as 8
+        ops.gemv_int4(torch.randn(1, 64), torch.zeros(5, 32, dtype=torch.uint8), torch.zeros(5, 1, 2, dtype=torch.bfloat16), 64, None)
 
 
 @pytest.mark.parametrize("out,k,rows", [(37, 64, 1), (64, 96, 3), (130, 256, 5), (9, 32, 4)])

@@ -79,10 +79,10 @@ def _register_fakes() -> None:
         return x.new_empty(*x.shape[:-1], w.shape[0])
 
     def gemv_int4(x, packed, scale_zero, group, bias=None):
-        return x.new_empty(*x.shape[:-1], packed.shape[0])
+        return x.new_empty(*x.shape[:-1], scale_zero.shape[0])
 
     def dequantize_int4(packed, scale_zero, group):
-        return packed.new_empty(packed.shape[0], packed.shape[1] * 2, dtype=torch.float32)
+        return packed.new_empty(scale_zero.shape[0], packed.shape[1] * 2, dtype=torch.float32)
 
     def gemv_int8(x, packed, scale, bias=None):
         return x.new_empty(*x.shape[:-1], scale.shape[0])
@@ -91,7 +91,7 @@ def _register_fakes() -> None:
         return w.new_empty(-(-w.shape[0] // 4), 4 * w.shape[1])
 
     def int7_from_int4(packed, scale_zero, group):
-        out = packed.shape[0]
+        out = scale_zero.shape[0]
         return packed.new_empty(out, packed.shape[1] * 2, dtype=torch.int8), packed.new_empty(out, dtype=torch.float32)
 
     def decode_attention(q, k, v, valid, pos, window, scale, softcap):

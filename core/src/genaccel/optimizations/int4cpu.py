@@ -5,8 +5,12 @@ group of ``group_size`` input features (the asymmetric min/max scheme of torchao
 ``scale = (max - min) / 15``, ``zero = min + 8 * scale``, each ``q`` rounded from the stored,
 bf16-rounded scale and zero point).  :func:`pack_uint4` stores 64 features in 32 bytes (byte ``j``
 of a chunk: feature ``j`` in its low nibble, ``32 + j`` in its high one, so that one load and two
-masks give two blocks of 32 in order) beside a (out, groups, 2) bf16 tensor of scales and zero
-points: 0.5 bytes a weight plus 4 bytes a group.
+masks give two blocks of 32 in order), the rows padded to a multiple of 4 and each 4 interleaved
+chunk by chunk, so that the four rows the kernel reads together are one stream of memory (as
+``pack_int8_rows`` does for int8), beside a (out, groups, 2) bf16 tensor of scales and zero points:
+0.5 bytes a weight plus 4 bytes a group.  On 2 Zen 3 cores the 1B-class preset's decode weights in
+model order took 0.58-0.59x the time of the int8 kernel on the same shapes (timed in the same process)
+where four separate row streams took 0.70-0.72x: about 0.82x the time.
 
 :class:`Int4Linear` multiplies few-row inputs (decode steps) with ``genaccel_cpu.gemv_int4``, which
 quantizes each input row to int8 per group and sums the products exactly in integers (its kernel's
@@ -61,17 +65,26 @@ def quantize_uint4(w: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torc
 
 
 def pack_uint4(q: torch.Tensor) -> torch.Tensor:
-    """``q`` (out, in) in 0..15 as (out, in / 2) bytes, 32 bytes per 64 features (module docstring)."""
+    """``q`` (out, in) in 0..15 as (out rounded up to 4, in / 2) bytes, 32 bytes per 64 features of a
+    row and four rows interleaved chunk by chunk (module docstring); padding rows are zero."""
     out, inp = q.shape
-    blocks = q.reshape(out, inp // 64, 2, 32)
-    return (blocks[:, :, 0] | (blocks[:, :, 1] << 4)).reshape(out, inp // 2).contiguous()
+    rows = -(-out // 4) * 4
+    blocks = nn.functional.pad(q, (0, 0, 0, rows - out)).reshape(rows, inp // 64, 2, 32)
+    chunks = blocks[:, :, 0] | (blocks[:, :, 1] << 4)  # (rows, in / 64, 32)
+    return chunks.reshape(rows // 4, 4, inp // 64, 32).transpose(1, 2).reshape(rows, inp // 2).contiguous()
+
+
+def unpack_uint4(packed: torch.Tensor, out: int) -> torch.Tensor:
+    """:func:`pack_uint4`'s ``q`` (out, in) back from its bytes."""
+    rows, half = packed.shape
+    chunks = packed.reshape(rows // 4, half // 32, 4, 32).transpose(1, 2).reshape(rows, half // 32, 32)[:out]
+    return torch.stack([chunks & 0x0F, chunks >> 4], 2).reshape(out, 2 * half)
 
 
 def dequantize_uint4(packed: torch.Tensor, scale_zero: torch.Tensor, group_size: int) -> torch.Tensor:
     """The float32 weights (out, in) that ``packed`` and ``scale_zero`` stand for (portable)."""
-    out = packed.shape[0]
-    blocks = packed.reshape(out, -1, 32)
-    q = torch.stack([blocks & 0x0F, blocks >> 4], 2).reshape(out, -1, group_size).float()
+    out = scale_zero.shape[0]
+    q = unpack_uint4(packed, out).reshape(out, -1, group_size).float()
     s, z = scale_zero.float().unbind(-1)
     return ((q - 8) * s[..., None] + z[..., None]).reshape(out, -1)
 

@@ -9,8 +9,10 @@
 // between threads (ATen's parallel_for).
 //
 // int4 layout (pack_uint4): for each output row, each chunk of 64 input features is 32 bytes; byte
-// j holds feature j in its low nibble and feature 32 + j in its high nibble.  A weight is
-// (q - 8) * scale + zero with the scale and zero point of its group (scale_zero: (out, groups, 2)).
+// j holds feature j in its low nibble and feature 32 + j in its high nibble.  The rows are padded to a
+// multiple of 4 and each 4 are interleaved chunk by chunk (chunk c of rows 4i .. 4i + 3 are 128
+// consecutive bytes: int4_chunk), so the four rows a decode step reads together are one stream.  A
+// weight is (q - 8) * scale + zero with the scale and zero point of its group (scale_zero: (out, groups, 2)).
 // The int4 product quantizes each row of x to int8 per group of the weights (a float scale per
 // group; llama.cpp's q4_0 x q8_0 dot does the same per 32 features) and sums (q - 8) * xq exactly
 // in integers: a fifth of the instructions of converting every weight to float.  The zero points
@@ -137,6 +139,11 @@ void dense_rows(const float* x, const typename W::T* w, float* y, int64_t k, int
   for (; o < o1; ++o) rows(std::integral_constant<int, 1>{}, o);  // the rows left over by the blocks
 }
 
+// Chunk c (32 bytes: 64 features) of output row o of int4 weights with k features (module comment).
+inline const uint8_t* int4_chunk(const uint8_t* packed, int64_t o, int64_t k, int64_t c) {
+  return packed + (o >> 2) * 2 * k + c * 128 + (o & 3) * 32;
+}
+
 // The rows of x quantized to int8 in blocks of `block` features (a multiple of 8), a float scale per
 // block (x ~ d * q, q rounded to nearest even as nearbyint does), each block's float sum and the integer
 // sum of its q: the input side of the int4 and int8 products.
@@ -198,7 +205,7 @@ template <int R>
 void int4_rows(const int8_t* xq, const float* xd, const float* xsum, const int32_t* xqsum, const uint8_t* packed,
                const uint16_t* scale_zero, float* y, int64_t k, int64_t out, int64_t group, int64_t o0, int64_t o1) {
   constexpr int B = out_block(R);
-  const int64_t dist = ahead(B, k / 2);
+  const int64_t dist = kPrefetch;  // four interleaved rows are one contiguous stream
   const int64_t groups = k / group, per_group = group / 32;
   const __m256i ones = _mm256_set1_epi16(1), mask = _mm256_set1_epi8(0x0F);
   const __m128i high = _mm_set1_epi32(static_cast<int32_t>(0xFFFF0000u));
@@ -243,10 +250,11 @@ void int4_rows(const int8_t* xq, const float* xd, const float* xsum, const int32
     };
     for (int64_t c = 0; c < k / 64; ++c) {
       __m256i bytes[BB], q[BB];
+      const char* ahead_of = reinterpret_cast<const char*>(int4_chunk(packed, o & ~int64_t{3}, k, c)) + dist;
+      _mm_prefetch(ahead_of, _MM_HINT_T0);
+      _mm_prefetch(ahead_of + 64, _MM_HINT_T0);
       for (int b = 0; b < BB; ++b) {
-        const uint8_t* p = packed + (o + b) * (k / 2) + c * 32;
-        _mm_prefetch(reinterpret_cast<const char*>(p + dist), _MM_HINT_T0);
-        bytes[b] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+        bytes[b] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(int4_chunk(packed, o + b, k, c)));
         q[b] = _mm256_and_si256(bytes[b], mask);  // features 0-31 of the chunk
       }
       block(q, 2 * c);
@@ -431,13 +439,15 @@ at::Tensor gemv(const at::Tensor& x, const at::Tensor& w, const c10::optional<at
 
 void check_int4(const at::Tensor& x, const at::Tensor& packed, const at::Tensor& scale_zero, int64_t group) {
   TORCH_CHECK(packed.scalar_type() == at::kByte && packed.dim() == 2 && packed.is_contiguous(),
-              "genaccel_cpu: packed int4 weights must be contiguous uint8 (out, in / 2)");
+              "genaccel_cpu: packed int4 weights must be contiguous uint8 (out rounded up to 4, in / 2)");
+  TORCH_CHECK(scale_zero.dim() == 3 && packed.size(0) == (scale_zero.size(0) + 3) / 4 * 4,
+              "genaccel_cpu: packed int4 weights must have the rows of scale_zero (out, groups, 2) rounded up to 4");
   const int64_t k = packed.size(1) * 2;
   TORCH_CHECK(k % 64 == 0, "genaccel_cpu: int4 weights need a multiple of 64 input features, not ", k);
   TORCH_CHECK(group % 32 == 0 && group <= 512 && k % group == 0,  // 16 blocks of 16-bit pair sums at most
               "genaccel_cpu: the group size must be a multiple of 32, at most 512, dividing ", k, "; got ", group);
   TORCH_CHECK(scale_zero.scalar_type() == at::kBFloat16 && scale_zero.is_contiguous()
-              && scale_zero.numel() == packed.size(0) * (k / group) * 2,
+              && scale_zero.size(1) == k / group && scale_zero.size(2) == 2,
               "genaccel_cpu: scale_zero must be contiguous bfloat16 (out, in / group, 2)");
   TORCH_CHECK(!x.defined() || x.size(-1) == k, "genaccel_cpu: x has ", x.size(-1), " features, the weights ", k);
 }
@@ -446,7 +456,7 @@ void check_int4(const at::Tensor& x, const at::Tensor& packed, const at::Tensor&
 at::Tensor gemv_int4(const at::Tensor& x, const at::Tensor& packed, const at::Tensor& scale_zero, int64_t group,
                      const c10::optional<at::Tensor>& bias) {
   check_int4(x, packed, scale_zero, group);
-  const int64_t k = x.size(-1), out = packed.size(0), groups = k / group, rows = x.numel() / k;
+  const int64_t k = x.size(-1), out = scale_zero.size(0), groups = k / group, rows = x.numel() / k;
   auto wp = packed.const_data_ptr<uint8_t>();
   auto sz = reinterpret_cast<const uint16_t*>(scale_zero.const_data_ptr<c10::BFloat16>());
   const FloatRows xf = as_float(x);
@@ -507,7 +517,7 @@ at::Tensor gemv_int8(const at::Tensor& x, const at::Tensor& packed, const at::Te
 // The float32 weights (out, in) of the group-wise int4 W (for many-row products).
 at::Tensor dequantize_int4(const at::Tensor& packed, const at::Tensor& scale_zero, int64_t group) {
   check_int4(at::Tensor(), packed, scale_zero, group);
-  const int64_t out = packed.size(0), k = packed.size(1) * 2, groups = k / group;
+  const int64_t out = scale_zero.size(0), k = packed.size(1) * 2, groups = k / group;
   auto wp = packed.const_data_ptr<uint8_t>();
   auto sz = reinterpret_cast<const uint16_t*>(scale_zero.const_data_ptr<c10::BFloat16>());
   at::Tensor w = at::empty({out, k}, packed.options().dtype(at::kFloat));
@@ -517,7 +527,7 @@ at::Tensor dequantize_int4(const at::Tensor& packed, const at::Tensor& scale_zer
       for (int64_t g = 0; g < groups; ++g) {
         const float s = bf16_to_float(sz[(o * groups + g) * 2]), z = bf16_to_float(sz[(o * groups + g) * 2 + 1]) - 8.f * s;
         for (int64_t i = g * group; i < (g + 1) * group; ++i) {
-          const uint8_t byte = wp[o * (k / 2) + (i / 64) * 32 + i % 32];
+          const uint8_t byte = int4_chunk(wp, o, k, i / 64)[i % 32];
           const int q = (i % 64) < 32 ? (byte & 0x0F) : (byte >> 4);
           wf[o * k + i] = q * s + z;
         }
@@ -535,7 +545,7 @@ at::Tensor dequantize_int4(const at::Tensor& packed, const at::Tensor& scale_zer
 // q = 15); each group's 16 values become a table of rounded int8 that a byte shuffle looks the nibbles up in.
 std::tuple<at::Tensor, at::Tensor> int7_from_int4(const at::Tensor& packed, const at::Tensor& scale_zero, int64_t group) {
   check_int4(at::Tensor(), packed, scale_zero, group);
-  const int64_t out = packed.size(0), k = packed.size(1) * 2, groups = k / group;
+  const int64_t out = scale_zero.size(0), k = packed.size(1) * 2, groups = k / group;
   auto wp = packed.const_data_ptr<uint8_t>();
   auto sz = reinterpret_cast<const uint16_t*>(scale_zero.const_data_ptr<c10::BFloat16>());
   at::Tensor w7 = at::empty({out, k}, packed.options().dtype(at::kChar));
@@ -561,7 +571,7 @@ std::tuple<at::Tensor, at::Tensor> int7_from_int4(const at::Tensor& packed, cons
               static_cast<int8_t>(std::min(64.f, std::max(-64.f, std::nearbyint((q - 8) * s + z))));
       }
       for (int64_t c = 0; c < k / 64; ++c) {
-        const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp + o * (k / 2) + c * 32));
+        const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(int4_chunk(wp, o, k, c)));
         const __m256i first = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&tables[(c * 64 / group) * 32]));
         const __m256i second = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&tables[((c * 64 + 32) / group) * 32]));
         int8_t* dst = wq + o * k + c * 64;
