@@ -211,3 +211,32 @@ def test_compiled_int8_run_reports_its_token_agreement_with_float32(tmp_path):
     assert acc["teacher_forced_top1_agreement"] >= 0.9
     print(f"int8 vs float32: token agreement {acc['token_agreement']:.2f}, "
           f"teacher-forced top-1 {acc['teacher_forced_top1_agreement']:.2f}, mean KL {acc['mean_kl']:.2e}")
+
+
+@pytest.mark.parametrize("name", ["int8-weight-only", "int4-weight-only"])
+def test_a_tied_lm_head_is_built_tied_and_quantized_apart_from_the_embedding(name):
+    """Llama 3.2's tied head: random weights keep the tie; quantizing gives the head its own weight
+    (the step reads it whole) and leaves the embedding's float table, which lookups read."""
+    from genaccel.llm.building import random_causal_lm
+    from genaccel.optimizations.quantization import _quantize, linear_layers
+    from genaccel.plugin.specs import BuildOptions
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(hidden_size=128, intermediate_size=256, num_hidden_layers=1, num_attention_heads=4,
+                         num_key_value_heads=2, vocab_size=256, tie_word_embeddings=True)
+    hf = random_causal_lm(LlamaForCausalLM, config, BuildOptions())
+    embedding = hf.model.embed_tokens.weight
+    assert hf.lm_head.weight is embedding
+    table = embedding.detach().clone()
+    tokens = torch.tensor([[3, 7, 11]])
+    with torch.no_grad():
+        want = hf(tokens).logits
+    assert "lm_head" in linear_layers(hf)
+    _quantize(hf, {"lm_head"}, name)
+    assert hf.lm_head.weight is not embedding and hf.model.embed_tokens.weight is embedding
+    assert torch.equal(embedding, table)  # the lookups' table stays float, unchanged
+    assert _weights(hf)["lm_head"] == ("Int4Linear" if name == "int4-weight-only" else "Int8Tensor")
+    with torch.no_grad():
+        got = hf(tokens).logits
+    error = (got - want).pow(2).mean().sqrt() / want.pow(2).mean().sqrt()
+    assert 0 < error < (0.25 if name == "int4-weight-only" else 0.02)  # lossy, within the format's error

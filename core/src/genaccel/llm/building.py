@@ -33,6 +33,7 @@ def random_causal_lm(model_class, config, options: BuildOptions, *, shard=None):
     if shard is not None:
         shard(hf)
     hf = hf.to_empty(device=options.device)
+    hf.tie_weights()  # to_empty gives tied parameters (an embedding and its LM head) a storage each: tied again
     init_random_weights(hf, seed=options.seed, norm_weight=architecture_of(config).norm_neutral)
     restore_buffers(hf)
     return hf
