@@ -222,11 +222,15 @@ def test_a_tied_lm_head_is_built_tied_and_quantized_apart_from_the_embedding(nam
     from genaccel.plugin.specs import BuildOptions
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(hidden_size=128, intermediate_size=256, num_hidden_layers=1, num_attention_heads=4,
-                         num_key_value_heads=2, vocab_size=256, tie_word_embeddings=True)
-    hf = random_causal_lm(LlamaForCausalLM, config, BuildOptions())
+    def build(tied):
+        config = LlamaConfig(hidden_size=128, intermediate_size=256, num_hidden_layers=1, num_attention_heads=4,
+                             num_key_value_heads=2, vocab_size=256, tie_word_embeddings=tied)
+        return random_causal_lm(LlamaForCausalLM, config, BuildOptions())
+
+    hf = build(True)
     embedding = hf.model.embed_tokens.weight
     assert hf.lm_head.weight is embedding
+    assert torch.equal(build(False).model.embed_tokens.weight, embedding)  # drawn once: the head draws nothing more
     table = embedding.detach().clone()
     tokens = torch.tensor([[3, 7, 11]])
     with torch.no_grad():

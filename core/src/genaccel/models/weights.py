@@ -69,18 +69,22 @@ def _fill_slice(module, name: str, param, std: float, generator) -> bool:
 def init_random_weights(module, *, seed: int, std: float = 0.02, norm_weight: float = 1.0) -> None:
     """Fill a model materialized with ``to_empty`` with reproducible random weights.
 
-    One generator walks the parameters in module order, so the same seed and architecture
-    always give the same weights.  Norm scales are ``norm_weight`` (the identity's: 1, or 0 for
+    One generator walks the parameters in module order, each drawn once (a tied LM head is its
+    embedding's draw), so the same seed and architecture always give the same weights.  Norm scales are ``norm_weight`` (the identity's: 1, or 0 for
     norms that scale by ``1 + weight`` as Gemma's) and their shifts zeros; other weights
     ~ N(0, std), drawn in float32 whatever the model's dtype (a bfloat16 model holds its float32
     twin's weights, rounded); biases zero.
     """
     first = next(module.parameters())
     gen = torch.Generator(device=first.device).manual_seed(seed)
+    drawn = set()
     with torch.no_grad():
         for sub in module.modules():
             is_norm = "norm" in type(sub).__name__.lower()
             for name, param in sub.named_parameters(recurse=False):
+                if id(param) in drawn:
+                    continue
+                drawn.add(id(param))
                 if is_norm:
                     param.fill_(norm_weight if name == "weight" else 0.0)
                 elif name == "bias":
