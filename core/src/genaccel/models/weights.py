@@ -70,10 +70,10 @@ def init_random_weights(module, *, seed: int, std: float = 0.02, norm_weight: fl
     """Fill a model materialized with ``to_empty`` with reproducible random weights.
 
     One generator walks the parameters in module order, each drawn once (a tied LM head is its
-    embedding's draw), so the same seed and architecture always give the same weights.  Norm scales are ``norm_weight`` (the identity's: 1, or 0 for
-    norms that scale by ``1 + weight`` as Gemma's) and their shifts zeros; other weights
-    ~ N(0, std), drawn in float32 whatever the model's dtype (a bfloat16 model holds its float32
-    twin's weights, rounded); biases zero.
+    embedding's draw), so the same seed and architecture always give the same weights.  Norm
+    scales are ``norm_weight`` (the identity's: 1, or 0 for norms that scale by ``1 + weight`` as
+    Gemma's) and their shifts zeros; other weights ~ N(0, std), drawn in float32 whatever the
+    model's dtype (a bfloat16 model holds its float32 twin's weights, rounded); biases zero.
     """
     first = next(module.parameters())
     gen = torch.Generator(device=first.device).manual_seed(seed)
