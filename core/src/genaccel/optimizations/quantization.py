@@ -54,10 +54,10 @@ def linear_layers(module: nn.Module) -> dict[str, nn.Linear]:
     """Linear layers with plain float weights (not yet quantized), by qualified name.
 
     An LM head tied to the token embedding is one of them: quantizing it gives the head its own
-    quantized weight and leaves the embedding its float table (a lookup reads one row a token), as
-    llama.cpp's quantizer writes a tied model's output weight in 6 or 8 bits.  A decode step reads
-    the whole head, a quarter of Llama 3.2 1B's parameters: left in float32 it would weigh twice
-    the int4 rest.
+    weight in the stack's format and leaves the embedding its float table (a lookup reads one row a
+    token).  llama.cpp's quantizer also writes a tied model's output weight quantized (in 6 or 8
+    bits).  A decode step reads the whole head, a quarter of Llama 3.2 1B's parameters: left in
+    float32 it would weigh twice the int4 rest.
     """
     return {
         name: m for name, m in module.named_modules()
