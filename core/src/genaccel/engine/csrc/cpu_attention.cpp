@@ -205,7 +205,7 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k, const at::
   const bool* vp = valid.const_data_ptr<bool>();
   const bool bf16 = k.scalar_type() == at::kBFloat16, q_bf16 = qc.scalar_type() == at::kBFloat16;
   at::parallel_for(0, B * Hkv, 1, [&](int64_t i0, int64_t i1) {
-    std::vector<float> scores(L), qf(s.g * D), of(s.g * D);  // an item's queries and outputs in float32
+    lines<float> scores(L), qf(s.g * D), of(s.g * D);  // an item's queries and outputs in float32
     for (int64_t it = i0; it < i1; ++it) {
       const int64_t b = it / Hkv, h = it % Hkv, first = (b * H + h * s.g) * D;  // the item's first query element
       const bool* vb = vp + b * valid.stride(0);

@@ -35,7 +35,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <memory>
 #include <tuple>
 #include <vector>
 
@@ -46,39 +45,37 @@ namespace {
 using namespace genaccel_simd;
 
 constexpr int kRows = 4;  // rows of x sharing one weight load
-constexpr int64_t kUnpackFrom = 2048;  // bf16 rows of at least this many weights take BF16W
 
 // Weight formats for dense_rows: simd.h's stored formats, and int8.  x is read in the order load
 // gives (in_load_order).  For one row of x, kChains independent chains run along each weight row and
 // 4 / kChains weight rows are interleaved.
 struct F32W : F32 {
   static constexpr int kChains = 1;
+  static constexpr int64_t kAhead = 0;  // prefetch distance of one-row streams (0: ahead()'s)
 };
 struct I8 {
   using T = int8_t;
   static constexpr int kStep = 8, kChains = 1;
+  static constexpr int64_t kAhead = 0;
   static void load(const T* p, __m256* v) {
     v[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
   }
   static float load1(const T* p) { return static_cast<float>(*p); }
 };
-// bfloat16 widened eight at a time.  For one row of x, one weight row at a time: measured on 2 Zen 1
-// cores (weights cold), 13-17% more GB/s than four interleaved rows for rows of 768 weights; for rows
-// of 2048 or 8192 (BF16W, and float32 at 768) four interleaved rows read 5-25% more.
-struct BF16Widen : BF16 {
-  static constexpr int kChains = 4;
-};
-// bfloat16 unpacked sixteen at a time.  Measured on 2 Zen 1 cores (weights cold, one row of x): 5-10%
-// more GB/s than BF16Widen for rows of 2048 or 8192 weights, 5-15% fewer for rows of 768 (kUnpackFrom).
+// bfloat16 unpacked sixteen at a time, one weight row at a time (four chains along it), prefetched
+// 2 KiB ahead in that one stream.  On 2 Zen 3 cores the small preset's compiled bf16 decode step took
+// 0.90-0.98x the time (six pairs of processes, each old and new in turn) of eight-wide widening for rows
+// of 768 weights and four interleaved rows prefetched at the next rows for longer ones.
 struct BF16W : BF16Unpack {
-  static constexpr int kChains = 1;
+  static constexpr int kChains = 4;
+  static constexpr int64_t kAhead = 2048;
 };
 
 // x's rows (k features each) in the order W::load gives each full kStep weights; the features after
 // the last full kStep keep their places.
 template <class W>
-std::vector<float> in_load_order(const float* xf, int64_t rows, int64_t k) {
-  std::vector<float> out(xf, xf + rows * k);
+lines<float> in_load_order(const float* xf, int64_t rows, int64_t k) {
+  lines<float> out(xf, xf + rows * k);
   const int64_t kfull = k - k % W::kStep;
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t i = 0; i < kfull; ++i) out[r * k + i] = xf[r * k + W::feature(i)];
@@ -95,7 +92,7 @@ void dense_rows(const float* x, const typename W::T* w, float* y, int64_t k, int
   constexpr int V = W::kStep / 8, S = C * W::kStep;  // vectors per load, weights per step of a row
   constexpr int64_t line = 64 / sizeof(typename W::T);  // weights in a cache line
   constexpr int64_t unit = S > line ? S : line;
-  const int64_t dist = ahead(B, k * sizeof(typename W::T));
+  const int64_t dist = B == 1 && W::kAhead ? W::kAhead : ahead(B, k * sizeof(typename W::T));
   const int64_t kfull = k - k % W::kStep;
   auto rows = [&](auto Bc, int64_t o) {
     constexpr int BB = decltype(Bc)::value;
@@ -148,14 +145,14 @@ inline const uint8_t* int4_chunk(const uint8_t* packed, int64_t o, int64_t k, in
 // block (x ~ d * q, q rounded to nearest even as nearbyint does), each block's float sum and the integer
 // sum of its q: the input side of the int4 and int8 products.
 struct QuantRows {
-  std::vector<int8_t> q;
-  std::vector<float> d, sum;
-  std::vector<int32_t> qsum;
+  lines<int8_t> q;
+  lines<float> d, sum;
+  lines<int32_t> qsum;
 };
 
 QuantRows quantize_rows(const float* x, int64_t rows, int64_t k, int64_t block) {
   const int64_t n = rows * k / block;
-  QuantRows out{std::vector<int8_t>(rows * k), std::vector<float>(n), std::vector<float>(n), std::vector<int32_t>(n)};
+  QuantRows out{lines<int8_t>(rows * k), lines<float>(n), lines<float>(n), lines<int32_t>(n)};
   const __m256 sign = _mm256_set1_ps(-0.f);
   for (int64_t b = 0; b < n; ++b) {
     const float* xb = x + b * block;
@@ -317,7 +314,7 @@ void int8_rows(const int8_t* xq, const float* xd, const int8_t* packed, float* y
 
 // x (rows, k) of any float dtype as contiguous float32: x's own data where it is float32, a converted copy otherwise.
 struct FloatRows {
-  std::vector<float> copy;
+  lines<float> copy;
   const float* direct = nullptr;
   const float* p() const { return direct ? direct : copy.data(); }
 };
@@ -369,8 +366,8 @@ at::Tensor few_rows(const at::Tensor& x, int64_t out, const c10::optional<at::Te
   sizes.back() = out;
   at::Tensor y = at::empty(sizes, x.options());
   const at::ScalarType dtype = x.scalar_type();
-  std::unique_ptr<float[]> buffer(dtype == at::kFloat ? nullptr : new float[rows * out]);
-  float* yf = dtype == at::kFloat ? y.data_ptr<float>() : buffer.get();
+  lines<float> buffer(dtype == at::kFloat ? 0 : rows * out);
+  float* yf = dtype == at::kFloat ? y.data_ptr<float>() : buffer.data();
   void* yp = y.data_ptr();
   // about 256 KiB of weight per task: few enough tasks for two to eight threads, each streaming its rows
   const int64_t grain = std::max<int64_t>(16, (int64_t{1} << 18) / std::max<int64_t>(k, 1));
@@ -421,11 +418,9 @@ at::Tensor gemv(const at::Tensor& x, const at::Tensor& w, const c10::optional<at
     }
     case at::kBFloat16: {
       auto wp = reinterpret_cast<const uint16_t*>(w.const_data_ptr<c10::BFloat16>());
-      const bool unpack = k >= kUnpackFrom;
-      const std::vector<float> xo = unpack ? in_load_order<BF16W>(xf.p(), x.numel() / k, k) : std::vector<float>();
+      const lines<float> xo = in_load_order<BF16W>(xf.p(), x.numel() / k, k);
       return few_rows(x, out, scale, bias, [&](int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
-        if (unpack) dense_dispatch<BF16W>(R, xo.data() + r0 * k, wp, yr, k, out, o0, o1);
-        else dense_dispatch<BF16Widen>(R, xf.p() + r0 * k, wp, yr, k, out, o0, o1);
+        dense_dispatch<BF16W>(R, xo.data() + r0 * k, wp, yr, k, out, o0, o1);
       });
     }
     case at::kChar: {

@@ -3,10 +3,32 @@
 
 #include <immintrin.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <new>
+#include <vector>
 
 namespace genaccel_simd {
+
+// Scratch arrays on cache-line boundaries: std::vector's 16-byte alignment splits every other 32-byte
+// load of them across two cache lines.  Measured on 2 Zen 3 cores: a 768 x 768 bf16 product (weights
+// in cache) took 43 us with its inputs in a std::vector, 34 us with them 64-byte aligned.
+template <class T>
+struct LineAligned {
+  using value_type = T;
+  LineAligned() = default;
+  template <class U>
+  LineAligned(const LineAligned<U>&) {}
+  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
+  void deallocate(T* p, std::size_t) { ::operator delete(p, std::align_val_t(64)); }
+  template <class U>
+  bool operator==(const LineAligned<U>&) const { return true; }
+  template <class U>
+  bool operator!=(const LineAligned<U>&) const { return false; }
+};
+template <class T>
+using lines = std::vector<T, LineAligned<T>>;
 
 inline float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -31,20 +53,9 @@ struct F32 {
   static float load1(const T* p) { return *p; }
   static int64_t feature(int64_t i) { return i; }
 };
-// bfloat16, eight at a time: widened to 32 bits and shifted into the high halves.
-struct BF16 {
-  using T = uint16_t;
-  static constexpr int kStep = 8;
-  static void load(const T* p, __m256* v) {
-    const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-    v[0] = _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
-  }
-  static float load1(const T* p) { return bf16_to_float(*p); }
-  static int64_t feature(int64_t i) { return i; }
-};
 // bfloat16, sixteen at a time: interleaving each 128-bit lane's words with zeros puts them in the
-// high halves of float32 lanes, which is the conversion, one instruction for eight values (against a
-// widening and a shift).  The floats come out as values 0-3 and 8-11, then 4-7 and 12-15.
+// high halves of float32 lanes, which is the conversion, one instruction for eight values (where
+// widening takes two: a widening and a shift).  The floats come out as values 0-3 and 8-11, then 4-7 and 12-15.
 struct BF16Unpack {
   using T = uint16_t;
   static constexpr int kStep = 16;
