@@ -219,6 +219,7 @@ def _attention_reference(q, k, v, valid, pos, window, scale, softcap):
     (4, 2, 64, 37, 0, 0.0),      # grouped query heads; a length that is no multiple of the kernel's 4 or 8
     (2, 2, 16, 9, 0, 0.0),
     (8, 2, 128, 100, 16, 30.0),  # a sliding window and soft-capped scores (Gemma 2)
+    (8, 2, 64, 45, 20, 0.0),     # four heads to a KV head over a window: the masks and maxima eight keys at a time
 ])
 def test_decode_attention_equals_masked_softmax_attention(ops, kv_dtype, heads, kv_heads, dim, n, window, softcap):
     torch.manual_seed(n)

@@ -78,88 +78,150 @@ inline void for_vectors(const typename KV::T* row, F&& f) {
 }
 
 // Query heads 0..g-1 (q: g x D floats, each head in the order KV::load gives) over the keys kb and values
-// vb of their KV head, D = 8 * C: out (g x D floats, in the same order).  scores: L floats of scratch.
-// Each head reads the rows from memory the first time and from the cache after (a KV head's rows are
-// L x D: in L2 at decode lengths).
-template <typename KV, int C>
+// vb of their KV head, D = 8 * C: out (g x D floats, in the same order).  scores: g x (L + 1) floats of scratch.
+// Each key and value row is read from memory once for all g heads: a block of rows is prefetched and
+// loaded, then every head takes it from L1 (a head at a time re-read the rows from L2 for the 2nd to gth
+// heads: the 1B-class preset's GQA attention read its cache at ~11 GB/s in float32, ~8 in bfloat16).
+// Shared: g > 1 (g == 1 compiles without the sharing).
+template <typename KV, int C, bool Shared>
 void attend(const float* q, const typename KV::T* kb, const typename KV::T* vb, const bool* valid, const Shape& s,
             float* out, float* scores) {
   constexpr int D = 8 * C;  // floats per row
+  constexpr int64_t row_bytes = D * sizeof(typename KV::T);
   const float neg_inf = -std::numeric_limits<float>::infinity();
+  const int64_t L = s.L, g = Shared ? s.g : 1;
   // the keys a query may see lie in [lo, hi): its position and window bound them, validity masks inside
-  const int64_t hi = s.pos < 0 ? s.L : std::min(s.L, s.pos + 1);
+  const int64_t hi = s.pos < 0 ? L : std::min(L, s.pos + 1);
   const int64_t lo = s.window > 0 && s.pos >= 0 ? std::max<int64_t>(0, s.pos - s.window + 1) : 0;
-  for (int64_t i = 0; i < s.g; ++i) {
-    __m256 qv[C];
+  for (int64_t i = 0; i < g; ++i) {
+    std::fill(scores + i * L, scores + i * L + lo, neg_inf);
+    std::fill(scores + i * L + hi, scores + (i + 1) * L, neg_inf);
+  }
+  auto dot = [&](const __m256 (&qv)[C], const typename KV::T* kj) {  // q . k as a vector of partial sums (two chains)
+    __m256 a[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    for_vectors<KV, C>(kj, [&](int c, __m256 w) { a[c & 1] = _mm256_fmadd_ps(qv[c], w, a[c & 1]); });
+    return _mm256_add_ps(a[0], a[1]);
+  };
+  auto query = [&](int64_t i, __m256 (&qv)[C]) {
     for (int c = 0; c < C; ++c) qv[c] = _mm256_loadu_ps(q + i * D + 8 * c);
-    auto dot = [&](const typename KV::T* kj) {  // q . k as a vector of partial sums
-      __m256 a = _mm256_setzero_ps();
-      for_vectors<KV, C>(kj, [&](int c, __m256 w) { a = _mm256_fmadd_ps(qv[c], w, a); });
-      return a;
-    };
-    std::fill(scores, scores + lo, neg_inf);
-    std::fill(scores + hi, scores + s.L, neg_inf);
-    int64_t j = lo;
-    for (; j + 4 <= hi; j += 4) {
-      __m256 a[4];
-      for (int r = 0; r < 4; ++r) {
-        const typename KV::T* kj = kb + (j + r) * s.k_row;
-        prefetch_row(kj, D * sizeof(typename KV::T));
-        a[r] = dot(kj);
+  };
+  // bfloat16 rows shared by several heads are converted once, into float32 rows in L1
+  constexpr bool narrow = sizeof(typename KV::T) == 2;
+  constexpr bool convert = narrow && Shared;
+  alignas(64) float block[convert ? 8 : 1][D];
+  auto to_block = [&](const typename KV::T* row0, int64_t stride, int64_t n) {
+    for (int64_t r = 0; r < n; ++r)
+      for_vectors<KV, C>(row0 + r * stride, [&](int c, __m256 w) { _mm256_store_ps(block[r] + 8 * c, w); });
+  };
+  auto dot_f32 = [&](const __m256 (&qv)[C], const float* kj) {
+    __m256 a[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int c = 0; c < C; ++c) a[c & 1] = _mm256_fmadd_ps(qv[c], _mm256_load_ps(kj + 8 * c), a[c & 1]);
+    return _mm256_add_ps(a[0], a[1]);
+  };
+  __m256 q0[C];  // the one head's query, kept in registers
+  query(0, q0);
+  int64_t j = lo;
+  for (; j + 4 <= hi; j += 4) {  // four keys at a time, each head's four scores summed together
+    for (int r = 0; r < 4; ++r) prefetch_row(kb + (j + r) * s.k_row, row_bytes);
+    if (convert) to_block(kb + j * s.k_row, s.k_row, 4);
+    for (int64_t i = 0; i < g; ++i) {
+      __m256 qv[C], a[4];
+      if (Shared) query(i, qv);
+      else std::copy(q0, q0 + C, qv);
+      for (int r = 0; r < 4; ++r) a[r] = convert ? dot_f32(qv, block[r]) : dot(qv, kb + (j + r) * s.k_row);
+      _mm_storeu_ps(scores + i * L + j, _mm_mul_ps(hsum4(a[0], a[1], a[2], a[3]), _mm_set1_ps(s.scale)));
+    }
+  }
+  for (; j < hi; ++j)
+    for (int64_t i = 0; i < g; ++i) {
+      __m256 qv[C];
+      query(i, qv);
+      scores[i * L + j] = hsum(dot(qv, kb + j * s.k_row)) * s.scale;
+    }
+  float* total = scores + g * L;  // each head's softmax sum
+  for (int64_t i = 0; i < g; ++i) {  // each head's masked softmax, unnormalized (total: its sum)
+    float* si = scores + i * L;
+    float m = neg_inf;
+    j = lo;
+    if (s.softcap <= 0.f) {  // masked keys to -inf and the maximum, eight at a time
+      __m256 mx = _mm256_set1_ps(neg_inf);
+      for (; j + 8 <= hi; j += 8) {
+        const __m256i seen = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(valid + j)));
+        const __m256 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(seen, _mm256_setzero_si256()));
+        const __m256 x = _mm256_blendv_ps(_mm256_set1_ps(neg_inf), _mm256_loadu_ps(si + j), keep);
+        _mm256_storeu_ps(si + j, x);
+        mx = _mm256_max_ps(mx, x);
       }
-      _mm_storeu_ps(scores + j, _mm_mul_ps(hsum4(a[0], a[1], a[2], a[3]), _mm_set1_ps(s.scale)));
+      alignas(32) float lanes[8];
+      _mm256_store_ps(lanes, mx);
+      m = *std::max_element(lanes, lanes + 8);
     }
     for (; j < hi; ++j) {
-      const typename KV::T* kj = kb + j * s.k_row;
-      scores[j] = hsum(dot(kj)) * s.scale;
-    }
-    float m = neg_inf;
-    for (j = lo; j < hi; ++j) {
-      float x = scores[j];
+      float x = si[j];
       if (s.softcap > 0.f) x = std::tanh(x / s.softcap) * s.softcap;
-      scores[j] = x = valid[j] ? x : neg_inf;
+      si[j] = x = valid[j] ? x : neg_inf;
       m = std::max(m, x);
     }
-    float* oi = out + i * D;
-    if (m == neg_inf) {  // nothing visible: zeros
-      std::fill(oi, oi + D, 0.f);
+    total[i] = 0.f;
+    if (m == neg_inf) {  // nothing visible: zero weights, zero output
+      std::fill(si + lo, si + hi, 0.f);
       continue;
     }
     const __m256 mv = _mm256_set1_ps(m), ninf = _mm256_set1_ps(neg_inf);
     __m256 sum = _mm256_setzero_ps();
     for (j = lo; j + 8 <= hi; j += 8) {
-      const __m256 x = _mm256_loadu_ps(scores + j);
+      const __m256 x = _mm256_loadu_ps(si + j);
       const __m256 e = _mm256_and_ps(exp8_nonpositive(_mm256_sub_ps(x, mv)), _mm256_cmp_ps(x, ninf, _CMP_NEQ_OQ));
-      _mm256_storeu_ps(scores + j, e);
+      _mm256_storeu_ps(si + j, e);
       sum = _mm256_add_ps(sum, e);
     }
-    float total = 0.f;
-    for (; j < hi; ++j) total += (scores[j] = scores[j] == neg_inf ? 0.f : std::exp(scores[j] - m));
-    total += hsum(sum);
-    __m256 o[C];
-    for (int c = 0; c < C; ++c) o[c] = _mm256_setzero_ps();
-    for (j = lo; j < hi; ++j) {
-      const float p = scores[j];
-      if (p == 0.f) continue;
-      const __m256 pv = _mm256_set1_ps(p);
-      const typename KV::T* vj = vb + j * s.v_row;
-      prefetch_row(vj, D * sizeof(typename KV::T));
-      for_vectors<KV, C>(vj, [&](int c, __m256 w) { o[c] = _mm256_fmadd_ps(pv, w, o[c]); });
+    for (; j < hi; ++j) total[i] += (si[j] = si[j] == neg_inf ? 0.f : std::exp(si[j] - m));
+    total[i] += hsum(sum);
+  }
+  // the weighted sums of the values, each head's in registers over a block of rows (kept in out between
+  // blocks): one head's over all rows; several heads' over blocks that stay in L1 (8 rows converted to
+  // float32, or 64 rows of float32 keys)
+  const int64_t rows_at_once = Shared ? (convert ? 8 : 64) : std::max<int64_t>(hi - lo, 1);
+  for (int64_t i = 0; i < g; ++i) std::fill(out + i * D, out + (i + 1) * D, 0.f);
+  for (int64_t j0 = lo; j0 < hi; j0 += rows_at_once) {
+    const int64_t j1 = std::min(hi, j0 + rows_at_once);
+    if (convert) {
+      for (j = j0; j < j1; ++j) prefetch_row(vb + j * s.v_row, row_bytes);
+      to_block(vb + j0 * s.v_row, s.v_row, j1 - j0);
     }
-    const __m256 r = _mm256_set1_ps(1.f / total);
-    for (int c = 0; c < C; ++c) _mm256_storeu_ps(oi + 8 * c, _mm256_mul_ps(o[c], r));
+    for (int64_t i = 0; i < g; ++i) {
+      const float* si = scores + i * L;
+      float* oi = out + i * D;
+      __m256 o[C];
+      for (int c = 0; c < C; ++c) o[c] = _mm256_loadu_ps(oi + 8 * c);
+      for (j = j0; j < j1; ++j) {
+        if (i == 0 && !convert) prefetch_row(vb + j * s.v_row, row_bytes);  // the first head reads the rows from memory
+        const float p = si[j];
+        if (p == 0.f) continue;
+        const __m256 pv = _mm256_set1_ps(p);
+        if (convert)
+          for (int c = 0; c < C; ++c) o[c] = _mm256_fmadd_ps(pv, _mm256_load_ps(block[j - j0] + 8 * c), o[c]);
+        else
+          for_vectors<KV, C>(vb + j * s.v_row, [&](int c, __m256 w) { o[c] = _mm256_fmadd_ps(pv, w, o[c]); });
+      }
+      for (int c = 0; c < C; ++c) _mm256_storeu_ps(oi + 8 * c, o[c]);
+    }
+  }
+  for (int64_t i = 0; i < g; ++i) {
+    const __m256 r = _mm256_set1_ps(total[i] > 0.f ? 1.f / total[i] : 0.f);
+    for (int c = 0; c < C; ++c) _mm256_storeu_ps(out + i * D + 8 * c, _mm256_mul_ps(_mm256_loadu_ps(out + i * D + 8 * c), r));
   }
 }
 
-template <typename KV>
+template <typename KV, bool Shared>
 void attend_d(int64_t D, const float* q, const typename KV::T* kb, const typename KV::T* vb, const bool* valid,
               const Shape& s, float* out, float* scores) {
   switch (D) {
-    case 16: return attend<KV, 2>(q, kb, vb, valid, s, out, scores);
-    case 32: return attend<KV, 4>(q, kb, vb, valid, s, out, scores);
-    case 64: return attend<KV, 8>(q, kb, vb, valid, s, out, scores);
-    case 128: return attend<KV, 16>(q, kb, vb, valid, s, out, scores);
-    default: return attend<KV, 32>(q, kb, vb, valid, s, out, scores);
+    case 16: return attend<KV, 2, Shared>(q, kb, vb, valid, s, out, scores);
+    case 32: return attend<KV, 4, Shared>(q, kb, vb, valid, s, out, scores);
+    case 64: return attend<KV, 8, Shared>(q, kb, vb, valid, s, out, scores);
+    case 128: return attend<KV, 16, Shared>(q, kb, vb, valid, s, out, scores);
+    default: return attend<KV, 32, Shared>(q, kb, vb, valid, s, out, scores);
   }
 }
 
@@ -170,7 +232,8 @@ void attend_item(const Q* q, Q* out, const typename KV::T* kb, const typename KV
                  const Shape& s, int64_t D, float* qf, float* of, float* scores) {
   const int64_t n = s.g * D;  // D is a multiple of KV::kStep: the heads' orders line up
   for (int64_t i = 0; i < n; ++i) qf[i] = static_cast<float>(q[KV::feature(i)]);
-  attend_d<KV>(D, qf, kb, vb, valid, s, of, scores);
+  if (s.g == 1) attend_d<KV, false>(D, qf, kb, vb, valid, s, of, scores);
+  else attend_d<KV, true>(D, qf, kb, vb, valid, s, of, scores);
   for (int64_t i = 0; i < n; ++i) out[KV::feature(i)] = Q(of[i]);
 }
 
@@ -205,7 +268,7 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k, const at::
   const bool* vp = valid.const_data_ptr<bool>();
   const bool bf16 = k.scalar_type() == at::kBFloat16, q_bf16 = qc.scalar_type() == at::kBFloat16;
   at::parallel_for(0, B * Hkv, 1, [&](int64_t i0, int64_t i1) {
-    lines<float> scores(L), qf(s.g * D), of(s.g * D);  // an item's queries and outputs in float32
+    lines<float> scores(s.g * (L + 1)), qf(s.g * D), of(s.g * D);  // an item's queries and outputs in float32
     for (int64_t it = i0; it < i1; ++it) {
       const int64_t b = it / Hkv, h = it % Hkv, first = (b * H + h * s.g) * D;  // the item's first query element
       const bool* vb = vp + b * valid.stride(0);
