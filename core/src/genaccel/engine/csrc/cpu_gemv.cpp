@@ -62,13 +62,21 @@ struct I8 {
   }
   static float load1(const T* p) { return static_cast<float>(*p); }
 };
-// bfloat16 unpacked sixteen at a time, one weight row at a time (four chains along it), prefetched
-// 2 KiB ahead in that one stream.  On 2 Zen 3 cores the small preset's compiled bf16 decode step took
-// 0.90-0.98x the time (six pairs of processes, each old and new in turn) of eight-wide widening for rows
-// of 768 weights and four interleaved rows prefetched at the next rows for longer ones.
-struct BF16W : BF16Unpack {
+// bfloat16 unpacked sixteen at a time.  For one row of x and rows of fewer than kRowAtATimeBelow weights,
+// one weight row at a time (four chains along it), prefetched 2 KiB ahead in that one stream; longer rows
+// four interleaved at a time, prefetched at the next rows.  Measured on 2 Zen 3 cores (compiled decode
+// steps, old and new kernels in alternate processes): with every row one at a time, the small preset's bf16
+// step took 0.90-0.98x the time of eight-wide widening for its rows of 768 (six pairs), but the 1b preset's
+// took 1.12-1.18x for its rows of 2048 and 8192 (three pairs); with this split, 0.80-1.16x (1b) and
+// 0.92-1.11x (small) in three pairs each, within this machine's swings.
+constexpr int64_t kRowAtATimeBelow = 2048;
+struct BF16Row : BF16Unpack {
   static constexpr int kChains = 4;
   static constexpr int64_t kAhead = 2048;
+};
+struct BF16W : BF16Unpack {
+  static constexpr int kChains = 1;
+  static constexpr int64_t kAhead = 0;
 };
 
 // x's rows (k features each) in the order W::load gives each full kStep weights; the features after
@@ -418,9 +426,11 @@ at::Tensor gemv(const at::Tensor& x, const at::Tensor& w, const c10::optional<at
     }
     case at::kBFloat16: {
       auto wp = reinterpret_cast<const uint16_t*>(w.const_data_ptr<c10::BFloat16>());
-      const lines<float> xo = in_load_order<BF16W>(xf.p(), x.numel() / k, k);
+      const lines<float> xo = in_load_order<BF16W>(xf.p(), x.numel() / k, k);  // BF16Row's order too
+      const bool row_at_a_time = k < kRowAtATimeBelow;
       return few_rows(x, out, scale, bias, [&](int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
-        dense_dispatch<BF16W>(R, xo.data() + r0 * k, wp, yr, k, out, o0, o1);
+        if (row_at_a_time) dense_dispatch<BF16Row>(R, xo.data() + r0 * k, wp, yr, k, out, o0, o1);
+        else dense_dispatch<BF16W>(R, xo.data() + r0 * k, wp, yr, k, out, o0, o1);
       });
     }
     case at::kChar: {
