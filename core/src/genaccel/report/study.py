@@ -19,25 +19,31 @@ STUDY_SDPA_NOTE = ("Study: Golden et al. 2024, Table II (Flash Attention over ba
 
 def sdpa_speedups(cases: list[dict]) -> list[dict]:
     """Table II form: per workload, model and batch, the end-to-end speedup of ``sdpa`` alone over the
-    baseline (both cases in the report, neither contended), beside the study's value (its model's name and speedup, or
-    None); the study's workloads first, in its order."""
+    baseline (both cases in the report), beside the study's value (its model's name and speedup, or None); the
+    study's workloads first, in its order.  A pair either of whose cases was contended keeps its row with
+    ``speedup`` None and ``contended`` True: a ratio from a contended case is no figure."""
     found = []
     for (workload, model, bs, device, dtype, _), group in group_cases(cases).items():
-        ok = [c for c in group if c.get("status") == "ok" and c.get("decoder") not in REFERENCE_DECODERS
-              and not contended(c)]  # a ratio from a contended case is no figure
+        ok = [c for c in group if c.get("status") == "ok" and c.get("decoder") not in REFERENCE_DECODERS]
         base = next((c for c in ok if not c.get("optimizations")), None)
         sdpa = next((c for c in ok if c.get("optimizations") == ["sdpa"]), None)
         if not (base and sdpa and throughput_of(base) and throughput_of(sdpa)):
             continue
         study = STUDY_SDPA_SPEEDUP.get(workload)
+        bad = contended(base) or contended(sdpa)
         found.append({"workload": workload, "model": str(model), "batch_size": bs, "device": f"{device} {dtype}",
-                      "speedup": throughput_of(sdpa) / throughput_of(base), "study_model": study and study[0],
-                      "study_speedup": study and study[1]})
+                      "speedup": None if bad else throughput_of(sdpa) / throughput_of(base), "contended": bool(bad),
+                      "study_model": study and study[0], "study_speedup": study and study[1]})
     order = list(STUDY_SDPA_SPEEDUP)
     return sorted(found, key=lambda r: order.index(r["workload"]) if r["workload"] in order else len(order))
 
 
+def speedup_text(row: dict) -> str:
+    """A row's ``sdpa / baseline`` cell: the ratio, or why there is none."""
+    return "INVALID (contended)" if row["speedup"] is None else f"{row['speedup']:.2f}×"
+
+
 def sdpa_speedup_rows(cases: list[dict]) -> list[list[str]]:
     """:func:`sdpa_speedups` as Markdown rows."""
-    return [[r["workload"], r["model"], str(r["batch_size"]), r["device"], f"{r['speedup']:.2f}×",
+    return [[r["workload"], r["model"], str(r["batch_size"]), r["device"], speedup_text(r),
              f"{r['study_speedup']:.2f}× ({r['study_model']})" if r["study_model"] else "–"] for r in sdpa_speedups(cases)]
