@@ -105,6 +105,59 @@ def test_kernels_are_opaque_calls_under_compile(ops):
         torch.testing.assert_close(got, step(x))
 
 
+@pytest.mark.parametrize("rows", [1, 3, 6])
+@pytest.mark.parametrize("wdtype", [torch.float32, torch.bfloat16, "int8"])
+def test_grouped_gemv_calls_equal_the_separate_calls_bitwise(ops, rows, wdtype):
+    """Weights that read the same x (a query/key/value or gate/up group): one call, each output as alone."""
+    torch.manual_seed(0)
+    outs, k = (96, 32, 40), 64
+    xdtype = torch.bfloat16 if wdtype == torch.bfloat16 else torch.float32
+    x, biases = torch.randn(rows, k).to(xdtype), [None, torch.randn(32), None]
+    if wdtype == "int8":
+        packed = [ops.pack_int8_rows(torch.randint(-128, 128, (o, k), dtype=torch.int8)) for o in outs]
+        scales = [torch.rand(o) * 0.01 for o in outs]
+        alone = [ops.gemv_int8(x, p, s, b) for p, s, b in zip(packed, scales, biases)]
+        grouped = ops.gemv_int8_many(x, packed, scales, biases).split(outs, -1)
+    else:
+        ws = [torch.randn(o, k).to(wdtype) for o in outs]
+        scales = [None, None, torch.rand(40)]
+        alone = [ops.gemv(x, w, s, b) for w, s, b in zip(ws, scales, biases)]
+        grouped = ops.gemv_many(x, ws, scales, biases).split(outs, -1)
+    assert len(grouped) == 3 and all(torch.equal(a, g) for a, g in zip(alone, grouped))
+
+
+@pytest.mark.parametrize("cpp_wrapper", [False, True])
+def test_compiled_gemv_calls_on_one_input_become_one_grouped_call(ops, cpp_wrapper):
+    from genaccel.engine import gemv_groups
+
+    torch.manual_seed(0)
+    ws, other, bias = [torch.randn(o, 64).bfloat16() for o in (64, 32, 32)], torch.randn(16, 64).bfloat16(), torch.randn(32)
+    packed, scale = ops.pack_int8_rows(torch.randint(-128, 128, (48, 64), dtype=torch.int8)), torch.rand(48) * 0.01
+
+    def step(x):
+        h = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
+        q, k, v = ops.gemv(h, ws[0], None, None), ops.gemv(h, ws[1], None, bias), ops.gemv(h, ws[2], None, None)
+        alone = ops.gemv(h.float(), other.float(), None, None)  # another input: left alone
+        u, g = ops.gemv_int8(x, packed, scale, None), ops.gemv_int8(x, packed, scale, bias.repeat(2)[:48])
+        return q + 1, k * v, alone, u - g
+
+    seen = []
+
+    class Counted(gemv_groups.GroupGemvs):
+        def __call__(self, graph):
+            super().__call__(graph)
+            seen.append(sorted(str(n.target) for n in graph.nodes if "genaccel_cpu" in str(n.target)))
+
+    x = torch.randn(1, 1, 64).bfloat16()
+    want = torch.compile(step, fullgraph=True, options={"cpp_wrapper": cpp_wrapper, "fx_graph_cache": False})(x)
+    torch._dynamo.reset()
+    got = torch.compile(step, fullgraph=True, options={"cpp_wrapper": cpp_wrapper, "fx_graph_cache": False,
+                                                       "post_grad_custom_post_pass": Counted()})(x)
+    torch._dynamo.reset()
+    assert seen == [["genaccel_cpu.gemv.default", "genaccel_cpu.gemv_int8_many.default", "genaccel_cpu.gemv_many.default"]]
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+
+
 def test_bad_inputs_are_refused_with_what_was_wrong(ops):
     with pytest.raises(RuntimeError, match="features"):
         ops.gemv(torch.randn(1, 8), torch.randn(4, 9), None, None)

@@ -24,6 +24,9 @@ needed after all, torch raises instead of running a wrong graph.
 generated C++ function instead of Python; a decode step of ~100 small kernels then saves ~1.5 ms
 (Seamless small, 5 beam rows: 7.1 -> 5.6 ms a step on a 2-core x86 machine), at more compile time.
 
+A ``default``-mode compile on CPU also merges the native GEMV calls that read the same input into one
+call (:mod:`.gemv_groups`: a layer's query, key and value projections; its gate and up projections).
+
 Compile time is kept apart: ``build_s`` sums the seconds of the runs that compiled a key or
 captured a graph (a recompile for new shapes inside a compiled function is not separated).  The
 runner's warm-up generations build every graph before the timed ones.  Compiled artifacts are
@@ -37,6 +40,7 @@ import torch
 
 from .clock import synced_now
 from .compile_cache import use_genaccel_dir
+from .gemv_groups import GroupGemvs
 
 
 class StepExecutor:
@@ -104,8 +108,10 @@ class StepExecutor:
         use_genaccel_dir()
         if self.cuda_graph:  # torch's CUDA graph trees: one graph per shape, inputs copied in
             return torch.compile(fn, mode="reduce-overhead", fullgraph=self.fullgraph, dynamic=self.dynamic)
-        if self.cpp_wrapper:  # options replace the mode: "default" is the mode without options
-            return torch.compile(fn, options={"cpp_wrapper": True}, fullgraph=self.fullgraph, dynamic=self.dynamic)
+        if self.compile == "default" and torch.device(self.device).type == "cpu":
+            # options replace the mode: "default" is the mode without options
+            options = {"post_grad_custom_post_pass": GroupGemvs(), "cpp_wrapper": self.cpp_wrapper}
+            return torch.compile(fn, options=options, fullgraph=self.fullgraph, dynamic=self.dynamic)
         return torch.compile(fn, mode=self.compile, fullgraph=self.fullgraph, dynamic=self.dynamic)
 
     def _replay(self, key, fn, args):

@@ -350,54 +350,94 @@ FloatRows as_float(const at::Tensor& x) {
   return out;
 }
 
-// Splits the output rows between threads and runs `rows_fn(R, r0, y, o0, o1)` over the rows of x in
-// chunks of kRows rows from row r0, writing y (R, out) in float32; each thread then scales, adds the
-// bias to and converts its own output rows.  float32 results are written in place.
+// One weight of a group multiplied by the same x: its output rows, their scales (or null) and bias (or null)
+// as float32, and where its products go: yf (rows, out) in float32 before the epilogue.
+struct Part {
+  int64_t out = 0;
+  const float* scale = nullptr;
+  at::Tensor bias_rows;  // alive while bias points into it
+  FloatRows bias_f;
+  lines<float> buffer;
+  float* yf = nullptr;
+};
+
+// The products of x with the weights of all the parts, side by side: y (..., sum of outs) in x's dtype, part
+// j's outputs in its columns from the sum of the outs before it.  Splits the parts' output rows (one
+// part after another) between threads and runs `rows_fn(part, R, r0, y, o0, o1)` over each part's rows
+// [o0, o1) a thread holds and the rows of x in chunks of kRows rows from row r0, writing y (R, out) in
+// float32; each thread then scales, adds the bias to and converts its own output rows.  float32 results
+// of one row of x are written in place.  One parallel region for all the parts: the weights that read the
+// same x (a layer's query, key and value projections) stream one after another in each thread, x
+// converted or quantized once.
 template <class Fn>
-at::Tensor few_rows(const at::Tensor& x, int64_t out, const c10::optional<at::Tensor>& scale,
-                    const c10::optional<at::Tensor>& bias, Fn rows_fn) {
-  const int64_t k = x.size(-1), rows = x.numel() / k;
-  const float* sc = nullptr;
-  if (scale) {
-    TORCH_CHECK(scale->scalar_type() == at::kFloat && scale->numel() == out && scale->is_contiguous(),
-                "genaccel_cpu: scale must be ", out, " contiguous float32 values");
-    sc = scale->const_data_ptr<float>();
-  }
-  const at::Tensor bias_rows = bias ? bias->contiguous() : at::Tensor();  // alive while bf points into it
-  FloatRows bf;
-  if (bias) {
-    TORCH_CHECK(bias->numel() == out, "genaccel_cpu: bias must have ", out, " values");
-    bf = as_float(bias_rows);
-  }
-  const float* bp = bias ? bf.p() : nullptr;
-  auto sizes = x.sizes().vec();
-  sizes.back() = out;
-  at::Tensor y = at::empty(sizes, x.options());
+at::Tensor few_rows(const at::Tensor& x, const std::vector<int64_t>& outs,
+                    const std::vector<c10::optional<at::Tensor>>& scales,
+                    const std::vector<c10::optional<at::Tensor>>& biases, Fn rows_fn) {
+  const int64_t k = x.size(-1), rows = x.numel() / k, n = static_cast<int64_t>(outs.size());
   const at::ScalarType dtype = x.scalar_type();
-  lines<float> buffer(dtype == at::kFloat ? 0 : rows * out);
-  float* yf = dtype == at::kFloat ? y.data_ptr<float>() : buffer.data();
+  std::vector<int64_t> start(n + 1, 0);
+  for (int64_t j = 0; j < n; ++j) start[j + 1] = start[j] + outs[j];
+  const int64_t total = start[n];
+  auto sizes = x.sizes().vec();
+  sizes.back() = total;
+  at::Tensor y = at::empty(sizes, x.options());
   void* yp = y.data_ptr();
+  const bool in_place = dtype == at::kFloat && rows == 1;
+  std::vector<Part> parts(n);
+  for (int64_t j = 0; j < n; ++j) {
+    Part& part = parts[j];
+    part.out = outs[j];
+    if (scales[j]) {
+      const at::Tensor& sc = *scales[j];
+      TORCH_CHECK(sc.scalar_type() == at::kFloat && sc.numel() == part.out && sc.is_contiguous(),
+                  "genaccel_cpu: scale must be ", part.out, " contiguous float32 values");
+      part.scale = sc.const_data_ptr<float>();
+    }
+    if (biases[j]) {
+      TORCH_CHECK(biases[j]->numel() == part.out, "genaccel_cpu: bias must have ", part.out, " values");
+      part.bias_rows = biases[j]->contiguous();
+      part.bias_f = as_float(part.bias_rows);
+    }
+    part.buffer = lines<float>(in_place ? 0 : rows * part.out);
+    part.yf = in_place ? static_cast<float*>(yp) + start[j] : part.buffer.data();
+  }
   // about 256 KiB of weight per task: few enough tasks for two to eight threads, each streaming its rows
   const int64_t grain = std::max<int64_t>(16, (int64_t{1} << 18) / std::max<int64_t>(k, 1));
-  at::parallel_for(0, out, grain, [&](int64_t o0, int64_t o1) {
-    for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
-      const int R = static_cast<int>(std::min<int64_t>(kRows, rows - r0));
-      rows_fn(R, r0, yf + r0 * out, o0, o1);
-    }
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t o = o0; o < o1; ++o) {
-        const int64_t i = r * out + o;
-        float v = yf[i];
-        if (sc) v *= sc[o];
-        if (bp) v += bp[o];
-        switch (dtype) {
-          case at::kFloat: yf[i] = v; break;
-          case at::kBFloat16: static_cast<c10::BFloat16*>(yp)[i] = c10::BFloat16(v); break;
-          default: static_cast<c10::Half*>(yp)[i] = c10::Half(v);
-        }
+  at::parallel_for(0, total, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t o0 = std::max(begin, start[j]) - start[j], o1 = std::min(end, start[j + 1]) - start[j];
+      if (o0 >= o1) continue;
+      const Part& part = parts[j];
+      const int64_t out = part.out;
+      for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
+        const int R = static_cast<int>(std::min<int64_t>(kRows, rows - r0));
+        rows_fn(static_cast<int>(j), R, r0, part.yf + r0 * out, o0, o1);
       }
+      const float* bp = part.bias_rows.defined() ? part.bias_f.p() : nullptr;
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t o = o0; o < o1; ++o) {
+          float v = part.yf[r * out + o];
+          if (part.scale) v *= part.scale[o];
+          if (bp) v += bp[o];
+          const int64_t i = r * total + start[j] + o;
+          switch (dtype) {
+            case at::kFloat: static_cast<float*>(yp)[i] = v; break;
+            case at::kBFloat16: static_cast<c10::BFloat16*>(yp)[i] = c10::BFloat16(v); break;
+            default: static_cast<c10::Half*>(yp)[i] = c10::Half(v);
+          }
+        }
+    }
   });
   return y;
+}
+
+// A list of optional tensors (a schema's Tensor?[]) as a vector, checked to have n entries.
+std::vector<c10::optional<at::Tensor>> optionals(const c10::List<c10::optional<at::Tensor>>& list, int64_t n,
+                                                 const char* what) {
+  TORCH_CHECK(static_cast<int64_t>(list.size()) == n, "genaccel_cpu: ", n, " weights but ", list.size(), " ", what);
+  std::vector<c10::optional<at::Tensor>> out;
+  for (const c10::optional<at::Tensor>& t : list) out.push_back(t);
+  return out;
 }
 
 template <class W>
@@ -410,37 +450,47 @@ void dense_dispatch(int R, const float* x, const typename W::T* w, float* y, int
   }
 }
 
+// x @ w.T (* scale per output row) (+ bias) for each w of ws, all float32, all bfloat16 or all int8 (out_j, k),
+// side by side in one tensor (..., sum of out_j) of x's dtype, in one parallel region.
+at::Tensor gemv_many(const at::Tensor& x, at::TensorList ws, const c10::List<c10::optional<at::Tensor>>& scale,
+                                  const c10::List<c10::optional<at::Tensor>>& bias) {
+  const int64_t n = static_cast<int64_t>(ws.size()), k = x.size(-1);
+  TORCH_CHECK(n > 0, "genaccel_cpu.gemv: no weights");
+  std::vector<int64_t> outs;
+  for (const at::Tensor& w : ws) {
+    TORCH_CHECK(w.dim() == 2 && w.is_contiguous() && w.device().is_cpu(), "genaccel_cpu.gemv: w must be a contiguous 2-D CPU tensor");
+    TORCH_CHECK(k == w.size(1), "genaccel_cpu.gemv: x has ", k, " features, w ", w.size(1));
+    TORCH_CHECK(w.scalar_type() == ws[0].scalar_type(), "genaccel_cpu.gemv: the weights of one call must share a dtype");
+    outs.push_back(w.size(0));
+  }
+  const auto scales = optionals(scale, n, "scales"), biases = optionals(bias, n, "biases");
+  const FloatRows xf = as_float(x);
+  switch (ws[0].scalar_type()) {
+    case at::kFloat:
+      return few_rows(x, outs, scales, biases, [&](int j, int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
+        dense_dispatch<F32W>(R, xf.p() + r0 * k, ws[j].const_data_ptr<float>(), yr, k, outs[j], o0, o1);
+      });
+    case at::kBFloat16: {
+      const lines<float> xo = in_load_order<BF16W>(xf.p(), x.numel() / k, k);  // BF16Row's order too
+      const bool row_at_a_time = k < kRowAtATimeBelow;
+      return few_rows(x, outs, scales, biases, [&](int j, int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
+        auto wp = reinterpret_cast<const uint16_t*>(ws[j].const_data_ptr<c10::BFloat16>());
+        if (row_at_a_time) dense_dispatch<BF16Row>(R, xo.data() + r0 * k, wp, yr, k, outs[j], o0, o1);
+        else dense_dispatch<BF16W>(R, xo.data() + r0 * k, wp, yr, k, outs[j], o0, o1);
+      });
+    }
+    case at::kChar:
+      return few_rows(x, outs, scales, biases, [&](int j, int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
+        dense_dispatch<I8>(R, xf.p() + r0 * k, ws[j].const_data_ptr<int8_t>(), yr, k, outs[j], o0, o1);
+      });
+    default: TORCH_CHECK(false, "genaccel_cpu.gemv: weights must be float32, bfloat16 or int8, not ", ws[0].scalar_type());
+  }
+}
+
 // x @ w.T (* scale per output row) (+ bias), w float32, bfloat16 or int8 (out, k), in x's dtype.
 at::Tensor gemv(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& scale,
                 const c10::optional<at::Tensor>& bias) {
-  TORCH_CHECK(w.dim() == 2 && w.is_contiguous() && w.device().is_cpu(), "genaccel_cpu.gemv: w must be a contiguous 2-D CPU tensor");
-  TORCH_CHECK(x.size(-1) == w.size(1), "genaccel_cpu.gemv: x has ", x.size(-1), " features, w ", w.size(1));
-  const int64_t k = w.size(1), out = w.size(0);
-  const FloatRows xf = as_float(x);
-  switch (w.scalar_type()) {
-    case at::kFloat: {
-      auto wp = w.const_data_ptr<float>();
-      return few_rows(x, out, scale, bias, [&](int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
-        dense_dispatch<F32W>(R, xf.p() + r0 * k, wp, yr, k, out, o0, o1);
-      });
-    }
-    case at::kBFloat16: {
-      auto wp = reinterpret_cast<const uint16_t*>(w.const_data_ptr<c10::BFloat16>());
-      const lines<float> xo = in_load_order<BF16W>(xf.p(), x.numel() / k, k);  // BF16Row's order too
-      const bool row_at_a_time = k < kRowAtATimeBelow;
-      return few_rows(x, out, scale, bias, [&](int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
-        if (row_at_a_time) dense_dispatch<BF16Row>(R, xo.data() + r0 * k, wp, yr, k, out, o0, o1);
-        else dense_dispatch<BF16W>(R, xo.data() + r0 * k, wp, yr, k, out, o0, o1);
-      });
-    }
-    case at::kChar: {
-      auto wp = w.const_data_ptr<int8_t>();
-      return few_rows(x, out, scale, bias, [&](int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
-        dense_dispatch<I8>(R, xf.p() + r0 * k, wp, yr, k, out, o0, o1);
-      });
-    }
-    default: TORCH_CHECK(false, "genaccel_cpu.gemv: weights must be float32, bfloat16 or int8, not ", w.scalar_type());
-  }
+  return gemv_many(x, {w}, c10::List<c10::optional<at::Tensor>>({scale}), c10::List<c10::optional<at::Tensor>>({bias}));
 }
 
 void check_int4(const at::Tensor& x, const at::Tensor& packed, const at::Tensor& scale_zero, int64_t group) {
@@ -467,7 +517,7 @@ at::Tensor gemv_int4(const at::Tensor& x, const at::Tensor& packed, const at::Te
   auto sz = reinterpret_cast<const uint16_t*>(scale_zero.const_data_ptr<c10::BFloat16>());
   const FloatRows xf = as_float(x);
   const QuantRows xq = quantize_rows(xf.p(), rows, k, group);
-  return few_rows(x, out, c10::nullopt, bias, [&](int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
+  return few_rows(x, {out}, {c10::nullopt}, {bias}, [&](int, int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
     const int8_t* q = xq.q.data() + r0 * k;
     const float *d = xq.d.data() + r0 * groups, *xs = xq.sum.data() + r0 * groups;
     const int32_t* qs = xq.qsum.data() + r0 * groups;
@@ -495,22 +545,35 @@ at::Tensor pack_int8_rows(const at::Tensor& w) {
   return packed;
 }
 
-// x @ W.T * scale (+ bias) for int8 W repacked by pack_int8_rows, one scale per output row, in x's dtype.
-at::Tensor gemv_int8(const at::Tensor& x, const at::Tensor& packed, const at::Tensor& scale,
-                     const c10::optional<at::Tensor>& bias) {
-  TORCH_CHECK(packed.scalar_type() == at::kChar && packed.dim() == 2 && packed.is_contiguous(),
-              "genaccel_cpu.gemv_int8: packed weights must come from pack_int8_rows");
-  const int64_t k = packed.size(1) / 4, out = scale.numel();
-  TORCH_CHECK(x.size(-1) == k && (out + 3) / 4 == packed.size(0),
-              "genaccel_cpu.gemv_int8: x has ", x.size(-1), " features and scale ", out, " rows; the weights ",
-              k, " and ", packed.size(0) * 4);
+// x @ W.T * scale (+ bias) for each int8 W of packed (repacked by pack_int8_rows), one scale per output row,
+// side by side in one tensor (..., sum of the Ws' rows) of x's dtype, in one parallel region (x quantized once).
+at::Tensor gemv_int8_many(const at::Tensor& x, at::TensorList packed, at::TensorList scale,
+                                       const c10::List<c10::optional<at::Tensor>>& bias) {
+  const int64_t n = static_cast<int64_t>(packed.size()), k = x.size(-1);
+  TORCH_CHECK(n > 0 && static_cast<int64_t>(scale.size()) == n, "genaccel_cpu.gemv_int8: ", n, " weights but ",
+              scale.size(), " scales");
+  std::vector<int64_t> outs;
+  std::vector<c10::optional<at::Tensor>> scales;
+  for (int64_t j = 0; j < n; ++j) {
+    const at::Tensor& p = packed[j];
+    TORCH_CHECK(p.scalar_type() == at::kChar && p.dim() == 2 && p.is_contiguous(),
+                "genaccel_cpu.gemv_int8: packed weights must come from pack_int8_rows");
+    const int64_t out = scale[j].numel();
+    TORCH_CHECK(p.size(1) / 4 == k && (out + 3) / 4 == p.size(0),
+                "genaccel_cpu.gemv_int8: x has ", k, " features and scale ", out, " rows; the weights ",
+                p.size(1) / 4, " and ", p.size(0) * 4);
+    outs.push_back(out);
+    scales.push_back(scale[j]);
+  }
   const int64_t rows = x.numel() / k, blocks = k / 32;
-  auto wp = packed.const_data_ptr<int8_t>();
   const FloatRows xf = as_float(x);
   const QuantRows xq = quantize_rows(xf.p(), rows, k, 32);
-  return few_rows(x, out, scale, bias, [&](int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
+  return few_rows(x, outs, scales, optionals(bias, n, "biases"),
+                  [&](int j, int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
     const int8_t* q = xq.q.data() + r0 * k;
     const float* d = xq.d.data() + r0 * blocks;
+    const int8_t* wp = packed[j].const_data_ptr<int8_t>();
+    const int64_t out = outs[j];
     switch (R) {
       case 1: return int8_rows<1>(q, d, wp, yr, k, out, o0, o1);
       case 2: return int8_rows<2>(q, d, wp, yr, k, out, o0, o1);
@@ -518,6 +581,12 @@ at::Tensor gemv_int8(const at::Tensor& x, const at::Tensor& packed, const at::Te
       default: return int8_rows<4>(q, d, wp, yr, k, out, o0, o1);
     }
   });
+}
+
+// x @ W.T * scale (+ bias) for int8 W repacked by pack_int8_rows, one scale per output row, in x's dtype.
+at::Tensor gemv_int8(const at::Tensor& x, const at::Tensor& packed, const at::Tensor& scale,
+                     const c10::optional<at::Tensor>& bias) {
+  return gemv_int8_many(x, {packed}, {scale}, c10::List<c10::optional<at::Tensor>>({bias}));
 }
 
 // The float32 weights (out, in) of the group-wise int4 W (for many-row products).
@@ -594,18 +663,22 @@ std::tuple<at::Tensor, at::Tensor> int7_from_int4(const at::Tensor& packed, cons
 
 TORCH_LIBRARY(genaccel_cpu, m) {
   m.def("gemv(Tensor x, Tensor w, Tensor? scale=None, Tensor? bias=None) -> Tensor");
+  m.def("gemv_many(Tensor x, Tensor[] w, Tensor?[] scale, Tensor?[] bias) -> Tensor");
   m.def("gemv_int4(Tensor x, Tensor packed, Tensor scale_zero, int group, Tensor? bias=None) -> Tensor");
   m.def("dequantize_int4(Tensor packed, Tensor scale_zero, int group) -> Tensor");
   m.def("pack_int8_rows(Tensor w) -> Tensor");
   m.def("gemv_int8(Tensor x, Tensor packed, Tensor scale, Tensor? bias=None) -> Tensor");
+  m.def("gemv_int8_many(Tensor x, Tensor[] packed, Tensor[] scale, Tensor?[] bias) -> Tensor");
   m.def("int7_from_int4(Tensor packed, Tensor scale_zero, int group) -> (Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(genaccel_cpu, CPU, m) {
   m.impl("gemv", &gemv);
+  m.impl("gemv_many", &gemv_many);
   m.impl("gemv_int4", &gemv_int4);
   m.impl("dequantize_int4", &dequantize_int4);
   m.impl("pack_int8_rows", &pack_int8_rows);
   m.impl("gemv_int8", &gemv_int8);
+  m.impl("gemv_int8_many", &gemv_int8_many);
   m.impl("int7_from_int4", &int7_from_int4);
 }
