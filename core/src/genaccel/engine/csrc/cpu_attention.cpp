@@ -77,6 +77,21 @@ inline void for_vectors(const typename KV::T* row, F&& f) {
   }
 }
 
+// q . row as a vector of partial sums (two chains) for a row of 8 * C values in W's format, q in the order
+// W::load gives.
+template <typename W, int C>
+inline __m256 dot(const __m256 (&qv)[C], const typename W::T* row) {
+  __m256 a[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+  for_vectors<W, C>(row, [&](int c, __m256 w) { a[c & 1] = _mm256_fmadd_ps(qv[c], w, a[c & 1]); });
+  return _mm256_add_ps(a[0], a[1]);
+}
+
+// o += p * row for a row of 8 * C values in W's format.
+template <typename W, int C>
+inline void add_scaled(__m256 (&o)[C], __m256 pv, const typename W::T* row) {
+  for_vectors<W, C>(row, [&](int c, __m256 w) { o[c] = _mm256_fmadd_ps(pv, w, o[c]); });
+}
+
 // Query heads 0..g-1 (q: g x D floats, each head in the order KV::load gives) over the keys kb and values
 // vb of their KV head, D = 8 * C: out (g x D floats, in the same order).  scores: g x (L + 1) floats of scratch.
 // Each key and value row is read from memory once for all g heads: a block of rows is prefetched and
@@ -97,11 +112,6 @@ void attend(const float* q, const typename KV::T* kb, const typename KV::T* vb, 
     std::fill(scores + i * L, scores + i * L + lo, neg_inf);
     std::fill(scores + i * L + hi, scores + (i + 1) * L, neg_inf);
   }
-  auto dot = [&](const __m256 (&qv)[C], const typename KV::T* kj) {  // q . k as a vector of partial sums (two chains)
-    __m256 a[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    for_vectors<KV, C>(kj, [&](int c, __m256 w) { a[c & 1] = _mm256_fmadd_ps(qv[c], w, a[c & 1]); });
-    return _mm256_add_ps(a[0], a[1]);
-  };
   auto query = [&](int64_t i, __m256 (&qv)[C]) {
     for (int c = 0; c < C; ++c) qv[c] = _mm256_loadu_ps(q + i * D + 8 * c);
   };
@@ -113,11 +123,6 @@ void attend(const float* q, const typename KV::T* kb, const typename KV::T* vb, 
     for (int64_t r = 0; r < n; ++r)
       for_vectors<KV, C>(row0 + r * stride, [&](int c, __m256 w) { _mm256_store_ps(block[r] + 8 * c, w); });
   };
-  auto dot_f32 = [&](const __m256 (&qv)[C], const float* kj) {
-    __m256 a[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int c = 0; c < C; ++c) a[c & 1] = _mm256_fmadd_ps(qv[c], _mm256_load_ps(kj + 8 * c), a[c & 1]);
-    return _mm256_add_ps(a[0], a[1]);
-  };
   __m256 q0[C];  // the one head's query, kept in registers
   query(0, q0);
   int64_t j = lo;
@@ -128,7 +133,7 @@ void attend(const float* q, const typename KV::T* kb, const typename KV::T* vb, 
       __m256 qv[C], a[4];
       if (Shared) query(i, qv);
       else std::copy(q0, q0 + C, qv);
-      for (int r = 0; r < 4; ++r) a[r] = convert ? dot_f32(qv, block[r]) : dot(qv, kb + (j + r) * s.k_row);
+      for (int r = 0; r < 4; ++r) a[r] = convert ? dot<F32, C>(qv, block[r]) : dot<KV, C>(qv, kb + (j + r) * s.k_row);
       _mm_storeu_ps(scores + i * L + j, _mm_mul_ps(hsum4(a[0], a[1], a[2], a[3]), _mm_set1_ps(s.scale)));
     }
   }
@@ -136,7 +141,7 @@ void attend(const float* q, const typename KV::T* kb, const typename KV::T* vb, 
     for (int64_t i = 0; i < g; ++i) {
       __m256 qv[C];
       query(i, qv);
-      scores[i * L + j] = hsum(dot(qv, kb + j * s.k_row)) * s.scale;
+      scores[i * L + j] = hsum(dot<KV, C>(qv, kb + j * s.k_row)) * s.scale;
     }
   float* total = scores + g * L;  // each head's softmax sum
   for (int64_t i = 0; i < g; ++i) {  // each head's masked softmax, unnormalized (total: its sum)
@@ -180,7 +185,7 @@ void attend(const float* q, const typename KV::T* kb, const typename KV::T* vb, 
   }
   // the weighted sums of the values, each head's in registers over a block of rows (kept in out between
   // blocks): one head's over all rows; several heads' over blocks that stay in L1 (8 rows converted to
-  // float32, or 64 rows of float32 keys)
+  // float32, or 64 rows of float32 values)
   const int64_t rows_at_once = Shared ? (convert ? 8 : 64) : std::max<int64_t>(hi - lo, 1);
   for (int64_t i = 0; i < g; ++i) std::fill(out + i * D, out + (i + 1) * D, 0.f);
   for (int64_t j0 = lo; j0 < hi; j0 += rows_at_once) {
@@ -199,10 +204,8 @@ void attend(const float* q, const typename KV::T* kb, const typename KV::T* vb, 
         const float p = si[j];
         if (p == 0.f) continue;
         const __m256 pv = _mm256_set1_ps(p);
-        if (convert)
-          for (int c = 0; c < C; ++c) o[c] = _mm256_fmadd_ps(pv, _mm256_load_ps(block[j - j0] + 8 * c), o[c]);
-        else
-          for_vectors<KV, C>(vb + j * s.v_row, [&](int c, __m256 w) { o[c] = _mm256_fmadd_ps(pv, w, o[c]); });
+        if (convert) add_scaled<F32, C>(o, pv, block[j - j0]);
+        else add_scaled<KV, C>(o, pv, vb + j * s.v_row);
       }
       for (int c = 0; c < C; ++c) _mm256_storeu_ps(oi + 8 * c, o[c]);
     }
