@@ -131,7 +131,7 @@ def test_compiled_gemv_calls_on_one_input_become_one_grouped_call(ops, cpp_wrapp
     from genaccel.engine import gemv_groups
 
     torch.manual_seed(0)
-    ws, other, bias = [torch.randn(o, 64).bfloat16() for o in (64, 32, 32)], torch.randn(16, 64).bfloat16(), torch.randn(32)
+    ws, other, bias = [torch.randn(o, 64).bfloat16() for o in (64, 32, 32, 16, 8)], torch.randn(16, 64).bfloat16(), torch.randn(32)
     packed, scale = ops.pack_int8_rows(torch.randint(-128, 128, (48, 64), dtype=torch.int8)), torch.rand(48) * 0.01
 
     def step(x):
@@ -139,7 +139,8 @@ def test_compiled_gemv_calls_on_one_input_become_one_grouped_call(ops, cpp_wrapp
         q, k, v = ops.gemv(h, ws[0], None, None), ops.gemv(h, ws[1], None, bias), ops.gemv(h, ws[2], None, None)
         alone = ops.gemv(h.float(), other.float(), None, None)  # another input: left alone
         u, g = ops.gemv_int8(x, packed, scale, None), ops.gemv_int8(x, packed, scale, bias.repeat(2)[:48])
-        return q + 1, k * v, alone, u - g
+        a, b = ops.gemv(q, ws[3], None, None), ops.gemv(q, ws[4], None, None)  # on a grouped call's output
+        return q + 1, k * v, alone, u - g, a, b
 
     seen = []
 
@@ -154,7 +155,8 @@ def test_compiled_gemv_calls_on_one_input_become_one_grouped_call(ops, cpp_wrapp
     got = torch.compile(step, fullgraph=True, options={"cpp_wrapper": cpp_wrapper, "fx_graph_cache": False,
                                                        "post_grad_custom_post_pass": Counted()})(x)
     torch._dynamo.reset()
-    assert seen == [["genaccel_cpu.gemv.default", "genaccel_cpu.gemv_int8_many.default", "genaccel_cpu.gemv_many.default"]]
+    assert seen == [["genaccel_cpu.gemv.default", "genaccel_cpu.gemv_int8_many.default", "genaccel_cpu.gemv_many.default",
+                     "genaccel_cpu.gemv_many.default"]]
     assert all(torch.equal(a, b) for a, b in zip(got, want))
 
 

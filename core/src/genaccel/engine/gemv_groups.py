@@ -36,7 +36,6 @@ class GroupGemvs(CustomGraphPass):
     for ``gemv``, their weights' dtype) into one grouped call."""
 
     def __call__(self, graph: torch.fx.Graph) -> None:
-        order = {node: i for i, node in enumerate(graph.nodes)}
         groups: dict[tuple, list[torch.fx.Node]] = {}
         for node in graph.nodes:
             name = _op_name(node)
@@ -46,8 +45,9 @@ class GroupGemvs(CustomGraphPass):
             weight = args[1].meta.get("val") if isinstance(args[1], torch.fx.Node) else None
             groups.setdefault((name, args[0], getattr(weight, "dtype", None)), []).append(node)
         for (name, _, _), nodes in groups.items():
-            if len(nodes) < 2:
+            if len(nodes) < 2 or any(a in nodes for n in nodes for a in n.all_input_nodes):
                 continue
+            order = {node: i for i, node in enumerate(graph.nodes)}  # as earlier merges left it
             # the grouped call goes right after the last of its inputs, which must come before every use of
             # the calls it replaces; failing that, the calls whose inputs all come before the first of them
             last = max((a for n in nodes for a in n.all_input_nodes), key=order.__getitem__)
