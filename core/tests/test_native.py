@@ -110,9 +110,9 @@ def test_kernels_are_opaque_calls_under_compile(ops):
 def test_grouped_gemv_calls_equal_the_separate_calls_bitwise(ops, rows, wdtype):
     """Weights that read the same x (a query/key/value or gate/up group): one call, each output as alone."""
     torch.manual_seed(0)
-    outs, k = (96, 32, 40), 64
+    outs, k = (90, 30, 42), 4096  # rows split between threads inside int8's groups of four
     xdtype = torch.bfloat16 if wdtype == torch.bfloat16 else torch.float32
-    x, biases = torch.randn(rows, k).to(xdtype), [None, torch.randn(32), None]
+    x, biases = torch.randn(rows, k).to(xdtype), [None, torch.randn(30), None]
     if wdtype == "int8":
         packed = [ops.pack_int8_rows(torch.randint(-128, 128, (o, k), dtype=torch.int8)) for o in outs]
         scales = [torch.rand(o) * 0.01 for o in outs]
@@ -120,14 +120,14 @@ def test_grouped_gemv_calls_equal_the_separate_calls_bitwise(ops, rows, wdtype):
         grouped = ops.gemv_int8_many(x, packed, scales, biases).split(outs, -1)
     else:
         ws = [torch.randn(o, k).to(wdtype) for o in outs]
-        scales = [None, None, torch.rand(40)]
+        scales = [None, None, torch.rand(42)]
         alone = [ops.gemv(x, w, s, b) for w, s, b in zip(ws, scales, biases)]
         grouped = ops.gemv_many(x, ws, scales, biases).split(outs, -1)
     assert len(grouped) == 3 and all(torch.equal(a, g) for a, g in zip(alone, grouped))
 
 
-@pytest.mark.parametrize("cpp_wrapper", [False, True])
-def test_compiled_gemv_calls_on_one_input_become_one_grouped_call(ops, cpp_wrapper):
+@pytest.mark.parametrize("cpp_wrapper,rows", [(False, 1), (True, 1), (True, 5)])
+def test_compiled_gemv_calls_on_one_input_become_one_grouped_call(ops, cpp_wrapper, rows):
     from genaccel.engine import gemv_groups
 
     torch.manual_seed(0)
@@ -149,7 +149,7 @@ def test_compiled_gemv_calls_on_one_input_become_one_grouped_call(ops, cpp_wrapp
             super().__call__(graph)
             seen.append(sorted(str(n.target) for n in graph.nodes if "genaccel_cpu" in str(n.target)))
 
-    x = torch.randn(1, 1, 64).bfloat16()
+    x = torch.randn(rows, 1, 64).bfloat16()  # five rows: the slices that feed the last group are strided
     want = torch.compile(step, fullgraph=True, options={"cpp_wrapper": cpp_wrapper, "fx_graph_cache": False})(x)
     torch._dynamo.reset()
     got = torch.compile(step, fullgraph=True, options={"cpp_wrapper": cpp_wrapper, "fx_graph_cache": False,

@@ -45,8 +45,8 @@ class GroupGemvs(CustomGraphPass):
             weight = args[1].meta.get("val") if isinstance(args[1], torch.fx.Node) else None
             groups.setdefault((name, args[0], getattr(weight, "dtype", None)), []).append(node)
         for (name, _, _), nodes in groups.items():
-            if len(nodes) < 2 or any(a in nodes for n in nodes for a in n.all_input_nodes):
-                continue
+            if len(nodes) < 2 or not all(isinstance(n.meta["val"].shape[-1], int) for n in nodes):
+                continue  # alone, or a symbolic number of output rows
             order = {node: i for i, node in enumerate(graph.nodes)}  # as earlier merges left it
             # the grouped call goes right after the last of its inputs, which must come before every use of
             # the calls it replaces; failing that, the calls whose inputs all come before the first of them
@@ -73,8 +73,14 @@ def _op_name(node: torch.fx.Node) -> str | None:
 
 def _arguments(node: torch.fx.Node, names: tuple[str, ...]) -> list:
     """The call's arguments by position, keyword or default (None)."""
-    args = list(node.args) + [None] * (len(names) - len(node.args))
-    return [node.kwargs.get(n, a) for n, a in zip(names, args)]
+    return _arguments_of((node.args, node.kwargs), names)
+
+
+def _arguments_of(call: tuple, names: tuple[str, ...]) -> list:
+    """``(args, kwargs)`` by position, keyword or default (None)."""
+    args, kwargs = call
+    args = list(args) + [None] * (len(names) - len(args))
+    return [kwargs.get(n, a) for n, a in zip(names, args)]
 
 
 def _merge(graph: torch.fx.Graph, name: str, nodes: list[torch.fx.Node], after: torch.fx.Node) -> None:
@@ -85,6 +91,9 @@ def _merge(graph: torch.fx.Graph, name: str, nodes: list[torch.fx.Node], after: 
     with graph.inserting_before(after.next):
         call = graph.call_function(op, (args[0][0], *([a[i] for a in args] for i in range(1, len(names)))))
         call.meta["val"] = torch.cat([n.meta["val"] for n in nodes], -1)
+        if all("eager_input_vals" in n.meta for n in nodes):  # Inductor gives the input the strides it had
+            vals = [_arguments_of(n.meta["eager_input_vals"], names) for n in nodes]
+            call.meta["eager_input_vals"] = ((vals[0][0], *([v[i] for v in vals] for i in range(1, len(names)))), {})
         items, start = [], 0
         for node in nodes:
             end = start + node.meta["val"].shape[-1]

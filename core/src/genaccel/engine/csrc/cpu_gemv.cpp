@@ -452,8 +452,9 @@ void dense_dispatch(int R, const float* x, const typename W::T* w, float* y, int
 
 // x @ w.T (* scale per output row) (+ bias) for each w of ws, all float32, all bfloat16 or all int8 (out_j, k),
 // side by side in one tensor (..., sum of out_j) of x's dtype, in one parallel region.
-at::Tensor gemv_many(const at::Tensor& x, at::TensorList ws, const c10::List<c10::optional<at::Tensor>>& scale,
-                                  const c10::List<c10::optional<at::Tensor>>& bias) {
+at::Tensor gemv_many(const at::Tensor& x_in, at::TensorList ws, const c10::List<c10::optional<at::Tensor>>& scale,
+                     const c10::List<c10::optional<at::Tensor>>& bias) {
+  const at::Tensor x = x_in.contiguous();  // a view (a slice of another call's output) is copied
   const int64_t n = static_cast<int64_t>(ws.size()), k = x.size(-1);
   TORCH_CHECK(n > 0, "genaccel_cpu.gemv: no weights");
   std::vector<int64_t> outs;
@@ -547,8 +548,9 @@ at::Tensor pack_int8_rows(const at::Tensor& w) {
 
 // x @ W.T * scale (+ bias) for each int8 W of packed (repacked by pack_int8_rows), one scale per output row,
 // side by side in one tensor (..., sum of the Ws' rows) of x's dtype, in one parallel region (x quantized once).
-at::Tensor gemv_int8_many(const at::Tensor& x, at::TensorList packed, at::TensorList scale,
-                                       const c10::List<c10::optional<at::Tensor>>& bias) {
+at::Tensor gemv_int8_many(const at::Tensor& x_in, at::TensorList packed, at::TensorList scale,
+                          const c10::List<c10::optional<at::Tensor>>& bias) {
+  const at::Tensor x = x_in.contiguous();  // a view (a slice of another call's output) is copied
   const int64_t n = static_cast<int64_t>(packed.size()), k = x.size(-1);
   TORCH_CHECK(n > 0 && static_cast<int64_t>(scale.size()) == n, "genaccel_cpu.gemv_int8: ", n, " weights but ",
               scale.size(), " scales");
