@@ -140,7 +140,10 @@ def test_compiled_gemv_calls_on_one_input_become_one_grouped_call(ops, cpp_wrapp
         alone = ops.gemv(h.float(), other.float(), None, None)  # another input: left alone
         u, g = ops.gemv_int8(x, packed, scale, None), ops.gemv_int8(x, packed, scale, bias.repeat(2)[:48])
         a, b = ops.gemv(q, ws[3], None, None), ops.gemv(q, ws[4], None, None)  # on a grouped call's output
-        return q + 1, k * v, alone, u - g, a, b
+        h2 = h * 2
+        first = ops.gemv(h2, ws[3], None, None)  # its output the next one's bias (itself or a copy): apart
+        second = ops.gemv(h2, ws[3], None, first if rows == 1 else first.reshape(-1)[:16].contiguous())
+        return q + 1, k * v, alone, u - g, a, b, second
 
     seen = []
 
@@ -155,8 +158,8 @@ def test_compiled_gemv_calls_on_one_input_become_one_grouped_call(ops, cpp_wrapp
     got = torch.compile(step, fullgraph=True, options={"cpp_wrapper": cpp_wrapper, "fx_graph_cache": False,
                                                        "post_grad_custom_post_pass": Counted()})(x)
     torch._dynamo.reset()
-    assert seen == [["genaccel_cpu.gemv.default", "genaccel_cpu.gemv_int8_many.default", "genaccel_cpu.gemv_many.default",
-                     "genaccel_cpu.gemv_many.default"]]
+    assert seen == [["genaccel_cpu.gemv.default"] * 3 + ["genaccel_cpu.gemv_int8_many.default"]
+                    + ["genaccel_cpu.gemv_many.default"] * 2]
     assert all(torch.equal(a, b) for a, b in zip(got, want))
 
 

@@ -45,8 +45,9 @@ class GroupGemvs(CustomGraphPass):
             weight = args[1].meta.get("val") if isinstance(args[1], torch.fx.Node) else None
             groups.setdefault((name, args[0], getattr(weight, "dtype", None)), []).append(node)
         for (name, _, _), nodes in groups.items():
-            if len(nodes) < 2 or not all(isinstance(n.meta["val"].shape[-1], int) for n in nodes):
-                continue  # alone, or a symbolic number of output rows
+            if (len(nodes) < 2 or not all(isinstance(n.meta["val"].shape[-1], int) for n in nodes)
+                    or any(a in nodes for n in nodes for a in n.all_input_nodes)):
+                continue  # alone, a symbolic number of output rows, or one call's output another's argument
             order = {node: i for i, node in enumerate(graph.nodes)}  # as earlier merges left it
             # the grouped call goes right after the last of its inputs, which must come before every use of
             # the calls it replaces; failing that, the calls whose inputs all come before the first of them
