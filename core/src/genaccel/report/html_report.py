@@ -17,7 +17,7 @@ from .media import media_grid
 from .plots import latency_figure, phase_figure, speedup_figure, steps_figure, sweep_figure
 from .results import upgrade
 from .store import cases_of
-from .study import STUDY_SDPA_NOTE, sdpa_speedups, speedup_text
+from .study import STUDY_SDPA_NOTE, sdpa_speedups, speedup_text, study_text
 from .study_plots import table2_figure
 from .suite import SUITE_HEADER, SUITE_NOTE, suite_headline, suite_summary, suite_table_rows
 from .svg import to_svg
@@ -160,7 +160,7 @@ def _table2_section(cases: list[dict]) -> Section | None:
     if not found:
         return None
     rows = [[r["workload"], r["model"], str(r["batch_size"]), r["device"], Cell(speedup_text(r), sort=r["speedup"]),
-             Cell(f"{r['study_speedup']:.2f}× ({r['study_model']})" if r["study_model"] else "–", sort=r["study_speedup"])]
+             Cell(study_text(r), sort=r["study_speedup"])]
             for r in found]
     return Section(title="End-to-end SDPA speedup beside the study's Table II", blocks=[
         Table(["workload", "model", "batch", "device", "sdpa / baseline", "study (Flash Attention)"], rows),

@@ -21,7 +21,7 @@ def sdpa_speedups(cases: list[dict]) -> list[dict]:
     """Table II form: per workload, model and batch, the end-to-end speedup of ``sdpa`` alone over the
     baseline (both cases in the report), beside the study's value (its model's name and speedup, or None); the
     study's workloads first, in its order.  A pair either of whose cases was contended keeps its row with
-    ``speedup`` None and ``contended`` True: a ratio from a contended case is no figure."""
+    ``speedup`` None: a ratio from a contended case is no figure."""
     found = []
     for (workload, model, bs, device, dtype, _), group in group_cases(cases).items():
         ok = [c for c in group if c.get("status") == "ok" and c.get("decoder") not in REFERENCE_DECODERS]
@@ -32,7 +32,7 @@ def sdpa_speedups(cases: list[dict]) -> list[dict]:
         study = STUDY_SDPA_SPEEDUP.get(workload)
         bad = contended(base) or contended(sdpa)
         found.append({"workload": workload, "model": str(model), "batch_size": bs, "device": f"{device} {dtype}",
-                      "speedup": None if bad else throughput_of(sdpa) / throughput_of(base), "contended": bool(bad),
+                      "speedup": None if bad else throughput_of(sdpa) / throughput_of(base),
                       "study_model": study and study[0], "study_speedup": study and study[1]})
     order = list(STUDY_SDPA_SPEEDUP)
     return sorted(found, key=lambda r: order.index(r["workload"]) if r["workload"] in order else len(order))
@@ -43,7 +43,12 @@ def speedup_text(row: dict) -> str:
     return "INVALID (contended)" if row["speedup"] is None else f"{row['speedup']:.2f}×"
 
 
+def study_text(row: dict) -> str:
+    """A row's study cell: the study's speedup and model, or a dash where it has none."""
+    return f"{row['study_speedup']:.2f}× ({row['study_model']})" if row["study_model"] else "–"
+
+
 def sdpa_speedup_rows(cases: list[dict]) -> list[list[str]]:
     """:func:`sdpa_speedups` as Markdown rows."""
-    return [[r["workload"], r["model"], str(r["batch_size"]), r["device"], speedup_text(r),
-             f"{r['study_speedup']:.2f}× ({r['study_model']})" if r["study_model"] else "–"] for r in sdpa_speedups(cases)]
+    return [[r["workload"], r["model"], str(r["batch_size"]), r["device"], speedup_text(r), study_text(r)]
+            for r in sdpa_speedups(cases)]
