@@ -84,17 +84,20 @@ def _arguments_of(call: tuple, names: tuple[str, ...]) -> list:
     return [kwargs.get(n, a) for n, a in zip(names, args)]
 
 
+def _grouped(calls: list[list]) -> tuple:
+    """The grouped op's arguments from its calls' (the same input first): the input, then a list per other argument."""
+    return (calls[0][0], *([c[i] for c in calls] for i in range(1, len(calls[0]))))
+
+
 def _merge(graph: torch.fx.Graph, name: str, nodes: list[torch.fx.Node], after: torch.fx.Node) -> None:
     """``nodes`` (single calls of op ``name``) as one grouped call and its items, placed after ``after``."""
     names, grouped = GROUPED[name]
-    args = [_arguments(n, names) for n in nodes]
     op = getattr(torch.ops.genaccel_cpu, grouped).default
     with graph.inserting_before(after.next):
-        call = graph.call_function(op, (args[0][0], *([a[i] for a in args] for i in range(1, len(names)))))
+        call = graph.call_function(op, _grouped([_arguments(n, names) for n in nodes]))
         call.meta["val"] = torch.cat([n.meta["val"] for n in nodes], -1)
         if all("eager_input_vals" in n.meta for n in nodes):  # Inductor gives the input the strides it had
-            vals = [_arguments_of(n.meta["eager_input_vals"], names) for n in nodes]
-            call.meta["eager_input_vals"] = ((vals[0][0], *([v[i] for v in vals] for i in range(1, len(names)))), {})
+            call.meta["eager_input_vals"] = (_grouped([_arguments_of(n.meta["eager_input_vals"], names) for n in nodes]), {})
         items, start = [], 0
         for node in nodes:
             end = start + node.meta["val"].shape[-1]
