@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
 from genaccel.engine.executor import StepExecutor
@@ -27,15 +29,75 @@ def test_eager_and_compiled_agree_and_compile_builds_one_graph_per_key():
     assert not compiled._fns
 
 
-def test_skip_guards_after_a_batchs_first_step():
-    """After a key's first run since new_batch the step runs without evaluating dynamo's guards."""
+def _window(k):
+    """The first ``k`` of 20 positions, their length symbolic when compiled."""
+    n = torch.arange(20.0)[:k]
+    torch._dynamo.mark_dynamic(n, 0)
+    return n
+
+
+def _dynamo_calls(ex, key):
+    """Count the calls that go through the compiled function (dynamo) of ``ex``'s ``key`` from now on."""
+    calls, compiled = [], ex._fns[key]
+
+    def counted(*args):
+        calls.append(1)
+        return compiled(*args)
+
+    ex._fns[key] = counted
+    return calls
+
+
+def test_skip_guards_calls_the_batchs_graph_directly():
+    """After a key's first run since new_batch a default-mode CPU compile calls its graph without dynamo:
+    the arguments (and a symbolic length) read at each call, what the step reaches otherwise (a weight)
+    as the first run passed it, in-place changes to it seen; the outputs those of the eager step."""
+    torch._dynamo.reset()
+    counters.clear()
+    holder = SimpleNamespace(w=torch.randn(8, 4))
+
+    def step(x, n):
+        return torch.tanh(x @ holder.w).sum(-1) + n.sum()
+
+    ex = StepExecutor("cpu")
+    ex.configure(compile="default", skip_guards=True)
+    x = torch.randn(3, 8)
+    torch.testing.assert_close(ex.run("k", step, x, _window(5)), step(x, _window(5)))  # compiled, guarded
+    calls = _dynamo_calls(ex, "k")
+    for k in (6, 9, 13):
+        x = torch.randn(3, 8)
+        torch.testing.assert_close(ex.run("k", step, x, _window(k)), step(x, _window(k)))
+    holder.w.mul_(-2)  # in place: the graph reads the same tensor
+    x = torch.randn(3, 8)
+    torch.testing.assert_close(ex.run("k", step, x, _window(7)), step(x, _window(7)))
+    assert calls == [] and ex._direct["k"] is not None
+    assert counters["stats"]["unique_graphs"] == 1
+
+    # arguments of another kind go through dynamo (here: a shape the graph was not built for, which the
+    # guard-skipping stance refuses rather than run a wrong graph)
+    with pytest.raises(RuntimeError, match="Recompilation"):
+        ex.run("k", step, torch.randn(5, 8), _window(7))
+    assert calls == [1]
+
+    # a new batch evaluates the guards again and captures what the step reaches now
+    holder.w = torch.randn(8, 4)
+    ex.new_batch()
+    x = torch.randn(3, 8)
+    torch.testing.assert_close(ex.run("k", step, x, _window(4)), step(x, _window(4)))
+    torch.testing.assert_close(ex.run("k", step, x, _window(8)), step(x, _window(8)))
+    assert calls == [1, 1]
+
+
+def test_skip_guards_without_a_direct_call_skips_guard_evaluation():
+    """A step whose return value is not one of its graph's outputs (here a tuple) runs through dynamo,
+    under the guard-skipping stance after a batch's first step."""
     torch._dynamo.reset()
     ex = StepExecutor("cpu")
     ex.configure(compile="default", skip_guards=True)
     counters.clear()
 
     def probe(x):
-        return x + 1
+        return x + 1, x * 2
 
     stances = []
     real = torch.compiler.set_stance
@@ -47,9 +109,9 @@ def test_skip_guards_after_a_batchs_first_step():
     x = torch.zeros(3)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(torch.compiler, "set_stance", spy)
-        assert torch.equal(ex.run("k", probe, x), x + 1)
-        assert stances == []  # the first step evaluates the guards
-        assert torch.equal(ex.run("k", probe, x + 1), x + 2)
+        assert torch.equal(ex.run("k", probe, x)[0], x + 1)
+        assert stances == [] and ex._direct["k"] is None  # the first step evaluates the guards
+        assert torch.equal(ex.run("k", probe, x + 1)[1], x + 2)
         assert stances == [True]
         ex.new_batch()
         ex.run("k", probe, x)

@@ -106,14 +106,19 @@ def test_kernels_are_opaque_calls_under_compile(ops):
 
 
 @pytest.mark.parametrize("rows", [1, 3, 6])
-@pytest.mark.parametrize("wdtype", [torch.float32, torch.bfloat16, "int8"])
+@pytest.mark.parametrize("wdtype", [torch.float32, torch.bfloat16, "int8", "int4"])
 def test_grouped_gemv_calls_equal_the_separate_calls_bitwise(ops, rows, wdtype):
     """Weights that read the same x (a query/key/value or gate/up group): one call, each output as alone."""
     torch.manual_seed(0)
     outs, k = (90, 30, 42), 4096  # rows split between threads inside int8's groups of four
     xdtype = torch.bfloat16 if wdtype == torch.bfloat16 else torch.float32
     x, biases = torch.randn(rows, k).to(xdtype), [None, torch.randn(30), None]
-    if wdtype == "int8":
+    if wdtype == "int4":
+        quantized = [quantize_uint4(torch.randn(o, k), 128) for o in outs]
+        packed, scale_zero = [pack_uint4(q) for q, _ in quantized], [sz for _, sz in quantized]
+        alone = [ops.gemv_int4(x, p, sz, 128, b) for p, sz, b in zip(packed, scale_zero, biases)]
+        grouped = ops.gemv_int4_many(x, packed, scale_zero, 128, biases).split(outs, -1)
+    elif wdtype == "int8":
         packed = [ops.pack_int8_rows(torch.randint(-128, 128, (o, k), dtype=torch.int8)) for o in outs]
         scales = [torch.rand(o) * 0.01 for o in outs]
         alone = [ops.gemv_int8(x, p, s, b) for p, s, b in zip(packed, scales, biases)]
@@ -133,17 +138,19 @@ def test_compiled_gemv_calls_on_one_input_become_one_grouped_call(ops, cpp_wrapp
     torch.manual_seed(0)
     ws, other, bias = [torch.randn(o, 64).bfloat16() for o in (64, 32, 32, 16, 8)], torch.randn(16, 64).bfloat16(), torch.randn(32)
     packed, scale = ops.pack_int8_rows(torch.randint(-128, 128, (48, 64), dtype=torch.int8)), torch.rand(48) * 0.01
+    int4 = [(pack_uint4(q), sz, group) for group in (32, 32, 64) for q, sz in [quantize_uint4(torch.randn(24, 64), group)]]
 
     def step(x):
         h = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
         q, k, v = ops.gemv(h, ws[0], None, None), ops.gemv(h, ws[1], None, bias), ops.gemv(h, ws[2], None, None)
-        alone = ops.gemv(h.float(), other.float(), None, None)  # another input: left alone
+        alone = ops.gemv(x.float(), other.float(), None, None)  # another input: left alone
         u, g = ops.gemv_int8(x, packed, scale, None), ops.gemv_int8(x, packed, scale, bias.repeat(2)[:48])
         a, b = ops.gemv(q, ws[3], None, None), ops.gemv(q, ws[4], None, None)  # on a grouped call's output
+        i1, i2, i3 = (ops.gemv_int4(h, p, sz, group, None) for p, sz, group in int4)  # the third's groups differ: apart
         h2 = h * 2
         first = ops.gemv(h2, ws[3], None, None)  # its output the next one's bias (itself or a copy): apart
         second = ops.gemv(h2, ws[3], None, first if rows == 1 else first.reshape(-1)[:16].contiguous())
-        return q + 1, k * v, alone, u - g, a, b, second
+        return q + 1, k * v, alone, u - g, a, b, second, i1 - i2, i3
 
     seen = []
 
@@ -158,8 +165,8 @@ def test_compiled_gemv_calls_on_one_input_become_one_grouped_call(ops, cpp_wrapp
     got = torch.compile(step, fullgraph=True, options={"cpp_wrapper": cpp_wrapper, "fx_graph_cache": False,
                                                        "post_grad_custom_post_pass": Counted()})(x)
     torch._dynamo.reset()
-    assert seen == [["genaccel_cpu.gemv.default"] * 3 + ["genaccel_cpu.gemv_int8_many.default"]
-                    + ["genaccel_cpu.gemv_many.default"] * 2]
+    assert seen == [["genaccel_cpu.gemv.default"] * 3 + ["genaccel_cpu.gemv_int4.default", "genaccel_cpu.gemv_int4_many.default",
+                     "genaccel_cpu.gemv_int8_many.default"] + ["genaccel_cpu.gemv_many.default"] * 2]
     assert all(torch.equal(a, b) for a, b in zip(got, want))
 
 

@@ -93,11 +93,38 @@ def test_static_cache_window_reads_only_filled_positions(registry, compiled):
         if compiled:
             torch.testing.assert_close(models[2].decode(tokens, pos, 9 + step + 1), b, rtol=1e-5, atol=1e-5)
         tokens = a.argmax(-1)
-    assert windowed.cache.read_window.shape[0] == 15  # the last step read positions 0..14 of 96
+    if not compiled:  # compiled, the step's graph is called directly: the cache keeps its first step's target
+        assert windowed.cache.read_window.shape[0] == 15  # the last step read positions 0..14 of 96
     if compiled:  # one graph for the full cache, one (symbolic length) for every window; SDPA's
         assert counters["stats"]["unique_graphs"] == 3
     with pytest.raises(ValueError, match="kv_len 97"):
         windowed.decode(tokens, torch.tensor(15), 97)
+
+
+def test_compiled_step_called_directly_equals_dynamos_call(registry, monkeypatch):
+    """The compiled decode step's graph called without dynamo (after a batch's first step) gives the logits
+    of the same step called through dynamo, bitwise, over two batches and a growing window."""
+    import torch
+    from genaccel.engine.direct import DirectCall
+
+    def logits(model):
+        out = []
+        for batch in range(2):  # the second batch captures its own cache
+            model.setup(2, 64)  # the same cache, captured again by each batch's first step
+            model.prefill(torch.arange(3, 21).view(2, 9) + batch)
+            tokens = torch.tensor([5, 7])
+            for step in range(5):
+                out.append(model.decode(tokens, torch.tensor(9 + step), 9 + step + 1))
+                tokens = out[-1].argmax(-1)
+        return out
+
+    stack = ("sdpa", "static-kv", "compile", "int8-weight-only")
+    model = prepared(registry, RunConfig(workload="llama/t-t", preset="tiny", optimizations=stack)).instance.model
+    direct = logits(model)
+    assert model.steps._direct[("decode",)] is not None
+    monkeypatch.setattr(DirectCall, "accepts", lambda self, args: False)
+    through_dynamo = logits(model)
+    assert all(torch.equal(a, b) for a, b in zip(direct, through_dynamo))
 
 
 def test_weights_in_huge_pages_give_identical_greedy_tokens(registry, samples, baseline, monkeypatch):

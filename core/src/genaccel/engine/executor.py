@@ -14,11 +14,13 @@ decoder, HSTU's layers); nothing else calls ``torch.compile`` or ``torch.cuda.CU
   and the captured output is returned (the same tensor at every replay);
 - compile+cuda-graph: ``torch.compile(fn, mode="reduce-overhead")``, torch's CUDA graph trees.
 
-``skip_guards``: after a key's first run since :meth:`new_batch`, its compiled function runs
-under ``torch.compiler.set_stance("default", skip_guard_eval_unsafe=True)``.  A step whose later
-calls in a batch differ from its first only in tensor values (and symbolic sizes) then skips
-dynamo's guard evaluation (~3000 guards, ~1 ms a step on CPU for a decoder); were a recompile
-needed after all, torch raises instead of running a wrong graph.
+``skip_guards``: for a step whose later calls in a batch differ from its first only in tensor values
+(and symbolic sizes), and whose Python side effects are only read by the step itself.  After a key's
+first run since :meth:`new_batch`, a ``default``-mode CPU compile calls the graph that run used
+directly (:mod:`.direct`: no dynamo at all, ~1 ms a step less for the small Llama's decode step on
+2 CPU cores); elsewhere, or where the arguments' kinds changed, the compiled function runs under
+``torch.compiler.set_stance("default", skip_guard_eval_unsafe=True)``, which skips part of dynamo's
+guard evaluation and raises rather than run a wrong graph were a recompile needed after all.
 
 ``cpp_wrapper`` (a ``default``-mode compile on CPU): Inductor calls the step's kernels from a
 generated C++ function instead of Python; a decode step of ~100 small kernels then saves ~1.5 ms
@@ -40,6 +42,7 @@ import torch
 
 from .clock import synced_now
 from .compile_cache import use_genaccel_dir
+from .direct import CapturingInductor, DirectCall
 from .gemv_groups import GroupGemvs
 
 
@@ -52,6 +55,8 @@ class StepExecutor:
         self._fns: dict[object, object] = {}  # key -> compiled function
         self._graphs: dict[tuple, tuple] = {}  # (key, argument shapes) -> (graph, inputs, output)
         self._warm: set = set()  # keys run since the last new_batch (their guards were evaluated)
+        self._backend: CapturingInductor | None = None  # the backend of the compiles called directly
+        self._direct: dict[object, DirectCall | None] = {}  # key -> its graph called without dynamo
         self.build_s = 0.0  # seconds of the runs that compiled a key or captured a graph
 
     def configure(self, *, compile: str | None = None, cuda_graph: bool = False, fullgraph: bool = True,
@@ -79,20 +84,31 @@ class StepExecutor:
         if step is None:
             step = self._fns[key] = self._compiled(fn)
             t0 = synced_now(self.device)
-            out = step(*args)
+            out = self._guarded(key, step, fn, args)
             self.build_s += synced_now(self.device) - t0
-            self._warm.add(key)
             return out
         if self.skip_guards and key in self._warm:
+            direct = self._direct.get(key)
+            if direct is not None and direct.accepts(args):
+                return direct(args)
             with torch.compiler.set_stance("default", skip_guard_eval_unsafe=True):
                 return step(*args)
+        return self._guarded(key, step, fn, args)
+
+    def _guarded(self, key, step, fn, args):
+        """``step(*args)`` through dynamo's guards; the graph it ran is captured for direct calls."""
+        if self._backend is not None:
+            self._backend.last = None
         out = step(*args)
         self._warm.add(key)
+        if self._backend is not None:
+            self._direct[key] = DirectCall.capture(self._backend, fn, args, out)
         return out
 
     def new_batch(self) -> None:
         """The next run of each key evaluates dynamo's guards (they choose the batch's graph)."""
         self._warm.clear()
+        self._direct.clear()
 
     def reset(self) -> None:
         """Drop compiled functions, graphs and dynamo's caches: everything is rebuilt on next use."""
@@ -103,6 +119,8 @@ class StepExecutor:
         self._fns.clear()
         self._graphs.clear()
         self._warm.clear()
+        self._direct.clear()
+        self._backend = None
 
     def _compiled(self, fn):
         use_genaccel_dir()
@@ -111,6 +129,9 @@ class StepExecutor:
         if self.compile == "default" and torch.device(self.device).type == "cpu":
             # options replace the mode: "default" is the mode without options
             options = {"post_grad_custom_post_pass": GroupGemvs(), "cpp_wrapper": self.cpp_wrapper}
+            if self.skip_guards and self.fullgraph:  # one graph per call, called directly after the batch's first
+                self._backend = self._backend or CapturingInductor(options)
+                return torch.compile(fn, backend=self._backend, fullgraph=True, dynamic=self.dynamic)
             return torch.compile(fn, options=options, fullgraph=self.fullgraph, dynamic=self.dynamic)
         return torch.compile(fn, mode=self.compile, fullgraph=self.fullgraph, dynamic=self.dynamic)
 

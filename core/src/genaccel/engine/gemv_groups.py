@@ -1,7 +1,7 @@
 """One native GEMV call for the few-row products that read the same input: a compiled graph's
-``genaccel_cpu.gemv`` (or ``gemv_int8``) calls on one input node become one ``gemv_many``
-(``gemv_int8_many``) call whose output holds theirs side by side, each read as a slice (a view): an
-Inductor post-grad pass.
+``genaccel_cpu.gemv`` (``gemv_int8``, ``gemv_int4``) calls on one input node become one ``gemv_many``
+(``gemv_int8_many``, ``gemv_int4_many``) call whose output holds theirs side by side, each read as a
+slice (a view): an Inductor post-grad pass.  int4 calls are grouped where their group sizes agree.
 
 A decoder layer's query, key and value projections read the same normed hidden state, and so do
 its MLP's gate and up projections: 7 calls a Llama layer become 4.  The grouped call converts or
@@ -25,10 +25,11 @@ from __future__ import annotations
 import torch
 from torch._inductor.custom_graph_pass import CustomGraphPass, get_hash_for_files
 
-#: a single call's op name → (its argument names, the grouped op's name); the grouped op takes the
-#: input, then one list per other argument
-GROUPED = {"gemv": (("x", "w", "scale", "bias"), "gemv_many"),
-           "gemv_int8": (("x", "packed", "scale", "bias"), "gemv_int8_many")}
+#: a single call's op name → (its argument names, the grouped op's name, the arguments its calls share); the
+#: grouped op takes the input, then one list per other argument but the shared ones, which it takes once
+GROUPED = {"gemv": (("x", "w", "scale", "bias"), "gemv_many", ()),
+           "gemv_int8": (("x", "packed", "scale", "bias"), "gemv_int8_many", ()),
+           "gemv_int4": (("x", "packed", "scale_zero", "group", "bias"), "gemv_int4_many", ("group",))}
 
 
 class GroupGemvs(CustomGraphPass):
@@ -41,10 +42,12 @@ class GroupGemvs(CustomGraphPass):
             name = _op_name(node)
             if name is None:
                 continue
-            args = _arguments(node, GROUPED[name][0])
+            names, _, shared = GROUPED[name]
+            args = _arguments(node, names)
             weight = args[1].meta.get("val") if isinstance(args[1], torch.fx.Node) else None
-            groups.setdefault((name, args[0], getattr(weight, "dtype", None)), []).append(node)
-        for (name, _, _), nodes in groups.items():
+            key = (name, args[0], getattr(weight, "dtype", None), *(args[names.index(a)] for a in shared))
+            groups.setdefault(key, []).append(node)
+        for (name, *_), nodes in groups.items():
             if (len(nodes) < 2 or not all(isinstance(n.meta["val"].shape[-1], int) for n in nodes)
                     or any(a in nodes for n in nodes for a in n.all_input_nodes)):
                 continue  # alone, a symbolic number of output rows, or one call's output another's argument
@@ -84,20 +87,22 @@ def _arguments_of(call: tuple, names: tuple[str, ...]) -> list:
     return [kwargs.get(n, a) for n, a in zip(names, args)]
 
 
-def _grouped(calls: list[list]) -> tuple:
-    """The grouped op's arguments from its calls' (the same input first): the input, then a list per other argument."""
-    return (calls[0][0], *([c[i] for c in calls] for i in range(1, len(calls[0]))))
+def _grouped(name: str, calls: list[list]) -> tuple:
+    """The grouped op's arguments from its calls' (the same input first): the input, then a list per other
+    argument, or the calls' common value of a shared one."""
+    names, _, shared = GROUPED[name]
+    return (calls[0][0], *(calls[0][i] if names[i] in shared else [c[i] for c in calls] for i in range(1, len(names))))
 
 
 def _merge(graph: torch.fx.Graph, name: str, nodes: list[torch.fx.Node], after: torch.fx.Node) -> None:
     """``nodes`` (single calls of op ``name``) as one grouped call and its items, placed after ``after``."""
-    names, grouped = GROUPED[name]
+    names, grouped, _ = GROUPED[name]
     op = getattr(torch.ops.genaccel_cpu, grouped).default
     with graph.inserting_before(after.next):
-        call = graph.call_function(op, _grouped([_arguments(n, names) for n in nodes]))
+        call = graph.call_function(op, _grouped(name, [_arguments(n, names) for n in nodes]))
         call.meta["val"] = torch.cat([n.meta["val"] for n in nodes], -1)
         if all("eager_input_vals" in n.meta for n in nodes):  # Inductor gives the input the strides it had
-            call.meta["eager_input_vals"] = (_grouped([_arguments_of(n.meta["eager_input_vals"], names) for n in nodes]), {})
+            call.meta["eager_input_vals"] = (_grouped(name, [_arguments_of(n.meta["eager_input_vals"], names) for n in nodes]), {})
         items, start = [], 0
         for node in nodes:
             end = start + node.meta["val"].shape[-1]

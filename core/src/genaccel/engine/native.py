@@ -42,7 +42,7 @@ def unavailable() -> str | None:
 
 @functools.cache
 def cpu_ops():
-    """``torch.ops.genaccel_cpu`` (``gemv``, ``gemv_int8``, their ``_many`` forms, ``gemv_int4``, ``decode_attention`` ...), built or loaded
+    """``torch.ops.genaccel_cpu`` (``gemv``, ``gemv_int8``, ``gemv_int4``, their ``_many`` forms, ``decode_attention`` ...), built or loaded
     from the cache; None where :func:`unavailable` or the build failed."""
     if unavailable():
         return None
@@ -87,6 +87,9 @@ def _register_fakes() -> None:
     def gemv_int4(x, packed, scale_zero, group, bias=None):
         return x.new_empty(*x.shape[:-1], scale_zero.shape[0])
 
+    def gemv_int4_many(x, packed, scale_zero, group, bias):
+        return x.new_empty(*x.shape[:-1], sum(one.shape[0] for one in scale_zero))
+
     def dequantize_int4(packed, scale_zero, group):
         return packed.new_empty(scale_zero.shape[0], packed.shape[1] * 2, dtype=torch.float32)
 
@@ -106,7 +109,8 @@ def _register_fakes() -> None:
     def narrow_attention(q, k, v, scale):
         return q.new_empty(q.shape[0], q.shape[2], q.shape[1], q.shape[3]).transpose(1, 2)  # (B, Lq, H, D) in memory
 
-    for name, fn in (("gemv", gemv), ("gemv_many", gemv_many), ("gemv_int8_many", gemv_int8_many), ("gemv_int4", gemv_int4), ("dequantize_int4", dequantize_int4),
+    for name, fn in (("gemv", gemv), ("gemv_many", gemv_many), ("gemv_int8_many", gemv_int8_many), ("gemv_int4", gemv_int4),
+                     ("gemv_int4_many", gemv_int4_many), ("dequantize_int4", dequantize_int4),
                      ("gemv_int8", gemv_int8), ("pack_int8_rows", pack_int8_rows),
                      ("int7_from_int4", int7_from_int4),
                      ("decode_attention", decode_attention), ("narrow_attention", narrow_attention)):

@@ -108,7 +108,8 @@ class StaticKVCache:
         self.n_pad = torch.zeros(batch_size, dtype=torch.long, device=device)
         self.positions = torch.arange(max_seq_len, device=device)
         # Positions written by the next forward and how many positions it reads (None: all);
-        # set before each call through ``target``.
+        # set before each call through ``target`` (a compiled step called without dynamo leaves
+        # them as its batch's first call set them).
         self.write_pos = torch.zeros(1, dtype=torch.long, device=device)
         self.read_window: torch.Tensor | None = None
 

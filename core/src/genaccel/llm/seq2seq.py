@@ -163,6 +163,7 @@ class Seq2SeqLM(HFCausalLM):
             hidden, enc_valid = hidden.repeat_interleave(reps, 0), enc_valid.repeat_interleave(reps, 0)
         self.enc_hidden, self.enc_valid = hidden, enc_valid
         self.cross_mask = self._additive(enc_valid[:, None, None, :])
+        self.steps.new_batch()  # the decode step reads these new tensors: its next call captures them
         if valid is None:
             valid = torch.ones_like(input_ids, dtype=torch.bool)
         allowed = self.cache.start(valid)

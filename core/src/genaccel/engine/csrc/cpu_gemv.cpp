@@ -509,19 +509,30 @@ void check_int4(const at::Tensor& x, const at::Tensor& packed, const at::Tensor&
   TORCH_CHECK(!x.defined() || x.size(-1) == k, "genaccel_cpu: x has ", x.size(-1), " features, the weights ", k);
 }
 
-// x @ W.T (+ bias) for the group-wise int4 W, in x's dtype.
-at::Tensor gemv_int4(const at::Tensor& x, const at::Tensor& packed, const at::Tensor& scale_zero, int64_t group,
-                     const c10::optional<at::Tensor>& bias) {
-  check_int4(x, packed, scale_zero, group);
-  const int64_t k = x.size(-1), out = scale_zero.size(0), groups = k / group, rows = x.numel() / k;
-  auto wp = packed.const_data_ptr<uint8_t>();
-  auto sz = reinterpret_cast<const uint16_t*>(scale_zero.const_data_ptr<c10::BFloat16>());
+// x @ W.T (+ bias) for each group-wise int4 W of packed and scale_zero (all in groups of `group` features), side
+// by side in one tensor (..., sum of the Ws' rows) of x's dtype, in one parallel region (x quantized once).
+at::Tensor gemv_int4_many(const at::Tensor& x_in, at::TensorList packed, at::TensorList scale_zero, int64_t group,
+                          const c10::List<c10::optional<at::Tensor>>& bias) {
+  const at::Tensor x = x_in.contiguous();  // a view (a slice of another call's output) is copied
+  const int64_t n = static_cast<int64_t>(packed.size());
+  TORCH_CHECK(n > 0 && static_cast<int64_t>(scale_zero.size()) == n, "genaccel_cpu.gemv_int4: ", n,
+              " weights but ", scale_zero.size(), " scale_zero tensors");
+  std::vector<int64_t> outs;
+  for (int64_t j = 0; j < n; ++j) {
+    check_int4(x, packed[j], scale_zero[j], group);
+    outs.push_back(scale_zero[j].size(0));
+  }
+  const int64_t k = x.size(-1), groups = k / group, rows = x.numel() / k;
   const FloatRows xf = as_float(x);
   const QuantRows xq = quantize_rows(xf.p(), rows, k, group);
-  return few_rows(x, {out}, {c10::nullopt}, {bias}, [&](int, int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
+  return few_rows(x, outs, std::vector<c10::optional<at::Tensor>>(n), optionals(bias, n, "biases"),
+                  [&](int j, int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
     const int8_t* q = xq.q.data() + r0 * k;
     const float *d = xq.d.data() + r0 * groups, *xs = xq.sum.data() + r0 * groups;
     const int32_t* qs = xq.qsum.data() + r0 * groups;
+    const uint8_t* wp = packed[j].const_data_ptr<uint8_t>();
+    auto sz = reinterpret_cast<const uint16_t*>(scale_zero[j].const_data_ptr<c10::BFloat16>());
+    const int64_t out = outs[j];
     switch (R) {
       case 1: return int4_rows<1>(q, d, xs, qs, wp, sz, yr, k, out, group, o0, o1);
       case 2: return int4_rows<2>(q, d, xs, qs, wp, sz, yr, k, out, group, o0, o1);
@@ -529,6 +540,12 @@ at::Tensor gemv_int4(const at::Tensor& x, const at::Tensor& packed, const at::Te
       default: return int4_rows<4>(q, d, xs, qs, wp, sz, yr, k, out, group, o0, o1);
     }
   });
+}
+
+// x @ W.T (+ bias) for the group-wise int4 W, in x's dtype.
+at::Tensor gemv_int4(const at::Tensor& x, const at::Tensor& packed, const at::Tensor& scale_zero, int64_t group,
+                     const c10::optional<at::Tensor>& bias) {
+  return gemv_int4_many(x, {packed}, {scale_zero}, group, c10::List<c10::optional<at::Tensor>>({bias}));
 }
 
 // int8 weights (out, k) repacked for int8_rows: (ceil(out / 4), 4 * k), rows past out zero.
@@ -667,6 +684,7 @@ TORCH_LIBRARY(genaccel_cpu, m) {
   m.def("gemv(Tensor x, Tensor w, Tensor? scale=None, Tensor? bias=None) -> Tensor");
   m.def("gemv_many(Tensor x, Tensor[] w, Tensor?[] scale, Tensor?[] bias) -> Tensor");
   m.def("gemv_int4(Tensor x, Tensor packed, Tensor scale_zero, int group, Tensor? bias=None) -> Tensor");
+  m.def("gemv_int4_many(Tensor x, Tensor[] packed, Tensor[] scale_zero, int group, Tensor?[] bias) -> Tensor");
   m.def("dequantize_int4(Tensor packed, Tensor scale_zero, int group) -> Tensor");
   m.def("pack_int8_rows(Tensor w) -> Tensor");
   m.def("gemv_int8(Tensor x, Tensor packed, Tensor scale, Tensor? bias=None) -> Tensor");
@@ -678,6 +696,7 @@ TORCH_LIBRARY_IMPL(genaccel_cpu, CPU, m) {
   m.impl("gemv", &gemv);
   m.impl("gemv_many", &gemv_many);
   m.impl("gemv_int4", &gemv_int4);
+  m.impl("gemv_int4_many", &gemv_int4_many);
   m.impl("dequantize_int4", &dequantize_int4);
   m.impl("pack_int8_rows", &pack_int8_rows);
   m.impl("gemv_int8", &gemv_int8);

@@ -1,0 +1,158 @@
+"""A compiled step's graph called without dynamo: the executor's guard-free path for ``skip_guards``.
+
+At every call of a compiled function dynamo finds its cached graph (evaluating guards over every
+tensor the graph reads: each parameter, buffer and cache tensor, ~230 for the small Llama's decode
+step) and gathers the graph's inputs from the frame.  For that step, ~9 ms on 2 CPU cores, this is
+~1 ms, even with ``skip_guard_eval_unsafe`` (which still checks every tensor's guards).
+
+A step whose later calls in a batch differ from its first only in its arguments' tensor values and
+symbolic sizes (the executor's ``skip_guards`` contract) can instead call the compiled graph itself:
+
+- :class:`CapturingInductor` is the dynamo backend (Inductor's ``compile_fx`` with the executor's
+  options) whose compiled graphs record the inputs and outputs of their last call;
+- after a guarded call, :meth:`DirectCall.capture` reads which graph ran: every graph input whose
+  source is not one of the step's arguments (weights, caches, constants reached through ``self`` or
+  globals) is kept as that call passed it; the others are read from each call's arguments (the
+  argument itself, or one of its sizes or strides); the step's return value must be one of the
+  graph's outputs.  Anything else (an input nested inside an argument, a return value built from
+  several outputs, a graph that did not run whole) leaves the step on dynamo's path.
+- :meth:`DirectCall.accepts` is the guard that remains: the same global state (grad mode, autocast),
+  the arguments' kinds, dtypes, devices and fixed sizes.
+
+So within a batch the tensors a step reaches through ``self`` must stay the same objects (changed in
+place, as the static KV cache's buffers, they are read anew; an attribute bound to another tensor is
+seen from the next batch: the owner calls ``new_batch`` when it rebinds one, as Seq2SeqLM's prefill).
+What dynamo's bytecode does around the graph is not replayed: attributes the step sets on Python
+objects (the static cache's write position) keep the values of the batch's first call, which is
+sound for state that the step itself sets before it reads it, as the static cache's ``target``.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+from torch._dynamo.source import ChainedSource, LocalSource, TensorProperty, TensorPropertySource
+
+
+class CapturingInductor:
+    """A dynamo backend: Inductor with ``options`` (``torch.compile``'s ``options``), each compiled graph
+    recording in :attr:`last` its inputs' sources (dynamo's, read at compile time: it drops them after),
+    its inputs and its outputs when called."""
+
+    compiler_name = "inductor"  # what dynamo's logs call it
+
+    def __init__(self, options: dict):
+        self.options = options
+        self.last: tuple | None = None  # (input sources, compiled function, inputs, outputs) of the last call
+
+    def __call__(self, gm: torch.fx.GraphModule, example_inputs):
+        from torch._inductor.compile_fx import compile_fx
+
+        sources = [getattr(node.meta.get("grapharg"), "source", None) for node in gm.graph.find_nodes(op="placeholder")]
+        compiled = compile_fx(gm, example_inputs, config_patches=self.options)
+
+        def run(*inputs):
+            out = compiled(*inputs)
+            self.last = (sources, compiled, inputs, out)
+            return out
+
+        return run
+
+
+def _global_state() -> tuple:
+    return (torch.is_grad_enabled(), torch.is_inference_mode_enabled(), torch.get_autocast_dtype("cpu"),
+            torch.is_autocast_enabled("cpu"), torch.get_default_dtype())
+
+
+class DirectCall:
+    """One compiled graph called with the inputs of a step's guarded call, its arguments' replaced."""
+
+    def __init__(self, compiled, fixed: list, slots: list, output: int, kinds: list, state: tuple):
+        self.compiled, self.fixed, self.slots, self.output = compiled, fixed, slots, output
+        self.kinds, self.state = kinds, state
+
+    @classmethod
+    def capture(cls, backend: CapturingInductor, fn, args: tuple, result) -> DirectCall | None:
+        """The direct call of the graph ``backend`` ran for ``fn(*args)`` (which returned ``result``),
+        or None where the step cannot be called so (module docstring)."""
+        if backend.last is None or not isinstance(result, torch.Tensor):
+            return None
+        sources, compiled, inputs, outs = backend.last
+        backend.last = None  # holds the call's tensors
+        output = next((j for j, o in enumerate(outs) if o is result), None)
+        try:
+            params = list(inspect.signature(fn).parameters.values())
+        except (TypeError, ValueError):
+            return None
+        if output is None or len(sources) != len(inputs) or None in sources or any(
+                p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params):
+            return None
+        position = {p.name: i for i, p in enumerate(params[:len(args)])}
+        slots, symbolic, passed = [], set(), set()
+        for i, source in enumerate(sources):
+            root = source
+            while isinstance(root, ChainedSource):
+                root = root.base
+            if not (isinstance(root, LocalSource) and root.local_name in position):
+                continue  # not from an argument: kept as passed
+            if isinstance(source, LocalSource):
+                slots.append((i, position[source.local_name], None, None))
+                passed.add(position[source.local_name])
+            elif (isinstance(source, TensorPropertySource) and isinstance(source.base, LocalSource)
+                  and source.prop in (TensorProperty.SIZE, TensorProperty.STRIDE)):
+                arg = position[source.base.local_name]
+                slots.append((i, arg, source.prop, source.idx))
+                symbolic.add((arg, source.prop, source.idx))
+            else:
+                return None
+        kinds = [cls._kind(a, n in passed, [(p, d) for arg, p, d in symbolic if arg == n]) for n, a in enumerate(args)]
+        if None in kinds:
+            return None
+        return cls(compiled, list(inputs), slots, output, kinds, _global_state())
+
+    @staticmethod
+    def _kind(arg, passed: bool, symbolic: list) -> tuple | None:
+        """What a later argument must share with ``arg``: a tensor's dtype, device, gradient flag, fixed
+        sizes and strides (with a symbolic size: contiguity); a value the graph takes as an input (a
+        symbolic int), its type; another value (one the graph was specialized on), itself.  None: a
+        strided tensor of symbolic size, left to dynamo."""
+        if not isinstance(arg, torch.Tensor):
+            return ("type", type(arg)) if passed else ("value", type(arg), arg)
+        sizes = tuple(None if (TensorProperty.SIZE, d) in symbolic else s for d, s in enumerate(arg.shape))
+        if None in sizes:
+            if not arg.is_contiguous():
+                return None
+            strides = None
+        else:
+            strides = tuple(None if (TensorProperty.STRIDE, d) in symbolic else s for d, s in enumerate(arg.stride()))
+        return ("tensor", arg.dtype, arg.device, arg.requires_grad, sizes, strides)
+
+    def accepts(self, args: tuple) -> bool:
+        """Whether ``args`` (and the global state) are of the kinds the graph was captured with."""
+        if len(args) != len(self.kinds) or _global_state() != self.state:
+            return False
+        for arg, kind in zip(args, self.kinds):
+            if kind[0] != "tensor":
+                if type(arg) is not kind[1] or (kind[0] == "value" and arg != kind[2]):
+                    return False
+                continue
+            _, dtype, device, grad, sizes, strides = kind
+            if (not isinstance(arg, torch.Tensor) or arg.dtype != dtype or arg.device != device
+                    or arg.requires_grad != grad or arg.dim() != len(sizes)):
+                return False
+            if any(s is not None and s != arg.shape[d] for d, s in enumerate(sizes)):
+                return False
+            if strides is None:
+                if not arg.is_contiguous():
+                    return False
+            elif any(s is not None and s != arg.stride(d) for d, s in enumerate(strides)):
+                return False
+        return True
+
+    def __call__(self, args: tuple):
+        inputs = list(self.fixed)
+        for i, arg, prop, d in self.slots:
+            a = args[arg]
+            inputs[i] = a if prop is None else a.size(d) if prop is TensorProperty.SIZE else a.stride(d)
+        return self.compiled(*inputs)[self.output]
