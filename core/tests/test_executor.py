@@ -70,8 +70,19 @@ def test_skip_guards_calls_the_batchs_graph_directly():
     holder.w.mul_(-2)  # in place: the graph reads the same tensor
     x = torch.randn(3, 8)
     torch.testing.assert_close(ex.run("k", step, x, _window(7)), step(x, _window(7)))
-    assert calls == [] and ex._direct["k"] is not None
+    assert calls == [] and ex._direct["k"] is not None and ex._backend.last is None  # no call's tensors held
     assert counters["stats"]["unique_graphs"] == 1
+
+    # what the direct call still checks: the global state, and the arguments' dtype, gradient flag, fixed
+    # sizes, symbolic sizes of at least 2
+    direct, x = ex._direct["k"], torch.randn(3, 8)
+    assert direct.accepts((x, _window(7)))
+    with torch.no_grad():
+        assert not direct.accepts((x, _window(7)))
+    assert not direct.accepts((x.double(), _window(7)))
+    assert not direct.accepts((x.requires_grad_(), _window(7)))
+    assert not direct.accepts((torch.randn(4, 8), _window(7)))
+    assert not direct.accepts((torch.randn(3, 8), torch.arange(20.0)[:1]))
 
     # arguments of another kind go through dynamo (here: a shape the graph was not built for, which the
     # guard-skipping stance refuses rather than run a wrong graph)
@@ -86,6 +97,21 @@ def test_skip_guards_calls_the_batchs_graph_directly():
     torch.testing.assert_close(ex.run("k", step, x, _window(4)), step(x, _window(4)))
     torch.testing.assert_close(ex.run("k", step, x, _window(8)), step(x, _window(8)))
     assert calls == [1, 1]
+
+
+def test_no_direct_call_for_one_tensor_passed_twice():
+    """Dynamo gives a tensor passed as two arguments one graph input: a later call with two tensors would
+    read one of them for both, so such a step stays on dynamo's path."""
+    torch._dynamo.reset()
+    ex = StepExecutor("cpu")
+    ex.configure(compile="default", skip_guards=True)
+
+    def step(a, b):
+        return a * 2 + b
+
+    x = torch.randn(4)
+    torch.testing.assert_close(ex.run("k", step, x, x), x * 3)
+    assert ex._direct["k"] is None
 
 
 def test_skip_guards_without_a_direct_call_skips_guard_evaluation():

@@ -17,7 +17,9 @@ symbolic sizes (the executor's ``skip_guards`` contract) can instead call the co
   graph's outputs.  Anything else (an input nested inside an argument, a return value built from
   several outputs, a graph that did not run whole) leaves the step on dynamo's path.
 - :meth:`DirectCall.accepts` is the guard that remains: the same global state (grad mode, autocast),
-  the arguments' kinds, dtypes, devices and fixed sizes.
+  the arguments' kinds, dtypes, devices, gradient flags, fixed sizes and strides, symbolic sizes of at
+  least 2.  Other bounds dynamo may have put on a symbolic size are not checked: the step's owner keeps
+  it in range (the static cache's ``window`` refuses a length past the cache).
 
 So within a batch the tensors a step reaches through ``self`` must stay the same objects (changed in
 place, as the static KV cache's buffers, they are read anew; an attribute bound to another tensor is
@@ -33,31 +35,44 @@ import inspect
 
 import torch
 from torch._dynamo.source import ChainedSource, LocalSource, TensorProperty, TensorPropertySource
+from torch.fx.experimental.symbolic_shapes import free_symbols
 
 
 class CapturingInductor:
-    """A dynamo backend: Inductor with ``options`` (``torch.compile``'s ``options``), each compiled graph
-    recording in :attr:`last` its inputs' sources (dynamo's, read at compile time: it drops them after),
-    its inputs and its outputs when called."""
+    """A dynamo backend: Inductor with ``options`` (``torch.compile``'s ``options``).  A compiled graph called
+    while :attr:`armed` records in :attr:`last` what it knows of its inputs (read at compile time: dynamo
+    drops it after), the inputs and its outputs, and disarms; otherwise it records nothing (so nothing
+    holds a call's tensors)."""
 
     compiler_name = "inductor"  # what dynamo's logs call it
 
     def __init__(self, options: dict):
         self.options = options
-        self.last: tuple | None = None  # (input sources, compiled function, inputs, outputs) of the last call
+        self.armed = False
+        self.last: tuple | None = None  # (inputs' descriptions, compiled function, inputs, outputs)
 
     def __call__(self, gm: torch.fx.GraphModule, example_inputs):
         from torch._inductor.compile_fx import compile_fx
 
-        sources = [getattr(node.meta.get("grapharg"), "source", None) for node in gm.graph.find_nodes(op="placeholder")]
+        described = [_describe(node) for node in gm.graph.find_nodes(op="placeholder")]
         compiled = compile_fx(gm, example_inputs, config_patches=self.options)
 
         def run(*inputs):
             out = compiled(*inputs)
-            self.last = (sources, compiled, inputs, out)
+            if self.armed:
+                self.armed, self.last = False, (described, compiled, inputs, out)
             return out
 
         return run
+
+
+def _describe(node: torch.fx.Node) -> tuple | None:
+    """A graph input's dynamo source and the size symbols of its example value; None where dynamo passes it
+    transformed (a Python float as a tensor) or left no record."""
+    grapharg = node.meta.get("grapharg")
+    if grapharg is None or getattr(grapharg, "pass_arg_as_tensor", False):
+        return None
+    return grapharg.source, free_symbols(node.meta.get("example_value"))
 
 
 def _global_state() -> tuple:
@@ -74,28 +89,31 @@ class DirectCall:
 
     @classmethod
     def capture(cls, backend: CapturingInductor, fn, args: tuple, result) -> DirectCall | None:
-        """The direct call of the graph ``backend`` ran for ``fn(*args)`` (which returned ``result``),
+        """The direct call of the graph ``backend`` ran (armed) for ``fn(*args)``, which returned ``result``,
         or None where the step cannot be called so (module docstring)."""
-        if backend.last is None or not isinstance(result, torch.Tensor):
+        last, backend.last, backend.armed = backend.last, None, False
+        if last is None or not isinstance(result, torch.Tensor):
             return None
-        sources, compiled, inputs, outs = backend.last
-        backend.last = None  # holds the call's tensors
+        described, compiled, inputs, outs = last
         output = next((j for j, o in enumerate(outs) if o is result), None)
         try:
             params = list(inspect.signature(fn).parameters.values())
         except (TypeError, ValueError):
             return None
-        if output is None or len(sources) != len(inputs) or None in sources or any(
+        if output is None or len(described) != len(inputs) or None in described or any(
                 p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params):
             return None
         position = {p.name: i for i, p in enumerate(params[:len(args)])}
         slots, symbolic, passed = [], set(), set()
-        for i, source in enumerate(sources):
+        from_args, fixed_symbols = set(), set()  # size symbols of the inputs read from the arguments, of the others
+        for i, (source, symbols) in enumerate(described):
             root = source
             while isinstance(root, ChainedSource):
                 root = root.base
             if not (isinstance(root, LocalSource) and root.local_name in position):
-                continue  # not from an argument: kept as passed
+                fixed_symbols |= symbols  # not from an argument: kept as passed
+                continue
+            from_args |= symbols
             if isinstance(source, LocalSource):
                 slots.append((i, position[source.local_name], None, None))
                 passed.add(position[source.local_name])
@@ -106,6 +124,10 @@ class DirectCall:
                 symbolic.add((arg, source.prop, source.idx))
             else:
                 return None
+        tensors = [a for a in args if isinstance(a, torch.Tensor)]
+        kept = {id(t) for n, t in enumerate(inputs) if isinstance(t, torch.Tensor) and n not in {s[0] for s in slots}}
+        if from_args & fixed_symbols or len({id(t) for t in tensors}) < len(tensors) or any(id(t) in kept for t in tensors):
+            return None  # an argument's size tied to a kept input's, or one tensor passed twice (dynamo keeps one)
         kinds = [cls._kind(a, n in passed, [(p, d) for arg, p, d in symbolic if arg == n]) for n, a in enumerate(args)]
         if None in kinds:
             return None
@@ -129,7 +151,9 @@ class DirectCall:
         return ("tensor", arg.dtype, arg.device, arg.requires_grad, sizes, strides)
 
     def accepts(self, args: tuple) -> bool:
-        """Whether ``args`` (and the global state) are of the kinds the graph was captured with."""
+        """Whether ``args`` (and the global state) are of the kinds the graph was captured with: a tensor's
+        dtype, device, gradient flag, fixed sizes and strides (or contiguity), its symbolic sizes at least 2
+        (dynamo's graphs for sizes 0 and 1 are others)."""
         if len(args) != len(self.kinds) or _global_state() != self.state:
             return False
         for arg, kind in zip(args, self.kinds):
@@ -141,7 +165,7 @@ class DirectCall:
             if (not isinstance(arg, torch.Tensor) or arg.dtype != dtype or arg.device != device
                     or arg.requires_grad != grad or arg.dim() != len(sizes)):
                 return False
-            if any(s is not None and s != arg.shape[d] for d, s in enumerate(sizes)):
+            if any(arg.shape[d] < 2 if s is None else s != arg.shape[d] for d, s in enumerate(sizes)):
                 return False
             if strides is None:
                 if not arg.is_contiguous():

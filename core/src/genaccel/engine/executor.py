@@ -19,8 +19,8 @@ decoder, HSTU's layers); nothing else calls ``torch.compile`` or ``torch.cuda.CU
 first run since :meth:`new_batch`, a ``default``-mode CPU compile calls the graph that run used
 directly (:mod:`.direct`: no dynamo at all, ~1 ms a step less for the small Llama's decode step on
 2 CPU cores); elsewhere, or where the arguments' kinds changed, the compiled function runs under
-``torch.compiler.set_stance("default", skip_guard_eval_unsafe=True)``, which skips part of dynamo's
-guard evaluation and raises rather than run a wrong graph were a recompile needed after all.
+``torch.compiler.set_stance("default", skip_guard_eval_unsafe=True)``, which evaluates only the guards
+that tell a function's graphs apart (unsafe, torch warns, where the contract does not hold).
 
 ``cpp_wrapper`` (a ``default``-mode compile on CPU): Inductor calls the step's kernels from a
 generated C++ function instead of Python; a decode step of ~100 small kernels then saves ~1.5 ms
@@ -98,11 +98,12 @@ class StepExecutor:
     def _guarded(self, key, step, fn, args):
         """``step(*args)`` through dynamo's guards; the graph it ran is captured for direct calls."""
         if self._backend is not None:
-            self._backend.last = None
+            self._backend.armed, self._backend.last = True, None
         out = step(*args)
         self._warm.add(key)
-        if self._backend is not None:
-            self._direct[key] = DirectCall.capture(self._backend, fn, args, out)
+        if self._backend is not None:  # the function compiled for the key (its arguments' names)
+            compiled_fn = getattr(step, "_torchdynamo_orig_callable", fn)
+            self._direct[key] = DirectCall.capture(self._backend, compiled_fn, args, out)
         return out
 
     def new_batch(self) -> None:
