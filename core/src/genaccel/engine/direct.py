@@ -104,7 +104,7 @@ class DirectCall:
                 p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params):
             return None
         position = {p.name: i for i, p in enumerate(params[:len(args)])}
-        slots, symbolic, passed = [], set(), set()
+        slots = []  # (input, argument, None or the property read, its dimension)
         from_args, fixed_symbols = set(), set()  # size symbols of the inputs read from the arguments, of the others
         for i, (source, symbols) in enumerate(described):
             root = source
@@ -116,38 +116,37 @@ class DirectCall:
             from_args |= symbols
             if isinstance(source, LocalSource):
                 slots.append((i, position[source.local_name], None, None))
-                passed.add(position[source.local_name])
             elif (isinstance(source, TensorPropertySource) and isinstance(source.base, LocalSource)
                   and source.prop in (TensorProperty.SIZE, TensorProperty.STRIDE)):
-                arg = position[source.base.local_name]
-                slots.append((i, arg, source.prop, source.idx))
-                symbolic.add((arg, source.prop, source.idx))
+                slots.append((i, position[source.base.local_name], source.prop, source.idx))
             else:
                 return None
         tensors = [a for a in args if isinstance(a, torch.Tensor)]
-        kept = {id(t) for n, t in enumerate(inputs) if isinstance(t, torch.Tensor) and n not in {s[0] for s in slots}}
+        slotted = {i for i, *_ in slots}
+        kept = {id(t) for i, t in enumerate(inputs) if isinstance(t, torch.Tensor) and i not in slotted}
         if from_args & fixed_symbols or len({id(t) for t in tensors}) < len(tensors) or any(id(t) in kept for t in tensors):
             return None  # an argument's size tied to a kept input's, or one tensor passed twice (dynamo keeps one)
-        kinds = [cls._kind(a, n in passed, [(p, d) for arg, p, d in symbolic if arg == n]) for n, a in enumerate(args)]
+        kinds = [cls._kind(a, [(p, d) for _, arg, p, d in slots if arg == n]) for n, a in enumerate(args)]
         if None in kinds:
             return None
         return cls(compiled, list(inputs), slots, output, kinds, _global_state())
 
     @staticmethod
-    def _kind(arg, passed: bool, symbolic: list) -> tuple | None:
-        """What a later argument must share with ``arg``: a tensor's dtype, device, gradient flag, fixed
-        sizes and strides (with a symbolic size: contiguity); a value the graph takes as an input (a
-        symbolic int), its type; another value (one the graph was specialized on), itself.  None: a
-        strided tensor of symbolic size, left to dynamo."""
+    def _kind(arg, read: list) -> tuple | None:
+        """What a later argument must share with ``arg``, of which the graph reads ``read`` ((None, None):
+        the argument itself; (property, dimension): a symbolic size or stride): a tensor's dtype, device,
+        gradient flag, fixed sizes and strides (with a symbolic size: contiguity); a value the graph takes
+        as an input (a symbolic int), its type; another value (one the graph was specialized on), itself.
+        None: a strided tensor of symbolic size, left to dynamo."""
         if not isinstance(arg, torch.Tensor):
-            return ("type", type(arg)) if passed else ("value", type(arg), arg)
-        sizes = tuple(None if (TensorProperty.SIZE, d) in symbolic else s for d, s in enumerate(arg.shape))
+            return ("type", type(arg)) if (None, None) in read else ("value", type(arg), arg)
+        sizes = tuple(None if (TensorProperty.SIZE, d) in read else s for d, s in enumerate(arg.shape))
         if None in sizes:
             if not arg.is_contiguous():
                 return None
             strides = None
         else:
-            strides = tuple(None if (TensorProperty.STRIDE, d) in symbolic else s for d, s in enumerate(arg.stride()))
+            strides = tuple(None if (TensorProperty.STRIDE, d) in read else s for d, s in enumerate(arg.stride()))
         return ("tensor", arg.dtype, arg.device, arg.requires_grad, sizes, strides)
 
     def accepts(self, args: tuple) -> bool:
