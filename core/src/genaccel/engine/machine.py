@@ -18,16 +18,25 @@ from .clock import is_cuda, synced_now
 def device_name(device: str) -> str:
     if is_cuda(device):
         return torch.cuda.get_device_name(torch.device(device))
-    name = platform.processor() or platform.machine()
+    name, flags = platform.processor() or platform.machine(), set()
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("model name"):
                     name = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
                     break
     except OSError:
         pass
-    return f"{name} ({torch.get_num_threads()} threads)"
+    extensions = [label for flag, label in CPU_EXTENSIONS if flag in flags]
+    return f"{name} ({torch.get_num_threads()} threads{'; ' if extensions else ''}{', '.join(extensions)})"
+
+
+#: the vector extensions a CPU's name is given with (/proc/cpuinfo's flag, its name): what decides which of
+#: genaccel's, torch's and llama.cpp's kernels run
+CPU_EXTENSIONS = (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX-512 BF16"),
+                  ("avx512_vnni", "AVX-512 VNNI"), ("amx_bf16", "AMX-BF16"), ("amx_int8", "AMX-INT8"))
 
 
 _bandwidth_probe: dict[str, float] = {}  # device name -> this process's own measurement

@@ -26,7 +26,8 @@ from ..errors import first_line
 from ..files import cache_dir, warn
 
 CSRC = Path(__file__).parent / "csrc"
-SOURCES = (CSRC / "cpu_gemv.cpp", CSRC / "cpu_attention.cpp")  # and the header they share, csrc/simd.h
+SOURCES = (CSRC / "cpu_gemv.cpp", CSRC / "cpu_gemv_avx512.cpp", CSRC / "cpu_attention.cpp")
+HEADERS = (CSRC / "simd.h", CSRC / "cpu_gemv_avx512.h")
 FLAGS = ["-O3", "-mavx2", "-mfma", "-fopenmp"]
 
 
@@ -56,7 +57,7 @@ def cpu_ops():
         except ImportError:
             pass
 
-    text = b"".join(p.read_bytes() for p in (*SOURCES, CSRC / "simd.h"))
+    text = b"".join(p.read_bytes() for p in (*SOURCES, *HEADERS))
     key = hashlib.sha256(text + f"{torch.__version__} {FLAGS}".encode()).hexdigest()[:16]
     where = cache_dir() / "native" / key
     where.mkdir(parents=True, exist_ok=True)

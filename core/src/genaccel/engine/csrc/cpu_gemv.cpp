@@ -33,11 +33,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <tuple>
 #include <vector>
 
+#include "cpu_gemv_avx512.h"
 #include "simd.h"
 
 namespace {
@@ -45,6 +48,20 @@ namespace {
 using namespace genaccel_simd;
 
 constexpr int kRows = 4;  // rows of x sharing one weight load
+
+// Whether the CPU has AVX-512 with BF16 and VNNI (cpu_gemv_avx512.cpp's kernels), unless GENACCEL_NATIVE_ISA=avx2
+// keeps the AVX2 kernels.
+bool avx512_kernels() {
+  static const bool has = [] {
+    const char* isa = std::getenv("GENACCEL_NATIVE_ISA");
+    if (isa && std::strcmp(isa, "avx2") == 0) return false;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+           && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")
+           && __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512vnni");
+  }();
+  return has;
+}
 
 // Weight formats for dense_rows: simd.h's stored formats, and int8.  x is read in the order load
 // gives (in_load_order).  For one row of x, kChains independent chains run along each weight row and
@@ -472,6 +489,13 @@ at::Tensor gemv_many(const at::Tensor& x_in, at::TensorList ws, const c10::List<
         dense_dispatch<F32W>(R, xf.p() + r0 * k, ws[j].const_data_ptr<float>(), yr, k, outs[j], o0, o1);
       });
     case at::kBFloat16: {
+      if (x.scalar_type() == at::kBFloat16 && avx512_kernels()) {  // bf16 dot products
+        auto xp = reinterpret_cast<const uint16_t*>(x.const_data_ptr<c10::BFloat16>());
+        return few_rows(x, outs, scales, biases, [&](int j, int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
+          auto wp = reinterpret_cast<const uint16_t*>(ws[j].const_data_ptr<c10::BFloat16>());
+          genaccel_avx512::bf16_rows(R, xp + r0 * k, wp, yr, k, outs[j], o0, o1);
+        });
+      }
       const lines<float> xo = in_load_order<BF16W>(xf.p(), x.numel() / k, k);  // BF16Row's order too
       const bool row_at_a_time = k < kRowAtATimeBelow;
       return few_rows(x, outs, scales, biases, [&](int j, int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
@@ -525,6 +549,7 @@ at::Tensor gemv_int4_many(const at::Tensor& x_in, at::TensorList packed, at::Ten
   const int64_t k = x.size(-1), groups = k / group, rows = x.numel() / k;
   const FloatRows xf = as_float(x);
   const QuantRows xq = quantize_rows(xf.p(), rows, k, group);
+  const bool avx512 = avx512_kernels();
   return few_rows(x, outs, std::vector<c10::optional<at::Tensor>>(n), optionals(bias, n, "biases"),
                   [&](int j, int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
     const int8_t* q = xq.q.data() + r0 * k;
@@ -533,6 +558,7 @@ at::Tensor gemv_int4_many(const at::Tensor& x_in, at::TensorList packed, at::Ten
     const uint8_t* wp = packed[j].const_data_ptr<uint8_t>();
     auto sz = reinterpret_cast<const uint16_t*>(scale_zero[j].const_data_ptr<c10::BFloat16>());
     const int64_t out = outs[j];
+    if (avx512) return genaccel_avx512::int4_rows(R, q, d, xs, qs, wp, sz, yr, k, out, group, o0, o1);
     switch (R) {
       case 1: return int4_rows<1>(q, d, xs, qs, wp, sz, yr, k, out, group, o0, o1);
       case 2: return int4_rows<2>(q, d, xs, qs, wp, sz, yr, k, out, group, o0, o1);
@@ -587,12 +613,14 @@ at::Tensor gemv_int8_many(const at::Tensor& x_in, at::TensorList packed, at::Ten
   const int64_t rows = x.numel() / k, blocks = k / 32;
   const FloatRows xf = as_float(x);
   const QuantRows xq = quantize_rows(xf.p(), rows, k, 32);
+  const bool avx512 = avx512_kernels();
   return few_rows(x, outs, scales, optionals(bias, n, "biases"),
                   [&](int j, int R, int64_t r0, float* yr, int64_t o0, int64_t o1) {
     const int8_t* q = xq.q.data() + r0 * k;
     const float* d = xq.d.data() + r0 * blocks;
     const int8_t* wp = packed[j].const_data_ptr<int8_t>();
     const int64_t out = outs[j];
+    if (avx512) return genaccel_avx512::int8_rows(R, q, d, wp, yr, k, out, o0, o1);
     switch (R) {
       case 1: return int8_rows<1>(q, d, wp, yr, k, out, o0, o1);
       case 2: return int8_rows<2>(q, d, wp, yr, k, out, o0, o1);
@@ -681,6 +709,7 @@ std::tuple<at::Tensor, at::Tensor> int7_from_int4(const at::Tensor& packed, cons
 }  // namespace
 
 TORCH_LIBRARY(genaccel_cpu, m) {
+  m.def("isa() -> str", +[]() -> std::string { return avx512_kernels() ? "avx512" : "avx2"; });
   m.def("gemv(Tensor x, Tensor w, Tensor? scale=None, Tensor? bias=None) -> Tensor");
   m.def("gemv_many(Tensor x, Tensor[] w, Tensor?[] scale, Tensor?[] bias) -> Tensor");
   m.def("gemv_int4(Tensor x, Tensor packed, Tensor scale_zero, int group, Tensor? bias=None) -> Tensor");
