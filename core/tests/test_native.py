@@ -1,6 +1,9 @@
 """genaccel's CPU kernels: each product equals the float32 product of the same weights (to float32
 rounding), for every weight format, row count, odd sizes and under torch.compile."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from genaccel.engine.native import cpu_ops, unavailable
@@ -87,6 +90,44 @@ def test_int4_gemv_stays_exact_where_every_product_is_the_largest(ops):
     packed, x = pack_uint4(q), torch.ones(1, 1024)
     got = ops.gemv_int4(x, packed, scale_zero, 512, None)
     torch.testing.assert_close(got.double(), int4_reference(x, packed, scale_zero, 512), rtol=1e-6, atol=1e-4)
+
+
+ISA_PRODUCTS = """
+import sys, torch
+from genaccel.engine.native import cpu_ops
+from genaccel.optimizations.int4cpu import pack_uint4, quantize_uint4
+ops, out = cpu_ops(), {}
+torch.manual_seed(0)
+for rows in (1, 3, 6):
+    for o, k in ((37, 256), (45, 2048)):
+        x = torch.randn(rows, k)
+        w8 = torch.randint(-128, 128, (o, k), dtype=torch.int8)
+        out[f"int8 {rows} {o} {k}"] = ops.gemv_int8(x, ops.pack_int8_rows(w8), torch.rand(o), torch.randn(o))
+        for group in (32, 128):
+            q, scale_zero = quantize_uint4(torch.randn(o, k), group)
+            out[f"int4 {rows} {o} {k} {group}"] = ops.gemv_int4(x, pack_uint4(q), scale_zero, group, torch.randn(o))
+        out[f"bf16 {rows} {o} {k}"] = ops.gemv(x.bfloat16(), torch.randn(o, k).bfloat16(), None, None)
+out["isa"] = ops.isa()
+torch.save(out, sys.argv[1])
+"""
+
+
+def test_avx512_kernels_equal_the_avx2_kernels(ops, tmp_path, monkeypatch):
+    """Where the CPU has AVX-512 BF16 and VNNI: the int8 and int4 products are bitwise the AVX2 kernels' (the same
+    exact integer sums, then the same float steps); bf16's differ only in the order of the float32 sums."""
+    if ops.isa() != "avx512":
+        pytest.skip(f"the CPU runs the {ops.isa()} kernels")
+    got = {}
+    for isa in ("avx2", "avx512"):
+        monkeypatch.setenv("GENACCEL_NATIVE_ISA", isa)
+        subprocess.run([sys.executable, "-c", ISA_PRODUCTS, str(tmp_path / isa)], check=True)
+        got[isa] = torch.load(tmp_path / isa)
+    assert got["avx2"].pop("isa") == "avx2" and got["avx512"].pop("isa") == "avx512"
+    for key, avx2 in got["avx2"].items():
+        if key.startswith("bf16"):
+            torch.testing.assert_close(got["avx512"][key], avx2, rtol=1e-2, atol=1e-2)
+        else:
+            assert torch.equal(got["avx512"][key], avx2), key
 
 
 def test_kernels_are_opaque_calls_under_compile(ops):
