@@ -174,7 +174,9 @@ def impact(ctx, reference: dict, records: list[dict]) -> dict:
         if rec["id"] not in scored:  # the reference's batch, scored as it was
             batch = [i for i in ref["batch"] if i in reference]
             scored.update(zip(batch, forced_logprobs(ctx, [reference[i] for i in batch])))
-        lp_ref, lp_opt = ref["logprobs"], scored[rec["id"]]
+        # renormalized in float64: two distributions, whose KL is at least 0 (near-equal ones' float32
+        # log-probabilities gave either sign)
+        lp_ref, lp_opt = (torch.log_softmax(lp.double(), -1) for lp in (ref["logprobs"], scored[rec["id"]]))
         kl = (lp_ref.exp() * (lp_ref - lp_opt)).sum(-1)  # per position
         tokens = torch.tensor(want, dtype=torch.long)
         kls += kl.tolist()

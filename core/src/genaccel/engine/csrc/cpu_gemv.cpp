@@ -18,6 +18,9 @@
 // in integers: a fifth of the instructions of converting every weight to float.  The zero points
 // meet the float sums of x.
 //
+// Where the CPU has AVX-512 BF16 and VNNI, the bf16 (with bf16 inputs), int8 and int4 products run
+// cpu_gemv_avx512.cpp's kernels instead (avx512_kernels()).
+//
 // int7_from_int4 gives the int4 weights as int8 within +-64 with a scale per output row: the weight side of
 // oneDNN's u8 x s8 GEMM for many-row products (genaccel/optimizations/int4cpu.py).
 
@@ -33,8 +36,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <tuple>
@@ -54,7 +57,7 @@ constexpr int kRows = 4;  // rows of x sharing one weight load
 bool avx512_kernels() {
   static const bool has = [] {
     const char* isa = std::getenv("GENACCEL_NATIVE_ISA");
-    if (isa && std::strcmp(isa, "avx2") == 0) return false;
+    if (!GENACCEL_AVX512 || (isa && std::strcmp(isa, "avx2") == 0)) return false;
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
            && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")

@@ -13,18 +13,19 @@
 //   in 16 bits and widens.  Each output row's group sum is the same exact integer, and the float steps that
 //   follow are the AVX2 kernel's: bitwise equal results.
 //
-// The functions here are compiled for AVX-512 by the pragma below and called only where avx512_bf16()
-// (cpu_gemv.cpp) says the CPU has it.  This file includes no torch headers and no standard-library templates:
+// The functions here are compiled for AVX-512 by GCC's target pragma below (with other compilers the file is
+// empty and the AVX2 kernels run) and called only where avx512_kernels() (cpu_gemv.cpp) says the CPU has them.  This file includes no torch headers and no standard-library templates:
 // an inline function compiled here for AVX-512 and also by the files compiled for AVX2 could be merged with
 // theirs at link time and run where AVX-512 is missing; the helpers are in an anonymous namespace.
+#include "cpu_gemv_avx512.h"
+
+#if GENACCEL_AVX512
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx512vnni")
 
 #include <immintrin.h>
 
 #include <cstdint>
 #include <cstring>
-
-#include "cpu_gemv_avx512.h"
 
 namespace {
 
@@ -234,3 +235,14 @@ void int4_rows(int rows, const int8_t* xq, const float* xd, const float* xsum, c
 }
 
 }  // namespace genaccel_avx512
+
+#else  // never called (avx512_kernels() is false), defined for the linker
+
+namespace genaccel_avx512 {
+void bf16_rows(int, const uint16_t*, const uint16_t*, float*, int64_t, int64_t, int64_t, int64_t) {}
+void int8_rows(int, const int8_t*, const float*, const int8_t*, float*, int64_t, int64_t, int64_t, int64_t) {}
+void int4_rows(int, const int8_t*, const float*, const float*, const int32_t*, const uint8_t*, const uint16_t*, float*,
+               int64_t, int64_t, int64_t, int64_t, int64_t) {}
+}  // namespace genaccel_avx512
+
+#endif  // GENACCEL_AVX512

@@ -3,6 +3,13 @@
 
 #include <cstdint>
 
+// GCC compiles them (its target pragma); with other compilers the AVX2 kernels run everywhere.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define GENACCEL_AVX512 1
+#else
+#define GENACCEL_AVX512 0
+#endif
+
 namespace genaccel_avx512 {
 
 // y[r][o] = sum_i x[r][i] * w[o][i] (float32, unscaled) for r < rows (at most 4) and o in [o0, o1): x (rows, k)
