@@ -48,7 +48,8 @@ llm.eval([1])
 @functools.cache
 def trial(path: str, n_ctx: int, threads: int, vocab: int, code: str = TRIAL) -> str | None:
     """Why llama.cpp cannot run the GGUF file at ``path`` here, from a trial run of ``code`` in a child
-    process (a crash, a signal or a non-zero exit, and the child's last line of output); None when it ran.
+    process (the signal it died of or its non-zero exit, and the child's last line of output; the caller
+    names llama.cpp); None when it ran.
     Once per file and setting in a process."""
     done = subprocess.run([sys.executable, "-c", code, path, *map(str, (n_ctx, threads, N_BATCH, vocab))],
                           capture_output=True, text=True)
@@ -63,7 +64,7 @@ def trial(path: str, n_ctx: int, threads: int, vocab: int, code: str = TRIAL) ->
             how = f"died of signal {-done.returncode}"
     else:
         how = f"exited with status {done.returncode}"
-    return (f"llama.cpp {how} in a trial run of {path} in a child process{last} (this llama.cpp build cannot "
+    return (f"{how} in a trial run of {path} in a child process{last} (this llama.cpp build cannot "
             "run the file on this CPU; rebuilding llama-cpp-python for it, or without the kernels that crash, may help)")
 
 
