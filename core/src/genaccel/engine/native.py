@@ -27,7 +27,7 @@ from ..files import cache_dir, warn
 
 CSRC = Path(__file__).parent / "csrc"
 SOURCES = (CSRC / "cpu_gemv.cpp", CSRC / "cpu_gemv_avx512.cpp", CSRC / "cpu_attention.cpp")
-HEADERS = (CSRC / "simd.h", CSRC / "cpu_gemv_avx512.h")
+HEADERS = (CSRC / "simd.h", CSRC / "simd_common.h", CSRC / "cpu_gemv_avx512.h")
 FLAGS = ["-O3", "-mavx2", "-mfma", "-fopenmp"]
 
 

@@ -210,12 +210,6 @@ QuantRows quantize_rows(const float* x, int64_t rows, int64_t k, int64_t block) 
   return out;
 }
 
-// The sums of four vectors' eight 32-bit lanes, one lane each.
-inline __m128i hsum4(__m256i a, __m256i b, __m256i c, __m256i d) {
-  const __m256i pairs = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
-  return _mm_add_epi32(_mm256_castsi256_si128(pairs), _mm256_extracti128_si256(pairs, 1));
-}
-
 // int4: y[r][o] = sum_g scale_g * d_rg * (sum_{i in g} q_i xq_i - 8 * sum_{i in g} xq_i) + zero_g * sum_{i in g} x_i,
 // x quantized per group: the exact integer sum of (q - 8) * xq, taken as q * xq (maddubs of the unsigned
 // nibbles and the signed inputs: pair sums of at most 2 * 15 * 127) less 8 times the inputs' integer sum

@@ -14,9 +14,10 @@
 //   follow are the AVX2 kernel's: bitwise equal results.
 //
 // The functions here are compiled for AVX-512 by GCC's target pragma below (with other compilers the file is
-// empty and the AVX2 kernels run) and called only where avx512_kernels() (cpu_gemv.cpp) says the CPU has them.  This file includes no torch headers and no standard-library templates:
-// an inline function compiled here for AVX-512 and also by the files compiled for AVX2 could be merged with
-// theirs at link time and run where AVX-512 is missing; the helpers are in an anonymous namespace.
+// empty and the AVX2 kernels run) and called only where avx512_kernels() (cpu_gemv.cpp) says the CPU has them.
+// This file includes no torch headers and no standard-library templates: an inline function compiled here for
+// AVX-512 and also by the files compiled for AVX2 could be merged with theirs at link time and run where
+// AVX-512 is missing.  Its helpers, and simd_common.h's, have internal linkage.
 #include "cpu_gemv_avx512.h"
 
 #if GENACCEL_AVX512
@@ -27,15 +28,11 @@
 #include <cstdint>
 #include <cstring>
 
+#include "simd_common.h"
+
 namespace {
 
-constexpr int64_t kPrefetch = 4096;  // at least this many bytes ahead of the loads of a stream
-
-// As simd.h's ahead(): the same place in the next `rows` rows, at least kPrefetch bytes on.
-inline int64_t ahead(int64_t rows, int64_t row_bytes) {
-  const int64_t next = rows * row_bytes;
-  return next * ((kPrefetch + next - 1) / next);
-}
+using namespace genaccel_simd;
 
 inline __m512bh bf16_load(const uint16_t* p) { return (__m512bh)_mm512_loadu_si512(p); }
 inline __m512bh bf16_load(const uint16_t* p, __mmask32 m) { return (__m512bh)_mm512_maskz_loadu_epi16(m, p); }
@@ -82,14 +79,6 @@ void bf16_rows_of(const uint16_t* x, const uint16_t* w, float* y, int64_t k, int
   for (; o < o1; ++o) bf16_block<R, 1>(x, w, y, k, out, o, dist);
 }
 
-// As simd.h's hsum: the same order of additions.
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
 // Groups of four output rows from o0 / 4, each one stream of 128-byte chunks (a block of 32 features of each
 // row in turn); two rows of a chunk per 512-bit vector, the input block in both halves.
 template <int R>
@@ -131,12 +120,6 @@ void int8_rows_of(const int8_t* xq, const float* xd, const int8_t* packed, float
         }
       }
   }
-}
-
-// As cpu_gemv.cpp's hsum4: the sums of four vectors' eight 32-bit lanes, one lane each.
-inline __m128i hsum4(__m256i a, __m256i b, __m256i c, __m256i d) {
-  const __m256i pairs = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
-  return _mm_add_epi32(_mm256_castsi256_si128(pairs), _mm256_extracti128_si256(pairs, 1));
 }
 
 // Groups of four output rows from o0 / 4 (the packed rows are padded to a multiple of 4), each chunk of 64

@@ -1,4 +1,4 @@
-// AVX2 helpers shared by genaccel's CPU kernels (cpu_gemv.cpp, cpu_attention.cpp).
+// AVX2 helpers shared by genaccel's CPU kernels (cpu_gemv.cpp, cpu_attention.cpp), with simd_common.h's.
 #pragma once
 
 #include <immintrin.h>
@@ -8,6 +8,8 @@
 #include <cstring>
 #include <new>
 #include <vector>
+
+#include "simd_common.h"
 
 namespace genaccel_simd {
 
@@ -30,13 +32,6 @@ struct LineAligned {
 };
 template <class T>
 using lines = std::vector<T, LineAligned<T>>;
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 inline float bf16_to_float(uint16_t b) {
   uint32_t u = static_cast<uint32_t>(b) << 16;
@@ -69,14 +64,5 @@ struct BF16Unpack {
   // swaps values 4-7 and 8-11 of every 16 (its own inverse)
   static int64_t feature(int64_t i) { return (i & 12) == 4 ? i + 4 : ((i & 12) == 8 ? i - 4 : i); }
 };
-
-constexpr int64_t kPrefetch = 4096;  // at least this many bytes ahead of the loads of a stream
-
-// How far ahead to prefetch rows read `rows` at a time, `row_bytes` each: the same place in
-// the next rows (the loads that follow), at least kPrefetch bytes on.
-inline int64_t ahead(int64_t rows, int64_t row_bytes) {
-  const int64_t next = rows * row_bytes;
-  return next * ((kPrefetch + next - 1) / next);
-}
 
 }  // namespace genaccel_simd
